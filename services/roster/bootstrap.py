@@ -1,0 +1,121 @@
+"""The roster's composition root: the only place that creates the engine, the
+NATS connection, the scheduler and the servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass, field
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from nats.micro.service import Service
+
+from services.roster import handlers, rotation
+from services.roster.config import Settings
+from services.roster.consumers import build_consumers
+from services.roster.models import ROSTER_TABLES
+from services.roster.queries import RosterQueries
+from shared.bus import Bus, ConsumerRunner, all_streams, ensure_streams
+from shared.clock import Clock, SystemClock
+from shared.health import HealthServer
+from shared.store import Database, OutboxRelay
+
+log = structlog.get_logger("roster")
+
+VERSION = "0.1.0"
+
+
+def policy_from(settings: Settings) -> rotation.RotationPolicy:
+    return rotation.RotationPolicy(
+        ending_soon_days=settings.ending_soon_days,
+        gap_repeat_days=settings.gap_repeat_days,
+        announce_window_days=settings.announce_window_days,
+    )
+
+
+@dataclass
+class RosterApp:
+    settings: Settings
+    clock: Clock
+    db: Database
+    bus: Bus | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+    queries: RosterQueries | None = None
+    service: Service | None = None
+    scheduler: AsyncIOScheduler | None = None
+    health: HealthServer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        instance = s.instance or f"{socket.gethostname()}:{os.getpid()}"
+        structlog.contextvars.bind_contextvars(instance=instance)
+        await self.db.create_tables(ROSTER_TABLES)
+        self.health = HealthServer(service="roster", host=s.health_host, port=s.health_port, readiness=self.readiness)
+        await self.health.start()
+        self.bus = await Bus.open(s.nats_url, source="roster", instance=instance)
+        await ensure_streams(self.bus.js, all_streams())
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.relay.start()
+        self.consumers = build_consumers(
+            bus=self.bus, db=self.db, clock=self.clock, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds
+        )
+        for consumer in self.consumers:
+            consumer.start()
+        self.queries = RosterQueries(db=self.db, clock=self.clock, required_course=s.required_course)
+        self.service = await self.queries.serve(self.bus.nc, version=VERSION)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        # Every replica scans; the facts a scan announces are recorded with the
+        # state change and carry deterministic ids, so replicas never double up.
+        self.scheduler.add_job(
+            self.scan,
+            "interval",
+            seconds=s.scan_interval_seconds,
+            id="rotation_scan",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(max(s.scan_interval_seconds, 1)),
+            next_run_time=self.clock.now(),
+        )
+        self.scheduler.start()
+        log.info("roster_started", health_port=self.health.port)
+
+    async def scan(self) -> None:
+        try:
+            await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings))
+        except Exception:
+            log.exception("rotation_scan_failed")  # the next interval tries again
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "nats": bool(self.bus and self.bus.connected),
+            "store": await self.db.ping(),
+            "consumers": bool(self.consumers) and all(c.bound for c in self.consumers),
+        }
+
+    async def stop(self) -> None:
+        """Stop pulling, finish in-flight work, flush the outbox, drain."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        await asyncio.gather(*(c.stop() for c in self.consumers))
+        if self.service is not None:
+            await self.service.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+            try:
+                await asyncio.wait_for(self.relay.flush(), timeout=5)
+            except Exception as exc:  # left in the outbox for the next start
+                log.warning("outbox_not_flushed_at_stop", error=str(exc) or type(exc).__name__)
+        if self.bus is not None:
+            await self.bus.close()
+        if self.health is not None:
+            await self.health.stop()
+        await self.db.dispose()
+        log.info("roster_stopped")
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> RosterApp:
+    return RosterApp(settings=settings, clock=clock or SystemClock(), db=Database(settings.db_url))

@@ -1,0 +1,295 @@
+"""`cmcoord roster ...`: import, directory, invitations, scans, samples.
+
+The commands work on the roster's own store (the URL in CMCOORD_ROSTER_DATABASE_URL,
+or the SQLite file under CMCOORD_HOME). Events they cause are written to the
+outbox in the same transaction and published at once when NATS is reachable;
+otherwise the running roster service publishes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from services.roster import handlers, store
+from services.roster.bootstrap import policy_from
+from services.roster.config import Settings
+from services.roster.directory import load_snapshot
+from services.roster.importer import Change, RosterFileError, RowError, parse_roster
+from services.roster.models import ROSTER_TABLES, CounterpartContact
+from services.roster.samples import generate
+from shared.bus import Bus
+from shared.clock import Clock, ManualClock, SystemClock
+from shared.logging import configure_logging
+from shared.regions import resolve_country, resolve_region
+from shared.store import Database, OutboxRelay
+
+app = typer.Typer(no_args_is_help=True, help="People, posts and deployments.")
+
+
+@app.callback()
+def _logging() -> None:
+    # Commands speak to the operator on stdout; only real problems go to the log.
+    configure_logging(service="roster-cli", fmt="console", level="error")
+
+SAMPLE = Path(__file__).parent / "sample" / "roster.csv"
+
+
+class _Rejected(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+
+
+class _DryRun(Exception):
+    pass
+
+
+async def _open(settings: Settings) -> Database:
+    db = Database(settings.db_url)
+    await db.create_tables(ROSTER_TABLES)
+    return db
+
+
+async def _publish_now(db: Database, settings: Settings, clock: Clock) -> str:
+    try:
+        bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0)
+    except Exception:
+        return "NATS not reachable: the roster service will publish the events"
+    try:
+        published = await OutboxRelay(db, bus, clock=clock).flush()
+        return f"{published} event(s) published"
+    finally:
+        await bus.close()
+
+
+async def import_text(
+    text: str, *, settings: Settings, clock: Clock, dry_run: bool = False, publish: bool = True
+) -> tuple[list[Change], list[RowError], str]:
+    """Validate, plan and (unless dry-run) apply an import in one transaction."""
+    parsed = parse_roster(text)
+    if parsed.errors:
+        return [], parsed.errors, ""
+    db = await _open(settings)
+    changes: list[Change] = []
+    try:
+        async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            changes, conflicts = await store.plan_import(uow.session, rows=parsed.rows)
+            if conflicts:
+                raise _Rejected(conflicts)
+            if dry_run:
+                raise _DryRun
+            await store.apply_rows(uow, rows=parsed.rows)
+            await store.rotation_scan(uow, today=clock.now().date(), policy=policy_from(settings))
+    except _Rejected as rejected:
+        await db.dispose()
+        return [], rejected.errors, ""
+    except _DryRun:
+        await db.dispose()
+        return changes, [], ""
+    note = await _publish_now(db, settings, clock) if publish else ""
+    await db.dispose()
+    return changes, [], note
+
+
+@app.command("import")
+def import_(
+    file: Path | None = typer.Argument(None, help="CSV or HXL-tagged CSV", exists=True, dir_okay=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; write nothing"),
+    sample: bool = typer.Option(False, "--sample", help="import the demo roster, dated from today"),
+) -> None:
+    """Upsert people by email, with their posts, deployments and trainings. All or nothing."""
+    settings = Settings()
+    clock = SystemClock()
+    if sample:
+        text = generate(people=60, today=clock.now().date())
+    elif file is not None:
+        text = file.read_text(encoding="utf-8-sig")
+    else:
+        raise typer.BadParameter("give a FILE or --sample")
+    try:
+        changes, errors, note = asyncio.run(import_text(text, settings=settings, clock=clock, dry_run=dry_run))
+    except RosterFileError as exc:
+        typer.echo(f"cannot import: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if errors:
+        for error in errors:
+            typer.echo(str(error), err=True)
+        typer.echo(f"{len(errors)} error(s); nothing was written", err=True)
+        raise typer.Exit(1)
+    for change in changes:
+        typer.echo(str(change))
+    summary = {k: sum(c.kind == k for c in changes) for k in
+               ("new_person", "changed_person", "new_deployment", "changed_deployment", "ended_deployment")}
+    typer.echo(("would change: " if dry_run else "imported: ") + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items()))
+    if note:
+        typer.echo(note)
+
+
+DIRECTORY_COLUMNS = (
+    ("name", "#contact+name"), ("email", "#contact+email"), ("phone", "#contact+phone"),
+    ("telegram", "#contact+telegram"), ("organisation", "#org"), ("country", "#country+code"),
+    ("country_name", "#country+name"), ("duty_station", "#loc"), ("region", "#region+code"),
+    ("post_title", "#meta+post"), ("role", "#meta+role"), ("start", "#date+start"), ("planned_end", "#date+end"),
+    ("hats", "#meta+hats"), ("flags", "#meta+flags"),
+)
+
+
+async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:
+    db = await _open(settings)
+    try:
+        async with db.read() as session:
+            revision = await store.current_revision(session)
+            snapshot = await load_snapshot(session, day=clock.now().date(), revision=revision,
+                                           required_course=settings.required_course)
+    finally:
+        await db.dispose()
+    out = []
+    for card, dep in snapshot.directory(region=region, country=country):
+        out.append({
+            "name": card.name, "email": card.email, "phone": card.phone, "telegram": card.telegram_username,
+            "organisation": card.organisation, "country": dep.country, "country_name": dep.country_name,
+            "duty_station": dep.duty_station, "region": dep.region, "post_title": dep.title, "role": dep.role,
+            "start": dep.start.isoformat(), "planned_end": dep.planned_end.isoformat(), "hats": ";".join(dep.hats),
+            "flags": ";".join(card.flags),
+        })
+    return out
+
+
+@app.command()
+def directory(
+    region: str | None = typer.Option(None, help="OCHA region code or name, e.g. ROWCA"),
+    country: str | None = typer.Option(None, help="ISO 3166 code or name"),
+    fmt: str = typer.Option("csv", "--format", help="csv, hxl or json"),
+) -> None:
+    """The published directory of current deployments (recommendation #4)."""
+    region_code = resolve_region(region) if region else None
+    if region and region_code is None:
+        raise typer.BadParameter(f"unknown region {region!r}", param_hint="--region")
+    country_code = resolve_country(country) if country else None
+    if country and country_code is None:
+        raise typer.BadParameter(f"unknown country {country!r}", param_hint="--country")
+    if fmt not in ("csv", "hxl", "json"):
+        raise typer.BadParameter("csv, hxl or json", param_hint="--format")
+    rows = asyncio.run(directory_rows(settings=Settings(), clock=SystemClock(), region=region_code, country=country_code))
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([name for name, _ in DIRECTORY_COLUMNS])
+    if fmt == "hxl":
+        writer.writerow([tag for _, tag in DIRECTORY_COLUMNS])
+    for row in rows:
+        writer.writerow([row[name] for name, _ in DIRECTORY_COLUMNS])
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+async def invite_person(*, email: str, settings: Settings, clock: Clock) -> tuple[str, str, datetime]:
+    db = await _open(settings)
+    try:
+        async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            person, token = await store.create_invite(uow, email=email, ttl=timedelta(days=settings.invite_ttl_days))
+            name = person.name
+    finally:
+        await db.dispose()
+    return name, token, clock.now() + timedelta(days=settings.invite_ttl_days)
+
+
+@app.command()
+def invite(email: str = typer.Argument(..., help="the roster email of the person to invite")) -> None:
+    """A single-use Telegram registration link (expires in 7 days)."""
+    settings = Settings()
+    try:
+        name, token, expires = asyncio.run(invite_person(email=email, settings=settings, clock=SystemClock()))
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use:")
+    typer.echo(f"https://t.me/{settings.bot_username}?start={token}")
+
+
+@app.command()
+def scan(at: datetime | None = typer.Option(None, help="scan as of this instant (ISO 8601, UTC if no zone)")) -> None:
+    """Run one rotation scan now (the service also runs it on an interval)."""
+    settings = Settings()
+    clock: Clock = SystemClock()
+    if at is not None:
+        clock = ManualClock(at if at.tzinfo else at.replace(tzinfo=UTC))
+
+    async def run() -> tuple[store.ScanResult, str]:
+        db = await _open(settings)
+        try:
+            result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings))
+            return result, await _publish_now(db, settings, clock)
+        finally:
+            await db.dispose()
+
+    result, note = asyncio.run(run())
+    counts: dict[str, int] = {}
+    for event in result.announced:
+        counts[event.type] = counts.get(event.type, 0) + 1
+    typer.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to announce")
+    typer.echo(note)
+
+
+@app.command()
+def counterparts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Import counterpart contacts (columns: country, unit, function, channel[, classification])."""
+    settings = Settings()
+    rows = list(csv.DictReader(io.StringIO(file.read_text(encoding="utf-8-sig"))))
+    errors = []
+    clean = []
+    for line, row in enumerate(rows, start=2):
+        country = resolve_country(row.get("country", ""))
+        classification = (row.get("classification") or "restricted").strip().lower()
+        if country is None:
+            errors.append(f"line {line}: unknown country {row.get('country')!r}")
+        elif not (row.get("unit") and row.get("function") and row.get("channel")):
+            errors.append(f"line {line}: unit, function and channel are required")
+        elif classification not in ("public", "community", "restricted"):
+            errors.append(f"line {line}: classification must be public, community or restricted")
+        else:
+            clean.append((country, row["unit"].strip(), row["function"].strip(), row["channel"].strip(), classification))
+    if errors:
+        typer.echo("\n".join(errors) + f"\n{len(errors)} error(s); nothing was written", err=True)
+        raise typer.Exit(1)
+
+    async def run() -> None:
+        from sqlmodel import select
+
+        db = await _open(settings)
+        clock = SystemClock()
+        try:
+            async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+                for country, unit, function, channel, classification in clean:
+                    found = (await uow.session.exec(select(CounterpartContact).where(
+                        CounterpartContact.country == country, CounterpartContact.unit == unit,
+                        CounterpartContact.function == function))).first()
+                    found = found or CounterpartContact(country=country, unit=unit, function=function, channel=channel,
+                                                        updated_at=clock.now())
+                    found.channel, found.classification, found.updated_at = channel, classification, clock.now()
+                    uow.session.add(found)
+                await store.bump_revision(uow.session)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"{len(clean)} counterpart contact(s) stored")
+
+
+@app.command()
+def sample(
+    people: int = typer.Option(60, min=1, help="how many people"),
+    today: str | None = typer.Option(None, help="anchor date for the dates (YYYY-MM-DD); default today"),
+    seed: int = typer.Option(2020),
+) -> None:
+    """Print a synthetic roster CSV (fictional people, real places)."""
+    anchor = date.fromisoformat(today) if today else SystemClock().now().date()
+    typer.echo(generate(people=people, today=anchor, seed=seed), nl=False)

@@ -1,0 +1,47 @@
+"""Roster handlers: plain async functions taking their dependencies as arguments."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from services.roster import rotation, store
+from shared import events
+from shared.bus import PermanentError
+from shared.clock import Clock
+from shared.events import Envelope
+from shared.store import Database
+
+log = structlog.get_logger("roster")
+
+SOURCE = "roster"
+
+
+async def on_handover_submitted(
+    envelope: Envelope, event: events.HandoverNoteSubmitted, *, db: Database, clock: Clock, consumer: str
+) -> None:
+    async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
+        if not await uow.claim(consumer, envelope.id):
+            log.info("event_already_applied")
+            return
+        note = await store.record_handover(uow, note=event)
+        if note is None:
+            raise PermanentError(f"deployment {event.deployment_id} is unknown or not held by the sender")
+        log.info("handover_recorded", deployment_id=str(event.deployment_id), revision=note.revision)
+
+
+async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.RotationPolicy) -> store.ScanResult:
+    """One scan; a concurrent scanner that wrote the same facts first makes ours
+    fail on the unique event id, and the retry then finds nothing left to do."""
+    for attempt in (1, 2, 3):
+        try:
+            async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+                result = await store.rotation_scan(uow, today=clock.now().date(), policy=policy)
+            if result.announced:
+                log.info("rotation_scan", announced=len(result.announced))
+            return result
+        except IntegrityError:
+            if attempt == 3:
+                raise
+            log.info("rotation_scan_raced", attempt=attempt)
+    raise AssertionError("unreachable")

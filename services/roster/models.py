@@ -1,0 +1,196 @@
+"""Roster tables (owned by the roster service alone) and the shapes of its answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Table, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.store import SHARED_TABLES
+
+
+def _uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def join_list(items: list[str]) -> str:
+    return ";".join(items)
+
+
+class Person(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
+    email: str = Field(unique=True, max_length=254)
+    name: str = Field(max_length=200)
+    phone: str = Field(default="", max_length=64)
+    telegram_username: str = Field(default="", max_length=64)
+    organisation: str = Field(default="", max_length=120)
+    languages: str = Field(default="", max_length=200, description="';'-separated")
+    timezone: str = Field(default="UTC", max_length=64)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Post(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("country", "duty_station", "title"),)
+    id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
+    country: str = Field(max_length=2, index=True, description="ISO 3166-1 alpha-2")
+    duty_station: str = Field(max_length=120)
+    region: str = Field(max_length=12, index=True)
+    title: str = Field(max_length=160)
+    # rotation state: the open gap (if any) and how many alerts it has had
+    gapped_since: date | None = None
+    gap_alerts_sent: int = 0
+
+
+class Deployment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("person_id", "post_id", "start"),)
+    id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="person.id", index=True)
+    post_id: uuid.UUID = Field(foreign_key="post.id", index=True)
+    role: str = Field(max_length=32)
+    start: date
+    planned_end: date
+    actual_end: date | None = None
+    hats: str = Field(default="", max_length=500, description="other hats held, ';'-separated")
+    created_at: datetime
+    updated_at: datetime
+    # rotation state: which facts have been announced
+    started_announced: bool = False
+    ending_soon_announced_for: date | None = None
+    ended_announced: bool = False
+
+    @property
+    def end(self) -> date:
+        return self.actual_end or self.planned_end
+
+
+class Training(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("person_id", "course"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="person.id", index=True)
+    course: str = Field(max_length=120)
+    completed_on: date | None = None
+
+
+class CounterpartContact(SQLModel, table=True):
+    """An armed-actor or authority contact in a country (restricted by default)."""
+
+    __tablename__ = "counterpart_contact"
+    __table_args__ = (UniqueConstraint("country", "unit", "function"),)
+    id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
+    country: str = Field(max_length=2, index=True)
+    unit: str = Field(max_length=200, description="unit or organisation")
+    function: str = Field(max_length=200)
+    channel: str = Field(max_length=300, description="how to reach them")
+    classification: str = Field(default="restricted", max_length=16)
+    updated_at: datetime
+
+
+class TelegramLink(SQLModel, table=True):
+    __tablename__ = "telegram_link"
+    person_id: uuid.UUID = Field(foreign_key="person.id", primary_key=True)
+    telegram_user_id: int = Field(unique=True)
+    linked_at: datetime
+
+
+class RegistrationToken(SQLModel, table=True):
+    __tablename__ = "registration_token"
+    token_hash: str = Field(primary_key=True, max_length=64, description="sha256 hex of the token")
+    person_id: uuid.UUID = Field(foreign_key="person.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class HandoverNote(SQLModel, table=True):
+    __tablename__ = "handover_note"
+    id: uuid.UUID = Field(default_factory=_uuid, primary_key=True)
+    deployment_id: uuid.UUID = Field(foreign_key="deployment.id", unique=True)
+    post_id: uuid.UUID = Field(foreign_key="post.id", index=True)
+    person_id: uuid.UUID = Field(foreign_key="person.id")
+    key_counterparts: str = ""
+    open_issues: str = ""
+    recurring_meetings: str = ""
+    where_files_live: str = ""
+    advice_to_successor: str = ""
+    revision: int = 1
+    submitted_at: datetime
+
+
+class RosterRevision(SQLModel, table=True):
+    """Bumped by every write that changes what a query may answer (cache key)."""
+
+    __tablename__ = "roster_revision"
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
+
+
+ROSTER_TABLES: tuple[Table, ...] = (
+    *SHARED_TABLES,
+    *(
+        model.__table__  # type: ignore[attr-defined]
+        for model in (
+            Person,
+            Post,
+            Deployment,
+            Training,
+            CounterpartContact,
+            TelegramLink,
+            RegistrationToken,
+            HandoverNote,
+            RosterRevision,
+        )
+    ),
+)
+
+
+# --- answers (data models, not tables) ------------------------------------
+
+
+class DeploymentCard(SQLModel):
+    deployment_id: uuid.UUID
+    post_id: uuid.UUID
+    country: str
+    country_name: str
+    duty_station: str
+    region: str
+    title: str
+    role: str
+    start: date
+    planned_end: date
+    hats: list[str]
+
+
+class ContactCard(SQLModel):
+    person_id: uuid.UUID
+    name: str
+    organisation: str
+    email: str
+    phone: str
+    telegram_username: str
+    languages: list[str]
+    timezone: str
+    deployments: list[DeploymentCard]
+    other_hats: list[str]
+    flags: list[str]
+
+
+class ContactsPage(SQLModel):
+    query: str
+    total: int
+    offset: int
+    items: list[ContactCard]
+
+
+class CounterpartCard(SQLModel):
+    country: str
+    unit: str
+    function: str
+    channel: str
+    classification: str

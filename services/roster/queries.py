@@ -1,0 +1,154 @@
+"""Request/reply queries the roster answers under cmcoord.roster.svc.<verb>."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from nats.micro.service import Service
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from services.roster import store
+from services.roster.directory import DirectorySnapshot, load_snapshot
+from services.roster.models import CounterpartCard, Deployment, Post
+from shared.bus import json_endpoint
+from shared.clock import Clock
+from shared.regions import region_for_country, resolve_country, resolve_region
+from shared.store import Database
+
+SUBJECT_PREFIX = "cmcoord.roster.svc"
+
+# Who may see counterpart (armed actor) contacts of a country: these roles,
+# deployed in that country's region.
+COUNTERPART_ROLES = frozenset({"cmcoord_officer", "regional_adviser"})
+
+
+class ContactsQuery(BaseModel):
+    query: str = Field(min_length=1, max_length=200)
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+class DirectoryQuery(BaseModel):
+    region: str | None = None
+    country: str | None = None
+
+
+class TelegramQuery(BaseModel):
+    telegram_user_id: int
+
+
+class PostQuery(BaseModel):
+    post_id: uuid.UUID
+
+
+class CounterpartQuery(BaseModel):
+    country: str
+    requester_person_id: uuid.UUID
+
+
+class RosterQueries:
+    def __init__(self, *, db: Database, clock: Clock, required_course: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.required_course = required_course
+        self._snapshot: DirectorySnapshot | None = None
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> DirectorySnapshot:
+        """The directory for today, rebuilt only when the roster revision or day changed."""
+        day = self.clock.now().date()
+        async with self.db.read() as session:
+            revision = await store.current_revision(session)
+        current = self._snapshot
+        if current is not None and current.revision == revision and current.day == day:
+            return current
+        async with self._lock:
+            current = self._snapshot
+            if current is None or current.revision != revision or current.day != day:
+                async with self.db.read() as session:
+                    current = await load_snapshot(
+                        session, day=day, revision=revision, required_course=self.required_course
+                    )
+                self._snapshot = current
+        return current
+
+    async def contacts(self, payload: dict[str, Any]) -> Any:
+        q = ContactsQuery.model_validate(payload)
+        return (await self.snapshot()).search(q.query, offset=q.offset, limit=q.limit)
+
+    async def directory(self, payload: dict[str, Any]) -> Any:
+        q = DirectoryQuery.model_validate(payload)
+        region = resolve_region(q.region) if q.region else None
+        country = resolve_country(q.country) if q.country else None
+        if q.region and region is None:
+            raise ValueError(f"unknown region {q.region!r}")
+        if q.country and country is None:
+            raise ValueError(f"unknown country {q.country!r}")
+        rows = (await self.snapshot()).directory(region=region, country=country)
+        return [{"person": card.model_dump(mode="json"), "deployment": dep.model_dump(mode="json")} for card, dep in rows]
+
+    async def person_by_telegram(self, payload: dict[str, Any]) -> Any:
+        q = TelegramQuery.model_validate(payload)
+        async with self.db.read() as session:
+            person = await store.person_by_telegram(session, telegram_user_id=q.telegram_user_id)
+        if person is None:
+            raise LookupError("not registered")
+        return await self._card(person.id)
+
+    async def post_holder(self, payload: dict[str, Any]) -> Any:
+        q = PostQuery.model_validate(payload)
+        snapshot = await self.snapshot()
+        holders = [
+            {"person": e.card.model_dump(mode="json"), "deployment": d.model_dump(mode="json")}
+            for e in snapshot.deployed
+            for d in e.card.deployments
+            if d.post_id == q.post_id
+        ]
+        return {"post_id": str(q.post_id), "holders": holders}
+
+    async def counterparts(self, payload: dict[str, Any]) -> Any:
+        q = CounterpartQuery.model_validate(payload)
+        country = resolve_country(q.country)
+        if country is None:
+            raise ValueError(f"unknown country {q.country!r}")
+        region = region_for_country(country)
+        async with self.db.read() as session:
+            day = self.clock.now().date()
+            held = await session.exec(
+                select(Deployment, Post).join(Post).where(Deployment.person_id == q.requester_person_id)
+            )
+            allowed = any(
+                dep.role in COUNTERPART_ROLES and dep.start <= day <= (dep.actual_end or dep.planned_end)
+                and (post.region == region or post.country == country)
+                for dep, post in held.all()
+            )
+            if not allowed:
+                raise PermissionError("counterpart contacts are for CMCoord officers and advisers of the region")
+            rows = await store.counterparts_in(session, country=country)
+        return [CounterpartCard.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
+
+    async def _card(self, person_id: uuid.UUID) -> Any:
+        for entry in (await self.snapshot()).entries:
+            if entry.card.person_id == person_id:
+                return entry.card
+        raise LookupError("unknown person")
+
+    async def serve(self, nc: NATS, *, version: str) -> Service:
+        service = await add_service(
+            nc, name="roster", version=version, description="CMCoord roster queries", queue_group="roster"
+        )
+        group = service.add_group(name=SUBJECT_PREFIX)
+        for name, handler in (
+            ("contacts", self.contacts),
+            ("directory", self.directory),
+            ("person_by_telegram", self.person_by_telegram),
+            ("post_holder", self.post_holder),
+            ("counterparts", self.counterparts),
+        ):
+            await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))
+        return service

@@ -1,0 +1,327 @@
+"""Roster reads and writes. Functions take a session or unit of work and
+keyword-only arguments; nothing here talks to NATS."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.roster import rotation
+from services.roster.importer import (
+    Change,
+    DeploymentData,
+    ExistingDeployment,
+    ExistingPerson,
+    RosterRow,
+    RowError,
+    plan_changes,
+)
+from services.roster.models import (
+    CounterpartContact,
+    Deployment,
+    HandoverNote,
+    Person,
+    Post,
+    RegistrationToken,
+    RosterRevision,
+    TelegramLink,
+    Training,
+    join_list,
+    split_list,
+)
+from shared import events
+from shared.regions import REGIONS
+from shared.store import UnitOfWork
+
+
+async def bump_revision(session: AsyncSession) -> None:
+    row = await session.get(RosterRevision, 1)
+    if row is None:
+        session.add(RosterRevision(id=1, revision=1))
+    else:
+        await session.execute(update(RosterRevision).where(col(RosterRevision.id) == 1).values(revision=row.revision + 1))
+
+
+async def current_revision(session: AsyncSession) -> int:
+    row = await session.get(RosterRevision, 1)
+    return row.revision if row else 0
+
+
+# --- import -----------------------------------------------------------------
+
+
+async def plan_import(session: AsyncSession, *, rows: list[RosterRow]) -> tuple[list[Change], list[RowError]]:
+    emails = {r.person.email for r in rows}
+    people: dict[str, ExistingPerson] = {}
+    existing: list[ExistingDeployment] = []
+    found = await session.exec(select(Person).where(col(Person.email).in_(emails)))
+    by_id: dict[uuid.UUID, Person] = {}
+    for p in found.all():
+        by_id[p.id] = p
+        people[p.email] = ExistingPerson(
+            p.email, p.name, p.phone, p.telegram_username, p.organisation, tuple(split_list(p.languages)), p.timezone
+        )
+    if by_id:
+        result = await session.exec(
+            select(Deployment, Post).join(Post).where(col(Deployment.person_id).in_(list(by_id)))
+        )
+        for dep, post in result.all():
+            existing.append(
+                ExistingDeployment(
+                    dep.id, by_id[dep.person_id].email, post.country, post.duty_station, post.title, dep.start,
+                    dep.planned_end, dep.actual_end, dep.role, tuple(split_list(dep.hats)),
+                )
+            )
+    return plan_changes(rows, people, existing)
+
+
+async def apply_rows(uow: UnitOfWork, *, rows: list[RosterRow]) -> None:
+    """Upsert people (by email), posts, deployments and trainings from valid rows."""
+    session, now = uow.session, uow.clock.now()
+    people: dict[str, Person] = {}
+    for row in rows:
+        p = row.person
+        person = people.get(p.email)
+        if person is None:
+            person = (await session.exec(select(Person).where(Person.email == p.email))).first()
+        created = person is None
+        default_tz = REGIONS[row.deployment.region].timezone if row.deployment else "UTC"
+        if person is None:
+            person = Person(email=p.email, name=p.name, timezone=p.timezone or default_tz, created_at=now, updated_at=now)
+        values = {
+            "name": p.name,
+            "phone": p.phone,
+            "telegram_username": p.telegram_username,
+            "organisation": p.organisation,
+            "languages": join_list(list(p.languages)),
+            "timezone": p.timezone or person.timezone,
+        }
+        changed = created or any(getattr(person, k) != v for k, v in values.items())
+        if changed and p.email not in people:
+            for k, v in values.items():
+                setattr(person, k, v)
+            person.updated_at = now
+            session.add(person)
+            await session.flush()
+            uow.emit(events.PersonChanged(person_id=person.id, created=created))
+        people[p.email] = person
+        for course, completed in row.trainings:
+            known = (
+                await session.exec(
+                    select(Training).where(Training.person_id == person.id, Training.course == course)
+                )
+            ).first()
+            if known is None:
+                session.add(Training(person_id=person.id, course=course, completed_on=completed))
+            elif known.completed_on != completed and completed is not None:
+                known.completed_on = completed
+                session.add(known)
+        if row.deployment is not None:
+            await _upsert_deployment(uow, person=person, data=row.deployment, now=now)
+    await bump_revision(session)
+
+
+async def _upsert_deployment(uow: UnitOfWork, *, person: Person, data: DeploymentData, now: datetime) -> None:
+    session = uow.session
+    post = (
+        await session.exec(
+            select(Post).where(Post.country == data.country, Post.duty_station == data.duty_station, Post.title == data.title)
+        )
+    ).first()
+    if post is None:
+        post = Post(country=data.country, duty_station=data.duty_station, region=data.region, title=data.title)
+    elif post.region != data.region:
+        post.region = data.region
+    session.add(post)
+    await session.flush()
+    dep = (
+        await session.exec(
+            select(Deployment).where(
+                Deployment.person_id == person.id, Deployment.post_id == post.id, Deployment.start == data.start
+            )
+        )
+    ).first()
+    hats = join_list(list(data.hats))
+    if dep is None:
+        dep = Deployment(
+            person_id=person.id, post_id=post.id, role=data.role, start=data.start, planned_end=data.planned_end,
+            actual_end=data.actual_end, hats=hats, created_at=now, updated_at=now,
+        )
+        session.add(dep)
+        await session.flush()
+        uow.emit(
+            events.DeploymentAssigned(**_deployment_facts(dep, post)),
+            id=events.deterministic_id("deployment.assigned", dep.id),
+        )
+        return
+    if (dep.role, dep.planned_end, dep.actual_end, dep.hats) != (data.role, data.planned_end, data.actual_end, hats):
+        dep.role, dep.planned_end, dep.actual_end, dep.hats = data.role, data.planned_end, data.actual_end, hats
+        dep.updated_at = now
+        session.add(dep)
+
+
+def _deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
+    return {
+        "deployment_id": dep.id,
+        "person_id": dep.person_id,
+        "post_id": post.id,
+        "country": post.country,
+        "region": post.region,
+        "role": dep.role,
+        "start": dep.start,
+        "planned_end": dep.planned_end,
+    }
+
+
+# --- rotation scan ----------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    announced: list[events.Event]
+
+    def count(self, event_type: type[events.Event]) -> int:
+        return sum(isinstance(e, event_type) for e in self.announced)
+
+
+async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.RotationPolicy) -> ScanResult:
+    """Apply the rotation rules to every post; record and emit what is due."""
+    session = uow.session
+    posts = {p.id: p for p in (await session.exec(select(Post))).all()}
+    deployments = (await session.exec(select(Deployment))).all()
+    by_post: dict[uuid.UUID, list[Deployment]] = {}
+    for dep in deployments:
+        by_post.setdefault(dep.post_id, []).append(dep)
+    rows = {dep.id: dep for dep in deployments}
+    announced: list[events.Event] = []
+    for post in posts.values():
+        view = rotation.PostView(
+            id=post.id,
+            gapped_since=post.gapped_since,
+            gap_alerts_sent=post.gap_alerts_sent,
+            deployments=tuple(
+                rotation.DeploymentView(
+                    id=d.id, person_id=d.person_id, post_id=d.post_id, start=d.start, planned_end=d.planned_end,
+                    actual_end=d.actual_end, started_announced=d.started_announced,
+                    ending_soon_announced_for=d.ending_soon_announced_for, ended_announced=d.ended_announced,
+                )
+                for d in by_post.get(post.id, [])
+            ),
+        )
+        outcome = rotation.assess_post(view, today, policy)
+        for decision in outcome.decisions:
+            event = _record(decision, post=post, rows=rows)
+            if event is not None:
+                uow.emit(event, id=decision.event_id)
+                announced.append(event)
+        if (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent):
+            post.gapped_since, post.gap_alerts_sent = outcome.gapped_since, outcome.gap_alerts_sent
+            session.add(post)
+    return ScanResult(announced)
+
+
+def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, Deployment]) -> events.Event | None:
+    """Mark the decision on its row; the event to announce, if any."""
+    match decision:
+        case rotation.Started(deployment=view, announce=announce):
+            dep = rows[view.id]
+            dep.started_announced = True
+            return events.DeploymentStarted(**_deployment_facts(dep, post)) if announce else None
+        case rotation.EndingSoon(deployment=view, days_left=days_left, successor_person_id=successor):
+            dep = rows[view.id]
+            dep.ending_soon_announced_for = dep.planned_end
+            return events.DeploymentEndingSoon(
+                **_deployment_facts(dep, post), days_left=days_left, successor_person_id=successor
+            )
+        case rotation.Ended(deployment=view, announce=announce):
+            dep = rows[view.id]
+            dep.ended_announced = True
+            return events.DeploymentEnded(**_deployment_facts(dep, post), ended_on=dep.end) if announce else None
+        case rotation.Gapped(gapped_since=since, alert_number=n, last_deployment_id=last):
+            return events.PostGapped(
+                post_id=post.id, country=post.country, region=post.region, title=post.title,
+                duty_station=post.duty_station, gapped_since=since, alert_number=n, last_deployment_id=last,
+            )
+        case rotation.Filled(gapped_since=since, deployment=view):
+            return events.PostFilled(
+                post_id=post.id, country=post.country, region=post.region, deployment_id=view.id,
+                person_id=view.person_id, filled_on=max(view.start, since), gapped_since=since,
+            )
+    raise AssertionError(f"unhandled decision {decision!r}")
+
+
+# --- handover notes ---------------------------------------------------------
+
+
+async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted) -> HandoverNote | None:
+    """Store (or revise) the note against the deployment's post; None if the
+    deployment is unknown or not the sender's."""
+    session = uow.session
+    dep = await session.get(Deployment, note.deployment_id)
+    if dep is None or dep.person_id != note.person_id:
+        return None
+    fields = {
+        "key_counterparts": note.key_counterparts,
+        "open_issues": note.open_issues,
+        "recurring_meetings": note.recurring_meetings,
+        "where_files_live": note.where_files_live,
+        "advice_to_successor": note.advice_to_successor,
+    }
+    row = (await session.exec(select(HandoverNote).where(HandoverNote.deployment_id == dep.id))).first()
+    if row is None:
+        row = HandoverNote(deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id,
+                           submitted_at=note.submitted_at, **fields)
+    else:
+        for k, v in fields.items():
+            setattr(row, k, v)
+        row.revision += 1
+        row.submitted_at = note.submitted_at
+    session.add(row)
+    await session.flush()
+    uow.emit(
+        events.HandoverRecorded(
+            note_id=row.id, deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=row.revision
+        )
+    )
+    return row
+
+
+# --- registration -----------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple[Person, str]:
+    """A single-use registration token for the person with this email."""
+    session = uow.session
+    person = (await session.exec(select(Person).where(Person.email == email.strip().lower()))).first()
+    if person is None:
+        raise LookupError(f"nobody on the roster has the email {email!r}")
+    token = secrets.token_urlsafe(24)  # 192 bits
+    now = uow.clock.now()
+    session.add(RegistrationToken(token_hash=hash_token(token), person_id=person.id, created_at=now, expires_at=now + ttl))
+    return person, token
+
+
+async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) -> Person | None:
+    link = (await session.exec(select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))).first()
+    return None if link is None else await session.get(Person, link.person_id)
+
+
+# --- counterparts -----------------------------------------------------------
+
+
+async def counterparts_in(session: AsyncSession, *, country: str) -> list[CounterpartContact]:
+    result = await session.exec(
+        select(CounterpartContact).where(CounterpartContact.country == country).order_by(col(CounterpartContact.unit))
+    )
+    return list(result.all())

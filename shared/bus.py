@@ -1,0 +1,485 @@
+"""The event bus over NATS JetStream, and request/reply over core NATS.
+
+- `connect` reconnects forever (nats-py's defaults give up after ~2 minutes);
+- `ensure_streams` creates or updates each owner's file-backed stream with an
+  explicit duplicate window;
+- `Bus.publish` sends an envelope with `Nats-Msg-Id` = event id, so JetStream
+  drops a re-publish of the same event inside the window;
+- `ConsumerRunner` is a durable pull consumer with explicit acks and a finite
+  `max_deliver`; a message that fails validation, has no handler or exhausts its
+  deliveries is copied to the dead-letter stream with the reason and terminated,
+  and the runner keeps consuming. It re-binds its pull subscription after every
+  reconnect, and whenever fetches stop answering, so it resumes after a
+  nats-server restart of any length (see nats.py issue #504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from pydantic import BaseModel, ValidationError
+
+from shared.events import SUBJECT_ROOT, Envelope, Event
+
+log = structlog.get_logger("bus")
+
+DEAD_LETTER_PREFIX = f"{SUBJECT_ROOT}.deadletter"
+
+
+class TransientError(Exception):
+    """A handler failure worth retrying after a delay (database busy, peer down)."""
+
+    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(Exception):
+    """A handler refuses this message for good: it is dead-lettered at once."""
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    duplicate_window: timedelta = timedelta(minutes=2)
+    max_age: timedelta = timedelta(days=30)
+    replicas: int = 1
+
+
+def owner_stream(owner: str, *, replicas: int = 1) -> StreamSpec:
+    # Events have five tokens: cmcoord.<owner>.<entity>.<event>.v<N>. Queries use
+    # four (cmcoord.<owner>.svc.<verb>) and so are never captured by a stream.
+    return StreamSpec(name=owner.upper(), subjects=(f"{SUBJECT_ROOT}.{owner}.*.*.*",), replicas=replicas)
+
+
+def dead_letter_stream(*, replicas: int = 1) -> StreamSpec:
+    return StreamSpec(
+        name="DEADLETTER", subjects=(f"{DEAD_LETTER_PREFIX}.>",), max_age=timedelta(days=90), replicas=replicas
+    )
+
+
+OWNERS = ("roster", "notify", "lessons", "bot", "calls")
+
+
+def all_streams(*, replicas: int = 1) -> list[StreamSpec]:
+    return [owner_stream(o, replicas=replicas) for o in OWNERS] + [dead_letter_stream(replicas=replicas)]
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    connect_timeout: float = 2.0,
+) -> NATS:
+    async def error_cb(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc) or type(exc).__name__)
+
+    async def disconnected_cb() -> None:
+        log.warning("nats_disconnected")
+
+    async def reconnected_cb() -> None:
+        log.info("nats_reconnected")
+        if on_reconnect is not None:
+            await on_reconnect()
+
+    return await nats.connect(
+        servers=[u.strip() for u in url.split(",")],
+        name=name,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,  # forever: an outage of any length is survived
+        reconnect_time_wait=1,
+        connect_timeout=connect_timeout,
+        ping_interval=10,
+        max_outstanding_pings=3,
+        # A publish during an outage waits in the client up to this many bytes;
+        # the outbox remains the real buffer, so keep it modest.
+        pending_size=8 * 1024 * 1024,
+        error_cb=error_cb,
+        disconnected_cb=disconnected_cb,
+        reconnected_cb=reconnected_cb,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> None:
+    for spec in specs:
+        config = StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            storage=StorageType.FILE,
+            duplicate_window=spec.duplicate_window.total_seconds(),
+            max_age=spec.max_age.total_seconds(),
+            num_replicas=spec.replicas,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # It exists with another configuration: bring it to this one.
+            await js.update_stream(config)
+
+
+class Bus:
+    """One service's NATS connection with JetStream publishing and queries."""
+
+    def __init__(self, nc: NATS, *, source: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.source = source
+        self._reconnect_listeners: list[Callable[[], None]] = []
+
+    @classmethod
+    async def open(cls, url: str, *, source: str, instance: str = "", patience: float | None = None) -> Bus:
+        """Connect, waiting for the server if it is not up yet (forever by default)."""
+        holder: dict[str, Bus] = {}
+
+        async def on_reconnect() -> None:
+            if "bus" in holder:
+                holder["bus"]._fire_reconnect()
+
+        deadline = None if patience is None else time.monotonic() + patience
+        delay = 0.2
+        # nats-py's first connect with unlimited reconnects never returns while
+        # no server answers, so wait for one to listen before connecting.
+        while not await _any_listening(url):
+            if deadline is not None and time.monotonic() > deadline:
+                raise ConnectionError(f"no NATS server reachable at {url}")
+            log.warning("nats_unavailable_waiting", url=_without_credentials(url))
+            await asyncio.sleep(delay)  # back-off between probes, not synchronisation
+            delay = min(delay * 2, 5.0)
+        name = f"{source}:{instance}" if instance else source
+        connecting = connect(url, name=name, on_reconnect=on_reconnect)
+        if deadline is None:
+            nc = await connecting
+        else:
+            nc = await asyncio.wait_for(connecting, timeout=max(deadline - time.monotonic(), 0) + 5)
+        bus = cls(nc, source=source)
+        holder["bus"] = bus
+        return bus
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        self._reconnect_listeners.append(callback)
+
+    def _fire_reconnect(self) -> None:
+        for callback in self._reconnect_listeners:
+            callback()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def publish(self, envelope: Envelope, *, timeout: float = 5.0) -> int:
+        """Publish to JetStream; returns the stream sequence. Re-publishing the
+        same envelope id inside the duplicate window is a no-op."""
+        return await self.publish_raw(envelope.subject, envelope.to_bytes(), msg_id=str(envelope.id), timeout=timeout)
+
+    async def publish_raw(
+        self, subject: str, payload: bytes, *, msg_id: str, headers: dict[str, str] | None = None, timeout: float = 5.0
+    ) -> int:
+        ack = await self.js.publish(subject, payload, timeout=timeout, headers={**(headers or {}), "Nats-Msg-Id": msg_id})
+        return ack.seq
+
+    async def request(self, subject: str, payload: BaseModel | dict[str, Any], *, timeout: float = 5.0) -> Any:
+        """A query to another service; raises QueryError on an error reply."""
+        body = payload.model_dump_json().encode() if isinstance(payload, BaseModel) else json.dumps(payload).encode()
+        reply = await self.nc.request(subject, body, timeout=timeout)
+        return decode_reply(reply)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except (TimeoutError, nats.errors.Error):
+                await self.nc.close()
+
+
+async def _any_listening(url: str) -> bool:
+    for server in url.split(","):
+        parsed = urlparse(server.strip() if "://" in server else f"nats://{server.strip()}")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=2
+            )
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def _without_credentials(url: str) -> str:
+    return ",".join(urlparse(u.strip())._replace(netloc=urlparse(u.strip()).hostname or "").geturl() for u in url.split(","))
+
+
+class QueryError(Exception):
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+def decode_reply(reply: Msg) -> Any:
+    headers = reply.headers or {}
+    if "Nats-Service-Error-Code" in headers:
+        raise QueryError(headers["Nats-Service-Error-Code"], headers.get("Nats-Service-Error", ""))
+    return json.loads(reply.data) if reply.data else None
+
+
+QueryHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def json_endpoint(handler: QueryHandler, *, name: str) -> Callable[[Any], Awaitable[None]]:
+    """Wrap `handler(payload) -> result` as a nats.micro endpoint speaking JSON.
+
+    LookupError -> 404, PermissionError -> 403, ValueError/ValidationError -> 400;
+    anything else -> 500 and logged.
+    """
+
+    async def endpoint(request: Any) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(query=name)
+        try:
+            payload = json.loads(request.data or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("a query payload is a JSON object")
+            result = await handler(payload)
+        except LookupError as exc:
+            await request.respond_error("404", _short(exc))
+            return
+        except PermissionError as exc:
+            await request.respond_error("403", _short(exc))
+            return
+        except (ValueError, ValidationError) as exc:
+            await request.respond_error("400", _short(exc))
+            return
+        except Exception:
+            log.exception("query_failed")
+            await request.respond_error("500", "internal error")
+            return
+        if isinstance(result, BaseModel):
+            body = result.model_dump_json().encode()
+        else:
+            body = json.dumps(result, default=_json_default).encode()
+        await request.respond(body)
+
+    return endpoint
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+Handler = Callable[[Envelope, Event], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    redelivered: int = 0
+
+
+@dataclass
+class ConsumerRunner:
+    """A durable pull consumer bound to a table of event classes -> handlers.
+
+    Ack policy lives here and only here:
+    - decoded and handled -> ack (handlers commit before returning);
+    - envelope or payload fails validation, or no handler -> dead-letter + term;
+    - PermanentError -> dead-letter + term;
+    - TransientError -> nak(delay);
+    - anything else -> nak with backoff, and dead-letter + term on the last delivery.
+    """
+
+    bus: Bus
+    stream: str
+    durable: str
+    handlers: dict[type[Event], Handler]
+    max_deliver: int = 5
+    ack_wait: float = 30.0
+    batch: int = 64
+    fetch_timeout: float = 2.0
+    stats: ConsumerStats = field(default_factory=ConsumerStats)
+
+    def __post_init__(self) -> None:
+        self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
+        self._stopping = asyncio.Event()
+        self._rebind = asyncio.Event()
+        self._bound = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.bus.on_reconnect(self._rebind.set)
+
+    @property
+    def bound(self) -> bool:
+        return self._bound.is_set()
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=self.max_deliver,
+            ack_wait=self.ack_wait,
+            filter_subjects=sorted(self._by_subject),
+            max_ack_pending=10_000,
+        )
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"consumer:{self.durable}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop pulling, finish the message in hand, return."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+    async def wait_bound(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._bound.wait(), timeout)
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        config = self.config()
+        try:
+            await self.bus.js.add_consumer(self.stream, config)
+        except nats.js.errors.BadRequestError:
+            # exists with other settings (e.g. a new handler was added): update it
+            await self.bus.js.add_consumer(self.stream, config)
+        sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        self._bound.set()
+        log.info("consumer_bound", consumer=self.durable, stream=self.stream)
+        return sub
+
+    async def run(self) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        backoff = 0.5
+        idle_since = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                if sub is None or self._rebind.is_set():
+                    self._rebind.clear()
+                    if sub is not None:
+                        await _quietly(sub.unsubscribe())
+                    self._bound.clear()
+                    sub = await self._bind()
+                    backoff = 0.5
+                    idle_since = time.monotonic()
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout, heartbeat=self.fetch_timeout / 4)
+                except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
+                    if time.monotonic() - idle_since > 30:
+                        # Long idle: make sure the consumer still exists and our
+                        # subscription is still the one it delivers to.
+                        await sub.consumer_info()
+                        idle_since = time.monotonic()
+                    continue
+                idle_since = time.monotonic()
+                for msg in msgs:
+                    await self._handle(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost, consumer gone, server restarting
+                self._bound.clear()
+                log.warning("consumer_rebinding", consumer=self.durable, error=str(exc) or type(exc).__name__)
+                sub = None
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)
+        if sub is not None:
+            await _quietly(sub.unsubscribe())
+
+    async def _handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivered = meta.num_delivered
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            service=self.bus.source, consumer=self.durable, subject=msg.subject, stream_seq=meta.sequence.stream
+        )
+        if delivered > 1:
+            self.stats.redelivered += 1
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.from_bytes(msg.data)
+            structlog.contextvars.bind_contextvars(event_id=str(envelope.id), correlation_id=envelope.correlation_id)
+            entry = self._by_subject.get(envelope.subject)
+            if entry is None or envelope.subject != msg.subject:
+                raise PermanentError(f"no handler for {envelope.subject} on {msg.subject}")
+            event = entry[0].model_validate(envelope.data)
+        except (ValidationError, ValueError, PermanentError) as exc:
+            await self._dead_letter(msg, reason=f"invalid: {_short(exc)}")
+            return
+        try:
+            await entry[1](envelope, event)
+        except PermanentError as exc:
+            await self._dead_letter(msg, reason=f"refused: {_short(exc)}")
+            return
+        except TransientError as exc:
+            self.stats.failed += 1
+            log.warning("event_retry", delivered=delivered, error=str(exc))
+            await self._retry_or_dead_letter(msg, delivered, exc, delay=exc.delay)
+            return
+        except Exception as exc:
+            self.stats.failed += 1
+            log.exception("event_failed", delivered=delivered)
+            await self._retry_or_dead_letter(msg, delivered, exc, delay=min(2.0**delivered * 0.2, 10.0))
+            return
+        await msg.ack()
+        self.stats.handled += 1
+        log.info("event_handled", delivered=delivered, ms=round((time.perf_counter() - started) * 1000, 2))
+
+    async def _retry_or_dead_letter(self, msg: Msg, delivered: int, exc: Exception, *, delay: float) -> None:
+        if delivered >= self.max_deliver:
+            await self._dead_letter(msg, reason=f"failed {delivered} times: {_short(exc)}")
+        else:
+            await msg.nak(delay=delay)
+
+    async def _dead_letter(self, msg: Msg, *, reason: str) -> None:
+        meta = msg.metadata
+        headers = {
+            "Cmcoord-Reason": reason[:1000],
+            "Cmcoord-Consumer": self.durable,
+            "Cmcoord-Original-Subject": msg.subject,
+            "Cmcoord-Stream-Seq": str(meta.sequence.stream),
+        }
+        # Dead-letter first, then term: if we die in between, the redelivered
+        # message is dead-lettered again under the same id and JetStream drops it.
+        await self.bus.publish_raw(
+            f"{DEAD_LETTER_PREFIX}.{self.durable}",
+            msg.data,
+            msg_id=f"dlq:{self.durable}:{meta.stream}:{meta.sequence.stream}",
+            headers=headers,
+        )
+        await msg.term()
+        self.stats.dead_lettered += 1
+        log.error("event_dead_lettered", reason=reason)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.replace("\n", " ")[:500]
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception as exc:  # tearing down a subscription on a dead connection
+        log.debug("teardown_ignored", error=str(exc) or type(exc).__name__)

@@ -1,0 +1,230 @@
+"""Versioned event contracts: the only coupling between services.
+
+An event travels in an `Envelope` (id, type, version, occurred_at, source,
+correlation_id, data) on the subject `cmcoord.<type>.v<version>`, where `type`
+is `<owner>.<entity>.<event>`. Both envelope and data ignore fields they do not
+know, so a producer may add fields within a major version; a breaking change is
+a new class with `version = 2`, published on its own subject beside v1 until
+every consumer has moved.
+
+Events (past tense) state facts; commands (imperative) ask the owner to act.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+# Namespace for deterministic ids (uuid5): the same fact always gets the same id,
+# so JetStream de-duplication and consumers' idempotency records can recognise it.
+EVENT_NAMESPACE = uuid.UUID("6f1d8a0e-9c55-4d1e-9a43-0c3e8f3c2b7a")
+
+SUBJECT_ROOT = "cmcoord"
+
+
+def deterministic_id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+class Event(BaseModel):
+    """Base of every event and command payload."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    @classmethod
+    def subject(cls) -> str:
+        return f"{SUBJECT_ROOT}.{cls.type}.v{cls.version}"
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID
+    type: str
+    version: int
+    occurred_at: AwareDatetime
+    source: str
+    correlation_id: str
+    data: dict[str, Any]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @property
+    def subject(self) -> str:
+        return f"{SUBJECT_ROOT}.{self.type}.v{self.version}"
+
+    @classmethod
+    def wrap(
+        cls,
+        event: Event,
+        *,
+        source: str,
+        occurred_at: datetime,
+        id: uuid.UUID | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        event_id = id or uuid.uuid4()
+        return cls(
+            id=event_id,
+            type=event.type,
+            version=event.version,
+            occurred_at=occurred_at,
+            source=source,
+            correlation_id=correlation_id or str(event_id),
+            data=event.model_dump(mode="json"),
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+    def decode(self) -> Event:
+        """The typed payload; raises KeyError for an unknown type/version and
+        pydantic.ValidationError for a payload that breaks the schema."""
+        return REGISTRY[(self.type, self.version)].model_validate(self.data)
+
+
+REGISTRY: dict[tuple[str, int], type[Event]] = {}
+
+
+def register(cls: type[Event]) -> type[Event]:
+    key = (cls.type, cls.version)
+    if key in REGISTRY:
+        raise ValueError(f"event {key} registered twice")
+    REGISTRY[key] = cls
+    return cls
+
+
+Role = Literal["cmcoord_officer", "focal_point", "surge", "regional_adviser", "cmcs_desk"]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+
+
+# --- roster -----------------------------------------------------------------
+
+
+class _DeploymentFacts(Event):
+    deployment_id: uuid.UUID
+    person_id: uuid.UUID
+    post_id: uuid.UUID
+    country: str = Field(description="ISO 3166-1 alpha-2")
+    region: str = Field(description="OCHA regional office code, e.g. ROWCA")
+    role: Role
+    start: date
+    planned_end: date
+
+
+@register
+class DeploymentAssigned(_DeploymentFacts):
+    """A person was assigned to a post (the deployment may start later)."""
+
+    type = "roster.deployment.assigned"
+
+
+@register
+class DeploymentStarted(_DeploymentFacts):
+    type = "roster.deployment.started"
+
+
+@register
+class DeploymentEndingSoon(_DeploymentFacts):
+    """Planned end within the handover window; re-emitted when the end date moves."""
+
+    type = "roster.deployment.ending_soon"
+    days_left: int
+    successor_person_id: uuid.UUID | None = None
+
+
+@register
+class DeploymentEnded(_DeploymentFacts):
+    type = "roster.deployment.ended"
+    ended_on: date
+
+
+@register
+class PostGapped(Event):
+    """A post's last deployment ended and nobody holds it; repeated every N days."""
+
+    type = "roster.post.gapped"
+    post_id: uuid.UUID
+    country: str
+    region: str
+    title: str
+    duty_station: str
+    gapped_since: date
+    alert_number: int = Field(ge=1, description="1 for the first alert, then 2, 3, … every repeat period")
+    last_deployment_id: uuid.UUID | None = None
+
+
+@register
+class PostFilled(Event):
+    type = "roster.post.filled"
+    post_id: uuid.UUID
+    country: str
+    region: str
+    deployment_id: uuid.UUID
+    person_id: uuid.UUID
+    filled_on: date
+    gapped_since: date
+
+
+@register
+class PersonChanged(Event):
+    """A person was added or their record changed (no contact details here: ask the roster)."""
+
+    type = "roster.person.changed"
+    person_id: uuid.UUID
+    created: bool
+
+
+@register
+class HandoverRecorded(Event):
+    type = "roster.handover.recorded"
+    note_id: uuid.UUID
+    deployment_id: uuid.UUID
+    post_id: uuid.UUID
+    person_id: uuid.UUID
+    revision: int
+
+
+# --- bot --------------------------------------------------------------------
+
+
+@register
+class HandoverNoteSubmitted(Event):
+    """An outgoing officer finished the handover note in the bot."""
+
+    type = "bot.handover.submitted"
+    person_id: uuid.UUID
+    deployment_id: uuid.UUID
+    key_counterparts: str = ""
+    open_issues: str = ""
+    recurring_meetings: str = ""
+    where_files_live: str = ""
+    advice_to_successor: str = ""
+    submitted_at: AwareDatetime
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every registered event with its subject and JSON Schema (for docs and tests)."""
+    return [
+        {
+            "type": cls.type,
+            "version": cls.version,
+            "subject": cls.subject(),
+            "description": (cls.__doc__ or "").strip(),
+            "schema": cls.model_json_schema(),
+        }
+        for (_, _), cls in sorted(REGISTRY.items())
+    ]

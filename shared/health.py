@@ -1,0 +1,45 @@
+"""A tiny HTTP server each service runs on its own port: /healthz and /readyz."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class HealthServer:
+    def __init__(self, *, service: str, host: str, port: int, readiness: ReadinessCheck) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.readiness = readiness
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:  # port 0: learn the one the OS chose
+            self.port = server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"service": self.service, "status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        checks = await self.readiness()
+        ready = all(checks.values())
+        return web.json_response(
+            {"service": self.service, "ready": ready, "checks": checks}, status=200 if ready else 503
+        )

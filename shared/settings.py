@@ -1,0 +1,49 @@
+"""Settings every service shares, read from the environment by pydantic-settings.
+
+Each service defines its own `Settings(ServiceSettings)` with the prefix
+`CMCOORD_<SERVICE>_`; the NATS URL and the data folder are common to all and read
+from `CMCOORD_NATS_URL` and `CMCOORD_HOME`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CMCOORD_", extra="ignore", populate_by_name=True)
+
+    home: Path = Path(".cmcoord")
+    nats_url: str = "nats://127.0.0.1:4222"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+
+def _common(name: str) -> AliasChoices:
+    # Only the prefixed name: a bare alias such as "home" would match $HOME.
+    return AliasChoices(f"CMCOORD_{name.upper()}")
+
+
+class ServiceSettings(BaseSettings):
+    """Base for a service's settings: its own prefix, plus the shared variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path(".cmcoord"), validation_alias=_common("home"))
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_common("nats_url"))
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", validation_alias=_common("log_format"))
+    log_level: str = Field(default="info", validation_alias=_common("log_level"))
+    instance: str = Field(default="", description="this process's name among replicas; defaults to host:pid")
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    database_url: str = ""
+    max_deliver: int = 5
+    ack_wait_seconds: float = 30.0
+
+    def sqlite_url(self, service: str) -> str:
+        path = (self.home / f"{service}.db").resolve()
+        return f"sqlite+aiosqlite:///{path}"

@@ -1,0 +1,251 @@
+"""Persistence every service shares: engine, unit of work, idempotency, outbox.
+
+- SQLite (default) runs in WAL mode with a busy timeout, and every write
+  transaction starts with BEGIN IMMEDIATE, so writers from several processes
+  queue for the lock instead of failing with "database is locked" half-way.
+  Reads start a plain deferred transaction and never block writers.
+- PostgreSQL is used when the URL says so (postgresql+asyncpg://...).
+- A `UnitOfWork` commits the state change, the consumer's idempotency record
+  (`processed_event`) and the events to publish (`outbox`) in one transaction.
+  The `OutboxRelay` publishes outbox rows to JetStream with the event id as
+  `Nats-Msg-Id` and marks them published; rows left by a crash between commit
+  and publish are found by its periodic sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import Table, event, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.clock import Clock
+from shared.events import Envelope, Event
+
+log = structlog.get_logger("store")
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An event a consumer has already applied: a redelivery has no second effect."""
+
+    __tablename__ = "processed_event"
+    consumer: str = Field(primary_key=True, max_length=120)
+    event_id: uuid.UUID = Field(primary_key=True)
+    processed_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: uuid.UUID = Field(unique=True)
+    subject: str = Field(max_length=200)
+    payload: bytes
+    created_at: datetime
+    published_at: datetime | None = Field(default=None, index=True)
+
+
+SHARED_TABLES: tuple[Table, ...] = (ProcessedEvent.__table__, OutboxMessage.__table__)  # type: ignore[attr-defined]
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._outbox_listeners: list[Callable[[], None]] = []
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            _sqlite_pragmas_and_immediate_writes(self.engine)
+        else:
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        writer = self.engine.execution_options(cmcoord_write=True)
+        self._read = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._write = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
+
+    async def create_tables(self, tables: Sequence[Table]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=list(tables)))
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read() as session:
+            yield session
+
+    @asynccontextmanager
+    async def unit_of_work(
+        self, *, source: str, clock: Clock, correlation_id: str | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """Commit on normal exit, roll back on exception; wake the relay if events were written."""
+        async with self._write() as session:
+            async with session.begin():
+                uow = UnitOfWork(session, source=source, clock=clock, correlation_id=correlation_id)
+                yield uow
+        if uow.emitted:
+            for listener in self._outbox_listeners:
+                listener()
+
+    def on_outbox_written(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception as exc:  # reported by /readyz, not raised
+            log.warning("database_unreachable", error=str(exc))
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas_and_immediate_writes(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would
+        # otherwise begin lazily and always DEFERRED).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("cmcoord_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class UnitOfWork:
+    def __init__(self, session: AsyncSession, *, source: str, clock: Clock, correlation_id: str | None) -> None:
+        self.session = session
+        self.source = source
+        self.clock = clock
+        self.correlation_id = correlation_id
+        self.emitted: list[Envelope] = []
+
+    async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record that `consumer` applies `event_id` now; False if it already did."""
+        if await self.session.get(ProcessedEvent, (consumer, event_id)) is not None:
+            return False
+        self.session.add(ProcessedEvent(consumer=consumer, event_id=event_id, processed_at=self.clock.now()))
+        return True
+
+    def emit(self, event: Event, *, id: uuid.UUID | None = None) -> Envelope:
+        """Write `event` to the outbox in this transaction."""
+        envelope = Envelope.wrap(
+            event, source=self.source, occurred_at=self.clock.now(), id=id, correlation_id=self.correlation_id
+        )
+        self.session.add(
+            OutboxMessage(
+                event_id=envelope.id,
+                subject=envelope.subject,
+                payload=envelope.to_bytes(),
+                created_at=envelope.occurred_at,
+            )
+        )
+        self.emitted.append(envelope)
+        return envelope
+
+
+class Publisher(Protocol):
+    """What the relay needs from the bus."""
+
+    async def publish_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int: ...
+
+
+class OutboxRelay:
+    def __init__(
+        self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500
+    ) -> None:
+        self.db = db
+        self.publisher = publisher
+        self.clock = clock
+        self.sweep_interval = sweep_interval
+        self.batch = batch
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        db.on_outbox_written(self._wake.set)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def run(self) -> None:
+        backoff = self.sweep_interval
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+                backoff = self.sweep_interval
+            except Exception as exc:  # NATS or the database away: rows wait in the outbox
+                log.warning("outbox_publish_deferred", error=str(exc) or type(exc).__name__)
+                backoff = min(backoff * 2, 10.0)
+
+    async def pending(self) -> int:
+        async with self.db.read() as session:
+            rows = await session.exec(select(OutboxMessage.seq).where(col(OutboxMessage.published_at).is_(None)))
+            return len(rows.all())
+
+    async def flush(self) -> int:
+        """Publish every unpublished row, oldest first; returns how many."""
+        total = 0
+        while True:
+            async with self.db.read() as session:
+                result = await session.exec(
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.published_at).is_(None))
+                    .order_by(col(OutboxMessage.seq))
+                    .limit(self.batch)
+                )
+                rows = result.all()
+            if not rows:
+                return total
+            done: list[int] = []
+            try:
+                for row in rows:
+                    await self.publisher.publish_raw(row.subject, row.payload, msg_id=str(row.event_id))
+                    assert row.seq is not None
+                    done.append(row.seq)
+            finally:
+                if done:
+                    await self._mark_published(done)
+                    total += len(done)
+                    self.published += len(done)
+
+    async def _mark_published(self, seqs: list[int]) -> None:
+        async with self.db._write() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.seq).in_(seqs)).values(published_at=self.clock.now())
+            )

@@ -1,0 +1,185 @@
+"""`cmcoord up`: the embedded stack on one machine.
+
+Starts the real nats-server (JetStream under $CMCOORD_HOME, loopback only),
+then each service as its own process; prints the URLs and one `ready` line
+once every service answers /readyz; restarts a service that crashes; stops
+everything on Ctrl-C or SIGTERM. Services are launched by module name, so this
+file imports none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from shared.natsserver import NatsServer
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    health_port: int
+
+
+SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster", 8101),)
+
+STATE_FILE = "up.json"
+
+
+@dataclass
+class Child:
+    spec: ServiceSpec
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_path: Path | None = None
+
+
+@dataclass
+class Supervisor:
+    home: Path
+    nats_port: int = 4222
+    nats_http_port: int = 8222
+    services: tuple[ServiceSpec, ...] = SERVICES
+    env: dict[str, str] = field(default_factory=dict)
+    out: object = sys.stdout
+    children: list[Child] = field(default_factory=list)
+    nats: NatsServer | None = None
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)  # type: ignore[call-overload]
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    def child_env(self, spec: ServiceSpec) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["CMCOORD_HOME"] = str(self.home)
+        env["CMCOORD_NATS_URL"] = self.nats_url
+        env.setdefault("CMCOORD_LOG_FORMAT", "json")
+        env[f"CMCOORD_{spec.name.upper()}_HEALTH_PORT"] = str(spec.health_port)
+        return env
+
+    async def start_child(self, child: Child) -> None:
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        child.log_path = logs / f"{child.spec.name}.log"
+        log_file = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        child.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", child.spec.module, env=self.child_env(child.spec), stdout=log_file, stderr=log_file
+        )
+        log_file.close()
+        child.started_at = time.monotonic()
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {c.spec.name: c for c in self.children}
+        async with aiohttp.ClientSession() as http:
+            while pending:
+                for name, child in list(pending.items()):
+                    if await _ready(http, child.spec.health_port):
+                        del pending[name]
+                    elif child.process is not None and child.process.returncode is not None:
+                        raise RuntimeError(f"{name} exited with code {child.process.returncode}; see {child.log_path}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+                if pending:
+                    await asyncio.sleep(0.1)  # polling health endpoints with a deadline
+
+    def write_state(self) -> None:
+        state = {
+            "nats_url": self.nats_url,
+            "nats_monitor": f"http://127.0.0.1:{self.nats_http_port}",
+            "services": {
+                c.spec.name: {"health": f"http://127.0.0.1:{c.spec.health_port}", "pid": c.process.pid if c.process else None}
+                for c in self.children
+            },
+            "supervisor_pid": os.getpid(),
+        }
+        (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    async def run(self, *, after_ready: list[list[str]] | None = None) -> int:
+        self.home.mkdir(parents=True, exist_ok=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        self.nats = NatsServer(
+            store_dir=self.home / "jetstream",
+            port=self.nats_port,
+            http_port=self.nats_http_port,
+            name="cmcoord-embedded",
+            log_file=self.home / "logs" / "nats-server.log",
+        )
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.nats.start)
+        self.children = [Child(spec) for spec in self.services]
+        try:
+            for child in self.children:
+                await self.start_child(child)
+            await self.wait_ready()
+            self.write_state()
+            self.say(f"nats      {self.nats_url}  (monitoring http://127.0.0.1:{self.nats_http_port})")
+            for child in self.children:
+                self.say(f"{child.spec.name:<9} http://127.0.0.1:{child.spec.health_port}/readyz  log {child.log_path}")
+            for command in after_ready or []:
+                proc = await asyncio.create_subprocess_exec(*command, env={**os.environ, **self.child_env(self.services[0])})
+                await proc.wait()
+            self.say(f"cmcoord ready (data in {self.home}; Ctrl-C stops)")
+            await self.watch(stop)
+        finally:
+            await self.shutdown()
+        return 0
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for child in self.children:
+                proc = child.process
+                if proc is not None and proc.returncode is not None:
+                    child.restarts += 1
+                    backoff = min(2 ** min(child.restarts, 5), 30) if time.monotonic() - child.started_at < 60 else 1
+                    self.say(f"{child.spec.name} exited with code {proc.returncode}; restarting in {backoff}s")
+                    await asyncio.sleep(backoff)
+                    await self.start_child(child)
+                    self.write_state()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+
+    async def shutdown(self) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.returncode is None:
+                child.process.terminate()
+        for child in self.children:
+            if child.process is not None:
+                try:
+                    await asyncio.wait_for(child.process.wait(), timeout=15)
+                except TimeoutError:
+                    child.process.kill()
+                    await child.process.wait()
+        if self.nats is not None:
+            await asyncio.to_thread(self.nats.stop)
+        state = self.home / STATE_FILE
+        if state.exists():
+            state.unlink()
+        self.say("cmcoord stopped")
+
+
+async def _ready(http: aiohttp.ClientSession, port: int) -> bool:
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=1)) as resp:
+            return resp.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
