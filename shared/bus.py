@@ -397,6 +397,12 @@ class ConsumerRunner:
                 raise
             except Exception as exc:  # connection lost, consumer gone, server restarting
                 self._bound.clear()
+                structlog.contextvars.clear_contextvars()
+                structlog.contextvars.bind_contextvars(service=self.bus.source, consumer=self.durable)
+                if self.bus.nc.is_closed:
+                    # closed on purpose (shutdown), not merely disconnected
+                    log.info("consumer_stopped_connection_closed", consumer=self.durable)
+                    return
                 log.warning("consumer_rebinding", consumer=self.durable, error=str(exc) or type(exc).__name__)
                 sub = None
                 try:

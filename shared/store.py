@@ -246,6 +246,6 @@ class OutboxRelay:
 
     async def _mark_published(self, seqs: list[int]) -> None:
         async with self.db._write() as session, session.begin():
-            await session.execute(
+            await session.exec(
                 update(OutboxMessage).where(col(OutboxMessage.seq).in_(seqs)).values(published_at=self.clock.now())
             )

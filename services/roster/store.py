@@ -46,7 +46,10 @@ async def bump_revision(session: AsyncSession) -> None:
     if row is None:
         session.add(RosterRevision(id=1, revision=1))
     else:
-        await session.execute(update(RosterRevision).where(col(RosterRevision.id) == 1).values(revision=row.revision + 1))
+        # an SQL increment, not read-modify-write: concurrent writers never share a revision
+        await session.exec(
+            update(RosterRevision).where(col(RosterRevision.id) == 1).values(revision=col(RosterRevision.revision) + 1)
+        )
 
 
 async def current_revision(session: AsyncSession) -> int:

@@ -1,0 +1,95 @@
+"""Test helpers: waiting on conditions with a deadline, reading streams, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from shared.events import Envelope
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def eventually(
+    predicate: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {what or predicate}; last value {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def stream_messages(js: JetStreamContext, stream: str) -> list[Any]:
+    """Every message currently stored in `stream`, oldest first."""
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return []
+    out: list[Any] = []
+    if not info.state.messages:
+        return out
+    for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
+        try:
+            out.append(await js.get_msg(stream, seq))
+        except NotFoundError:
+            continue
+    return out
+
+
+async def stream_events(js: JetStreamContext, stream: str, *, type_prefix: str = "") -> list[Envelope]:
+    envelopes = [Envelope.from_bytes(m.data) for m in await stream_messages(js, stream)]
+    return [e for e in envelopes if e.type.startswith(type_prefix)]
+
+
+def service_env(home: Path, nats_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
+    env.update({"CMCOORD_HOME": str(home), "CMCOORD_NATS_URL": nats_url, "CMCOORD_LOG_FORMAT": "json"})
+    env.update(extra)
+    return env
+
+
+def start_service(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT,
+                            cwd=REPO, start_new_session=True)
+
+
+async def cli(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    """Run `cmcoord ARGS` without blocking the test's event loop; (returncode, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli", *args, env=env, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, kill: bool = False, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

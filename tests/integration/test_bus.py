@@ -1,0 +1,96 @@
+"""The consumer runner and publisher against a real nats-server."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from shared.bus import Bus, ConsumerRunner, TransientError
+from shared.events import Envelope, PersonChanged
+from tests.helpers import eventually, stream_events, stream_messages
+
+
+def person_changed(**kw: object) -> Envelope:
+    return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="test",
+                         occurred_at=datetime.now(UTC), **kw)  # type: ignore[arg-type]
+
+
+async def test_publishing_the_same_event_twice_stores_it_once(bus: Bus) -> None:
+    env = person_changed()
+    first = await bus.publish(env)
+    second = await bus.publish(env)
+    assert first == second
+    assert [e.id for e in await stream_events(bus.js, "ROSTER")] == [env.id]
+
+
+async def test_a_transient_failure_is_retried_and_applied_once(bus: Bus) -> None:
+    attempts: list[uuid.UUID] = []
+    applied: list[uuid.UUID] = []
+
+    async def handler(envelope: Envelope, event: object) -> None:
+        attempts.append(envelope.id)
+        if len(attempts) == 1:
+            raise TransientError("database busy", delay=0.1)
+        applied.append(envelope.id)
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--transient", handlers={PersonChanged: handler},
+                            max_deliver=3, ack_wait=5)
+    runner.start()
+    env = person_changed()
+    await bus.publish(env)
+    await eventually(lambda: applied == [env.id], what="applied after one retry")
+    assert attempts == [env.id, env.id]
+    await runner.stop()
+    assert runner.stats.redelivered == 1 and runner.stats.dead_lettered == 0
+
+
+async def test_poison_message_goes_to_dead_letter_after_max_deliver_and_consuming_goes_on(bus: Bus) -> None:
+    seen: list[uuid.UUID] = []
+    poison = person_changed()
+
+    async def handler(envelope: Envelope, event: object) -> None:
+        if envelope.id == poison.id:
+            raise RuntimeError("bug in handler")
+        seen.append(envelope.id)
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--poison", handlers={PersonChanged: handler},
+                            max_deliver=3, ack_wait=5)
+    runner.start()
+    await bus.publish(poison)
+    good = person_changed()
+    await bus.publish(good)
+    await eventually(lambda: good.id in seen, what="the next message handled")
+    dead = await eventually(lambda: stream_messages(bus.js, "DEADLETTER"), what="dead letter")
+    await runner.stop()
+    assert len(dead) == 1
+    assert Envelope.from_bytes(dead[0].data).id == poison.id
+    assert dead[0].headers["Cmcoord-Reason"].startswith("failed 3 times: bug in handler")
+    assert dead[0].headers["Cmcoord-Original-Subject"] == PersonChanged.subject()
+    info = await bus.js.consumer_info("ROSTER", "test--poison")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_malformed_messages_are_dead_lettered_at_once(bus: Bus) -> None:
+    seen: list[uuid.UUID] = []
+
+    async def handler(envelope: Envelope, event: object) -> None:
+        seen.append(envelope.id)
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--malformed", handlers={PersonChanged: handler})
+    runner.start()
+    subject = PersonChanged.subject()
+    await bus.publish_raw(subject, b"{not json", msg_id="garbage-1")
+    bad_payload = person_changed().model_dump(mode="json")
+    bad_payload["data"] = {"person_id": "not-a-uuid"}
+    await bus.publish_raw(subject, Envelope.model_construct(**bad_payload).model_dump_json().encode(), msg_id="garbage-2")
+    good = person_changed()
+    await bus.publish(good)
+    await eventually(lambda: seen == [good.id], what="valid message after two malformed ones")
+    dead = await eventually(lambda: _at_least(stream_messages(bus.js, "DEADLETTER"), 2), what="two dead letters")
+    await runner.stop()
+    assert all(m.headers["Cmcoord-Reason"].startswith("invalid:") for m in dead)
+    assert runner.stats.dead_lettered == 2 and runner.stats.redelivered == 0
+
+
+async def _at_least(messages: "asyncio.Future[list[object]] | object", n: int) -> list[object] | None:
+    found = await messages  # type: ignore[misc]
+    return found if len(found) >= n else None

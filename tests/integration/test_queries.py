@@ -1,0 +1,130 @@
+"""Roster queries over NATS request/reply against the running roster."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.roster.bootstrap import RosterApp
+from services.roster.cli import import_text
+from services.roster.config import Settings
+from services.roster.models import TelegramLink
+from shared.bus import Bus, QueryError
+from shared.clock import ManualClock
+from shared.store import Database
+
+HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats,trainings\n"
+
+
+@pytest.fixture
+async def people(roster_settings: Settings, clock: ManualClock) -> None:
+    t = clock.now().date()
+    s, e = t - timedelta(days=30), t + timedelta(days=150)
+    rows = [
+        f"Aminata Diallo,aminata@ocha.example,+223 70 00 00 01,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer,{s},{e},"
+        "Access focal point;HNS4D focal point;Security focal point,UN-CMCoord Course@2024-01-10",
+        f"Éloïse Bâ,eloise@wfp.example,+227 90 00 00 02,WFP,NE,Niamey,WFP Civil-Military Focal Point,focal_point,{s},{e},,",
+        f"Karim Haddad,karim@ocha.example,+961 1 000 003,OCHA,SN,Dakar,Regional CMCoord Adviser,regional_adviser,{s},{e},,"
+        "UN-CMCoord Course@2022-05-01",
+        f"Tenzin Wangchuk,tenzin@ocha.example,+66 2 000 0004,OCHA,MM,Yangon,CMCoord Officer,cmcoord_officer,{s},{e},,"
+        "UN-CMCoord Course@2023-03-03",
+        f"Moussa Diallo,moussa@ocha.example,+223 70 00 00 05,OCHA,ML,Mopti,CMCoord Officer,cmcoord_officer,"
+        f"{t - timedelta(days=200)},{t - timedelta(days=20)},,UN-CMCoord Course@2020-01-01",
+    ]
+    _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+
+
+async def contacts(bus: Bus, query: str, **kw: object) -> dict:
+    return await bus.request("cmcoord.roster.svc.contacts", {"query": query, **kw})
+
+
+def names(page: dict) -> list[str]:
+    return [item["name"] for item in page["items"]]
+
+
+async def test_contacts_by_country_region_organisation_and_name(people: None, roster: RosterApp, bus: Bus) -> None:
+    assert names(await contacts(bus, "Mali")) == ["Aminata Diallo"]  # Moussa's deployment has ended
+    assert names(await contacts(bus, "MLI")) == ["Aminata Diallo"]
+    assert sorted(names(await contacts(bus, "ROWCA"))) == ["Aminata Diallo", "Karim Haddad", "Éloïse Bâ"]
+    assert sorted(names(await contacts(bus, "west and central africa"))) == ["Aminata Diallo", "Karim Haddad", "Éloïse Bâ"]
+    assert names(await contacts(bus, "WFP")) == ["Éloïse Bâ"]
+    assert names(await contacts(bus, "eloise ba")) == ["Éloïse Bâ"]  # accents and case ignored
+    assert names(await contacts(bus, "Bamako")) == ["Aminata Diallo"]
+    diallo = names(await contacts(bus, "diallo"))
+    assert diallo[0] == "Aminata Diallo" and "Moussa Diallo" in diallo  # people off deployment are still findable
+    assert names(await contacts(bus, "Wangchuck")) == ["Tenzin Wangchuk"]  # misspelt
+    assert names(await contacts(bus, "Atlantis")) == []
+
+
+async def test_contact_cards_carry_hats_flags_and_contacts(people: None, roster: RosterApp, bus: Bus) -> None:
+    page = await contacts(bus, "Aminata")
+    card = page["items"][0]
+    assert card["phone"] == "+223 70 00 00 01" and card["email"] == "aminata@ocha.example"
+    assert card["deployments"][0]["duty_station"] == "Bamako" and card["deployments"][0]["region"] == "ROWCA"
+    assert card["other_hats"] == ["Access focal point", "HNS4D focal point", "Security focal point"]
+    assert card["flags"] == ["more_than_two_hats"]
+    eloise = (await contacts(bus, "Niger"))["items"][0]
+    assert eloise["flags"] == ["no_cmcoord_course"]
+
+
+async def test_contacts_paginate(people: None, roster: RosterApp, bus: Bus) -> None:
+    first = await contacts(bus, "ROWCA", limit=2)
+    second = await contacts(bus, "ROWCA", limit=2, offset=2)
+    assert first["total"] == second["total"] == 3
+    assert len(first["items"]) == 2 and len(second["items"]) == 1
+    assert not set(names(first)) & set(names(second))
+
+
+async def test_bad_queries_get_clear_errors(people: None, roster: RosterApp, bus: Bus) -> None:
+    with pytest.raises(QueryError) as err:
+        await bus.request("cmcoord.roster.svc.contacts", {"query": ""})
+    assert err.value.code == "400"
+    with pytest.raises(QueryError) as err:
+        await bus.request("cmcoord.roster.svc.directory", {"region": "Mordor"})
+    assert err.value.code == "400" and "Mordor" in err.value.description
+
+
+async def test_directory_and_post_holder(people: None, roster: RosterApp, bus: Bus) -> None:
+    rows = await bus.request("cmcoord.roster.svc.directory", {"region": "ROWCA"})
+    assert sorted((r["deployment"]["country"], r["person"]["name"]) for r in rows) == [
+        ("ML", "Aminata Diallo"), ("NE", "Éloïse Bâ"), ("SN", "Karim Haddad")]
+    post_id = rows[0]["deployment"]["post_id"]
+    holder = await bus.request("cmcoord.roster.svc.post_holder", {"post_id": post_id})
+    assert [h["person"]["name"] for h in holder["holders"]] == [rows[0]["person"]["name"]]
+
+
+async def test_person_by_telegram(people: None, roster: RosterApp, roster_settings: Settings, bus: Bus) -> None:
+    with pytest.raises(QueryError) as err:
+        await bus.request("cmcoord.roster.svc.person_by_telegram", {"telegram_user_id": 4242})
+    assert err.value.code == "404"
+    page = await contacts(bus, "Tenzin")
+    db = Database(roster_settings.db_url)
+    async with db.unit_of_work(source="test", clock=roster.clock) as uow:
+        uow.session.add(TelegramLink(person_id=uuid.UUID(page["items"][0]["person_id"]), telegram_user_id=4242,
+                                     linked_at=datetime.now(UTC)))
+    await db.dispose()
+    card = await bus.request("cmcoord.roster.svc.person_by_telegram", {"telegram_user_id": 4242})
+    assert card["name"] == "Tenzin Wangchuk"
+
+
+async def test_counterparts_only_for_officers_and_advisers_of_the_region(
+    people: None, roster: RosterApp, roster_settings: Settings, bus: Bus, tmp_path: Path
+) -> None:
+    from tests.helpers import cli, service_env
+
+    csv = tmp_path / "counterparts.csv"
+    csv.write_text("country,unit,function,channel\nMali,MINUSMA Civil Affairs,Liaison,+223 20 00 00 00 (duty phone)\n")
+    env = service_env(roster_settings.home, roster_settings.nats_url)
+    code, _, err = await cli("roster", "counterparts", str(csv), env=env)
+    assert code == 0, err
+    ids = {item["name"]: item["person_id"] for item in (await contacts(bus, "ROWCA"))["items"]}
+    ids["Tenzin Wangchuk"] = (await contacts(bus, "Tenzin"))["items"][0]["person_id"]
+    for name in ("Aminata Diallo", "Karim Haddad"):  # officer in Mali, adviser of the region
+        found = await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": ids[name]})
+        assert [c["unit"] for c in found] == ["MINUSMA Civil Affairs"] and found[0]["classification"] == "restricted"
+    for name in ("Éloïse Bâ", "Tenzin Wangchuk"):  # agency focal point; officer of another region
+        with pytest.raises(QueryError) as err:
+            await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": ids[name]})
+        assert err.value.code == "403"
