@@ -86,6 +86,7 @@ async def connect(
     *,
     name: str,
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
     connect_timeout: float = 2.0,
 ) -> NATS:
     async def error_cb(exc: Exception) -> None:
@@ -93,6 +94,8 @@ async def connect(
 
     async def disconnected_cb() -> None:
         log.warning("nats_disconnected")
+        if on_disconnect is not None:
+            await on_disconnect()
 
     async def reconnected_cb() -> None:
         log.info("nats_reconnected")
@@ -142,6 +145,9 @@ class Bus:
         self.js = nc.jetstream()
         self.source = source
         self._reconnect_listeners: list[Callable[[], None]] = []
+        self._connected = asyncio.Event()
+        if nc.is_connected:
+            self._connected.set()
 
     @classmethod
     async def open(cls, url: str, *, source: str, instance: str = "", patience: float | None = None) -> Bus:
@@ -150,7 +156,12 @@ class Bus:
 
         async def on_reconnect() -> None:
             if "bus" in holder:
+                holder["bus"]._connected.set()
                 holder["bus"]._fire_reconnect()
+
+        async def on_disconnect() -> None:
+            if "bus" in holder:
+                holder["bus"]._connected.clear()
 
         deadline = None if patience is None else time.monotonic() + patience
         delay = 0.2
@@ -163,7 +174,7 @@ class Bus:
             await asyncio.sleep(delay)  # back-off between probes, not synchronisation
             delay = min(delay * 2, 5.0)
         name = f"{source}:{instance}" if instance else source
-        connecting = connect(url, name=name, on_reconnect=on_reconnect)
+        connecting = connect(url, name=name, on_reconnect=on_reconnect, on_disconnect=on_disconnect)
         if deadline is None:
             nc = await connecting
         else:
@@ -183,6 +194,21 @@ class Bus:
     def connected(self) -> bool:
         return self.nc.is_connected
 
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until connected. While disconnected, nats-py buffers every
+        publish (pull requests included) and replays them on reconnect, where
+        a stale pull request would swallow a message until its ack_wait; so
+        consumers and the relay wait here instead of talking to a dead socket."""
+        if self.nc.is_connected:
+            return True
+        if self.nc.is_closed:
+            return False
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.nc.is_connected
+
     async def publish(self, envelope: Envelope, *, timeout: float = 5.0) -> int:
         """Publish to JetStream; returns the stream sequence. Re-publishing the
         same envelope id inside the duplicate window is a no-op."""
@@ -193,6 +219,19 @@ class Bus:
     ) -> int:
         ack = await self.js.publish(subject, payload, timeout=timeout, headers={**(headers or {}), "Nats-Msg-Id": msg_id})
         return ack.seq
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0) -> list[bool]:
+        """Publish (subject, payload, msg_id) triples pipelined, in order; which were acknowledged."""
+        if not self.nc.is_connected:
+            return [False] * len(messages)
+        futures = []
+        for subject, payload, msg_id in messages:
+            futures.append(await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id}))
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout)
+        except TimeoutError:
+            return [f.done() and not f.cancelled() and f.exception() is None for f in futures]
+        return [not isinstance(r, BaseException) for r in results]
 
     async def request(self, subject: str, payload: BaseModel | dict[str, Any], *, timeout: float = 5.0) -> Any:
         """A query to another service; raises QueryError on an error reply."""
@@ -287,6 +326,7 @@ def _json_default(value: Any) -> Any:
 
 
 Handler = Callable[[Envelope, Event], Awaitable[None]]
+BatchHandler = Callable[[Sequence[tuple[Envelope, Event]]], Awaitable[None]]
 
 
 @dataclass
@@ -315,6 +355,7 @@ class ConsumerRunner:
     handlers: dict[type[Event], Handler]
     max_deliver: int = 5
     ack_wait: float = 30.0
+    batch_handler: BatchHandler | None = None
     batch: int = 64
     fetch_timeout: float = 2.0
     stats: ConsumerStats = field(default_factory=ConsumerStats)
@@ -373,6 +414,12 @@ class ConsumerRunner:
         idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
+                if not self.bus.connected:
+                    self._bound.clear()
+                    if self.bus.nc.is_closed:
+                        return
+                    await self.bus.wait_connected(timeout=1.0)
+                    continue
                 if sub is None or self._rebind.is_set():
                     self._rebind.clear()
                     if sub is not None:
@@ -391,8 +438,7 @@ class ConsumerRunner:
                         idle_since = time.monotonic()
                     continue
                 idle_since = time.monotonic()
-                for msg in msgs:
-                    await self._handle(msg)
+                await self._handle_fetched(msgs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost, consumer gone, server restarting
@@ -413,28 +459,55 @@ class ConsumerRunner:
         if sub is not None:
             await _quietly(sub.unsubscribe())
 
-    async def _handle(self, msg: Msg) -> None:
-        meta = msg.metadata
-        delivered = meta.num_delivered
+    def _bind_log(self, msg: Msg, envelope: Envelope | None = None) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            service=self.bus.source, consumer=self.durable, subject=msg.subject, stream_seq=meta.sequence.stream
+            service=self.bus.source, consumer=self.durable, subject=msg.subject, stream_seq=msg.metadata.sequence.stream
         )
-        if delivered > 1:
+        if envelope is not None:
+            structlog.contextvars.bind_contextvars(event_id=str(envelope.id), correlation_id=envelope.correlation_id)
+
+    async def _decode(self, msg: Msg) -> tuple[Envelope, Event, Handler] | None:
+        """The envelope, payload and handler; None if the message was dead-lettered."""
+        self._bind_log(msg)
+        if msg.metadata.num_delivered > 1:
             self.stats.redelivered += 1
-        started = time.perf_counter()
         try:
             envelope = Envelope.from_bytes(msg.data)
-            structlog.contextvars.bind_contextvars(event_id=str(envelope.id), correlation_id=envelope.correlation_id)
+            self._bind_log(msg, envelope)
             entry = self._by_subject.get(envelope.subject)
             if entry is None or envelope.subject != msg.subject:
                 raise PermanentError(f"no handler for {envelope.subject} on {msg.subject}")
-            event = entry[0].model_validate(envelope.data)
+            return envelope, entry[0].model_validate(envelope.data), entry[1]
         except (ValidationError, ValueError, PermanentError) as exc:
             await self._dead_letter(msg, reason=f"invalid: {_short(exc)}")
-            return
+            return None
+
+    async def _handle_fetched(self, msgs: list[Msg]) -> None:
+        decoded = [(msg, item) for msg in msgs if (item := await self._decode(msg)) is not None]
+        if self.batch_handler is not None and len(decoded) > 1:
+            started = time.perf_counter()
+            try:
+                await self.batch_handler([(envelope, event) for _, (envelope, event, _) in decoded])
+            except Exception as exc:
+                log.warning("batch_failed_one_by_one", size=len(decoded), error=_short(exc))
+            else:
+                ms = round((time.perf_counter() - started) * 1000 / len(decoded), 3)
+                for msg, (envelope, _, _) in decoded:
+                    await msg.ack()
+                    self.stats.handled += 1
+                    self._bind_log(msg, envelope)
+                    log.info("event_handled", delivered=msg.metadata.num_delivered, ms=ms, batch=len(decoded))
+                return
+        for msg, (envelope, event, handler) in decoded:
+            self._bind_log(msg, envelope)
+            await self._apply_one(msg, envelope, event, handler)
+
+    async def _apply_one(self, msg: Msg, envelope: Envelope, event: Event, handler: Handler) -> None:
+        delivered = msg.metadata.num_delivered
+        started = time.perf_counter()
         try:
-            await entry[1](envelope, event)
+            await handler(envelope, event)
         except PermanentError as exc:
             await self._dead_letter(msg, reason=f"refused: {_short(exc)}")
             return
@@ -450,7 +523,7 @@ class ConsumerRunner:
             return
         await msg.ack()
         self.stats.handled += 1
-        log.info("event_handled", delivered=delivered, ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info("event_handled", delivered=delivered, ms=round((time.perf_counter() - started) * 1000, 3))
 
     async def _retry_or_dead_letter(self, msg: Msg, delivered: int, exc: Exception, *, delay: float) -> None:
         if delivered >= self.max_deliver:

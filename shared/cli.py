@@ -20,13 +20,18 @@ app = typer.Typer(no_args_is_help=True, help="CMCoord Hub: roster, notifications
 def up(
     demo: bool = typer.Option(False, help="load the sample roster once the services are ready"),
     nats_port: int = typer.Option(4222, help="nats-server client port (loopback only)"),
+    nats_http_port: int = typer.Option(8222, help="nats-server monitoring port"),
+    health_port_base: int = typer.Option(8101, help="first service health port; the others follow"),
 ) -> None:
     """Run nats-server and every service on this machine until Ctrl-C."""
     from shared.supervisor import Supervisor
 
     settings = CommonSettings()
     after = [[sys.executable, "-m", "shared.cli", "roster", "import", "--sample"]] if demo else []
-    supervisor = Supervisor(home=settings.home.resolve(), nats_port=nats_port)
+    supervisor = Supervisor(
+        home=settings.home.resolve(), nats_port=nats_port, nats_http_port=nats_http_port,
+        health_port_base=health_port_base,
+    )
     raise typer.Exit(asyncio.run(supervisor.run(after_ready=after)))
 
 

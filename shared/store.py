@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -150,6 +150,20 @@ class UnitOfWork:
         self.session.add(ProcessedEvent(consumer=consumer, event_id=event_id, processed_at=self.clock.now()))
         return True
 
+    async def claimed(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `event_ids` this consumer has applied already (one query)."""
+        if not event_ids:
+            return set()
+        result = await self.session.exec(
+            select(ProcessedEvent.event_id).where(
+                ProcessedEvent.consumer == consumer, col(ProcessedEvent.event_id).in_(list(event_ids))
+            )
+        )
+        return set(result.all())
+
+    def record_claim(self, consumer: str, event_id: uuid.UUID) -> None:
+        self.session.add(ProcessedEvent(consumer=consumer, event_id=event_id, processed_at=self.clock.now()))
+
     def emit(self, event: Event, *, id: uuid.UUID | None = None) -> Envelope:
         """Write `event` to the outbox in this transaction."""
         envelope = Envelope.wrap(
@@ -167,10 +181,50 @@ class UnitOfWork:
         return envelope
 
 
+Apply = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+
+
+class Transactional:
+    """Applies a consumer's events to the store once each: the idempotency
+    record, the state change and the outgoing events commit together.
+
+    `one` applies a single message; `many` applies a fetched batch in one
+    transaction (far fewer commits), and if it fails the consumer runner falls
+    back to `one` per message so a bad message stays isolated.
+    """
+
+    def __init__(
+        self, *, db: Database, clock: Clock, source: str, consumer: str, apply: dict[type[Event], Apply]
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.source = source
+        self.consumer = consumer
+        self.apply = apply
+
+    async def one(self, envelope: Envelope, event: Event) -> None:
+        async with self.db.unit_of_work(source=self.source, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
+            if not await uow.claim(self.consumer, envelope.id):
+                log.info("event_already_applied")
+                return
+            await self.apply[type(event)](uow, envelope, event)
+
+    async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
+            done = await uow.claimed(self.consumer, [envelope.id for envelope, _ in items])
+            for envelope, event in items:
+                if envelope.id in done:
+                    continue
+                done.add(envelope.id)
+                uow.correlation_id = envelope.correlation_id
+                uow.record_claim(self.consumer, envelope.id)
+                await self.apply[type(event)](uow, envelope, event)
+
+
 class Publisher(Protocol):
     """What the relay needs from the bus."""
 
-    async def publish_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int: ...
+    async def publish_many(self, messages: Sequence[tuple[str, bytes, str]]) -> list[bool]: ...
 
 
 class OutboxRelay:
@@ -186,7 +240,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        db.on_outbox_written(self._wake.set)
+        db.on_outbox_written(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
@@ -232,17 +289,15 @@ class OutboxRelay:
                 rows = result.all()
             if not rows:
                 return total
-            done: list[int] = []
-            try:
-                for row in rows:
-                    await self.publisher.publish_raw(row.subject, row.payload, msg_id=str(row.event_id))
-                    assert row.seq is not None
-                    done.append(row.seq)
-            finally:
-                if done:
-                    await self._mark_published(done)
-                    total += len(done)
-                    self.published += len(done)
+            # Pipelined: every publish of the batch is in flight at once, in order.
+            acked = await self.publisher.publish_many([(r.subject, r.payload, str(r.event_id)) for r in rows])
+            done = [r.seq for r, ok in zip(rows, acked, strict=True) if ok and r.seq is not None]
+            if done:
+                await self._mark_published(done)
+                total += len(done)
+                self.published += len(done)
+            if len(done) < len(rows):
+                raise ConnectionError(f"{len(rows) - len(done)} outbox event(s) not acknowledged by JetStream")
 
     async def _mark_published(self, seqs: list[int]) -> None:
         async with self.db._write() as session, session.begin():

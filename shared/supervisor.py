@@ -27,10 +27,10 @@ from shared.natsserver import NatsServer
 class ServiceSpec:
     name: str
     module: str
-    health_port: int
 
 
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster", 8101),)
+# Health ports are assigned in this order from the base port (8101, 8102, ...).
+SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster"),)
 
 STATE_FILE = "up.json"
 
@@ -38,6 +38,7 @@ STATE_FILE = "up.json"
 @dataclass
 class Child:
     spec: ServiceSpec
+    health_port: int
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -49,6 +50,7 @@ class Supervisor:
     home: Path
     nats_port: int = 4222
     nats_http_port: int = 8222
+    health_port_base: int = 8101
     services: tuple[ServiceSpec, ...] = SERVICES
     env: dict[str, str] = field(default_factory=dict)
     out: object = sys.stdout
@@ -62,13 +64,13 @@ class Supervisor:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.nats_port}"
 
-    def child_env(self, spec: ServiceSpec) -> dict[str, str]:
+    def child_env(self, child: Child) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
         env["CMCOORD_HOME"] = str(self.home)
         env["CMCOORD_NATS_URL"] = self.nats_url
         env.setdefault("CMCOORD_LOG_FORMAT", "json")
-        env[f"CMCOORD_{spec.name.upper()}_HEALTH_PORT"] = str(spec.health_port)
+        env[f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
         return env
 
     async def start_child(self, child: Child) -> None:
@@ -77,7 +79,7 @@ class Supervisor:
         child.log_path = logs / f"{child.spec.name}.log"
         log_file = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child process
         child.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", child.spec.module, env=self.child_env(child.spec), stdout=log_file, stderr=log_file
+            sys.executable, "-m", child.spec.module, env=self.child_env(child), stdout=log_file, stderr=log_file
         )
         log_file.close()
         child.started_at = time.monotonic()
@@ -88,7 +90,7 @@ class Supervisor:
         async with aiohttp.ClientSession() as http:
             while pending:
                 for name, child in list(pending.items()):
-                    if await _ready(http, child.spec.health_port):
+                    if await _ready(http, child.health_port):
                         del pending[name]
                     elif child.process is not None and child.process.returncode is not None:
                         raise RuntimeError(f"{name} exited with code {child.process.returncode}; see {child.log_path}")
@@ -102,7 +104,7 @@ class Supervisor:
             "nats_url": self.nats_url,
             "nats_monitor": f"http://127.0.0.1:{self.nats_http_port}",
             "services": {
-                c.spec.name: {"health": f"http://127.0.0.1:{c.spec.health_port}", "pid": c.process.pid if c.process else None}
+                c.spec.name: {"health": f"http://127.0.0.1:{c.health_port}", "pid": c.process.pid if c.process else None}
                 for c in self.children
             },
             "supervisor_pid": os.getpid(),
@@ -124,7 +126,7 @@ class Supervisor:
         )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.nats.start)
-        self.children = [Child(spec) for spec in self.services]
+        self.children = [Child(spec, self.health_port_base + i) for i, spec in enumerate(self.services)]
         try:
             for child in self.children:
                 await self.start_child(child)
@@ -132,9 +134,9 @@ class Supervisor:
             self.write_state()
             self.say(f"nats      {self.nats_url}  (monitoring http://127.0.0.1:{self.nats_http_port})")
             for child in self.children:
-                self.say(f"{child.spec.name:<9} http://127.0.0.1:{child.spec.health_port}/readyz  log {child.log_path}")
+                self.say(f"{child.spec.name:<9} http://127.0.0.1:{child.health_port}/readyz  log {child.log_path}")
             for command in after_ready or []:
-                proc = await asyncio.create_subprocess_exec(*command, env={**os.environ, **self.child_env(self.services[0])})
+                proc = await asyncio.create_subprocess_exec(*command, env=self.child_env(self.children[0]))
                 await proc.wait()
             self.say(f"cmcoord ready (data in {self.home}; Ctrl-C stops)")
             await self.watch(stop)

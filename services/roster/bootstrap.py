@@ -58,6 +58,7 @@ class RosterApp:
         self.bus = await Bus.open(s.nats_url, source="roster", instance=instance)
         await ensure_streams(self.bus.js, all_streams())
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once
         self.relay.start()
         self.consumers = build_consumers(
             bus=self.bus, db=self.db, clock=self.clock, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds

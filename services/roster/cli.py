@@ -25,7 +25,7 @@ from services.roster.directory import load_snapshot
 from services.roster.importer import Change, RosterFileError, RowError, parse_roster
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
-from shared.bus import Bus
+from shared.bus import Bus, all_streams, ensure_streams
 from shared.clock import Clock, ManualClock, SystemClock
 from shared.logging import configure_logging
 from shared.regions import resolve_country, resolve_region
@@ -63,8 +63,11 @@ async def _publish_now(db: Database, settings: Settings, clock: Clock) -> str:
     except Exception:
         return "NATS not reachable: the roster service will publish the events"
     try:
+        await ensure_streams(bus.js, all_streams())
         published = await OutboxRelay(db, bus, clock=clock).flush()
         return f"{published} event(s) published"
+    except Exception as exc:  # committed already: the service's relay publishes what is left
+        return f"events wait in the outbox for the roster service ({type(exc).__name__})"
     finally:
         await bus.close()
 

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from services.roster import handlers
 from shared import events
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock
-from shared.store import Database
+from shared.store import Apply, Database, Transactional
 
-
-def durable(handler_name: str) -> str:
-    return f"roster--{handler_name}"
+# durable name -> (stream, {event class: handler applied in the consumer's transaction})
+CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply]]] = {
+    "roster--on_handover_submitted": ("BOT", {events.HandoverNoteSubmitted: handlers.on_handover_submitted}),
+}
 
 
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int, ack_wait: float) -> list[ConsumerRunner]:
-    name = durable("on_handover_submitted")
-    return [
-        ConsumerRunner(
-            bus=bus,
-            stream="BOT",
-            durable=name,
-            handlers={
-                events.HandoverNoteSubmitted: partial(handlers.on_handover_submitted, db=db, clock=clock, consumer=name)
-            },
-            max_deliver=max_deliver,
-            ack_wait=ack_wait,
+    runners = []
+    for durable, (stream, apply) in CONSUMERS.items():
+        tx = Transactional(db=db, clock=clock, source=handlers.SOURCE, consumer=durable, apply=apply)
+        runners.append(
+            ConsumerRunner(
+                bus=bus,
+                stream=stream,
+                durable=durable,
+                handlers={cls: tx.one for cls in apply},
+                batch_handler=tx.many,
+                max_deliver=max_deliver,
+                ack_wait=ack_wait,
+            )
         )
-    ]
+    return runners

@@ -7,6 +7,8 @@ then pure Python over at most a few thousand entries.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -54,53 +56,109 @@ class Entry:
 
 @dataclass
 class DirectorySnapshot:
+    """Everyone on the roster with their deployments active on `day`, indexed for search."""
+
     day: date
     revision: int
-    entries: list[Entry]
+    entries: list[Entry]  # sorted by folded name
+
+    def __post_init__(self) -> None:
+        self._by_person = {e.card.person_id: e for e in self.entries}
+        self._by_region: dict[str, list[int]] = {}
+        self._by_country: dict[str, list[int]] = {}
+        self._by_org: dict[str, list[int]] = {}
+        self._by_station: dict[str, list[int]] = {}
+        self._by_token: dict[str, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            for region in e.regions:
+                self._by_region.setdefault(region, []).append(i)
+            for country in e.countries:
+                self._by_country.setdefault(country, []).append(i)
+            for station in e.stations:
+                self._by_station.setdefault(station, []).append(i)
+            if e.org_key:
+                self._by_org.setdefault(e.org_key, []).append(i)
+            for token in set(e.name_key.split()):
+                self._by_token.setdefault(token, []).append(i)
+        self._tokens = sorted(self._by_token)
 
     @property
     def deployed(self) -> list[Entry]:
         return [e for e in self.entries if e.card.deployments]
 
+    def card(self, person_id: uuid.UUID) -> ContactCard | None:
+        entry = self._by_person.get(person_id)
+        return entry.card if entry else None
+
     def search(self, query: str, *, offset: int = 0, limit: int = 10) -> ContactsPage:
-        matches = self.match(query)
-        return ContactsPage(query=query, total=len(matches), offset=offset,
-                            items=[e.card for e in matches[offset : offset + limit]])
+        ranked = self._rank(query)
+        # only the requested page is ordered: (best score, then name order)
+        page = heapq.nsmallest(offset + limit, ranked.items(), key=lambda item: (-item[1], item[0]))[offset:]
+        return ContactsPage(query=query, total=len(ranked), offset=offset, items=[self.entries[i].card for i, _ in page])
 
     def match(self, query: str) -> list[Entry]:
-        """Country, region, organisation, duty station or name; case- and accent-insensitive,
-        names fuzzily. Place and organisation matches come first, then names by score."""
+        ranked = self._rank(query)
+        return [self.entries[i] for i, _ in sorted(ranked.items(), key=lambda item: (-item[1], item[0]))]
+
+    def _rank(self, query: str) -> dict[int, float]:
+        """Country, region, organisation, duty station or name; case- and accent-
+        insensitive, names by word prefix and then fuzzily for misspellings.
+        Places and organisations rank first, then names by closeness."""
         key = fold(query)
+        ranked: dict[int, float] = {}
         if not key:
-            return []
+            return ranked
+
+        def take(indexes: list[int] | set[int], score: float) -> None:
+            for i in indexes:
+                if ranked.get(i, -1.0) < score:
+                    ranked[i] = score
+
         region = resolve_region(query)
+        if region:
+            take(self._by_region.get(region, []), 300)
         country = resolve_country(query)
-        ranked: dict[uuid.UUID, tuple[float, Entry]] = {}
+        if country:
+            take(self._by_country.get(country, []), 300)
+        take(self._by_org.get(key, []), 250)
+        for org, indexes in self._by_org.items():
+            if org.startswith(key + " "):
+                take(indexes, 240)
+        take(self._by_station.get(key, []), 240)
+        words = key.split()
+        exact = self._name_hits(words, prefix=False)
+        take(exact, 200)
+        take(self._name_hits(words, prefix=True) - exact, 150)
+        if not ranked and len(key) >= 4:
+            take(self._fuzzy_name_hits(words), 100)
+        return ranked
 
-        def take(entry: Entry, score: float) -> None:
-            best = ranked.get(entry.card.person_id)
-            if best is None or score > best[0]:
-                ranked[entry.card.person_id] = (score, entry)
+    def _name_hits(self, words: list[str], *, prefix: bool) -> set[int]:
+        """People whose name has every word of the query (as a word, or a word's start)."""
+        hits: set[int] | None = None
+        for word in words:
+            if prefix:
+                lo = bisect.bisect_left(self._tokens, word)
+                found: set[int] = set()
+                for token in self._tokens[lo:]:
+                    if not token.startswith(word):
+                        break
+                    found.update(self._by_token[token])
+            else:
+                found = set(self._by_token.get(word, ()))
+            hits = found if hits is None else hits & found
+            if not hits:
+                return set()
+        return hits or set()
 
-        for entry in self.entries:
-            if region and region in entry.regions:
-                take(entry, 300)
-            if country and country in entry.countries:
-                take(entry, 300)
-            if entry.org_key and (entry.org_key == key or entry.org_key.startswith(key + " ")):
-                take(entry, 250)
-            if key in entry.stations:
-                take(entry, 240)
-            if key in entry.name_key:
-                take(entry, 200 if _word_start(entry.name_key, key) else 150)
-        if len(key) >= 4:
-            names = [e.name_key for e in self.entries]
-            for _, score, index in process.extract(
-                key, names, scorer=fuzz.partial_ratio, score_cutoff=85, limit=50
-            ):
-                take(self.entries[index], score)
-        ordered = sorted(ranked.values(), key=lambda item: (-item[0], item[1].card.name))
-        return [entry for _, entry in ordered]
+    def _fuzzy_name_hits(self, words: list[str]) -> set[int]:
+        hits: set[int] | None = None
+        for word in words:
+            found: set[int] = set()
+            for token, _, _ in process.extract(word, self._tokens, scorer=fuzz.ratio, score_cutoff=80, limit=20):
+                found.update(self._by_token[token])
+            hits = found if hits is None else hits & found
+        return hits or set()
 
     def directory(self, *, region: str | None = None, country: str | None = None) -> list[tuple[ContactCard, DeploymentCard]]:
         rows = []
@@ -113,10 +171,6 @@ class DirectorySnapshot:
                 rows.append((entry.card, dep))
         rows.sort(key=lambda r: (r[1].region, r[1].country, r[1].duty_station, r[0].name))
         return rows
-
-
-def _word_start(text: str, key: str) -> bool:
-    return text.startswith(key) or f" {key}" in text
 
 
 async def load_snapshot(

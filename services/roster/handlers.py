@@ -10,24 +10,20 @@ from shared import events
 from shared.bus import PermanentError
 from shared.clock import Clock
 from shared.events import Envelope
-from shared.store import Database
+from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("roster")
 
 SOURCE = "roster"
 
 
-async def on_handover_submitted(
-    envelope: Envelope, event: events.HandoverNoteSubmitted, *, db: Database, clock: Clock, consumer: str
-) -> None:
-    async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
-        if not await uow.claim(consumer, envelope.id):
-            log.info("event_already_applied")
-            return
-        note = await store.record_handover(uow, note=event)
-        if note is None:
-            raise PermanentError(f"deployment {event.deployment_id} is unknown or not held by the sender")
-        log.info("handover_recorded", deployment_id=str(event.deployment_id), revision=note.revision)
+async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: events.HandoverNoteSubmitted) -> None:
+    """Store the note against the post; runs inside the consumer's transaction,
+    after the event id was claimed."""
+    note = await store.record_handover(uow, note=event)
+    if note is None:
+        raise PermanentError(f"deployment {event.deployment_id} is unknown or not held by the sender")
+    log.info("handover_recorded", deployment_id=str(event.deployment_id), revision=note.revision)
 
 
 async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.RotationPolicy) -> store.ScanResult:

@@ -62,8 +62,7 @@ class RosterQueries:
     async def snapshot(self) -> DirectorySnapshot:
         """The directory for today, rebuilt only when the roster revision or day changed."""
         day = self.clock.now().date()
-        async with self.db.read() as session:
-            revision = await store.current_revision(session)
+        revision = await store.revision_now(self.db)
         current = self._snapshot
         if current is not None and current.revision == revision and current.day == day:
             return current
@@ -133,10 +132,10 @@ class RosterQueries:
         return [CounterpartCard.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
 
     async def _card(self, person_id: uuid.UUID) -> Any:
-        for entry in (await self.snapshot()).entries:
-            if entry.card.person_id == person_id:
-                return entry.card
-        raise LookupError("unknown person")
+        card = (await self.snapshot()).card(person_id)
+        if card is None:
+            raise LookupError("unknown person")
+        return card
 
     async def serve(self, nc: NATS, *, version: str) -> Service:
         service = await add_service(

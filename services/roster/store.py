@@ -38,7 +38,7 @@ from services.roster.models import (
 )
 from shared import events
 from shared.regions import REGIONS
-from shared.store import UnitOfWork
+from shared.store import Database, UnitOfWork
 
 
 async def bump_revision(session: AsyncSession) -> None:
@@ -50,6 +50,13 @@ async def bump_revision(session: AsyncSession) -> None:
         await session.exec(
             update(RosterRevision).where(col(RosterRevision.id) == 1).values(revision=col(RosterRevision.revision) + 1)
         )
+
+
+async def revision_now(db: Database) -> int:
+    """The roster revision with the least overhead (checked on every query)."""
+    async with db.engine.connect() as conn:
+        value = (await conn.exec_driver_sql("SELECT revision FROM roster_revision WHERE id = 1")).scalar()
+    return int(value or 0)
 
 
 async def current_revision(session: AsyncSession) -> int:

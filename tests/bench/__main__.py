@@ -1,0 +1,58 @@
+"""`make bench`: measure, compare with a baseline from the same run, write bench-results.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from shared.natsserver import nats_server_binary
+from tests.bench import contacts, throughput
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def machine() -> dict[str, object]:
+    version = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "nats_server": version,
+    }
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, object]]:
+    results: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="cmcoord-bench-") as tmp:
+        results += await throughput.measure(Path(tmp) / "throughput", events=args.events)
+        results += await contacts.measure(Path(tmp) / "contacts", people=args.people, requests=args.requests,
+                                          concurrency=args.concurrency)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    report = {"results": results, "machine": machine()}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for r in results:
+        mark = "ok  " if r["ok"] else "MISS"
+        print(f"{mark} {r['name']:<36} {r['value']:>10} {r['unit']:<8} target {r['target']}", file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""/contacts over NATS with 10,000 people on the roster: a roster process,
+20 concurrent clients, latencies from request to reply."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+
+from services.roster.cli import import_text
+from services.roster.config import Settings
+from services.roster.samples import FIRST, LAST, STATIONS, generate
+from shared.bus import Bus
+from shared.clock import SystemClock
+from shared.natsserver import NatsServer, free_port
+from tests.bench.common import percentile, result
+from tests.helpers import service_env, start_service, stop_process
+
+QUERIES = ["Mali", "ROWCA", "WFP", "Diallo", "Sudan", "ROAP", "UNHCR", "Haddad", "Kyiv", "Bamako", "Wangchuck",
+           "west and central africa", "Syria", "Yemen", "IOM", "Ouedraogo"]
+
+
+async def measure(work: Path, *, people: int, requests: int, concurrency: int) -> list[dict[str, object]]:
+    server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-contacts").start()
+    health = free_port()
+    settings = Settings(home=work / "home", nats_url=server.url, health_port=health, scan_interval_seconds=3600)
+    clock = SystemClock()
+    started = time.perf_counter()
+    _, errors, _ = await import_text(generate(people=people, today=clock.now().date()), settings=settings,
+                                     clock=clock, publish=False)
+    assert not errors, errors[:3]
+    import_s = time.perf_counter() - started
+    proc = start_service("services.roster", service_env(settings.home, server.url,
+                                                        CMCOORD_ROSTER_HEALTH_PORT=str(health),
+                                                        CMCOORD_ROSTER_SCAN_INTERVAL_SECONDS="3600"),
+                         work / "roster.log")
+    try:
+        await _wait_ready(health)
+        bus = await Bus.open(server.url, source="bench", patience=10)
+        rng = random.Random(7)
+        queries = QUERIES + [rng.choice(FIRST) for _ in range(8)] + [rng.choice(LAST) for _ in range(8)]
+        queries += [s[2] for s in STATIONS[:8]]
+        await bus.request("cmcoord.roster.svc.contacts", {"query": "warm-up"}, timeout=30)
+        latencies: list[float] = []
+        hits: list[int] = []
+
+        async def client(worker: int) -> None:
+            for i in range(requests // concurrency):
+                query = queries[(worker * 7 + i) % len(queries)]
+                t0 = time.perf_counter()
+                page = await bus.request("cmcoord.roster.svc.contacts", {"query": query, "limit": 10}, timeout=10)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                hits.append(page["total"])
+
+        await asyncio.gather(*(client(w) for w in range(concurrency)))
+        await bus.close()
+    finally:
+        stop_process(proc)
+        server.stop()
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+    detail = {"people": people, "requests": len(latencies), "concurrency": concurrency,
+              "median_results": sorted(hits)[len(hits) // 2], "import_seconds": round(import_s, 1)}
+    return [
+        result("contacts_query_p50_ms", p50, "ms", "informational (p99 <= 100)", True, **detail),
+        result("contacts_query_p99_ms", p99, "ms", "<= 100", p99 <= 100, **detail),
+    ]
+
+
+async def _wait_ready(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # polling readiness with a deadline
+    raise TimeoutError("roster not ready")

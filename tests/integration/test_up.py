@@ -1,0 +1,66 @@
+"""`cmcoord up` as a user runs it: ready line, demo roster, status, crash restart, clean stop."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from shared.natsserver import free_port
+from tests.helpers import REPO, cli, eventually
+
+
+async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
+    env["CMCOORD_HOME"] = str(home)
+    nats_port, health = free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health),
+        env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode().rstrip())
+
+    reader = asyncio.create_task(read())
+    try:
+        await eventually(lambda: any(line.startswith("cmcoord ready") for line in lines), timeout=90, what="ready line")
+        ready_at = next(i for i, line in enumerate(lines) if "cmcoord ready" in line)
+        assert any(line.startswith("nats") and f":{nats_port}" in line for line in lines[:ready_at])
+        assert any(line.startswith("roster") and f":{health}/readyz" in line for line in lines[:ready_at])
+        assert any(line.startswith("imported: 60 new person") for line in lines[:ready_at])
+
+        env["CMCOORD_NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
+        code, out, err = await cli("roster", "directory", "--format", "csv", env=env)
+        assert code == 0, err
+        rows = out.strip().splitlines()
+        assert rows[0].startswith("name,email,phone") and len(rows) > 40
+
+        code, out, _ = await cli("status", env=env)
+        assert code == 0 and "roster    ready" in out and "roster--on_handover_submitted" in out
+
+        state = json.loads((home / "up.json").read_text())
+        old_pid = state["services"]["roster"]["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        await eventually(lambda: any("roster exited with code -9; restarting" in line for line in lines), timeout=20)
+
+        async def restarted_and_ready() -> bool:
+            pid = json.loads((home / "up.json").read_text())["services"]["roster"]["pid"]
+            code, out, _ = await cli("status", env=env)
+            return pid != old_pid and code == 0
+
+        await eventually(restarted_and_ready, timeout=60, interval=0.5, what="roster restarted")
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        await reader
+    assert code == 0
+    assert lines[-1] == "cmcoord stopped"
+    assert not (home / "up.json").exists()
