@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Table, event, update
+from sqlalchemy import Table, event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
@@ -94,6 +94,7 @@ class Database:
             async with session.begin():
                 uow = UnitOfWork(session, source=source, clock=clock, correlation_id=correlation_id)
                 yield uow
+                await uow.write_records()
         if uow.emitted:
             for listener in self._outbox_listeners:
                 listener()
@@ -142,12 +143,13 @@ class UnitOfWork:
         self.clock = clock
         self.correlation_id = correlation_id
         self.emitted: list[Envelope] = []
+        self._claims: list[dict[str, Any]] = []
 
     async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
         """Record that `consumer` applies `event_id` now; False if it already did."""
-        if await self.session.get(ProcessedEvent, (consumer, event_id)) is not None:
+        if await self.claimed(consumer, [event_id]):
             return False
-        self.session.add(ProcessedEvent(consumer=consumer, event_id=event_id, processed_at=self.clock.now()))
+        self.record_claim(consumer, event_id)
         return True
 
     async def claimed(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -162,26 +164,46 @@ class UnitOfWork:
         return set(result.all())
 
     def record_claim(self, consumer: str, event_id: uuid.UUID) -> None:
-        self.session.add(ProcessedEvent(consumer=consumer, event_id=event_id, processed_at=self.clock.now()))
+        self._claims.append({"consumer": consumer, "event_id": event_id, "processed_at": self.clock.now()})
 
     def emit(self, event: Event, *, id: uuid.UUID | None = None) -> Envelope:
         """Write `event` to the outbox in this transaction."""
         envelope = Envelope.wrap(
             event, source=self.source, occurred_at=self.clock.now(), id=id, correlation_id=self.correlation_id
         )
-        self.session.add(
-            OutboxMessage(
-                event_id=envelope.id,
-                subject=envelope.subject,
-                payload=envelope.to_bytes(),
-                created_at=envelope.occurred_at,
-            )
-        )
         self.emitted.append(envelope)
         return envelope
 
+    async def write_records(self) -> None:
+        """Idempotency records and outbox rows, one multi-row insert each, just
+        before commit (a duplicate event id fails the whole transaction)."""
+        if self._claims:
+            await self.session.execute(insert(ProcessedEvent.__table__), self._claims)  # type: ignore[attr-defined]
+            self._claims = []
+        if self.emitted:
+            rows = [
+                {"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
+                for e in self.emitted
+            ]
+            await self.session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+
 
 Apply = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+# Loads what a batch will read; returns the rows so they stay in the session's
+# (weakly referenced) identity map while the batch is applied.
+Prefetch = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[Any]]]
+
+
+def upsert(db_or_session: Any, table: Any) -> Any:
+    """INSERT ... ON CONFLICT for the session's dialect (SQLite or PostgreSQL)."""
+    bind = db_or_session.get_bind() if hasattr(db_or_session, "get_bind") else db_or_session.engine
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 class Transactional:
@@ -191,34 +213,51 @@ class Transactional:
     `one` applies a single message; `many` applies a fetched batch in one
     transaction (far fewer commits), and if it fails the consumer runner falls
     back to `one` per message so a bad message stays isolated.
+
+    Apply functions run with autoflush off, so the idempotency and outbox rows
+    of a whole batch reach the database as multi-row inserts at commit; an
+    optional `prefetch` loads what the batch will read in one query.
     """
 
     def __init__(
-        self, *, db: Database, clock: Clock, source: str, consumer: str, apply: dict[type[Event], Apply]
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        source: str,
+        consumer: str,
+        apply: dict[type[Event], Apply],
+        prefetch: Prefetch | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.source = source
         self.consumer = consumer
         self.apply = apply
+        self.prefetch = prefetch
 
     async def one(self, envelope: Envelope, event: Event) -> None:
         async with self.db.unit_of_work(source=self.source, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.consumer, envelope.id):
                 log.info("event_already_applied")
                 return
-            await self.apply[type(event)](uow, envelope, event)
+            with uow.session.no_autoflush:
+                await self.apply[type(event)](uow, envelope, event)
 
     async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
             done = await uow.claimed(self.consumer, [envelope.id for envelope, _ in items])
-            for envelope, event in items:
-                if envelope.id in done:
-                    continue
-                done.add(envelope.id)
-                uow.correlation_id = envelope.correlation_id
-                uow.record_claim(self.consumer, envelope.id)
-                await self.apply[type(event)](uow, envelope, event)
+            fresh = [(envelope, event) for envelope, event in items if envelope.id not in done]
+            # held in this frame so the rows stay in the identity map until applied
+            _loaded = await self.prefetch(uow, [e for _, e in fresh]) if self.prefetch is not None and fresh else ()
+            with uow.session.no_autoflush:
+                for envelope, event in fresh:
+                    if envelope.id in done:  # the same event twice in one batch
+                        continue
+                    done.add(envelope.id)
+                    uow.correlation_id = envelope.correlation_id
+                    uow.record_claim(self.consumer, envelope.id)
+                    await self.apply[type(event)](uow, envelope, event)
 
 
 class Publisher(Protocol):

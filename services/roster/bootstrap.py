@@ -65,7 +65,9 @@ class RosterApp:
         )
         for consumer in self.consumers:
             consumer.start()
-        self.queries = RosterQueries(db=self.db, clock=self.clock, required_course=s.required_course)
+        self.queries = RosterQueries(
+            db=self.db, clock=self.clock, required_course=s.required_course, revision_check_seconds=s.query_cache_seconds
+        )
         self.service = await self.queries.serve(self.bus.nc, version=VERSION)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         # Every replica scans; the facts a scan announces are recorded with the

@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     invite_ttl_days: int = 7
     bot_username: str = "CMCoordHubBot"
     required_course: str = "UN-CMCoord Course"
+    # how long a query may answer from the cached directory before re-checking the store
+    query_cache_seconds: float = 0.5
 
     @property
     def db_url(self) -> str:

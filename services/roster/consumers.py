@@ -6,18 +6,22 @@ from services.roster import handlers
 from shared import events
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock
-from shared.store import Apply, Database, Transactional
+from shared.store import Apply, Database, Prefetch, Transactional
 
-# durable name -> (stream, {event class: handler applied in the consumer's transaction})
-CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply]]] = {
-    "roster--on_handover_submitted": ("BOT", {events.HandoverNoteSubmitted: handlers.on_handover_submitted}),
+# durable name -> (stream, {event class: handler applied in the consumer's transaction}, batch prefetch)
+CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None]] = {
+    "roster--on_handover_submitted": (
+        "BOT",
+        {events.HandoverNoteSubmitted: handlers.on_handover_submitted},
+        handlers.prefetch_deployments,
+    ),
 }
 
 
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int, ack_wait: float) -> list[ConsumerRunner]:
     runners = []
-    for durable, (stream, apply) in CONSUMERS.items():
-        tx = Transactional(db=db, clock=clock, source=handlers.SOURCE, consumer=durable, apply=apply)
+    for durable, (stream, apply, prefetch) in CONSUMERS.items():
+        tx = Transactional(db=db, clock=clock, source=handlers.SOURCE, consumer=durable, apply=apply, prefetch=prefetch)
         runners.append(
             ConsumerRunner(
                 bus=bus,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 from sqlalchemy.exc import IntegrityError
 
 from services.roster import rotation, store
+from services.roster.models import Deployment
 from shared import events
 from shared.bus import PermanentError
 from shared.clock import Clock
@@ -20,10 +23,14 @@ SOURCE = "roster"
 async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: events.HandoverNoteSubmitted) -> None:
     """Store the note against the post; runs inside the consumer's transaction,
     after the event id was claimed."""
-    note = await store.record_handover(uow, note=event)
-    if note is None:
+    recorded = await store.record_handover(uow, note=event)
+    if recorded is None:
         raise PermanentError(f"deployment {event.deployment_id} is unknown or not held by the sender")
-    log.info("handover_recorded", deployment_id=str(event.deployment_id), revision=note.revision)
+    log.debug("handover_recorded", deployment_id=str(event.deployment_id), revision=recorded[1])
+
+
+async def prefetch_deployments(uow: UnitOfWork, batch: Sequence[events.Event]) -> list[Deployment]:
+    return await store.load_deployments(uow, ids=[e.deployment_id for e in batch if isinstance(e, events.HandoverNoteSubmitted)])
 
 
 async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.RotationPolicy) -> store.ScanResult:

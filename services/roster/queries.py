@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -52,17 +53,29 @@ class CounterpartQuery(BaseModel):
 
 
 class RosterQueries:
-    def __init__(self, *, db: Database, clock: Clock, required_course: str) -> None:
+    def __init__(self, *, db: Database, clock: Clock, required_course: str, revision_check_seconds: float = 0.5) -> None:
         self.db = db
         self.clock = clock
         self.required_course = required_course
+        self.revision_check_seconds = revision_check_seconds
         self._snapshot: DirectorySnapshot | None = None
         self._lock = asyncio.Lock()
+        self._revision = -1
+        self._revision_checked = -1e9
+
+    async def _current_revision(self) -> int:
+        # A change shows in answers within `revision_check_seconds`; checking on
+        # every query would cost a database round trip each.
+        now = time.monotonic()
+        if now - self._revision_checked >= self.revision_check_seconds:
+            self._revision = await store.revision_now(self.db)
+            self._revision_checked = now
+        return self._revision
 
     async def snapshot(self) -> DirectorySnapshot:
         """The directory for today, rebuilt only when the roster revision or day changed."""
         day = self.clock.now().date()
-        revision = await store.revision_now(self.db)
+        revision = await self._current_revision()
         current = self._snapshot
         if current is not None and current.revision == revision and current.day == day:
             return current

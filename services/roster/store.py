@@ -38,7 +38,7 @@ from services.roster.models import (
 )
 from shared import events
 from shared.regions import REGIONS
-from shared.store import Database, UnitOfWork
+from shared.store import Database, UnitOfWork, upsert
 
 
 async def bump_revision(session: AsyncSession) -> None:
@@ -93,79 +93,103 @@ async def plan_import(session: AsyncSession, *, rows: list[RosterRow]) -> tuple[
 
 
 async def apply_rows(uow: UnitOfWork, *, rows: list[RosterRow]) -> None:
-    """Upsert people (by email), posts, deployments and trainings from valid rows."""
+    """Upsert people (by email), posts, deployments and trainings from valid rows.
+
+    What exists is loaded once up front; new rows get their ids in Python, so
+    the ORM writes them as multi-row inserts at commit."""
     session, now = uow.session, uow.clock.now()
-    people: dict[str, Person] = {}
-    for row in rows:
-        p = row.person
-        person = people.get(p.email)
-        if person is None:
-            person = (await session.exec(select(Person).where(Person.email == p.email))).first()
-        created = person is None
-        default_tz = REGIONS[row.deployment.region].timezone if row.deployment else "UTC"
-        if person is None:
-            person = Person(email=p.email, name=p.name, timezone=p.timezone or default_tz, created_at=now, updated_at=now)
-        values = {
-            "name": p.name,
-            "phone": p.phone,
-            "telegram_username": p.telegram_username,
-            "organisation": p.organisation,
-            "languages": join_list(list(p.languages)),
-            "timezone": p.timezone or person.timezone,
-        }
-        changed = created or any(getattr(person, k) != v for k, v in values.items())
-        if changed and p.email not in people:
-            for k, v in values.items():
-                setattr(person, k, v)
-            person.updated_at = now
-            session.add(person)
-            await session.flush()
-            uow.emit(events.PersonChanged(person_id=person.id, created=created))
-        people[p.email] = person
-        for course, completed in row.trainings:
-            known = (
-                await session.exec(
-                    select(Training).where(Training.person_id == person.id, Training.course == course)
-                )
-            ).first()
-            if known is None:
-                session.add(Training(person_id=person.id, course=course, completed_on=completed))
-            elif known.completed_on != completed and completed is not None:
-                known.completed_on = completed
-                session.add(known)
-        if row.deployment is not None:
-            await _upsert_deployment(uow, person=person, data=row.deployment, now=now)
+    emails = list({r.person.email for r in rows})
+    people = {p.email: p for p in (await session.exec(select(Person).where(col(Person.email).in_(emails)))).all()}
+    posts = {(p.country, p.duty_station, p.title): p for p in (await session.exec(select(Post))).all()}
+    known_ids = [p.id for p in people.values()]
+    deployments = {
+        (d.person_id, d.post_id, d.start): d
+        for d in (await session.exec(select(Deployment).where(col(Deployment.person_id).in_(known_ids)))).all()
+    }
+    trainings = {
+        (t.person_id, t.course): t
+        for t in (await session.exec(select(Training).where(col(Training.person_id).in_(known_ids)))).all()
+    }
+    touched: set[str] = set()
+    new: dict[type, list[object]] = {Person: [], Post: [], Deployment: [], Training: []}
+    with session.no_autoflush:
+        for row in rows:
+            person = _upsert_person(uow, people=people, touched=touched, row=row, now=now, new=new)
+            for course, completed in row.trainings:
+                known = trainings.get((person.id, course))
+                if known is None:
+                    trainings[(person.id, course)] = known = Training(person_id=person.id, course=course,
+                                                                      completed_on=completed)
+                    new[Training].append(known)
+                elif completed is not None and known.completed_on != completed:
+                    known.completed_on = completed
+            if row.deployment is not None:
+                _upsert_deployment(uow, person=person, data=row.deployment, posts=posts, deployments=deployments,
+                                   now=now, new=new)
+    # Parents before children: without relationship()s the ORM does not order
+    # inserts across tables by their foreign keys.
+    for model in (Person, Post, Deployment, Training):
+        session.add_all(new[model])
+        await session.flush()
     await bump_revision(session)
 
 
-async def _upsert_deployment(uow: UnitOfWork, *, person: Person, data: DeploymentData, now: datetime) -> None:
-    session = uow.session
-    post = (
-        await session.exec(
-            select(Post).where(Post.country == data.country, Post.duty_station == data.duty_station, Post.title == data.title)
-        )
-    ).first()
+def _upsert_person(uow: UnitOfWork, *, people: dict[str, Person], touched: set[str], row: RosterRow,
+                   now: datetime, new: dict[type, list[object]]) -> Person:
+    p = row.person
+    person = people.get(p.email)
+    if p.email in touched:  # a later row of the same person: the first row's details stand
+        assert person is not None
+        return person
+    touched.add(p.email)
+    created = person is None
+    if person is None:
+        default_tz = REGIONS[row.deployment.region].timezone if row.deployment else "UTC"
+        person = Person(email=p.email, name=p.name, timezone=p.timezone or default_tz, created_at=now, updated_at=now)
+        people[p.email] = person
+        new[Person].append(person)
+    values = {
+        "name": p.name,
+        "phone": p.phone,
+        "telegram_username": p.telegram_username,
+        "organisation": p.organisation,
+        "languages": join_list(list(p.languages)),
+        "timezone": p.timezone or person.timezone,
+    }
+    if created or any(getattr(person, k) != v for k, v in values.items()):
+        for k, v in values.items():
+            setattr(person, k, v)
+        person.updated_at = now
+        uow.emit(events.PersonChanged(person_id=person.id, created=created))
+    return person
+
+
+def _upsert_deployment(
+    uow: UnitOfWork,
+    *,
+    person: Person,
+    data: DeploymentData,
+    posts: dict[tuple[str, str, str], Post],
+    deployments: dict[tuple[uuid.UUID, uuid.UUID, date], Deployment],
+    now: datetime,
+    new: dict[type, list[object]],
+) -> None:
+    post = posts.get((data.country, data.duty_station, data.title))
     if post is None:
         post = Post(country=data.country, duty_station=data.duty_station, region=data.region, title=data.title)
+        posts[(data.country, data.duty_station, data.title)] = post
+        new[Post].append(post)
     elif post.region != data.region:
         post.region = data.region
-    session.add(post)
-    await session.flush()
-    dep = (
-        await session.exec(
-            select(Deployment).where(
-                Deployment.person_id == person.id, Deployment.post_id == post.id, Deployment.start == data.start
-            )
-        )
-    ).first()
+    dep = deployments.get((person.id, post.id, data.start))
     hats = join_list(list(data.hats))
     if dep is None:
         dep = Deployment(
             person_id=person.id, post_id=post.id, role=data.role, start=data.start, planned_end=data.planned_end,
             actual_end=data.actual_end, hats=hats, created_at=now, updated_at=now,
         )
-        session.add(dep)
-        await session.flush()
+        deployments[(person.id, post.id, data.start)] = dep
+        new[Deployment].append(dep)
         uow.emit(
             events.DeploymentAssigned(**_deployment_facts(dep, post)),
             id=events.deterministic_id("deployment.assigned", dep.id),
@@ -174,7 +198,6 @@ async def _upsert_deployment(uow: UnitOfWork, *, person: Person, data: Deploymen
     if (dep.role, dep.planned_end, dep.actual_end, dep.hats) != (data.role, data.planned_end, data.actual_end, hats):
         dep.role, dep.planned_end, dep.actual_end, dep.hats = data.role, data.planned_end, data.actual_end, hats
         dep.updated_at = now
-        session.add(dep)
 
 
 def _deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
@@ -270,9 +293,10 @@ def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, De
 # --- handover notes ---------------------------------------------------------
 
 
-async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted) -> HandoverNote | None:
-    """Store (or revise) the note against the deployment's post; None if the
-    deployment is unknown or not the sender's."""
+async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted) -> tuple[uuid.UUID, int] | None:
+    """Store (or revise) the note against the deployment's post in one
+    statement; (note id, revision), or None if the deployment is unknown or not
+    the sender's."""
     session = uow.session
     dep = await session.get(Deployment, note.deployment_id)
     if dep is None or dep.person_id != note.person_id:
@@ -283,24 +307,27 @@ async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted
         "recurring_meetings": note.recurring_meetings,
         "where_files_live": note.where_files_live,
         "advice_to_successor": note.advice_to_successor,
+        "submitted_at": note.submitted_at,
     }
-    row = (await session.exec(select(HandoverNote).where(HandoverNote.deployment_id == dep.id))).first()
-    if row is None:
-        row = HandoverNote(deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id,
-                           submitted_at=note.submitted_at, **fields)
-    else:
-        for k, v in fields.items():
-            setattr(row, k, v)
-        row.revision += 1
-        row.submitted_at = note.submitted_at
-    session.add(row)
-    await session.flush()
+    table = HandoverNote.__table__  # type: ignore[attr-defined]
+    statement = (
+        upsert(session, table)
+        .values(id=uuid.uuid4(), deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=1, **fields)
+        .on_conflict_do_update(index_elements=["deployment_id"], set_={**fields, "revision": table.c.revision + 1})
+        .returning(table.c.id, table.c.revision)
+    )
+    note_id, revision = (await session.execute(statement)).one()
     uow.emit(
         events.HandoverRecorded(
-            note_id=row.id, deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=row.revision
+            note_id=note_id, deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=revision
         )
     )
-    return row
+    return note_id, revision
+
+
+async def load_deployments(uow: UnitOfWork, *, ids: list[uuid.UUID]) -> list[Deployment]:
+    """Bring these deployments into the session in one query (batch prefetch)."""
+    return list((await uow.session.exec(select(Deployment).where(col(Deployment.id).in_(ids)))).all())
 
 
 # --- registration -----------------------------------------------------------
