@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast bench clean
+.PHONY: up demo test test-fast bench postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,14 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cmcoord up --demo
 
-test: $(STAMP)
+# The store tests also run on PostgreSQL: install Debian's server when missing
+# (the tests start their own throwaway cluster; nothing is configured system-wide).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (Debian package) for the database tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

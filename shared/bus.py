@@ -31,7 +31,13 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    StorageType,
+    StreamConfig,
+)
 from pydantic import BaseModel, ValidationError
 
 from shared.events import SUBJECT_ROOT, Envelope, Event
@@ -74,7 +80,7 @@ def dead_letter_stream(*, replicas: int = 1) -> StreamSpec:
     )
 
 
-OWNERS = ("roster", "notify", "lessons", "bot", "calls")
+OWNERS = ("roster", "notify", "lessons", "bot")
 
 
 def all_streams(*, replicas: int = 1) -> list[StreamSpec]:

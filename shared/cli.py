@@ -48,10 +48,19 @@ def status() -> None:
 
 
 @app.command("events")
-def events_catalogue(fmt: str = typer.Option("markdown", "--format", help="markdown or json")) -> None:
+def events_catalogue(
+    fmt: str = typer.Option("markdown", "--format", help="markdown or json"),
+    write: Path | None = typer.Option(None, help="write a JSON Schema and an example per event into this folder"),
+) -> None:
     """The event catalogue generated from the schemas."""
-    from shared.events import catalogue
+    from shared.events import catalogue, contract_files
 
+    if write is not None:
+        write.mkdir(parents=True, exist_ok=True)
+        for name, text in contract_files().items():
+            (write / name).write_text(text)
+        typer.echo(f"wrote {len(contract_files())} files to {write}")
+        return
     items = catalogue()
     if fmt == "json":
         typer.echo(json.dumps(items, indent=2, default=str))

@@ -134,6 +134,8 @@ class DeploymentAssigned(_DeploymentFacts):
 
 @register
 class DeploymentStarted(_DeploymentFacts):
+    """A deployment's start date has come: the person now holds the post."""
+
     type = "roster.deployment.started"
 
 
@@ -148,6 +150,8 @@ class DeploymentEndingSoon(_DeploymentFacts):
 
 @register
 class DeploymentEnded(_DeploymentFacts):
+    """A deployment is over (actual end, or the planned end passed); AARs fall due from here."""
+
     type = "roster.deployment.ended"
     ended_on: date
 
@@ -169,6 +173,8 @@ class PostGapped(Event):
 
 @register
 class PostFilled(Event):
+    """A gapped post has someone in it again: gap alerts stop."""
+
     type = "roster.post.filled"
     post_id: uuid.UUID
     country: str
@@ -190,6 +196,8 @@ class PersonChanged(Event):
 
 @register
 class HandoverRecorded(Event):
+    """A handover note is stored against the post (revision counts resubmissions)."""
+
     type = "roster.handover.recorded"
     note_id: uuid.UUID
     deployment_id: uuid.UUID
@@ -228,3 +236,47 @@ def catalogue() -> list[dict[str, Any]]:
         }
         for (_, _), cls in sorted(REGISTRY.items())
     ]
+
+
+# --- examples (one per event; written to shared/contracts/ with the schemas) -
+
+_P, _D, _POST, _N = (uuid.UUID(f"00000000-0000-4000-8000-00000000000{i}") for i in range(1, 5))
+_FACTS = dict(deployment_id=_D, person_id=_P, post_id=_POST, country="ML", region="ROWCA", role="cmcoord_officer",
+              start=date(2026, 1, 5), planned_end=date(2026, 7, 4))
+
+EXAMPLES: dict[type[Event], Event] = {
+    DeploymentAssigned: DeploymentAssigned(**_FACTS),  # type: ignore[arg-type]
+    DeploymentStarted: DeploymentStarted(**_FACTS),  # type: ignore[arg-type]
+    DeploymentEndingSoon: DeploymentEndingSoon(**_FACTS, days_left=21, successor_person_id=None),  # type: ignore[arg-type]
+    DeploymentEnded: DeploymentEnded(**_FACTS, ended_on=date(2026, 7, 4)),  # type: ignore[arg-type]
+    PostGapped: PostGapped(post_id=_POST, country="ML", region="ROWCA", title="CMCoord Officer", duty_station="Mopti",
+                           gapped_since=date(2026, 7, 5), alert_number=1, last_deployment_id=_D),
+    PostFilled: PostFilled(post_id=_POST, country="ML", region="ROWCA", deployment_id=_D, person_id=_P,
+                           filled_on=date(2026, 8, 1), gapped_since=date(2026, 7, 5)),
+    PersonChanged: PersonChanged(person_id=_P, created=True),
+    HandoverRecorded: HandoverRecorded(note_id=_N, deployment_id=_D, post_id=_POST, person_id=_P, revision=1),
+    HandoverNoteSubmitted: HandoverNoteSubmitted(
+        person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",
+        open_issues="Two humanitarian notifications for Mopti routes still unacknowledged",
+        recurring_meetings="Access working group, Mondays 10:00", where_files_live="OCHA Mali SharePoint > CMCoord",
+        advice_to_successor="Call the liaison officer in your first week.",
+        submitted_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+}
+
+
+def example_envelope(cls: type[Event]) -> Envelope:
+    return Envelope.wrap(EXAMPLES[cls], source=cls.type.split(".")[0], occurred_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC),
+                         id=deterministic_id("example", cls.type, cls.version))
+
+
+def contract_files() -> dict[str, str]:
+    """File name -> JSON text for every event: its schema and an example envelope."""
+    import json
+
+    files = {}
+    for (_, _), cls in sorted(REGISTRY.items()):
+        stem = f"{cls.type}.v{cls.version}"
+        schema = {"$id": cls.subject(), "title": cls.__name__, **cls.model_json_schema()}
+        files[f"{stem}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        files[f"{stem}.example.json"] = example_envelope(cls).model_dump_json(indent=2) + "\n"
+    return files

@@ -178,14 +178,14 @@ class UnitOfWork:
         """Idempotency records and outbox rows, one multi-row insert each, just
         before commit (a duplicate event id fails the whole transaction)."""
         if self._claims:
-            await self.session.execute(insert(ProcessedEvent.__table__), self._claims)  # type: ignore[attr-defined]
+            await self.session.exec(insert(ProcessedEvent.__table__), params=self._claims)  # type: ignore[attr-defined]
             self._claims = []
         if self.emitted:
             rows = [
                 {"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
                 for e in self.emitted
             ]
-            await self.session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+            await self.session.exec(insert(OutboxMessage.__table__), params=rows)  # type: ignore[attr-defined]
 
 
 Apply = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
@@ -308,11 +308,6 @@ class OutboxRelay:
             except Exception as exc:  # NATS or the database away: rows wait in the outbox
                 log.warning("outbox_publish_deferred", error=str(exc) or type(exc).__name__)
                 backoff = min(backoff * 2, 10.0)
-
-    async def pending(self) -> int:
-        async with self.db.read() as session:
-            rows = await session.exec(select(OutboxMessage.seq).where(col(OutboxMessage.published_at).is_(None)))
-            return len(rows.all())
 
     async def flush(self) -> int:
         """Publish every unpublished row, oldest first; returns how many."""

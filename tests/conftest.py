@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,6 +17,7 @@ from services.roster.samples import generate
 from shared.bus import Bus, all_streams, ensure_streams
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
+from tests.postgres import PostgresCluster, pg_bindir
 
 TODAY = date(2026, 3, 2)
 
@@ -37,9 +42,39 @@ def clock() -> ManualClock:
     return ManualClock(datetime(TODAY.year, TODAY.month, TODAY.day, 9, 0, tzinfo=UTC))
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    bindir = pg_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries missing: `make test` installs the postgresql package")
+        pytest.skip("PostgreSQL server binaries not installed (make test installs them)")
+    # not under pytest's 0700 temp folder: the server runs as the postgres user
+    root = Path(tempfile.mkdtemp(prefix="cmcoord-pg-"))
+    cluster = PostgresCluster(root=root, bindir=bindir).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def roster_settings(tmp_path: Path, nats_server: NatsServer) -> RosterSettings:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The roster store's database: SQLite unless a test module parametrizes it."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+async def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        return await cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    return ""
+
+
+@pytest.fixture
+def roster_settings(tmp_path: Path, nats_server: NatsServer, database_url: str) -> RosterSettings:
     return RosterSettings(
+        database_url=database_url,
         home=tmp_path / "home",
         nats_url=nats_server.url,
         health_port=free_port(),

@@ -67,6 +67,14 @@ def service_env(home: Path, nats_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def roster_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment a roster process or `cmcoord roster` command needs for these settings."""
+    env = service_env(settings.home, settings.nats_url, **extra)
+    if settings.database_url:
+        env["CMCOORD_ROSTER_DATABASE_URL"] = settings.database_url
+    return env
+
+
 def start_service(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT,

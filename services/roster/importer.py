@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from shared.events import ROLES
-from shared.regions import REGIONS, fold, region_for_country, resolve_country, resolve_region
+from shared.regions import (
+    REGIONS,
+    fold,
+    region_for_country,
+    resolve_country,
+    resolve_region,
+)
 
 FIELDS = (
     "name",
@@ -332,22 +338,12 @@ class Change:
         return f"{label:<20} {self.subject}" + (f"  ({self.detail})" if self.detail else "")
 
 
-@dataclass
-class ExistingDeployment:
+@dataclass(frozen=True)
+class ExistingDeployment(DeploymentData):
+    """A deployment already in the store, with its id and its person's email."""
+
     id: uuid.UUID
     email: str
-    country: str
-    duty_station: str
-    title: str
-    start: date
-    planned_end: date
-    actual_end: date | None
-    role: str
-    hats: tuple[str, ...]
-
-    @property
-    def end(self) -> date:
-        return self.actual_end or self.planned_end
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,9 @@ async def plan_import(session: AsyncSession, *, rows: list[RosterRow]) -> tuple[
         for dep, post in result.all():
             existing.append(
                 ExistingDeployment(
-                    dep.id, by_id[dep.person_id].email, post.country, post.duty_station, post.title, dep.start,
-                    dep.planned_end, dep.actual_end, dep.role, tuple(split_list(dep.hats)),
+                    country=post.country, duty_station=post.duty_station, region=post.region, title=post.title,
+                    role=dep.role, start=dep.start, planned_end=dep.planned_end, actual_end=dep.actual_end,
+                    hats=tuple(split_list(dep.hats)), id=dep.id, email=by_id[dep.person_id].email,
                 )
             )
     return plan_changes(rows, people, existing)
@@ -316,7 +317,7 @@ async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted
         .on_conflict_do_update(index_elements=["deployment_id"], set_={**fields, "revision": table.c.revision + 1})
         .returning(table.c.id, table.c.revision)
     )
-    note_id, revision = (await session.execute(statement)).one()
+    note_id, revision = (await session.exec(statement)).one()
     uow.emit(
         events.HandoverRecorded(
             note_id=note_id, deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=revision

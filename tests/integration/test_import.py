@@ -3,11 +3,16 @@
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.samples import generate
 from shared.clock import ManualClock
 from tests.integration.roster_db import counts, outbox
+
+# The store is under test here: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 HEADER = "name,email,organisation,country,duty_station,post_title,role,start,planned_end,actual_end\n"
 

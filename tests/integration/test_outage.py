@@ -8,16 +8,22 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlmodel import select
 
 from services.roster.config import Settings
-from services.roster.models import Deployment, HandoverNote
+from services.roster.models import Deployment
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import Envelope, HandoverNoteSubmitted
 from shared.natsserver import NatsServer
-from shared.store import Database
-from tests.helpers import cli, eventually, service_env, start_service, stop_process, stream_events
+from tests.helpers import (
+    cli,
+    eventually,
+    service_env,
+    start_service,
+    stop_process,
+    stream_events,
+)
+from tests.integration.roster_db import deployments, handover_notes
 
 # Three minutes by default: longer than nats-py's default reconnect budget
 # (~2 min) and than the stream's two-minute duplicate window.
@@ -30,24 +36,6 @@ async def readiness(port: int) -> dict | None:
             return await resp.json()
     except aiohttp.ClientError:
         return None
-
-
-async def deployments(settings: Settings) -> list[Deployment]:
-    db = Database(settings.db_url)
-    try:
-        async with db.read() as s:
-            return list((await s.exec(select(Deployment))).all())
-    finally:
-        await db.dispose()
-
-
-async def notes(settings: Settings) -> list[HandoverNote]:
-    db = Database(settings.db_url)
-    try:
-        async with db.read() as s:
-            return list((await s.exec(select(HandoverNote))).all())
-    finally:
-        await db.dispose()
 
 
 def handover(dep: Deployment) -> Envelope:
@@ -116,7 +104,7 @@ async def test_roster_rides_out_a_long_nats_outage(
             assert seq > first_seq, "past the duplicate window JetStream stores the same id again"
         await eventually(lambda: _consumer_caught_up(bus, seq), timeout=30, what="redelivered note consumed")
         assert len(await stream_events(bus.js, "ROSTER", type_prefix="roster.handover")) == 2
-        assert sorted(n.revision for n in await notes(roster_settings)) == [1, 1]
+        assert sorted(n.revision for n in await handover_notes(roster_settings)) == [1, 1]
         assert proc.poll() is None
     finally:
         await bus.close()

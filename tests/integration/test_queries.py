@@ -112,11 +112,11 @@ async def test_person_by_telegram(people: None, roster: RosterApp, roster_settin
 async def test_counterparts_only_for_officers_and_advisers_of_the_region(
     people: None, roster: RosterApp, roster_settings: Settings, bus: Bus, tmp_path: Path
 ) -> None:
-    from tests.helpers import cli, service_env
+    from tests.helpers import cli, roster_env
 
     csv = tmp_path / "counterparts.csv"
     csv.write_text("country,unit,function,channel\nMali,MINUSMA Civil Affairs,Liaison,+223 20 00 00 00 (duty phone)\n")
-    env = service_env(roster_settings.home, roster_settings.nats_url)
+    env = roster_env(roster_settings)
     code, _, err = await cli("roster", "counterparts", str(csv), env=env)
     assert code == 0, err
     ids = {item["name"]: item["person_id"] for item in (await contacts(bus, "ROWCA"))["items"]}

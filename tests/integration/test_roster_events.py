@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlmodel import select
+import pytest
 
 from services.roster.bootstrap import RosterApp, build
 from services.roster.config import Settings
@@ -11,27 +11,19 @@ from services.roster.models import Deployment, HandoverNote
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import Envelope, HandoverNoteSubmitted
-from shared.store import Database
 from tests.helpers import eventually, stream_events, stream_messages
-from tests.integration.roster_db import outbox
+from tests.integration.roster_db import deployments, handover_notes, outbox
+
+# The store is under test here: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 async def a_deployment(settings: Settings) -> Deployment:
-    db = Database(settings.db_url)
-    try:
-        async with db.read() as s:
-            return (await s.exec(select(Deployment))).first()  # type: ignore[return-value]
-    finally:
-        await db.dispose()
+    return (await deployments(settings))[0]
 
 
 async def notes(settings: Settings) -> list[HandoverNote]:
-    db = Database(settings.db_url)
-    try:
-        async with db.read() as s:
-            return list((await s.exec(select(HandoverNote))).all())
-    finally:
-        await db.dispose()
+    return await handover_notes(settings)
 
 
 def handover(dep: Deployment, *, advice: str = "Meet the liaison officer weekly.") -> Envelope:

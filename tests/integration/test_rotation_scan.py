@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.roster import handlers
 from services.roster.bootstrap import policy_from
 from services.roster.cli import import_text
@@ -9,6 +11,9 @@ from services.roster.config import Settings
 from shared.clock import ManualClock
 from shared.store import Database
 from tests.integration.roster_db import outbox
+
+# The store is under test here: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 HEADER = "name,email,organisation,country,duty_station,post_title,role,start,planned_end\n"
 

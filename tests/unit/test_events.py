@@ -4,7 +4,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from shared.events import REGISTRY, DeploymentEnded, Envelope, PostGapped, catalogue, deterministic_id
+from shared.events import (
+    REGISTRY,
+    DeploymentEnded,
+    Envelope,
+    PostGapped,
+    catalogue,
+    deterministic_id,
+)
 
 FACTS = dict(deployment_id=uuid.uuid4(), person_id=uuid.uuid4(), post_id=uuid.uuid4(), country="ML",
              region="ROWCA", role="cmcoord_officer", start=date(2026, 1, 1), planned_end=date(2026, 6, 30))
@@ -61,3 +68,18 @@ def test_every_event_has_a_schema_and_a_versioned_subject() -> None:
 
 def test_deterministic_ids() -> None:
     assert deterministic_id("a", 1) == deterministic_id("a", 1) != deterministic_id("a", 2)
+
+
+def test_contract_files_are_current_and_examples_decode() -> None:
+    from pathlib import Path
+
+    from shared.events import contract_files
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "contracts"
+    expected = contract_files()
+    on_disk = {p.name: p.read_text() for p in folder.glob("*.json")}
+    assert on_disk == expected, "run `cmcoord events --write shared/contracts` and commit the result"
+    for name, text in on_disk.items():
+        if name.endswith(".example.json"):
+            envelope = Envelope.model_validate_json(text)
+            assert envelope.decode() is not None
