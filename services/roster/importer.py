@@ -346,20 +346,9 @@ class ExistingDeployment(DeploymentData):
     email: str
 
 
-@dataclass(frozen=True)
-class ExistingPerson:
-    email: str
-    name: str
-    phone: str
-    telegram_username: str
-    organisation: str
-    languages: tuple[str, ...]
-    timezone: str
-
-
 def plan_changes(
     rows: list[RosterRow],
-    people: dict[str, ExistingPerson],
+    people: dict[str, PersonData],
     deployments: list[ExistingDeployment],
 ) -> tuple[list[Change], list[RowError]]:
     """What the rows would change, and rows that conflict with stored deployments."""

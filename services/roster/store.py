@@ -18,7 +18,7 @@ from services.roster.importer import (
     Change,
     DeploymentData,
     ExistingDeployment,
-    ExistingPerson,
+    PersonData,
     RosterRow,
     RowError,
     plan_changes,
@@ -69,14 +69,15 @@ async def current_revision(session: AsyncSession) -> int:
 
 async def plan_import(session: AsyncSession, *, rows: list[RosterRow]) -> tuple[list[Change], list[RowError]]:
     emails = {r.person.email for r in rows}
-    people: dict[str, ExistingPerson] = {}
+    people: dict[str, PersonData] = {}
     existing: list[ExistingDeployment] = []
     found = await session.exec(select(Person).where(col(Person.email).in_(emails)))
     by_id: dict[uuid.UUID, Person] = {}
     for p in found.all():
         by_id[p.id] = p
-        people[p.email] = ExistingPerson(
-            p.email, p.name, p.phone, p.telegram_username, p.organisation, tuple(split_list(p.languages)), p.timezone
+        people[p.email] = PersonData(
+            email=p.email, name=p.name, phone=p.phone, telegram_username=p.telegram_username,
+            organisation=p.organisation, languages=tuple(split_list(p.languages)), timezone=p.timezone,
         )
     if by_id:
         result = await session.exec(
