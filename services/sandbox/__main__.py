@@ -1,0 +1,22 @@
+"""python -m services.sandbox: the local Telegram-compatible sandbox."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.sandbox.app import build_app
+from services.sandbox.config import Settings
+from services.sandbox.state import Faults, Sandbox
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(service="sandbox", fmt=settings.log_format, level=settings.log_level)
+    sandbox = Sandbox(bot_username=settings.bot_username,
+                      faults=Faults(global_per_sec=settings.global_per_sec, per_chat_per_sec=settings.per_chat_per_sec))
+    web.run_app(build_app(sandbox), host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

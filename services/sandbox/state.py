@@ -1,0 +1,224 @@
+"""What the sandbox remembers: users, chats, the bot's messages, updates, limits, faults.
+
+Pure in-memory state with an injectable clock; the HTTP layer is in app.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ApiError(Exception):
+    """A Bot API error answer: HTTP status = error_code."""
+
+    def __init__(self, code: int, description: str, *, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+@dataclass
+class Faults:
+    global_per_sec: float = 30.0
+    per_chat_per_sec: float = 1.0
+    error_rate: float = 0.0
+    error_status: int = 500
+    blocked_user_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Stats:
+    accepted: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    blocked: int = 0
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str = "Officer"
+    language_code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.language_code:
+            out["language_code"] = self.language_code
+        return out
+
+
+@dataclass
+class Chat:
+    id: int
+    next_message_id: int = 1
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every message in the chat, both ways
+
+    def new_id(self) -> int:
+        self.next_message_id += 1
+        return self.next_message_id - 1
+
+
+class SendWindow:
+    """Sliding one-second window of accepted sends (Telegram's per-bot and per-chat limits)."""
+
+    def __init__(self) -> None:
+        self.times: deque[float] = deque()
+
+    def allows(self, now: float, per_sec: float) -> bool:
+        while self.times and now - self.times[0] >= 1.0:
+            self.times.popleft()
+        return len(self.times) < per_sec
+
+    def wait_s(self, now: float) -> float:
+        return 1.0 - (now - self.times[0]) if self.times else 0.0
+
+
+class Sandbox:
+    def __init__(self, *, bot_username: str, faults: Faults | None = None,
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        self.bot_username = bot_username
+        self.faults = faults or Faults()
+        self.stats = Stats()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.users: dict[int, User] = {}
+        self.chats: dict[int, Chat] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.next_update_id = 1
+        self.commands: list[dict[str, Any]] = []
+        self._new_update = asyncio.Condition()
+        self._global = SendWindow()
+        self._per_chat: dict[int, SendWindow] = {}
+        self.callback_answers: list[dict[str, Any]] = []
+
+    # --- users acting ------------------------------------------------------
+
+    def chat(self, chat_id: int) -> Chat:
+        return self.chats.setdefault(chat_id, Chat(chat_id))
+
+    def user(self, user_id: int, *, first_name: str | None = None, language_code: str | None = None) -> User:
+        user = self.users.setdefault(user_id, User(user_id))
+        if first_name:
+            user.first_name = first_name
+        if language_code:
+            user.language_code = language_code
+        return user
+
+    async def user_sends(self, user_id: int, text: str, *, first_name: str | None = None,
+                         language_code: str | None = None) -> dict[str, Any]:
+        user = self.user(user_id, first_name=first_name, language_code=language_code)
+        chat = self.chat(user_id)
+        message = {
+            "message_id": chat.new_id(),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": user.first_name},
+            "from": user.as_dict(),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        chat.messages.append({**message, "outgoing": False})
+        return await self._enqueue({"message": message})
+
+    async def user_presses(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
+        user = self.user(user_id)
+        chat = self.chat(user_id)
+        target = next((m for m in chat.messages if m["message_id"] == message_id and m["outgoing"]), None)
+        if target is None:
+            raise ApiError(400, "Bad Request: message not found")
+        buttons = [b for row in (target.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
+        if not any(b.get("callback_data") == data for b in buttons):
+            raise ApiError(400, "Bad Request: no such button on that message")
+        message = {k: v for k, v in target.items() if k != "outgoing"}
+        query = {
+            "id": str(self.rng.getrandbits(63)),
+            "from": user.as_dict(),
+            "message": message,
+            "chat_instance": str(user_id),
+            "data": data,
+        }
+        return await self._enqueue({"callback_query": query})
+
+    async def _enqueue(self, payload: dict[str, Any]) -> dict[str, Any]:
+        async with self._new_update:
+            update = {"update_id": self.next_update_id, **payload}
+            self.next_update_id += 1
+            self.updates.append(update)
+            self._new_update.notify_all()
+        return update
+
+    # --- the bot's side ----------------------------------------------------
+
+    async def get_updates(self, *, offset: int | None, limit: int, timeout: float) -> list[dict[str, Any]]:
+        """Telegram's semantics: an offset confirms every update before it; wait up to
+        `timeout` seconds for one to arrive."""
+        async with self._new_update:
+            if offset is not None:
+                if offset < 0:
+                    self.updates = self.updates[offset:]
+                else:
+                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            if not self.updates and timeout > 0:
+                try:
+                    await asyncio.wait_for(self._new_update.wait_for(lambda: bool(self.updates)), timeout)
+                except TimeoutError:
+                    return []
+            return self.updates[: max(1, min(limit, 100))]
+
+    def admit_send(self, chat_id: int, *, rate_limited: bool = True) -> None:
+        """Apply faults and limits to one send to `chat_id`, or raise the error Telegram would.
+        Edits pass `rate_limited=False`: the message limits count new messages."""
+        if chat_id in self.faults.blocked_user_ids:
+            self.stats.blocked += 1
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if self.faults.error_rate and self.rng.random() < self.faults.error_rate:
+            self.stats.errors += 1
+            raise ApiError(self.faults.error_status, "Internal Server Error")
+        if not rate_limited:
+            return
+        now = self.clock()
+        window = self._per_chat.setdefault(chat_id, SendWindow())
+        for limit, w in ((self.faults.global_per_sec, self._global), (self.faults.per_chat_per_sec, window)):
+            if limit > 0 and not w.allows(now, limit):
+                self.stats.rate_limited += 1
+                raise ApiError(429, "Too Many Requests: retry after 1", retry_after=max(1, round(w.wait_s(now) + 0.5)))
+        self._global.times.append(now)
+        window.times.append(now)
+        self.stats.accepted += 1
+
+    def bot_message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
+        chat = self.chat(chat_id)
+        user = self.users.get(chat_id)
+        message = {
+            "message_id": chat.new_id(),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": user.first_name if user else "Officer"},
+            "from": self.me(),
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        chat.messages.append({**message, "outgoing": True})
+        return message
+
+    def find_bot_message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        for m in self.chat(chat_id).messages:
+            if m["message_id"] == message_id and m["outgoing"]:
+                return m
+        raise ApiError(400, "Bad Request: message to edit not found")
+
+    def me(self) -> dict[str, Any]:
+        return {"id": 1000001, "is_bot": True, "first_name": "CMCoord Hub", "username": self.bot_username,
+                "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
