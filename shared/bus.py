@@ -271,6 +271,15 @@ def _without_credentials(url: str) -> str:
     return ",".join(urlparse(u.strip())._replace(netloc=urlparse(u.strip()).hostname or "").geturl() for u in url.split(","))
 
 
+class QueryFailure(Exception):
+    """Raised by a query handler to answer with a specific error code."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
 class QueryError(Exception):
     def __init__(self, code: str, description: str) -> None:
         super().__init__(f"{code}: {description}")
@@ -291,8 +300,8 @@ QueryHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 def json_endpoint(handler: QueryHandler, *, name: str) -> Callable[[Any], Awaitable[None]]:
     """Wrap `handler(payload) -> result` as a nats.micro endpoint speaking JSON.
 
-    LookupError -> 404, PermissionError -> 403, ValueError/ValidationError -> 400;
-    anything else -> 500 and logged.
+    QueryFailure -> its code, LookupError -> 404, PermissionError -> 403,
+    ValueError/ValidationError -> 400; anything else -> 500 and logged.
     """
 
     async def endpoint(request: Any) -> None:
@@ -303,6 +312,9 @@ def json_endpoint(handler: QueryHandler, *, name: str) -> Callable[[Any], Awaita
             if not isinstance(payload, dict):
                 raise ValueError("a query payload is a JSON object")
             result = await handler(payload)
+        except QueryFailure as exc:
+            await request.respond_error(str(exc.code), exc.description)
+            return
         except LookupError as exc:
             await request.respond_error("404", _short(exc))
             return

@@ -206,6 +206,15 @@ class HandoverRecorded(Event):
     revision: int
 
 
+@register
+class TelegramLinked(Event):
+    """A roster person redeemed an invitation: their Telegram account is linked."""
+
+    type = "roster.telegram.linked"
+    person_id: uuid.UUID
+    telegram_user_id: int
+
+
 # --- bot --------------------------------------------------------------------
 
 
@@ -254,6 +263,7 @@ EXAMPLES: dict[type[Event], Event] = {
     PostFilled: PostFilled(post_id=_POST, country="ML", region="ROWCA", deployment_id=_D, person_id=_P,
                            filled_on=date(2026, 8, 1), gapped_since=date(2026, 7, 5)),
     PersonChanged: PersonChanged(person_id=_P, created=True),
+    TelegramLinked: TelegramLinked(person_id=_P, telegram_user_id=424242),
     HandoverRecorded: HandoverRecorded(note_id=_N, deployment_id=_D, post_id=_POST, person_id=_P, revision=1),
     HandoverNoteSubmitted: HandoverNoteSubmitted(
         person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",

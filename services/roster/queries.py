@@ -16,7 +16,7 @@ from sqlmodel import select
 from services.roster import store
 from services.roster.directory import DirectorySnapshot, load_snapshot
 from services.roster.models import CounterpartCard, Deployment, Post
-from shared.bus import json_endpoint
+from shared.bus import QueryFailure, json_endpoint
 from shared.clock import Clock
 from shared.regions import region_for_country, resolve_country, resolve_region
 from shared.store import Database
@@ -45,6 +45,20 @@ class TelegramQuery(BaseModel):
 
 class PostQuery(BaseModel):
     post_id: uuid.UUID
+
+
+class RegisterQuery(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+    telegram_user_id: int
+
+
+# the answer a refused registration gets: (code, description)
+REGISTRATION_REFUSALS = {
+    "unknown": (404, "unknown invitation"),
+    "used": (409, "invitation already used"),
+    "expired": (410, "invitation expired"),
+    "taken": (409, "this Telegram account is linked to someone else"),
+}
 
 
 class CounterpartQuery(BaseModel):
@@ -112,6 +126,18 @@ class RosterQueries:
             raise LookupError("not registered")
         return await self._card(person.id)
 
+    async def register(self, payload: dict[str, Any]) -> Any:
+        q = RegisterQuery.model_validate(payload)
+        try:
+            async with self.db.unit_of_work(source="roster", clock=self.clock) as uow:
+                person = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id)
+                person_id = person.id
+        except store.RegistrationRefused as refused:
+            code, description = REGISTRATION_REFUSALS[refused.reason]
+            raise QueryFailure(code, description) from refused
+        self._revision_checked = -1e9  # the link is visible to the very next query
+        return await self._card(person_id)
+
     async def post_holder(self, payload: dict[str, Any]) -> Any:
         q = PostQuery.model_validate(payload)
         snapshot = await self.snapshot()
@@ -160,6 +186,7 @@ class RosterQueries:
             ("directory", self.directory),
             ("person_by_telegram", self.person_by_telegram),
             ("post_holder", self.post_holder),
+            ("register", self.register),
             ("counterparts", self.counterparts),
         ):
             await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -349,6 +349,43 @@ async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple
     now = uow.clock.now()
     session.add(RegistrationToken(token_hash=hash_token(token), person_id=person.id, created_at=now, expires_at=now + ttl))
     return person, token
+
+
+class RegistrationRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # unknown | used | expired | taken
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite (and PostgreSQL's timestamp without time zone) hand datetimes back naive; they are UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int) -> Person:
+    """Link a Telegram account to the token's person; the token is spent."""
+    session, now = uow.session, uow.clock.now()
+    row = await session.get(RegistrationToken, hash_token(token))
+    if row is None:
+        raise RegistrationRefused("unknown")
+    if row.used_at is not None:
+        raise RegistrationRefused("used")
+    if _as_utc(row.expires_at) <= now:
+        raise RegistrationRefused("expired")
+    taken = (await session.exec(select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))).first()
+    if taken is not None and taken.person_id != row.person_id:
+        raise RegistrationRefused("taken")
+    row.used_at = now
+    link = await session.get(TelegramLink, row.person_id)
+    if link is None:
+        session.add(TelegramLink(person_id=row.person_id, telegram_user_id=telegram_user_id, linked_at=now))
+    else:  # a new phone or account: the person's link moves to it
+        link.telegram_user_id, link.linked_at = telegram_user_id, now
+    uow.emit(events.TelegramLinked(person_id=row.person_id, telegram_user_id=telegram_user_id))
+    await bump_revision(session)
+    person = await session.get(Person, row.person_id)
+    assert person is not None
+    return person
 
 
 async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) -> Person | None:

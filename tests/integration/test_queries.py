@@ -128,3 +128,52 @@ async def test_counterparts_only_for_officers_and_advisers_of_the_region(
         with pytest.raises(QueryError) as err:
             await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": ids[name]})
         assert err.value.code == "403"
+
+
+async def invite(settings: Settings, clock: ManualClock, email: str) -> str:
+    from services.roster.store import create_invite
+
+    db = Database(settings.db_url)
+    async with db.unit_of_work(source="test", clock=clock) as uow:
+        _, token = await create_invite(uow, email=email, ttl=timedelta(days=settings.invite_ttl_days))
+    await db.dispose()
+    return token
+
+
+async def register(bus: Bus, token: str, telegram_user_id: int) -> dict:
+    return await bus.request("cmcoord.roster.svc.register", {"token": token, "telegram_user_id": telegram_user_id})
+
+
+async def test_registration_good_reused_expired_garbage_and_taken(
+    people: None, roster: RosterApp, roster_settings: Settings, clock: ManualClock, bus: Bus
+) -> None:
+    from tests.helpers import eventually, stream_events
+
+    token = await invite(roster_settings, clock, "aminata@ocha.example")
+    card = await register(bus, token, 7001)
+    assert card["name"] == "Aminata Diallo"
+    assert (await bus.request("cmcoord.roster.svc.person_by_telegram", {"telegram_user_id": 7001}))["name"] == card["name"]
+    linked = await eventually(lambda: stream_events(bus.js, "ROSTER", type_prefix="roster.telegram.linked"))
+    assert linked[0].data == {"person_id": card["person_id"], "telegram_user_id": 7001}
+
+    refusals = []
+    for attempt in (token, "not-a-token"):  # reused; garbage
+        with pytest.raises(QueryError) as err:
+            await register(bus, attempt, 7002)
+        refusals.append((err.value.code, err.value.description))
+    other = await invite(roster_settings, clock, "tenzin@ocha.example")
+    with pytest.raises(QueryError) as err:  # this Telegram account already belongs to Aminata
+        await register(bus, other, 7001)
+    refusals.append((err.value.code, err.value.description))
+    assert (await register(bus, other, 7004))["name"] == "Tenzin Wangchuk"  # the refused token was not spent
+    late = await invite(roster_settings, clock, "karim@ocha.example")
+    clock.advance(timedelta(days=7, seconds=1))
+    with pytest.raises(QueryError) as err:
+        await register(bus, late, 7003)
+    refusals.append((err.value.code, err.value.description))
+    assert refusals == [
+        ("409", "invitation already used"),
+        ("404", "unknown invitation"),
+        ("409", "this Telegram account is linked to someone else"),
+        ("410", "invitation expired"),
+    ]
