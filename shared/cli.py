@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -22,6 +23,7 @@ def up(
     nats_port: int = typer.Option(4222, help="nats-server client port (loopback only)"),
     nats_http_port: int = typer.Option(8222, help="nats-server monitoring port"),
     health_port_base: int = typer.Option(8101, help="first service health port; the others follow"),
+    sandbox_port: int = typer.Option(8081, help="the local Telegram sandbox (when TELEGRAM_BOT_TOKEN is not set)"),
 ) -> None:
     """Run nats-server and every service on this machine until Ctrl-C."""
     from shared.supervisor import Supervisor
@@ -31,6 +33,7 @@ def up(
     supervisor = Supervisor(
         home=settings.home.resolve(), nats_port=nats_port, nats_http_port=nats_http_port,
         health_port_base=health_port_base,
+        sandbox_port=None if os.environ.get("TELEGRAM_BOT_TOKEN") else sandbox_port,
     )
     raise typer.Exit(asyncio.run(supervisor.run(after_ready=after)))
 

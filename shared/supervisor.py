@@ -27,10 +27,13 @@ from shared.natsserver import NatsServer
 class ServiceSpec:
     name: str
     module: str
+    port_env: str | None = None  # the variable naming the port /readyz answers on, if not <NAME>_HEALTH_PORT
 
 
 # Health ports are assigned in this order from the base port (8101, 8102, ...).
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster"),)
+SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster"), ServiceSpec("bot", "services.bot"))
+# The local Telegram stand-in, run when no TELEGRAM_BOT_TOKEN is set.
+SANDBOX = ServiceSpec("sandbox", "services.sandbox", port_env="CMCOORD_SANDBOX_PORT")
 
 STATE_FILE = "up.json"
 
@@ -51,6 +54,7 @@ class Supervisor:
     nats_port: int = 4222
     nats_http_port: int = 8222
     health_port_base: int = 8101
+    sandbox_port: int | None = 8081  # None: a real Telegram token is set, no sandbox
     services: tuple[ServiceSpec, ...] = SERVICES
     env: dict[str, str] = field(default_factory=dict)
     out: object = sys.stdout
@@ -70,8 +74,14 @@ class Supervisor:
         env["CMCOORD_HOME"] = str(self.home)
         env["CMCOORD_NATS_URL"] = self.nats_url
         env.setdefault("CMCOORD_LOG_FORMAT", "json")
-        env[f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
+        env[child.spec.port_env or f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
+        if self.sandbox_port is not None:
+            env["CMCOORD_SANDBOX_URL"] = self.sandbox_url
         return env
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
 
     async def start_child(self, child: Child) -> None:
         logs = self.home / "logs"
@@ -127,6 +137,8 @@ class Supervisor:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.nats.start)
         self.children = [Child(spec, self.health_port_base + i) for i, spec in enumerate(self.services)]
+        if self.sandbox_port is not None:
+            self.children.insert(0, Child(SANDBOX, self.sandbox_port))
         try:
             for child in self.children:
                 await self.start_child(child)
@@ -135,8 +147,10 @@ class Supervisor:
             self.say(f"nats      {self.nats_url}  (monitoring http://127.0.0.1:{self.nats_http_port})")
             for child in self.children:
                 self.say(f"{child.spec.name:<9} http://127.0.0.1:{child.health_port}/readyz  log {child.log_path}")
+            if self.sandbox_port is not None:
+                self.say(f"telegram  sandbox: open {self.sandbox_url}/ to chat with the bot as any user")
             for command in after_ready or []:
-                proc = await asyncio.create_subprocess_exec(*command, env=self.child_env(self.children[0]))
+                proc = await asyncio.create_subprocess_exec(*command, env=self.child_env(self.children[-1]))
                 await proc.wait()
             self.say(f"cmcoord ready (data in {self.home}; Ctrl-C stops)")
             await self.watch(stop)

@@ -9,16 +9,20 @@ from pathlib import Path
 
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
+from tests.integration.test_bot import User
 
 
 async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env["CMCOORD_HOME"] = str(home)
-    nats_port, health = free_port(), free_port()
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    nats_port, health, sandbox = free_port(), free_port(), free_port()
+    while sandbox in (health, health + 1):
+        sandbox = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
-        "--nats-http-port", str(free_port()), "--health-port-base", str(health),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
         env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
@@ -43,7 +47,18 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         assert rows[0].startswith("name,email,phone") and len(rows) > 40
 
         code, out, _ = await cli("status", env=env)
-        assert code == 0 and "roster    ready" in out and "roster--on_handover_submitted" in out
+        assert code == 0 and "roster    ready" in out and "bot       ready" in out
+        assert "roster--on_handover_submitted" in out
+        assert any(f"sandbox: open http://127.0.0.1:{sandbox}/" in line for line in lines[:ready_at])
+
+        # a person invites themself, registers through the sandbox and asks who to call in Mali
+        email = next(row.split(",")[1] for row in rows[1:] if ",ML," in row)
+        code, out, err = await cli("roster", "invite", email, env=env)
+        assert code == 0, err
+        token = out.strip().splitlines()[-1].split("start=")[1]
+        user = User(f"http://127.0.0.1:{sandbox}", 4711)
+        assert "Welcome" in (await user.reply_to(f"/start {token}"))["text"]
+        assert ",ML," in "".join(rows) and "Mali" in (await user.reply_to("/contacts Mali"))["text"]
 
         state = json.loads((home / "up.json").read_text())
         old_pid = state["services"]["roster"]["pid"]

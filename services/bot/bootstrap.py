@@ -1,0 +1,126 @@
+"""The bot's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import ErrorEvent
+
+from services.bot import retry
+from services.bot.config import Settings
+from services.bot.middlewares import IdentityMiddleware
+from services.bot.models import BOT_TABLES
+from services.bot.polling import poll
+from services.bot.roster_client import RosterClient
+from services.bot.routers.contacts import build_contacts_router
+from services.bot.routers.fallback import build_fallback_router
+from services.bot.routers.me import COMMANDS, build_me_router
+from services.bot.routers.start import Attempts, build_start_router
+from shared.bus import Bus, all_streams, ensure_streams
+from shared.health import HealthServer
+from shared.store import Database
+
+log = structlog.get_logger("bot")
+
+
+def make_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.sandbox_url)) if settings.uses_sandbox else None
+    bot = Bot(settings.token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    retry.install(bot)
+    return bot
+
+
+def make_dispatcher(*, roster: RosterClient, settings: Settings) -> Dispatcher:
+    dp = Dispatcher()
+    identity = IdentityMiddleware(roster)
+    dp.message.outer_middleware(identity)
+    dp.callback_query.outer_middleware(identity)
+    dp.include_routers(
+        build_start_router(roster=roster, attempts=Attempts()),
+        build_me_router(),
+        build_contacts_router(roster=roster, page_size=settings.page_size),
+        build_fallback_router(),
+    )
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent) -> bool:
+        log.exception("handler_failed", exc_info=event.exception)
+        update: Any = event.update
+        message = update.message or (update.callback_query.message if update.callback_query else None)
+        if message is not None:
+            await message.answer("Something went wrong on our side. Please try again in a moment.")
+        return True
+
+    return dp
+
+
+@dataclass
+class BotApp:
+    settings: Settings
+    db: Database
+    bot: Bot | None = None
+    bus: Bus | None = None
+    health: HealthServer | None = None
+    _stopping: asyncio.Event | None = None
+    _polling: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        instance = s.instance or f"{socket.gethostname()}:{os.getpid()}"
+        structlog.contextvars.bind_contextvars(instance=instance)
+        await self.db.create_tables(BOT_TABLES)
+        self.health = HealthServer(service="bot", host=s.health_host, port=s.health_port, readiness=self.readiness)
+        await self.health.start()
+        self.bus = await Bus.open(s.nats_url, source="bot", instance=instance)
+        await ensure_streams(self.bus.js, all_streams())
+        self.bot = make_bot(s)
+        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s)
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.bot.set_my_commands(COMMANDS)
+        self._stopping = asyncio.Event()
+        self._polling = asyncio.create_task(
+            poll(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, stopping=self._stopping), name="polling"
+        )
+        log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "nats": bool(self.bus and self.bus.connected),
+            "store": await self.db.ping(),
+            "polling": self._polling is not None and not self._polling.done(),
+        }
+
+    async def stop(self) -> None:
+        if self._stopping is not None and self._polling is not None:
+            self._stopping.set()
+            # let an update in hand finish; a long poll still waiting holds nothing
+            # (its updates are not confirmed), so it is cancelled
+            done, _ = await asyncio.wait({self._polling}, timeout=2)
+            if not done:
+                self._polling.cancel()
+                try:
+                    await self._polling
+                except asyncio.CancelledError:
+                    log.info("long_poll_cancelled_at_stop")
+        if self.bot is not None:
+            await self.bot.session.close()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.health is not None:
+            await self.health.stop()
+        await self.db.dispose()
+        log.info("bot_stopped")
+
+
+def build(settings: Settings) -> BotApp:
+    return BotApp(settings=settings, db=Database(settings.db_url))

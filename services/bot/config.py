@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+# Used only against the local sandbox, which accepts any well-formed token.
+SANDBOX_TOKEN = "1000001:sandbox-token-for-local-use-only"
+
+
+class Settings(ServiceSettings):
+    """Bot settings: CMCOORD_BOT_ prefix; the Telegram token from TELEGRAM_BOT_TOKEN."""
+
+    model_config = SettingsConfigDict(env_prefix="CMCOORD_BOT_")
+
+    telegram_bot_token: str = Field(default="", validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "CMCOORD_BOT_TOKEN"))
+    sandbox_url: str = Field(default="http://127.0.0.1:8081", validation_alias=AliasChoices("CMCOORD_SANDBOX_URL"))
+    health_port: int = 8104
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout_seconds: int = 25
+    page_size: int = 5
+    query_timeout_seconds: float = 5.0
+
+    @property
+    def token(self) -> str:
+        return self.telegram_bot_token or SANDBOX_TOKEN
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.telegram_bot_token
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or self.sqlite_url("bot")

@@ -1,0 +1,60 @@
+"""/contacts <text>: who to call, by country, region, organisation or name."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.bot.callbacks import ContactsPage
+from services.bot.filters import IsRegistered
+from services.bot.render import clean_input, contact_card
+from services.bot.roster_client import RosterClient
+
+USAGE = "Tell me who you are looking for: /contacts Mali, /contacts ROWCA, /contacts WFP or /contacts Diallo."
+MAX_QUERY = 40  # fits the 64-byte callback data of the page buttons
+
+
+def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
+    router = Router(name="contacts")
+    router.message.filter(IsRegistered())
+    router.callback_query.filter(IsRegistered())
+
+    async def page(query: str, offset: int) -> tuple[str, InlineKeyboardMarkup | None]:
+        result = await roster.contacts(query, offset=offset, limit=page_size)
+        total = result["total"]
+        if total == 0:
+            return f"Nobody found for “{escape(query)}”. Try a country, a region (ROWCA), an organisation or a name.", None
+        shown = f"{offset + 1}–{offset + len(result['items'])} of {total}"
+        text = f"<b>{escape(query)}</b>: {shown}\n\n" + "\n\n".join(contact_card(c) for c in result["items"])
+        keyboard = InlineKeyboardBuilder()
+        if offset > 0:
+            keyboard.button(text="◀ Previous", callback_data=ContactsPage(q=query, o=max(0, offset - page_size)))
+        if offset + page_size < total:
+            keyboard.button(text="Next ▶", callback_data=ContactsPage(q=query, o=offset + page_size))
+        return text, keyboard.as_markup() if keyboard.buttons else None
+
+    @router.message(Command("contacts"))
+    async def contacts(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+        query = clean_input(command.args or "")
+        if query is None:
+            await message.answer("That is too long for a search. " + USAGE)
+            return
+        if not query:
+            await message.answer(USAGE)
+            return
+        text, markup = await page(query[:MAX_QUERY], 0)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(ContactsPage.filter(F.o >= 0))
+    async def turn_page(callback: CallbackQuery, callback_data: ContactsPage, person: dict[str, Any]) -> None:
+        text, markup = await page(callback_data.q, callback_data.o)
+        if callback.message is not None:
+            await callback.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
+        await callback.answer()
+
+    return router

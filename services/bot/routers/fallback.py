@@ -1,0 +1,27 @@
+"""Anything no other router took: a helpful answer, never silence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Router
+from aiogram.types import CallbackQuery, Message
+
+from services.bot.routers.start import NOT_REGISTERED
+
+
+def build_fallback_router() -> Router:
+    router = Router(name="fallback")
+
+    @router.message()
+    async def anything(message: Message, person: dict[str, Any] | None) -> None:
+        if person is None:
+            await message.answer(NOT_REGISTERED)
+        else:
+            await message.answer("I did not understand that. /help lists what I can do.")
+
+    @router.callback_query()
+    async def stale_button(callback: CallbackQuery, person: dict[str, Any] | None) -> None:
+        await callback.answer("This button is no longer valid.", show_alert=False)
+
+    return router

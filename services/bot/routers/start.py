@@ -1,0 +1,78 @@
+"""/start: registration with an invitation token, or how to get one."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from html import escape
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.types import Message
+
+from services.bot.roster_client import RosterClient
+from shared.bus import QueryError
+
+NOT_REGISTERED = (
+    "This bot serves the UN-CMCoord community: officers, focal points and advisers on the CMCS roster.\n"
+    "To use it, ask the CMCS desk or your regional adviser for an invitation link, then open it here."
+)
+REFUSED = {
+    "404": "That invitation link is not valid. Check that you opened the whole link, or ask for a new one.",
+    "409": "That invitation was already used, or this Telegram account belongs to someone else. Ask for a new link.",
+    "410": "That invitation has expired (links last 7 days). Ask the CMCS desk for a new one.",
+}
+
+
+class Attempts:
+    """Wrong tokens per Telegram user in a sliding window: brute force gets nowhere."""
+
+    def __init__(self, *, limit: int = 5, window_s: float = 600) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[int, deque[float]] = {}
+
+    def blocked(self, user_id: int) -> bool:
+        failures = self._failures.get(user_id)
+        now = time.monotonic()
+        while failures and now - failures[0] > self.window_s:
+            failures.popleft()
+        return bool(failures) and len(failures) >= self.limit
+
+    def failed(self, user_id: int) -> None:
+        self._failures.setdefault(user_id, deque()).append(time.monotonic())
+
+
+def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
+    router = Router(name="start")
+
+    @router.message(CommandStart(deep_link=True))
+    async def start_with_token(message: Message, command: CommandObject, person: dict[str, Any] | None) -> None:
+        assert message.from_user is not None
+        user_id = message.from_user.id
+        if attempts.blocked(user_id):
+            await message.answer("Too many wrong invitation links. Please wait a few minutes and try again.")
+            return
+        token = (command.args or "").strip()
+        try:
+            card = await roster.register(token, user_id)
+        except QueryError as err:
+            if err.code not in REFUSED:
+                raise
+            attempts.failed(user_id)
+            await message.answer(REFUSED[err.code])
+            return
+        await message.answer(
+            f"Welcome, <b>{escape(card['name'])}</b>. Your Telegram account is now linked to the CMCoord roster.\n"
+            "Try /contacts Mali, /me or /help."
+        )
+
+    @router.message(CommandStart())
+    async def start(message: Message, person: dict[str, Any] | None) -> None:
+        if person is None:
+            await message.answer(NOT_REGISTERED)
+        else:
+            await message.answer(f"Welcome back, <b>{escape(person['name'])}</b>. /help lists what I can do.")
+
+    return router
