@@ -26,6 +26,7 @@ from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.me import COMMANDS, build_me_router
 from services.bot.routers.start import Attempts, build_start_router
+from services.bot.storage import SqlStorage
 from shared.bus import Bus, all_streams, ensure_streams
 from shared.health import HealthServer
 from shared.store import Database
@@ -40,8 +41,8 @@ def make_bot(settings: Settings) -> Bot:
     return bot
 
 
-def make_dispatcher(*, roster: RosterClient, settings: Settings) -> Dispatcher:
-    dp = Dispatcher()
+def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database) -> Dispatcher:
+    dp = Dispatcher(storage=SqlStorage(db))
     identity = IdentityMiddleware(roster)
     dp.message.outer_middleware(identity)
     dp.callback_query.outer_middleware(identity)
@@ -84,7 +85,7 @@ class BotApp:
         self.bus = await Bus.open(s.nats_url, source="bot", instance=instance)
         await ensure_streams(self.bus.js, all_streams())
         self.bot = make_bot(s)
-        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s)
+        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db)
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.bot.set_my_commands(COMMANDS)
         self._stopping = asyncio.Event()

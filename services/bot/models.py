@@ -18,4 +18,18 @@ class HandledUpdate(SQLModel, table=True):
     handled_at: datetime
 
 
-BOT_TABLES: tuple[Table, ...] = (*SHARED_TABLES, HandledUpdate.__table__)  # type: ignore[attr-defined]
+class ConversationState(SQLModel, table=True):
+    """Where a user is in a multi-step conversation (aiogram FSM), kept across restarts."""
+
+    __tablename__ = "conversation_state"
+    key: str = Field(primary_key=True, max_length=200)
+    state: str | None = Field(default=None, max_length=200)
+    data: str = "{}"
+    updated_at: datetime
+
+
+BOT_TABLES: tuple[Table, ...] = (
+    *SHARED_TABLES,
+    HandledUpdate.__table__,  # type: ignore[attr-defined]
+    ConversationState.__table__,  # type: ignore[attr-defined]
+)

@@ -165,3 +165,20 @@ async def test_the_bot_rides_out_flood_control_and_server_errors(
     texts = [m["text"] for m in await officer.messages()]
     assert len(texts) == 5 and len(set(texts)) == 5  # the welcome and one answer per query: none lost, none twice
     assert "Mali" in replies[0]["text"] and "Niger" in replies[1]["text"]
+
+
+async def test_a_conversation_survives_a_bot_restart(
+    bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock
+) -> None:
+    officer = User(sandbox_url, 9006)
+    await officer.reply_to(f"/start {await invite(roster_settings, clock, 'o6@ocha.example')}")
+    assert "Who are you looking for?" in (await officer.reply_to("/contacts"))["text"]
+    await bot_app.stop()  # the bot goes down between the question and the answer
+    restarted = bot_bootstrap.build(bot_app.settings)
+    await restarted.start()
+    try:
+        answer = await officer.reply_to("Niger")
+        assert "Ana &lt;Test&gt; &amp; Co" in answer["text"]
+        assert "did not understand" in (await officer.reply_to("Niger"))["text"]  # the conversation is over
+    finally:
+        await restarted.stop()

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -14,6 +15,7 @@ from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsRegistered
 from services.bot.render import clean_input, contact_card
 from services.bot.roster_client import RosterClient
+from services.bot.states import ContactsSearch
 
 USAGE = "Tell me who you are looking for: /contacts Mali, /contacts ROWCA, /contacts WFP or /contacts Diallo."
 MAX_QUERY = 40  # fits the 64-byte callback data of the page buttons
@@ -38,17 +40,26 @@ def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
             keyboard.button(text="Next ▶", callback_data=ContactsPage(q=query, o=offset + page_size))
         return text, keyboard.as_markup() if keyboard.buttons else None
 
-    @router.message(Command("contacts"))
-    async def contacts(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
-        query = clean_input(command.args or "")
+    async def search(message: Message, raw: str) -> None:
+        query = clean_input(raw)
         if query is None:
             await message.answer("That is too long for a search. " + USAGE)
             return
-        if not query:
-            await message.answer(USAGE)
-            return
         text, markup = await page(query[:MAX_QUERY], 0)
         await message.answer(text, reply_markup=markup)
+
+    @router.message(Command("contacts"))
+    async def contacts(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
+        if not (command.args or "").strip():
+            await state.set_state(ContactsSearch.waiting_for_query)
+            await message.answer("Who are you looking for? Send a country, a region (ROWCA), an organisation or a name.")
+            return
+        await search(message, command.args or "")
+
+    @router.message(ContactsSearch.waiting_for_query, F.text, ~F.text.startswith("/"))
+    async def contacts_answer(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await state.clear()
+        await search(message, message.text or "")
 
     @router.callback_query(ContactsPage.filter(F.o >= 0))
     async def turn_page(callback: CallbackQuery, callback_data: ContactsPage, person: dict[str, Any]) -> None:
