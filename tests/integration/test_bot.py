@@ -72,12 +72,11 @@ class User:
         async with aiohttp.ClientSession() as http, http.get(f"{self.url}/sandbox/chats/{self.id}/messages") as resp:
             return await resp.json()
 
-    async def reply_to(self, text: str, *, count: int | None = None) -> dict[str, Any]:
+    async def reply_to(self, text: str, *, timeout: float = 10) -> dict[str, Any]:
         """Send `text` and wait for the bot's next message."""
         before = len(await self.messages())
         await self.send(text)
-        got = await eventually(lambda: self._after(before), timeout=10, what=f"a reply to {text!r}")
-        return got
+        return await eventually(lambda: self._after(before), timeout=timeout, what=f"a reply to {text!r}")
 
     async def _after(self, n: int) -> dict[str, Any] | None:
         found = await self.messages()
