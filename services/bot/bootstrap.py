@@ -18,9 +18,9 @@ from aiogram.types import ErrorEvent
 
 from services.bot import retry
 from services.bot.config import Settings
-from services.bot.middlewares import IdentityMiddleware
+from services.bot.middlewares import IdentityMiddleware, Throttle
 from services.bot.models import BOT_TABLES
-from services.bot.polling import poll
+from services.bot.polling import Poller
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
@@ -73,6 +73,7 @@ class BotApp:
     bus: Bus | None = None
     health: HealthServer | None = None
     _stopping: asyncio.Event | None = None
+    _poller: Poller | None = None
     _polling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,9 +90,9 @@ class BotApp:
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.bot.set_my_commands(COMMANDS)
         self._stopping = asyncio.Event()
-        self._polling = asyncio.create_task(
-            poll(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, stopping=self._stopping), name="polling"
-        )
+        throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
+        self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle)
+        self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
 
     async def readiness(self) -> dict[str, bool]:
@@ -104,15 +105,15 @@ class BotApp:
     async def stop(self) -> None:
         if self._stopping is not None and self._polling is not None:
             self._stopping.set()
-            # let an update in hand finish; a long poll still waiting holds nothing
-            # (its updates are not confirmed), so it is cancelled
-            done, _ = await asyncio.wait({self._polling}, timeout=2)
-            if not done:
-                self._polling.cancel()
-                try:
-                    await self._polling
-                except asyncio.CancelledError:
-                    log.info("long_poll_cancelled_at_stop")
+            # a long poll still waiting holds nothing (its updates are not
+            # confirmed), so it is cancelled; updates in hand may finish
+            self._polling.cancel()
+            try:
+                await self._polling
+            except asyncio.CancelledError:
+                log.info("long_poll_cancelled_at_stop")
+            if self._poller is not None:
+                await self._poller.drain(timeout=10)
         if self.bot is not None:
             await self.bot.session.close()
         if self.bus is not None:

@@ -23,6 +23,8 @@ class Settings(ServiceSettings):
     poll_timeout_seconds: int = 25
     page_size: int = 5
     query_timeout_seconds: float = 5.0
+    throttle_per_second: float = 1.0
+    throttle_burst: int = 5
 
     @property
     def token(self) -> str:

@@ -27,7 +27,7 @@ class RetryRequests(BaseRequestMiddleware):
     5xx and network errors: back off and send again, a few times; a network
     error may hide a send Telegram did take, so such retries are counted."""
 
-    def __init__(self, *, attempts: int = 6, max_backoff: float = 8.0) -> None:
+    def __init__(self, *, attempts: int = 8, max_backoff: float = 8.0) -> None:
         self.attempts = attempts
         self.max_backoff = max_backoff
         self.ambiguous_retries = 0
