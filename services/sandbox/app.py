@@ -261,10 +261,12 @@ def build_app(sandbox: Sandbox) -> web.Application:
             f.error_rate = float(body["error_rate"])
         if "error_status" in body:
             f.error_status = int(body["error_status"])
+        if "fail_next" in body:
+            f.fail_next = int(body["fail_next"])
         if "blocked_user_ids" in body:
             f.blocked_user_ids = {int(u) for u in body["blocked_user_ids"]}
         return web.json_response({"global_per_sec": f.global_per_sec, "per_chat_per_sec": f.per_chat_per_sec,
-                                  "error_rate": f.error_rate, "error_status": f.error_status,
+                                  "error_rate": f.error_rate, "error_status": f.error_status, "fail_next": f.fail_next,
                                   "blocked_user_ids": sorted(f.blocked_user_ids)})
 
     async def stats(request: web.Request) -> web.Response:

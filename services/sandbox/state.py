@@ -36,6 +36,7 @@ class Faults:
     per_chat_per_sec: float = 1.0
     error_rate: float = 0.0
     error_status: int = 500
+    fail_next: int = 0  # the next N sends fail with error_status, whatever the rate
     blocked_user_ids: set[int] = field(default_factory=set)
 
 
@@ -185,6 +186,10 @@ class Sandbox:
         if chat_id in self.faults.blocked_user_ids:
             self.stats.blocked += 1
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if self.faults.fail_next > 0:
+            self.faults.fail_next -= 1
+            self.stats.errors += 1
+            raise ApiError(self.faults.error_status, "Internal Server Error")
         if self.faults.error_rate and self.rng.random() < self.faults.error_rate:
             self.stats.errors += 1
             raise ApiError(self.faults.error_status, "Internal Server Error")
