@@ -101,3 +101,19 @@ async def sample_roster(roster_settings: RosterSettings, clock: ManualClock) -> 
     _, errors, _ = await import_text(text, settings=roster_settings, clock=clock, publish=False)
     assert errors == []
     return text
+
+
+@pytest.fixture
+async def sandbox_url() -> AsyncIterator[str]:
+    """The Telegram sandbox on a free port, with Telegram's default limits."""
+    from aiohttp import web
+
+    from services.sandbox.app import build_app
+    from services.sandbox.state import Faults, Sandbox
+
+    port = free_port()
+    runner = web.AppRunner(build_app(Sandbox(bot_username="CMCoordHubBot", faults=Faults())))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +25,9 @@ from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.me import COMMANDS, build_me_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
-from shared.bus import Bus, all_streams, ensure_streams
+from shared.bus import Bus
 from shared.health import HealthServer
+from shared.service import open_infrastructure
 from shared.store import Database
 
 log = structlog.get_logger("bot")
@@ -78,13 +77,9 @@ class BotApp:
 
     async def start(self) -> None:
         s = self.settings
-        instance = s.instance or f"{socket.gethostname()}:{os.getpid()}"
-        structlog.contextvars.bind_contextvars(instance=instance)
-        await self.db.create_tables(BOT_TABLES)
-        self.health = HealthServer(service="bot", host=s.health_host, port=s.health_port, readiness=self.readiness)
-        await self.health.start()
-        self.bus = await Bus.open(s.nats_url, source="bot", instance=instance)
-        await ensure_streams(self.bus.js, all_streams())
+        self.health, self.bus = await open_infrastructure(
+            service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
+        )
         self.bot = make_bot(s)
         dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db)
         await self.bot.delete_webhook(drop_pending_updates=False)

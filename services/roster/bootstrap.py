@@ -4,8 +4,6 @@ NATS connection, the scheduler and the servers."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from dataclasses import dataclass, field
 
 import structlog
@@ -17,9 +15,10 @@ from services.roster.config import Settings
 from services.roster.consumers import build_consumers
 from services.roster.models import ROSTER_TABLES
 from services.roster.queries import RosterQueries
-from shared.bus import Bus, ConsumerRunner, all_streams, ensure_streams
+from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
+from shared.service import open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("roster")
@@ -50,13 +49,9 @@ class RosterApp:
 
     async def start(self) -> None:
         s = self.settings
-        instance = s.instance or f"{socket.gethostname()}:{os.getpid()}"
-        structlog.contextvars.bind_contextvars(instance=instance)
-        await self.db.create_tables(ROSTER_TABLES)
-        self.health = HealthServer(service="roster", host=s.health_host, port=s.health_port, readiness=self.readiness)
-        await self.health.start()
-        self.bus = await Bus.open(s.nats_url, source="roster", instance=instance)
-        await ensure_streams(self.bus.js, all_streams())
+        self.health, self.bus = await open_infrastructure(
+            service="roster", settings=s, db=self.db, tables=ROSTER_TABLES, readiness=self.readiness
+        )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once
         self.relay.start()

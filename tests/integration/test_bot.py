@@ -6,7 +6,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from services.bot import bootstrap as bot_bootstrap
 from services.bot.config import Settings as BotSettings
@@ -14,24 +13,12 @@ from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.store import create_invite
-from services.sandbox.app import build_app
-from services.sandbox.state import Faults, Sandbox
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from tests.helpers import eventually
 
 HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats\n"
-
-
-@pytest.fixture
-async def sandbox_url() -> AsyncIterator[str]:
-    port = free_port()
-    runner = web.AppRunner(build_app(Sandbox(bot_username="CMCoordHubBot", faults=Faults())))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 @pytest.fixture

@@ -20,23 +20,8 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
 )
-from aiohttp import web
-
-from services.sandbox.app import build_app
-from services.sandbox.state import Faults, Sandbox
-from shared.natsserver import free_port
 
 TOKEN = "123456:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQ"
-
-
-@pytest.fixture
-async def sandbox_url() -> AsyncIterator[str]:
-    port = free_port()
-    runner = web.AppRunner(build_app(Sandbox(bot_username="CMCoordHubBot", faults=Faults())))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 @pytest.fixture

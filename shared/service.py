@@ -1,0 +1,30 @@
+"""What every service does first when it starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy import Table
+
+from shared.bus import Bus, all_streams, ensure_streams
+from shared.health import HealthServer, ReadinessCheck
+from shared.settings import ServiceSettings
+from shared.store import Database
+
+
+async def open_infrastructure(
+    *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck
+) -> tuple[HealthServer, Bus]:
+    """Name this instance in the logs, create the tables, serve /healthz and
+    /readyz, connect to NATS (waiting for it) and make sure the streams exist."""
+    instance = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+    structlog.contextvars.bind_contextvars(instance=instance)
+    await db.create_tables(tables)
+    health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness)
+    await health.start()
+    bus = await Bus.open(settings.nats_url, source=service, instance=instance)
+    await ensure_streams(bus.js, all_streams())
+    return health, bus
