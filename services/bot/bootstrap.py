@@ -13,6 +13,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import ErrorEvent
+from aiohttp import web
 
 from services.bot import retry
 from services.bot.config import Settings
@@ -25,6 +26,7 @@ from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.me import COMMANDS, build_me_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
+from services.bot.webhook import WebhookSecretMissing, build_webhook_app
 from shared.bus import Bus
 from shared.health import HealthServer
 from shared.service import open_infrastructure
@@ -73,28 +75,40 @@ class BotApp:
     health: HealthServer | None = None
     _stopping: asyncio.Event | None = None
     _poller: Poller | None = None
+    _webhook: web.AppRunner | None = None
     _polling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
+        if s.mode == "webhook" and len(s.webhook_secret) < 16:
+            raise WebhookSecretMissing("webhook mode needs CMCOORD_BOT_WEBHOOK_SECRET (16+ characters)")
         self.health, self.bus = await open_infrastructure(
             service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
         )
         self.bot = make_bot(s)
         dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db)
-        await self.bot.delete_webhook(drop_pending_updates=False)
         await self.bot.set_my_commands(COMMANDS)
-        self._stopping = asyncio.Event()
-        throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
-        self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle)
-        self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
+        if s.mode == "webhook":
+            app = build_webhook_app(bot=self.bot, dp=dp, db=self.db, secret=s.webhook_secret, path=s.webhook_path)
+            self._webhook = web.AppRunner(app, access_log=None)
+            await self._webhook.setup()
+            await web.TCPSite(self._webhook, s.webhook_host, s.webhook_port).start()
+            if s.webhook_url:
+                await self.bot.set_webhook(s.webhook_url, secret_token=s.webhook_secret,
+                                           allowed_updates=["message", "callback_query"])
+        else:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            self._stopping = asyncio.Event()
+            throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
+            self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle)
+            self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
 
     async def readiness(self) -> dict[str, bool]:
         return {
             "nats": bool(self.bus and self.bus.connected),
             "store": await self.db.ping(),
-            "polling": self._polling is not None and not self._polling.done(),
+            "updates": self._webhook is not None or (self._polling is not None and not self._polling.done()),
         }
 
     async def stop(self) -> None:
@@ -109,6 +123,8 @@ class BotApp:
                 log.info("long_poll_cancelled_at_stop")
             if self._poller is not None:
                 await self._poller.drain(timeout=10)
+        if self._webhook is not None:
+            await self._webhook.cleanup()
         if self.bot is not None:
             await self.bot.session.close()
         if self.bus is not None:

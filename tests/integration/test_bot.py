@@ -190,3 +190,38 @@ async def test_a_flooding_user_is_throttled_without_slowing_others(
 async def _all_confirmed(url: str) -> bool:
     async with aiohttp.ClientSession() as http, http.get(f"{url}/sandbox/stats") as resp:
         return (await resp.json())["pending_updates"] == 0
+
+
+async def test_webhook_mode_needs_a_secret_and_checks_it(
+    tmp_path: Any, nats_server: NatsServer, sandbox_url: str, roster: RosterApp, roster_people: None,
+    roster_settings: Settings, clock: ManualClock,
+) -> None:
+    from services.bot.webhook import SECRET_HEADER, WebhookSecretMissing
+
+    base = dict(home=tmp_path / "bot", nats_url=nats_server.url, sandbox_url=sandbox_url, health_port=free_port(),
+                mode="webhook", webhook_host="127.0.0.1")
+    with pytest.raises(WebhookSecretMissing):
+        await bot_bootstrap.build(BotSettings(**base, webhook_port=free_port())).start()
+
+    port, secret = free_port(), "s3cret-for-the-webhook-test"
+    app = bot_bootstrap.build(BotSettings(**base, webhook_port=port, webhook_secret=secret))
+    await app.start()
+    try:
+        token = await invite(roster_settings, clock, "o1@ocha.example")
+        update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": f"/start {token}",
+                  "chat": {"id": 9301, "type": "private"}, "from": {"id": 9301, "is_bot": False, "first_name": "A"},
+                  "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+        url = f"http://127.0.0.1:{port}/telegram/webhook"
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {SECRET_HEADER: "wrong"}):
+                async with http.post(url, json=update, headers=headers) as resp:
+                    assert resp.status == 401
+            assert await User(sandbox_url, 9301).messages() == []  # nothing handled
+            async with http.post(url, json=update, headers={SECRET_HEADER: secret}) as resp:
+                assert resp.status == 200  # answered after handling
+            async with http.post(url, json=update, headers={SECRET_HEADER: secret}) as resp:
+                assert resp.status == 200  # Telegram's redelivery: handled once
+        texts = [m["text"] for m in await User(sandbox_url, 9301).messages()]
+        assert len(texts) == 1 and texts[0].startswith("Welcome, <b>Officer 01 Diallo</b>")
+    finally:
+        await app.stop()
