@@ -215,7 +215,66 @@ class TelegramLinked(Event):
     telegram_user_id: int
 
 
+# --- notify -----------------------------------------------------------------
+
+
+class ReplyButton(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    label: str = Field(min_length=1, max_length=40)
+    reply: str = Field(pattern=r"^[a-z_]{1,16}$", description="what pressing it answers, e.g. ack, join, decline")
+
+
+@register
+class DeliverTelegram(Event):
+    """Command to the bot: send this notification (attempt N) to a Telegram chat."""
+
+    type = "notify.deliver.telegram"
+    notification_id: uuid.UUID
+    attempt: int = Field(default=1, ge=1)
+    person_id: uuid.UUID
+    chat_id: int
+    kind: str
+    text: str = Field(min_length=1, max_length=3500, description="plain text; the bot escapes it")
+    buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
+    urgent: bool = False
+
+
 # --- bot --------------------------------------------------------------------
+
+
+@register
+class DeliverySent(Event):
+    """Telegram accepted the message (no read receipt exists: this is not an acknowledgement)."""
+
+    type = "bot.delivery.sent"
+    notification_id: uuid.UUID
+    attempt: int
+    person_id: uuid.UUID
+    message_id: int
+
+
+@register
+class DeliveryFailed(Event):
+    """Telegram refused the message for good (the user blocked the bot, the chat is gone)."""
+
+    type = "bot.delivery.failed"
+    notification_id: uuid.UUID
+    attempt: int
+    person_id: uuid.UUID
+    reason: str
+
+
+@register
+class NotificationReplied(Event):
+    """The recipient pressed a button of the notification: the acknowledgement."""
+
+    type = "bot.notification.replied"
+    notification_id: uuid.UUID
+    person_id: uuid.UUID
+    reply: str
+    replied_at: AwareDatetime
+
 
 
 @register
@@ -265,6 +324,14 @@ EXAMPLES: dict[type[Event], Event] = {
     PersonChanged: PersonChanged(person_id=_P, created=True),
     TelegramLinked: TelegramLinked(person_id=_P, telegram_user_id=424242),
     HandoverRecorded: HandoverRecorded(note_id=_N, deployment_id=_D, post_id=_POST, person_id=_P, revision=1),
+    DeliverTelegram: DeliverTelegram(
+        notification_id=_N, attempt=1, person_id=_P, chat_id=424242, kind="post.gapped",
+        text="CMCoord Officer post in Mopti (Mali) has been gapped since 5 July.",
+        buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=False),
+    DeliverySent: DeliverySent(notification_id=_N, attempt=1, person_id=_P, message_id=17),
+    DeliveryFailed: DeliveryFailed(notification_id=_N, attempt=1, person_id=_P, reason="blocked"),
+    NotificationReplied: NotificationReplied(notification_id=_N, person_id=_P, reply="ack",
+                                             replied_at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
     HandoverNoteSubmitted: HandoverNoteSubmitted(
         person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",
         open_issues="Two humanitarian notifications for Mopti routes still unacknowledged",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from services.bot import retry
 from services.bot.config import Settings
+from services.bot.deliveries import build_replies_router, on_deliver
 from services.bot.middlewares import IdentityMiddleware, Throttle
 from services.bot.models import BOT_TABLES
 from services.bot.polling import Poller
@@ -27,10 +29,12 @@ from services.bot.routers.me import COMMANDS, build_me_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
-from shared.bus import Bus
+from shared import events
+from shared.bus import Bus, ConsumerRunner
+from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
 from shared.service import open_infrastructure
-from shared.store import Database
+from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("bot")
 
@@ -42,7 +46,7 @@ def make_bot(settings: Settings) -> Bot:
     return bot
 
 
-def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database) -> Dispatcher:
+def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, clock: Clock) -> Dispatcher:
     dp = Dispatcher(storage=SqlStorage(db))
     identity = IdentityMiddleware(roster)
     dp.message.outer_middleware(identity)
@@ -50,6 +54,7 @@ def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database) -
     dp.include_routers(
         build_start_router(roster=roster, attempts=Attempts()),
         build_me_router(),
+        build_replies_router(db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
         build_fallback_router(),
     )
@@ -75,6 +80,9 @@ class BotApp:
     health: HealthServer | None = None
     _stopping: asyncio.Event | None = None
     _poller: Poller | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    relay: OutboxRelay | None = None
+    deliveries: ConsumerRunner | None = None
     _webhook: web.AppRunner | None = None
     _polling: asyncio.Task[None] | None = None
 
@@ -86,7 +94,17 @@ class BotApp:
             service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
         )
         self.bot = make_bot(s)
-        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db)
+        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db,
+                             clock=self.clock)
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.bus.on_reconnect(self.relay.wake)
+        self.relay.start()
+        self.deliveries = ConsumerRunner(
+            bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
+            handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock)},
+            max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
+        )
+        self.deliveries.start()
         await self.bot.set_my_commands(COMMANDS)
         if s.mode == "webhook":
             app = build_webhook_app(bot=self.bot, dp=dp, db=self.db, secret=s.webhook_secret, path=s.webhook_path)
@@ -107,11 +125,16 @@ class BotApp:
     async def readiness(self) -> dict[str, bool]:
         return {
             "nats": bool(self.bus and self.bus.connected),
+            "consumers": self.deliveries is not None and self.deliveries.bound,
             "store": await self.db.ping(),
             "updates": self._webhook is not None or (self._polling is not None and not self._polling.done()),
         }
 
     async def stop(self) -> None:
+        if self.deliveries is not None:
+            await self.deliveries.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         if self._stopping is not None and self._polling is not None:
             self._stopping.set()
             # a long poll still waiting holds nothing (its updates are not

@@ -8,3 +8,10 @@ class ContactsPage(CallbackData, prefix="cp"):
 
     q: str
     o: int
+
+
+class NotificationReply(CallbackData, prefix="nr"):
+    """A button of a delivered notification: who pressed it is checked on arrival."""
+
+    n: str  # notification id, hex
+    r: str  # the reply

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import Table
+from sqlalchemy import Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shared.store import SHARED_TABLES
@@ -28,8 +29,24 @@ class ConversationState(SQLModel, table=True):
     updated_at: datetime
 
 
+class Delivery(SQLModel, table=True):
+    """A notification attempt Telegram accepted (or refused): never sent twice."""
+
+    __table_args__ = (UniqueConstraint("notification_id", "attempt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: uuid.UUID = Field(index=True)
+    attempt: int
+    person_id: uuid.UUID
+    chat_id: int
+    message_id: int | None = None
+    failed: str | None = None
+    at: datetime
+    replied: str | None = None
+
+
 BOT_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     HandledUpdate.__table__,  # type: ignore[attr-defined]
     ConversationState.__table__,  # type: ignore[attr-defined]
+    Delivery.__table__,  # type: ignore[attr-defined]
 )

@@ -222,7 +222,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
     async def press(request: web.Request) -> web.Response:
         body = await request.json()
         try:
-            update = await sandbox.user_presses(int(body["user_id"]), int(body["message_id"]), str(body["data"]))
+            update = await sandbox.user_presses(int(body["user_id"]), int(body["message_id"]), str(body["data"]),
+                                                tampered=bool(body.get("tampered")))
         except ApiError as err:
             return web.json_response(err.body(), status=err.code)
         return web.json_response({"update_id": update["update_id"]})

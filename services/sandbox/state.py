@@ -135,14 +135,16 @@ class Sandbox:
         chat.messages.append({**message, "outgoing": False})
         return await self._enqueue({"message": message})
 
-    async def user_presses(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
+    async def user_presses(self, user_id: int, message_id: int, data: str, *, tampered: bool = False) -> dict[str, Any]:
+        """A press on a button of the bot's message; `tampered` sends data no button
+        carries, as a modified client could."""
         user = self.user(user_id)
         chat = self.chat(user_id)
         target = next((m for m in chat.messages if m["message_id"] == message_id and m["outgoing"]), None)
         if target is None:
             raise ApiError(400, "Bad Request: message not found")
         buttons = [b for row in (target.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
-        if not any(b.get("callback_data") == data for b in buttons):
+        if not tampered and not any(b.get("callback_data") == data for b in buttons):
             raise ApiError(400, "Bad Request: no such button on that message")
         message = {k: v for k, v in target.items() if k != "outgoing"}
         query = {

@@ -51,9 +51,10 @@ class User:
         async with aiohttp.ClientSession() as http:
             await http.post(f"{self.url}/sandbox/send", json={"user_id": self.id, "text": text, **extra})
 
-    async def press(self, message_id: int, data: str) -> None:
+    async def press(self, message_id: int, data: str, *, tampered: bool = False) -> None:
         async with aiohttp.ClientSession() as http:
-            await http.post(f"{self.url}/sandbox/press", json={"user_id": self.id, "message_id": message_id, "data": data})
+            await http.post(f"{self.url}/sandbox/press", json={"user_id": self.id, "message_id": message_id,
+                                                                "data": data, "tampered": tampered})
 
     async def messages(self) -> list[dict[str, Any]]:
         async with aiohttp.ClientSession() as http, http.get(f"{self.url}/sandbox/chats/{self.id}/messages") as resp:
@@ -225,3 +226,62 @@ async def test_webhook_mode_needs_a_secret_and_checks_it(
         assert len(texts) == 1 and texts[0].startswith("Welcome, <b>Officer 01 Diallo</b>")
     finally:
         await app.stop()
+
+
+async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
+    bot_app: Any, sandbox_url: str, bus: Any
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from shared.events import DeliverTelegram, Envelope, ReplyButton
+
+    def command(chat_id: int, **kw: Any) -> Envelope:
+        event = DeliverTelegram(notification_id=uuid.uuid4(), person_id=uuid.uuid4(), chat_id=chat_id, kind="post.gapped",
+                                text="The CMCoord Officer post in Mopti is gapped <since 5 July> & unfilled.",
+                                buttons=[ReplyButton(label="Acknowledge", reply="ack")], **kw)
+        return Envelope.wrap(event, source="notify", occurred_at=datetime.now(UTC))
+
+    await eventually(lambda: bot_app.deliveries.bound, what="deliveries consumer bound")
+    mine, theirs = command(9401), command(9402)
+    for env in (mine, theirs):
+        await bus.publish(env)
+    officer, other = User(sandbox_url, 9401), User(sandbox_url, 9402)
+    shown = (await eventually(officer.messages, what="the notification"))[0]
+    assert shown["text"] == "The CMCoord Officer post in Mopti is gapped &lt;since 5 July&gt; &amp; unfilled."
+    await eventually(other.messages, what="the other notification")
+    # the same command again (a redelivery past the duplicate window): not sent twice
+    await bus.publish_raw(mine.subject, mine.to_bytes(), msg_id=f"{mine.id}-again")
+    await eventually(lambda: bot_app.deliveries.stats.handled == 3, what="redelivery handled")
+    assert len(await officer.messages()) == 1
+    sent = await eventually(lambda: _events(bus, "bot.delivery.sent", 2), what="sent events")
+    assert {e.data["notification_id"] for e in sent} == {str(mine.decode().notification_id),
+                                                          str(theirs.decode().notification_id)}
+
+    # a modified client sends the other officer's notification id: nothing happens
+    their_data = f"nr:{theirs.decode().notification_id.hex}:ack"
+    await officer.press(shown["message_id"], their_data, tampered=True)
+    button = shown["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    await officer.press(shown["message_id"], button)
+    replied = await eventually(lambda: _events(bus, "bot.notification.replied", 1), what="the acknowledgement")
+    assert replied[0].data["notification_id"] == str(mine.decode().notification_id) and replied[0].data["reply"] == "ack"
+    await eventually(lambda: _no_buttons(officer), what="buttons removed after the answer")
+    assert len(await _events(bus, "bot.notification.replied", 0)) == 1  # the tampered press produced nothing
+
+    # a user who blocked the bot: failed, not sent
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9403]})
+    await bus.publish(command(9403))
+    failed = await eventually(lambda: _events(bus, "bot.delivery.failed", 1), what="failed event")
+    assert failed[0].data["reason"] == "blocked"
+
+
+async def _events(bus: Any, type_prefix: str, n: int) -> list[Any] | None:
+    from tests.helpers import stream_events
+
+    found = await stream_events(bus.js, "BOT", type_prefix=type_prefix)
+    return found if len(found) >= n else None
+
+
+async def _no_buttons(user: User) -> bool:
+    return (await user.messages())[0]["reply_markup"] is None
