@@ -34,3 +34,10 @@ def clean_input(text: str) -> str | None:
     if len(cleaned) > MAX_INPUT:
         return None
     return cleaned
+
+
+def counterparts_text(country: str, contacts: list[dict[str, Any]]) -> str:
+    lines = [f"<b>Counterparts in {escape(country)}</b> (restricted: do not forward)"]
+    for c in contacts:
+        lines.append(f"{escape(c['unit'])}: {escape(c['function'])}, {escape(c['channel'])}")
+    return "\n".join(lines)

@@ -31,3 +31,12 @@ class RosterClient:
 
     async def contacts(self, query: str, *, offset: int, limit: int) -> dict[str, Any]:
         return await self._ask("contacts", {"query": query, "offset": offset, "limit": limit})
+
+    async def counterparts(self, country: str, *, requester_person_id: str) -> list[dict[str, Any]] | None:
+        """Counterpart contacts of a country, or None when the requester may not see them."""
+        try:
+            return await self._ask("counterparts", {"country": country, "requester_person_id": requester_person_id})
+        except QueryError as err:
+            if err.code in ("403", "400"):
+                return None
+            raise

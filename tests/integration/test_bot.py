@@ -285,3 +285,29 @@ async def _events(bus: Any, type_prefix: str, n: int) -> list[Any] | None:
 
 async def _no_buttons(user: User) -> bool:
     return (await user.messages())[0]["reply_markup"] is None
+
+
+async def test_counterparts_are_shown_to_officers_of_the_region_only(
+    bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock, tmp_path: Any
+) -> None:
+    from tests.helpers import cli, roster_env
+
+    csv = tmp_path / "counterparts.csv"
+    csv.write_text("country,unit,function,channel\nML,Operation Liaison Cell,Deconfliction,+223 20 99 99 99\n")
+    code, _, err = await cli("roster", "counterparts", str(csv), env=roster_env(roster_settings))
+    assert code == 0, err
+    officer, focal = User(sandbox_url, 9501), User(sandbox_url, 9502)
+    await officer.reply_to(f"/start {await invite(roster_settings, clock, 'o1@ocha.example')}")  # CMCoord officer, Mali
+    await focal.reply_to(f"/start {await invite(roster_settings, clock, 'ana@wfp.example')}")  # WFP focal point
+    await officer.send("/contacts Mali")
+    shown = await eventually(lambda: _texts_with(officer, "Counterparts in Mali"), what="counterparts")
+    assert "Operation Liaison Cell: Deconfliction, +223 20 99 99 99" in shown[-1]
+    await focal.reply_to("/contacts Mali")
+    await eventually(lambda: _all_confirmed(sandbox_url), what="all handled")
+    assert not any("Counterparts" in m["text"] or "Liaison Cell" in m["text"] for m in await focal.messages())
+    assert "not valid" in (await User(sandbox_url, 9503).reply_to("/start " + "x" * 300))["text"]
+
+
+async def _texts_with(user: User, needle: str) -> list[str] | None:
+    found = [m["text"] for m in await user.messages() if needle in (m["text"] or "")]
+    return found or None

@@ -13,9 +13,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsRegistered
-from services.bot.render import clean_input, contact_card
+from services.bot.render import clean_input, contact_card, counterparts_text
 from services.bot.roster_client import RosterClient
 from services.bot.states import ContactsSearch
+from shared.regions import country_name, resolve_country
 
 USAGE = "Tell me who you are looking for: /contacts Mali, /contacts ROWCA, /contacts WFP or /contacts Diallo."
 MAX_QUERY = 40  # fits the 64-byte callback data of the page buttons
@@ -40,13 +41,20 @@ def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
             keyboard.button(text="Next ▶", callback_data=ContactsPage(q=query, o=offset + page_size))
         return text, keyboard.as_markup() if keyboard.buttons else None
 
-    async def search(message: Message, raw: str) -> None:
+    async def search(message: Message, raw: str, person: dict[str, Any]) -> None:
         query = clean_input(raw)
         if query is None:
             await message.answer("That is too long for a search. " + USAGE)
             return
         text, markup = await page(query[:MAX_QUERY], 0)
         await message.answer(text, reply_markup=markup)
+        country = resolve_country(query)
+        if country is not None and person["deployments"]:
+            # Counterpart (armed actor) contacts: the roster answers only CMCoord
+            # officers and regional advisers of the country's region.
+            found = await roster.counterparts(country, requester_person_id=person["person_id"])
+            if found:
+                await message.answer(counterparts_text(country_name(country), found))
 
     @router.message(Command("contacts"))
     async def contacts(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
@@ -54,12 +62,12 @@ def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
             await state.set_state(ContactsSearch.waiting_for_query)
             await message.answer("Who are you looking for? Send a country, a region (ROWCA), an organisation or a name.")
             return
-        await search(message, command.args or "")
+        await search(message, command.args or "", person)
 
     @router.message(ContactsSearch.waiting_for_query, F.text, ~F.text.startswith("/"))
     async def contacts_answer(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
         await state.clear()
-        await search(message, message.text or "")
+        await search(message, message.text or "", person)
 
     @router.callback_query(ContactsPage.filter(F.o >= 0))
     async def turn_page(callback: CallbackQuery, callback_data: ContactsPage, person: dict[str, Any]) -> None:

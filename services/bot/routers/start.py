@@ -19,6 +19,7 @@ NOT_REGISTERED = (
     "To use it, ask the CMCS desk or your regional adviser for an invitation link, then open it here."
 )
 REFUSED = {
+    "400": "That invitation link is not valid. Check that you opened the whole link, or ask for a new one.",
     "404": "That invitation link is not valid. Check that you opened the whole link, or ask for a new one.",
     "409": "That invitation was already used, or this Telegram account belongs to someone else. Ask for a new link.",
     "410": "That invitation has expired (links last 7 days). Ask the CMCS desk for a new one.",
