@@ -288,11 +288,16 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
         return self._task
 
-    async def stop(self) -> None:
+    async def stop(self, *, flush_timeout: float = 5.0) -> None:
+        """Stop the loop, then publish what is left; rows that cannot go now wait for the next start."""
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
             await self._task
+        try:
+            await asyncio.wait_for(self.flush(), timeout=flush_timeout)
+        except Exception as exc:  # NATS away at shutdown: the outbox keeps them
+            log.warning("outbox_not_flushed_at_stop", error=str(exc) or type(exc).__name__)
 
     async def run(self) -> None:
         backoff = self.sweep_interval

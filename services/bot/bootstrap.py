@@ -75,16 +75,16 @@ def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, c
 class BotApp:
     settings: Settings
     db: Database
+    clock: Clock = field(default_factory=SystemClock)
     bot: Bot | None = None
     bus: Bus | None = None
     health: HealthServer | None = None
-    _stopping: asyncio.Event | None = None
-    _poller: Poller | None = None
-    clock: Clock = field(default_factory=SystemClock)
     relay: OutboxRelay | None = None
     deliveries: ConsumerRunner | None = None
-    _webhook: web.AppRunner | None = None
+    _poller: Poller | None = None
     _polling: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event | None = None
+    _webhook: web.AppRunner | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -131,10 +131,9 @@ class BotApp:
         }
 
     async def stop(self) -> None:
+        """Stop taking work, let what is in hand finish, publish its events, close."""
         if self.deliveries is not None:
             await self.deliveries.stop()
-        if self.relay is not None:
-            await self.relay.stop()
         if self._stopping is not None and self._polling is not None:
             self._stopping.set()
             # a long poll still waiting holds nothing (its updates are not
@@ -148,6 +147,8 @@ class BotApp:
                 await self._poller.drain(timeout=10)
         if self._webhook is not None:
             await self._webhook.cleanup()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.bot is not None:
             await self.bot.session.close()
         if self.bus is not None:

@@ -103,10 +103,6 @@ class RosterApp:
             await self.service.stop()
         if self.relay is not None:
             await self.relay.stop()
-            try:
-                await asyncio.wait_for(self.relay.flush(), timeout=5)
-            except Exception as exc:  # left in the outbox for the next start
-                log.warning("outbox_not_flushed_at_stop", error=str(exc) or type(exc).__name__)
         if self.bus is not None:
             await self.bus.close()
         if self.health is not None:
