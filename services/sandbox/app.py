@@ -102,7 +102,7 @@ async def send_message(sb: Sandbox, p: Params) -> Any:
     text = check_text(p.get("text"), p.get("parse_mode"))
     markup = _markup(p)
     sb.admit_send(chat_id)
-    return sb.bot_message(chat_id, text=text, reply_markup=markup)
+    return sb.bot_message(chat_id, text=text, reply_markup=markup, parse_mode=p.get("parse_mode") or None)
 
 
 async def edit_message_text(sb: Sandbox, p: Params) -> Any:
@@ -113,6 +113,7 @@ async def edit_message_text(sb: Sandbox, p: Params) -> Any:
     sb.admit_send(chat_id, rate_limited=False)
     message["text"] = text
     message["reply_markup"] = markup
+    message["parse_mode"] = p.get("parse_mode") or None
     message["edited"] = True
     return {k: v for k, v in message.items() if k != "outgoing" and v is not None}
 
@@ -247,7 +248,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
         chat = sandbox.chat(int(request.match_info["chat_id"]))
         return web.json_response([
             {"message_id": m["message_id"], "from_bot": m["outgoing"], "text": m.get("text") or m.get("caption"),
-             "reply_markup": m.get("reply_markup"), "document": (m.get("document") or {}).get("file_name")}
+             "parse_mode": m.get("parse_mode"), "reply_markup": m.get("reply_markup"),
+             "document": (m.get("document") or {}).get("file_name")}
             for m in chat.messages
         ])
 

@@ -215,9 +215,10 @@ class Sandbox:
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "private", "first_name": user.first_name if user else "Officer"},
             "from": self.me(),
-            **{k: v for k, v in fields.items() if v is not None},
+            **{k: v for k, v in fields.items() if v is not None and k != "parse_mode"},
         }
-        chat.messages.append({**message, "outgoing": True})
+        # parse_mode is how the text was sent, not part of Telegram's Message: kept for the page only
+        chat.messages.append({**message, "outgoing": True, "parse_mode": fields.get("parse_mode")})
         return message
 
     def find_bot_message(self, chat_id: int, message_id: int) -> dict[str, Any]:

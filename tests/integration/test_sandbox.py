@@ -134,4 +134,5 @@ async def test_documents_and_commands(bot: Bot, sandbox_url: str) -> None:
 async def test_the_page_is_served(sandbox_url: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(sandbox_url + "/") as resp:
         text = await resp.text()
-    assert resp.status == 200 and "/sandbox/send" in text and "textContent" in text
+    assert resp.status == 200 and "/sandbox/send" in text
+    assert "DOMParser" in text and "innerHTML" not in text  # formatting rendered without injecting markup
