@@ -123,3 +123,24 @@ async def _assigned_in(bus: Bus, country: str) -> bool:
 async def _consumer_caught_up(bus: Bus, seq: int) -> bool:
     info = await bus.js.consumer_info("BOT", "roster--on_handover_submitted")
     return info.delivered.stream_seq >= seq and info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_a_service_stops_cleanly_while_nats_is_down(
+    tmp_path: Path, nats_server: NatsServer, roster_settings: Settings
+) -> None:
+    env = service_env(roster_settings.home, nats_server.url,
+                      CMCOORD_ROSTER_HEALTH_PORT=str(roster_settings.health_port))
+    proc = start_service("services.roster", env, tmp_path / "roster.log")
+    try:
+        await eventually(lambda: ready_with_nats(roster_settings.health_port), timeout=30, what="roster ready")
+        nats_server.stop()
+        await eventually(lambda: _nats_down(roster_settings.health_port), timeout=15, what="roster sees NATS down")
+        stop_process(proc)
+        assert proc.returncode == 0, (tmp_path / "roster.log").read_text()[-2000:]
+    finally:
+        stop_process(proc, kill=True)
+
+
+async def _nats_down(port: int) -> bool:
+    body = await readiness(port)
+    return bool(body) and body["checks"]["nats"] is False
