@@ -11,12 +11,15 @@ from sqlmodel import Field, SQLModel
 from shared.store import SHARED_TABLES
 
 
-class HandledUpdate(SQLModel, table=True):
-    """A Telegram update the bot finished handling: a redelivery is skipped."""
+class InboxUpdate(SQLModel, table=True):
+    """A Telegram update as received: stored before it is confirmed to Telegram,
+    marked when handled. Unhandled ones are handled at the next start."""
 
-    __tablename__ = "handled_update"
+    __tablename__ = "update_inbox"
     update_id: int = Field(primary_key=True)
-    handled_at: datetime
+    payload: str
+    received_at: datetime
+    handled_at: datetime | None = Field(default=None, index=True)
 
 
 class ConversationState(SQLModel, table=True):
@@ -46,7 +49,7 @@ class Delivery(SQLModel, table=True):
 
 BOT_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
-    HandledUpdate.__table__,  # type: ignore[attr-defined]
+    InboxUpdate.__table__,  # type: ignore[attr-defined]
     ConversationState.__table__,  # type: ignore[attr-defined]
     Delivery.__table__,  # type: ignore[attr-defined]
 )

@@ -1,14 +1,17 @@
-"""Long polling that never drops an update to a crash.
+"""Receiving updates without losing one to a crash: a durable inbox.
 
 aiogram's own polling confirms an update (advances the offset) as it hands it
-out, so a crash mid-handler loses the officer's message. Here an update is
-confirmed only after it was handled and its update_id recorded: after a
-kill -9, Telegram delivers it again and it is handled once.
+out, so a crash mid-handler loses the officer's message. Here every update is
+first stored in the bot's inbox, then confirmed to Telegram, and marked when
+handled; at start the inbox's unhandled updates are handled first. A kill -9
+at any point leaves each update either unconfirmed (Telegram sends it again)
+or in the inbox: it is handled, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -19,9 +22,10 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import Update
+from sqlmodel import col, select
 
 from services.bot.middlewares import Throttle
-from services.bot.models import HandledUpdate
+from services.bot.models import InboxUpdate
 from shared.store import Database
 
 log = structlog.get_logger("bot")
@@ -29,13 +33,41 @@ log = structlog.get_logger("bot")
 
 async def handled(db: Database, update_id: int) -> bool:
     async with db.read() as session:
-        return await session.get(HandledUpdate, update_id) is not None
+        row = await session.get(InboxUpdate, update_id)
+        return row is not None and row.handled_at is not None
 
 
-async def mark_handled(db: Database, update_id: int) -> None:
+async def receive(db: Database, updates: Sequence[Update]) -> None:
+    """Store updates not yet in the inbox (one transaction)."""
+    if not updates:
+        return
     async with db._write() as session, session.begin():
-        if await session.get(HandledUpdate, update_id) is None:
-            session.add(HandledUpdate(update_id=update_id, handled_at=datetime.now(UTC)))
+        known = set((await session.exec(
+            select(InboxUpdate.update_id).where(col(InboxUpdate.update_id).in_([u.update_id for u in updates]))
+        )).all())
+        now = datetime.now(UTC)
+        for update in updates:
+            if update.update_id not in known:
+                session.add(InboxUpdate(update_id=update.update_id, received_at=now,
+                                        payload=update.model_dump_json(exclude_none=True)))
+
+
+async def mark_handled(db: Database, update: Update) -> None:
+    async with db._write() as session, session.begin():
+        row = await session.get(InboxUpdate, update.update_id)
+        if row is None:  # webhook updates arrive here without an inbox row
+            row = InboxUpdate(update_id=update.update_id, received_at=datetime.now(UTC),
+                              payload=update.model_dump_json(exclude_none=True))
+        row.handled_at = datetime.now(UTC)
+        session.add(row)
+
+
+async def unhandled(db: Database, bot: Bot) -> list[Update]:
+    async with db.read() as session:
+        rows = (await session.exec(
+            select(InboxUpdate).where(col(InboxUpdate.handled_at).is_(None)).order_by(col(InboxUpdate.update_id))
+        )).all()
+    return [Update.model_validate_json(r.payload, context={"bot": bot}) for r in rows]
 
 
 async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) -> None:
@@ -45,7 +77,7 @@ async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) ->
         log.info("update_already_handled")
         return
     await dp.feed_update(bot, update)
-    await mark_handled(db, update.update_id)
+    await mark_handled(db, update)
     log.info("update_handled")
 
 
@@ -55,7 +87,7 @@ async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool) 
     if warn and update.message is not None:
         await bot.send_message(update.message.chat.id,
                                "You are sending messages faster than I can help. Please wait a moment.")
-    await mark_handled(db, update.update_id)
+    await mark_handled(db, update)
     log.info("update_throttled")
 
 
@@ -69,14 +101,12 @@ def chat_of(update: Update) -> int:
 
 class Poller:
     """Updates of one chat are handled in order; chats run side by side, so one
-    user waiting out flood control slows nobody else. The offset confirmed to
-    Telegram never passes an update still being handled."""
+    user waiting out flood control slows nobody else."""
 
     def __init__(self, bot: Bot, dp: Dispatcher, db: Database, *, timeout: int, throttle: Throttle | None = None) -> None:
         self.bot, self.dp, self.db, self.timeout = bot, dp, db, timeout
         self.throttle = throttle
         self.in_flight: dict[int, asyncio.Task[None]] = {}
-        self.done: set[int] = set()
         self._chat_tail: dict[int, asyncio.Task[None]] = {}
 
     async def _after(self, previous: asyncio.Task[None] | None, update: Update, *, throttled: bool, warn: bool) -> None:
@@ -87,15 +117,17 @@ class Poller:
                 await drop_throttled(self.bot, self.db, update, warn=warn)
             else:
                 await handle_once(self.bot, self.dp, self.db, update)
-        except Exception:  # logged; the update stays unconfirmed and comes back after a restart
+        except Exception:  # logged; it stays unhandled in the inbox and is retried at the next start
             log.exception("update_failed", update_id=update.update_id)
             raise
 
-    def _start(self, update: Update) -> None:
+    def _start(self, update: Update, *, replay: bool = False) -> None:
         chat = chat_of(update)
         # Throttled on arrival, before the chat's queue: a flooding user's extra
         # messages are dropped at once instead of queueing behind flood control.
-        allowed, warn = self.throttle.allow(chat) if self.throttle is not None else (True, False)
+        allowed, warn = (True, False)
+        if self.throttle is not None and not replay:
+            allowed, warn = self.throttle.allow(chat)
         task = asyncio.create_task(self._after(self._chat_tail.get(chat), update, throttled=not allowed, warn=warn),
                                    name=f"update:{update.update_id}")
         self.in_flight[update.update_id] = task
@@ -103,32 +135,21 @@ class Poller:
 
         def finished(t: asyncio.Task[None], update_id: int = update.update_id) -> None:
             self.in_flight.pop(update_id, None)
-            if not t.cancelled() and t.exception() is None:
-                self.done.add(update_id)
             if self._chat_tail.get(chat) is t:
                 del self._chat_tail[chat]
 
         task.add_done_callback(finished)
 
-    def offset(self, seen: int | None) -> int | None:
-        if self.in_flight:
-            first = min(self.in_flight)
-        elif seen is not None:
-            first = seen + 1
-        else:
-            return None
-        self.done = {u for u in self.done if u >= first}
-        return first
-
     async def run(self, stopping: asyncio.Event) -> None:
-        seen: int | None = None
+        for update in await unhandled(self.db, self.bot):  # what a crash left in the inbox
+            log.info("update_replayed_from_inbox", update_id=update.update_id)
+            self._start(update, replay=True)
+        offset: int | None = None
         backoff = 0.5
         while not stopping.is_set():
             try:
-                updates = await self.bot.get_updates(
-                    offset=self.offset(seen), timeout=0 if self.in_flight else self.timeout,
-                    allowed_updates=["message", "callback_query"],
-                )
+                updates = await self.bot.get_updates(offset=offset, timeout=self.timeout,
+                                                     allowed_updates=["message", "callback_query"])
                 backoff = 0.5
             except TelegramRetryAfter as err:
                 await asyncio.sleep(err.retry_after)  # Telegram says when to come back
@@ -138,13 +159,12 @@ class Poller:
                 await asyncio.sleep(backoff)  # back-off before asking again
                 backoff = min(backoff * 2, 10)
                 continue
-            fresh = [u for u in updates if u.update_id not in self.in_flight and u.update_id not in self.done]
+            fresh = [u for u in updates if u.update_id not in self.in_flight]
+            await receive(self.db, fresh)  # stored before the next call confirms them
             for update in fresh:
                 self._start(update)
-                seen = max(seen or 0, update.update_id)
-            if not fresh and self.in_flight:
-                # everything returned is already in hand: wait for some of it to finish
-                await asyncio.wait(set(self.in_flight.values()), timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            if updates:
+                offset = updates[-1].update_id + 1
 
     async def drain(self, timeout: float) -> None:
         """Let the updates in hand finish (at stop)."""

@@ -135,7 +135,6 @@ class RosterQueries:
         except store.RegistrationRefused as refused:
             code, description = REGISTRATION_REFUSALS[refused.reason]
             raise QueryFailure(code, description) from refused
-        self._revision_checked = -1e9  # the link is visible to the very next query
         return await self._card(person_id)
 
     async def post_holder(self, payload: dict[str, Any]) -> Any:

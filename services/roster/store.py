@@ -382,7 +382,7 @@ async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int) -
     else:  # a new phone or account: the person's link moves to it
         link.telegram_user_id, link.linked_at = telegram_user_id, now
     uow.emit(events.TelegramLinked(person_id=row.person_id, telegram_user_id=telegram_user_id))
-    await bump_revision(session)
+    # no revision bump: a Telegram link is not part of any contact card or directory row
     person = await session.get(Person, row.person_id)
     assert person is not None
     return person

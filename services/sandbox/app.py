@@ -244,6 +244,12 @@ def build_app(sandbox: Sandbox) -> web.Application:
             })
         return web.json_response(out)
 
+    async def wait(request: web.Request) -> web.Response:
+        found = await sandbox.wait_for_bot(int(request.match_info["chat_id"]), after=int(request.query.get("after", 0)),
+                                           timeout=min(float(request.query.get("timeout", 10)), 60))
+        return web.json_response([{"message_id": m["message_id"], "text": m.get("text") or m.get("caption")}
+                                  for m in found])
+
     async def transcript(request: web.Request) -> web.Response:
         chat = sandbox.chat(int(request.match_info["chat_id"]))
         return web.json_response([
@@ -289,6 +295,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_post("/sandbox/press", press)
     app.router.add_get("/sandbox/chats/{chat_id}/messages", messages)
     app.router.add_get("/sandbox/chats/{chat_id}/transcript", transcript)
+    app.router.add_get("/sandbox/chats/{chat_id}/wait", wait)
     app.router.add_post("/sandbox/faults", faults)
     app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/healthz", healthz)

@@ -104,6 +104,7 @@ class Sandbox:
         self._global = SendWindow()
         self._per_chat: dict[int, SendWindow] = {}
         self.callback_answers: list[dict[str, Any]] = []
+        self._bot_wrote: dict[int, asyncio.Event] = {}
 
     # --- users acting ------------------------------------------------------
 
@@ -219,7 +220,23 @@ class Sandbox:
         }
         # parse_mode is how the text was sent, not part of Telegram's Message: kept for the page only
         chat.messages.append({**message, "outgoing": True, "parse_mode": fields.get("parse_mode")})
+        self._bot_wrote.setdefault(chat_id, asyncio.Event()).set()
         return message
+
+    async def wait_for_bot(self, chat_id: int, *, after: int, timeout: float) -> list[dict[str, Any]]:
+        """The bot's messages in the chat newer than `after`, waiting up to `timeout` for one."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            newer = [m for m in self.chat(chat_id).messages if m["outgoing"] and m["message_id"] > after]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if newer or remaining <= 0:
+                return newer
+            event = self._bot_wrote.setdefault(chat_id, asyncio.Event())
+            event.clear()
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return []
 
     def find_bot_message(self, chat_id: int, message_id: int) -> dict[str, Any]:
         for m in self.chat(chat_id).messages:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from shared.natsserver import nats_server_binary
-from tests.bench import contacts, throughput
+from tests.bench import bot_contacts, contacts, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,9 +31,14 @@ def machine() -> dict[str, object]:
 async def run(args: argparse.Namespace) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="cmcoord-bench-") as tmp:
-        results += await throughput.measure(Path(tmp) / "throughput", events=args.events)
-        results += await contacts.measure(Path(tmp) / "contacts", people=args.people, requests=args.requests,
-                                          concurrency=args.concurrency)
+        if args.only in (None, "throughput"):
+            results += await throughput.measure(Path(tmp) / "throughput", events=args.events)
+        if args.only in (None, "contacts"):
+            results += await contacts.measure(Path(tmp) / "contacts", people=args.people, requests=args.requests,
+                                              concurrency=args.concurrency)
+        if args.only in (None, "bot"):
+            results += await bot_contacts.measure(Path(tmp) / "bot", people=args.people, users=args.concurrency,
+                                                  per_user=args.per_user)
     return results
 
 
@@ -43,6 +48,8 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--per-user", type=int, default=25, help="/contacts questions per bot user")
+    parser.add_argument("--only", choices=["throughput", "contacts", "bot"], help="run one group")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args))

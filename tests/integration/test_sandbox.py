@@ -136,3 +136,18 @@ async def test_the_page_is_served(sandbox_url: str) -> None:
         text = await resp.text()
     assert resp.status == 200 and "/sandbox/send" in text
     assert "DOMParser" in text and "innerHTML" not in text  # formatting rendered without injecting markup
+
+
+async def test_waiting_for_the_bots_next_message(bot: Bot, sandbox_url: str) -> None:
+    import asyncio
+
+    await control(sandbox_url, "/sandbox/faults", {"per_chat_per_sec": 0})  # about waiting, not limits
+    first = await bot.send_message(1001, "one")
+    waiting = asyncio.create_task(control(sandbox_url, f"/sandbox/chats/1001/wait?after={first.message_id}&timeout=10"))
+    await asyncio.sleep(0.2)  # the waiter is parked before the bot writes
+    await bot.send_message(1002, "another chat does not wake it")
+    assert not waiting.done()
+    second = await bot.send_message(1001, "two")
+    found = await asyncio.wait_for(waiting, 5)
+    assert [m["message_id"] for m in found] == [second.message_id] and found[0]["text"] == "two"
+    assert await control(sandbox_url, f"/sandbox/chats/1001/wait?after={second.message_id}&timeout=0.2") == []
