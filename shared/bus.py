@@ -418,12 +418,9 @@ class ConsumerRunner:
         await asyncio.wait_for(self._bound.wait(), timeout)
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
-        config = self.config()
-        try:
-            await self.bus.js.add_consumer(self.stream, config)
-        except nats.js.errors.BadRequestError:
-            # exists with other settings (e.g. a new handler was added): update it
-            await self.bus.js.add_consumer(self.stream, config)
+        # creates the durable consumer, or updates it when its settings changed
+        # (e.g. a handler was added); a refusal surfaces in run() and is retried
+        await self.bus.js.add_consumer(self.stream, self.config())
         sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._bound.set()
         log.info("consumer_bound", consumer=self.durable, stream=self.stream)

@@ -86,6 +86,13 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction (BEGIN IMMEDIATE on SQLite), committed on exit.
+        For writes that emit no events; those go through unit_of_work."""
+        async with self._write() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
     async def unit_of_work(
         self, *, source: str, clock: Clock, correlation_id: str | None = None
     ) -> AsyncIterator[UnitOfWork]:
@@ -339,7 +346,7 @@ class OutboxRelay:
                 raise ConnectionError(f"{len(rows) - len(done)} outbox event(s) not acknowledged by JetStream")
 
     async def _mark_published(self, seqs: list[int]) -> None:
-        async with self.db._write() as session, session.begin():
+        async with self.db.write() as session:
             await session.exec(
                 update(OutboxMessage).where(col(OutboxMessage.seq).in_(seqs)).values(published_at=self.clock.now())
             )

@@ -68,15 +68,20 @@ class Supervisor:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.nats_port}"
 
-    def child_env(self, child: Child) -> dict[str, str]:
+    def base_env(self) -> dict[str, str]:
+        """What every process of this stack is told: data folder, NATS, sandbox."""
         env = dict(os.environ)
         env.update(self.env)
         env["CMCOORD_HOME"] = str(self.home)
         env["CMCOORD_NATS_URL"] = self.nats_url
         env.setdefault("CMCOORD_LOG_FORMAT", "json")
-        env[child.spec.port_env or f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
         if self.sandbox_port is not None:
             env["CMCOORD_SANDBOX_URL"] = self.sandbox_url
+        return env
+
+    def child_env(self, child: Child) -> dict[str, str]:
+        env = self.base_env()
+        env[child.spec.port_env or f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
         return env
 
     @property
@@ -150,7 +155,7 @@ class Supervisor:
             if self.sandbox_port is not None:
                 self.say(f"telegram  sandbox: open {self.sandbox_url}/ to chat with the bot as any user")
             for command in after_ready or []:
-                proc = await asyncio.create_subprocess_exec(*command, env=self.child_env(self.children[-1]))
+                proc = await asyncio.create_subprocess_exec(*command, env=self.base_env())
                 await proc.wait()
             self.say(f"cmcoord ready (data in {self.home}; Ctrl-C stops)")
             await self.watch(stop)

@@ -9,6 +9,7 @@ limited to sends in flight.
 
 from __future__ import annotations
 
+import uuid
 from html import escape
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import CallbackQuery
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.bot.callbacks import NotificationReply
 from services.bot.models import Delivery
@@ -71,35 +72,28 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
 
     @router.callback_query(NotificationReply.filter(F.r.regexp(r"^[a-z_]{1,16}$")))
     async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: dict[str, Any] | None) -> None:
-        async with db.read() as session:
-            deliveries = (await session.exec(select(Delivery).where(
-                Delivery.notification_id == _uuid(callback_data.n), Delivery.failed.is_(None)))).all()  # type: ignore[union-attr]
-        mine = [d for d in deliveries if d.chat_id == callback.from_user.id]
+        try:
+            notification_id = uuid.UUID(hex=callback_data.n)
+        except ValueError:
+            notification_id = None
+        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+            rows = [] if notification_id is None else list((await uow.session.exec(select(Delivery).where(
+                Delivery.notification_id == notification_id, col(Delivery.failed).is_(None)))).all())
+            mine = [d for d in rows if d.chat_id == callback.from_user.id]
+            unanswered = [d for d in rows if d.replied is None]
+            if mine and unanswered:  # the first answer counts; pressing again changes nothing
+                for row in unanswered:
+                    row.replied = callback_data.r
+                    uow.session.add(row)
+                uow.emit(events.NotificationReplied(notification_id=mine[0].notification_id,
+                                                    person_id=mine[0].person_id, reply=callback_data.r,
+                                                    replied_at=clock.now()))
         if not mine:  # someone else's notification, or made-up data: no effect
             log.warning("notification_reply_refused", reason="not the recipient")
             await callback.answer("This button is not for you.")
             return
-        delivery = mine[0]
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            rows = (await uow.session.exec(select(Delivery).where(
-                Delivery.notification_id == delivery.notification_id, Delivery.replied.is_(None)))).all()  # type: ignore[union-attr]
-            if rows:  # the first answer counts; pressing again changes nothing
-                for row in rows:
-                    row.replied = callback_data.r
-                    uow.session.add(row)
-                uow.emit(events.NotificationReplied(notification_id=delivery.notification_id, person_id=delivery.person_id,
-                                                    reply=callback_data.r, replied_at=clock.now()))
         await callback.answer("Thank you: recorded.")
         if callback.message is not None:
             await callback.message.edit_reply_markup(reply_markup=None)  # type: ignore[union-attr]
 
     return router
-
-
-def _uuid(hex_: str) -> Any:
-    import uuid
-
-    try:
-        return uuid.UUID(hex=hex_)
-    except ValueError:
-        return uuid.UUID(int=0)

@@ -41,7 +41,7 @@ async def receive(db: Database, updates: Sequence[Update]) -> None:
     """Store updates not yet in the inbox (one transaction)."""
     if not updates:
         return
-    async with db._write() as session, session.begin():
+    async with db.write() as session:
         known = set((await session.exec(
             select(InboxUpdate.update_id).where(col(InboxUpdate.update_id).in_([u.update_id for u in updates]))
         )).all())
@@ -53,7 +53,7 @@ async def receive(db: Database, updates: Sequence[Update]) -> None:
 
 
 async def mark_handled(db: Database, update: Update) -> None:
-    async with db._write() as session, session.begin():
+    async with db.write() as session:
         row = await session.get(InboxUpdate, update.update_id)
         if row is None:  # webhook updates arrive here without an inbox row
             row = InboxUpdate(update_id=update.update_id, received_at=datetime.now(UTC),
@@ -70,9 +70,13 @@ async def unhandled(db: Database, bot: Bot) -> list[Update]:
     return [Update.model_validate_json(r.payload, context={"bot": bot}) for r in rows]
 
 
-async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) -> None:
+def _bind_log(update: Update) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service="bot", update_id=update.update_id)
+
+
+async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) -> None:
+    _bind_log(update)
     if await handled(db, update.update_id):
         log.info("update_already_handled")
         return
@@ -82,8 +86,7 @@ async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) ->
 
 
 async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool) -> None:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(service="bot", update_id=update.update_id)
+    _bind_log(update)
     if warn and update.message is not None:
         await bot.send_message(update.message.chat.id,
                                "You are sending messages faster than I can help. Please wait a moment.")

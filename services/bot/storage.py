@@ -28,7 +28,7 @@ class SqlStorage(BaseStorage):
             return await session.get(ConversationState, _key(key))
 
     async def _write(self, key: StorageKey, **values: Any) -> None:
-        async with self.db._write() as session, session.begin():
+        async with self.db.write() as session:
             row = await session.get(ConversationState, _key(key))
             if row is None:
                 row = ConversationState(key=_key(key), updated_at=datetime.now(UTC))

@@ -148,7 +148,7 @@ async def directory_rows(*, settings: Settings, clock: Clock, region: str | None
     db = await _open(settings)
     try:
         async with db.read() as session:
-            revision = await store.current_revision(session)
+            revision = await store.revision_now(db)
             snapshot = await load_snapshot(session, day=clock.now().date(), revision=revision,
                                            required_course=settings.required_course)
     finally:

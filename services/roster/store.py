@@ -59,11 +59,6 @@ async def revision_now(db: Database) -> int:
     return int(value or 0)
 
 
-async def current_revision(session: AsyncSession) -> int:
-    row = await session.get(RosterRevision, 1)
-    return row.revision if row else 0
-
-
 # --- import -----------------------------------------------------------------
 
 
