@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast bench postgres clean
+.PHONY: up demo test test-fast bench messages postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# After changing the bot's texts: refresh the template and the French and Arabic
+# catalogues, then translate the new entries (a unit test lists any missing).
+LOCALES := services/bot/locales
+messages: $(STAMP)
+	$(BIN)/pybabel extract -k _ -k __ --no-location --omit-header -o $(LOCALES)/messages.pot services/bot
+	$(BIN)/pybabel update --no-fuzzy-matching --width 100 -i $(LOCALES)/messages.pot -d $(LOCALES)
 
 clean:
 	rm -rf $(VENV) .cmcoord bench-results.json

@@ -14,18 +14,21 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import ErrorEvent
+from aiogram.utils.i18n import gettext as _
 from aiohttp import web
 
 from services.bot import retry
 from services.bot.config import Settings
 from services.bot.deliveries import build_replies_router, on_deliver
-from services.bot.middlewares import IdentityMiddleware, Throttle
+from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
+from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
 from services.bot.polling import Poller
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
-from services.bot.routers.me import COMMANDS, build_me_router
+from services.bot.routers.language import build_language_router
+from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
@@ -46,13 +49,18 @@ def make_bot(settings: Settings) -> Bot:
     return bot
 
 
-def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, clock: Clock) -> Dispatcher:
+def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, clock: Clock,
+                    languages: Languages) -> Dispatcher:
     dp = Dispatcher(storage=SqlStorage(db))
-    identity = IdentityMiddleware(roster)
+    language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
+    dp.message.outer_middleware(language)
+    dp.message.outer_middleware(InputGuard())
     dp.message.outer_middleware(identity)
+    dp.callback_query.outer_middleware(language)
     dp.callback_query.outer_middleware(identity)
     dp.include_routers(
         build_start_router(roster=roster, attempts=Attempts()),
+        build_language_router(),
         build_me_router(),
         build_replies_router(db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
@@ -64,8 +72,10 @@ def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, c
         log.exception("handler_failed", exc_info=event.exception)
         update: Any = event.update
         message = update.message or (update.callback_query.message if update.callback_query else None)
+        user = update.message.from_user if update.message else update.callback_query and update.callback_query.from_user
         if message is not None:
-            await message.answer("Something went wrong on our side. Please try again in a moment.")
+            with languages.using(await languages.locale_for(user)):
+                await message.answer(_("Something went wrong on our side. Please try again in a moment."))
         return True
 
     return dp
@@ -94,8 +104,9 @@ class BotApp:
             service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
         )
         self.bot = make_bot(s)
+        languages = Languages(self.db)
         dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db,
-                             clock=self.clock)
+                             clock=self.clock, languages=languages)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
@@ -105,7 +116,9 @@ class BotApp:
             max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
         )
         self.deliveries.start()
-        await self.bot.set_my_commands(COMMANDS)
+        for locale in languages.i18n.available_locales:
+            with languages.using(locale):
+                await self.bot.set_my_commands(commands(), language_code=None if locale == DEFAULT else locale)
         if s.mode == "webhook":
             app = build_webhook_app(bot=self.bot, dp=dp, db=self.db, secret=s.webhook_secret, path=s.webhook_path)
             self._webhook = web.AppRunner(app, access_log=None)
@@ -118,7 +131,8 @@ class BotApp:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._stopping = asyncio.Event()
             throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
-            self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle)
+            self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle,
+                                  languages=languages)
             self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
 

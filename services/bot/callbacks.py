@@ -15,3 +15,9 @@ class NotificationReply(CallbackData, prefix="nr"):
 
     n: str  # notification id, hex
     r: str  # the reply
+
+
+class LanguagePick(CallbackData, prefix="lg"):
+    """A language button of /lang."""
+
+    code: str

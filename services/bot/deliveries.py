@@ -17,6 +17,7 @@ import structlog
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import CallbackQuery
+from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel import col, select
 
@@ -90,9 +91,9 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
                                                     replied_at=clock.now()))
         if not mine:  # someone else's notification, or made-up data: no effect
             log.warning("notification_reply_refused", reason="not the recipient")
-            await callback.answer("This button is not for you.")
+            await callback.answer(_("This button is not for you."))
             return
-        await callback.answer("Thank you: recorded.")
+        await callback.answer(_("Thank you: recorded."))
         if callback.message is not None:
             await callback.message.edit_reply_markup(reply_markup=None)  # type: ignore[union-attr]
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import Message, TelegramObject, User
+from aiogram.utils.i18n import gettext as _
 
 from services.bot.roster_client import RosterClient
 
@@ -51,3 +53,41 @@ class Throttle:
             return True, False
         self._buckets[user_id] = (tokens, now, True)
         return False, not warned
+
+
+TELEGRAM_MAX_TEXT = 4096
+KEPT_CONTROLS = {"\n", "\t"}
+
+
+def readable(text: str) -> str:
+    """Text without control characters (but newlines and tabs) and without
+    invisible format characters (zero-width spaces and joiners, direction marks, BOM)."""
+    return "".join(ch for ch in text if ch in KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
+class InputGuard(BaseMiddleware):
+    """Odd input gets a clear answer before any handler sees it: text over
+    Telegram's 4,096 characters, or text of invisible characters only. Control
+    and zero-width characters are removed from the rest, so "Ma\u200bli" finds Mali."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, Message) or event.text is None:
+            return await handler(event, data)
+        text = event.text
+        if len(text) > TELEGRAM_MAX_TEXT:
+            await event.answer(_("That message is too long for me: {length} characters, and I read at most 4,096. "
+                                 "Please send it in shorter parts.").format(length=f"{len(text):,}"))
+            return None
+        clean = readable(text)
+        if not clean.strip():
+            await event.answer(_("I could not read that message: it holds only invisible or control characters. "
+                                 "/help lists what I can do."))
+            return None
+        if clean != text:
+            event = event.model_copy(update={"text": clean, "entities": None})
+        return await handler(event, data)

@@ -32,6 +32,15 @@ class ConversationState(SQLModel, table=True):
     updated_at: datetime
 
 
+class LanguageChoice(SQLModel, table=True):
+    """The language a Telegram user picked with /lang (otherwise their app's language is used)."""
+
+    __tablename__ = "language_choice"
+    telegram_user_id: int = Field(primary_key=True)
+    locale: str = Field(max_length=8)
+    chosen_at: datetime
+
+
 class Delivery(SQLModel, table=True):
     """A notification attempt Telegram accepted (or refused): never sent twice."""
 
@@ -52,4 +61,5 @@ BOT_TABLES: tuple[Table, ...] = (
     InboxUpdate.__table__,  # type: ignore[attr-defined]
     ConversationState.__table__,  # type: ignore[attr-defined]
     Delivery.__table__,  # type: ignore[attr-defined]
+    LanguageChoice.__table__,  # type: ignore[attr-defined]
 )

@@ -22,8 +22,10 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import Update
+from aiogram.utils.i18n import gettext as _
 from sqlmodel import col, select
 
+from services.bot.i18n import Languages
 from services.bot.middlewares import Throttle
 from services.bot.models import InboxUpdate
 from shared.store import Database
@@ -85,11 +87,12 @@ async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) ->
     log.info("update_handled")
 
 
-async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool) -> None:
+async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool, languages: Languages) -> None:
     _bind_log(update)
     if warn and update.message is not None:
-        await bot.send_message(update.message.chat.id,
-                               "You are sending messages faster than I can help. Please wait a moment.")
+        with languages.using(await languages.locale_for(update.message.from_user)):
+            text = _("You are sending messages faster than I can help. Please wait a moment.")
+        await bot.send_message(update.message.chat.id, text)
     await mark_handled(db, update)
     log.info("update_throttled")
 
@@ -106,8 +109,10 @@ class Poller:
     """Updates of one chat are handled in order; chats run side by side, so one
     user waiting out flood control slows nobody else."""
 
-    def __init__(self, bot: Bot, dp: Dispatcher, db: Database, *, timeout: int, throttle: Throttle | None = None) -> None:
+    def __init__(self, bot: Bot, dp: Dispatcher, db: Database, *, timeout: int, languages: Languages,
+                 throttle: Throttle | None = None) -> None:
         self.bot, self.dp, self.db, self.timeout = bot, dp, db, timeout
+        self.languages = languages
         self.throttle = throttle
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self._chat_tail: dict[int, asyncio.Task[None]] = {}
@@ -117,7 +122,7 @@ class Poller:
             await asyncio.wait({previous})  # order within a chat; its failure is its own
         try:
             if throttled:
-                await drop_throttled(self.bot, self.db, update, warn=warn)
+                await drop_throttled(self.bot, self.db, update, warn=warn, languages=self.languages)
             else:
                 await handle_once(self.bot, self.dp, self.db, update)
         except Exception:  # logged; it stays unhandled in the inbox and is retried at the next start

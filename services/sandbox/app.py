@@ -151,12 +151,13 @@ async def set_my_commands(sb: Sandbox, p: Params) -> Any:
     commands = _json_field(p.get("commands") or "[]")
     if not isinstance(commands, list) or len(commands) > 100:
         raise ApiError(400, "Bad Request: invalid commands")
-    sb.commands = commands
+    sb.commands[p.get("language_code") or ""] = commands
     return True
 
 
 async def get_my_commands(sb: Sandbox, p: Params) -> Any:
-    return sb.commands
+    """Commands for a language fall back to the default list, as in Telegram."""
+    return sb.commands.get(p.get("language_code") or "") or sb.commands.get("", [])
 
 
 async def always_true(sb: Sandbox, p: Params) -> Any:

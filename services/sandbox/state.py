@@ -99,7 +99,7 @@ class Sandbox:
         self.chats: dict[int, Chat] = {}
         self.updates: list[dict[str, Any]] = []
         self.next_update_id = 1
-        self.commands: list[dict[str, Any]] = []
+        self.commands: dict[str, list[dict[str, Any]]] = {}  # language code ("" = default) -> commands
         self._new_update = asyncio.Condition()
         self._global = SendWindow()
         self._per_chat: dict[int, SendWindow] = {}

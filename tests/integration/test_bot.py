@@ -1,6 +1,5 @@
 """The bot end to end: aiogram's real client over HTTP to the sandbox, the roster over NATS."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -10,73 +9,11 @@ import pytest
 from services.bot import bootstrap as bot_bootstrap
 from services.bot.config import Settings as BotSettings
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
 from services.roster.config import Settings
-from services.roster.store import create_invite
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
-from shared.store import Database
 from tests.helpers import eventually
-
-HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats\n"
-
-
-@pytest.fixture
-async def roster_people(roster_settings: Settings, clock: ManualClock) -> None:
-    t = clock.now().date()
-    s, e = t - timedelta(days=30), t + timedelta(days=150)
-    rows = [f"Officer {i:02d} Diallo,o{i}@ocha.example,+223 70 00 00 {i:02d},OCHA,ML,Bamako,CMCoord Officer {i},"
-            f"cmcoord_officer,{s},{e}," for i in range(1, 8)]
-    rows.append(f"Ana <Test> & Co,ana@wfp.example,+227 1,WFP,NE,Niamey,Focal Point,focal_point,{s},{e},Access;HNS4D;PoC")
-    _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock, publish=False)
-    assert errors == []
-
-
-@pytest.fixture
-async def bot_app(tmp_path: Any, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
-                  roster_people: None) -> AsyncIterator[bot_bootstrap.BotApp]:
-    settings = BotSettings(home=tmp_path / "bot", nats_url=nats_server.url, sandbox_url=sandbox_url,
-                           health_port=free_port(), poll_timeout_seconds=1)
-    app = bot_bootstrap.build(settings)
-    await app.start()
-    yield app
-    await app.stop()
-
-
-class User:
-    def __init__(self, url: str, user_id: int) -> None:
-        self.url, self.id = url, user_id
-
-    async def send(self, text: str, **extra: Any) -> None:
-        async with aiohttp.ClientSession() as http:
-            await http.post(f"{self.url}/sandbox/send", json={"user_id": self.id, "text": text, **extra})
-
-    async def press(self, message_id: int, data: str, *, tampered: bool = False) -> None:
-        async with aiohttp.ClientSession() as http:
-            await http.post(f"{self.url}/sandbox/press", json={"user_id": self.id, "message_id": message_id,
-                                                                "data": data, "tampered": tampered})
-
-    async def messages(self) -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/sandbox/chats/{self.id}/messages") as resp:
-            return await resp.json()
-
-    async def reply_to(self, text: str, *, timeout: float = 10) -> dict[str, Any]:
-        """Send `text` and wait for the bot's next message."""
-        before = len(await self.messages())
-        await self.send(text)
-        return await eventually(lambda: self._after(before), timeout=timeout, what=f"a reply to {text!r}")
-
-    async def _after(self, n: int) -> dict[str, Any] | None:
-        found = await self.messages()
-        return found[n] if len(found) > n else None
-
-
-async def invite(settings: Settings, clock: ManualClock, email: str) -> str:
-    db = Database(settings.db_url)
-    async with db.unit_of_work(source="test", clock=clock) as uow:
-        _, token = await create_invite(uow, email=email, ttl=timedelta(days=7))
-    await db.dispose()
-    return token
+from tests.integration.telegram_users import User, invite
 
 
 async def test_unregistered_users_see_nothing_of_the_roster(bot_app: Any, sandbox_url: str) -> None:

@@ -11,14 +11,12 @@ from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import eventually, service_env, start_service, stop_process
-from tests.integration.test_bot import User, invite, roster_people  # noqa: F401 - a fixture
-
-__all__ = ["roster_people"]
+from tests.integration.telegram_users import User, invite
 
 
 async def test_kill_9_mid_handler_then_handled_once_after_restart(
     tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
-    roster_people: None, roster_settings: Settings, clock: ManualClock, bus: Bus,  # noqa: F811
+    roster_people: None, roster_settings: Settings, clock: ManualClock, bus: Bus,
 ) -> None:
     officer = User(sandbox_url, 9101)
     env = service_env(tmp_path / "bot-home", nats_server.url, CMCOORD_SANDBOX_URL=sandbox_url,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
-from tests.integration.test_bot import User
+from tests.integration.telegram_users import User
 
 
 async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiogram import Router
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
 
 from services.bot.routers.start import NOT_REGISTERED
 
@@ -16,12 +17,12 @@ def build_fallback_router() -> Router:
     @router.message()
     async def anything(message: Message, person: dict[str, Any] | None) -> None:
         if person is None:
-            await message.answer(NOT_REGISTERED)
+            await message.answer(str(NOT_REGISTERED))
         else:
-            await message.answer("I did not understand that. /help lists what I can do.")
+            await message.answer(_("I did not understand that. /help lists what I can do."))
 
     @router.callback_query()
     async def stale_button(callback: CallbackQuery, person: dict[str, Any] | None) -> None:
-        await callback.answer("This button is no longer valid.", show_alert=False)
+        await callback.answer(_("This button is no longer valid."), show_alert=False)
 
     return router

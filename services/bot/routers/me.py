@@ -1,4 +1,4 @@
-"""/me and /help."""
+"""/me and /help, and the command menu in each language."""
 
 from __future__ import annotations
 
@@ -7,22 +7,34 @@ from typing import Any
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import BotCommand, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.filters import IsRegistered
 from services.bot.render import contact_card
 from services.bot.routers.start import NOT_REGISTERED
 
-COMMANDS = [
-    BotCommand(command="contacts", description="Who to call: /contacts Mali, ROWCA, WFP or a name"),
-    BotCommand(command="me", description="My post, end date and hats"),
-    BotCommand(command="help", description="What this bot does"),
-]
-HELP = (
-    "<b>CMCoord Hub</b>\n"
-    "/contacts <i>country, region, organisation or name</i>: who to call\n"
-    "/me: your post, end date, other hats and flags\n"
-    "/help: this message"
-)
+COMMANDS = {
+    "contacts": __("Who to call: /contacts Mali, ROWCA, WFP or a name"),
+    "me": __("My post, end date and hats"),
+    "lang": __("Language: English, français, العربية"),
+    "help": __("What this bot does"),
+}
+
+
+def commands() -> list[BotCommand]:
+    """The command menu in the current language."""
+    return [BotCommand(command=name, description=str(text)) for name, text in COMMANDS.items()]
+
+
+def help_text() -> str:
+    return _(
+        "<b>CMCoord Hub</b>\n"
+        "/contacts <i>country, region, organisation or name</i>: who to call\n"
+        "/me: your post, end date, other hats and flags\n"
+        "/lang: English, français or العربية\n"
+        "/help: this message"
+    )
 
 
 def build_me_router() -> Router:
@@ -30,10 +42,10 @@ def build_me_router() -> Router:
 
     @router.message(Command("help"))
     async def help_(message: Message, person: dict[str, Any] | None) -> None:
-        await message.answer(HELP if person is not None else NOT_REGISTERED)
+        await message.answer(help_text() if person is not None else str(NOT_REGISTERED))
 
     @router.message(Command("me"), IsRegistered())
     async def me(message: Message, person: dict[str, Any]) -> None:
-        await message.answer("<b>You</b>\n" + contact_card(person))
+        await message.answer(_("<b>You</b>") + "\n" + contact_card(person))
 
     return router

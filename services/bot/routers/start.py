@@ -10,19 +10,24 @@ from typing import Any
 from aiogram import Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.roster_client import RosterClient
 from shared.bus import QueryError
 
-NOT_REGISTERED = (
+NOT_REGISTERED = __(
     "This bot serves the UN-CMCoord community: officers, focal points and advisers on the CMCS roster.\n"
-    "To use it, ask the CMCS desk or your regional adviser for an invitation link, then open it here."
+    "To use it, ask the CMCS desk or your regional adviser for an invitation link, then open it here. "
+    "/lang changes the language."
 )
+INVALID = __("That invitation link is not valid. Check that you opened the whole link, or ask for a new one.")
 REFUSED = {
-    "400": "That invitation link is not valid. Check that you opened the whole link, or ask for a new one.",
-    "404": "That invitation link is not valid. Check that you opened the whole link, or ask for a new one.",
-    "409": "That invitation was already used, or this Telegram account belongs to someone else. Ask for a new link.",
-    "410": "That invitation has expired (links last 7 days). Ask the CMCS desk for a new one.",
+    "400": INVALID,
+    "404": INVALID,
+    "409": __("That invitation was already used, or this Telegram account belongs to someone else. "
+              "Ask for a new link."),
+    "410": __("That invitation has expired (links last 7 days). Ask the CMCS desk for a new one."),
 }
 
 
@@ -53,7 +58,7 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
         assert message.from_user is not None
         user_id = message.from_user.id
         if attempts.blocked(user_id):
-            await message.answer("Too many wrong invitation links. Please wait a few minutes and try again.")
+            await message.answer(_("Too many wrong invitation links. Please wait a few minutes and try again."))
             return
         token = (command.args or "").strip()
         try:
@@ -62,18 +67,17 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
             if err.code not in REFUSED:
                 raise
             attempts.failed(user_id)
-            await message.answer(REFUSED[err.code])
+            await message.answer(str(REFUSED[err.code]))
             return
-        await message.answer(
-            f"Welcome, <b>{escape(card['name'])}</b>. Your Telegram account is now linked to the CMCoord roster.\n"
-            "Try /contacts Mali, /me or /help."
-        )
+        await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord roster.\n"
+                               "Try /contacts Mali, /me or /help.").format(name=escape(card["name"])))
 
     @router.message(CommandStart())
     async def start(message: Message, person: dict[str, Any] | None) -> None:
         if person is None:
-            await message.answer(NOT_REGISTERED)
+            await message.answer(str(NOT_REGISTERED))
         else:
-            await message.answer(f"Welcome back, <b>{escape(person['name'])}</b>. /help lists what I can do.")
+            await message.answer(_("Welcome back, <b>{name}</b>. /help lists what I can do.").format(
+                name=escape(person["name"])))
 
     return router
