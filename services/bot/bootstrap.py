@@ -50,8 +50,8 @@ def make_bot(settings: Settings) -> Bot:
 
 
 def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, clock: Clock,
-                    languages: Languages) -> Dispatcher:
-    dp = Dispatcher(storage=SqlStorage(db))
+                    languages: Languages, storage: SqlStorage) -> Dispatcher:
+    dp = Dispatcher(storage=storage)
     language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
     dp.message.outer_middleware(language)
     dp.message.outer_middleware(InputGuard())
@@ -105,8 +105,12 @@ class BotApp:
         )
         self.bot = make_bot(s)
         languages = Languages(self.db)
-        dp = make_dispatcher(roster=RosterClient(self.bus, timeout=s.query_timeout_seconds), settings=s, db=self.db,
-                             clock=self.clock, languages=languages)
+        await languages.load()
+        roster = RosterClient(self.bus, timeout=s.query_timeout_seconds, person_cache_seconds=s.person_cache_seconds)
+        storage = SqlStorage(self.db, cache=s.mode == "polling")  # polling: this process alone holds the conversations
+        await storage.load()
+        dp = make_dispatcher(roster=roster, settings=s, db=self.db, clock=self.clock, languages=languages,
+                             storage=storage)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()

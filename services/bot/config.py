@@ -23,6 +23,7 @@ class Settings(ServiceSettings):
     poll_timeout_seconds: int = 25
     page_size: int = 5
     query_timeout_seconds: float = 5.0
+    person_cache_seconds: float = 10.0
     webhook_secret: str = ""
     webhook_url: str = Field(default="", description="the public URL Telegram posts to (setWebhook)")
     webhook_host: str = "0.0.0.0"

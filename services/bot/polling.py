@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import Update
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy import update as update_
 from sqlmodel import col, select
 
 from services.bot.i18n import Languages
@@ -39,29 +40,29 @@ async def handled(db: Database, update_id: int) -> bool:
         return row is not None and row.handled_at is not None
 
 
-async def receive(db: Database, updates: Sequence[Update]) -> None:
-    """Store updates not yet in the inbox (one transaction)."""
+async def receive(db: Database, updates: Sequence[Update]) -> list[Update]:
+    """Store updates not yet in the inbox (one transaction); returns those still
+    to handle (Telegram sends an update again until a later call confirms it)."""
     if not updates:
-        return
+        return []
     async with db.write() as session:
-        known = set((await session.exec(
-            select(InboxUpdate.update_id).where(col(InboxUpdate.update_id).in_([u.update_id for u in updates]))
+        known = dict((await session.exec(
+            select(InboxUpdate.update_id, InboxUpdate.handled_at)
+            .where(col(InboxUpdate.update_id).in_([u.update_id for u in updates]))
         )).all())
         now = datetime.now(UTC)
-        for update in updates:
-            if update.update_id not in known:
-                session.add(InboxUpdate(update_id=update.update_id, received_at=now,
-                                        payload=update.model_dump_json(exclude_none=True)))
+        session.add_all([InboxUpdate(update_id=u.update_id, received_at=now, payload=u.model_dump_json(exclude_none=True))
+                         for u in updates if u.update_id not in known])
+    return [u for u in updates if known.get(u.update_id) is None]
 
 
 async def mark_handled(db: Database, update: Update) -> None:
     async with db.write() as session:
-        row = await session.get(InboxUpdate, update.update_id)
-        if row is None:  # webhook updates arrive here without an inbox row
-            row = InboxUpdate(update_id=update.update_id, received_at=datetime.now(UTC),
-                              payload=update.model_dump_json(exclude_none=True))
-        row.handled_at = datetime.now(UTC)
-        session.add(row)
+        marked = await session.exec(update_(InboxUpdate).where(col(InboxUpdate.update_id) == update.update_id)
+                                    .values(handled_at=datetime.now(UTC)))
+        if marked.rowcount == 0:  # webhook updates arrive here without an inbox row
+            session.add(InboxUpdate(update_id=update.update_id, received_at=datetime.now(UTC),
+                                    payload=update.model_dump_json(exclude_none=True), handled_at=datetime.now(UTC)))
 
 
 async def unhandled(db: Database, bot: Bot) -> list[Update]:
@@ -77,9 +78,11 @@ def _bind_log(update: Update) -> None:
     structlog.contextvars.bind_contextvars(service="bot", update_id=update.update_id)
 
 
-async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update) -> None:
+async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update, *, checked: bool = False) -> None:
+    """Handle an update and mark it handled; `checked` when the caller already
+    knows it is unhandled (the poller learns that as it stores it)."""
     _bind_log(update)
-    if await handled(db, update.update_id):
+    if not checked and await handled(db, update.update_id):
         log.info("update_already_handled")
         return
     await dp.feed_update(bot, update)
@@ -124,7 +127,7 @@ class Poller:
             if throttled:
                 await drop_throttled(self.bot, self.db, update, warn=warn, languages=self.languages)
             else:
-                await handle_once(self.bot, self.dp, self.db, update)
+                await handle_once(self.bot, self.dp, self.db, update, checked=True)
         except Exception:  # logged; it stays unhandled in the inbox and is retried at the next start
             log.exception("update_failed", update_id=update.update_id)
             raise
@@ -167,9 +170,8 @@ class Poller:
                 await asyncio.sleep(backoff)  # back-off before asking again
                 backoff = min(backoff * 2, 10)
                 continue
-            fresh = [u for u in updates if u.update_id not in self.in_flight]
-            await receive(self.db, fresh)  # stored before the next call confirms them
-            for update in fresh:
+            fresh = await receive(self.db, [u for u in updates if u.update_id not in self.in_flight])
+            for update in fresh:  # stored before the next call confirms them
                 self._start(update)
             if updates:
                 offset = updates[-1].update_id + 1

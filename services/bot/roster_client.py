@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shared.bus import Bus, QueryError
@@ -10,24 +11,44 @@ REGISTER_REFUSALS = {"404": "unknown", "409": "used", "410": "expired"}
 
 
 class RosterClient:
-    def __init__(self, bus: Bus, *, timeout: float) -> None:
+    """`person` answers are kept for `person_cache_seconds` (a conversation is a
+    burst of updates from one person); a registration through this client
+    replaces the answer at once, other changes show within that time."""
+
+    def __init__(self, bus: Bus, *, timeout: float, person_cache_seconds: float = 0) -> None:
         self.bus = bus
         self.timeout = timeout
+        self.person_cache_seconds = person_cache_seconds
+        self._people: dict[int, tuple[float, dict[str, Any] | None]] = {}
 
     async def _ask(self, verb: str, payload: dict[str, Any]) -> Any:
         return await self.bus.request(f"cmcoord.roster.svc.{verb}", payload, timeout=self.timeout)
 
     async def person(self, telegram_user_id: int) -> dict[str, Any] | None:
         """The linked roster person, or None for someone not registered."""
+        now = time.monotonic()
+        cached = self._people.get(telegram_user_id)
+        if cached is not None and now - cached[0] < self.person_cache_seconds:
+            return cached[1]
         try:
-            return await self._ask("person_by_telegram", {"telegram_user_id": telegram_user_id})
+            found = await self._ask("person_by_telegram", {"telegram_user_id": telegram_user_id})
         except QueryError as err:
-            if err.code == "404":
-                return None
-            raise
+            if err.code != "404":
+                raise
+            found = None
+        if self.person_cache_seconds > 0:
+            if len(self._people) > 10_000:  # forget the expired answers now and then
+                self._people = {k: v for k, v in self._people.items() if now - v[0] < self.person_cache_seconds}
+            self._people[telegram_user_id] = (now, found)
+        return found
 
     async def register(self, token: str, telegram_user_id: int) -> dict[str, Any]:
-        return await self._ask("register", {"token": token, "telegram_user_id": telegram_user_id})
+        """Links the Telegram user; the answer is their card (kept as `person` would)."""
+        self._people.pop(telegram_user_id, None)
+        card: dict[str, Any] = await self._ask("register", {"token": token, "telegram_user_id": telegram_user_id})
+        if self.person_cache_seconds > 0:
+            self._people[telegram_user_id] = (time.monotonic(), card)
+        return card
 
     async def contacts(self, query: str, *, offset: int, limit: int) -> dict[str, Any]:
         return await self._ask("contacts", {"query": query, "offset": offset, "limit": limit})

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+from sqlmodel import col, select
 
 from services.bot.models import ConversationState
 from shared.store import Database
@@ -20,36 +21,64 @@ def _key(key: StorageKey) -> str:
 
 
 class SqlStorage(BaseStorage):
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """aiogram reads the state on every update. With `cache` (one process owns
+    the conversations: polling, where Telegram serves a single getUpdates
+    caller) reads after the first come from memory; writes always go through."""
 
-    async def _row(self, key: StorageKey) -> ConversationState | None:
+    def __init__(self, db: Database, *, cache: bool = False) -> None:
+        self.db = db
+        self.cache = cache
+        self._rows: dict[str, tuple[str | None, str] | None] = {}  # key -> (state, data), None: no row
+        self._complete = False  # every row is in _rows: a key not there has no row
+
+    async def load(self) -> None:
+        """Read every conversation in progress at once (at start), so no update waits for a read."""
+        if not self.cache:
+            return
         async with self.db.read() as session:
-            return await session.get(ConversationState, _key(key))
+            rows = (await session.exec(select(ConversationState).where(
+                col(ConversationState.state).is_not(None) | (col(ConversationState.data) != "{}")))).all()
+        self._rows.update({row.key: (row.state, row.data) for row in rows})
+        self._complete = True
+
+    async def _row(self, key: StorageKey) -> tuple[str | None, str] | None:
+        k = _key(key)
+        if self.cache and (k in self._rows or self._complete):
+            return self._rows.get(k)
+        async with self.db.read() as session:
+            row = await session.get(ConversationState, k)
+        found = (row.state, row.data) if row else None
+        if self.cache:
+            self._rows[k] = found
+        return found
 
     async def _write(self, key: StorageKey, **values: Any) -> None:
+        k = _key(key)
         async with self.db.write() as session:
-            row = await session.get(ConversationState, _key(key))
+            row = await session.get(ConversationState, k)
             if row is None:
-                row = ConversationState(key=_key(key), updated_at=datetime.now(UTC))
+                row = ConversationState(key=k, updated_at=datetime.now(UTC))
             for name, value in values.items():
                 setattr(row, name, value)
             row.updated_at = datetime.now(UTC)
             session.add(row)
+            written = (row.state, row.data)
+        if self.cache:
+            self._rows[k] = written
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._write(key, state=state.state if isinstance(state, State) else state)
 
     async def get_state(self, key: StorageKey) -> str | None:
         row = await self._row(key)
-        return row.state if row else None
+        return row[0] if row else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self._write(key, data=json.dumps(dict(data)))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         row = await self._row(key)
-        return json.loads(row.data) if row else {}
+        return json.loads(row[1]) if row else {}
 
     async def close(self) -> None:
         return None

@@ -63,6 +63,7 @@ class RosterApp:
         self.queries = RosterQueries(
             db=self.db, clock=self.clock, required_course=s.required_course, revision_check_seconds=s.query_cache_seconds
         )
+        await self.queries.snapshot()  # built before the first query, not by it
         self.service = await self.queries.serve(self.bus.nc, version=VERSION)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         # Every replica scans; the facts a scan announces are recorded with the

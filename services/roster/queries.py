@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import date
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -74,6 +75,7 @@ class RosterQueries:
         self.revision_check_seconds = revision_check_seconds
         self._snapshot: DirectorySnapshot | None = None
         self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[DirectorySnapshot] | None = None
         self._revision = -1
         self._revision_checked = -1e9
 
@@ -87,12 +89,25 @@ class RosterQueries:
         return self._revision
 
     async def snapshot(self) -> DirectorySnapshot:
-        """The directory for today, rebuilt only when the roster revision or day changed."""
+        """The directory for today. When the roster changed, answers come from the
+        snapshot in hand while the new one is built (about a second at 10,000
+        people), so a change never stalls every query behind the rebuild; only
+        the first snapshot of a day is waited for."""
         day = self.clock.now().date()
         revision = await self._current_revision()
         current = self._snapshot
-        if current is not None and current.revision == revision and current.day == day:
+        if current is not None and current.day == day:
+            if current.revision != revision and (self._refreshing is None or self._refreshing.done()):
+                self._refreshing = asyncio.create_task(self._build(day, revision), name="directory-refresh")
             return current
+        return await self._build(day, revision)
+
+    async def fresh_snapshot(self) -> DirectorySnapshot:
+        """The directory as of now, waiting for a rebuild if the roster changed."""
+        self._revision_checked = -1e9
+        return await self._build(self.clock.now().date(), await self._current_revision())
+
+    async def _build(self, day: date, revision: int) -> DirectorySnapshot:
         async with self._lock:
             current = self._snapshot
             if current is None or current.revision != revision or current.day != day:
@@ -171,6 +186,8 @@ class RosterQueries:
 
     async def _card(self, person_id: uuid.UUID) -> Any:
         card = (await self.snapshot()).card(person_id)
+        if card is None:  # someone added since the snapshot in hand
+            card = (await self.fresh_snapshot()).card(person_id)
         if card is None:
             raise LookupError("unknown person")
         return card
