@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -23,7 +24,7 @@ from services.bot.deliveries import build_replies_router, on_deliver
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
-from services.bot.polling import Poller
+from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
@@ -95,6 +96,7 @@ class BotApp:
     _polling: asyncio.Task[None] | None = None
     _stopping: asyncio.Event | None = None
     _webhook: web.AppRunner | None = None
+    _housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -123,8 +125,10 @@ class BotApp:
         for locale in languages.i18n.available_locales:
             with languages.using(locale):
                 await self.bot.set_my_commands(commands(), language_code=None if locale == DEFAULT else locale)
+        throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
         if s.mode == "webhook":
-            app = build_webhook_app(bot=self.bot, dp=dp, db=self.db, secret=s.webhook_secret, path=s.webhook_path)
+            app = build_webhook_app(bot=self.bot, dp=dp, db=self.db, secret=s.webhook_secret, path=s.webhook_path,
+                                    throttle=throttle, languages=languages)
             self._webhook = web.AppRunner(app, access_log=None)
             await self._webhook.setup()
             await web.TCPSite(self._webhook, s.webhook_host, s.webhook_port).start()
@@ -134,11 +138,21 @@ class BotApp:
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._stopping = asyncio.Event()
-            throttle = Throttle(rate=s.throttle_per_second, burst=s.throttle_burst)
             self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle,
                                   languages=languages)
             self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
+        self._housekeeping = asyncio.create_task(self._prune_inbox_hourly(), name="inbox-pruning")
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
+
+    async def _prune_inbox_hourly(self) -> None:
+        while True:
+            try:
+                removed = await prune_inbox(
+                    self.db, handled_before=self.clock.now() - timedelta(days=self.settings.inbox_keep_days))
+                log.info("inbox_pruned", removed=removed)
+            except Exception:  # the store is down: the next hour tries again
+                log.exception("inbox_pruning_failed")
+            await asyncio.sleep(3600)
 
     async def readiness(self) -> dict[str, bool]:
         return {
@@ -150,6 +164,8 @@ class BotApp:
 
     async def stop(self) -> None:
         """Stop taking work, let what is in hand finish, publish its events, close."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         if self.deliveries is not None:
             await self.deliveries.stop()
         if self._stopping is not None and self._polling is not None:

@@ -24,6 +24,7 @@ class Settings(ServiceSettings):
     page_size: int = 5
     query_timeout_seconds: float = 5.0
     person_cache_seconds: float = 10.0
+    inbox_keep_days: int = 7
     webhook_secret: str = ""
     webhook_url: str = Field(default="", description="the public URL Telegram posts to (setWebhook)")
     webhook_host: str = "0.0.0.0"

@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import Update
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy import delete
 from sqlalchemy import update as update_
 from sqlmodel import col, select
 
@@ -63,6 +64,14 @@ async def mark_handled(db: Database, update: Update) -> None:
         if marked.rowcount == 0:  # webhook updates arrive here without an inbox row
             session.add(InboxUpdate(update_id=update.update_id, received_at=datetime.now(UTC),
                                     payload=update.model_dump_json(exclude_none=True), handled_at=datetime.now(UTC)))
+
+
+async def prune_inbox(db: Database, *, handled_before: datetime) -> int:
+    """Forget updates handled before `handled_before` (Telegram never resends an
+    update older than a day); unhandled ones stay whatever their age."""
+    async with db.write() as session:
+        result = await session.exec(delete(InboxUpdate).where(col(InboxUpdate.handled_at) < handled_before))
+        return int(result.rowcount or 0)
 
 
 async def unhandled(db: Database, bot: Bot) -> list[Update]:

@@ -16,7 +16,9 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.bot.polling import handle_once
+from services.bot.i18n import Languages
+from services.bot.middlewares import Throttle
+from services.bot.polling import chat_of, drop_throttled, handle_once
 from shared.store import Database
 
 log = structlog.get_logger("bot")
@@ -27,7 +29,8 @@ class WebhookSecretMissing(RuntimeError):
     pass
 
 
-def build_webhook_app(*, bot: Bot, dp: Dispatcher, db: Database, secret: str, path: str) -> web.Application:
+def build_webhook_app(*, bot: Bot, dp: Dispatcher, db: Database, secret: str, path: str, throttle: Throttle,
+                      languages: Languages) -> web.Application:
     if len(secret) < 16:
         raise WebhookSecretMissing("webhook mode needs CMCOORD_BOT_WEBHOOK_SECRET (16+ characters)")
 
@@ -40,7 +43,11 @@ def build_webhook_app(*, bot: Bot, dp: Dispatcher, db: Database, secret: str, pa
             update = Update.model_validate(await request.json(), context={"bot": bot})
         except (ValueError, ValidationError):
             return web.Response(status=400)
-        await handle_once(bot, dp, db, update)
+        allowed, warn = throttle.allow(chat_of(update))
+        if allowed:
+            await handle_once(bot, dp, db, update)
+        else:  # a flooding user: dropped (once told), as in polling mode
+            await drop_throttled(bot, db, update, warn=warn, languages=languages)
         return web.Response(status=200)
 
     app = web.Application()

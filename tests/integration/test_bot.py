@@ -1,5 +1,6 @@
 """The bot end to end: aiogram's real client over HTTP to the sandbox, the roster over NATS."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -109,8 +110,6 @@ async def test_a_conversation_survives_a_bot_restart(
 async def test_a_flooding_user_is_throttled_without_slowing_others(
     bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock
 ) -> None:
-    import asyncio
-
     flooder, other = User(sandbox_url, 9007), User(sandbox_url, 9008)
     await flooder.reply_to(f"/start {await invite(roster_settings, clock, 'o7@ocha.example')}")
     await other.reply_to(f"/start {await invite(roster_settings, clock, 'o4@ocha.example')}")
@@ -162,6 +161,20 @@ async def test_webhook_mode_needs_a_secret_and_checks_it(
                 assert resp.status == 200  # Telegram's redelivery: handled once
         texts = [m["text"] for m in await User(sandbox_url, 9301).messages()]
         assert len(texts) == 1 and texts[0].startswith("Welcome, <b>Officer 01 Diallo</b>")
+
+        # a flooding user is throttled in webhook mode too: a burst answered, told once, the rest dropped
+        flood = [{"update_id": 100 + i, "message": {**update["message"], "message_id": 100 + i, "text": "/help",
+                  "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}} for i in range(8)]
+        async with aiohttp.ClientSession() as http:
+
+            async def post(body: dict[str, Any]) -> int:
+                async with http.post(url, json=body, headers={SECRET_HEADER: secret}) as resp:
+                    return resp.status
+
+            assert await asyncio.gather(*(post(body) for body in flood)) == [200] * 8  # Telegram's parallel connections
+        texts = [m["text"] for m in await User(sandbox_url, 9301).messages()][1:]
+        assert sum("faster than I can help" in t for t in texts) == 1
+        assert 1 <= sum("CMCoord Hub" in t for t in texts) <= 5 and len(texts) <= 6
     finally:
         await app.stop()
 
