@@ -240,6 +240,42 @@ class DeliverTelegram(Event):
     urgent: bool = False
 
 
+@register
+class NotificationRequested(Event):
+    """Command to notify from any service: tell these people (by id, or a role in a
+    region). Notify owns the notification from here; one per (kind, subject,
+    recipient, occurrence), so asking again changes nothing."""
+
+    type = "notify.notification.requested"
+    kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
+    about: str = Field(min_length=1, max_length=80, description="the notification's subject, e.g. a post or AAR id")
+    occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")
+    person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
+    region: str | None = None
+    text: str = Field(min_length=1, max_length=3500)
+    buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
+    urgent: bool = False
+
+
+@register
+class NotificationTransitioned(Event):
+    """A notification changed state: queued, sent (Telegram accepted it), acknowledged
+    (the person pressed a button), escalated, expired or failed."""
+
+    type = "notify.notification.transitioned"
+    notification_id: uuid.UUID
+    kind: str
+    about: str = Field(description="the notification's subject")
+    occurrence: str
+    person_id: uuid.UUID
+    region: str | None = None
+    from_state: str | None = None
+    to_state: str
+    reason: str = ""
+    at: AwareDatetime
+
+
 # --- bot --------------------------------------------------------------------
 
 
@@ -328,6 +364,13 @@ EXAMPLES: dict[type[Event], Event] = {
         notification_id=_N, attempt=1, person_id=_P, chat_id=424242, kind="post.gapped",
         text="CMCoord Officer post in Mopti (Mali) has been gapped since 5 July.",
         buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=False),
+    NotificationRequested: NotificationRequested(
+        kind="aar.reminder", about=str(_D), occurrence="due-7d", person_ids=[_P],
+        text="Your after action review for Mali is due on 3 August.", buttons=[ReplyButton(label="Start", reply="start")]),
+    NotificationTransitioned: NotificationTransitioned(
+        notification_id=_N, kind="post.gapped", about=str(_POST), occurrence="2026-07-05#1", person_id=_P,
+        region="ROWCA", from_state="queued", to_state="sent", reason="Telegram accepted it",
+        at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
     DeliverySent: DeliverySent(notification_id=_N, attempt=1, person_id=_P, message_id=17),
     DeliveryFailed: DeliveryFailed(notification_id=_N, attempt=1, person_id=_P, reason="blocked"),
     NotificationReplied: NotificationReplied(notification_id=_N, person_id=_P, reply="ack",

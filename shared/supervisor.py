@@ -28,10 +28,15 @@ class ServiceSpec:
     name: str
     module: str
     port_env: str | None = None  # the variable naming the port /readyz answers on, if not <NAME>_HEALTH_PORT
+    port_offset: int = 0  # health port = base + offset: each service keeps its port as others are added
 
 
-# Health ports are assigned in this order from the base port (8101, 8102, ...).
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("roster", "services.roster"), ServiceSpec("bot", "services.bot"))
+# Started in this order; health ports 8101 roster, 8102 notify, 8103 lessons, 8104 bot (each service's default).
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("roster", "services.roster", port_offset=0),
+    ServiceSpec("notify", "services.notify", port_offset=1),
+    ServiceSpec("bot", "services.bot", port_offset=3),
+)
 # The local Telegram stand-in, run when no TELEGRAM_BOT_TOKEN is set.
 SANDBOX = ServiceSpec("sandbox", "services.sandbox", port_env="CMCOORD_SANDBOX_PORT")
 
@@ -141,7 +146,7 @@ class Supervisor:
         )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.nats.start)
-        self.children = [Child(spec, self.health_port_base + i) for i, spec in enumerate(self.services)]
+        self.children = [Child(spec, self.health_port_base + spec.port_offset) for spec in self.services]
         if self.sandbox_port is not None:
             self.children.insert(0, Child(SANDBOX, self.sandbox_port))
         try:

@@ -19,6 +19,7 @@ from services.roster.directory import DirectorySnapshot, load_snapshot
 from services.roster.models import CounterpartCard, Deployment, Post
 from shared.bus import QueryFailure, json_endpoint
 from shared.clock import Clock
+from shared.events import Role
 from shared.regions import region_for_country, resolve_country, resolve_region
 from shared.store import Database
 
@@ -46,6 +47,14 @@ class TelegramQuery(BaseModel):
 
 class PostQuery(BaseModel):
     post_id: uuid.UUID
+
+
+class RecipientsQuery(BaseModel):
+    """Either people by id, or the holders of a role (in a region)."""
+
+    person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    role: Role | None = None
+    region: str | None = None
 
 
 class RegisterQuery(BaseModel):
@@ -163,6 +172,24 @@ class RosterQueries:
         ]
         return {"post_id": str(q.post_id), "holders": holders}
 
+    async def recipients(self, payload: dict[str, Any]) -> Any:
+        """Who to tell, and how: Telegram user id (None: not linked), time zone, regions."""
+        q = RecipientsQuery.model_validate(payload)
+        # who gets told must be current: never an answer from a snapshot older than the roster
+        snapshot = await self.fresh_snapshot()
+        if q.person_ids:
+            cards = [card for pid in q.person_ids if (card := snapshot.card(pid)) is not None]
+        elif q.role is not None:
+            region = resolve_region(q.region) if q.region else None
+            cards = [e.card for e in snapshot.deployed
+                     if any(d.role == q.role and (region is None or d.region == region) for d in e.card.deployments)]
+        else:
+            raise ValueError("ask for person_ids or a role")
+        async with self.db.read() as session:
+            links = await store.telegram_links(session, [c.person_id for c in cards])
+        return [{"person_id": str(c.person_id), "name": c.name, "telegram_user_id": links.get(c.person_id),
+                 "timezone": c.timezone, "regions": sorted({d.region for d in c.deployments})} for c in cards]
+
     async def counterparts(self, payload: dict[str, Any]) -> Any:
         q = CounterpartQuery.model_validate(payload)
         country = resolve_country(q.country)
@@ -204,6 +231,7 @@ class RosterQueries:
             ("post_holder", self.post_holder),
             ("register", self.register),
             ("counterparts", self.counterparts),
+            ("recipients", self.recipients),
         ):
             await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))
         return service

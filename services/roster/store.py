@@ -388,6 +388,13 @@ async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) ->
     return None if link is None else await session.get(Person, link.person_id)
 
 
+async def telegram_links(session: AsyncSession, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not person_ids:
+        return {}
+    rows = await session.exec(select(TelegramLink).where(col(TelegramLink.person_id).in_(person_ids)))
+    return {link.person_id: link.telegram_user_id for link in rows.all()}
+
+
 # --- counterparts -----------------------------------------------------------
 
 

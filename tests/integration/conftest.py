@@ -28,12 +28,17 @@ async def roster_people(roster_settings: Settings, clock: ManualClock) -> None:
     assert errors == []
 
 
+async def started_bot(home: Any, nats_url: str, sandbox_url: str) -> bot_bootstrap.BotApp:
+    settings = BotSettings(home=home, nats_url=nats_url, sandbox_url=sandbox_url, health_port=free_port(),
+                           poll_timeout_seconds=1)
+    app = bot_bootstrap.build(settings)
+    await app.start()
+    return app
+
+
 @pytest.fixture
 async def bot_app(tmp_path: Any, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
                   roster_people: None) -> AsyncIterator[bot_bootstrap.BotApp]:
-    settings = BotSettings(home=tmp_path / "bot", nats_url=nats_server.url, sandbox_url=sandbox_url,
-                           health_port=free_port(), poll_timeout_seconds=1)
-    app = bot_bootstrap.build(settings)
-    await app.start()
+    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
     yield app
     await app.stop()

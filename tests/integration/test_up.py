@@ -47,7 +47,7 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         assert rows[0].startswith("name,email,phone") and len(rows) > 40
 
         code, out, _ = await cli("status", env=env)
-        assert code == 0 and "roster    ready" in out and "bot       ready" in out
+        assert code == 0 and "roster    ready" in out and "notify    ready" in out and "bot       ready" in out
         assert "roster--on_handover_submitted" in out
         assert any(f"sandbox: open http://127.0.0.1:{sandbox}/" in line for line in lines[:ready_at])
 

@@ -1,0 +1,74 @@
+"""Notify's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from services.notify.config import Settings
+from services.notify.consumers import build_consumers
+from services.notify.models import NOTIFY_TABLES
+from services.notify.recipients import Roster
+from services.notify.scheduler import DueWork
+from shared.bus import Bus, ConsumerRunner
+from shared.clock import Clock, SystemClock
+from shared.health import HealthServer
+from shared.service import open_infrastructure
+from shared.store import Database, OutboxRelay
+
+log = structlog.get_logger("notify")
+
+
+@dataclass
+class NotifyApp:
+    settings: Settings
+    clock: Clock
+    db: Database
+    bus: Bus | None = None
+    relay: OutboxRelay | None = None
+    due: DueWork | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+    health: HealthServer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.health, self.bus = await open_infrastructure(
+            service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness
+        )
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.bus.on_reconnect(self.relay.wake)
+        self.relay.start()
+        roster = Roster(self.bus, timeout=s.query_timeout_seconds, cache_seconds=s.role_cache_seconds)
+        self.due = DueWork(db=self.db, clock=self.clock, roster=roster, tick_seconds=s.tick_seconds)
+        self.due.start()
+        self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
+                                         max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
+        for consumer in self.consumers:
+            consumer.start()
+        log.info("notify_started", health_port=self.health.port)
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "nats": bool(self.bus and self.bus.connected),
+            "store": await self.db.ping(),
+            "consumers": bool(self.consumers) and all(c.bound for c in self.consumers),
+        }
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self.consumers))
+        if self.due is not None:
+            await self.due.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.health is not None:
+            await self.health.stop()
+        await self.db.dispose()
+        log.info("notify_stopped")
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> NotifyApp:
+    return NotifyApp(settings=settings, clock=clock or SystemClock(), db=Database(settings.db_url))

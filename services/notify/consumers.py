@@ -1,0 +1,155 @@
+"""What notify consumes.
+
+- the bot's reports (sent, failed, replied): applied in the consumer's
+  transaction, batches at a time;
+- roster facts and notification requests: first who to tell is asked of the
+  roster (a network call, outside any transaction), then the notifications are
+  created with the event's idempotency record in one transaction. A roster that
+  does not answer makes the event come back later (nak), nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from nats.errors import Error as NatsError
+
+from services.notify import campaigns
+from services.notify import store as st
+from services.notify.campaigns import Ask, Audience
+from services.notify.models import HandoverSeen
+from services.notify.policy import KindPolicy
+from services.notify.recipients import Recipient, Roster
+from services.notify.store import SOURCE, Request
+from shared import events
+from shared.bus import Bus, ConsumerRunner, QueryError, TransientError
+from shared.clock import Clock
+from shared.events import Envelope
+from shared.store import Database, Transactional, UnitOfWork
+
+log = structlog.get_logger("notify")
+
+
+def _bot_apply(fn: Callable[[UnitOfWork, Any, Any], Awaitable[None]]) -> Callable[[UnitOfWork, Envelope, Any],
+                                                                                   Awaitable[None]]:
+    async def apply(uow: UnitOfWork, envelope: Envelope, event: Any) -> None:
+        await fn(uow, event, uow.clock.now())
+
+    return apply
+
+
+BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
+    events.DeliverySent: _bot_apply(st.on_delivery_sent),
+    events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
+    events.NotificationReplied: _bot_apply(st.on_replied),
+}
+
+
+class FactsConsumer:
+    """Roster facts and notification requests -> notifications."""
+
+    durable = "notify--on_facts"
+
+    def __init__(self, *, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
+                 policies: dict[str, KindPolicy] | None = None) -> None:
+        self.db, self.clock, self.roster, self.wake = db, clock, roster, wake
+        self.policies = policies
+
+    async def _who(self, audience: Audience) -> list[Recipient]:
+        try:
+            if audience.person_ids:
+                return await self.roster.people(audience.person_ids)
+            assert audience.role is not None
+            return await self.roster.holders(audience.role, audience.region)
+        except (QueryError, NatsError, TimeoutError) as err:
+            raise TransientError(f"roster did not answer: {err}", delay=2.0) from err
+
+    async def _create(self, envelope: Envelope, asks: Sequence[Ask],
+                      then: Callable[[UnitOfWork], Awaitable[None]] | None = None) -> None:
+        resolved = [(ask.request, await self._who(ask.audience)) for ask in asks]
+        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
+            if not await uow.claim(self.durable, envelope.id):
+                return
+            now = self.clock.now()
+            for request, people in resolved:
+                await st.create(uow, request, people, now=now, policies=self.policies)
+            if then is not None:
+                await then(uow)
+        self.wake()
+
+    async def on_requested(self, envelope: Envelope, e: events.NotificationRequested) -> None:
+        request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
+                          urgent=e.urgent, region=e.region)
+        await self._create(envelope, [Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
+                                                             region=e.region))])
+
+    async def on_gapped(self, envelope: Envelope, e: events.PostGapped) -> None:
+        await self._create(envelope, campaigns.post_gapped(e))
+
+    async def on_filled(self, envelope: Envelope, e: events.PostFilled) -> None:
+        async def settle(uow: UnitOfWork) -> None:
+            await st.expire_open(uow, kinds=["post.gapped"], about=str(e.post_id), reason="post filled",
+                                 now=self.clock.now())
+
+        await self._create(envelope, [], then=settle)
+
+    async def on_ending_soon(self, envelope: Envelope, e: events.DeploymentEndingSoon) -> None:
+        async with self.db.read() as session:
+            written = await session.get(HandoverSeen, e.deployment_id) is not None
+        await self._create(envelope, [] if written else campaigns.handover_campaign(e))
+
+    async def on_handover_recorded(self, envelope: Envelope, e: events.HandoverRecorded) -> None:
+        async def settle(uow: UnitOfWork) -> None:
+            await st.handover_seen(uow, e, self.clock.now())
+            await st.expire_open(uow, kinds=campaigns.HANDOVER_OPEN_KINDS, about=str(e.deployment_id),
+                                 reason="handover note written", now=self.clock.now())
+
+        await self._create(envelope, [], then=settle)
+
+    async def on_ended(self, envelope: Envelope, e: events.DeploymentEnded) -> None:
+        async with self.db.read() as session:
+            written = await session.get(HandoverSeen, e.deployment_id) is not None
+        asks: list[Ask] = []
+        if not written:
+            officer = await self._who(Audience(person_ids=(e.person_id,)))
+            asks = campaigns.handover_missing(e, officer[0].name if officer else "An officer")
+
+        async def settle(uow: UnitOfWork) -> None:
+            await st.expire_open(uow, kinds=campaigns.HANDOVER_OPEN_KINDS, about=str(e.deployment_id),
+                                 reason="deployment ended", now=self.clock.now())
+
+        await self._create(envelope, asks, then=settle)
+
+    def handlers(self) -> dict[type[events.Event], Callable[[Envelope, Any], Awaitable[None]]]:
+        return {
+            events.PostGapped: self.on_gapped,
+            events.PostFilled: self.on_filled,
+            events.DeploymentEndingSoon: self.on_ending_soon,
+            events.DeploymentEnded: self.on_ended,
+            events.HandoverRecorded: self.on_handover_recorded,
+        }
+
+
+def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
+                    max_deliver: int, ack_wait: float, policies: dict[str, KindPolicy] | None = None,
+                    ) -> list[ConsumerRunner]:
+    facts = FactsConsumer(db=db, clock=clock, roster=roster, wake=wake, policies=policies)
+    reports = Transactional(db=db, clock=clock, source=SOURCE, consumer="notify--on_bot_reports", apply=BOT_REPORTS)
+
+    async def reports_batch(items: Sequence[tuple[Envelope, events.Event]]) -> None:
+        await reports.many(items)
+        wake()
+
+    common: dict[str, Any] = {"bus": bus, "max_deliver": max_deliver, "ack_wait": ack_wait}
+    return [
+        ConsumerRunner(stream="ROSTER", durable=facts.durable, handlers=facts.handlers(), **common),
+        ConsumerRunner(stream="NOTIFY", durable="notify--on_requests",
+                       handlers={events.NotificationRequested: facts.on_requested}, **common),
+        ConsumerRunner(stream="BOT", durable="notify--on_bot_reports", handlers={cls: reports.one for cls in BOT_REPORTS},
+                       batch_handler=reports_batch, **common),
+    ]
+
+
+

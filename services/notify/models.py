@@ -1,0 +1,71 @@
+"""The notify store: every notification's life, step by step."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Table, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.store import SHARED_TABLES
+
+
+class Notification(SQLModel, table=True):
+    """One per (kind, subject, recipient, occurrence): a repeated request finds it and changes nothing."""
+
+    __table_args__ = (UniqueConstraint("kind", "subject", "person_id", "occurrence"),)
+    id: uuid.UUID = Field(primary_key=True)
+    kind: str = Field(max_length=40, index=True)
+    subject: str = Field(max_length=80, index=True)
+    occurrence: str = Field(max_length=80)
+    person_id: uuid.UUID = Field(index=True)
+    person_name: str = Field(default="", max_length=200)
+    chat_id: int | None = None  # None: the person has no Telegram link
+    timezone: str = Field(default="UTC", max_length=64)
+    region: str | None = Field(default=None, max_length=12)
+    text: str
+    buttons: str = "[]"  # JSON list of {label, reply}
+    urgent: bool = False
+    state: str = Field(default="queued", max_length=16, index=True)
+    attempts: int = 0  # deliver commands issued
+    escalation_level: int = 0  # 1: regional adviser told, 2: CMCS desk told
+    created_at: datetime
+    first_sent_at: datetime | None = None  # when the first deliver command went out
+    sent_at: datetime | None = None  # when Telegram first accepted it
+    acknowledged_at: datetime | None = None
+    reply: str | None = None
+    failed_reason: str | None = None
+    due_at: datetime | None = Field(default=None, index=True)
+    due_action: str | None = Field(default=None, max_length=16)
+    version: int = 0  # each scheduled step claims the row by bumping it: two notify processes never both act
+
+
+class Transition(SQLModel, table=True):
+    """Every change of state, with why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: uuid.UUID = Field(index=True)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str = Field(max_length=16)
+    at: datetime
+    reason: str = Field(default="", max_length=200)
+
+
+class HandoverSeen(SQLModel, table=True):
+    """Deployments whose handover note the roster recorded (from roster.handover.recorded)."""
+
+    __tablename__ = "handover_seen"
+    deployment_id: uuid.UUID = Field(primary_key=True)
+    post_id: uuid.UUID = Field(index=True)
+    person_id: uuid.UUID
+    note_id: uuid.UUID
+    recorded_at: datetime
+
+
+NOTIFY_TABLES: tuple[Table, ...] = (
+    *SHARED_TABLES,
+    Notification.__table__,  # type: ignore[attr-defined]
+    Transition.__table__,  # type: ignore[attr-defined]
+    HandoverSeen.__table__,  # type: ignore[attr-defined]
+)

@@ -1,0 +1,101 @@
+"""Notification rules, free of I/O: policies per kind, quiet hours, what happens next.
+
+A notification is `queued` until Telegram accepted it (`sent`), then
+`acknowledged` when the person pressed a button; or `escalated` (still
+unacknowledged, others told), `expired` (no longer useful), `failed` (the user
+blocked the bot, or has no Telegram link). "Sent" is never taken for "read".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed"]
+OPEN_STATES: frozenset[str] = frozenset({"queued", "sent", "escalated"})
+Action = Literal["send", "renotify", "escalate", "expire", "tell_desk"]
+
+QUIET_START, QUIET_END = time(22, 0), time(7, 0)
+
+
+@dataclass(frozen=True)
+class KindPolicy:
+    """What happens to an unacknowledged notification of a kind, counted from its first send."""
+
+    renotify_after: timedelta | None = timedelta(hours=24)
+    escalate_after: timedelta | None = timedelta(hours=48)  # to the recipient's regional adviser
+    desk_after: timedelta | None = timedelta(hours=96)  # then to the CMCS desk
+    expire_after: timedelta | None = timedelta(days=14)
+    urgent: bool = False  # urgent kinds ignore quiet hours
+    max_renotify: int = 3
+
+
+DEFAULT = KindPolicy()
+# Alerts go to advisers and the desk themselves: nobody above them to escalate to.
+ALERT = KindPolicy(escalate_after=None, desk_after=None)
+POLICIES: dict[str, KindPolicy] = {
+    "post.gapped": ALERT,
+    "delivery.failed": ALERT,
+    "escalation": KindPolicy(escalate_after=None, desk_after=None, renotify_after=timedelta(hours=24)),
+    "handover.prompt": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    "handover.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    "handover.missing": ALERT,
+    "handover.introduction": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    "handover.note": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+}
+
+
+def policy_for(kind: str, overrides: dict[str, KindPolicy] | None = None) -> KindPolicy:
+    if overrides and kind in overrides:
+        return overrides[kind]
+    return POLICIES.get(kind, DEFAULT)
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def quiet_release(now: datetime, timezone: str | None, *, start: time = QUIET_START, end: time = QUIET_END) -> datetime | None:
+    """When `now` falls in the recipient's quiet hours, the moment they end
+    (07:00 local, in UTC); otherwise None. DST-safe: local wall-clock times."""
+    local = now.astimezone(zone(timezone))
+    t = local.time()
+    if start <= end:
+        quiet = start <= t < end
+    else:
+        quiet = t >= start or t < end
+    if not quiet:
+        return None
+    day = local.date() if t < end else local.date() + timedelta(days=1)
+    release = datetime.combine(day, end, tzinfo=local.tzinfo)
+    return release.astimezone(now.tzinfo)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next scheduled step of an open notification, or none."""
+
+    action: Action | None
+    at: datetime | None
+
+
+def next_step(*, policy: KindPolicy, first_sent_at: datetime, attempts: int, escalation_level: int) -> Plan:
+    """After a (re)send or escalation: the earliest of the steps still to come."""
+    steps: list[tuple[datetime, Action]] = []
+    if policy.renotify_after is not None and attempts <= policy.max_renotify:
+        steps.append((first_sent_at + policy.renotify_after * attempts, "renotify"))
+    if escalation_level == 0 and policy.escalate_after is not None:
+        steps.append((first_sent_at + policy.escalate_after, "escalate"))
+    if escalation_level <= 1 and policy.desk_after is not None:
+        steps.append((first_sent_at + policy.desk_after, "escalate"))
+    if policy.expire_after is not None:
+        steps.append((first_sent_at + policy.expire_after, "expire"))
+    if not steps:
+        return Plan(None, None)
+    at, action = min(steps, key=lambda s: s[0])
+    return Plan(action, at)

@@ -1,0 +1,58 @@
+"""Who to tell, from the roster (NATS request/reply; notify never reads roster tables)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.bus import Bus
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person_id: uuid.UUID
+    name: str
+    telegram_user_id: int | None
+    timezone: str
+    regions: tuple[str, ...]
+
+    @property
+    def region(self) -> str | None:
+        return self.regions[0] if self.regions else None
+
+    @classmethod
+    def from_answer(cls, row: dict[str, Any]) -> Recipient:
+        return cls(person_id=uuid.UUID(row["person_id"]), name=row["name"], telegram_user_id=row["telegram_user_id"],
+                   timezone=row["timezone"] or "UTC", regions=tuple(row["regions"]))
+
+
+class Roster:
+    """Role holders are kept `cache_seconds` (an escalation wave asks the same question many times)."""
+
+    def __init__(self, bus: Bus, *, timeout: float = 5.0, cache_seconds: float = 30.0) -> None:
+        self.bus = bus
+        self.timeout = timeout
+        self.cache_seconds = cache_seconds
+        self._roles: dict[tuple[str, str | None], tuple[float, list[Recipient]]] = {}
+
+    async def _ask(self, payload: dict[str, Any]) -> list[Recipient]:
+        rows = await self.bus.request("cmcoord.roster.svc.recipients", payload, timeout=self.timeout)
+        return [Recipient.from_answer(r) for r in rows]
+
+    async def people(self, person_ids: Sequence[uuid.UUID]) -> list[Recipient]:
+        if not person_ids:
+            return []
+        return await self._ask({"person_ids": [str(p) for p in person_ids]})
+
+    async def holders(self, role: str, region: str | None = None) -> list[Recipient]:
+        key = (role, region)
+        now = time.monotonic()
+        cached = self._roles.get(key)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        found = await self._ask({"role": role, "region": region})
+        self._roles[key] = (now, found)
+        return found

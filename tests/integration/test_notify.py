@@ -1,0 +1,253 @@
+"""Notify end to end: real nats-server, SQLite, the roster, the bot on the sandbox; a clock the test sets."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import select
+
+from services.bot.bootstrap import BotApp
+from services.notify import bootstrap as notify_bootstrap
+from services.notify.config import Settings as NotifySettings
+from services.notify.models import Notification, Transition
+from services.roster.bootstrap import RosterApp
+from services.roster.cli import import_text
+from services.roster.config import Settings
+from services.roster.models import Person, TelegramLink
+from shared import events
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.events import Envelope, ReplyButton
+from shared.natsserver import NatsServer, free_port
+from shared.store import Database
+from tests.helpers import eventually, stream_events
+from tests.integration.conftest import started_bot
+from tests.integration.telegram_users import User
+
+HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
+PEOPLE = {  # email -> (Telegram user id or None, row)
+    "awa@ocha.example": (9801, "Awa Traoré,awa@ocha.example,+223 1,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer"),
+    "jean@ocha.example": (9802, "Jean Ndiaye,jean@ocha.example,+221 1,OCHA,SN,Dakar,Regional CMCoord Adviser,"
+                                "regional_adviser"),
+    "maria@ocha.example": (9803, "Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk"),
+    "somchai@ocha.example": (9804, "Somchai Wong,somchai@ocha.example,+66 1,OCHA,TH,Bangkok,CMCoord Officer,"
+                                   "cmcoord_officer"),
+    "noone@ocha.example": (None, "Nadia Unlinked,noone@ocha.example,+227 1,OCHA,NE,Niamey,Focal Point,focal_point"),
+}
+ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
+
+
+@pytest.fixture
+async def people(roster_settings: Settings, clock: ManualClock) -> dict[str, uuid.UUID]:
+    t = clock.now().date()
+    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{ZONES.get(email, '')}"
+            for email, (_, row) in PEOPLE.items()]
+    _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
+                                     publish=False)
+    assert errors == []
+    db = Database(roster_settings.db_url)
+    ids: dict[str, uuid.UUID] = {}
+    async with db.write() as session:
+        for person in (await session.exec(select(Person))).all():
+            ids[person.email] = person.id
+            telegram = PEOPLE[person.email][0]
+            if telegram is not None:
+                session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
+    await db.dispose()
+    return ids
+
+
+def notify_settings(tmp_path: Path, nats_url: str) -> NotifySettings:
+    return NotifySettings(home=tmp_path / "notify-home", nats_url=nats_url, health_port=free_port(), tick_seconds=0.2,
+                          max_deliver=3, ack_wait_seconds=5)
+
+
+@pytest.fixture
+async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
+                 people: dict[str, uuid.UUID]) -> AsyncIterator[notify_bootstrap.NotifyApp]:
+    app = notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock)
+    await app.start()
+    for consumer in app.consumers:
+        await consumer.wait_bound()
+    yield app
+    await app.stop()
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp) -> AsyncIterator[BotApp]:
+    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
+    yield app
+    await app.stop()
+
+
+async def publish(bus: Bus, event: events.Event, *, source: str = "test") -> Envelope:
+    envelope = Envelope.wrap(event, source=source, occurred_at=datetime.now(UTC))
+    await bus.publish(envelope)
+    return envelope
+
+
+def request(person_ids: list[uuid.UUID], **kw: Any) -> events.NotificationRequested:
+    fields: dict[str, Any] = {"kind": "test.notice", "about": "subject-1", "occurrence": "1",
+                              "text": "Mopti route closed <today> & tomorrow.",
+                              "buttons": [ReplyButton(label="Acknowledge", reply="ack")]}
+    return events.NotificationRequested(person_ids=person_ids, **{**fields, **kw})
+
+
+async def notifications(app: notify_bootstrap.NotifyApp, **where: Any) -> list[Notification]:
+    async with app.db.read() as session:
+        query = select(Notification)
+        for name, value in where.items():
+            query = query.where(getattr(Notification, name) == value)
+        return list((await session.exec(query)).all())
+
+
+async def texts(user_id: int, sandbox_url: str) -> list[str]:
+    return [m["text"] for m in await User(sandbox_url, user_id).messages()]
+
+
+async def count_texts(user_id: int, sandbox_url: str, n: int) -> list[str] | None:
+    found = await texts(user_id, sandbox_url)
+    return found if len(found) >= n else None
+
+
+async def test_a_repeated_request_is_one_notification_and_one_message(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    for _ in range(3):  # three requests, three different event ids: the same notification
+        await publish(bus, request([people["awa@ocha.example"]]))
+    got = await eventually(lambda: count_texts(9801, sandbox_url, 1), what="the message")
+    assert got == ["Mopti route closed &lt;today&gt; &amp; tomorrow."]
+    await eventually(lambda: _state(notify, "sent"), what="sent once Telegram accepted it")
+    assert len(await notifications(notify)) == 1
+    assert len(await texts(9801, sandbox_url)) == 1
+
+
+async def _state(app: notify_bootstrap.NotifyApp, state: str, n: int = 1) -> list[Notification] | None:
+    found = await notifications(app, state=state)
+    return found if len(found) >= n else None
+
+
+async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowledged(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    await publish(bus, request([people["awa@ocha.example"]]))
+    await eventually(lambda: count_texts(9801, sandbox_url, 1), what="first send")
+    clock.advance(timedelta(hours=24, minutes=1))
+    notify.due.wake()
+    await eventually(lambda: count_texts(9801, sandbox_url, 2), what="re-notified after 24 h")
+    assert await texts(9802, sandbox_url) == []  # the adviser not yet
+    clock.advance(timedelta(hours=24))
+    notify.due.wake()
+    adviser = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the regional adviser told at 48 h")
+    assert adviser[0].startswith("Not acknowledged: Awa Traoré has not answered")
+    assert await texts(9803, sandbox_url) == []
+    clock.advance(timedelta(hours=48))
+    notify.due.wake()
+    desk = await eventually(lambda: count_texts(9803, sandbox_url, 1), what="the CMCS desk told at 96 h")
+    assert "Awa Traoré" in desk[0]
+    (original,) = await notifications(notify, kind="test.notice")
+    assert original.state == "escalated" and original.escalation_level == 2
+
+    # the officer finally presses the button of the last copy: acknowledged, nothing more is scheduled
+    last = (await User(sandbox_url, 9801).messages())[-1]
+    await User(sandbox_url, 9801).press(last["message_id"], last["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await eventually(lambda: _state(notify, "acknowledged"), what="acknowledged")
+    (original,) = await notifications(notify, kind="test.notice")
+    assert original.due_at is None and original.reply == "ack"
+    async with notify.db.read() as session:
+        steps = [(t.from_state, t.to_state) for t in (await session.exec(
+            select(Transition).where(Transition.notification_id == original.id).order_by(Transition.id))).all()]
+    assert steps == [(None, "queued"), ("queued", "sent"), ("sent", "escalated"), ("escalated", "escalated"),
+                     ("escalated", "acknowledged")]
+    published = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
+    assert [e.data["to_state"] for e in published if e.data["notification_id"] == str(original.id)] == [
+        "queued", "sent", "escalated", "escalated", "acknowledged"]
+
+
+async def test_quiet_hours_hold_non_urgent_until_seven_local_and_urgent_goes_at_once(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(datetime(2026, 3, 2, 16, 30, tzinfo=UTC))  # 23:30 in Bangkok (UTC+7)
+    somchai = people["somchai@ocha.example"]
+    await publish(bus, request([somchai], about="calm"))
+    await publish(bus, request([somchai], about="urgent", urgent=True, text="Urgent: convoy incident."))
+    await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the urgent one")
+    (held,) = await notifications(notify, subject="calm")
+    assert held.state == "queued" and held.due_at is not None
+    assert held.due_at.replace(tzinfo=UTC) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 07:00 Bangkok
+    assert await texts(9804, sandbox_url) == ["Urgent: convoy incident."]
+    clock.set(datetime(2026, 3, 3, 0, 0, 5, tzinfo=UTC))
+    notify.due.wake()
+    got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="released at 07:00 local")
+    assert got[1].startswith("Mopti route closed")
+
+
+async def test_blocked_or_unlinked_recipients_fail_and_the_desk_is_told(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9801]})
+    await publish(bus, request([people["awa@ocha.example"], people["noone@ocha.example"]]))
+    desk = await eventually(lambda: count_texts(9803, sandbox_url, 2), what="the desk told twice")
+    assert sorted(d.split(" on Telegram")[0] for d in desk) == ["Could not reach Awa Traoré",
+                                                                "Could not reach Nadia Unlinked"]
+    failed = {n.person_name: n.failed_reason for n in await notifications(notify, state="failed")}
+    assert failed == {"Awa Traoré": "blocked", "Nadia Unlinked": "no Telegram link"}
+
+
+async def test_two_notify_processes_send_each_message_once(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    apps = [notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock) for _ in range(2)]
+    for app in apps:
+        app.settings = app.settings.model_copy(update={"health_port": free_port()})
+        await app.start()
+    try:
+        everyone = [people[e] for e in ("awa@ocha.example", "jean@ocha.example", "maria@ocha.example")]
+        for i in range(10):
+            await publish(bus, request(everyone, about=f"s{i}", text=f"Notice {i}"))
+        for user_id in (9801, 9802, 9803):
+            await eventually(lambda u=user_id: count_texts(u, sandbox_url, 10), what=f"ten messages for {user_id}", timeout=40)
+        clock.advance(timedelta(hours=24, minutes=1))  # both processes see the re-notify steps fall due
+        for app in apps:
+            app.due.wake()
+        for user_id in (9801, 9802, 9803):
+            got = await eventually(lambda u=user_id: count_texts(u, sandbox_url, 20), what="the re-notifications", timeout=60)
+            assert sorted(got) == sorted([f"Notice {i}" for i in range(10)] * 2)
+        assert sum(app.due.done for app in apps) == 60  # 30 sends, 30 re-sends: each step done by one process
+        await eventually(lambda: _bot_delivered(bot, 60), what="the bot's deliveries recorded")
+        assert len(await texts(9801, sandbox_url)) == 20
+    finally:
+        for app in apps:
+            await app.stop()
+
+
+async def _bot_delivered(bot: BotApp, n: int) -> bool:
+    from services.bot.models import Delivery
+
+    async with bot.db.read() as session:
+        return len((await session.exec(select(Delivery))).all()) >= n
+
+
+async def test_gapped_alerts_until_filled(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
+) -> None:
+    post = uuid.uuid4()
+    for alert in (1, 2):
+        await publish(bus, events.PostGapped(post_id=post, country="ML", region="ROWCA", title="CMCoord Officer",
+                                             duty_station="Mopti", gapped_since=date(2026, 2, 20), alert_number=alert),
+                      source="roster")
+    adviser = await eventually(lambda: count_texts(9802, sandbox_url, 2), what="two alerts to the adviser")
+    assert adviser[0].startswith("Post gapped: CMCoord Officer, Mopti (Mali, ROWCA)") and "Alert 2" in adviser[1]
+    assert len(await eventually(lambda: count_texts(9803, sandbox_url, 2), what="and to the desk")) == 2
+    await publish(bus, events.PostFilled(post_id=post, country="ML", region="ROWCA", deployment_id=uuid.uuid4(),
+                                         person_id=uuid.uuid4(), filled_on=date(2026, 3, 2),
+                                         gapped_since=date(2026, 2, 20)), source="roster")
+    await eventually(lambda: _state(notify, "expired", 4), what="open alerts closed when the post is filled")

@@ -1,0 +1,54 @@
+"""Notification rules without I/O: quiet hours across time zones and DST, what comes next."""
+
+from datetime import UTC, datetime, timedelta
+
+from services.notify.policy import ALERT, DEFAULT, KindPolicy, next_step, quiet_release
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_quiet_hours_in_bangkok_release_at_seven_local() -> None:
+    assert quiet_release(utc(2026, 3, 2, 14, 59), "Asia/Bangkok") is None  # 21:59 local
+    assert quiet_release(utc(2026, 3, 2, 15, 0), "Asia/Bangkok") == utc(2026, 3, 3, 0, 0)  # 22:00 -> 07:00 next day
+    assert quiet_release(utc(2026, 3, 2, 23, 30), "Asia/Bangkok") == utc(2026, 3, 3, 0, 0)  # 06:30 -> 07:00 same day
+    assert quiet_release(utc(2026, 3, 3, 0, 0), "Asia/Bangkok") is None  # 07:00 sharp: awake
+
+
+def test_quiet_hours_follow_daylight_saving_time() -> None:
+    # New York: 07:00 local is 12:00 UTC in winter (EST) and 11:00 UTC in summer (EDT)
+    assert quiet_release(utc(2026, 1, 15, 4, 0), "America/New_York") == utc(2026, 1, 15, 12, 0)
+    assert quiet_release(utc(2026, 7, 15, 4, 0), "America/New_York") == utc(2026, 7, 15, 11, 0)
+    # the night DST starts in Europe (29 March 2026, 02:00 -> 03:00 in Paris): still 07:00 local, now UTC+2
+    assert quiet_release(utc(2026, 3, 28, 23, 0), "Europe/Paris") == utc(2026, 3, 29, 5, 0)
+    # and the night it ends (25 October 2026): 07:00 local is UTC+1 again
+    assert quiet_release(utc(2026, 10, 24, 23, 0), "Europe/Paris") == utc(2026, 10, 25, 6, 0)
+
+
+def test_an_unknown_time_zone_counts_as_utc() -> None:
+    assert quiet_release(utc(2026, 3, 2, 23, 0), "Mars/Olympus") == utc(2026, 3, 3, 7, 0)
+    assert quiet_release(utc(2026, 3, 2, 23, 0), None) == utc(2026, 3, 3, 7, 0)
+
+
+def test_default_policy_renotifies_escalates_to_the_adviser_then_the_desk_then_expires() -> None:
+    t0 = utc(2026, 3, 2, 9, 0)
+    first = next_step(policy=DEFAULT, first_sent_at=t0, attempts=1, escalation_level=0)
+    assert (first.action, first.at) == ("renotify", t0 + timedelta(hours=24))
+    second = next_step(policy=DEFAULT, first_sent_at=t0, attempts=2, escalation_level=0)
+    assert (second.action, second.at) == ("renotify", t0 + timedelta(hours=48))  # ties: the re-send first
+    third = next_step(policy=DEFAULT, first_sent_at=t0, attempts=3, escalation_level=0)
+    assert (third.action, third.at) == ("escalate", t0 + timedelta(hours=48))
+    to_desk = next_step(policy=DEFAULT, first_sent_at=t0, attempts=4, escalation_level=1)
+    assert (to_desk.action, to_desk.at) == ("escalate", t0 + timedelta(hours=96))
+    done = next_step(policy=DEFAULT, first_sent_at=t0, attempts=4, escalation_level=2)
+    assert (done.action, done.at) == ("expire", t0 + timedelta(days=14))
+
+
+def test_alerts_are_not_escalated_and_a_policy_without_steps_has_none() -> None:
+    t0 = utc(2026, 3, 2, 9, 0)
+    assert next_step(policy=ALERT, first_sent_at=t0, attempts=1, escalation_level=0).action == "renotify"
+    assert next_step(policy=ALERT, first_sent_at=t0, attempts=4, escalation_level=0).action == "expire"
+    quiet = KindPolicy(renotify_after=None, escalate_after=None, desk_after=None, expire_after=None)
+    plan = next_step(policy=quiet, first_sent_at=t0, attempts=1, escalation_level=0)
+    assert plan.action is None and plan.at is None
