@@ -24,12 +24,15 @@ from services.bot.deliveries import build_replies_router, on_deliver
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
+from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
+from services.bot.routers.handover import build_handover_router
 from services.bot.routers.language import build_language_router
 from services.bot.routers.me import build_me_router, commands
+from services.bot.routers.pending import build_pending_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
@@ -50,7 +53,7 @@ def make_bot(settings: Settings) -> Bot:
     return bot
 
 
-def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, clock: Clock,
+def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, settings: Settings, db: Database, clock: Clock,
                     languages: Languages, storage: SqlStorage) -> Dispatcher:
     dp = Dispatcher(storage=storage)
     language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
@@ -62,8 +65,10 @@ def make_dispatcher(*, roster: RosterClient, settings: Settings, db: Database, c
     dp.include_routers(
         build_start_router(roster=roster, attempts=Attempts()),
         build_language_router(),
-        build_me_router(),
+        build_me_router(notify=notify),
+        build_pending_router(notify=notify),
         build_replies_router(db=db, clock=clock),
+        build_handover_router(db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
         build_fallback_router(),
     )
@@ -111,8 +116,9 @@ class BotApp:
         roster = RosterClient(self.bus, timeout=s.query_timeout_seconds, person_cache_seconds=s.person_cache_seconds)
         storage = SqlStorage(self.db, cache=s.mode == "polling")  # polling: this process alone holds the conversations
         await storage.load()
-        dp = make_dispatcher(roster=roster, settings=s, db=self.db, clock=self.clock, languages=languages,
-                             storage=storage)
+        notify = NotifyClient(self.bus, timeout=s.query_timeout_seconds)
+        dp = make_dispatcher(roster=roster, notify=notify, settings=s, db=self.db, clock=self.clock,
+                             languages=languages, storage=storage)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()

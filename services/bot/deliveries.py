@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -23,6 +24,7 @@ from sqlmodel import col, select
 
 from services.bot.callbacks import NotificationReply
 from services.bot.models import Delivery
+from services.bot.routers import handover
 from shared import events
 from shared.clock import Clock
 from shared.events import Envelope
@@ -30,6 +32,7 @@ from shared.store import Database
 
 log = structlog.get_logger("bot")
 SOURCE = "bot"
+WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
 
 
 async def _recorded(db: Database, event: events.DeliverTelegram) -> Delivery | None:
@@ -72,7 +75,8 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
     router = Router(name="notification-replies")
 
     @router.callback_query(NotificationReply.filter(F.r.regexp(r"^[a-z_]{1,16}$")))
-    async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: dict[str, Any] | None) -> None:
+    async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: dict[str, Any] | None,
+                      state: FSMContext) -> None:
         try:
             notification_id = uuid.UUID(hex=callback_data.n)
         except ValueError:
@@ -96,5 +100,7 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
         await callback.answer(_("Thank you: recorded."))
         if callback.message is not None:
             await callback.message.edit_reply_markup(reply_markup=None)  # type: ignore[union-attr]
+            if callback_data.r == WRITE_HANDOVER and person is not None:  # the prompt's "write it now"
+                await handover.begin(callback.message, state, person)  # type: ignore[arg-type]
 
     return router

@@ -5,3 +5,13 @@ class ContactsSearch(StatesGroup):
     """/contacts with nothing after it: ask, then search the next message."""
 
     waiting_for_query = State()
+
+
+class HandoverWriting(StatesGroup):
+    """/handover: the note for the successor, one question at a time (kept across restarts)."""
+
+    key_counterparts = State()
+    open_issues = State()
+    recurring_meetings = State()
+    where_files_live = State()
+    advice_to_successor = State()

@@ -6,10 +6,12 @@ import asyncio
 from dataclasses import dataclass, field
 
 import structlog
+from nats.micro.service import Service
 
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
 from services.notify.models import NOTIFY_TABLES
+from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
 from services.notify.scheduler import DueWork
 from shared.bus import Bus, ConsumerRunner
@@ -19,6 +21,7 @@ from shared.service import open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("notify")
+VERSION = "0.1.0"
 
 
 @dataclass
@@ -31,6 +34,7 @@ class NotifyApp:
     due: DueWork | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     health: HealthServer | None = None
+    service: Service | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -47,6 +51,7 @@ class NotifyApp:
                                          max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
         for consumer in self.consumers:
             consumer.start()
+        self.service = await NotifyQueries(db=self.db).serve(self.bus.nc, version=VERSION)
         log.info("notify_started", health_port=self.health.port)
 
     async def readiness(self) -> dict[str, bool]:
@@ -58,6 +63,8 @@ class NotifyApp:
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.consumers))
+        if self.service is not None:
+            await self.service.stop()
         if self.due is not None:
             await self.due.stop()
         if self.relay is not None:

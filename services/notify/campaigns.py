@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 from services.notify.store import Request
 from shared import events
+from shared.events import ReplyButton
 from shared.regions import country_name
 
 REMINDER_DAYS = (14, 7)
@@ -27,6 +28,7 @@ class Audience:
     person_ids: tuple[uuid.UUID, ...] = ()
     role: str | None = None
     region: str | None = None
+    or_role: str | None = None  # when nobody holds `role` there: these instead (the CMCS desk)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def handover_campaign(e: events.DeploymentEndingSoon) -> list[Ask]:
               "handover note for your successor:\n"
               "• key counterparts\n• open access or humanitarian notification issues\n• recurring meetings\n"
               "• where files live\n• advice to your successor\n"
-              "Send /handover and I will take it step by step."),
+              "Press the button or send /handover and I will take it step by step."),
+        buttons=(ReplyButton(label="Write it now", reply="handover"),),
     )
     asks = [Ask(prompt, officer)]
     for days in REMINDER_DAYS:
@@ -76,7 +79,7 @@ def handover_missing(e: events.DeploymentEnded, officer_name: str) -> list[Ask]:
             f"on {_day(e.ended_on)} without one. Their successor starts without it.")
     request = Request(kind="handover.missing", about=str(e.deployment_id), occurrence=str(e.ended_on), text=text,
                       region=e.region)
-    return [Ask(request, Audience(role="regional_adviser", region=e.region))]
+    return [Ask(request, Audience(role="regional_adviser", region=e.region, or_role="cmcs_desk"))]
 
 
 HANDOVER_OPEN_KINDS = ("handover.prompt", "handover.reminder")

@@ -62,7 +62,10 @@ class FactsConsumer:
             if audience.person_ids:
                 return await self.roster.people(audience.person_ids)
             assert audience.role is not None
-            return await self.roster.holders(audience.role, audience.region)
+            found = await self.roster.holders(audience.role, audience.region)
+            if not found and audience.or_role is not None:
+                found = await self.roster.holders(audience.or_role)
+            return found
         except (QueryError, NatsError, TimeoutError) as err:
             raise TransientError(f"roster did not answer: {err}", delay=2.0) from err
 

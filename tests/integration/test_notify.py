@@ -31,11 +31,11 @@ from tests.integration.telegram_users import User
 HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
 PEOPLE = {  # email -> (Telegram user id or None, row)
     "awa@ocha.example": (9801, "Awa Traoré,awa@ocha.example,+223 1,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer"),
-    "jean@ocha.example": (9802, "Jean Ndiaye,jean@ocha.example,+221 1,OCHA,SN,Dakar,Regional CMCoord Adviser,"
-                                "regional_adviser"),
+    "jean@ocha.example": (9802, ("Jean Ndiaye,jean@ocha.example,+221 1,OCHA,SN,Dakar,Regional CMCoord Adviser,"
+                                 "regional_adviser")),
     "maria@ocha.example": (9803, "Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk"),
-    "somchai@ocha.example": (9804, "Somchai Wong,somchai@ocha.example,+66 1,OCHA,TH,Bangkok,CMCoord Officer,"
-                                   "cmcoord_officer"),
+    "somchai@ocha.example": (9804, ("Somchai Wong,somchai@ocha.example,+66 1,OCHA,TH,Bangkok,CMCoord Officer,"
+                                    "cmcoord_officer")),
     "noone@ocha.example": (None, "Nadia Unlinked,noone@ocha.example,+227 1,OCHA,NE,Niamey,Focal Point,focal_point"),
 }
 ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
@@ -251,3 +251,128 @@ async def test_gapped_alerts_until_filled(
                                          person_id=uuid.uuid4(), filled_on=date(2026, 3, 2),
                                          gapped_since=date(2026, 2, 20)), source="roster")
     await eventually(lambda: _state(notify, "expired", 4), what="open alerts closed when the post is filled")
+
+
+async def _deployment_of(roster_settings: Settings, person_id: uuid.UUID) -> Any:
+    from services.roster.models import Deployment, Post
+
+    db = Database(roster_settings.db_url)
+    async with db.read() as session:
+        dep, post = (await session.exec(select(Deployment, Post).join(Post).where(
+            Deployment.person_id == person_id))).one()
+    await db.dispose()
+    return dep, post
+
+
+def ending_soon(dep: Any, post: Any, planned_end: date) -> events.DeploymentEndingSoon:
+    return events.DeploymentEndingSoon(
+        deployment_id=dep.id, person_id=dep.person_id, post_id=post.id, country=post.country, region=post.region,
+        role=dep.role, start=dep.start, planned_end=planned_end, days_left=21)
+
+
+async def _last_with(user: User, needle: str) -> dict[str, Any] | None:
+    found = [m for m in await user.messages() if needle in (m["text"] or "")]
+    return found[-1] if found else None
+
+
+async def test_the_handover_story_prompt_note_over_a_bot_restart_then_reminders_stop(
+    tmp_path: Path, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID], nats_server: NatsServer,
+) -> None:
+    dep, post = await _deployment_of(roster_settings, people["awa@ocha.example"])
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    awa = User(sandbox_url, 9801)
+    prompt = await eventually(lambda: _last_with(awa, "handover note for your successor"), what="the prompt")
+    assert "• where files live" in prompt["text"]
+    button = prompt["reply_markup"]["inline_keyboard"][0][0]
+    assert button["text"] == "Write it now"
+    await awa.press(prompt["message_id"], button["callback_data"])
+    await eventually(lambda: _last_with(awa, "1/5 Key counterparts"), what="the first question")
+    assert "2/5" in (await awa.reply_to("Liaison officer at the force HQ, via the G-CMCoord cell"))["text"]
+    assert "3/5" in (await awa.reply_to("-"))["text"]
+
+    await bot.stop()  # the bot goes down in the middle of the note
+    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
+    try:
+        resumed = await awa.reply_to("/handover")
+        assert "We were at question 3" in resumed["text"]
+        assert "4/5" in (await awa.reply_to("Access working group, Mondays 10:00"))["text"]
+        assert "5/5" in (await awa.reply_to("OCHA Mali SharePoint > CMCoord"))["text"]
+        assert "Thank you" in (await awa.reply_to("Meet the liaison officer in your first week."))["text"]
+    finally:
+        await restarted.stop()
+
+    # the roster stored it (roster.handover.recorded): the reminders are closed, nothing more goes out
+    async def reminders_closed() -> list[Notification] | None:
+        found = await notifications(notify, kind="handover.reminder")
+        return found if len(found) == 2 and all(n.state == "expired" for n in found) else None
+
+    await eventually(reminders_closed, what="reminders closed by the note")
+    (prompt_row,) = await notifications(notify, kind="handover.prompt")
+    assert prompt_row.state == "acknowledged" and prompt_row.reply == "handover"
+    recorded = await stream_events(bus.js, "ROSTER", type_prefix="roster.handover.recorded")
+    assert [e.data["deployment_id"] for e in recorded] == [str(dep.id)]
+    sent_before = len(await awa.messages())
+    clock.set(datetime.combine(end - timedelta(days=7), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12))
+    notify.due.wake()
+    await eventually(lambda: _no_due(notify), what="nothing due")
+    assert len(await awa.messages()) == sent_before
+
+
+async def _no_due(app: notify_bootstrap.NotifyApp) -> bool:
+    return all(n.due_at is None or n.due_at.replace(tzinfo=UTC) > app.clock.now() for n in await notifications(app))
+
+
+async def test_without_a_note_reminders_come_then_the_desk_hears_when_the_officer_left(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    dep, post = await _deployment_of(roster_settings, people["somchai@ocha.example"])
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    somchai = User(sandbox_url, 9804)
+    await eventually(lambda: _last_with(somchai, "handover note for your successor"), what="the prompt")
+    (fourteen,) = [n for n in await notifications(notify, kind="handover.reminder") if n.occurrence.endswith("-14d")]
+    # due at 09:00 in Bangkok, 14 days before the end
+    assert fourteen.due_at is not None
+    assert fourteen.due_at.replace(tzinfo=UTC) == datetime.combine(end - timedelta(days=14), datetime.min.time(),
+                                                                   tzinfo=UTC) + timedelta(hours=2)
+    clock.set(fourteen.due_at.replace(tzinfo=UTC) + timedelta(minutes=1))
+    notify.due.wake()
+    reminder = await eventually(lambda: _last_with(somchai, "Reminder: your deployment"), what="the 14-day reminder")
+    assert "(14 days)" in reminder["text"]
+    await publish(bus, events.DeploymentEnded(
+        deployment_id=dep.id, person_id=dep.person_id, post_id=post.id, country=post.country, region=post.region,
+        role=dep.role, start=dep.start, planned_end=end, ended_on=end), source="roster")
+    # nobody advises ROAP in this roster: the CMCS desk hears instead, once its night in Geneva is over
+    async def held() -> list[Notification] | None:
+        found = await notifications(notify, kind="handover.missing")
+        return found if found and found[0].due_at and found[0].due_at.replace(tzinfo=UTC) > clock.now() else None
+
+    (missing,) = await eventually(held, what="the alert held for the night")
+    assert missing.due_at is not None
+    clock.set(missing.due_at.replace(tzinfo=UTC))
+    notify.due.wake()
+    desk = await eventually(lambda: _last_with(User(sandbox_url, 9803), "No handover note"), what="the desk told")
+    assert desk["text"].startswith("No handover note: Somchai Wong left")
+    (seven,) = [n for n in await notifications(notify, kind="handover.reminder") if n.occurrence.endswith("-7d")]
+    assert seven.state == "expired"
+
+
+async def test_pending_lists_what_waits_and_answers_from_the_list(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    awa = User(sandbox_url, 9801)
+    assert "Nothing is waiting for your answer" in (await awa.reply_to("/pending"))["text"]
+    await publish(bus, request([people["awa@ocha.example"]], text="Access: the Gao road reopens Monday.\nDetails..."))
+    await eventually(lambda: _state(notify, "sent"), what="delivered")
+    me = await awa.reply_to("/me")
+    assert "<b>You still owe</b>" in me["text"] and "answers to 1 messages: /pending" in me["text"]
+    listing = await awa.reply_to("/pending")
+    assert "1. Access: the Gao road reopens Monday." in listing["text"] and "Details" not in listing["text"]
+    button = listing["reply_markup"]["inline_keyboard"][0][0]
+    assert button["text"] == "1. Acknowledge"
+    await awa.press(listing["message_id"], button["callback_data"])
+    await eventually(lambda: _state(notify, "acknowledged"), what="acknowledged from the list")
+    assert "Nothing is waiting for your answer" in (await awa.reply_to("/pending"))["text"]

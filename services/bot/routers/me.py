@@ -11,12 +11,16 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.filters import IsRegistered
+from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.render import contact_card
+from services.bot.routers.pending import owed_lines
 from services.bot.routers.start import NOT_REGISTERED
 
 COMMANDS = {
     "contacts": __("Who to call: /contacts Mali, ROWCA, WFP or a name"),
     "me": __("My post, end date and hats"),
+    "handover": __("Write the handover note for my successor"),
+    "pending": __("What still waits for my answer"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -32,12 +36,14 @@ def help_text() -> str:
         "<b>CMCoord Hub</b>\n"
         "/contacts <i>country, region, organisation or name</i>: who to call\n"
         "/me: your post, end date, other hats and flags\n"
+        "/handover: write the handover note for your successor\n"
+        "/pending: what still waits for your answer\n"
         "/lang: English, français or العربية\n"
         "/help: this message"
     )
 
 
-def build_me_router() -> Router:
+def build_me_router(*, notify: NotifyClient) -> Router:
     router = Router(name="me")
 
     @router.message(Command("help"))
@@ -46,6 +52,13 @@ def build_me_router() -> Router:
 
     @router.message(Command("me"), IsRegistered())
     async def me(message: Message, person: dict[str, Any]) -> None:
-        await message.answer(_("<b>You</b>") + "\n" + contact_card(person))
+        text = _("<b>You</b>") + "\n" + contact_card(person)
+        try:
+            owed = owed_lines(await notify.pending(person["person_id"]))
+        except NotifyUnavailable:
+            owed = [_("(what you still owe is not available right now)")]
+        if owed:
+            text += "\n\n" + _("<b>You still owe</b>") + "\n" + "\n".join(owed)
+        await message.answer(text)
 
     return router

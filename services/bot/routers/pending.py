@@ -1,0 +1,58 @@
+"""/pending: what still waits for my answer, with its buttons again."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.bot.callbacks import NotificationReply
+from services.bot.filters import IsRegistered
+from services.bot.notify_client import NotifyClient, NotifyUnavailable
+
+SHOWN = 10
+
+
+def owed_lines(items: list[dict[str, Any]]) -> list[str]:
+    """What /me lists under "you still owe"."""
+    lines = []
+    if any(i["kind"].startswith("handover.") for i in items):
+        lines.append(_("• your handover note: /handover"))
+    answers = [i for i in items if not i["kind"].startswith("handover.")]
+    if answers:
+        lines.append(_("• answers to {n} messages: /pending").format(n=len(answers)))
+    return lines
+
+
+def build_pending_router(*, notify: NotifyClient) -> Router:
+    router = Router(name="pending")
+    router.message.filter(IsRegistered())
+
+    @router.message(Command("pending"))
+    async def pending(message: Message, person: dict[str, Any]) -> None:
+        try:
+            items = await notify.pending(person["person_id"])
+        except NotifyUnavailable:
+            await message.answer(_("I cannot reach the notifications right now. Please try again in a moment."))
+            return
+        if not items:
+            await message.answer(_("Nothing is waiting for your answer."))
+            return
+        lines = [_("<b>Waiting for your answer</b>")]
+        keyboard = InlineKeyboardBuilder()
+        for number, item in enumerate(items[:SHOWN], start=1):
+            first_line = item["text"].splitlines()[0]
+            lines.append(f"{number}. {escape(first_line[:160])}")
+            for button in item["buttons"]:
+                keyboard.button(text=f"{number}. {button['label']}",
+                                callback_data=NotificationReply(n=item["notification_id"].replace("-", ""),
+                                                                r=button["reply"]))
+        keyboard.adjust(2)
+        await message.answer("\n".join(lines), reply_markup=keyboard.as_markup())
+
+    return router
