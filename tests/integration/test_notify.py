@@ -1,5 +1,6 @@
 """Notify end to end: real nats-server, SQLite, the roster, the bot on the sandbox; a clock the test sets."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ from shared.clock import ManualClock
 from shared.events import Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import eventually, stream_events
+from tests.helpers import cli, eventually, service_env, stream_events
 from tests.integration.conftest import started_bot
 from tests.integration.telegram_users import User
 
@@ -164,6 +165,12 @@ async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowle
             select(Transition).where(Transition.notification_id == original.id).order_by(Transition.id))).all()]
     assert steps == [(None, "queued"), ("queued", "sent"), ("sent", "escalated"), ("escalated", "escalated"),
                      ("escalated", "acknowledged")]
+    code, out, err = await cli("notify", "stats", "--format", "json", "--kind", "test.notice",
+                               env=service_env(notify.settings.home, notify.settings.nats_url))
+    assert code == 0, err
+    (figures,) = json.loads(out)
+    assert (figures["sent"], figures["acknowledged"], figures["escalated"], figures["ack_rate"]) == (1, 1, 1, 1.0)
+    assert figures["ack_median_minutes"] >= 96 * 60
     published = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
     assert [e.data["to_state"] for e in published if e.data["notification_id"] == str(original.id)] == [
         "queued", "sent", "escalated", "escalated", "acknowledged"]

@@ -52,3 +52,26 @@ def test_alerts_are_not_escalated_and_a_policy_without_steps_has_none() -> None:
     quiet = KindPolicy(renotify_after=None, escalate_after=None, desk_after=None, expire_after=None)
     plan = next_step(policy=quiet, first_sent_at=t0, attempts=1, escalation_level=0)
     assert plan.action is None and plan.at is None
+
+
+def test_figures_keep_sent_and_acknowledged_apart() -> None:
+    import uuid
+
+    from services.notify.models import Notification
+    from services.notify.stats import figures
+
+    t0 = utc(2026, 3, 2, 9, 0)
+
+    def n(state: str, *, sent: bool = True, ack_after: int | None = None, level: int = 0, region: str = "ROWCA") -> Notification:
+        return Notification(id=uuid.uuid4(), kind="post.gapped", subject="p", occurrence="1", person_id=uuid.uuid4(),
+                            text="t", state=state, created_at=t0, sent_at=t0 if sent else None, escalation_level=level,
+                            region=region,
+                            acknowledged_at=t0 + timedelta(minutes=ack_after) if ack_after is not None else None)
+
+    rows = [n("acknowledged", ack_after=10), n("acknowledged", ack_after=30), n("acknowledged", ack_after=120, level=1),
+            n("sent"), n("failed", sent=False), n("queued", sent=False), n("sent", region="ROAP")]
+    asia, west = figures(rows)  # sorted by kind, then region
+    assert (asia.region, asia.total, asia.sent, asia.acknowledged, asia.ack_rate) == ("ROAP", 1, 1, 0, 0.0)
+    assert (west.total, west.sent, west.acknowledged, west.escalated, west.failed, west.waiting) == (6, 4, 3, 1, 1, 1)
+    assert west.ack_rate == 0.75
+    assert (west.ack_median_minutes, west.ack_p90_minutes) == (30.0, 120.0)

@@ -1,0 +1,74 @@
+"""`cmcoord notify ...`: figures from the notify store (CMCOORD_NOTIFY_DATABASE_URL or the SQLite file under CMCOORD_HOME)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+
+import typer
+from sqlmodel import col, select
+
+from services.notify.config import Settings
+from services.notify.models import NOTIFY_TABLES, Notification
+from services.notify.stats import Figures, figures
+from shared.logging import configure_logging
+from shared.regions import resolve_region
+from shared.store import Database
+
+app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
+COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "escalated", "failed", "expired", "waiting", "ack_rate",
+           "ack_median_minutes", "ack_p90_minutes")
+
+
+@app.callback()
+def _logging() -> None:
+    configure_logging(service="notify-cli", fmt="console", level="error")
+
+
+async def load(settings: Settings, *, since: date | None, region: str | None, kind: str | None) -> list[Figures]:
+    db = Database(settings.db_url)
+    await db.create_tables(NOTIFY_TABLES)
+    try:
+        query = select(Notification)
+        if since is not None:
+            query = query.where(col(Notification.created_at) >= datetime.combine(since, datetime.min.time(), UTC))
+        if region is not None:
+            query = query.where(Notification.region == region)
+        if kind is not None:
+            query = query.where(Notification.kind == kind)
+        async with db.read() as session:
+            return figures((await session.exec(query)).all())
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def stats(
+    since: str = typer.Option(None, help="only notifications created on or after this day (YYYY-MM-DD)"),
+    region: str = typer.Option(None, help="an OCHA region, e.g. ROWCA"),
+    kind: str = typer.Option(None, help="a notification kind, e.g. post.gapped"),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+) -> None:
+    """Sent (Telegram accepted), acknowledged (a button pressed), escalated, failed; time to acknowledge."""
+    day = None
+    if since:
+        try:
+            day = date.fromisoformat(since)
+        except ValueError:
+            raise typer.BadParameter(f"{since!r} is not a date (YYYY-MM-DD)", param_hint="--since") from None
+    code = None
+    if region:
+        code = resolve_region(region)
+        if code is None:
+            raise typer.BadParameter(f"unknown region {region!r}", param_hint="--region")
+    rows = asyncio.run(load(Settings(), since=day, region=code, kind=kind))
+    if fmt == "json":
+        typer.echo(json.dumps([f.as_dict() for f in rows], indent=2))
+        return
+    table = [COLUMNS] + [tuple("-" if v is None else str(v) for v in f.as_dict().values()) for f in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    for r in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if not rows:
+        typer.echo("(no notifications)")
