@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from services.notify.recipients import Recipient
 from services.notify.store import Request
 from shared import events
 from shared.events import ReplyButton
@@ -80,6 +81,35 @@ def handover_missing(e: events.DeploymentEnded, officer_name: str) -> list[Ask]:
     request = Request(kind="handover.missing", about=str(e.deployment_id), occurrence=str(e.ended_on), text=text,
                       region=e.region)
     return [Ask(request, Audience(role="regional_adviser", region=e.region, or_role="cmcs_desk"))]
+
+
+def introductions(e: events.DeploymentAssigned, *, outgoing: Recipient, outgoing_end: date, incoming: Recipient,
+                  post_title: str, station: str) -> list[Ask]:
+    """A successor assigned: each gets the other's contacts."""
+    about, where = str(e.deployment_id), f"{post_title}, {station}"
+    to_outgoing = Request(
+        kind="handover.introduction", about=about, occurrence="outgoing", region=e.region,
+        text=(f"Your successor on {where}: {incoming.name}" + (f" ({incoming.organisation})" if incoming.organisation
+              else "") + f", starting {_day(e.start)}.\n{incoming.contact_line()}\nYour handover note goes to them "
+              "as soon as it is written (/handover)."))
+    to_incoming = Request(
+        kind="handover.introduction", about=about, occurrence="incoming", region=e.region,
+        text=(f"You take over {where} from {outgoing.name}" + (f" ({outgoing.organisation})" if outgoing.organisation
+              else "") + f", who leaves on {_day(outgoing_end)}.\n{outgoing.contact_line()}\nTheir handover note "
+              "comes to you here as soon as it exists."))
+    return [Ask(to_outgoing, Audience(person_ids=(outgoing.person_id,))),
+            Ask(to_incoming, Audience(person_ids=(incoming.person_id,)))]
+
+
+def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: dict[str, object], outgoing_name: str,
+                       incoming: uuid.UUID) -> Ask:
+    sections = [("Key counterparts", "key_counterparts"), ("Open access or notification issues", "open_issues"),
+                ("Recurring meetings", "recurring_meetings"), ("Where files live", "where_files_live"),
+                ("Advice", "advice_to_successor")]
+    body = "\n".join(f"{title}: {note[key]}" for title, key in sections if note.get(key))
+    request = Request(kind="handover.note", about=str(outgoing_deployment_id), occurrence=f"rev{note['revision']}",
+                      text=f"Handover note from {outgoing_name}:\n{body or '(empty)'}"[:3400])
+    return Ask(request, Audience(person_ids=(incoming,)))
 
 
 HANDOVER_OPEN_KINDS = ("handover.prompt", "handover.reminder")

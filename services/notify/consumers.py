@@ -10,16 +10,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from typing import Any
 
 import structlog
 from nats.errors import Error as NatsError
+from sqlmodel import select
 
 from services.notify import campaigns
 from services.notify import store as st
 from services.notify.campaigns import Ask, Audience
-from services.notify.models import HandoverSeen
+from services.notify.models import HandoverSeen, Succession
 from services.notify.policy import KindPolicy
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import SOURCE, Request
@@ -57,17 +60,20 @@ class FactsConsumer:
         self.db, self.clock, self.roster, self.wake = db, clock, roster, wake
         self.policies = policies
 
-    async def _who(self, audience: Audience) -> list[Recipient]:
+    async def _roster(self, call: Awaitable[Any]) -> Any:
         try:
-            if audience.person_ids:
-                return await self.roster.people(audience.person_ids)
-            assert audience.role is not None
-            found = await self.roster.holders(audience.role, audience.region)
-            if not found and audience.or_role is not None:
-                found = await self.roster.holders(audience.or_role)
-            return found
+            return await call
         except (QueryError, NatsError, TimeoutError) as err:
             raise TransientError(f"roster did not answer: {err}", delay=2.0) from err
+
+    async def _who(self, audience: Audience) -> list[Recipient]:
+        if audience.person_ids:
+            return await self._roster(self.roster.people(audience.person_ids))
+        assert audience.role is not None
+        found = await self._roster(self.roster.holders(audience.role, audience.region))
+        if not found and audience.or_role is not None:
+            found = await self._roster(self.roster.holders(audience.or_role))
+        return list(found)
 
     async def _create(self, envelope: Envelope, asks: Sequence[Ask],
                       then: Callable[[UnitOfWork], Awaitable[None]] | None = None) -> None:
@@ -103,13 +109,57 @@ class FactsConsumer:
             written = await session.get(HandoverSeen, e.deployment_id) is not None
         await self._create(envelope, [] if written else campaigns.handover_campaign(e))
 
+    async def on_assigned(self, envelope: Envelope, e: events.DeploymentAssigned) -> None:
+        """A successor on a post still held: introductions, and the note if it exists."""
+        asks: list[Ask] = []
+        succession: Succession | None = None
+        if e.planned_end >= self.clock.now().date():
+            holders = await self._roster(self.roster.post_holders(e.post_id))
+            outgoing = [h for h in holders if h["person"]["person_id"] != str(e.person_id)
+                        and date.fromisoformat(h["deployment"]["start"]) < e.start]
+            if outgoing:
+                held = max(outgoing, key=lambda h: h["deployment"]["planned_end"])
+                out_id, out_dep = uuid.UUID(held["person"]["person_id"]), held["deployment"]
+                people = {r.person_id: r for r in await self._who(Audience(person_ids=(out_id, e.person_id)))}
+                if out_id in people and e.person_id in people:
+                    asks = campaigns.introductions(e, outgoing=people[out_id], incoming=people[e.person_id],
+                                                   outgoing_end=date.fromisoformat(out_dep["planned_end"]),
+                                                   post_title=out_dep["title"], station=out_dep["duty_station"])
+                    succession = Succession(outgoing_deployment_id=uuid.UUID(out_dep["deployment_id"]),
+                                            incoming_person_id=e.person_id, incoming_deployment_id=e.deployment_id,
+                                            post_id=e.post_id, recorded_at=self.clock.now())
+                    note = await self._roster(self.roster.handover_note(succession.outgoing_deployment_id))
+                    if note is not None:
+                        asks.append(campaigns.note_for_successor(
+                            outgoing_deployment_id=succession.outgoing_deployment_id, note=note,
+                            outgoing_name=people[out_id].name, incoming=e.person_id))
+
+        async def remember(uow: UnitOfWork) -> None:
+            if succession is not None and await uow.session.get(
+                    Succession, (succession.outgoing_deployment_id, succession.incoming_person_id)) is None:
+                uow.session.add(succession)
+
+        await self._create(envelope, asks, then=remember)
+
     async def on_handover_recorded(self, envelope: Envelope, e: events.HandoverRecorded) -> None:
+        async with self.db.read() as session:
+            successors = (await session.exec(
+                select(Succession).where(Succession.outgoing_deployment_id == e.deployment_id))).all()
+        asks: list[Ask] = []
+        if successors:
+            note = await self._roster(self.roster.handover_note(e.deployment_id))
+            author = await self._who(Audience(person_ids=(e.person_id,)))
+            if note is not None:
+                asks = [campaigns.note_for_successor(outgoing_deployment_id=e.deployment_id, note=note,
+                                                     outgoing_name=author[0].name if author else "your predecessor",
+                                                     incoming=s.incoming_person_id) for s in successors]
+
         async def settle(uow: UnitOfWork) -> None:
             await st.handover_seen(uow, e, self.clock.now())
             await st.expire_open(uow, kinds=campaigns.HANDOVER_OPEN_KINDS, about=str(e.deployment_id),
                                  reason="handover note written", now=self.clock.now())
 
-        await self._create(envelope, [], then=settle)
+        await self._create(envelope, asks, then=settle)
 
     async def on_ended(self, envelope: Envelope, e: events.DeploymentEnded) -> None:
         async with self.db.read() as session:
@@ -132,6 +182,7 @@ class FactsConsumer:
             events.DeploymentEndingSoon: self.on_ending_soon,
             events.DeploymentEnded: self.on_ended,
             events.HandoverRecorded: self.on_handover_recorded,
+            events.DeploymentAssigned: self.on_assigned,
         }
 
 

@@ -63,9 +63,20 @@ class HandoverSeen(SQLModel, table=True):
     recorded_at: datetime
 
 
+class Succession(SQLModel, table=True):
+    """A successor assigned to a post still held: the outgoing officer's note goes to them."""
+
+    outgoing_deployment_id: uuid.UUID = Field(primary_key=True)
+    incoming_person_id: uuid.UUID = Field(primary_key=True)
+    incoming_deployment_id: uuid.UUID
+    post_id: uuid.UUID
+    recorded_at: datetime
+
+
 NOTIFY_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     Notification.__table__,  # type: ignore[attr-defined]
     Transition.__table__,  # type: ignore[attr-defined]
     HandoverSeen.__table__,  # type: ignore[attr-defined]
+    Succession.__table__,  # type: ignore[attr-defined]
 )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.bus import Bus
+from shared.bus import Bus, QueryError
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,14 @@ class Recipient:
     telegram_user_id: int | None
     timezone: str
     regions: tuple[str, ...]
+    organisation: str = ""
+    phone: str = ""
+    email: str = ""
+    telegram_username: str = ""
+
+    def contact_line(self) -> str:
+        parts = [self.phone, self.email, f"@{self.telegram_username}" if self.telegram_username else ""]
+        return " · ".join(p for p in parts if p)
 
     @property
     def region(self) -> str | None:
@@ -26,7 +34,9 @@ class Recipient:
     @classmethod
     def from_answer(cls, row: dict[str, Any]) -> Recipient:
         return cls(person_id=uuid.UUID(row["person_id"]), name=row["name"], telegram_user_id=row["telegram_user_id"],
-                   timezone=row["timezone"] or "UTC", regions=tuple(row["regions"]))
+                   timezone=row["timezone"] or "UTC", regions=tuple(row["regions"]),
+                   organisation=row.get("organisation", ""), phone=row.get("phone", ""), email=row.get("email", ""),
+                   telegram_username=row.get("telegram_username", ""))
 
 
 class Roster:
@@ -46,6 +56,21 @@ class Roster:
         if not person_ids:
             return []
         return await self._ask({"person_ids": [str(p) for p in person_ids]})
+
+    async def post_holders(self, post_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Who holds a post today: [{person: card, deployment: card}]."""
+        answer = await self.bus.request("cmcoord.roster.svc.post_holder", {"post_id": str(post_id)},
+                                        timeout=self.timeout)
+        return list(answer["holders"])
+
+    async def handover_note(self, deployment_id: uuid.UUID) -> dict[str, Any] | None:
+        try:
+            return await self.bus.request("cmcoord.roster.svc.handover_note", {"deployment_id": str(deployment_id)},
+                                          timeout=self.timeout)
+        except QueryError as err:
+            if err.code == "404":
+                return None
+            raise
 
     async def holders(self, role: str, region: str | None = None) -> list[Recipient]:
         key = (role, region)

@@ -49,6 +49,10 @@ class PostQuery(BaseModel):
     post_id: uuid.UUID
 
 
+class DeploymentQuery(BaseModel):
+    deployment_id: uuid.UUID
+
+
 class RecipientsQuery(BaseModel):
     """Either people by id, or the holders of a role (in a region)."""
 
@@ -163,7 +167,7 @@ class RosterQueries:
 
     async def post_holder(self, payload: dict[str, Any]) -> Any:
         q = PostQuery.model_validate(payload)
-        snapshot = await self.snapshot()
+        snapshot = await self.fresh_snapshot()  # services decide on it: never from an older snapshot
         holders = [
             {"person": e.card.model_dump(mode="json"), "deployment": d.model_dump(mode="json")}
             for e in snapshot.deployed
@@ -188,7 +192,18 @@ class RosterQueries:
         async with self.db.read() as session:
             links = await store.telegram_links(session, [c.person_id for c in cards])
         return [{"person_id": str(c.person_id), "name": c.name, "telegram_user_id": links.get(c.person_id),
-                 "timezone": c.timezone, "regions": sorted({d.region for d in c.deployments})} for c in cards]
+                 "timezone": c.timezone, "regions": sorted({d.region for d in c.deployments}),
+                 "organisation": c.organisation, "phone": c.phone, "email": c.email,
+                 "telegram_username": c.telegram_username} for c in cards]
+
+    async def handover_note(self, payload: dict[str, Any]) -> Any:
+        """The handover note written for a deployment (for its successor)."""
+        q = DeploymentQuery.model_validate(payload)
+        async with self.db.read() as session:
+            note = await store.handover_note(session, deployment_id=q.deployment_id)
+        if note is None:
+            raise LookupError("no handover note for this deployment")
+        return note.model_dump(mode="json")
 
     async def counterparts(self, payload: dict[str, Any]) -> Any:
         q = CounterpartQuery.model_validate(payload)
@@ -232,6 +247,7 @@ class RosterQueries:
             ("register", self.register),
             ("counterparts", self.counterparts),
             ("recipients", self.recipients),
+            ("handover_note", self.handover_note),
         ):
             await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))
         return service

@@ -388,6 +388,10 @@ async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) ->
     return None if link is None else await session.get(Person, link.person_id)
 
 
+async def handover_note(session: AsyncSession, *, deployment_id: uuid.UUID) -> HandoverNote | None:
+    return (await session.exec(select(HandoverNote).where(HandoverNote.deployment_id == deployment_id))).first()
+
+
 async def telegram_links(session: AsyncSession, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     if not person_ids:
         return {}

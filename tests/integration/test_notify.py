@@ -383,3 +383,27 @@ async def test_pending_lists_what_waits_and_answers_from_the_list(
     await awa.press(listing["message_id"], button["callback_data"])
     await eventually(lambda: _state(notify, "acknowledged"), what="acknowledged from the list")
     assert "Nothing is waiting for your answer" in (await awa.reply_to("/pending"))["text"]
+
+
+async def test_a_successor_assigned_gets_introduced_and_then_receives_the_note(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    dep, post = await _deployment_of(roster_settings, people["awa@ocha.example"])
+    start = dep.planned_end + timedelta(days=1)
+    await publish(bus, events.DeploymentAssigned(
+        deployment_id=uuid.uuid4(), person_id=people["somchai@ocha.example"], post_id=post.id, country="ML",
+        region="ROWCA", role="cmcoord_officer", start=start, planned_end=start + timedelta(days=180)), source="roster")
+    awa, somchai = User(sandbox_url, 9801), User(sandbox_url, 9804)
+    to_awa = await eventually(lambda: _last_with(awa, "Your successor on CMCoord Officer, Bamako"), what="intro")
+    assert "Somchai Wong (OCHA)" in to_awa["text"] and "+66 1 · somchai@ocha.example" in to_awa["text"]
+    to_somchai = await eventually(lambda: _last_with(somchai, "You take over CMCoord Officer, Bamako"), what="intro")
+    assert "from Awa Traoré (OCHA)" in to_somchai["text"] and "+223 1 · awa@ocha.example" in to_somchai["text"]
+
+    await awa.reply_to("/handover")
+    for answer in ("The liaison officer at the force HQ", "-", "Access working group, Mondays", "SharePoint",
+                   "Listen first."):
+        await awa.reply_to(answer)
+    note = await eventually(lambda: _last_with(somchai, "Handover note from Awa Traoré"), what="the note")
+    assert "Key counterparts: The liaison officer at the force HQ" in note["text"]
+    assert "Open access" not in note["text"] and "Advice: Listen first." in note["text"]
