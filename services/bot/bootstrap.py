@@ -21,6 +21,7 @@ from aiohttp import web
 from services.bot import retry
 from services.bot.config import Settings
 from services.bot.deliveries import build_replies_router, on_deliver
+from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
@@ -46,10 +47,10 @@ from shared.store import Database, OutboxRelay
 log = structlog.get_logger("bot")
 
 
-def make_bot(settings: Settings) -> Bot:
+def make_bot(settings: Settings, gate: SendGate | None = None) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.sandbox_url)) if settings.uses_sandbox else None
     bot = Bot(settings.token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    retry.install(bot)
+    retry.install(bot, gate=gate)
     return bot
 
 
@@ -93,6 +94,7 @@ class BotApp:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
     bot: Bot | None = None
+    gate: SendGate | None = None
     bus: Bus | None = None
     health: HealthServer | None = None
     relay: OutboxRelay | None = None
@@ -110,7 +112,8 @@ class BotApp:
         self.health, self.bus = await open_infrastructure(
             service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
         )
-        self.bot = make_bot(s)
+        self.gate = SendGate(per_second=s.send_per_second, chat_interval=s.send_chat_interval_seconds)
+        self.bot = make_bot(s, self.gate)
         languages = Languages(self.db)
         await languages.load()
         roster = RosterClient(self.bus, timeout=s.query_timeout_seconds, person_cache_seconds=s.person_cache_seconds)

@@ -30,6 +30,9 @@ class Settings(ServiceSettings):
     webhook_host: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_path: str = "/telegram/webhook"
+    # Telegram's limits, kept by the bot (0: off): new messages per second, seconds between two to one chat
+    send_per_second: float = 29.0
+    send_chat_interval_seconds: float = 1.0
     throttle_per_second: float = 1.0
     throttle_burst: int = 5
 

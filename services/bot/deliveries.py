@@ -1,15 +1,17 @@
 """Notifications from notify: sent once per (notification, attempt), answered by a button.
 
-The Telegram call happens outside any database transaction. Only after
-Telegram accepted the message is the delivery recorded, together with its
-`bot.delivery.sent` event (outbox). A kill -9 between the two can repeat that
-one send; Telegram offers no idempotency key, so such a repeat is possible but
-limited to sends in flight.
+The Telegram call happens outside any database transaction: first the send is
+marked in flight (committed), then Telegram is called, then the delivery is
+recorded with its `bot.delivery.sent` event (outbox). A kill -9 between the
+marker and the record can repeat that one send (Telegram offers no idempotency
+key); the marker makes such a repeat known and counted (`Delivery.sends`), and
+only sends in flight at the kill can repeat.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from html import escape
 from typing import Any
 
@@ -22,6 +24,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel import col, select
 
+from services.bot import gate
 from services.bot.callbacks import NotificationReply
 from services.bot.models import Delivery
 from services.bot.routers import handover
@@ -35,14 +38,27 @@ SOURCE = "bot"
 WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
 
 
-async def _recorded(db: Database, event: events.DeliverTelegram) -> Delivery | None:
-    async with db.read() as session:
-        return (await session.exec(select(Delivery).where(
+async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> bool:
+    """Mark the send in flight (committed before the Telegram call); False if it
+    was done already. A marker left by a crash means Telegram may have taken the
+    message: the send is repeated, and counted."""
+    async with db.write() as session:
+        row = (await session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).first()
+        if row is not None and (row.message_id is not None or row.failed is not None):
+            return False
+        if row is None:
+            row = Delivery(notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
+                           chat_id=event.chat_id, at=clock.now())
+        else:
+            log.warning("delivery_repeated_after_crash", sends=row.sends + 1)
+        row.sends += 1
+        session.add(row)
+    return True
 
 
 async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock) -> None:
-    if await _recorded(db, event) is not None:
+    if not await _begin(db, event, clock):
         log.info("delivery_already_done")
         return
     keyboard = InlineKeyboardBuilder()
@@ -51,16 +67,19 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     failed: str | None = None
     message_id: int | None = None
     try:
-        sent = await bot.send_message(event.chat_id, escape(event.text),
-                                      reply_markup=keyboard.as_markup() if event.buttons else None)
+        with nullcontext() if event.urgent else gate.bulk():  # urgent ones go before a bulk fan-out
+            sent = await bot.send_message(event.chat_id, escape(event.text),
+                                          reply_markup=keyboard.as_markup() if event.buttons else None)
         message_id = sent.message_id
     except TelegramForbiddenError:
         failed = "blocked"
     except TelegramBadRequest as err:
         failed = f"refused: {err.message}"[:200]
     async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
-        uow.session.add(Delivery(notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
-                                 chat_id=event.chat_id, message_id=message_id, failed=failed, at=clock.now()))
+        row = (await uow.session.exec(select(Delivery).where(
+            Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).one()
+        row.message_id, row.failed, row.at = message_id, failed, clock.now()
+        uow.session.add(row)
         if failed is None:
             assert message_id is not None
             uow.emit(events.DeliverySent(notification_id=event.notification_id, attempt=event.attempt,

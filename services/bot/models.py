@@ -42,7 +42,8 @@ class LanguageChoice(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    """A notification attempt Telegram accepted (or refused): never sent twice."""
+    """A notification attempt: in flight (no message id, not failed), then
+    accepted or refused by Telegram. `sends` > 1: a crash mid-send repeated it."""
 
     __table_args__ = (UniqueConstraint("notification_id", "attempt"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -54,6 +55,7 @@ class Delivery(SQLModel, table=True):
     failed: str | None = None
     at: datetime
     replied: str | None = None
+    sends: int = 0
 
 
 BOT_TABLES: tuple[Table, ...] = (

@@ -16,8 +16,10 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods import GetUpdates, SendDocument, SendMessage, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+
+from services.bot.gate import SendGate
 
 log = structlog.get_logger("bot")
 
@@ -27,9 +29,10 @@ class RetryRequests(BaseRequestMiddleware):
     5xx and network errors: back off and send again, a few times; a network
     error may hide a send Telegram did take, so such retries are counted."""
 
-    def __init__(self, *, attempts: int = 8, max_backoff: float = 8.0) -> None:
+    def __init__(self, *, attempts: int = 8, max_backoff: float = 8.0, gate: SendGate | None = None) -> None:
         self.attempts = attempts
         self.max_backoff = max_backoff
+        self.gate = gate
         self.ambiguous_retries = 0
 
     async def __call__(
@@ -37,14 +40,19 @@ class RetryRequests(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if isinstance(method, GetUpdates):  # the polling loop has its own policy
             return await make_request(bot, method)
+        new_message = isinstance(method, SendMessage | SendDocument) and isinstance(method.chat_id, int)
         backoff = 0.5
         for attempt in range(1, self.attempts + 1):
             try:
+                if new_message and self.gate is not None:
+                    await self.gate.acquire(method.chat_id)  # type: ignore[attr-defined]
                 return await make_request(bot, method)
             except TelegramRetryAfter as err:
                 if attempt == self.attempts:
                     raise
                 log.info("telegram_flood_wait", method=method.__api_method__, retry_after=err.retry_after)
+                if self.gate is not None:
+                    self.gate.pause(err.retry_after)  # Telegram's flood wait holds for every send
                 await asyncio.sleep(err.retry_after)  # as Telegram asks
             except (TelegramServerError, TelegramNetworkError) as err:
                 if attempt == self.attempts:
