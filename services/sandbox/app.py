@@ -279,6 +279,16 @@ def build_app(sandbox: Sandbox) -> web.Application:
                                   "error_rate": f.error_rate, "error_status": f.error_status, "fail_next": f.fail_next,
                                   "blocked_user_ids": sorted(f.blocked_user_ids)})
 
+    async def counts(request: web.Request) -> web.Response:
+        """Messages from the bot per chat (`?contains=` text only), and when the first and last new
+        message were accepted (seconds, monotonic): what a fan-out test or benchmark needs in one call."""
+        contains = request.query.get("contains", "")
+        per_chat = {str(chat_id): sum(1 for m in chat.messages
+                                      if m["outgoing"] and contains in (m.get("text") or m.get("caption") or ""))
+                    for chat_id, chat in sandbox.chats.items()}
+        return web.json_response({"per_chat": {c: n for c, n in per_chat.items() if n},
+                                  "first_at": sandbox.stats.first_accepted_at, "last_at": sandbox.stats.last_accepted_at})
+
     async def stats(request: web.Request) -> web.Response:
         s = sandbox.stats
         return web.json_response({"accepted": s.accepted, "rate_limited": s.rate_limited, "errors": s.errors,
@@ -299,6 +309,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/sandbox/chats/{chat_id}/wait", wait)
     app.router.add_post("/sandbox/faults", faults)
     app.router.add_get("/sandbox/stats", stats)
+    app.router.add_get("/sandbox/counts", counts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/", page)

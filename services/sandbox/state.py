@@ -43,6 +43,8 @@ class Faults:
 @dataclass
 class Stats:
     accepted: int = 0
+    first_accepted_at: float | None = None  # monotonic seconds: a fan-out's rate
+    last_accepted_at: float | None = None
     rate_limited: int = 0
     errors: int = 0
     blocked: int = 0
@@ -207,6 +209,9 @@ class Sandbox:
         self._global.times.append(now)
         window.times.append(now)
         self.stats.accepted += 1
+        if self.stats.first_accepted_at is None:
+            self.stats.first_accepted_at = now
+        self.stats.last_accepted_at = now
 
     def bot_message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
         chat = self.chat(chat_id)

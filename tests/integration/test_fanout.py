@@ -1,0 +1,94 @@
+"""A fan-out of 1,000 notifications with the sandbox's Telegram limits on, notify and the bot
+as processes, each killed (-9) halfway: every chat gets its message; a repeat is possible only
+for the one send in flight when the bot died, and is counted."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlmodel import select
+
+from services.bot.models import Delivery
+from services.notify.store import notification_id
+from services.roster.bootstrap import RosterApp
+from services.roster.cli import import_text
+from services.roster.config import Settings
+from services.roster.models import Person, TelegramLink
+from services.roster.samples import generate
+from shared import events
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.events import Envelope
+from shared.natsserver import NatsServer, free_port
+from shared.store import Database
+from tests.helpers import eventually, service_env, start_service, stop_process
+
+OFFICERS = 1000
+FIRST_CHAT = 200_000
+
+
+async def link_everyone(settings: Settings, clock: ManualClock) -> list[Any]:
+    _, errors, _ = await import_text(generate(people=OFFICERS, today=clock.now().date()), settings=settings,
+                                     clock=clock, publish=False)
+    assert errors == []
+    db = Database(settings.db_url)
+    async with db.write() as session:
+        people = sorted((await session.exec(select(Person))).all(), key=lambda p: p.email)
+        session.add_all([TelegramLink(person_id=p.id, telegram_user_id=FIRST_CHAT + i, linked_at=clock.now())
+                         for i, p in enumerate(people)])
+    await db.dispose()
+    return [p.id for p in people]
+
+
+TEXT = "Regional CMCoord call tomorrow 13:00 GMT."
+
+
+async def counts(url: str) -> dict[str, Any]:
+    """Chats that got the reminder (the roster's own alerts, gapped posts and so on, also go out)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/sandbox/counts", params={"contains": TEXT}) as resp:
+        return await resp.json()
+
+
+async def delivered(url: str, at_least: int) -> dict[str, int] | None:
+    per_chat = (await counts(url))["per_chat"]
+    return per_chat if len(per_chat) >= at_least else None
+
+
+async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
+    tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp, roster_settings: Settings,
+    clock: ManualClock, bus: Bus,
+) -> None:
+    person_ids = await link_everyone(roster_settings, clock)
+    notify_env = service_env(tmp_path / "notify-home", nats_server.url, CMCOORD_NOTIFY_HEALTH_PORT=str(free_port()),
+                             CMCOORD_NOTIFY_TICK_SECONDS="0.2")
+    bot_env = service_env(tmp_path / "bot-home", nats_server.url, CMCOORD_SANDBOX_URL=sandbox_url,
+                          CMCOORD_BOT_HEALTH_PORT=str(free_port()), CMCOORD_BOT_POLL_TIMEOUT_SECONDS="1")
+    notify = start_service("services.notify", notify_env, tmp_path / "notify.log")
+    bot = start_service("services.bot", bot_env, tmp_path / "bot.log")
+    try:
+        request = events.NotificationRequested(kind="call.reminder", about="rowca-call", occurrence="2026-03-03",
+                                               person_ids=person_ids, urgent=True,
+                                               text=TEXT)
+        await bus.publish(Envelope.wrap(request, source="test", occurred_at=datetime.now(UTC)))
+        await eventually(lambda: delivered(sandbox_url, 50), timeout=60, what="the fan-out under way")
+        stop_process(notify, kill=True)  # notify dies while deliver commands are still going out
+        notify = start_service("services.notify", notify_env, tmp_path / "notify-restarted.log")
+        await eventually(lambda: delivered(sandbox_url, 500), timeout=60, what="half delivered")
+        stop_process(bot, kill=True)  # the bot dies mid-send
+        bot = start_service("services.bot", bot_env, tmp_path / "bot-restarted.log")
+        per_chat = await eventually(lambda: delivered(sandbox_url, OFFICERS), timeout=120, interval=0.5,
+                                    what="every chat reached")
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot-home' / 'bot.db'}")
+        ours = {notification_id(request.kind, request.about, p, request.occurrence) for p in person_ids}
+        async with db.read() as session:
+            rows = [r for r in (await session.exec(select(Delivery))).all() if r.notification_id in ours]
+        await db.dispose()
+        repeats = sum(r.sends - 1 for r in rows)
+        duplicates = sum(n - 1 for n in per_chat.values())
+        assert len(rows) == OFFICERS and all(r.message_id is not None for r in rows)
+        assert set(per_chat) == {str(FIRST_CHAT + i) for i in range(OFFICERS)}
+        assert duplicates <= repeats <= 1  # only the send in flight at the kill can repeat, and it is counted
+    finally:
+        stop_process(notify)
+        stop_process(bot)
