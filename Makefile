@@ -26,11 +26,13 @@ postgres:
 	  echo "installing PostgreSQL (Debian package) for the database tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# Two workers (pytest-xdist), a test module per worker: the suite mostly waits on
+# processes, the network and the clock of Telegram's limits.
 test: $(STAMP) postgres
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

@@ -447,7 +447,10 @@ class ConsumerRunner:
                     backoff = 0.5
                     idle_since = time.monotonic()
                 try:
-                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout, heartbeat=self.fetch_timeout / 4)
+                    # no idle heartbeat: nats-py sends it along with a no-wait pull that has no
+                    # expiry (when messages were already buffered), which the server refuses
+                    # ("heartbeat value too large"); the short fetch timeout finds a dead link anyway
+                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
                 except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
                     if time.monotonic() - idle_since > 30:
                         # Long idle: make sure the consumer still exists and our
