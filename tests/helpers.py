@@ -101,3 +101,20 @@ def stop_process(proc: subprocess.Popen[bytes], *, kill: bool = False, timeout: 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+async def link_to_telegram(db_url: str, *, first_chat: int, at: Any) -> list[tuple[str, Any, int]]:
+    """Every roster person linked to a Telegram chat (first_chat, first_chat + 1, ... in email order):
+    [(email, person id, chat id)]. Test setup: registration itself is tested through the bot."""
+    from sqlmodel import select
+
+    from services.roster.models import Person, TelegramLink
+    from shared.store import Database
+
+    db = Database(db_url)
+    async with db.write() as session:
+        people = sorted((await session.exec(select(Person))).all(), key=lambda p: p.email)
+        session.add_all([TelegramLink(person_id=p.id, telegram_user_id=first_chat + i, linked_at=at)
+                         for i, p in enumerate(people)])
+    await db.dispose()
+    return [(p.email, p.id, first_chat + i) for i, p in enumerate(people)]

@@ -80,6 +80,14 @@ class CounterpartQuery(BaseModel):
     requester_person_id: uuid.UUID
 
 
+def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None) -> dict[str, Any]:
+    """A person (roster row or contact card) as `recipients` answers it."""
+    person_id = getattr(person, "person_id", None) or person.id
+    return {"person_id": str(person_id), "name": person.name, "telegram_user_id": telegram_user_id,
+            "timezone": person.timezone, "regions": list(regions), "organisation": person.organisation,
+            "phone": person.phone, "email": person.email, "telegram_username": person.telegram_username}
+
+
 class RosterQueries:
     def __init__(self, *, db: Database, clock: Clock, required_course: str, revision_check_seconds: float = 0.5) -> None:
         self.db = db
@@ -177,24 +185,23 @@ class RosterQueries:
         return {"post_id": str(q.post_id), "holders": holders}
 
     async def recipients(self, payload: dict[str, Any]) -> Any:
-        """Who to tell, and how: Telegram user id (None: not linked), time zone, regions."""
+        """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""
         q = RecipientsQuery.model_validate(payload)
+        if q.person_ids:
+            async with self.db.read() as session:
+                rows = await store.recipients_by_id(session, q.person_ids, day=self.clock.now().date())
+            return [_recipient(r.person, r.regions, r.telegram_user_id) for r in rows]
+        if q.role is None:
+            raise ValueError("ask for person_ids or a role")
         # who gets told must be current: never an answer from a snapshot older than the roster
         snapshot = await self.fresh_snapshot()
-        if q.person_ids:
-            cards = [card for pid in q.person_ids if (card := snapshot.card(pid)) is not None]
-        elif q.role is not None:
-            region = resolve_region(q.region) if q.region else None
-            cards = [e.card for e in snapshot.deployed
-                     if any(d.role == q.role and (region is None or d.region == region) for d in e.card.deployments)]
-        else:
-            raise ValueError("ask for person_ids or a role")
+        region = resolve_region(q.region) if q.region else None
+        cards = [e.card for e in snapshot.deployed
+                 if any(d.role == q.role and (region is None or d.region == region) for d in e.card.deployments)]
         async with self.db.read() as session:
             links = await store.telegram_links(session, [c.person_id for c in cards])
-        return [{"person_id": str(c.person_id), "name": c.name, "telegram_user_id": links.get(c.person_id),
-                 "timezone": c.timezone, "regions": sorted({d.region for d in c.deployments}),
-                 "organisation": c.organisation, "phone": c.phone, "email": c.email,
-                 "telegram_username": c.telegram_username} for c in cards]
+        return [_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id))
+                for c in cards]
 
     async def handover_note(self, payload: dict[str, Any]) -> Any:
         """The handover note written for a deployment (for its successor)."""

@@ -280,14 +280,18 @@ def build_app(sandbox: Sandbox) -> web.Application:
                                   "blocked_user_ids": sorted(f.blocked_user_ids)})
 
     async def counts(request: web.Request) -> web.Response:
-        """Messages from the bot per chat (`?contains=` text only), and when the first and last new
-        message were accepted (seconds, monotonic): what a fan-out test or benchmark needs in one call."""
+        """The bot's messages per chat (`?contains=`: with that text only), and when the first and
+        last of them were accepted (monotonic seconds): what a fan-out test or benchmark needs in one call."""
         contains = request.query.get("contains", "")
-        per_chat = {str(chat_id): sum(1 for m in chat.messages
-                                      if m["outgoing"] and contains in (m.get("text") or m.get("caption") or ""))
-                    for chat_id, chat in sandbox.chats.items()}
-        return web.json_response({"per_chat": {c: n for c, n in per_chat.items() if n},
-                                  "first_at": sandbox.stats.first_accepted_at, "last_at": sandbox.stats.last_accepted_at})
+        per_chat: dict[str, int] = {}
+        times: list[float] = []
+        for chat_id, chat in sandbox.chats.items():
+            for m in chat.messages:
+                if m["outgoing"] and contains in (m.get("text") or m.get("caption") or ""):
+                    per_chat[str(chat_id)] = per_chat.get(str(chat_id), 0) + 1
+                    times.append(m["accepted_at"])
+        return web.json_response({"per_chat": per_chat, "first_at": min(times, default=None),
+                                  "last_at": max(times, default=None)})
 
     async def stats(request: web.Request) -> web.Response:
         s = sandbox.stats

@@ -43,8 +43,6 @@ class Faults:
 @dataclass
 class Stats:
     accepted: int = 0
-    first_accepted_at: float | None = None  # monotonic seconds: a fan-out's rate
-    last_accepted_at: float | None = None
     rate_limited: int = 0
     errors: int = 0
     blocked: int = 0
@@ -209,9 +207,6 @@ class Sandbox:
         self._global.times.append(now)
         window.times.append(now)
         self.stats.accepted += 1
-        if self.stats.first_accepted_at is None:
-            self.stats.first_accepted_at = now
-        self.stats.last_accepted_at = now
 
     def bot_message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
         chat = self.chat(chat_id)
@@ -224,7 +219,8 @@ class Sandbox:
             **{k: v for k, v in fields.items() if v is not None and k != "parse_mode"},
         }
         # parse_mode is how the text was sent, not part of Telegram's Message: kept for the page only
-        chat.messages.append({**message, "outgoing": True, "parse_mode": fields.get("parse_mode")})
+        chat.messages.append({**message, "outgoing": True, "parse_mode": fields.get("parse_mode"),
+                              "accepted_at": self.clock()})
         self._bot_wrote.setdefault(chat_id, asyncio.Event()).set()
         return message
 

@@ -14,7 +14,6 @@ from services.notify.store import notification_id
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings
-from services.roster.models import Person, TelegramLink
 from services.roster.samples import generate
 from shared import events
 from shared.bus import Bus
@@ -22,7 +21,7 @@ from shared.clock import ManualClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import eventually, service_env, start_service, stop_process
+from tests.helpers import eventually, link_to_telegram, service_env, start_service, stop_process
 
 OFFICERS = 1000
 FIRST_CHAT = 200_000
@@ -32,13 +31,8 @@ async def link_everyone(settings: Settings, clock: ManualClock) -> list[Any]:
     _, errors, _ = await import_text(generate(people=OFFICERS, today=clock.now().date()), settings=settings,
                                      clock=clock, publish=False)
     assert errors == []
-    db = Database(settings.db_url)
-    async with db.write() as session:
-        people = sorted((await session.exec(select(Person))).all(), key=lambda p: p.email)
-        session.add_all([TelegramLink(person_id=p.id, telegram_user_id=FIRST_CHAT + i, linked_at=clock.now())
-                         for i, p in enumerate(people)])
-    await db.dispose()
-    return [p.id for p in people]
+    return [person_id for _, person_id, _ in await link_to_telegram(settings.db_url, first_chat=FIRST_CHAT,
+                                                                     at=clock.now())]
 
 
 TEXT = "Regional CMCoord call tomorrow 13:00 GMT."

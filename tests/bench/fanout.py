@@ -1,0 +1,151 @@
+"""A reminder to 1,000 officers with the sandbox's Telegram limits on (30 messages/s per bot,
+1/s per chat), and the latency from a roster change to the handover prompt in the chat with
+the limits off. Sandbox, roster, notify and bot each run as their own process.
+
+- fanout_rate_fraction_of_ceiling: messages accepted per second, first to last, over 30/s.
+  The request is urgent so that no recipient's quiet hours hold it back during the run.
+- fanout_lost / fanout_duplicates: chats without the reminder / extra copies.
+- rotation_to_prompt: a person's planned end moved into the handover window by an import;
+  from the roster's event (its commit, `occurred_at`) to the prompt in that person's chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from services.roster.cli import import_text
+from services.roster.config import Settings
+from services.roster.samples import generate
+from shared import events
+from shared.bus import Bus
+from shared.clock import SystemClock
+from shared.events import Envelope
+from shared.natsserver import NatsServer, free_port
+from tests.bench.common import percentile, result
+from tests.bench.contacts import _wait_ready
+from tests.helpers import link_to_telegram, service_env, start_service, stop_process
+
+TEXT = "Regional CMCoord call tomorrow 13:00 GMT: agenda and link to follow."
+CEILING = 30.0
+FIRST_CHAT = 300_000
+HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
+
+
+def awake_zone(now: datetime) -> str:
+    """A time zone where it is between 09:00 and 18:00 now (a prompt is not held for the night)."""
+    for offset in range(-11, 13):
+        name = f"Etc/GMT{-offset:+d}" if offset else "UTC"  # Etc/GMT-7 is UTC+7
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 18:
+            return name
+    raise AssertionError("some zone is always awake")
+
+
+async def _get(http: aiohttp.ClientSession, url: str, **params: Any) -> Any:
+    async with http.get(url, params=params) as resp:
+        return await resp.json()
+
+
+async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, object]]:
+    server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-fanout").start()
+    ports = {name: free_port() for name in ("roster", "notify", "bot", "sandbox")}
+    settings = Settings(home=work / "home", nats_url=server.url, health_port=ports["roster"])
+    clock = SystemClock()
+    today = clock.now().date()
+    _, errors, _ = await import_text(generate(people=people, today=today), settings=settings, clock=clock,
+                                     publish=False)
+    assert not errors
+    # the people whose planned end the latency part moves, in a time zone where it is day now
+    zone = awake_zone(datetime.now(UTC))
+    rows = [f"Latency Probe {i},probe{i:03d}@ocha.example,+66 {i},OCHA,TH,Bangkok,Probe Officer {i},cmcoord_officer,"
+            f"{today - timedelta(days=100)},{today + timedelta(days=200)},{zone}" for i in range(prompts)]
+    _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=settings, clock=clock, publish=False)
+    assert not errors
+    linked = await link_to_telegram(settings.db_url, first_chat=FIRST_CHAT, at=clock.now())
+    targets = [person_id for email, person_id, _ in linked if not email.startswith("probe")]
+    probes = {email: (person_id, chat) for email, person_id, chat in linked if email.startswith("probe")}
+    officers = len(targets)
+    env = service_env(settings.home, server.url, CMCOORD_LOG_LEVEL="warning",
+                      CMCOORD_SANDBOX_PORT=str(ports["sandbox"]), CMCOORD_SANDBOX_URL=f"http://127.0.0.1:{ports['sandbox']}",
+                      CMCOORD_ROSTER_HEALTH_PORT=str(ports["roster"]), CMCOORD_NOTIFY_HEALTH_PORT=str(ports["notify"]),
+                      CMCOORD_BOT_HEALTH_PORT=str(ports["bot"]), CMCOORD_ROSTER_SCAN_INTERVAL_SECONDS="3600")
+    procs = [start_service(m, env, work / f"{m.split('.')[-1]}.log")
+             for m in ("services.sandbox", "services.roster", "services.notify", "services.bot")]
+    url = f"http://127.0.0.1:{ports['sandbox']}"
+    bus = await Bus.open(server.url, source="bench", instance="bench")
+    try:
+        for port in ports.values():
+            await _wait_ready(port)
+        async with aiohttp.ClientSession() as http:
+            # --- fan-out, Telegram's limits on (the sandbox's defaults)
+            request = events.NotificationRequested(kind="call.reminder", about="bench-call", occurrence=str(today),
+                                                   person_ids=targets, urgent=True, text=TEXT)
+            await bus.publish(Envelope.wrap(request, source="bench", occurred_at=datetime.now(UTC)))
+            deadline = time.monotonic() + officers / CEILING * 3 + 60
+            while True:
+                got = await _get(http, f"{url}/sandbox/counts", contains=TEXT)
+                if len(got["per_chat"]) >= officers or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)  # polling the sandbox with a deadline
+            await asyncio.sleep(3)  # a late duplicate would show now
+            got = await _get(http, f"{url}/sandbox/counts", contains=TEXT)
+            stats = await _get(http, f"{url}/sandbox/stats")
+            per_chat = got["per_chat"]
+            sent = sum(per_chat.values())
+            rate = (sent - 1) / (got["last_at"] - got["first_at"]) if sent > 1 else 0.0
+            lost = officers - len(per_chat)
+            duplicates = sent - len(per_chat)
+
+            # --- roster change -> prompt in the chat, limits off
+            async with http.post(f"{url}/sandbox/faults", json={"global_per_sec": 0, "per_chat_per_sec": 0}):
+                pass
+            latencies = await _prompts(http, url, bus, settings, clock, rows=rows, probes=probes)
+    finally:
+        await bus.close()
+        for proc in procs:
+            stop_process(proc)
+        server.stop()
+    detail = {"officers": officers, "sent": sent, "rate_per_s": round(rate, 2), "rate_limited": stats["rate_limited"],
+              "telegram_limits": "on: 30/s per bot, 1/s per chat"}
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    latency_detail = {"samples": len(latencies), "telegram_limits": "off"}
+    return [
+        result("fanout_rate_fraction_of_ceiling", rate / CEILING, "ratio", ">= 0.9", rate / CEILING >= 0.9, **detail),
+        result("fanout_lost", lost, "messages", "0", lost == 0, **detail),
+        result("fanout_duplicates", duplicates, "messages", "0", duplicates == 0, **detail),
+        result("rotation_to_prompt_p50_ms", p50, "ms", "<= 50", p50 <= 50, **latency_detail),
+        result("rotation_to_prompt_p99_ms", p99, "ms", "<= 250", p99 <= 250, **latency_detail),
+    ]
+
+
+async def _prompts(http: aiohttp.ClientSession, url: str, bus: Bus, settings: Settings, clock: SystemClock, *,
+                   rows: list[str], probes: dict[str, tuple[Any, int]]) -> list[float]:
+    """One probe at a time: move its planned end into the handover window, wait for its prompt."""
+    latencies = []
+    today = clock.now().date()
+    sub = await bus.js.subscribe("cmcoord.roster.deployment.ending_soon.v1", ordered_consumer=True)
+    try:
+        for row in rows:
+            start, _, zone = row.rsplit(",", 2)
+            moved = f"{start},{today + timedelta(days=20)},{zone}"
+            email = row.split(",")[1]
+            person_id, chat = probes[email]
+            await import_text(HEADER + moved + "\n", settings=settings, clock=clock)
+            while True:  # the stream also holds the sample roster's own ending_soon events
+                envelope = Envelope.from_bytes((await sub.next_msg(timeout=10)).data)
+                if envelope.data["person_id"] == str(person_id):
+                    break
+            occurred = envelope.occurred_at
+            waited = await _get(http, f"{url}/sandbox/chats/{chat}/wait", after=0, timeout=10)
+            arrived = datetime.now(UTC)
+            if waited:
+                latencies.append((arrived - occurred).total_seconds() * 1000)
+    finally:
+        await sub.unsubscribe()
+    return latencies
