@@ -49,6 +49,10 @@ async def test_registration_then_contacts_with_pages(
     # names with markup characters arrive as text (the sandbox refuses bad HTML like Telegram)
     niger = await officer.reply_to("/contacts Niger")
     assert "Ana &lt;Test&gt; &amp; Co" in niger["text"] and "more than two hats" in niger["text"]
+    region = await officer.reply_to("/contacts ROWCA")  # Mali and Niger are both in West and Central Africa
+    assert "1–5 of 8" in region["text"]
+    by_name = await officer.reply_to("/contacts Officer 03 Diallo")
+    assert "<b>Officer 03 Diallo</b> · OCHA" in by_name["text"] and "+223 70 00 00 03" in by_name["text"]
     me = await officer.reply_to("/me")
     assert "Officer 01 Diallo" in me["text"] and "Bamako" in me["text"]
     assert "did not understand" in (await officer.reply_to("what is the weather"))["text"]
