@@ -314,6 +314,17 @@ class NotificationReplied(Event):
 
 
 @register
+class DepartureChanged(Event):
+    """The outgoing officer gave a new departure date (asked two days before the planned end)."""
+
+    type = "bot.departure.changed"
+    person_id: uuid.UUID
+    deployment_id: uuid.UUID
+    planned_end: date
+    changed_at: AwareDatetime
+
+
+@register
 class HandoverNoteSubmitted(Event):
     """An outgoing officer finished the handover note in the bot."""
 
@@ -375,6 +386,8 @@ EXAMPLES: dict[type[Event], Event] = {
     DeliveryFailed: DeliveryFailed(notification_id=_N, attempt=1, person_id=_P, reason="blocked"),
     NotificationReplied: NotificationReplied(notification_id=_N, person_id=_P, reply="ack",
                                              replied_at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
+    DepartureChanged: DepartureChanged(person_id=_P, deployment_id=_D, planned_end=date(2026, 7, 18),
+                                       changed_at=datetime(2026, 7, 2, 9, 30, tzinfo=UTC)),
     HandoverNoteSubmitted: HandoverNoteSubmitted(
         person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",
         open_issues="Two humanitarian notifications for Mopti routes still unacknowledged",

@@ -30,6 +30,7 @@ from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.fallback import build_fallback_router
+from services.bot.routers.departure import build_departure_router
 from services.bot.routers.handover import build_handover_router
 from services.bot.routers.language import build_language_router
 from services.bot.routers.me import build_me_router, commands
@@ -70,6 +71,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, settings: Set
         build_pending_router(notify=notify),
         build_replies_router(db=db, clock=clock),
         build_handover_router(db=db, clock=clock),
+        build_departure_router(db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
         build_fallback_router(),
     )
@@ -202,5 +204,5 @@ class BotApp:
         log.info("bot_stopped")
 
 
-def build(settings: Settings) -> BotApp:
-    return BotApp(settings=settings, db=Database(settings.db_url))
+def build(settings: Settings, *, clock: Clock | None = None) -> BotApp:
+    return BotApp(settings=settings, db=Database(settings.db_url), clock=clock or SystemClock())

@@ -27,7 +27,7 @@ from sqlmodel import col, select
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
 from services.bot.models import Delivery
-from services.bot.routers import handover
+from services.bot.routers import departure, handover
 from shared import events
 from shared.clock import Clock
 from shared.events import Envelope
@@ -36,6 +36,7 @@ from shared.store import Database
 log = structlog.get_logger("bot")
 SOURCE = "bot"
 WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
+CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
 
 
 async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> bool:
@@ -121,5 +122,7 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
             await callback.message.edit_reply_markup(reply_markup=None)  # type: ignore[union-attr]
             if callback_data.r == WRITE_HANDOVER and person is not None:  # the prompt's "write it now"
                 await handover.begin(callback.message, state, person)  # type: ignore[arg-type]
+            elif callback_data.r == CHANGE_DATE and person is not None:  # the departure question's "change"
+                await departure.ask(callback.message, state, person)  # type: ignore[arg-type]
 
     return router

@@ -15,3 +15,9 @@ class HandoverWriting(StatesGroup):
     recurring_meetings = State()
     where_files_live = State()
     advice_to_successor = State()
+
+
+class DepartureChange(StatesGroup):
+    """"Change the date" on the departure question: the next message is the new date."""
+
+    new_date = State()

@@ -3,8 +3,9 @@
 The handover campaign is timed from the deployment's planned end, the way
 field-messaging tools time messages from a contact's date field: the prompt at
 the start of the window (21 days before), reminders 14 and 7 days before while
-no note exists, and an alert to the regional adviser when the officer left
-without one.
+no note exists, "confirm your departure date" 2 days before (a new date goes
+back to the roster and the campaign follows it), and an alert to the regional
+adviser when the officer left without one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.events import ReplyButton
 from shared.regions import country_name
 
 REMINDER_DAYS = (14, 7)
+DEPARTURE_DAYS = 2  # "confirm your departure date"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ def handover_campaign(e: events.DeploymentEndingSoon) -> list[Ask]:
         buttons=(ReplyButton(label="Write it now", reply="handover"),),
     )
     asks = [Ask(prompt, officer)]
+    if DEPARTURE_DAYS < e.days_left:
+        asks.append(Ask(Request(
+            kind="handover.departure", about=about, occurrence=f"{occurrence}-{DEPARTURE_DAYS}d", region=e.region,
+            due_on=e.planned_end - timedelta(days=DEPARTURE_DAYS),
+            buttons=(ReplyButton(label="Confirm", reply="confirm"), ReplyButton(label="Change the date",
+                                                                               reply="change_date")),
+            text=(f"Your deployment in {where} ends on {_day(e.planned_end)}. Please confirm your departure date, "
+                  "or give the new one: your handover reminders and your successor follow it."),
+        ), officer))
     for days in REMINDER_DAYS:
         if days < e.days_left:
             asks.append(Ask(Request(

@@ -47,6 +47,7 @@ BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awai
     events.DeliverySent: _bot_apply(st.on_delivery_sent),
     events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
     events.NotificationReplied: _bot_apply(st.on_replied),
+    events.DepartureChanged: _bot_apply(st.on_departure_changed),
 }
 
 
@@ -170,8 +171,8 @@ class FactsConsumer:
             asks = campaigns.handover_missing(e, officer[0].name if officer else "An officer")
 
         async def settle(uow: UnitOfWork) -> None:
-            await st.expire_open(uow, kinds=campaigns.HANDOVER_OPEN_KINDS, about=str(e.deployment_id),
-                                 reason="deployment ended", now=self.clock.now())
+            await st.expire_open(uow, kinds=(*campaigns.HANDOVER_OPEN_KINDS, "handover.departure"),
+                                 about=str(e.deployment_id), reason="deployment ended", now=self.clock.now())
 
         await self._create(envelope, asks, then=settle)
 

@@ -41,6 +41,7 @@ POLICIES: dict[str, KindPolicy] = {
     "escalation": KindPolicy(escalate_after=None, desk_after=None, renotify_after=timedelta(hours=24)),
     "handover.prompt": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
     "handover.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    "handover.departure": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
     "handover.missing": ALERT,
     "handover.introduction": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
     "handover.note": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),

@@ -92,12 +92,16 @@ async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipie
     return created
 
 
-async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime) -> int:
-    """Close the open notifications of these kinds about this subject (the matter is settled)."""
+async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime,
+                      keep_occurrence: str | None = None) -> int:
+    """Close the open notifications of these kinds about this subject (the matter is settled);
+    those whose occurrence starts with `keep_occurrence` stay (a campaign re-timed to that date)."""
     rows = (await uow.session.exec(select(Notification).where(
         col(Notification.kind).in_(kinds), Notification.subject == about,
         col(Notification.state).in_(OPEN_STATES)).with_for_update())).all()
     for n in rows:
+        if keep_occurrence is not None and n.occurrence.startswith(keep_occurrence):
+            continue
         n.due_at, n.due_action = None, None
         transition(uow, n, "expired", reason, now)
     return len(rows)
@@ -139,6 +143,13 @@ async def on_replied(uow: UnitOfWork, event: events.NotificationReplied, now: da
     n.reply, n.acknowledged_at = event.reply, event.replied_at
     n.due_at, n.due_action = None, None
     transition(uow, n, "acknowledged", f"pressed {event.reply}", now)
+
+
+async def on_departure_changed(uow: UnitOfWork, event: events.DepartureChanged, now: datetime) -> None:
+    """The campaign timed from the old end date stops; the roster's next ending_soon starts the new one."""
+    await expire_open(uow, kinds=("handover.prompt", "handover.reminder", "handover.departure"),
+                      about=str(event.deployment_id), reason=f"departure moved to {event.planned_end}", now=now,
+                      keep_occurrence=str(event.planned_end))
 
 
 async def handover_seen(uow: UnitOfWork, event: events.HandoverRecorded, now: datetime) -> None:

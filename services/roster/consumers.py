@@ -15,6 +15,7 @@ CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None
         {events.HandoverNoteSubmitted: handlers.on_handover_submitted},
         handlers.prefetch_deployments,
     ),
+    "roster--on_departure_changed": ("BOT", {events.DepartureChanged: handlers.on_departure_changed}, None),
 }
 
 

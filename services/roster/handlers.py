@@ -29,6 +29,12 @@ async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: even
     log.debug("handover_recorded", deployment_id=str(event.deployment_id), revision=recorded[1])
 
 
+async def on_departure_changed(uow: UnitOfWork, envelope: Envelope, event: events.DepartureChanged) -> None:
+    if not await store.change_planned_end(uow, change=event, today=uow.clock.now().date()):
+        raise PermanentError(f"deployment {event.deployment_id}: not the sender's, over, or a date before its start")
+    log.info("planned_end_changed", deployment_id=str(event.deployment_id))
+
+
 async def prefetch_deployments(uow: UnitOfWork, batch: Sequence[events.Event]) -> list[Deployment]:
     return await store.load_deployments(uow, ids=[e.deployment_id for e in batch if isinstance(e, events.HandoverNoteSubmitted)])
 

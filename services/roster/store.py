@@ -290,6 +290,22 @@ def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, De
 # --- handover notes ---------------------------------------------------------
 
 
+async def change_planned_end(uow: UnitOfWork, *, change: events.DepartureChanged, today: date) -> bool:
+    """The officer's new departure date; False if the deployment is not theirs, is over, or the
+    date is before its start or in the past. The rotation scan re-times what follows."""
+    dep = await uow.session.get(Deployment, change.deployment_id)
+    if dep is None or dep.person_id != change.person_id or dep.actual_end is not None:
+        return False
+    if change.planned_end < max(dep.start, today):
+        return False
+    if dep.planned_end != change.planned_end:
+        dep.planned_end = change.planned_end
+        dep.updated_at = uow.clock.now()
+        uow.session.add(dep)
+        await bump_revision(uow.session)
+    return True
+
+
 async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted) -> tuple[uuid.UUID, int] | None:
     """Store (or revise) the note against the deployment's post in one
     statement; (note id, revision), or None if the deployment is unknown or not

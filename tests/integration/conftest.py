@@ -28,10 +28,10 @@ async def roster_people(roster_settings: Settings, clock: ManualClock) -> None:
     assert errors == []
 
 
-async def started_bot(home: Any, nats_url: str, sandbox_url: str) -> bot_bootstrap.BotApp:
+async def started_bot(home: Any, nats_url: str, sandbox_url: str, clock: Any = None) -> bot_bootstrap.BotApp:
     settings = BotSettings(home=home, nats_url=nats_url, sandbox_url=sandbox_url, health_port=free_port(),
                            poll_timeout_seconds=1)
-    app = bot_bootstrap.build(settings)
+    app = bot_bootstrap.build(settings, clock=clock)
     await app.start()
     return app
 

@@ -79,8 +79,9 @@ async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, ro
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp) -> AsyncIterator[BotApp]:
-    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
+async def bot(tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
+              clock: ManualClock) -> AsyncIterator[BotApp]:
+    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
     yield app
     await app.stop()
 
@@ -409,3 +410,40 @@ async def test_a_successor_assigned_gets_introduced_and_then_receives_the_note(
     note = await eventually(lambda: _last_with(somchai, "Handover note from Awa Traoré"), what="the note")
     assert "Key counterparts: The liaison officer at the force HQ" in note["text"]
     assert "Open access" not in note["text"] and "Advice: Listen first." in note["text"]
+
+
+async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_follows_it(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster: RosterApp, roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    dep, post = await _deployment_of(roster_settings, people["awa@ocha.example"])
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    awa = User(sandbox_url, 9801)
+    await eventually(lambda: _last_with(awa, "handover note for your successor"), what="the prompt")
+    clock.set(datetime.combine(end - timedelta(days=2), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9))
+    notify.due.wake()  # 09:00 in Bamako, two days before the end
+    question = await eventually(lambda: _last_with(awa, "Please confirm your departure date"), what="the question")
+    assert [b["text"] for b in question["reply_markup"]["inline_keyboard"][0]] == ["Confirm", "Change the date"]
+    await awa.press(question["message_id"], question["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
+    await eventually(lambda: _last_with(awa, "Send your new departure date"), what="asked for the date")
+    assert "could not read that date" in (await awa.reply_to("next month"))["text"]
+    new_end = end + timedelta(days=12)
+    assert f"your departure is now on {new_end}" in (await awa.reply_to(new_end.isoformat()))["text"]
+
+    async def moved() -> bool:
+        return (await _deployment_of(roster_settings, people["awa@ocha.example"]))[0].planned_end == new_end
+
+    await eventually(moved, what="the roster's planned end moved")
+
+    async def old_campaign_closed() -> bool:
+        rows = [n for n in await notifications(notify) if n.kind.startswith("handover.")]
+        return bool(rows) and all(n.state in ("expired", "acknowledged") for n in rows)
+
+    await eventually(old_campaign_closed, what="the campaign of the old date closed")
+    await roster.scan()  # the roster's next scan: the new end is 12 days ahead, inside the window
+    again = await eventually(lambda: _last_with(awa, f"ends on {new_end.day} {new_end:%B %Y}"), what="re-timed")
+    assert f"({(new_end - clock.now().date()).days} days)" in again["text"]
+    timed = sorted(n.occurrence for n in await notifications(notify, kind="handover.reminder")
+                   if n.occurrence.startswith(str(new_end)))
+    assert timed == [f"{new_end}-7d"]  # 14 days before is already past
