@@ -29,8 +29,8 @@ from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
 from services.bot.routers.contacts import build_contacts_router
-from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.departure import build_departure_router
+from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.handover import build_handover_router
 from services.bot.routers.language import build_language_router
 from services.bot.routers.me import build_me_router, commands

@@ -21,7 +21,13 @@ from shared.clock import ManualClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import eventually, link_to_telegram, service_env, start_service, stop_process
+from tests.helpers import (
+    eventually,
+    link_to_telegram,
+    service_env,
+    start_service,
+    stop_process,
+)
 
 OFFICERS = 1000
 FIRST_CHAT = 200_000

@@ -280,6 +280,17 @@ def ending_soon(dep: Any, post: Any, planned_end: date) -> events.DeploymentEndi
         role=dep.role, start=dep.start, planned_end=planned_end, days_left=21)
 
 
+async def campaign_started(bus: Bus, sandbox_url: str, roster_settings: Settings, clock: ManualClock,
+                           person_id: uuid.UUID, chat: int) -> tuple[Any, Any, date, User]:
+    """The roster announces the person's deployment ends in 21 days; the prompt has arrived."""
+    dep, post = await _deployment_of(roster_settings, person_id)
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    user = User(sandbox_url, chat)
+    await eventually(lambda: _last_with(user, "handover note for your successor"), what="the prompt")
+    return dep, post, end, user
+
+
 async def _last_with(user: User, needle: str) -> dict[str, Any] | None:
     found = [m for m in await user.messages() if needle in (m["text"] or "")]
     return found[-1] if found else None
@@ -338,11 +349,8 @@ async def test_without_a_note_reminders_come_then_the_desk_hears_when_the_office
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     roster_settings: Settings, people: dict[str, uuid.UUID],
 ) -> None:
-    dep, post = await _deployment_of(roster_settings, people["somchai@ocha.example"])
-    end = clock.now().date() + timedelta(days=21)
-    await publish(bus, ending_soon(dep, post, end), source="roster")
-    somchai = User(sandbox_url, 9804)
-    await eventually(lambda: _last_with(somchai, "handover note for your successor"), what="the prompt")
+    dep, post, end, somchai = await campaign_started(bus, sandbox_url, roster_settings, clock,
+                                                     people["somchai@ocha.example"], 9804)
     (fourteen,) = [n for n in await notifications(notify, kind="handover.reminder") if n.occurrence.endswith("-14d")]
     # due at 09:00 in Bangkok, 14 days before the end
     assert fourteen.due_at is not None
@@ -416,11 +424,7 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     roster: RosterApp, roster_settings: Settings, people: dict[str, uuid.UUID],
 ) -> None:
-    dep, post = await _deployment_of(roster_settings, people["awa@ocha.example"])
-    end = clock.now().date() + timedelta(days=21)
-    await publish(bus, ending_soon(dep, post, end), source="roster")
-    awa = User(sandbox_url, 9801)
-    await eventually(lambda: _last_with(awa, "handover note for your successor"), what="the prompt")
+    _, _, end, awa = await campaign_started(bus, sandbox_url, roster_settings, clock, people["awa@ocha.example"], 9801)
     clock.set(datetime.combine(end - timedelta(days=2), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9))
     notify.due.wake()  # 09:00 in Bamako, two days before the end
     question = await eventually(lambda: _last_with(awa, "Please confirm your departure date"), what="the question")
