@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -380,9 +380,15 @@ class ConsumerRunner:
     batch: int = 64
     fetch_timeout: float = 2.0
     stats: ConsumerStats = field(default_factory=ConsumerStats)
+    # Keyed concurrency: messages with different keys are handled side by side, those with
+    # the same key in order, each acked when done; at most `batch` in hand. For work that
+    # waits on someone else's pace (Telegram's one message a second per chat).
+    key: Callable[[Event], Hashable] | None = None
 
     def __post_init__(self) -> None:
         self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
+        self._in_hand: set[asyncio.Task[None]] = set()
+        self._tails: dict[Hashable, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._rebind = asyncio.Event()
         self._bound = asyncio.Event()
@@ -409,10 +415,12 @@ class ConsumerRunner:
         return self._task
 
     async def stop(self) -> None:
-        """Stop pulling, finish the message in hand, return."""
+        """Stop pulling, finish the messages in hand, return."""
         self._stopping.set()
         if self._task is not None:
             await self._task
+        if self._in_hand:
+            await asyncio.wait(set(self._in_hand))
 
     async def wait_bound(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._bound.wait(), timeout)
@@ -446,11 +454,15 @@ class ConsumerRunner:
                     sub = await self._bind()
                     backoff = 0.5
                     idle_since = time.monotonic()
+                if self.key is not None and len(self._in_hand) >= self.batch:
+                    await asyncio.wait(set(self._in_hand), return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                wanted = self.batch - len(self._in_hand) if self.key is not None else self.batch
                 try:
                     # no idle heartbeat: nats-py sends it along with a no-wait pull that has no
                     # expiry (when messages were already buffered), which the server refuses
                     # ("heartbeat value too large"); the short fetch timeout finds a dead link anyway
-                    msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
+                    msgs = await sub.fetch(wanted, timeout=self.fetch_timeout)
                 except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
                     if time.monotonic() - idle_since > 30:
                         # Long idle: make sure the consumer still exists and our
@@ -504,8 +516,35 @@ class ConsumerRunner:
             await self._dead_letter(msg, reason=f"invalid: {_short(exc)}")
             return None
 
+    def _hand_over(self, msg: Msg, envelope: Envelope, event: Event, handler: Handler) -> None:
+        """Keyed mode: handle after the previous message with the same key, without waiting here."""
+        assert self.key is not None
+        k = self.key(event)
+        previous = self._tails.get(k)
+
+        async def after() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            await self._apply_one(msg, envelope, event, handler)
+
+        task = asyncio.create_task(after(), name=f"{self.durable}:{msg.metadata.sequence.stream}")  # log context copied
+        self._in_hand.add(task)
+        self._tails[k] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._in_hand.discard(t)
+            if self._tails.get(k) is t:
+                del self._tails[k]
+
+        task.add_done_callback(done)
+
     async def _handle_fetched(self, msgs: list[Msg]) -> None:
         decoded = [(msg, item) for msg in msgs if (item := await self._decode(msg)) is not None]
+        if self.key is not None:
+            for msg, (envelope, event, handler) in decoded:
+                self._bind_log(msg, envelope)
+                self._hand_over(msg, envelope, event, handler)
+            return
         if self.batch_handler is not None and len(decoded) > 1:
             started = time.perf_counter()
             try:

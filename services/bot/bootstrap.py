@@ -130,6 +130,7 @@ class BotApp:
         self.deliveries = ConsumerRunner(
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
             handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock)},
+            key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
             max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
         )
         self.deliveries.start()

@@ -1,5 +1,5 @@
 """Telegram's message limits kept on our side: at most `per_second` new messages
-in any second for the bot, one per `chat_interval` per chat. Waiting sends are
+in any second for the bot, evenly spaced, one per `chat_interval` per chat. Waiting sends are
 served urgent first: answers to people in the bot and urgent notifications go
 before a bulk fan-out. A 429 from Telegram pauses every send for its
 `retry_after` (its flood wait is per bot)."""
@@ -35,6 +35,7 @@ class SendGate:
         self._sent: deque[float] = deque()
         self._last: dict[int, float] = {}
         self._paused_until = 0.0
+        self._next_at = 0.0  # sends are spaced evenly: a burst would reach Telegram as one
         self._urgent_waiting = 0
         self._lock = asyncio.Lock()
 
@@ -45,8 +46,10 @@ class SendGate:
         while self._sent and now - self._sent[0] >= 1.0:
             self._sent.popleft()
         wait = self._paused_until - now
-        if self.per_second > 0 and len(self._sent) >= self.per_second:
-            wait = max(wait, 1.0 - (now - self._sent[0]))
+        if self.per_second > 0:
+            wait = max(wait, self._next_at - now)
+            if len(self._sent) >= self.per_second:
+                wait = max(wait, 1.0 - (now - self._sent[0]))
         last = self._last.get(chat_id)
         if last is not None and self.chat_interval > 0:
             wait = max(wait, self.chat_interval - (now - last))
@@ -63,6 +66,8 @@ class SendGate:
                     if wait <= 0 and (urgent or not self._urgent_waiting):
                         self._sent.append(now)
                         self._last[chat_id] = now
+                        if self.per_second > 0:
+                            self._next_at = max(now, self._next_at) + 1.0 / self.per_second
                         if len(self._last) > 50_000:  # forget chats quiet for a while
                             self._last = {c: t for c, t in self._last.items() if now - t < self.chat_interval}
                         return

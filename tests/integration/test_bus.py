@@ -95,3 +95,32 @@ async def test_malformed_messages_are_dead_lettered_at_once(bus: Bus) -> None:
 async def _at_least(messages: "asyncio.Future[list[object]] | object", n: int) -> list[object] | None:
     found = await messages  # type: ignore[misc]
     return found if len(found) >= n else None
+
+
+async def test_keyed_consumers_handle_keys_side_by_side_and_each_key_in_order(bus: Bus) -> None:
+    """One person's messages wait for the first; another person's go meanwhile; all acked."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    release = asyncio.Event()
+    handled: list[tuple[uuid.UUID, int]] = []
+    order: dict[uuid.UUID, int] = {}
+
+    async def handler(envelope: Envelope, event: PersonChanged) -> None:
+        n = order[envelope.id]
+        if event.person_id == alice and n == 0:
+            await release.wait()  # alice's first message is slow
+        handled.append((event.person_id, n))
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--keyed", handlers={PersonChanged: handler},
+                            max_deliver=3, ack_wait=30, key=lambda e: e.person_id)  # type: ignore[attr-defined]
+    runner.start()
+    for n, person in enumerate([alice, alice, bob, bob]):
+        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="test",
+                            occurred_at=datetime.now(UTC))
+        order[env.id] = n % 2
+        await bus.publish(env)
+    await eventually(lambda: handled == [(bob, 0), (bob, 1)], what="bob's messages while alice's first waits")
+    release.set()
+    await eventually(lambda: len(handled) == 4, what="alice's, in order")
+    assert handled[2:] == [(alice, 0), (alice, 1)]
+    await eventually(lambda: runner.stats.handled == 4, what="all acked")
+    await runner.stop()

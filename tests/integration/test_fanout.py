@@ -1,6 +1,6 @@
 """A fan-out of 1,000 notifications with the sandbox's Telegram limits on, notify and the bot
 as processes, each killed (-9) halfway: every chat gets its message; a repeat is possible only
-for the one send in flight when the bot died, and is counted."""
+for sends in flight when the bot died, and is counted."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +88,8 @@ async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
         duplicates = sum(n - 1 for n in per_chat.values())
         assert len(rows) == OFFICERS and all(r.message_id is not None for r in rows)
         assert set(per_chat) == {str(FIRST_CHAT + i) for i in range(OFFICERS)}
-        assert duplicates <= repeats <= 1  # only the send in flight at the kill can repeat, and it is counted
+        # only sends in flight at the kill can repeat (at most a fetched batch, 64), and each is counted
+        assert duplicates <= repeats <= 64
     finally:
         stop_process(notify)
         stop_process(bot)

@@ -15,16 +15,18 @@ class Clock:
         return self.t
 
 
-async def test_limits_per_bot_and_per_chat_and_a_flood_wait() -> None:
+async def test_limits_per_bot_and_per_chat_evenly_spaced_and_a_flood_wait() -> None:
     clock = Clock()
     gate = SendGate(per_second=2, chat_interval=1.0, clock=clock)
     await gate.acquire(1)
+    assert gate._wait(2, clock.t) == pytest.approx(0.5)  # two a second, evenly spaced: not both at once
+    clock.t += 0.5
     await gate.acquire(2)
-    assert gate._wait(3, clock.t) == pytest.approx(1.0)  # two in this second already
-    clock.t += 0.4
-    assert gate._wait(3, clock.t) == pytest.approx(0.6)
-    assert gate._wait(1, clock.t) == pytest.approx(0.6)  # and chat 1 had one 0.4 s ago
-    clock.t += 0.6
+    assert gate._wait(3, clock.t) == pytest.approx(0.5)  # two in this second already
+    clock.t += 0.2
+    assert gate._wait(3, clock.t) == pytest.approx(0.3)
+    assert gate._wait(1, clock.t) == pytest.approx(0.3)  # and chat 1 had one 0.7 s ago
+    clock.t += 0.3
     assert gate._wait(3, clock.t) == 0 and gate._wait(1, clock.t) == 0
     gate.pause(5)  # Telegram said retry after 5 s
     assert gate._wait(3, clock.t) == pytest.approx(5.0)
