@@ -43,8 +43,13 @@ def _bot_apply(fn: Callable[[UnitOfWork, Any, Any], Awaitable[None]]) -> Callabl
     return apply
 
 
+async def _sent(uow: UnitOfWork, envelope: Envelope, event: events.DeliverySent) -> None:
+    # sent when Telegram accepted it, as the bot recorded it, not when notify heard of it
+    await st.on_delivery_sent(uow, event, envelope.occurred_at)
+
+
 BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
-    events.DeliverySent: _bot_apply(st.on_delivery_sent),
+    events.DeliverySent: _sent,
     events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
     events.NotificationReplied: _bot_apply(st.on_replied),
     events.DepartureChanged: _bot_apply(st.on_departure_changed),
