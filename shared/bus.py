@@ -525,7 +525,10 @@ class ConsumerRunner:
         async def after() -> None:
             if previous is not None:
                 await asyncio.wait({previous})
-            await self._apply_one(msg, envelope, event, handler)
+            try:
+                await self._apply_one(msg, envelope, event, handler)
+            except Exception as exc:  # the ack could not be sent (connection lost): it comes again, idempotent
+                log.warning("event_ack_failed", error=_short(exc))
 
         task = asyncio.create_task(after(), name=f"{self.durable}:{msg.metadata.sequence.stream}")  # log context copied
         self._in_hand.add(task)
