@@ -139,6 +139,7 @@ async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowle
 ) -> None:
     await publish(bus, request([people["awa@ocha.example"]]))
     await eventually(lambda: count_texts(9801, sandbox_url, 1), what="first send")
+    await eventually(lambda: _state(notify, "sent"), what="Telegram's acceptance recorded before time moves on")
     clock.advance(timedelta(hours=24, minutes=1))
     notify.due.wake()
     await eventually(lambda: count_texts(9801, sandbox_url, 2), what="re-notified after 24 h")
