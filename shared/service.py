@@ -1,4 +1,4 @@
-"""What every service does first when it starts."""
+"""What every service does first when it starts, and last when it stops."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Table
 from shared.bus import Bus, all_streams, ensure_streams
 from shared.health import HealthServer, ReadinessCheck
 from shared.settings import ServiceSettings
-from shared.store import Database
+from shared.store import Database, OutboxRelay
 
 
 async def open_infrastructure(
@@ -28,3 +28,17 @@ async def open_infrastructure(
     bus = await Bus.open(settings.nats_url, source=service, instance=instance)
     await ensure_streams(bus.js, all_streams())
     return health, bus
+
+
+async def close_infrastructure(
+    *, relay: OutboxRelay | None, bus: Bus | None, health: HealthServer | None, db: Database
+) -> None:
+    """After the service's own work has stopped: publish what the outbox holds, drain
+    NATS, stop answering /healthz and /readyz, close the database."""
+    if relay is not None:
+        await relay.stop()
+    if bus is not None:
+        await bus.close()
+    if health is not None:
+        await health.stop()
+    await db.dispose()

@@ -42,7 +42,7 @@ from shared import events
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
-from shared.service import open_infrastructure
+from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("bot")
@@ -193,15 +193,9 @@ class BotApp:
                 await self._poller.drain(timeout=10)
         if self._webhook is not None:
             await self._webhook.cleanup()
-        if self.relay is not None:
-            await self.relay.stop()
         if self.bot is not None:
             await self.bot.session.close()
-        if self.bus is not None:
-            await self.bus.close()
-        if self.health is not None:
-            await self.health.stop()
-        await self.db.dispose()
+        await close_infrastructure(relay=self.relay, bus=self.bus, health=self.health, db=self.db)
         log.info("bot_stopped")
 
 

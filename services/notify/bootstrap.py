@@ -17,7 +17,7 @@ from services.notify.scheduler import DueWork
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
-from shared.service import open_infrastructure
+from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("notify")
@@ -67,13 +67,7 @@ class NotifyApp:
             await self.service.stop()
         if self.due is not None:
             await self.due.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.bus is not None:
-            await self.bus.close()
-        if self.health is not None:
-            await self.health.stop()
-        await self.db.dispose()
+        await close_infrastructure(relay=self.relay, bus=self.bus, health=self.health, db=self.db)
         log.info("notify_stopped")
 
 

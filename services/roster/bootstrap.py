@@ -18,7 +18,7 @@ from services.roster.queries import RosterQueries
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
-from shared.service import open_infrastructure
+from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("roster")
@@ -102,13 +102,7 @@ class RosterApp:
         await asyncio.gather(*(c.stop() for c in self.consumers))
         if self.service is not None:
             await self.service.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.bus is not None:
-            await self.bus.close()
-        if self.health is not None:
-            await self.health.stop()
-        await self.db.dispose()
+        await close_infrastructure(relay=self.relay, bus=self.bus, health=self.health, db=self.db)
         log.info("roster_stopped")
 
 
