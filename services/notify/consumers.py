@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -83,7 +84,10 @@ class FactsConsumer:
 
     async def _create(self, envelope: Envelope, asks: Sequence[Ask],
                       then: Callable[[UnitOfWork], Awaitable[None]] | None = None) -> None:
-        resolved = [(ask.request, await self._who(ask.audience)) for ask in asks]
+        # each audience is asked of the roster once, all at once (a campaign's messages share their recipient)
+        audiences = list(dict.fromkeys(ask.audience for ask in asks))
+        answers = dict(zip(audiences, await asyncio.gather(*(self._who(a) for a in audiences)), strict=True))
+        resolved = [(ask.request, answers[ask.audience]) for ask in asks]
         async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.durable, envelope.id):
                 return

@@ -6,7 +6,6 @@ each step happens once."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime
 
 import structlog
@@ -17,15 +16,17 @@ from services.notify.models import Notification
 from services.notify.policy import (
     OPEN_STATES,
     KindPolicy,
-    next_step,
-    policy_for,
-    quiet_release,
 )
 from services.notify.recipients import Recipient, Roster
-from services.notify.store import SOURCE, Request, create, transition
-from shared import events
+from services.notify.store import (
+    SOURCE,
+    Request,
+    create,
+    schedule_next,
+    send,
+    transition,
+)
 from shared.clock import Clock
-from shared.events import ReplyButton, deterministic_id
 from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")
@@ -111,7 +112,6 @@ class DueWork:
 
     async def _perform(self, uow: UnitOfWork, n: Notification, action: str | None,
                        targets: tuple[int, list[Recipient]] | None, now: datetime) -> None:
-        policy = policy_for(n.kind, self.policies)
         n.due_at, n.due_action = None, None
         if action == "tell_desk":
             assert targets is not None
@@ -123,19 +123,7 @@ class DueWork:
         if n.state not in OPEN_STATES:
             return  # acknowledged, failed or expired meanwhile
         if action in ("send", "renotify"):
-            release = None if n.urgent else quiet_release(now, n.timezone)
-            if release is not None:
-                n.due_at, n.due_action = release, action
-                log.info("held_for_quiet_hours", notification_id=str(n.id), until=release.isoformat())
-                return
-            assert n.chat_id is not None
-            n.attempts += 1
-            n.first_sent_at = n.first_sent_at or now
-            buttons = [ReplyButton.model_validate(b) for b in json.loads(n.buttons)]
-            uow.emit(events.DeliverTelegram(notification_id=n.id, attempt=n.attempts, person_id=n.person_id,
-                                            chat_id=n.chat_id, kind=n.kind, text=n.text, buttons=buttons,
-                                            urgent=n.urgent),
-                     id=deterministic_id("deliver", n.id, n.attempts))
+            send(uow, n, action, now, self.policies)
         elif action == "escalate":
             assert targets is not None
             level, people = targets
@@ -146,10 +134,6 @@ class DueWork:
             ), people, now=now, policies=self.policies)
             n.escalation_level = level
             transition(uow, n, "escalated", ROLE_TOLD[level][1], now)
+            schedule_next(n, self.policies)
         elif action == "expire":
             transition(uow, n, "expired", "no answer in time", now)
-            return
-        assert n.first_sent_at is not None
-        plan = next_step(policy=policy, first_sent_at=n.first_sent_at, attempts=n.attempts,
-                         escalation_level=n.escalation_level)
-        n.due_at, n.due_action = plan.at, plan.action

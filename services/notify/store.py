@@ -8,15 +8,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
+import structlog
 from sqlmodel import col, select
 
 from services.notify.models import HandoverSeen, Notification, Transition
-from services.notify.policy import OPEN_STATES, KindPolicy, policy_for, zone
+from services.notify.policy import (
+    OPEN_STATES,
+    KindPolicy,
+    next_step,
+    policy_for,
+    quiet_release,
+    zone,
+)
 from services.notify.recipients import Recipient
 from shared import events
 from shared.events import ReplyButton, deterministic_id
 from shared.store import UnitOfWork
 
+log = structlog.get_logger("notify")
 SOURCE = "notify"
 ACKNOWLEDGE = (ReplyButton(label="Acknowledge", reply="ack"),)
 DUE_LOCAL_TIME = time(9, 0)  # campaign messages timed by date go out at 09:00 local
@@ -88,8 +97,36 @@ async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipie
             n.due_at, n.due_action = now, "tell_desk"
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
+            if n.due_at <= now:  # due now: the first send goes out with the creation, not a step later
+                send(uow, n, "send", now, policies)
         created.append(n)
     return created
+
+
+def send(uow: UnitOfWork, n: Notification, action: str, now: datetime,
+         policies: dict[str, KindPolicy] | None = None) -> None:
+    """(Re)send now, or hold until the recipient's quiet hours end (non-urgent kinds);
+    then the notification's next step is scheduled."""
+    release = None if n.urgent else quiet_release(now, n.timezone)
+    if release is not None:
+        n.due_at, n.due_action = release, action
+        log.info("held_for_quiet_hours", notification_id=str(n.id), until=release.isoformat())
+        return
+    assert n.chat_id is not None
+    n.attempts += 1
+    n.first_sent_at = n.first_sent_at or now
+    buttons = [ReplyButton.model_validate(b) for b in json.loads(n.buttons)]
+    uow.emit(events.DeliverTelegram(notification_id=n.id, attempt=n.attempts, person_id=n.person_id,
+                                    chat_id=n.chat_id, kind=n.kind, text=n.text, buttons=buttons, urgent=n.urgent),
+             id=deterministic_id("deliver", n.id, n.attempts))
+    schedule_next(n, policies)
+
+
+def schedule_next(n: Notification, policies: dict[str, KindPolicy] | None = None) -> None:
+    assert n.first_sent_at is not None
+    plan = next_step(policy=policy_for(n.kind, policies), first_sent_at=n.first_sent_at, attempts=n.attempts,
+                     escalation_level=n.escalation_level)
+    n.due_at, n.due_action = plan.at, plan.action
 
 
 async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime,
