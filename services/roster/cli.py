@@ -9,6 +9,7 @@ otherwise the running roster service publishes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -57,19 +58,37 @@ async def _open(settings: Settings) -> Database:
     return db
 
 
-async def _publish_now(db: Database, settings: Settings, clock: Clock) -> str:
+async def _connect(settings: Settings) -> Bus:
+    bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0)
     try:
-        bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0)
+        await ensure_streams(bus.js, all_streams())
+    except BaseException:
+        await bus.close()
+        raise
+    return bus
+
+
+async def _publish_now(db: Database, connecting: asyncio.Task[Bus], clock: Clock) -> str:
+    """Publish what the transaction wrote to the outbox, over a connection opened while it ran."""
+    try:
+        bus = await connecting
     except Exception:
         return "NATS not reachable: the roster service will publish the events"
     try:
-        await ensure_streams(bus.js, all_streams())
         published = await OutboxRelay(db, bus, clock=clock).flush()
         return f"{published} event(s) published"
     except Exception as exc:  # committed already: the service's relay publishes what is left
         return f"events wait in the outbox for the roster service ({type(exc).__name__})"
     finally:
         await bus.close()
+
+
+async def _not_published(connecting: asyncio.Task[Bus] | None) -> None:
+    if connecting is None:
+        return
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # cancelled or unreachable: nothing to close
+        await (await connecting).close()
 
 
 async def import_text(
@@ -79,6 +98,8 @@ async def import_text(
     parsed = parse_roster(text)
     if parsed.errors:
         return [], parsed.errors, ""
+    # NATS is connected while the import is planned and written: its events go out as soon as it commits
+    connecting = asyncio.create_task(_connect(settings)) if publish and not dry_run else None
     db = await _open(settings)
     changes: list[Change] = []
     try:
@@ -90,13 +111,15 @@ async def import_text(
                 raise _DryRun
             await store.apply_rows(uow, rows=parsed.rows)
             await store.rotation_scan(uow, today=clock.now().date(), policy=policy_from(settings))
-    except _Rejected as rejected:
+    except (_Rejected, _DryRun) as stopped:
+        await _not_published(connecting)
         await db.dispose()
-        return [], rejected.errors, ""
-    except _DryRun:
+        return ([], stopped.errors, "") if isinstance(stopped, _Rejected) else (changes, [], "")
+    except BaseException:
+        await _not_published(connecting)
         await db.dispose()
-        return changes, [], ""
-    note = await _publish_now(db, settings, clock) if publish else ""
+        raise
+    note = await _publish_now(db, connecting, clock) if connecting is not None else ""
     await db.dispose()
     return changes, [], note
 
@@ -229,8 +252,13 @@ def scan(at: datetime | None = typer.Option(None, help="scan as of this instant 
     async def run() -> tuple[store.ScanResult, str]:
         db = await _open(settings)
         try:
-            result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings))
-            return result, await _publish_now(db, settings, clock)
+            connecting = asyncio.create_task(_connect(settings))
+            try:
+                result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings))
+            except BaseException:
+                await _not_published(connecting)
+                raise
+            return result, await _publish_now(db, connecting, clock)
         finally:
             await db.dispose()
 
