@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -26,10 +27,12 @@ from urllib.parse import urlparse
 
 import nats
 import nats.errors
+import nats.js.api
 import nats.js.errors
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -358,6 +361,65 @@ class ConsumerStats:
     redelivered: int = 0
 
 
+class PullRequests:
+    """A durable pull consumer's requests for messages, each with its own reply inbox.
+
+    Every request asks with `no_wait` and `expires`: the server answers at once with what is
+    there, or with the first message to come within `expires`, and then ends the request with
+    a status. A status is taken as the end of a request only when it comes to that request's
+    inbox, so one that arrives late for an earlier request (a 408 after the client gave up)
+    is ignored. nats-py's `fetch` can take such a late status for its own and then wait for
+    its whole timeout with messages in hand (nats-io/nats.py#933, #986, still in 2.16): a
+    message then waits up to two seconds for no reason.
+    """
+
+    def __init__(self, bus: Bus, *, stream: str, durable: str) -> None:
+        self.bus, self.stream, self.durable = bus, stream, durable
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._prefix = bus.nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._n = 0
+
+    async def start(self) -> PullRequests:
+        self._sub = await self.bus.nc.subscribe(f"{self._prefix}.*")
+        return self
+
+    async def fetch(self, batch: int, *, timeout: float) -> list[Msg]:
+        """Up to `batch` messages: those there now, else the first to come within `timeout`
+        (and any with it); an empty list when none came."""
+        assert self._sub is not None
+        self._n += 1
+        reply = f"{self._prefix}.{self._n}"
+        request = {"batch": batch, "expires": int(timeout * 1e9), "no_wait": True}
+        await self.bus.nc.publish(self._subject, json.dumps(request).encode(), reply=reply)
+        msgs: list[Msg] = []
+        deadline = time.monotonic() + timeout + 1.0  # the server ends the request by then
+        while len(msgs) < batch:
+            try:
+                msg = await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            status = msg.headers.get(nats.js.api.Header.STATUS) if msg.headers else None
+            if status is None:
+                msgs.append(msg)
+            elif msg.subject == reply and status in ("404", "408"):
+                break  # this request is over: nothing (more) for now
+            elif msg.subject == reply and status != "100":
+                description = msg.headers.get(nats.js.api.Header.DESCRIPTION, "") if msg.headers else ""
+                if msgs:
+                    break
+                raise ConnectionError(f"pull request refused: {status} {description}")  # consumer gone: rebind
+            # else: a heartbeat, or a late status for an earlier request
+        return msgs
+
+    async def consumer_info(self) -> object:
+        return await self.bus.js.consumer_info(self.stream, self.durable)
+
+    async def unsubscribe(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+
 @dataclass
 class ConsumerRunner:
     """A durable pull consumer bound to a table of event classes -> handlers.
@@ -381,9 +443,13 @@ class ConsumerRunner:
     fetch_timeout: float = 2.0
     stats: ConsumerStats = field(default_factory=ConsumerStats)
     # Keyed concurrency: messages with different keys are handled side by side, those with
-    # the same key in order, each acked when done; at most `batch` in hand. For work that
-    # waits on someone else's pace (Telegram's one message a second per chat).
+    # the same key in order, each acked when done. For work that waits on someone else's pace
+    # (Telegram's one message a second per chat). At most `batch` keys are worked on at once,
+    # and at most `in_hand` messages held: a key with a long queue (the CMCS desk told of sixty
+    # gapped posts) does not hold up the others. A message waiting behind its key tells the
+    # server it is still in progress, so it is not redelivered meanwhile.
     key: Callable[[Event], Hashable] | None = None
+    in_hand: int = 1000
 
     def __post_init__(self) -> None:
         self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
@@ -425,17 +491,17 @@ class ConsumerRunner:
     async def wait_bound(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._bound.wait(), timeout)
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
+    async def _bind(self) -> PullRequests:
         # creates the durable consumer, or updates it when its settings changed
         # (e.g. a handler was added); a refusal surfaces in run() and is retried
         await self.bus.js.add_consumer(self.stream, self.config())
-        sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        sub = await PullRequests(self.bus, stream=self.stream, durable=self.durable).start()
         self._bound.set()
         log.info("consumer_bound", consumer=self.durable, stream=self.stream)
         return sub
 
     async def run(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
+        sub: PullRequests | None = None
         backoff = 0.5
         idle_since = time.monotonic()
         while not self._stopping.is_set():
@@ -454,16 +520,13 @@ class ConsumerRunner:
                     sub = await self._bind()
                     backoff = 0.5
                     idle_since = time.monotonic()
-                if self.key is not None and len(self._in_hand) >= self.batch:
+                if self.key is not None and (len(self._tails) >= self.batch or len(self._in_hand) >= self.in_hand):
                     await asyncio.wait(set(self._in_hand), return_when=asyncio.FIRST_COMPLETED)
                     continue
-                wanted = self.batch - len(self._in_hand) if self.key is not None else self.batch
-                try:
-                    # no idle heartbeat: nats-py sends it along with a no-wait pull that has no
-                    # expiry (when messages were already buffered), which the server refuses
-                    # ("heartbeat value too large"); the short fetch timeout finds a dead link anyway
-                    msgs = await sub.fetch(wanted, timeout=self.fetch_timeout)
-                except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
+                wanted = (min(self.batch - len(self._tails), self.in_hand - len(self._in_hand)) if self.key is not None
+                          else self.batch)  # each message fetched adds at most one key
+                msgs = await sub.fetch(wanted, timeout=self.fetch_timeout)
+                if not msgs:
                     if time.monotonic() - idle_since > 30:
                         # Long idle: make sure the consumer still exists and our
                         # subscription is still the one it delivers to.
@@ -523,8 +586,9 @@ class ConsumerRunner:
         previous = self._tails.get(k)
 
         async def after() -> None:
-            if previous is not None:
-                await asyncio.wait({previous})
+            while previous is not None and not (await asyncio.wait({previous}, timeout=self.ack_wait / 3))[0]:
+                with contextlib.suppress(Exception):  # connection lost: it may come again, handled idempotently
+                    await msg.in_progress()
             try:
                 await self._apply_one(msg, envelope, event, handler)
             except Exception as exc:  # the ack could not be sent (connection lost): it comes again, idempotent

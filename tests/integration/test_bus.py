@@ -124,3 +124,31 @@ async def test_keyed_consumers_handle_keys_side_by_side_and_each_key_in_order(bu
     assert handled[2:] == [(alice, 0), (alice, 1)]
     await eventually(lambda: runner.stats.handled == 4, what="all acked")
     await runner.stop()
+
+
+async def test_a_long_queue_for_one_key_holds_up_no_other_and_is_not_redelivered(bus: Bus) -> None:
+    """Ten messages for alice, each slow, with two keys worked on at once and an ack wait shorter
+    than alice's queue: bob's message goes first, alice's ten are each handled once, in order."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    handled: list[tuple[uuid.UUID, int]] = []
+    order: dict[uuid.UUID, int] = {}
+
+    async def handler(envelope: Envelope, event: PersonChanged) -> None:
+        if event.person_id == alice:
+            await asyncio.sleep(0.3)  # a slow handler (one Telegram message a second per chat), not a synchronisation
+        handled.append((event.person_id, order[envelope.id]))
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--long-queue", handlers={PersonChanged: handler},
+                            max_deliver=3, ack_wait=1.5, batch=2, key=lambda e: e.person_id)  # type: ignore[attr-defined]
+    for n, person in enumerate([alice] * 10 + [bob]):
+        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="test",
+                            occurred_at=datetime.now(UTC))
+        order[env.id] = n
+        await bus.publish(env)
+    runner.start()
+    await eventually(lambda: (bob, 10) in handled, what="bob's message while alice's queue is worked through")
+    assert len(handled) < 5
+    await eventually(lambda: runner.stats.handled == 11, what="all acked", timeout=20)
+    assert [n for person, n in handled if person == alice] == list(range(10))
+    assert runner.stats.redelivered == 0
+    await runner.stop()

@@ -88,7 +88,7 @@ async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
         duplicates = sum(n - 1 for n in per_chat.values())
         assert len(rows) == OFFICERS and all(r.message_id is not None for r in rows)
         assert set(per_chat) == {str(FIRST_CHAT + i) for i in range(OFFICERS)}
-        # only sends in flight at the kill can repeat (at most a fetched batch, 64), and each is counted
+        # only sends in flight at the kill can repeat (at most one per chat worked on, 64 chats), and each is counted
         assert duplicates <= repeats <= 64
     finally:
         stop_process(notify)
