@@ -91,9 +91,7 @@ class FactsConsumer:
         async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.durable, envelope.id):
                 return
-            now = self.clock.now()
-            for request, people in resolved:
-                await st.create(uow, request, people, now=now, policies=self.policies)
+            await st.create_all(uow, resolved, now=self.clock.now(), policies=self.policies)
             if then is not None:
                 await then(uow)
         self.wake()

@@ -74,16 +74,22 @@ def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now
 async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipient], *, now: datetime,
                  policies: dict[str, KindPolicy] | None = None) -> list[Notification]:
     """New notifications for those who do not have this one yet; the rest is untouched."""
-    wanted = {notification_id(request.kind, request.about, r.person_id, request.occurrence): r
-              for r in recipients if r.person_id not in request.exclude}
+    return await create_all(uow, [(request, recipients)], now=now, policies=policies)
+
+
+async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Recipient]]], *, now: datetime,
+                     policies: dict[str, KindPolicy] | None = None) -> list[Notification]:
+    """`create` for several requests at once (a campaign): one look for those that exist already."""
+    wanted = {notification_id(request.kind, request.about, r.person_id, request.occurrence): (request, r)
+              for request, recipients in asks for r in recipients if r.person_id not in request.exclude}
     if not wanted:
         return []
     existing = set((await uow.session.exec(select(Notification.id).where(col(Notification.id).in_(list(wanted))))).all())
-    policy = policy_for(request.kind, policies)
     created = []
-    for nid, r in wanted.items():
+    for nid, (request, r) in wanted.items():
         if nid in existing:
             continue
+        policy = policy_for(request.kind, policies)
         n = Notification(
             id=nid, kind=request.kind, subject=request.about, occurrence=request.occurrence, person_id=r.person_id,
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=request.region or r.region,
