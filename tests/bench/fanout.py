@@ -7,8 +7,8 @@ the limits off. Sandbox, roster, notify and bot each run as their own process.
 - fanout_lost / fanout_duplicates: chats without the reminder / extra copies.
 - rotation_to_prompt: a person's planned end moved into the handover window by an import;
   from the roster's event (`occurred_at`, inside the import's transaction) to the prompt in
-  that person's chat. Measured once notify has worked through the events of the roster's
-  own import of 1,000 people (steady state).
+  that person's chat. Measured once notify and the bot have worked through the events and
+  messages of the roster's own import of 1,000 people (steady state).
 """
 
 from __future__ import annotations
@@ -131,13 +131,15 @@ async def _prompts(http: aiohttp.ClientSession, url: str, bus: Bus, settings: Se
     """One probe at a time: move its planned end into the handover window, wait for its prompt."""
     latencies = []
     today = clock.now().date()
-    # steady state: notify has worked through the roster's own events of the big import first
+    # steady state: notify has worked through the roster's own events of the big import, and the
+    # bot through the messages they made (a prompt measured behind that backlog would time the backlog)
     deadline = time.monotonic() + 300
+    drained = (("ROSTER", "notify--on_facts"), ("NOTIFY", "bot--on_deliver"), ("BOT", "notify--on_bot_reports"))
     while time.monotonic() < deadline:
-        info = await bus.js.consumer_info("ROSTER", "notify--on_facts")
-        if info.num_pending == 0 and info.num_ack_pending == 0:
+        infos = [await bus.js.consumer_info(stream, durable) for stream, durable in drained]
+        if all(info.num_pending == 0 and info.num_ack_pending == 0 for info in infos):
             break
-        await asyncio.sleep(0.5)  # polling the consumer's lag with a deadline
+        await asyncio.sleep(0.5)  # polling the consumers' lag with a deadline
     sub = await bus.js.subscribe("cmcoord.roster.deployment.ending_soon.v1", ordered_consumer=True)
     try:
         for row in rows:
