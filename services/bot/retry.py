@@ -59,7 +59,7 @@ class RetryRequests(BaseRequestMiddleware):
                     raise
                 if isinstance(err, TelegramNetworkError):
                     self.ambiguous_retries += 1
-                log.warning("telegram_retry", method=method.__api_method__, error=type(err).__name__)
+                log.warning("telegram_retry", method=method.__api_method__, error=type(err).__name__, detail=str(err)[:200])
                 await asyncio.sleep(backoff)  # back-off before the retry
                 backoff = min(backoff * 2, self.max_backoff)
         raise AssertionError("unreachable")
