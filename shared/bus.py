@@ -446,8 +446,8 @@ class ConsumerRunner:
     # the same key in order, each acked when done. For work that waits on someone else's pace
     # (Telegram's one message a second per chat). At most `batch` keys are worked on at once,
     # and at most `in_hand` messages held: a key with a long queue (the CMCS desk told of sixty
-    # gapped posts) does not hold up the others. A message waiting behind its key tells the
-    # server it is still in progress, so it is not redelivered meanwhile.
+    # gapped posts) does not hold up the others. A message in hand tells the server it is
+    # still in progress, so it is not redelivered meanwhile.
     key: Callable[[Event], Hashable] | None = None
     in_hand: int = 1000
 
@@ -586,13 +586,15 @@ class ConsumerRunner:
         previous = self._tails.get(k)
 
         async def after() -> None:
-            while previous is not None and not (await asyncio.wait({previous}, timeout=self.ack_wait / 3))[0]:
-                with contextlib.suppress(Exception):  # connection lost: it may come again, handled idempotently
-                    await msg.in_progress()
+            keep = asyncio.create_task(self._keep_in_progress(msg))
             try:
+                if previous is not None:
+                    await asyncio.wait({previous})
                 await self._apply_one(msg, envelope, event, handler)
             except Exception as exc:  # the ack could not be sent (connection lost): it comes again, idempotent
                 log.warning("event_ack_failed", error=_short(exc))
+            finally:
+                keep.cancel()
 
         task = asyncio.create_task(after(), name=f"{self.durable}:{msg.metadata.sequence.stream}")  # log context copied
         self._in_hand.add(task)
@@ -604,6 +606,14 @@ class ConsumerRunner:
                 del self._tails[k]
 
         task.add_done_callback(done)
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        """While a message waits behind its key, or for its turn to reach Telegram, the server
+        hears it is in progress: it is not redelivered meanwhile."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            with contextlib.suppress(Exception):  # connection lost: it may come again, handled idempotently
+                await msg.in_progress()
 
     async def _handle_fetched(self, msgs: list[Msg]) -> None:
         decoded = [(msg, item) for msg in msgs if (item := await self._decode(msg)) is not None]

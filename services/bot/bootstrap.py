@@ -129,8 +129,10 @@ class BotApp:
         self.relay.start()
         self.deliveries = ConsumerRunner(
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
-            handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock)},
+            handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
+                                                      send_gate=self.gate)},
             key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
+            batch=s.delivery_chats_at_once, in_hand=s.deliveries_in_hand,
             max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
         )
         self.deliveries.start()

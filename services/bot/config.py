@@ -33,6 +33,9 @@ class Settings(ServiceSettings):
     # Telegram's limits, kept by the bot (0: off): new messages per second, seconds between two to one chat
     send_per_second: float = 29.0
     send_chat_interval_seconds: float = 1.0
+    # deliveries: chats worked on at once (waiting for their turn, urgent first) and messages held
+    delivery_chats_at_once: int = 500
+    deliveries_in_hand: int = 1000
     throttle_per_second: float = 1.0
     throttle_burst: int = 5
 

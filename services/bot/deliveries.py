@@ -1,11 +1,12 @@
 """Notifications from notify: sent once per (notification, attempt), answered by a button.
 
-The Telegram call happens outside any database transaction: first the send is
+The Telegram call happens outside any database transaction: first the send
+waits for its slot under Telegram's limits (urgent ones first), then it is
 marked in flight (committed), then Telegram is called, then the delivery is
 recorded with its `bot.delivery.sent` event (outbox). A kill -9 between the
 marker and the record can repeat that one send (Telegram offers no idempotency
 key); the marker makes such a repeat known and counted (`Delivery.sends`), and
-only sends in flight at the kill can repeat.
+only sends in flight at the kill can repeat: at 30 a second, a few at most.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
+from services.bot.gate import SendGate
 from services.bot.models import Delivery
 from services.bot.routers import departure, handover
 from shared import events
@@ -37,6 +39,13 @@ log = structlog.get_logger("bot")
 SOURCE = "bot"
 WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
 CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
+
+
+async def _done(db: Database, event: events.DeliverTelegram) -> bool:
+    async with db.read() as session:
+        row = (await session.exec(select(Delivery).where(
+            Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).first()
+    return row is not None and (row.message_id is not None or row.failed is not None)
 
 
 async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> bool:
@@ -58,24 +67,31 @@ async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> b
     return True
 
 
-async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock) -> None:
-    if not await _begin(db, event, clock):
-        log.info("delivery_already_done")
-        return
+async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock,
+                     send_gate: SendGate | None = None) -> None:
     keyboard = InlineKeyboardBuilder()
     for button in event.buttons:
         keyboard.button(text=button.label, callback_data=NotificationReply(n=event.notification_id.hex, r=button.reply))
     failed: str | None = None
     message_id: int | None = None
-    try:
-        with nullcontext() if event.urgent else gate.bulk():  # urgent ones go before a bulk fan-out
-            sent = await bot.send_message(event.chat_id, escape(event.text),
-                                          reply_markup=keyboard.as_markup() if event.buttons else None)
-        message_id = sent.message_id
-    except TelegramForbiddenError:
-        failed = "blocked"
-    except TelegramBadRequest as err:
-        failed = f"refused: {err.message}"[:200]
+    if await _done(db, event):  # a redelivery: no turn taken from the others
+        log.info("delivery_already_done")
+        return
+    with nullcontext() if event.urgent else gate.bulk():  # urgent ones go before a bulk fan-out
+        if send_gate is not None:
+            await send_gate.acquire(event.chat_id)  # the slot first: a send waiting for it is not in flight
+        if not await _begin(db, event, clock):
+            log.info("delivery_already_done")
+            return
+        try:
+            with gate.with_slot_taken() if send_gate is not None else nullcontext():
+                sent = await bot.send_message(event.chat_id, escape(event.text),
+                                              reply_markup=keyboard.as_markup() if event.buttons else None)
+            message_id = sent.message_id
+        except TelegramForbiddenError:
+            failed = "blocked"
+        except TelegramBadRequest as err:
+            failed = f"refused: {err.message}"[:200]
     async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
         row = (await uow.session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).one()

@@ -7,14 +7,20 @@ before a bulk fan-out. A 429 from Telegram pauses every send for its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 # Sends are urgent unless the caller says otherwise (a bulk notification).
 urgency: ContextVar[bool] = ContextVar("send_urgency", default=True)
+# The caller took the send's slot itself (`SendGate.acquire`) just before the call: its first
+# attempt goes at once, a retry waits for a new slot.
+slot_taken: ContextVar[bool] = ContextVar("send_slot_taken", default=False)
 
 
 @contextmanager
@@ -26,7 +32,31 @@ def bulk() -> Iterator[None]:
         urgency.reset(token)
 
 
+@contextmanager
+def with_slot_taken() -> Iterator[None]:
+    token = slot_taken.set(True)
+    try:
+        yield
+    finally:
+        slot_taken.reset(token)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    urgent: bool
+    seq: int
+    chat_id: int
+    turn: asyncio.Future[None]
+
+    def order(self) -> tuple[bool, int]:
+        return (not self.urgent, self.seq)
+
+
 class SendGate:
+    """Sends wait here for their turn. One dispatcher hands out the turns, one at a time:
+    to the first urgent send whose chat may have another message now, else to the first
+    bulk one; a thousand waiting sends cost no more than one."""
+
     def __init__(self, *, per_second: float = 29, chat_interval: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
@@ -36,13 +66,19 @@ class SendGate:
         self._last: dict[int, float] = {}
         self._paused_until = 0.0
         self._next_at = 0.0  # sends are spaced evenly: a burst would reach Telegram as one
-        self._urgent_waiting = 0
-        self._lock = asyncio.Lock()
+        self._waiting: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._changed = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
 
-    def _wait(self, chat_id: int, now: float) -> float:
+    def _bot_wait(self, now: float) -> float:
         while self._sent and now - self._sent[0] >= 1.0:
             self._sent.popleft()
         wait = self._paused_until - now
@@ -50,27 +86,56 @@ class SendGate:
             wait = max(wait, self._next_at - now)
             if len(self._sent) >= self.per_second:
                 wait = max(wait, 1.0 - (now - self._sent[0]))
-        last = self._last.get(chat_id)
-        if last is not None and self.chat_interval > 0:
-            wait = max(wait, self.chat_interval - (now - last))
         return max(0.0, wait)
 
+    def _chat_wait(self, chat_id: int, now: float) -> float:
+        last = self._last.get(chat_id)
+        if last is None or self.chat_interval <= 0:
+            return 0.0
+        return max(0.0, self.chat_interval - (now - last))
+
+    def _wait(self, chat_id: int, now: float) -> float:
+        return max(self._bot_wait(now), self._chat_wait(chat_id, now))
+
+    def _record(self, chat_id: int, now: float) -> None:
+        self._sent.append(now)
+        self._last[chat_id] = now
+        if self.per_second > 0:
+            self._next_at = max(now, self._next_at) + 1.0 / self.per_second
+        if len(self._last) > 50_000:  # forget chats quiet for a while
+            self._last = {c: t for c, t in self._last.items() if now - t < self.chat_interval}
+
     async def acquire(self, chat_id: int) -> None:
-        urgent = urgency.get()
-        self._urgent_waiting += urgent
+        """Wait for this send's turn (urgent unless inside `bulk()`)."""
+        waiter = _Waiter(urgency.get(), next(self._seq), chat_id, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiter)
+        self._changed.set()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="send-gate")
         try:
-            while True:
-                async with self._lock:
-                    now = self.clock()
-                    wait = self._wait(chat_id, now)
-                    if wait <= 0 and (urgent or not self._urgent_waiting):
-                        self._sent.append(now)
-                        self._last[chat_id] = now
-                        if self.per_second > 0:
-                            self._next_at = max(now, self._next_at) + 1.0 / self.per_second
-                        if len(self._last) > 50_000:  # forget chats quiet for a while
-                            self._last = {c: t for c, t in self._last.items() if now - t < self.chat_interval}
-                        return
-                await asyncio.sleep(wait if wait > 0 else 0.005)  # a bulk send yields to urgent ones
+            await waiter.turn
         finally:
-            self._urgent_waiting -= urgent
+            if waiter in self._waiting:  # cancelled while waiting
+                self._waiting.remove(waiter)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until `seconds` pass or a new send arrives (it may be ready sooner)."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout=max(seconds, 0.001))
+
+    async def _dispatch(self) -> None:
+        while self._waiting:
+            now = self.clock()
+            wait = self._bot_wait(now)
+            if wait > 0:
+                await self._nap(wait)
+                continue
+            ready = [w for w in self._waiting if not w.turn.done() and self._chat_wait(w.chat_id, now) <= 0]
+            if not ready:
+                await self._nap(min(self._chat_wait(w.chat_id, now) for w in self._waiting))
+                continue
+            chosen = min(ready, key=_Waiter.order)
+            self._waiting.remove(chosen)
+            self._record(chosen.chat_id, now)
+            chosen.turn.set_result(None)

@@ -19,6 +19,7 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates, SendDocument, SendMessage, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from services.bot import gate
 from services.bot.gate import SendGate
 
 log = structlog.get_logger("bot")
@@ -44,7 +45,7 @@ class RetryRequests(BaseRequestMiddleware):
         backoff = 0.5
         for attempt in range(1, self.attempts + 1):
             try:
-                if new_message and self.gate is not None:
+                if new_message and self.gate is not None and not (attempt == 1 and gate.slot_taken.get()):
                     await self.gate.acquire(method.chat_id)  # type: ignore[attr-defined]
                 return await make_request(bot, method)
             except TelegramRetryAfter as err:
