@@ -57,7 +57,7 @@ class SendGate:
     to the first urgent send whose chat may have another message now, else to the first
     bulk one; a thousand waiting sends cost no more than one."""
 
-    def __init__(self, *, per_second: float = 29, chat_interval: float = 1.0,
+    def __init__(self, *, per_second: float = 28, chat_interval: float = 1.1,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
         self.chat_interval = chat_interval
@@ -66,6 +66,8 @@ class SendGate:
         self._last: dict[int, float] = {}
         self._paused_until = 0.0
         self._next_at = 0.0  # sends are spaced evenly: a burst would reach Telegram as one
+        self._spaced_until = 0.0
+        self._called: dict[int, float] = {}
         self._waiting: list[_Waiter] = []
         self._seq = itertools.count()
         self._changed = asyncio.Event()
@@ -101,7 +103,10 @@ class SendGate:
         self._sent.append(now)
         self._last[chat_id] = now
         if self.per_second > 0:
-            self._next_at = max(now, self._next_at) + 1.0 / self.per_second
+            # the schedule keeps its beat when a turn is handed out a little late (a busy loop),
+            # instead of losing that time on every send; a second never holds more than per_second
+            interval = 1.0 / self.per_second
+            self._next_at = (self._next_at if self._next_at >= now - interval else now) + interval
         if len(self._last) > 50_000:  # forget chats quiet for a while
             self._last = {c: t for c, t in self._last.items() if now - t < self.chat_interval}
 
@@ -117,6 +122,23 @@ class SendGate:
         finally:
             if waiter in self._waiting:  # cancelled while waiting
                 self._waiting.remove(waiter)
+
+    async def spaced(self, chat_id: int) -> None:
+        """Just before the call to Telegram of a send that had its turn: what it did between
+        the turn and now (a database write) may have brought it closer to its neighbours. No
+        two calls start closer than the pace (1/per_second), nor two to one chat closer than
+        `chat_interval`."""
+        if self.per_second <= 0 and self.chat_interval <= 0:
+            return
+        now = self.clock()
+        start = max(now, self._spaced_until if self.per_second > 0 else now,
+                    self._called.get(chat_id, now - self.chat_interval) + self.chat_interval)
+        self._spaced_until = start + (1.0 / self.per_second if self.per_second > 0 else 0.0)
+        self._called[chat_id] = start
+        if len(self._called) > 50_000:  # forget chats quiet for a while
+            self._called = {c: t for c, t in self._called.items() if now - t < self.chat_interval}
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a new send arrives (it may be ready sooner)."""

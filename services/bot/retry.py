@@ -45,8 +45,11 @@ class RetryRequests(BaseRequestMiddleware):
         backoff = 0.5
         for attempt in range(1, self.attempts + 1):
             try:
-                if new_message and self.gate is not None and not (attempt == 1 and gate.slot_taken.get()):
-                    await self.gate.acquire(method.chat_id)  # type: ignore[attr-defined]
+                if new_message and self.gate is not None:
+                    if attempt == 1 and gate.slot_taken.get():
+                        await self.gate.spaced(method.chat_id)  # type: ignore[attr-defined]
+                    else:
+                        await self.gate.acquire(method.chat_id)  # type: ignore[attr-defined]
                 return await make_request(bot, method)
             except TelegramRetryAfter as err:
                 if attempt == self.attempts:

@@ -295,7 +295,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
 
     async def stats(request: web.Request) -> web.Response:
         s = sandbox.stats
-        return web.json_response({"accepted": s.accepted, "rate_limited": s.rate_limited, "errors": s.errors,
+        return web.json_response({"accepted": s.accepted, "rate_limited": s.rate_limited,
+                                  "rate_limited_in_chat": s.rate_limited_in_chat, "errors": s.errors,
                                   "blocked": s.blocked, "pending_updates": len(sandbox.updates)})
 
     async def page(request: web.Request) -> web.Response:

@@ -44,6 +44,7 @@ class Faults:
 class Stats:
     accepted: int = 0
     rate_limited: int = 0
+    rate_limited_in_chat: int = 0  # of which: a chat's own limit
     errors: int = 0
     blocked: int = 0
 
@@ -203,6 +204,7 @@ class Sandbox:
         for limit, w in ((self.faults.global_per_sec, self._global), (self.faults.per_chat_per_sec, window)):
             if limit > 0 and not w.allows(now, limit):
                 self.stats.rate_limited += 1
+                self.stats.rate_limited_in_chat += w is window
                 raise ApiError(429, "Too Many Requests: retry after 1", retry_after=max(1, round(w.wait_s(now) + 0.5)))
         self._global.times.append(now)
         window.times.append(now)

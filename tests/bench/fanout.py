@@ -114,6 +114,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
             stop_process(proc)
         server.stop()
     detail = {"officers": officers, "sent": sent, "rate_per_s": round(rate, 2), "rate_limited": stats["rate_limited"],
+              "rate_limited_in_chat": stats["rate_limited_in_chat"],
               "telegram_limits": "on: 30/s per bot, 1/s per chat"}
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     latency_detail = {"samples": len(latencies), "telegram_limits": "off"}
