@@ -93,6 +93,7 @@ class RosterApp:
             "nats": bool(self.bus and self.bus.connected),
             "store": await self.db.ping(),
             "consumers": bool(self.consumers) and all(c.bound for c in self.consumers),
+            "queries": self.service is not None,  # a client told "ready" must find someone answering
         }
 
     async def stop(self) -> None:
