@@ -234,8 +234,10 @@ class Bus:
         if not self.nc.is_connected:
             return [False] * len(messages)
         futures = []
-        for subject, payload, msg_id in messages:
+        for n, (subject, payload, msg_id) in enumerate(messages, start=1):
             futures.append(await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id}))
+            if n % 50 == 0:
+                await asyncio.sleep(0)  # a backlog of thousands goes out without holding the queries
         try:
             results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout)
         except TimeoutError:
