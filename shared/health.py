@@ -1,17 +1,21 @@
-"""A tiny HTTP server each service runs on its own port: /healthz and /readyz."""
+"""A tiny HTTP server each service runs on its own port: /healthz, /readyz and any
+read-only pages of its own (notify's calendar feeds)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+Route = tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]  # (GET path, handler)
 
 
 class HealthServer:
-    def __init__(self, *, service: str, host: str, port: int, readiness: ReadinessCheck) -> None:
+    def __init__(self, *, service: str, host: str, port: int, readiness: ReadinessCheck,
+                 routes: Sequence[Route] = ()) -> None:
         self.service = service
+        self.routes = routes
         self.host = host
         self.port = port
         self.readiness = readiness
@@ -21,6 +25,8 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        for path, handler in self.routes:
+            app.router.add_get(path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

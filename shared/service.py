@@ -10,20 +10,22 @@ import structlog
 from sqlalchemy import Table
 
 from shared.bus import Bus, all_streams, ensure_streams
-from shared.health import HealthServer, ReadinessCheck
+from shared.health import HealthServer, ReadinessCheck, Route
 from shared.settings import ServiceSettings
 from shared.store import Database, OutboxRelay
 
 
 async def open_infrastructure(
-    *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck
+    *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck,
+    routes: Sequence[Route] = (),
 ) -> tuple[HealthServer, Bus]:
     """Name this instance in the logs, create the tables, serve /healthz and
     /readyz, connect to NATS (waiting for it) and make sure the streams exist."""
     instance = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
     structlog.contextvars.bind_contextvars(instance=instance)
     await db.create_tables(tables)
-    health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness)
+    health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness,
+                          routes=routes)
     await health.start()
     bus = await Bus.open(settings.nats_url, source=service, instance=instance)
     await ensure_streams(bus.js, all_streams())

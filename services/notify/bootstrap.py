@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 import structlog
+from aiohttp import web
 from nats.micro.service import Service
 
+from services.notify import calls
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
 from services.notify.models import NOTIFY_TABLES
@@ -17,6 +19,7 @@ from services.notify.scheduler import DueWork
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
+from shared.regions import resolve_region
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
@@ -39,7 +42,8 @@ class NotifyApp:
     async def start(self) -> None:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
-            service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness
+            service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness,
+            routes=[("/calls/{region}.ics", self.calendar)],
         )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
@@ -53,6 +57,17 @@ class NotifyApp:
             consumer.start()
         self.service = await NotifyQueries(db=self.db).serve(self.bus.nc, version=VERSION)
         log.info("notify_started", health_port=self.health.port)
+
+    async def calendar(self, request: web.Request) -> web.Response:
+        """A region's call as an iCalendar feed, for officers' calendar apps."""
+        code = resolve_region(request.match_info["region"])
+        if code is None:
+            raise web.HTTPNotFound(text="unknown region")
+        async with self.db.read() as session:
+            schedule = await calls.schedule_of(session, code)
+            feed = calls.feed(schedule, await calls.changes_of(session, code))
+        return web.Response(body=feed.to_ical(stamp=self.clock.now()), content_type="text/calendar", charset="utf-8",
+                            headers={"Content-Disposition": f'inline; filename="{code.lower()}-call.ics"'})
 
     async def readiness(self) -> dict[str, bool]:
         return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -73,10 +73,37 @@ class Succession(SQLModel, table=True):
     recorded_at: datetime
 
 
+class CallSchedule(SQLModel, table=True):
+    """A region's call where it differs from the default (every second week, 13:00 regional time)."""
+
+    __tablename__ = "call_schedule"
+    region: str = Field(primary_key=True, max_length=12)
+    rrule: str = Field(max_length=200)
+    first_day: date
+    local_time: str = Field(max_length=5)  # HH:MM in `timezone`
+    timezone: str = Field(max_length=64)
+    duration_minutes: int = 60
+    link: str = Field(default="", max_length=500)
+    chair_email: str = Field(default="", max_length=320)
+    updated_at: datetime | None = None
+
+
+class CallChange(SQLModel, table=True):
+    """One occurrence cancelled (`moved_to` None) or moved, known by its original start (UTC)."""
+
+    __tablename__ = "call_change"
+    region: str = Field(primary_key=True, max_length=12)
+    original: datetime = Field(primary_key=True)
+    moved_to: datetime | None = None
+    changed_at: datetime
+
+
 NOTIFY_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     Notification.__table__,  # type: ignore[attr-defined]
     Transition.__table__,  # type: ignore[attr-defined]
     HandoverSeen.__table__,  # type: ignore[attr-defined]
     Succession.__table__,  # type: ignore[attr-defined]
+    CallSchedule.__table__,  # type: ignore[attr-defined]
+    CallChange.__table__,  # type: ignore[attr-defined]
 )

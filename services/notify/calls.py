@@ -1,0 +1,101 @@
+"""Regional call schedules as notify keeps them: each region's own settings over the
+defaults, and the occurrences cancelled or moved one at a time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify.models import CallChange, CallSchedule
+from services.notify.schedule import (
+    Change,
+    Feed,
+    Occurrence,
+    Schedule,
+    default_schedules,
+    is_occurrence,
+    occurrences,
+)
+from shared.regions import REGIONS
+
+
+class CallsError(ValueError):
+    """What a chair or the desk asked cannot be done (said in words they can act on)."""
+
+
+def _schedule(row: CallSchedule) -> Schedule:
+    return Schedule(region=row.region, rrule=row.rrule, first_day=row.first_day,
+                    local_time=time.fromisoformat(row.local_time), timezone=row.timezone,
+                    duration=timedelta(minutes=row.duration_minutes), link=row.link, chair_email=row.chair_email)
+
+
+async def schedules(session: AsyncSession) -> dict[str, Schedule]:
+    """Every region's schedule: its own where set, else the default."""
+    found = {s.region: s for s in default_schedules()}
+    for row in (await session.exec(select(CallSchedule))).all():
+        found[row.region] = _schedule(row)
+    return dict(sorted(found.items()))
+
+
+async def schedule_of(session: AsyncSession, region: str) -> Schedule:
+    if region not in REGIONS:
+        raise CallsError(f"unknown region {region!r}")
+    return (await schedules(session))[region]
+
+
+async def changes_of(session: AsyncSession, region: str) -> list[Change]:
+    rows = (await session.exec(select(CallChange).where(CallChange.region == region)
+                               .order_by(col(CallChange.original)))).all()
+    return [Change(original=r.original, moved_to=r.moved_to) for r in rows]
+
+
+async def save_schedule(session: AsyncSession, schedule: Schedule, *, now: datetime) -> None:
+    row = await session.get(CallSchedule, schedule.region) or CallSchedule(region=schedule.region)
+    row.rrule, row.first_day, row.local_time = schedule.rrule, schedule.first_day, schedule.local_time.isoformat("minutes")
+    row.timezone, row.duration_minutes = schedule.timezone, int(schedule.duration.total_seconds() // 60)
+    row.link, row.chair_email, row.updated_at = schedule.link, schedule.chair_email, now
+    session.add(row)
+
+
+def updated(schedule: Schedule, **fields: object) -> Schedule:
+    """The schedule with these fields changed (None: unchanged), checked."""
+    return replace(schedule, **{k: v for k, v in fields.items() if v is not None})  # type: ignore[arg-type]
+
+
+def occurrence_on(schedule: Schedule, changes: list[Change], day: date) -> Occurrence:
+    """The series' call on this local day (by its own date, moved or not)."""
+    zone = schedule.zone
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    originals = schedule.starts(start, start + timedelta(days=1))
+    if not originals:
+        raise CallsError(f"no {schedule.region} call on {day}")
+    original = originals[0]
+    change = next((c for c in changes if c.original == original), None)
+    if change is not None and change.moved_to is None:
+        raise CallsError(f"the {schedule.region} call of {day} is already cancelled")
+    moved_to = change.moved_to if change is not None else None
+    start_at = moved_to or original
+    return Occurrence(region=schedule.region, original=original, start=start_at, end=start_at + schedule.duration,
+                      moved=moved_to is not None)
+
+
+async def change(session: AsyncSession, schedule: Schedule, occurrence: Occurrence, *, moved_to: datetime | None,
+                 now: datetime) -> None:
+    """Cancel (moved_to None) or move one occurrence; a later change of it replaces this one."""
+    assert is_occurrence(schedule, occurrence.original)
+    row = await session.get(CallChange, (schedule.region, occurrence.original)) or CallChange(
+        region=schedule.region, original=occurrence.original)
+    row.moved_to, row.changed_at = moved_to, now
+    session.add(row)
+
+
+def upcoming(schedule: Schedule, changes: list[Change], *, now: datetime, days: int = 365) -> list[Occurrence]:
+    return occurrences(schedule, changes, after=now, before=now + timedelta(days=days))
+
+
+def feed(schedule: Schedule, changes: list[Change]) -> Feed:
+    region = REGIONS[schedule.region]
+    return Feed(schedule, changes, title=f"{region.name} regional CMCoord call")
