@@ -10,6 +10,7 @@ from aiohttp import web
 from nats.micro.service import Service
 
 from services.notify import calls
+from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
 from services.notify.models import NOTIFY_TABLES
@@ -38,6 +39,7 @@ class NotifyApp:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     health: HealthServer | None = None
     service: Service | None = None
+    planner: CallPlanner | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -56,6 +58,10 @@ class NotifyApp:
         for consumer in self.consumers:
             consumer.start()
         self.service = await NotifyQueries(db=self.db).serve(self.bus.nc, version=VERSION)
+        self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
+                                 tick_seconds=s.call_tick_seconds)
+        if s.call_reminders:
+            self.planner.start()
         log.info("notify_started", health_port=self.health.port)
 
     async def calendar(self, request: web.Request) -> web.Response:
@@ -81,6 +87,8 @@ class NotifyApp:
         await asyncio.gather(*(c.stop() for c in self.consumers))
         if self.service is not None:
             await self.service.stop()
+        if self.planner is not None:
+            await self.planner.stop()
         if self.due is not None:
             await self.due.stop()
         await close_infrastructure(relay=self.relay, bus=self.bus, health=self.health, db=self.db)

@@ -96,6 +96,17 @@ class CallChange(SQLModel, table=True):
     original: datetime = Field(primary_key=True)
     moved_to: datetime | None = None
     changed_at: datetime
+    told_at: datetime | None = None  # those already reminded of it were told
+
+
+class CallPlanned(SQLModel, table=True):
+    """A call's reminders of one kind were planned for this start: not asked of the roster again."""
+
+    __tablename__ = "call_planned"
+    about: str = Field(primary_key=True, max_length=80)
+    kind: str = Field(primary_key=True, max_length=40)
+    occurrence: str = Field(primary_key=True, max_length=80)
+    at: datetime
 
 
 NOTIFY_TABLES: tuple[Table, ...] = (
@@ -106,4 +117,5 @@ NOTIFY_TABLES: tuple[Table, ...] = (
     Succession.__table__,  # type: ignore[attr-defined]
     CallSchedule.__table__,  # type: ignore[attr-defined]
     CallChange.__table__,  # type: ignore[attr-defined]
+    CallPlanned.__table__,  # type: ignore[attr-defined]
 )

@@ -45,6 +45,12 @@ POLICIES: dict[str, KindPolicy] = {
     "handover.missing": ALERT,
     "handover.introduction": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
     "handover.note": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    # regional calls: each reminder is useful until the call starts (the planner closes it then)
+    "call.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
+    "call.link": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None, urgent=True),
+    "call.chair": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
+    "call.changed": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None,
+                               urgent=True),
 }
 
 

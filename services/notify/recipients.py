@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from shared.bus import Bus, QueryError
@@ -56,6 +57,13 @@ class Roster:
         if not person_ids:
             return []
         return await self._ask({"person_ids": [str(p) for p in person_ids]})
+
+    async def deployed_in(self, region: str, on: date) -> list[Recipient]:
+        """Everyone deployed in the region that day (a regional call's participants)."""
+        return await self._ask({"region": region, "on": on.isoformat()})
+
+    async def by_email(self, emails: Sequence[str]) -> list[Recipient]:
+        return await self._ask({"emails": list(emails)}) if emails else []
 
     async def post_holders(self, post_id: uuid.UUID) -> list[dict[str, Any]]:
         """Who holds a post today: [{person: card, deployment: card}]."""

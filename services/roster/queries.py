@@ -54,11 +54,14 @@ class DeploymentQuery(BaseModel):
 
 
 class RecipientsQuery(BaseModel):
-    """Either people by id, or the holders of a role (in a region)."""
+    """People by id or by email, the holders of a role (in a region), or everyone deployed
+    in a region on a day (`region` and `on`, no role: a regional call's participants)."""
 
     person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    emails: list[str] = Field(default_factory=list, max_length=100)
     role: Role | None = None
     region: str | None = None
+    on: date | None = None
 
 
 class RegisterQuery(BaseModel):
@@ -187,12 +190,21 @@ class RosterQueries:
     async def recipients(self, payload: dict[str, Any]) -> Any:
         """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""
         q = RecipientsQuery.model_validate(payload)
-        if q.person_ids:
+        if q.person_ids or q.emails or (q.role is None and q.region and q.on):
+            day = q.on or self.clock.now().date()
             async with self.db.read() as session:
-                rows = await store.recipients_by_id(session, q.person_ids, day=self.clock.now().date())
+                ids = list(q.person_ids)
+                if q.emails:
+                    ids += await store.people_by_email(session, q.emails)
+                if q.role is None and q.region and q.on:
+                    region = resolve_region(q.region)
+                    if region is None:
+                        raise ValueError(f"unknown region {q.region!r}")
+                    ids += await store.deployed_in(session, region=region, day=day)
+                rows = await store.recipients_by_id(session, list(dict.fromkeys(ids)), day=day)
             return [_recipient(r.person, r.regions, r.telegram_user_id) for r in rows]
         if q.role is None:
-            raise ValueError("ask for person_ids or a role")
+            raise ValueError("ask for person_ids, emails, a role, or a region and a day")
         # who gets told must be current: never an answer from a snapshot older than the roster
         snapshot = await self.fresh_snapshot()
         region = resolve_region(q.region) if q.region else None

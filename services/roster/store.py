@@ -415,6 +415,21 @@ class RecipientRow:
     telegram_user_id: int | None
 
 
+async def people_by_email(session: AsyncSession, emails: list[str]) -> list[uuid.UUID]:
+    wanted = [e.strip().lower() for e in emails]
+    return list((await session.exec(select(Person.id).where(col(Person.email).in_(wanted)))).all())
+
+
+async def deployed_in(session: AsyncSession, *, region: str, day: date) -> list[uuid.UUID]:
+    """Everyone with a deployment in the region that day (a regional call's participants)."""
+    rows = await session.exec(
+        select(Deployment.person_id).join(Post)
+        .where(Post.region == region, col(Deployment.start) <= day)
+        .where((col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
+               | (col(Deployment.actual_end) >= day)))
+    return list(dict.fromkeys(rows.all()))
+
+
 async def recipients_by_id(session: AsyncSession, person_ids: list[uuid.UUID], *, day: date) -> list[RecipientRow]:
     """People by id with the regions they are deployed in on `day`, read straight from the
     tables (three small queries): telling a few people never waits for a directory rebuild."""

@@ -1,18 +1,24 @@
-"""Fixtures of the bot tests: a small roster, and the bot itself on the sandbox."""
+"""Fixtures of the integration tests: small rosters, and the bot itself on the sandbox."""
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from services.bot import bootstrap as bot_bootstrap
+from services.bot.bootstrap import BotApp
 from services.bot.config import Settings as BotSettings
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings
+from services.roster.models import Person, TelegramLink
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
+from shared.store import Database
 
 HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats\n"
 
@@ -40,5 +46,47 @@ async def started_bot(home: Any, nats_url: str, sandbox_url: str, clock: Any = N
 async def bot_app(tmp_path: Any, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
                   roster_people: None) -> AsyncIterator[bot_bootstrap.BotApp]:
     app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
+    yield app
+    await app.stop()
+
+
+# --- a small roster for notify: people with and without Telegram, an adviser and the desk ------------------
+PEOPLE_HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
+PEOPLE = {  # email -> (Telegram user id or None, row)
+    "awa@ocha.example": (9801, "Awa Traoré,awa@ocha.example,+223 1,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer"),
+    "jean@ocha.example": (9802, ("Jean Ndiaye,jean@ocha.example,+221 1,OCHA,SN,Dakar,Regional CMCoord Adviser,"
+                                 "regional_adviser")),
+    "maria@ocha.example": (9803, "Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk"),
+    "somchai@ocha.example": (9804, ("Somchai Wong,somchai@ocha.example,+66 1,OCHA,TH,Bangkok,CMCoord Officer,"
+                                    "cmcoord_officer")),
+    "noone@ocha.example": (None, "Nadia Unlinked,noone@ocha.example,+227 1,OCHA,NE,Niamey,Focal Point,focal_point"),
+}
+ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
+
+
+@pytest.fixture
+async def people(roster_settings: Settings, clock: ManualClock) -> dict[str, uuid.UUID]:
+    t = clock.now().date()
+    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{ZONES.get(email, '')}"
+            for email, (_, row) in PEOPLE.items()]
+    _, errors, _ = await import_text(PEOPLE_HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
+                                     publish=False)
+    assert errors == []
+    db = Database(roster_settings.db_url)
+    ids: dict[str, uuid.UUID] = {}
+    async with db.write() as session:
+        for person in (await session.exec(select(Person))).all():
+            ids[person.email] = person.id
+            telegram = PEOPLE[person.email][0]
+            if telegram is not None:
+                session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
+    await db.dispose()
+    return ids
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
+              clock: ManualClock) -> AsyncIterator[BotApp]:
+    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
     yield app
     await app.stop()

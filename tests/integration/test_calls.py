@@ -1,6 +1,8 @@
 """Regional call schedules as the CMCS desk and a chair manage them (`cmcoord calls`), and the
 calendar feed officers subscribe to (notify's HTTP endpoint)."""
 
+import asyncio
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -9,11 +11,23 @@ import aiohttp
 import icalendar
 import recurring_ical_events
 
+from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
+from services.notify import calls
 from services.notify.config import Settings as NotifySettings
+from services.notify.models import Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
+from services.roster.bootstrap import RosterApp
+from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import cli, service_env
+from tests.helpers import cli, eventually, service_env
+from tests.integration.telegram_users import User
+from tests.integration.test_notify import (
+    count_texts,
+    notifications,
+    notify_settings,
+    texts,
+)
 
 
 def _expanded(ics: bytes, after: datetime, before: datetime) -> list[datetime]:
@@ -81,3 +95,100 @@ async def test_notify_serves_each_region_s_calendar(tmp_path: Path, nats_server:
         assert len(starts) in (26, 27)
     finally:
         await app.stop()
+
+
+# --- reminders, end to end: roster, notify and the bot on the sandbox, a clock the test sets ---------------
+# The fixtures' roster: Somchai Wong (chat 9804, Asia/Bangkok) is deployed in Thailand (ROAP); Jean Ndiaye
+# (9802) chairs. The test clock starts on Monday 2 March 2026, 09:00 UTC; ROAP's call is every second
+# Tuesday at 13:00 Bangkok time: Tuesday 3 March, 06:00 UTC.
+ROAP_CALL = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+
+
+async def _calls_notify(tmp_path: Path, nats_url: str, clock: ManualClock) -> notify_bootstrap.NotifyApp:
+    settings = notify_settings(tmp_path, nats_url).model_copy(update={"call_reminders": True,
+                                                                      "call_tick_seconds": 3600})
+    app = notify_bootstrap.build(settings, clock=clock)
+    await app.start()
+    return app
+
+
+async def _roap(app: notify_bootstrap.NotifyApp, clock: ManualClock, **fields: object) -> None:
+    async with app.db.write() as session:
+        schedule = calls.updated(await calls.schedule_of(session, "ROAP"), **fields)
+        await calls.save_schedule(session, schedule, now=clock.now())
+
+
+async def _plan(app: notify_bootstrap.NotifyApp) -> None:
+    assert app.planner is not None
+    await app.planner.run_once()
+
+
+async def test_reminders_a_day_and_an_hour_before_once_each_and_the_answer_recorded(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, link="https://meet.example/roap", chair_email="jean@ocha.example")
+        await _plan(app)
+        (day_before,) = await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the 24 h reminder")
+        assert day_before.startswith("Asia and the Pacific regional CMCoord call: Tuesday 03 March, 13:00 "
+                                     "(Asia/Bangkok), 60 minutes.")
+        (chair,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's message")
+        assert "You chair the Asia and the Pacific regional CMCoord call: Tuesday 03 March, 06:00 (Africa/Dakar)" in chair
+        assert "Participants: 1 (1 on Telegram)" in chair
+
+        officer = User(sandbox_url, 9804)
+        message = (await officer.messages())[-1]
+        buttons = message["reply_markup"]["inline_keyboard"][0]
+        assert [b["text"] for b in buttons] == ["I'll join", "Can't join"]
+        await officer.press(message["message_id"], buttons[0]["callback_data"])
+        (rsvp,) = await eventually(lambda: _notes(app, kind="call.reminder", state="acknowledged"), what="the RSVP")
+        assert rsvp.reply == "join" and rsvp.person_id == people["somchai@ocha.example"]
+
+        await app.stop()  # a restart between the two reminders
+        app = await _calls_notify(tmp_path, nats_server.url, clock)
+        await _plan(app)
+        clock.set(ROAP_CALL - timedelta(minutes=50))
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="the 1 h reminder")
+        assert got[1] == ("Asia and the Pacific regional CMCoord call starts in one hour: Tuesday 03 March, 13:00 "
+                          "(Asia/Bangkok).\nLink: https://meet.example/roap")
+        await _plan(app)
+        clock.set(ROAP_CALL + timedelta(minutes=5))  # during the call: nothing new, nothing twice
+        await _plan(app)
+        assert len(await texts(9804, sandbox_url)) == 2 and len(await texts(9802, sandbox_url)) == 1
+        (chair_note,) = await _notes(app, kind="call.chair") or []
+        assert chair_note.state == "expired"  # closed when the call started
+    finally:
+        await app.stop()
+
+
+async def test_two_processes_remind_once_and_a_cancellation_is_told(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    apps = [await _calls_notify(tmp_path, nats_server.url, clock) for _ in range(2)]
+    try:
+        await asyncio.gather(*(_plan(app) for app in apps), *(_plan(app) for app in apps))
+        await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the 24 h reminder")
+        async with apps[0].db.write() as session:
+            schedule = await calls.schedule_of(session, "ROAP")
+            occurrence = calls.occurrence_on(schedule, [], ROAP_CALL.date())
+            await calls.change(session, schedule, occurrence, moved_to=None, now=clock.now())
+        await asyncio.gather(*(_plan(app) for app in apps))
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="told of the cancellation")
+        assert got[1] == "Asia and the Pacific regional CMCoord call of Tuesday 03 March, 13:00 (Asia/Bangkok) is cancelled."
+        clock.set(ROAP_CALL - timedelta(minutes=50))
+        await asyncio.gather(*(_plan(app) for app in apps))
+        assert len(await texts(9804, sandbox_url)) == 2  # no link for a cancelled call, no reminder twice
+        (reminder,) = await _notes(apps[0], kind="call.reminder") or []
+        assert reminder.state == "expired"
+    finally:
+        for app in apps:
+            await app.stop()
+
+
+async def _notes(app: notify_bootstrap.NotifyApp, **where: object) -> list[Notification] | None:
+    found = await notifications(app, **where)
+    return found or None

@@ -16,9 +16,7 @@ from services.notify import bootstrap as notify_bootstrap
 from services.notify.config import Settings as NotifySettings
 from services.notify.models import Notification, Transition
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
 from services.roster.config import Settings
-from services.roster.models import Person, TelegramLink
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
@@ -29,42 +27,10 @@ from tests.helpers import cli, eventually, service_env, stream_events
 from tests.integration.conftest import started_bot
 from tests.integration.telegram_users import User
 
-HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
-PEOPLE = {  # email -> (Telegram user id or None, row)
-    "awa@ocha.example": (9801, "Awa Traoré,awa@ocha.example,+223 1,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer"),
-    "jean@ocha.example": (9802, ("Jean Ndiaye,jean@ocha.example,+221 1,OCHA,SN,Dakar,Regional CMCoord Adviser,"
-                                 "regional_adviser")),
-    "maria@ocha.example": (9803, "Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk"),
-    "somchai@ocha.example": (9804, ("Somchai Wong,somchai@ocha.example,+66 1,OCHA,TH,Bangkok,CMCoord Officer,"
-                                    "cmcoord_officer")),
-    "noone@ocha.example": (None, "Nadia Unlinked,noone@ocha.example,+227 1,OCHA,NE,Niamey,Focal Point,focal_point"),
-}
-ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
-
-
-@pytest.fixture
-async def people(roster_settings: Settings, clock: ManualClock) -> dict[str, uuid.UUID]:
-    t = clock.now().date()
-    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{ZONES.get(email, '')}"
-            for email, (_, row) in PEOPLE.items()]
-    _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
-                                     publish=False)
-    assert errors == []
-    db = Database(roster_settings.db_url)
-    ids: dict[str, uuid.UUID] = {}
-    async with db.write() as session:
-        for person in (await session.exec(select(Person))).all():
-            ids[person.email] = person.id
-            telegram = PEOPLE[person.email][0]
-            if telegram is not None:
-                session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
-    await db.dispose()
-    return ids
-
 
 def notify_settings(tmp_path: Path, nats_url: str) -> NotifySettings:
     return NotifySettings(home=tmp_path / "notify-home", nats_url=nats_url, health_port=free_port(), tick_seconds=0.2,
-                          max_deliver=3, ack_wait_seconds=5)
+                          max_deliver=3, ack_wait_seconds=5, call_reminders=False)  # calls: test_calls.py
 
 
 @pytest.fixture
@@ -74,14 +40,6 @@ async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, ro
     await app.start()
     for consumer in app.consumers:
         await consumer.wait_bound()
-    yield app
-    await app.stop()
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp,
-              clock: ManualClock) -> AsyncIterator[BotApp]:
-    app = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
     yield app
     await app.stop()
 

@@ -1,0 +1,233 @@
+"""Regional call reminders, as notifications.
+
+- 24 h before: each participant (everyone deployed in the region on the call's day)
+  gets the date and time in their own time zone, the agenda so far and "I'll join" /
+  "Can't join"; the answer is the RSVP and the acknowledgement. The chair gets the
+  agenda and the answers so far.
+- 1 h before: the link.
+- A call cancelled or moved: those already reminded are told; a moved call is
+  reminded again at its new time.
+
+Each reminder is a notification whose id derives from (kind, call, person, start):
+planned again after a restart or by a second notify process, it changes nothing; a
+marker row per (call, kind, start) spares the roster the question. A reminder missed
+while notify was down goes out late only while still useful: the 24 h one until the
+call starts (then open ones are closed), the 1 h one until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from services.notify import calls
+from services.notify import store as st
+from services.notify.models import CallChange, CallPlanned, Notification
+from services.notify.policy import OPEN_STATES, KindPolicy, zone
+from services.notify.recipients import Recipient, Roster
+from services.notify.schedule import Occurrence, Schedule, occurrences
+from services.notify.store import SOURCE, Request
+from shared.clock import Clock
+from shared.events import ReplyButton
+from shared.regions import REGIONS
+from shared.store import Database
+
+log = structlog.get_logger("notify")
+DAY_BEFORE, HOUR_BEFORE = timedelta(hours=24), timedelta(hours=1)
+JOIN, DECLINE = "join", "decline"
+RSVP = (ReplyButton(label="I'll join", reply=JOIN), ReplyButton(label="Can't join", reply=DECLINE))
+REMINDED = ("call.reminder", "call.link")
+CLOSED_AT_START = ("call.reminder", "call.chair")
+Ask = tuple[Request, list[Recipient]]
+
+
+def call_about(o: Occurrence) -> str:
+    return f"call:{o.region}:{o.key}"
+
+
+def when(o: Occurrence) -> str:
+    """A reminder's occurrence: the call's start (a moved call is reminded again)."""
+    return o.start.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _local(at: datetime, tz: str) -> str:
+    local = at.astimezone(zone(tz))
+    return f"{local:%A %d %B, %H:%M} ({tz or 'UTC'})"
+
+
+def _title(region: str) -> str:
+    return f"{REGIONS[region].name} regional CMCoord call"
+
+
+class CallPlanner:
+    def __init__(self, *, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
+                 policies: dict[str, KindPolicy] | None = None, tick_seconds: float = 60.0) -> None:
+        self.db, self.clock, self.roster, self.wake = db, clock, roster, wake
+        self.policies = policies
+        self.tick_seconds = tick_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notify-call-planner")
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # the roster, store or NATS away: the next tick tries again
+                log.exception("call_planning_failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_once(self) -> None:
+        now = self.clock.now()
+        async with self.db.read() as session:
+            plans = [(s, await calls.changes_of(session, s.region)) for s in (await calls.schedules(session)).values()]
+            untold = list((await session.exec(select(CallChange).where(col(CallChange.told_at).is_(None)))).all())
+        for change in untold:
+            await self._tell(change, next(s for s, _ in plans if s.region == change.region), now)
+        for schedule, changes in plans:
+            for o in occurrences(schedule, changes, after=now - DAY_BEFORE, before=now + DAY_BEFORE):
+                if o.start - DAY_BEFORE <= now < o.start:
+                    await self._plan(o, "call.reminder", partial(self._day_before, schedule, o))
+                    if schedule.chair_email:
+                        await self._plan(o, "call.chair", partial(self._chair, schedule, o))
+                if o.start - HOUR_BEFORE <= now < o.end:
+                    await self._plan(o, "call.link", partial(self._hour_before, schedule, o))
+                if now >= o.start:
+                    await self._close(o, now)
+
+    async def _planned(self, o: Occurrence, kind: str) -> bool:
+        async with self.db.read() as session:
+            return await session.get(CallPlanned, (call_about(o), kind, when(o))) is not None
+
+    async def _plan(self, o: Occurrence, kind: str, make: Callable[[], Awaitable[list[Ask]]]) -> None:
+        if await self._planned(o, kind):
+            return
+        asks = await make()
+        try:
+            async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=call_about(o)) as uow:
+                uow.session.add(CallPlanned(about=call_about(o), kind=kind, occurrence=when(o), at=self.clock.now()))
+                await st.create_all(uow, asks, now=self.clock.now(), policies=self.policies)
+        except IntegrityError:  # another notify process planned it meanwhile
+            return
+        log.info("call_reminders_planned", call=call_about(o), kind=kind, people=sum(len(p) for _, p in asks))
+        self.wake()
+
+    async def _participants(self, o: Occurrence) -> list[Recipient]:
+        """Everyone deployed in the region on the call's day (the chair counts them all)."""
+        return await self.roster.deployed_in(o.region, o.start.astimezone(zone(REGIONS[o.region].timezone)).date())
+
+    async def _reachable(self, o: Occurrence) -> list[Recipient]:
+        """Participants on Telegram: one not linked is not reported missing every two weeks."""
+        return [p for p in await self._participants(o) if p.telegram_user_id is not None]
+
+    async def _agenda(self, region: str) -> list[str]:
+        """What the region's state says needs talking about (from notify's own notifications)."""
+        async with self.db.read() as session:
+            rows = (await session.exec(select(Notification).where(
+                Notification.region == region, col(Notification.state).in_(OPEN_STATES),
+                col(Notification.kind).in_(["post.gapped", "handover.prompt", "handover.reminder", "escalation"]),
+            ))).all()
+        gapped = sorted({n.text.split(" has had nobody")[0].removeprefix("Post gapped: ") for n in rows
+                         if n.kind == "post.gapped"})
+        handovers = {n.subject for n in rows if n.kind.startswith("handover.")}
+        escalated = {n.subject for n in rows if n.kind == "escalation"}
+        items = [f"Gapped post: {g}" for g in gapped]
+        if handovers:
+            items.append(f"Handover notes not yet written: {len(handovers)}")
+        if escalated:
+            items.append(f"Messages escalated and still unanswered: {len(escalated)}")
+        return items
+
+    def _agenda_text(self, items: Sequence[str]) -> str:
+        return "\n".join(f"• {i}" for i in items) if items else "• (nothing yet: add an item with /agenda)"
+
+    async def _day_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
+        agenda = self._agenda_text(await self._agenda(o.region))
+        minutes = int(schedule.duration.total_seconds() // 60)
+        return [(Request(kind="call.reminder", about=call_about(o), occurrence=when(o), region=o.region, buttons=RSVP,
+                         text=(f"{_title(o.region)}: {_local(o.start, p.timezone)}, {minutes} minutes.\n"
+                               f"Agenda so far:\n{agenda}\nWill you join?")), [p])
+                for p in await self._reachable(o)]
+
+    async def _hour_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
+        link = f"Link: {schedule.link}" if schedule.link else "The chair will share the link."
+        return [(Request(kind="call.link", about=call_about(o), occurrence=when(o), region=o.region, buttons=(),
+                         text=f"{_title(o.region)} starts in one hour: {_local(o.start, p.timezone)}.\n{link}"), [p])
+                for p in await self._reachable(o)]
+
+    async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
+        chairs = await self.roster.by_email([schedule.chair_email])
+        participants = await self._participants(o)
+        agenda = self._agenda_text(await self._agenda(o.region))
+        linked = sum(p.telegram_user_id is not None for p in participants)
+        return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
+                         text=(f"You chair the {_title(o.region)}: {_local(o.start, c.timezone)}.\n"
+                               f"Agenda:\n{agenda}\nParticipants: {len(participants)} ({linked} on Telegram), "
+                               "asked now whether they will join; /calls shows their answers.")), [c])
+                for c in chairs]
+
+    async def _close(self, o: Occurrence, now: datetime) -> None:
+        """The call has started: a 24 h reminder or the chair's note still unanswered is no longer useful."""
+        async with self.db.read() as session:
+            open_ = (await session.exec(select(Notification.id).where(
+                col(Notification.kind).in_(CLOSED_AT_START), Notification.subject == call_about(o),
+                col(Notification.state).in_(OPEN_STATES)).limit(1))).first()
+        if open_ is None:
+            return
+        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=call_about(o)) as uow:
+            await st.expire_open(uow, kinds=CLOSED_AT_START, about=call_about(o), reason="the call started", now=now)
+
+    async def _tell(self, change: CallChange, schedule: Schedule, now: datetime) -> None:
+        """Those reminded of a call that was then cancelled or moved hear of it, once."""
+        original = Occurrence(region=change.region, original=change.original, start=change.original,
+                              end=change.original + schedule.duration)
+        about = call_about(original)
+        async with self.db.read() as session:
+            reminded = list(dict.fromkeys((await session.exec(select(Notification.person_id).where(
+                col(Notification.kind).in_(REMINDED), Notification.subject == about))).all()))
+        people = await self.roster.people(reminded) if reminded else []
+        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=about) as uow:
+            claimed = await uow.session.exec(update(CallChange)  # type: ignore[call-overload]
+                                             .where(col(CallChange.region) == change.region,
+                                                    col(CallChange.original) == change.original,
+                                                    col(CallChange.told_at).is_(None))
+                                             .values(told_at=now))
+            if claimed.rowcount != 1:
+                return  # told by another notify process
+            moved = change.moved_to
+            keep = moved.strftime("%Y-%m-%dT%H:%MZ") if moved is not None else None
+            await st.expire_open(uow, kinds=(*REMINDED, "call.chair"), about=about, now=now, keep_occurrence=keep,
+                                 reason="the call was moved" if moved else "the call was cancelled")
+            asks = []
+            for p in people:
+                was = _local(change.original, p.timezone)
+                text = (f"{_title(change.region)} of {was} is moved to {_local(moved, p.timezone)}." if moved
+                        else f"{_title(change.region)} of {was} is cancelled.")
+                asks.append((Request(kind="call.changed", about=about, occurrence=f"{now:%Y%m%dT%H%M%S}",
+                                     region=change.region, text=text), [p]))
+            await st.create_all(uow, asks, now=now, policies=self.policies)
+        self.wake()
+
