@@ -325,6 +325,28 @@ class DepartureChanged(Event):
 
 
 @register
+class CallAgendaAdded(Event):
+    """An officer added an item to the agenda of a region's next call."""
+
+    type = "bot.call.agenda_added"
+    person_id: uuid.UUID
+    region: str = Field(min_length=2, max_length=12)
+    text: str = Field(min_length=1, max_length=500)
+    added_at: AwareDatetime
+
+
+@register
+class CallSubscriptionChanged(Event):
+    """An officer subscribed to (or left) a region's calls beyond those of their own region."""
+
+    type = "bot.call.subscription_changed"
+    person_id: uuid.UUID
+    region: str = Field(min_length=2, max_length=12)
+    subscribed: bool
+    at: AwareDatetime
+
+
+@register
 class HandoverNoteSubmitted(Event):
     """An outgoing officer finished the handover note in the bot."""
 
@@ -388,6 +410,10 @@ EXAMPLES: dict[type[Event], Event] = {
                                              replied_at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
     DepartureChanged: DepartureChanged(person_id=_P, deployment_id=_D, planned_end=date(2026, 7, 18),
                                        changed_at=datetime(2026, 7, 2, 9, 30, tzinfo=UTC)),
+    CallAgendaAdded: CallAgendaAdded(person_id=_P, region="ROWCA", text="Access to Mopti since the bridge closed",
+                                     added_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+    CallSubscriptionChanged: CallSubscriptionChanged(person_id=_P, region="ROAP", subscribed=True,
+                                                     at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
     HandoverNoteSubmitted: HandoverNoteSubmitted(
         person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",
         open_issues="Two humanitarian notifications for Mopti routes still unacknowledged",

@@ -28,6 +28,7 @@ from services.bot.models import BOT_TABLES
 from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
+from services.bot.routers.calls import build_calls_router
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.departure import build_departure_router
 from services.bot.routers.fallback import build_fallback_router
@@ -69,6 +70,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, settings: Set
         build_language_router(),
         build_me_router(notify=notify),
         build_pending_router(notify=notify),
+        build_calls_router(notify=notify, db=db, clock=clock),
         build_replies_router(db=db, clock=clock),
         build_handover_router(db=db, clock=clock),
         build_departure_router(db=db, clock=clock),

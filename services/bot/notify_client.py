@@ -18,9 +18,20 @@ class NotifyClient:
         self.bus = bus
         self.timeout = timeout
 
-    async def pending(self, person_id: str) -> list[dict[str, Any]]:
-        """Notifications delivered to the person and still waiting for their answer."""
+    async def _ask(self, query: str, payload: dict[str, Any]) -> Any:
         try:
-            return await self.bus.request("cmcoord.notify.svc.pending", {"person_id": person_id}, timeout=self.timeout)
+            return await self.bus.request(f"cmcoord.notify.svc.{query}", payload, timeout=self.timeout)
         except (QueryError, NatsError, TimeoutError) as err:
             raise NotifyUnavailable(str(err)) from err
+
+    async def pending(self, person_id: str) -> list[dict[str, Any]]:
+        """Notifications delivered to the person and still waiting for their answer."""
+        return list(await self._ask("pending", {"person_id": person_id}))
+
+    async def next_call(self, person_id: str, region: str) -> dict[str, Any]:
+        """The region's next call: time, link, agenda, this person's answer and everyone's."""
+        return dict(await self._ask("calls", {"person_id": person_id, "region": region}))
+
+    async def next_calls(self, person_id: str) -> list[dict[str, Any]]:
+        """Every region's next call."""
+        return list(await self._ask("calls", {"person_id": person_id}))

@@ -57,7 +57,7 @@ class NotifyApp:
                                          max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
         for consumer in self.consumers:
             consumer.start()
-        self.service = await NotifyQueries(db=self.db).serve(self.bus.nc, version=VERSION)
+        self.service = await NotifyQueries(db=self.db, clock=self.clock).serve(self.bus.nc, version=VERSION)
         self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
                                  tick_seconds=s.call_tick_seconds)
         if s.call_reminders:

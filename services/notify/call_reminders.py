@@ -29,6 +29,7 @@ from sqlmodel import col, select
 
 from services.notify import calls
 from services.notify import store as st
+from services.notify.calls import call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
 from services.notify.policy import OPEN_STATES, KindPolicy, zone
 from services.notify.recipients import Recipient, Roster
@@ -46,15 +47,6 @@ RSVP = (ReplyButton(label="I'll join", reply=JOIN), ReplyButton(label="Can't joi
 REMINDED = ("call.reminder", "call.link")
 CLOSED_AT_START = ("call.reminder", "call.chair")
 Ask = tuple[Request, list[Recipient]]
-
-
-def call_about(o: Occurrence) -> str:
-    return f"call:{o.region}:{o.key}"
-
-
-def when(o: Occurrence) -> str:
-    """A reminder's occurrence: the call's start (a moved call is reminded again)."""
-    return o.start.strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _local(at: datetime, tz: str) -> str:
@@ -136,36 +128,25 @@ class CallPlanner:
         self.wake()
 
     async def _participants(self, o: Occurrence) -> list[Recipient]:
-        """Everyone deployed in the region on the call's day (the chair counts them all)."""
-        return await self.roster.deployed_in(o.region, o.start.astimezone(zone(REGIONS[o.region].timezone)).date())
+        """Everyone deployed in the region on the call's day, and its subscribers (the chair counts them all)."""
+        deployed = await self.roster.deployed_in(o.region, o.start.astimezone(zone(REGIONS[o.region].timezone)).date())
+        async with self.db.read() as session:
+            following = [p for p in await calls.subscribers(session, o.region) if p not in {d.person_id for d in deployed}]
+        return deployed + (await self.roster.people(following) if following else [])
 
     async def _reachable(self, o: Occurrence) -> list[Recipient]:
         """Participants on Telegram: one not linked is not reported missing every two weeks."""
         return [p for p in await self._participants(o) if p.telegram_user_id is not None]
 
-    async def _agenda(self, region: str) -> list[str]:
-        """What the region's state says needs talking about (from notify's own notifications)."""
+    async def _agenda(self, o: Occurrence) -> list[str]:
         async with self.db.read() as session:
-            rows = (await session.exec(select(Notification).where(
-                Notification.region == region, col(Notification.state).in_(OPEN_STATES),
-                col(Notification.kind).in_(["post.gapped", "handover.prompt", "handover.reminder", "escalation"]),
-            ))).all()
-        gapped = sorted({n.text.split(" has had nobody")[0].removeprefix("Post gapped: ") for n in rows
-                         if n.kind == "post.gapped"})
-        handovers = {n.subject for n in rows if n.kind.startswith("handover.")}
-        escalated = {n.subject for n in rows if n.kind == "escalation"}
-        items = [f"Gapped post: {g}" for g in gapped]
-        if handovers:
-            items.append(f"Handover notes not yet written: {len(handovers)}")
-        if escalated:
-            items.append(f"Messages escalated and still unanswered: {len(escalated)}")
-        return items
+            return await calls.agenda(session, o)
 
     def _agenda_text(self, items: Sequence[str]) -> str:
         return "\n".join(f"• {i}" for i in items) if items else "• (nothing yet: add an item with /agenda)"
 
     async def _day_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
-        agenda = self._agenda_text(await self._agenda(o.region))
+        agenda = self._agenda_text(await self._agenda(o))
         minutes = int(schedule.duration.total_seconds() // 60)
         return [(Request(kind="call.reminder", about=call_about(o), occurrence=when(o), region=o.region, buttons=RSVP,
                          text=(f"{_title(o.region)}: {_local(o.start, p.timezone)}, {minutes} minutes.\n"
@@ -181,7 +162,7 @@ class CallPlanner:
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         chairs = await self.roster.by_email([schedule.chair_email])
         participants = await self._participants(o)
-        agenda = self._agenda_text(await self._agenda(o.region))
+        agenda = self._agenda_text(await self._agenda(o))
         linked = sum(p.telegram_user_id is not None for p in participants)
         return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
                          text=(f"You chair the {_title(o.region)}: {_local(o.start, c.timezone)}.\n"

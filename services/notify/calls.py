@@ -3,13 +3,21 @@ defaults, and the occurrences cancelled or moved one at a time."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify.models import CallChange, CallSchedule
+from services.notify.models import (
+    CallAgendaItem,
+    CallChange,
+    CallSchedule,
+    CallSubscriber,
+    Notification,
+)
+from services.notify.policy import OPEN_STATES
 from services.notify.schedule import (
     Change,
     Feed,
@@ -17,9 +25,13 @@ from services.notify.schedule import (
     Schedule,
     default_schedules,
     is_occurrence,
+    next_occurrence,
     occurrences,
 )
-from shared.regions import REGIONS
+from shared import events
+from shared.events import Envelope
+from shared.regions import REGIONS, resolve_region
+from shared.store import UnitOfWork
 
 
 class CallsError(ValueError):
@@ -99,3 +111,72 @@ def upcoming(schedule: Schedule, changes: list[Change], *, now: datetime, days: 
 def feed(schedule: Schedule, changes: list[Change]) -> Feed:
     region = REGIONS[schedule.region]
     return Feed(schedule, changes, title=f"{region.name} regional CMCoord call")
+
+
+# --- what officers send from the bot ----------------------------------------------------------------
+
+
+async def on_agenda_added(uow: UnitOfWork, envelope: Envelope, e: events.CallAgendaAdded) -> None:
+    """The item goes to the region's next call as of when it was added."""
+    region = resolve_region(e.region)
+    if region is None:
+        return  # the bot checks the region; an unknown one has no call to add to
+    schedule = await schedule_of(uow.session, region)
+    upcoming = next_occurrence(schedule, await changes_of(uow.session, region), now=e.added_at)
+    if upcoming is None:
+        return
+    uow.session.add(CallAgendaItem(region=region, occurrence=upcoming.key, person_id=e.person_id, text=e.text,
+                                   added_at=e.added_at, event_id=envelope.id))
+
+
+async def on_subscription_changed(uow: UnitOfWork, envelope: Envelope, e: events.CallSubscriptionChanged) -> None:
+    region = resolve_region(e.region)
+    if region is None:
+        return
+    row = await uow.session.get(CallSubscriber, (region, e.person_id))
+    if e.subscribed and row is None:
+        uow.session.add(CallSubscriber(region=region, person_id=e.person_id, since=e.at))
+    elif not e.subscribed and row is not None:
+        await uow.session.delete(row)
+
+
+async def agenda_items(session: AsyncSession, occurrence: Occurrence) -> list[str]:
+    rows = (await session.exec(select(CallAgendaItem).where(
+        CallAgendaItem.region == occurrence.region, CallAgendaItem.occurrence == occurrence.key)
+        .order_by(col(CallAgendaItem.added_at)))).all()
+    return [r.text for r in rows]
+
+
+async def subscribers(session: AsyncSession, region: str) -> list[uuid.UUID]:
+    return list((await session.exec(select(CallSubscriber.person_id).where(CallSubscriber.region == region))).all())
+
+
+def call_about(o: Occurrence) -> str:
+    """The subject of a call's notifications: the call and the occurrence's identity."""
+    return f"call:{o.region}:{o.key}"
+
+
+def when(o: Occurrence) -> str:
+    """A reminder's occurrence: the call's start (a moved call is reminded again)."""
+    return o.start.strftime("%Y-%m-%dT%H:%MZ")
+
+
+async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
+    """The officers' items, then what the region's state says needs talking about (from notify's
+    own notifications: gapped posts, handover notes not written, escalations unanswered)."""
+    region = o.region
+    added = await agenda_items(session, o)
+    rows = (await session.exec(select(Notification).where(
+        Notification.region == region, col(Notification.state).in_(OPEN_STATES),
+        col(Notification.kind).in_(["post.gapped", "handover.prompt", "handover.reminder", "escalation"]),
+    ))).all()
+    gapped = sorted({n.text.split(" has had nobody")[0].removeprefix("Post gapped: ") for n in rows
+                     if n.kind == "post.gapped"})
+    handovers = {n.subject for n in rows if n.kind.startswith("handover.")}
+    escalated = {n.subject for n in rows if n.kind == "escalation"}
+    items = [*added, *(f"Gapped post: {g}" for g in gapped)]
+    if handovers:
+        items.append(f"Handover notes not yet written: {len(handovers)}")
+    if escalated:
+        items.append(f"Messages escalated and still unanswered: {len(escalated)}")
+    return items

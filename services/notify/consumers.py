@@ -20,7 +20,7 @@ import structlog
 from nats.errors import Error as NatsError
 from sqlmodel import select
 
-from services.notify import campaigns
+from services.notify import calls, campaigns
 from services.notify import store as st
 from services.notify.campaigns import Ask, Audience
 from services.notify.models import HandoverSeen, Succession
@@ -50,6 +50,8 @@ async def _sent(uow: UnitOfWork, envelope: Envelope, event: events.DeliverySent)
 
 
 BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
+    events.CallAgendaAdded: calls.on_agenda_added,
+    events.CallSubscriptionChanged: calls.on_subscription_changed,
     events.DeliverySent: _sent,
     events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
     events.NotificationReplied: _bot_apply(st.on_replied),

@@ -109,6 +109,28 @@ class CallPlanned(SQLModel, table=True):
     at: datetime
 
 
+class CallAgendaItem(SQLModel, table=True):
+    """An item an officer added to a call's agenda (the region's next call when it was added)."""
+
+    __tablename__ = "call_agenda_item"
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=12, index=True)
+    occurrence: str = Field(max_length=20, index=True)  # the call's key (its original start)
+    person_id: uuid.UUID
+    text: str = Field(max_length=500)
+    added_at: datetime
+    event_id: uuid.UUID = Field(unique=True)  # the bot's event: added once
+
+
+class CallSubscriber(SQLModel, table=True):
+    """Someone who follows a region's calls without being deployed there."""
+
+    __tablename__ = "call_subscriber"
+    region: str = Field(primary_key=True, max_length=12)
+    person_id: uuid.UUID = Field(primary_key=True)
+    since: datetime
+
+
 NOTIFY_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     Notification.__table__,  # type: ignore[attr-defined]
@@ -118,4 +140,6 @@ NOTIFY_TABLES: tuple[Table, ...] = (
     CallSchedule.__table__,  # type: ignore[attr-defined]
     CallChange.__table__,  # type: ignore[attr-defined]
     CallPlanned.__table__,  # type: ignore[attr-defined]
+    CallAgendaItem.__table__,  # type: ignore[attr-defined]
+    CallSubscriber.__table__,  # type: ignore[attr-defined]
 )

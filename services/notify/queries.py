@@ -1,4 +1,5 @@
-"""Notify's answers over NATS request/reply: what a person still has to answer."""
+"""Notify's answers over NATS request/reply: what a person still has to answer, and the
+regional calls (next call, agenda, answers) as the bot shows them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from nats.micro.service import Service
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from services.notify import calls
 from services.notify.models import Notification
+from services.notify.schedule import next_occurrence
 from shared.bus import json_endpoint
+from shared.clock import Clock
+from shared.regions import REGIONS, resolve_region
 from shared.store import Database
 
 SUBJECT_PREFIX = "cmcoord.notify.svc"
@@ -25,9 +30,46 @@ class PendingQuery(BaseModel):
     limit: int = 20
 
 
+class CallsQuery(BaseModel):
+    person_id: uuid.UUID
+    region: str | None = None  # None: every region's next call
+
+
 class NotifyQueries:
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, clock: Clock) -> None:
         self.db = db
+        self.clock = clock
+
+    async def calls(self, payload: dict[str, Any]) -> Any:
+        """A region's next call with its agenda, the person's answer and everyone's; or every region's next call."""
+        q = CallsQuery.model_validate(payload)
+        now = self.clock.now()
+        async with self.db.read() as session:
+            if q.region is None:
+                found = []
+                for schedule in (await calls.schedules(session)).values():
+                    o = next_occurrence(schedule, await calls.changes_of(session, schedule.region), now=now)
+                    if o is not None:
+                        found.append({"region": o.region, "name": REGIONS[o.region].name, "start": o.start.isoformat(),
+                                      "link": schedule.link})
+                return sorted(found, key=lambda c: c["start"])
+            region = resolve_region(q.region)
+            if region is None:
+                raise ValueError(f"unknown region {q.region!r}")
+            schedule = await calls.schedule_of(session, region)
+            o = next_occurrence(schedule, await calls.changes_of(session, region), now=now)
+            if o is None:
+                raise LookupError(f"no {region} call ahead")
+            replies = (await session.exec(select(Notification.person_id, Notification.reply).where(
+                Notification.kind == "call.reminder", Notification.subject == calls.call_about(o),
+                Notification.occurrence == calls.when(o)))).all()
+            agenda = await calls.agenda(session, o)
+        mine = next((reply for person, reply in replies if person == q.person_id), None)
+        return {"region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
+                "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
+                "moved": o.moved, "agenda": agenda, "my_answer": mine,
+                "answers": {"join": sum(r == "join" for _, r in replies), "decline": sum(r == "decline" for _, r in replies),
+                            "none": sum(r is None for _, r in replies)}}
 
     async def pending(self, payload: dict[str, Any]) -> Any:
         """A person's notifications delivered and still waiting for their answer, oldest first."""
@@ -46,4 +88,5 @@ class NotifyQueries:
                                     queue_group="notify")
         group = service.add_group(name=SUBJECT_PREFIX)
         await group.add_endpoint(name="pending", handler=json_endpoint(self.pending, name="pending"))
+        await group.add_endpoint(name="calls", handler=json_endpoint(self.calls, name="calls"))
         return service

@@ -192,3 +192,48 @@ async def test_two_processes_remind_once_and_a_cancellation_is_told(
 async def _notes(app: notify_bootstrap.NotifyApp, **where: object) -> list[Notification] | None:
     found = await notifications(app, **where)
     return found or None
+
+
+async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the_answers(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(ROAP_CALL - timedelta(days=2))  # before the reminders: the subscriber is asked with the others
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, chair_email="jean@ocha.example", link="https://meet.example/roap")
+        somchai, awa = User(sandbox_url, 9804), User(sandbox_url, 9801)
+        added = await somchai.reply_to("/agenda Convoy notifications to the Myanmar border")
+        assert added["text"] == "Added to the agenda of the next ROAP call."
+        told = await awa.reply_to("/calls subscribe roap")  # Awa serves in Mali (ROWCA) and follows ROAP too
+        assert told["text"] == "You will get the ROAP call's reminders."
+        refused = await awa.reply_to("/agenda")
+        assert refused["text"].startswith("Write the item after the command")
+
+        async def agenda_in_notify() -> bool:
+            async with app.db.read() as session:
+                return bool(await calls.subscribers(session, "ROAP")) and bool(
+                    await calls.agenda_items(session, calls.next_occurrence(await calls.schedule_of(session, "ROAP"),
+                                                                            [], now=clock.now())))
+        await eventually(agenda_in_notify, what="the bot's events applied by notify")
+
+        clock.set(ROAP_CALL - timedelta(hours=20))
+        await _plan(app)
+        (chair,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's message")
+        assert "Agenda:\n• Convoy notifications to the Myanmar border" in chair
+        assert "Participants: 2 (2 on Telegram)" in chair
+        got = await eventually(lambda: count_texts(9801, sandbox_url, 3), what="the subscriber reminded")
+        assert got[-1].startswith("Asia and the Pacific regional CMCoord call: Tuesday 03 March, 06:00 (Africa/Dakar)")
+
+        reminder = (await somchai.messages())[-1]
+        await somchai.press(reminder["message_id"], reminder["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
+        await eventually(lambda: _notes(app, kind="call.reminder", state="acknowledged"), what="the answer recorded")
+        shown = await somchai.reply_to("/calls")
+        assert shown["text"].startswith("<b>Asia and the Pacific</b>\nTue 03 Mar 13:00 (Asia/Bangkok)")
+        assert "Your answer: you cannot join" in shown["text"]
+        assert "Answers: 0 will join, 1 cannot, 1 not yet" in shown["text"]
+        assert "• Convoy notifications to the Myanmar border" in shown["text"]
+        every = await somchai.reply_to("/calls all")
+        assert every["text"].count("\n") == 6 and "ROWCA · West and Central Africa" in every["text"]
+    finally:
+        await app.stop()

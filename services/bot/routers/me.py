@@ -21,6 +21,8 @@ COMMANDS = {
     "me": __("My post, end date and hats"),
     "handover": __("Write the handover note for my successor"),
     "pending": __("What still waits for my answer"),
+    "calls": __("My region's next coordination call"),
+    "agenda": __("Add an item to my region's next call"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -38,6 +40,8 @@ def help_text() -> str:
         "/me: your post, end date, other hats and flags\n"
         "/handover: write the handover note for your successor\n"
         "/pending: what still waits for your answer\n"
+        "/calls: your region's next call (/calls all: every region's; /calls subscribe ROAP: follow another)\n"
+        "/agenda <i>text</i>: add an item to your region's next call (/agenda ROAP: <i>text</i> for another)\n"
         "/lang: English, français or العربية\n"
         "/help: this message"
     )

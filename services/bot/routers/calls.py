@@ -1,0 +1,125 @@
+"""/calls and /agenda: the regional coordination calls, from an officer's phone.
+
+- /calls: my region's next call, in my time zone: link, chair, my answer and
+  everyone's, the agenda so far. /calls ROAP: another region's. /calls all: every
+  region's next call.
+- /calls subscribe ROAP (or unsubscribe): follow a region's calls without being
+  deployed there (bot.call.subscription_changed).
+- /agenda text, or /agenda ROAP: text: an item for the region's next call
+  (bot.call.agenda_added); notify puts it on the agenda the chair and the
+  participants get 24 h before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from services.bot.filters import IsRegistered
+from services.bot.notify_client import NotifyClient, NotifyUnavailable
+from shared import events
+from shared.clock import Clock
+from shared.regions import resolve_region
+from shared.store import Database
+
+SOURCE = "bot"
+AGENDA_MAX = 500
+
+
+def own_region(person: dict[str, Any]) -> str | None:
+    regions = [d["region"] for d in person.get("deployments", [])]
+    return regions[0] if regions else None
+
+
+def _local(iso: str, person: dict[str, Any]) -> str:
+    try:
+        zone = ZoneInfo(person.get("timezone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return f"{datetime.fromisoformat(iso).astimezone(zone):%a %d %b %H:%M} ({zone.key})"
+
+
+def _call_text(call: dict[str, Any], person: dict[str, Any]) -> str:
+    answer = {"join": _("you will join"), "decline": _("you cannot join")}.get(call["my_answer"] or "",
+                                                                           _("not answered yet"))
+    lines = [f"<b>{escape(call['name'])}</b>", _local(call["start"], person)]
+    if call["link"]:
+        lines.append(_("Link: {link}").format(link=escape(call["link"])))
+    if call["chair_email"]:
+        lines.append(_("Chair: {email}").format(email=escape(call["chair_email"])))
+    lines.append(_("Your answer: {answer}").format(answer=answer))
+    lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(**call["answers"]))
+    lines.append(_("<b>Agenda</b>"))
+    lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
+    return "\n".join(lines)
+
+
+def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> Router:
+    router = Router(name="calls")
+    router.message.filter(IsRegistered())
+
+    @router.message(Command("calls"))
+    async def calls(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+        words = (command.args or "").split()
+        if words[:1] in (["subscribe"], ["unsubscribe"]):
+            await _subscription(message, person, words)
+            return
+        try:
+            if words[:1] == ["all"]:
+                found = await notify.next_calls(person["person_id"])
+                lines = [_("<b>Next regional calls</b>")]
+                lines += [f"{escape(c['region'])} · {escape(c['name'])}: {_local(c['start'], person)}" for c in found]
+                await message.answer("\n".join(lines))
+                return
+            region = resolve_region(words[0]) if words else own_region(person)
+            if region is None:
+                await message.answer(_("Which region? For example /calls ROAP, or /calls all for every region."))
+                return
+            await message.answer(_call_text(await notify.next_call(person["person_id"], region), person))
+        except NotifyUnavailable:
+            await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
+
+    async def _subscription(message: Message, person: dict[str, Any], words: list[str]) -> None:
+        region = resolve_region(words[1]) if len(words) > 1 else None
+        if region is None:
+            await message.answer(_("Which region? For example /calls subscribe ROAP."))
+            return
+        subscribed = words[0] == "subscribe"
+        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+            uow.emit(events.CallSubscriptionChanged(person_id=person["person_id"], region=region, subscribed=subscribed,
+                                                    at=clock.now()))
+        await message.answer((_("You will get the {region} call's reminders.") if subscribed
+                              else _("You will no longer get the {region} call's reminders, unless you are "
+                                     "deployed there.")).format(region=region))
+
+    @router.message(Command("agenda"))
+    async def agenda(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+        text = (command.args or "").strip()
+        region = own_region(person)
+        head, sep, rest = text.partition(":")
+        if sep and resolve_region(head.strip()) is not None and " " not in head.strip():
+            region, text = resolve_region(head.strip()), rest.strip()
+        if not text:
+            await message.answer(_("Write the item after the command, for example:\n/agenda Access to Mopti since "
+                                   "the bridge closed\nor for another region: /agenda ROAP: your item"))
+            return
+        if len(text) > AGENDA_MAX:
+            await message.answer(_("Please keep an agenda item under {n} characters.").format(n=AGENDA_MAX))
+            return
+        if region is None:
+            await message.answer(_("You are not deployed in a region now: name one, for example /agenda ROAP: "
+                                   "your item."))
+            return
+        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+            uow.emit(events.CallAgendaAdded(person_id=person["person_id"], region=region, text=text,
+                                            added_at=clock.now()))
+        await message.answer(_("Added to the agenda of the next {region} call.").format(region=region))
+
+    return router
