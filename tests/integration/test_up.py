@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -12,14 +13,28 @@ from tests.helpers import REPO, cli, eventually
 from tests.integration.telegram_users import User
 
 
+def free_block(n: int) -> int:
+    """A port whose next n - 1 are free too (as far as can be known before they are used)."""
+    while True:
+        base = free_port()
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+
+
 async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env["CMCOORD_HOME"] = str(home)
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    nats_port, health, sandbox = free_port(), free_port(), free_port()
-    while sandbox in (health, health + 1):
-        sandbox = free_port()
+    health = free_block(4)  # roster, notify, lessons, bot: base + 0..3, all free (another test's port stops `up`)
+    nats_port, sandbox = free_port(), free_port()
+    while sandbox in range(health, health + 4) or nats_port in range(health, health + 4):
+        nats_port, sandbox = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
         "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
