@@ -347,6 +347,17 @@ class CallSubscriptionChanged(Event):
 
 
 @register
+class CallSummarySent(Event):
+    """A call's chair sent its summary from the bot (the bot checked they chair it)."""
+
+    type = "bot.call.summary_sent"
+    person_id: uuid.UUID
+    region: str = Field(min_length=2, max_length=12)
+    text: str = Field(min_length=1, max_length=3000)
+    sent_at: AwareDatetime
+
+
+@register
 class HandoverNoteSubmitted(Event):
     """An outgoing officer finished the handover note in the bot."""
 
@@ -414,6 +425,8 @@ EXAMPLES: dict[type[Event], Event] = {
                                      added_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
     CallSubscriptionChanged: CallSubscriptionChanged(person_id=_P, region="ROAP", subscribed=True,
                                                      at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+    CallSummarySent: CallSummarySent(person_id=_P, region="ROWCA", sent_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC),
+                                     text="Convoys to Mopti: notify 72 h ahead until the bridge reopens."),
     HandoverNoteSubmitted: HandoverNoteSubmitted(
         person_id=_P, deployment_id=_D, key_counterparts="Liaison officer of the MINUSMA force HQ (via the G-CMCoord cell)",
         open_issues="Two humanitarian notifications for Mopti routes still unacknowledged",

@@ -15,9 +15,11 @@ from services.notify.models import (
     CallChange,
     CallSchedule,
     CallSubscriber,
+    CallSummary,
     Notification,
 )
-from services.notify.policy import OPEN_STATES
+from services.notify.policy import OPEN_STATES, zone
+from services.notify.recipients import Recipient
 from services.notify.schedule import (
     Change,
     Feed,
@@ -28,6 +30,7 @@ from services.notify.schedule import (
     next_occurrence,
     occurrences,
 )
+from services.notify.store import Request, create_all
 from shared import events
 from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
@@ -180,3 +183,27 @@ async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
     if escalated:
         items.append(f"Messages escalated and still unanswered: {len(escalated)}")
     return items
+
+
+async def on_summary_sent(uow: UnitOfWork, envelope: Envelope, e: events.CallSummarySent) -> None:
+    """The summary is kept and goes to those reminded of the call that last took place (within two weeks)."""
+    region = resolve_region(e.region)
+    if region is None:
+        return
+    schedule = await schedule_of(uow.session, region)
+    held = occurrences(schedule, await changes_of(uow.session, region), after=e.sent_at - timedelta(days=14),
+                       before=e.sent_at)
+    if not held:
+        return
+    o = held[-1]
+    uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
+                                sent_at=e.sent_at, event_id=envelope.id))
+    reminded = (await uow.session.exec(select(Notification).where(
+        col(Notification.kind).in_(["call.reminder", "call.link"]), Notification.subject == call_about(o)))).all()
+    people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
+                                     timezone=n.timezone, regions=(region,)) for n in reminded}
+    title = f"{REGIONS[region].name} regional CMCoord call"
+    asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
+                     text=f"Summary of the {title} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
+            for p in people.values() if p.person_id != e.person_id]
+    await create_all(uow, asks, now=uow.clock.now())

@@ -52,6 +52,7 @@ async def _sent(uow: UnitOfWork, envelope: Envelope, event: events.DeliverySent)
 BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
     events.CallAgendaAdded: calls.on_agenda_added,
     events.CallSubscriptionChanged: calls.on_subscription_changed,
+    events.CallSummarySent: calls.on_summary_sent,
     events.DeliverySent: _sent,
     events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
     events.NotificationReplied: _bot_apply(st.on_replied),

@@ -122,6 +122,19 @@ class CallAgendaItem(SQLModel, table=True):
     event_id: uuid.UUID = Field(unique=True)  # the bot's event: added once
 
 
+class CallSummary(SQLModel, table=True):
+    """What the chair sent after a call (kept; it also went to those reminded of the call)."""
+
+    __tablename__ = "call_summary"
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=12, index=True)
+    occurrence: str = Field(max_length=20)  # the call's key (its original start)
+    person_id: uuid.UUID
+    text: str
+    sent_at: datetime
+    event_id: uuid.UUID = Field(unique=True)
+
+
 class CallSubscriber(SQLModel, table=True):
     """Someone who follows a region's calls without being deployed there."""
 
@@ -142,4 +155,5 @@ NOTIFY_TABLES: tuple[Table, ...] = (
     CallPlanned.__table__,  # type: ignore[attr-defined]
     CallAgendaItem.__table__,  # type: ignore[attr-defined]
     CallSubscriber.__table__,  # type: ignore[attr-defined]
+    CallSummary.__table__,  # type: ignore[attr-defined]
 )

@@ -49,6 +49,7 @@ POLICIES: dict[str, KindPolicy] = {
     "call.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
     "call.link": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None, urgent=True),
     "call.chair": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
+    "call.summary": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
     "call.changed": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None,
                                urgent=True),
 }

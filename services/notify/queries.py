@@ -60,16 +60,19 @@ class NotifyQueries:
             o = next_occurrence(schedule, await calls.changes_of(session, region), now=now)
             if o is None:
                 raise LookupError(f"no {region} call ahead")
-            replies = (await session.exec(select(Notification.person_id, Notification.reply).where(
+            replies = (await session.exec(select(Notification.person_id, Notification.reply, Notification.person_name).where(
                 Notification.kind == "call.reminder", Notification.subject == calls.call_about(o),
                 Notification.occurrence == calls.when(o)))).all()
             agenda = await calls.agenda(session, o)
-        mine = next((reply for person, reply in replies if person == q.person_id), None)
+        mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
         return {"region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
                 "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
                 "moved": o.moved, "agenda": agenda, "my_answer": mine,
-                "answers": {"join": sum(r == "join" for _, r in replies), "decline": sum(r == "decline" for _, r in replies),
-                            "none": sum(r is None for _, r in replies)}}
+                "answers": {"join": sum(r == "join" for _, r, _ in replies),
+                            "decline": sum(r == "decline" for _, r, _ in replies),
+                            "none": sum(r is None for _, r, _ in replies)},
+                # for the chair (the bot shows names to the call's chair only)
+                "answers_by_name": sorted(([name, reply] for _, reply, name in replies), key=lambda a: a[0])}
 
     async def pending(self, payload: dict[str, Any]) -> Any:
         """A person's notifications delivered and still waiting for their answer, oldest first."""

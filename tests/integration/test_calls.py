@@ -235,5 +235,19 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         assert "• Convoy notifications to the Myanmar border" in shown["text"]
         every = await somchai.reply_to("/calls all")
         assert every["text"].count("\n") == 6 and "ROWCA · West and Central Africa" in every["text"]
+        jean = User(sandbox_url, 9802)  # the chair sees who answered what
+        chair_view = await jean.reply_to("/calls ROAP")
+        assert "  Awa Traoré: no answer yet\n  Somchai Wong: cannot join" in chair_view["text"]
+        assert "Somchai Wong" not in shown["text"]
+
+        clock.set(ROAP_CALL + timedelta(hours=2))  # after the call: the chair's summary
+        refused = await somchai.reply_to("/summary ROAP: we agreed on nothing")
+        assert refused["text"] == "Only the chair of the ROAP call sends its summary."
+        sent = await jean.reply_to("/summary ROAP: Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
+        assert sent["text"] == "Sent to those who were invited to the last ROAP call, and kept."
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 6), what="the summary")
+        assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of 03 March:\n"
+                           "Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
+        await eventually(lambda: count_texts(9801, sandbox_url, 4), what="the subscriber's summary too")
     finally:
         await app.stop()

@@ -8,6 +8,8 @@
 - /agenda text, or /agenda ROAP: text: an item for the region's next call
   (bot.call.agenda_added); notify puts it on the agenda the chair and the
   participants get 24 h before.
+- /summary [ROAP:] text, from the call's chair only: the summary goes to those
+  invited to the call that last took place, and is kept (bot.call.summary_sent).
 """
 
 from __future__ import annotations
@@ -56,9 +58,22 @@ def _call_text(call: dict[str, Any], person: dict[str, Any]) -> str:
         lines.append(_("Chair: {email}").format(email=escape(call["chair_email"])))
     lines.append(_("Your answer: {answer}").format(answer=answer))
     lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(**call["answers"]))
+    if call["chair_email"] and call["chair_email"] == (person.get("email") or "").lower():  # the chair sees who
+        for name, reply in call["answers_by_name"]:
+            said = {"join": _("will join"), "decline": _("cannot join")}.get(reply or "", _("no answer yet"))
+            lines.append(f"  {escape(name)}: {said}")
     lines.append(_("<b>Agenda</b>"))
     lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
     return "\n".join(lines)
+
+
+def _region_and_text(args: str, person: dict[str, Any]) -> tuple[str | None, str]:
+    """"ROAP: text" names the region; plain text is for the person's own region."""
+    text = args.strip()
+    head, sep, rest = text.partition(":")
+    if sep and " " not in head.strip() and resolve_region(head.strip()) is not None:
+        return resolve_region(head.strip()), rest.strip()
+    return own_region(person), text
 
 
 def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> Router:
@@ -99,13 +114,30 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
                               else _("You will no longer get the {region} call's reminders, unless you are "
                                      "deployed there.")).format(region=region))
 
+    @router.message(Command("summary"))
+    async def summary(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+        region, text = _region_and_text(command.args or "", person)
+        if not text or region is None:
+            await message.answer(_("Write the summary after the command, for example:\n/summary ROAP: what was "
+                                   "agreed, who follows up"))
+            return
+        try:
+            call = await notify.next_call(person["person_id"], region)
+        except NotifyUnavailable:
+            await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
+            return
+        if not call["chair_email"] or call["chair_email"] != (person.get("email") or "").lower():
+            await message.answer(_("Only the chair of the {region} call sends its summary.").format(region=region))
+            return
+        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+            uow.emit(events.CallSummarySent(person_id=person["person_id"], region=region, text=text[:3000],
+                                            sent_at=clock.now()))
+        await message.answer(_("Sent to those who were invited to the last {region} call, and kept.").format(
+            region=region))
+
     @router.message(Command("agenda"))
     async def agenda(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
-        text = (command.args or "").strip()
-        region = own_region(person)
-        head, sep, rest = text.partition(":")
-        if sep and resolve_region(head.strip()) is not None and " " not in head.strip():
-            region, text = resolve_region(head.strip()), rest.strip()
+        region, text = _region_and_text(command.args or "", person)
         if not text:
             await message.answer(_("Write the item after the command, for example:\n/agenda Access to Mopti since "
                                    "the bridge closed\nor for another region: /agenda ROAP: your item"))

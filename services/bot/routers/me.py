@@ -23,6 +23,7 @@ COMMANDS = {
     "pending": __("What still waits for my answer"),
     "calls": __("My region's next coordination call"),
     "agenda": __("Add an item to my region's next call"),
+    "summary": __("Send the summary of a call I chair"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -42,6 +43,7 @@ def help_text() -> str:
         "/pending: what still waits for your answer\n"
         "/calls: your region's next call (/calls all: every region's; /calls subscribe ROAP: follow another)\n"
         "/agenda <i>text</i>: add an item to your region's next call (/agenda ROAP: <i>text</i> for another)\n"
+        "/summary <i>text</i>: the summary of a call you chair, to its participants\n"
         "/lang: English, français or العربية\n"
         "/help: this message"
     )
