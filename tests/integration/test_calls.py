@@ -18,9 +18,13 @@ from services.notify.config import Settings as NotifySettings
 from services.notify.models import Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
 from services.roster.bootstrap import RosterApp
+from services.roster.cli import import_text
+from services.roster.config import Settings as RosterSettings
+from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import cli, eventually, service_env
+from tests.integration.conftest import PEOPLE_HEADER
 from tests.integration.telegram_users import User
 from tests.integration.test_notify import (
     count_texts,
@@ -251,3 +255,23 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         await eventually(lambda: count_texts(9801, sandbox_url, 4), what="the subscriber's summary too")
     finally:
         await app.stop()
+
+
+async def test_participants_are_those_deployed_in_the_region_on_the_call_s_day(
+    roster: RosterApp, roster_settings: RosterSettings, clock: ManualClock, bus: Bus,
+) -> None:
+    t = clock.now().date()
+    officer = "OCHA,{country},{station},CMCoord Officer,cmcoord_officer,{start},{end},"
+    rows = ["Arriving Officer,arriving@ocha.example,," + officer.format(
+                country="ML", station="Bamako", start=t + timedelta(days=10), end=t + timedelta(days=100)),
+            "Leaving Officer,leaving@ocha.example,," + officer.format(
+                country="NE", station="Niamey", start=t - timedelta(days=100), end=t + timedelta(days=5)),
+            "Elsewhere Officer,elsewhere@ocha.example,," + officer.format(
+                country="TH", station="Bangkok", start=t - timedelta(days=100), end=t + timedelta(days=100))]
+    _, errors, _ = await import_text(PEOPLE_HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
+                                     publish=False)
+    assert errors == []
+    on = {day: [r["name"] for r in await bus.request("cmcoord.roster.svc.recipients",
+                                                     {"region": "ROWCA", "on": str(t + timedelta(days=day))})]
+          for day in (0, 20)}
+    assert on == {0: ["Leaving Officer"], 20: ["Arriving Officer"]}
