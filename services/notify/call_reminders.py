@@ -155,8 +155,10 @@ class CallPlanner:
 
     async def _hour_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         link = f"Link: {schedule.link}" if schedule.link else "The chair will share the link."
+        late = self.clock.now() >= o.start  # notify was down at the hour mark: still useful until the end
+        starts = "has started" if late else "starts in one hour"
         return [(Request(kind="call.link", about=call_about(o), occurrence=when(o), region=o.region, buttons=(),
-                         text=f"{_title(o.region)} starts in one hour: {_local(o.start, p.timezone)}.\n{link}"), [p])
+                         text=f"{_title(o.region)} {starts}: {_local(o.start, p.timezone)}.\n{link}"), [p])
                 for p in await self._reachable(o)]
 
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:

@@ -275,3 +275,51 @@ async def test_participants_are_those_deployed_in_the_region_on_the_call_s_day(
                                                      {"region": "ROWCA", "on": str(t + timedelta(days=day))})]
           for day in (0, 20)}
     assert on == {0: ["Leaving Officer"], 20: ["Arriving Officer"]}
+
+
+async def test_notify_down_until_the_call_started_sends_the_link_but_no_day_before_reminder(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(ROAP_CALL + timedelta(minutes=10))
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _plan(app)
+        (link,) = await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the link, late")
+        assert link.startswith("Asia and the Pacific regional CMCoord call has started: Tuesday 03 March, 13:00")
+        await _plan(app)
+        assert len(await texts(9804, sandbox_url)) == 1
+        assert await notifications(app, kind="call.reminder") == []
+    finally:
+        await app.stop()
+
+
+async def test_a_moved_call_is_told_and_reminded_again_at_its_new_time(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _plan(app)
+        await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the 24 h reminder")
+        moved_to = ROAP_CALL + timedelta(days=1, hours=1)  # Wednesday 14:00 in Bangkok
+        async with app.db.write() as session:
+            schedule = await calls.schedule_of(session, "ROAP")
+            await calls.change(session, schedule, calls.occurrence_on(schedule, [], ROAP_CALL.date()),
+                               moved_to=moved_to, now=clock.now())
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="told of the move")
+        assert got[1] == ("Asia and the Pacific regional CMCoord call of Tuesday 03 March, 13:00 (Asia/Bangkok) is "
+                          "moved to Wednesday 04 March, 14:00 (Asia/Bangkok).")
+        clock.set(moved_to - timedelta(hours=23))
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 3), what="reminded of the new time")
+        assert got[2].startswith("Asia and the Pacific regional CMCoord call: Wednesday 04 March, 14:00 (Asia/Bangkok)")
+        async def states() -> list[str] | None:
+            found = sorted(n.state for n in await notifications(app, kind="call.reminder"))
+            return found if found == ["expired", "sent"] else None
+
+        # the old time's reminder closed, the new one out (sent once the bot reported Telegram's acceptance)
+        await eventually(states, what="the old reminder expired, the new one sent")
+    finally:
+        await app.stop()
