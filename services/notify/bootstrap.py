@@ -58,7 +58,7 @@ class NotifyApp:
         for consumer in self.consumers:
             consumer.start()
         self.service = await NotifyQueries(db=self.db, clock=self.clock).serve(self.bus.nc, version=VERSION)
-        self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
+        self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake,
                                  tick_seconds=s.call_tick_seconds)
         if s.call_reminders:
             self.planner.start()

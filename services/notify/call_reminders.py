@@ -17,7 +17,6 @@ call starts (then open ones are closed), the 1 h one until it ends.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -31,6 +30,7 @@ from services.notify import calls
 from services.notify import store as st
 from services.notify.calls import call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
+from services.notify.periodic import Periodic
 from services.notify.policy import OPEN_STATES, KindPolicy, zone
 from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Occurrence, Schedule, occurrences
@@ -58,39 +58,17 @@ def _title(region: str) -> str:
     return f"{REGIONS[region].name} regional CMCoord call"
 
 
-class CallPlanner:
-    def __init__(self, *, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
+class CallPlanner(Periodic):
+    name = "call_planning"
+
+    def __init__(self, *, db: Database, clock: Clock, roster: Roster, due: Callable[[], None],
                  policies: dict[str, KindPolicy] | None = None, tick_seconds: float = 60.0) -> None:
-        self.db, self.clock, self.roster, self.wake = db, clock, roster, wake
+        super().__init__(tick_seconds=tick_seconds)
+        self.db, self.clock, self.roster, self.due = db, clock, roster, due  # due: wakes the sending of new ones
         self.policies = policies
-        self.tick_seconds = tick_seconds
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notify-call-planner")
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:  # the roster, store or NATS away: the next tick tries again
-                log.exception("call_planning_failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+    async def run_pass(self) -> None:
+        await self.run_once()
 
     async def run_once(self) -> None:
         now = self.clock.now()
@@ -125,7 +103,7 @@ class CallPlanner:
         except IntegrityError:  # another notify process planned it meanwhile
             return
         log.info("call_reminders_planned", call=call_about(o), kind=kind, people=sum(len(p) for _, p in asks))
-        self.wake()
+        self.due()
 
     async def _participants(self, o: Occurrence) -> list[Recipient]:
         """Everyone deployed in the region on the call's day, and its subscribers (the chair counts them all)."""
@@ -212,5 +190,5 @@ class CallPlanner:
                 asks.append((Request(kind="call.changed", about=about, occurrence=f"{now:%Y%m%dT%H%M%S}",
                                      region=change.region, text=text), [p]))
             await st.create_all(uow, asks, now=now, policies=self.policies)
-        self.wake()
+        self.due()
 

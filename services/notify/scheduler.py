@@ -5,7 +5,6 @@ each step happens once."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import structlog
@@ -13,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from services.notify.models import Notification
+from services.notify.periodic import Periodic
 from services.notify.policy import (
     OPEN_STATES,
     KindPolicy,
@@ -33,42 +33,20 @@ log = structlog.get_logger("notify")
 ROLE_TOLD = {1: ("regional_adviser", "regional adviser told"), 2: ("cmcs_desk", "CMCS desk told")}
 
 
-class DueWork:
+class DueWork(Periodic):
+    name = "due_work"
+
     def __init__(self, *, db: Database, clock: Clock, roster: Roster, policies: dict[str, KindPolicy] | None = None,
                  tick_seconds: float = 1.0, batch: int = 500) -> None:
+        super().__init__(tick_seconds=tick_seconds)
         self.db, self.clock, self.roster = db, clock, roster
         self.policies = policies
-        self.tick_seconds = tick_seconds
         self.batch = batch
         self.done = 0
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notify-due-work")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                while await self.run_due() >= self.batch and not self._stopping.is_set():
-                    pass  # a full batch: more may be due
-            except Exception:  # the store or NATS away: the next tick tries again
-                log.exception("due_work_failed")
+    async def run_pass(self) -> None:
+        while await self.run_due() >= self.batch and not self._stopping.is_set():
+            pass  # a full batch: more may be due
 
     async def run_due(self) -> int:
         """Perform every step due now; returns how many rows were looked at."""
