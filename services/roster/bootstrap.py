@@ -46,6 +46,7 @@ class RosterApp:
     service: Service | None = None
     scheduler: AsyncIOScheduler | None = None
     health: HealthServer | None = None
+    _scanning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> None:
         s = self.settings
@@ -83,10 +84,11 @@ class RosterApp:
         log.info("roster_started", health_port=self.health.port)
 
     async def scan(self) -> None:
-        try:
-            await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings))
-        except Exception:
-            log.exception("rotation_scan_failed")  # the next interval tries again
+        async with self._scanning:  # a stop waits for a scan under way (its transaction commits or not at all)
+            try:
+                await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings))
+            except Exception:
+                log.exception("rotation_scan_failed")  # the next interval tries again
 
     async def readiness(self) -> dict[str, bool]:
         return {
@@ -99,7 +101,9 @@ class RosterApp:
     async def stop(self) -> None:
         """Stop pulling, finish in-flight work, flush the outbox, drain."""
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # no new scan; one under way finishes (cancelling it logged an error)
+            async with self._scanning:
+                self.scheduler.shutdown(wait=False)
         await asyncio.gather(*(c.stop() for c in self.consumers))
         if self.service is not None:
             await self.service.stop()
