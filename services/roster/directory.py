@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from rapidfuzz import fuzz, process
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.roster.models import (
@@ -180,13 +180,7 @@ async def load_snapshot(
     courses: dict[uuid.UUID, set[str]] = {}
     for training in (await session.exec(select(Training))).all():
         courses.setdefault(training.person_id, set()).add(training.course)
-    active = await session.exec(
-        select(Deployment, Post)
-        .join(Post)
-        .where(col(Deployment.start) <= day)
-        .where((col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
-               | (col(Deployment.actual_end) >= day))
-    )
+    active = await session.exec(select(Deployment, Post).join(Post).where(Deployment.on(day)))
     by_person: dict[uuid.UUID, list[DeploymentCard]] = {}
     for dep, post in active.all():
         by_person.setdefault(dep.person_id, []).append(

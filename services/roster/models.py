@@ -6,7 +6,8 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import Table, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Field, SQLModel, col
 
 from shared.store import SHARED_TABLES
 
@@ -68,6 +69,13 @@ class Deployment(SQLModel, table=True):
     @property
     def end(self) -> date:
         return self.actual_end or self.planned_end
+
+    @staticmethod
+    def on(day: date) -> ColumnElement[bool]:
+        """In SQL: the deployment runs that day (started, and not ended before it)."""
+        return (col(Deployment.start) <= day) & (
+            (col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
+            | (col(Deployment.actual_end) >= day))
 
 
 class Training(SQLModel, table=True):

@@ -424,9 +424,7 @@ async def deployed_in(session: AsyncSession, *, region: str, day: date) -> list[
     """Everyone with a deployment in the region that day (a regional call's participants)."""
     rows = await session.exec(
         select(Deployment.person_id).join(Post)
-        .where(Post.region == region, col(Deployment.start) <= day)
-        .where((col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
-               | (col(Deployment.actual_end) >= day)))
+        .where(Post.region == region, Deployment.on(day)))
     return list(dict.fromkeys(rows.all()))
 
 
@@ -437,9 +435,7 @@ async def recipients_by_id(session: AsyncSession, person_ids: list[uuid.UUID], *
     regions: dict[uuid.UUID, set[str]] = {}
     active = await session.exec(
         select(Deployment.person_id, Post.region).join(Post)
-        .where(col(Deployment.person_id).in_(person_ids), col(Deployment.start) <= day)
-        .where((col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
-               | (col(Deployment.actual_end) >= day)))
+        .where(col(Deployment.person_id).in_(person_ids), Deployment.on(day)))
     for person_id, region in active.all():
         regions.setdefault(person_id, set()).add(region)
     links = await telegram_links(session, list(people))
