@@ -28,12 +28,12 @@ from sqlmodel import col, select
 
 from services.notify import calls
 from services.notify import store as st
-from services.notify.calls import call_about, when
+from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
 from services.notify.periodic import Periodic
 from services.notify.policy import OPEN_STATES, KindPolicy, zone
 from services.notify.recipients import Recipient, Roster
-from services.notify.schedule import Occurrence, Schedule, occurrences
+from services.notify.schedule import Occurrence, Schedule, occurrences, stamp, title
 from services.notify.store import SOURCE, Request
 from shared.clock import Clock
 from shared.events import ReplyButton
@@ -44,7 +44,6 @@ log = structlog.get_logger("notify")
 DAY_BEFORE, HOUR_BEFORE = timedelta(hours=24), timedelta(hours=1)
 JOIN, DECLINE = "join", "decline"
 RSVP = (ReplyButton(label="I'll join", reply=JOIN), ReplyButton(label="Can't join", reply=DECLINE))
-REMINDED = ("call.reminder", "call.link")
 CLOSED_AT_START = ("call.reminder", "call.chair")
 Ask = tuple[Request, list[Recipient]]
 
@@ -52,10 +51,6 @@ Ask = tuple[Request, list[Recipient]]
 def _local(at: datetime, tz: str) -> str:
     local = at.astimezone(zone(tz))
     return f"{local:%A %d %B, %H:%M} ({tz or 'UTC'})"
-
-
-def _title(region: str) -> str:
-    return f"{REGIONS[region].name} regional CMCoord call"
 
 
 class CallPlanner(Periodic):
@@ -68,9 +63,6 @@ class CallPlanner(Periodic):
         self.policies = policies
 
     async def run_pass(self) -> None:
-        await self.run_once()
-
-    async def run_once(self) -> None:
         now = self.clock.now()
         async with self.db.read() as session:
             plans = [(s, await calls.changes_of(session, s.region)) for s in (await calls.schedules(session)).values()]
@@ -127,7 +119,7 @@ class CallPlanner(Periodic):
         agenda = self._agenda_text(await self._agenda(o))
         minutes = int(schedule.duration.total_seconds() // 60)
         return [(Request(kind="call.reminder", about=call_about(o), occurrence=when(o), region=o.region, buttons=RSVP,
-                         text=(f"{_title(o.region)}: {_local(o.start, p.timezone)}, {minutes} minutes.\n"
+                         text=(f"{title(o.region)}: {_local(o.start, p.timezone)}, {minutes} minutes.\n"
                                f"Agenda so far:\n{agenda}\nWill you join?")), [p])
                 for p in await self._reachable(o)]
 
@@ -136,7 +128,7 @@ class CallPlanner(Periodic):
         late = self.clock.now() >= o.start  # notify was down at the hour mark: still useful until the end
         starts = "has started" if late else "starts in one hour"
         return [(Request(kind="call.link", about=call_about(o), occurrence=when(o), region=o.region, buttons=(),
-                         text=f"{_title(o.region)} {starts}: {_local(o.start, p.timezone)}.\n{link}"), [p])
+                         text=f"{title(o.region)} {starts}: {_local(o.start, p.timezone)}.\n{link}"), [p])
                 for p in await self._reachable(o)]
 
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
@@ -145,7 +137,7 @@ class CallPlanner(Periodic):
         agenda = self._agenda_text(await self._agenda(o))
         linked = sum(p.telegram_user_id is not None for p in participants)
         return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
-                         text=(f"You chair the {_title(o.region)}: {_local(o.start, c.timezone)}.\n"
+                         text=(f"You chair the {title(o.region)}: {_local(o.start, c.timezone)}.\n"
                                f"Agenda:\n{agenda}\nParticipants: {len(participants)} ({linked} on Telegram), "
                                "asked now whether they will join; /calls shows their answers.")), [c])
                 for c in chairs]
@@ -179,14 +171,14 @@ class CallPlanner(Periodic):
             if claimed.rowcount != 1:
                 return  # told by another notify process
             moved = change.moved_to
-            keep = moved.strftime("%Y-%m-%dT%H:%MZ") if moved is not None else None
+            keep = stamp(moved) if moved is not None else None
             await st.expire_open(uow, kinds=(*REMINDED, "call.chair"), about=about, now=now, keep_occurrence=keep,
                                  reason="the call was moved" if moved else "the call was cancelled")
             asks = []
             for p in people:
                 was = _local(change.original, p.timezone)
-                text = (f"{_title(change.region)} of {was} is moved to {_local(moved, p.timezone)}." if moved
-                        else f"{_title(change.region)} of {was} is cancelled.")
+                text = (f"{title(change.region)} of {was} is moved to {_local(moved, p.timezone)}." if moved
+                        else f"{title(change.region)} of {was} is cancelled.")
                 asks.append((Request(kind="call.changed", about=about, occurrence=f"{now:%Y%m%dT%H%M%S}",
                                      region=change.region, text=text), [p]))
             await st.create_all(uow, asks, now=now, policies=self.policies)

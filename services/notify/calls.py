@@ -29,12 +29,16 @@ from services.notify.schedule import (
     is_occurrence,
     next_occurrence,
     occurrences,
+    stamp,
+    title,
 )
 from services.notify.store import Request, create_all
 from shared import events
 from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
 from shared.store import UnitOfWork
+
+REMINDED = ("call.reminder", "call.link")  # the kinds that tell who was invited to a call
 
 
 class CallsError(ValueError):
@@ -112,8 +116,7 @@ def upcoming(schedule: Schedule, changes: list[Change], *, now: datetime, days: 
 
 
 def feed(schedule: Schedule, changes: list[Change]) -> Feed:
-    region = REGIONS[schedule.region]
-    return Feed(schedule, changes, title=f"{region.name} regional CMCoord call")
+    return Feed(schedule, changes)
 
 
 # --- what officers send from the bot ----------------------------------------------------------------
@@ -161,7 +164,7 @@ def call_about(o: Occurrence) -> str:
 
 def when(o: Occurrence) -> str:
     """A reminder's occurrence: the call's start (a moved call is reminded again)."""
-    return o.start.strftime("%Y-%m-%dT%H:%MZ")
+    return stamp(o.start)
 
 
 async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
@@ -199,11 +202,10 @@ async def on_summary_sent(uow: UnitOfWork, envelope: Envelope, e: events.CallSum
     uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
                                 sent_at=e.sent_at, event_id=envelope.id))
     reminded = (await uow.session.exec(select(Notification).where(
-        col(Notification.kind).in_(["call.reminder", "call.link"]), Notification.subject == call_about(o)))).all()
+        col(Notification.kind).in_(REMINDED), Notification.subject == call_about(o)))).all()
     people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
                                      timezone=n.timezone, regions=(region,)) for n in reminded}
-    title = f"{REGIONS[region].name} regional CMCoord call"
     asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
-                     text=f"Summary of the {title} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
+                     text=f"Summary of the {title(region)} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
             for p in people.values() if p.person_id != e.person_id]
     await create_all(uow, asks, now=uow.clock.now())

@@ -103,7 +103,16 @@ class Occurrence:
     @property
     def key(self) -> str:
         """A stable name for the occurrence (notifications, RSVPs and agendas hang on it)."""
-        return self.original.strftime("%Y-%m-%dT%H:%MZ")
+        return stamp(self.original)
+
+
+def stamp(at: datetime) -> str:
+    """A call's time as it names things (its key, a reminder's occurrence): UTC to the minute."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def title(region: str) -> str:
+    return f"{REGIONS[region].name} regional CMCoord call"
 
 
 def occurrences(schedule: Schedule, changes: Iterable[Change], *, after: datetime, before: datetime
@@ -149,7 +158,6 @@ class Feed:
 
     schedule: Schedule
     changes: Sequence[Change] = field(default_factory=list)
-    title: str = ""
 
     @property
     def uid(self) -> str:
@@ -161,7 +169,7 @@ class Feed:
         cal = icalendar.Calendar()
         cal.add("prodid", PRODID)
         cal.add("version", "2.0")
-        cal.add("x-wr-calname", self.title or f"{s.region} regional CMCoord call")
+        cal.add("x-wr-calname", title(s.region))
         master = self._event(stamp, s.dtstart, s.dtstart + s.duration)
         master.add("rrule", icalendar.vRecur.from_ical(s.rrule.removeprefix("RRULE:")))
         cancelled = [c.original.astimezone(zone) for c in self.changes if c.moved_to is None]
@@ -185,7 +193,7 @@ class Feed:
         event.add("dtstamp", stamp.astimezone(UTC))
         event.add("dtstart", start)
         event.add("dtend", end)
-        event.add("summary", self.title or f"{s.region} regional CMCoord call")
+        event.add("summary", title(s.region))
         if s.link:
             event.add("location", s.link)
             event.add("url", s.link)

@@ -124,7 +124,7 @@ async def _roap(app: notify_bootstrap.NotifyApp, clock: ManualClock, **fields: o
 
 async def _plan(app: notify_bootstrap.NotifyApp) -> None:
     assert app.planner is not None
-    await app.planner.run_once()
+    await app.planner.run_pass()
 
 
 async def test_reminders_a_day_and_an_hour_before_once_each_and_the_answer_recorded(
