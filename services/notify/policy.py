@@ -8,7 +8,7 @@ blocked the bot, or has no Telegram link). "Sent" is never taken for "read".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,23 +35,25 @@ class KindPolicy:
 DEFAULT = KindPolicy()
 # Alerts go to advisers and the desk themselves: nobody above them to escalate to.
 ALERT = KindPolicy(escalate_after=None, desk_after=None)
+# Told once, never repeated nor escalated (a campaign's own later steps do the reminding).
+ONCE = replace(ALERT, renotify_after=None)
+# Regional calls: told once; the planner closes a reminder when the call starts, not a timer.
+CALL = replace(ONCE, expire_after=None)
 POLICIES: dict[str, KindPolicy] = {
     "post.gapped": ALERT,
     "delivery.failed": ALERT,
-    "escalation": KindPolicy(escalate_after=None, desk_after=None, renotify_after=timedelta(hours=24)),
-    "handover.prompt": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
-    "handover.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
-    "handover.departure": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
+    "escalation": ALERT,
+    "handover.prompt": ONCE,
+    "handover.reminder": ONCE,
+    "handover.departure": ONCE,
     "handover.missing": ALERT,
-    "handover.introduction": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
-    "handover.note": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None),
-    # regional calls: each reminder is useful until the call starts (the planner closes it then)
-    "call.reminder": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
-    "call.link": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None, urgent=True),
-    "call.chair": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
-    "call.summary": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None),
-    "call.changed": KindPolicy(escalate_after=None, desk_after=None, renotify_after=None, expire_after=None,
-                               urgent=True),
+    "handover.introduction": ONCE,
+    "handover.note": ONCE,
+    "call.reminder": CALL,
+    "call.link": replace(CALL, urgent=True),
+    "call.chair": CALL,
+    "call.summary": CALL,
+    "call.changed": replace(CALL, urgent=True),
 }
 
 
