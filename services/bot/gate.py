@@ -12,7 +12,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -24,21 +24,20 @@ slot_taken: ContextVar[bool] = ContextVar("send_slot_taken", default=False)
 
 
 @contextmanager
-def bulk() -> Iterator[None]:
-    token = urgency.set(False)
+def _setting(var: ContextVar[bool], value: bool) -> Iterator[None]:
+    token = var.set(value)
     try:
         yield
     finally:
-        urgency.reset(token)
+        var.reset(token)
 
 
-@contextmanager
-def with_slot_taken() -> Iterator[None]:
-    token = slot_taken.set(True)
-    try:
-        yield
-    finally:
-        slot_taken.reset(token)
+def bulk() -> AbstractContextManager[None]:
+    return _setting(urgency, False)
+
+
+def with_slot_taken() -> AbstractContextManager[None]:
+    return _setting(slot_taken, True)
 
 
 @dataclass(eq=False)
