@@ -30,13 +30,13 @@ from services.notify import calls
 from services.notify import store as st
 from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
-from services.notify.periodic import Periodic
 from services.notify.policy import OPEN_STATES, KindPolicy, zone
 from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Occurrence, Schedule, occurrences, stamp, title
 from services.notify.store import SOURCE, Request
 from shared.clock import Clock
 from shared.events import ReplyButton
+from shared.periodic import Periodic
 from shared.regions import REGIONS
 from shared.store import Database
 

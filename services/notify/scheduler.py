@@ -12,7 +12,6 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from services.notify.models import Notification
-from services.notify.periodic import Periodic
 from services.notify.policy import (
     OPEN_STATES,
     KindPolicy,
@@ -27,6 +26,7 @@ from services.notify.store import (
     transition,
 )
 from shared.clock import Clock
+from shared.periodic import Periodic
 from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")

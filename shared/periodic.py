@@ -1,4 +1,4 @@
-"""A background loop of notify's: one pass now, then every `tick_seconds` or as soon as
+"""A service's background loop: one pass now, then every `tick_seconds` or as soon as
 woken; a pass that fails (the store, NATS or the roster away) is logged and the next
 tick tries again; `stop()` lets the pass in hand finish."""
 
@@ -8,7 +8,7 @@ import asyncio
 
 import structlog
 
-log = structlog.get_logger("notify")
+log = structlog.get_logger("periodic")
 
 
 class Periodic:
@@ -27,7 +27,7 @@ class Periodic:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"notify-{self.name}")
+        self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         self._stopping.set()
