@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared.themes import Classification
+
 # Namespace for deterministic ids (uuid5): the same fact always gets the same id,
 # so JetStream de-duplication and consumers' idempotency records can recognise it.
 EVENT_NAMESPACE = uuid.UUID("6f1d8a0e-9c55-4d1e-9a43-0c3e8f3c2b7a")
@@ -238,6 +240,7 @@ class DeliverTelegram(Event):
     text: str = Field(min_length=1, max_length=3500, description="plain text; the bot escapes it")
     buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
     urgent: bool = False
+    document: str | None = Field(default=None, max_length=200, description="a file in the DOCUMENTS object store")
 
 
 @register
@@ -252,10 +255,13 @@ class NotificationRequested(Event):
     occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")
     person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
+    everyone: bool = Field(default=False, description="or every member with a linked Telegram account")
     region: str | None = None
     text: str = Field(min_length=1, max_length=3500)
     buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
     urgent: bool = False
+    document: str | None = Field(default=None, max_length=200,
+                                 description="a file in the DOCUMENTS object store, sent with the text as caption")
 
 
 @register
@@ -358,6 +364,42 @@ class CallSummarySent(Event):
 
 
 @register
+class ReportSubmitted(Event):
+    """An officer sent a field report (an observation) from the bot; `reference` is what they were told."""
+
+    type = "bot.report.submitted"
+    report_id: uuid.UUID
+    reference: str = Field(min_length=4, max_length=20)
+    person_id: uuid.UUID
+    text: str = Field(min_length=1, max_length=6000)
+    country: str = Field(description="ISO 3166-1 alpha-2")
+    themes: list[str] = Field(default_factory=list, max_length=11)
+    classification: Classification = "community"
+    attachment_kind: Literal["photo", "document"] | None = None
+    attachment_file_id: str | None = Field(default=None, max_length=300, description="Telegram's file id")
+    attachment_name: str | None = Field(default=None, max_length=200)
+    submitted_at: AwareDatetime
+
+
+@register
+class AarSubmitted(Event):
+    """An officer finished an after action review in the bot (the five questions)."""
+
+    type = "bot.aar.submitted"
+    aar_id: uuid.UUID
+    person_id: uuid.UUID
+    planned: str = Field(default="", max_length=3000)
+    happened: str = Field(default="", max_length=3000)
+    difference: str = Field(default="", max_length=3000)
+    sustain: str = Field(default="", max_length=3000)
+    improve: str = Field(default="", max_length=3000)
+    themes: list[str] = Field(default_factory=list, max_length=11)
+    classification: Classification = "community"
+    country: str = Field(default="", description="where (ISO alpha-2); for an AAR nobody asked for")
+    submitted_at: AwareDatetime
+
+
+@register
 class HandoverNoteSubmitted(Event):
     """An outgoing officer finished the handover note in the bot."""
 
@@ -370,6 +412,80 @@ class HandoverNoteSubmitted(Event):
     where_files_live: str = ""
     advice_to_successor: str = ""
     submitted_at: AwareDatetime
+
+
+# --- lessons ----------------------------------------------------------------
+
+LessonKind = Literal["observation", "aar"]
+
+
+@register
+class AarDue(Event):
+    """An after action review is expected from an officer: after a deployment ended, or
+    because CMCS asked for one on an operation."""
+
+    type = "lessons.aar.due"
+    aar_id: uuid.UUID
+    person_id: uuid.UUID
+    deployment_id: uuid.UUID | None = None
+    operation: str = Field(default="", max_length=200)
+    country: str
+    region: str | None = None
+    due_on: date
+
+
+@register
+class AarOverdue(Event):
+    """An AAR is past its due date and was escalated (to the regional adviser, then the desk)."""
+
+    type = "lessons.aar.overdue"
+    aar_id: uuid.UUID
+    person_id: uuid.UUID
+    country: str
+    region: str | None = None
+    due_on: date
+    escalated_to: Literal["regional_adviser", "cmcs_desk"]
+
+
+@register
+class AarCompleted(Event):
+    """An AAR was submitted: its reminders end."""
+
+    type = "lessons.aar.completed"
+    aar_id: uuid.UUID
+    person_id: uuid.UUID
+    region: str | None = None
+    due_on: date
+    submitted_on: date
+    item_id: uuid.UUID
+
+
+@register
+class LessonRecorded(Event):
+    """A field report (observation) or a submitted AAR entered the lessons store (no text here: ask lessons)."""
+
+    type = "lessons.item.recorded"
+    item_id: uuid.UUID
+    reference: str
+    kind: LessonKind
+    country: str
+    region: str | None = None
+    themes: list[str] = Field(default_factory=list)
+    classification: Classification
+    similar_to: list[uuid.UUID] = Field(default_factory=list, description="earlier items it resembles")
+
+
+@register
+class LessonReviewed(Event):
+    """A reviewer tagged, merged or promoted an item (identified, then learned)."""
+
+    type = "lessons.item.reviewed"
+    item_id: uuid.UUID
+    reference: str
+    action: Literal["tagged", "merged", "identified", "learned"]
+    status: str
+    by: str
+    at: AwareDatetime
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -433,6 +549,25 @@ EXAMPLES: dict[type[Event], Event] = {
         recurring_meetings="Access working group, Mondays 10:00", where_files_live="OCHA Mali SharePoint > CMCoord",
         advice_to_successor="Call the liaison officer in your first week.",
         submitted_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+    ReportSubmitted: ReportSubmitted(
+        report_id=_N, reference="R-7KQ2M9", person_id=_P, country="ML", themes=["access", "hns4d"],
+        text="The Mopti bridge checkpoint turned back two convoys that had been notified 72 hours ahead.",
+        classification="community", submitted_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+    AarSubmitted: AarSubmitted(
+        aar_id=_N, person_id=_P, planned="Notify every convoy 72 h ahead.", happened="Two convoys turned back.",
+        difference="The checkpoint had no copy of the notifications.", sustain="The 72 h rule.",
+        improve="Share notifications with the checkpoint commanders too.", themes=["hns4d"],
+        classification="restricted", submitted_at=datetime(2026, 8, 1, 9, 30, tzinfo=UTC)),
+    AarDue: AarDue(aar_id=_N, person_id=_P, deployment_id=_D, operation="", country="ML", region="ROWCA",
+                   due_on=date(2026, 8, 3)),
+    AarOverdue: AarOverdue(aar_id=_N, person_id=_P, country="ML", region="ROWCA", due_on=date(2026, 8, 3),
+                           escalated_to="regional_adviser"),
+    AarCompleted: AarCompleted(aar_id=_N, person_id=_P, region="ROWCA", due_on=date(2026, 8, 3),
+                               submitted_on=date(2026, 8, 1), item_id=_N),
+    LessonRecorded: LessonRecorded(item_id=_N, reference="R-7KQ2M9", kind="observation", country="ML", region="ROWCA",
+                                   themes=["access"], classification="community"),
+    LessonReviewed: LessonReviewed(item_id=_N, reference="R-7KQ2M9", action="identified", status="identified",
+                                   by="desk@ocha.example", at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
 }
 
 

@@ -26,12 +26,13 @@ DEPARTURE_DAYS = 2  # "confirm your departure date"
 
 @dataclass(frozen=True)
 class Audience:
-    """People by id, or the holders of a role (in a region)."""
+    """People by id, or the holders of a role (in a region), or every member with Telegram."""
 
     person_ids: tuple[uuid.UUID, ...] = ()
     role: str | None = None
     region: str | None = None
     or_role: str | None = None  # when nobody holds `role` there: these instead (the CMCS desk)
+    everyone: bool = False
 
 
 @dataclass(frozen=True)

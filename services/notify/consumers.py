@@ -28,12 +28,13 @@ from services.notify.policy import KindPolicy
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import SOURCE, Request
 from shared import events
-from shared.bus import Bus, ConsumerRunner, QueryError, TransientError
+from shared.bus import Bus, ConsumerRunner, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
 from shared.store import Database, Transactional, UnitOfWork
 
 log = structlog.get_logger("notify")
+AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
 
 
 def _bot_apply(fn: Callable[[UnitOfWork, Any, Any], Awaitable[None]]) -> Callable[[UnitOfWork, Envelope, Any],
@@ -79,6 +80,8 @@ class FactsConsumer:
     async def _who(self, audience: Audience) -> list[Recipient]:
         if audience.person_ids:
             return await self._roster(self.roster.people(audience.person_ids))
+        if audience.everyone:
+            return await self._roster(self.roster.everyone())
         assert audience.role is not None
         found = await self._roster(self.roster.holders(audience.role, audience.region))
         if not found and audience.or_role is not None:
@@ -100,10 +103,23 @@ class FactsConsumer:
         self.wake()
 
     async def on_requested(self, envelope: Envelope, e: events.NotificationRequested) -> None:
+        if not (e.person_ids or e.role or e.everyone):
+            raise PermanentError("a notification request names people, a role, or everyone")
         request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
-                          urgent=e.urgent, region=e.region)
+                          urgent=e.urgent, region=e.region, document=e.document)
+        # a region without an adviser: the CMCS desk instead, as for notify's own escalations
+        fallback = "cmcs_desk" if e.role == "regional_adviser" else None
         await self._create(envelope, [Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
-                                                             region=e.region))])
+                                                             region=e.region, everyone=e.everyone,
+                                                             or_role=fallback))])
+
+    async def on_aar_completed(self, envelope: Envelope, e: events.AarCompleted) -> None:
+        """A submitted AAR: its reminders and overdue notices still open are no longer useful."""
+        async def settle(uow: UnitOfWork) -> None:
+            await st.expire_open(uow, kinds=AAR_KINDS, about=str(e.aar_id), reason="AAR submitted",
+                                 now=self.clock.now())
+
+        await self._create(envelope, [], then=settle)
 
     async def on_gapped(self, envelope: Envelope, e: events.PostGapped) -> None:
         await self._create(envelope, campaigns.post_gapped(e))
@@ -212,6 +228,8 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wak
         ConsumerRunner(stream="ROSTER", durable=facts.durable, handlers=facts.handlers(), **common),
         ConsumerRunner(stream="NOTIFY", durable="notify--on_requests",
                        handlers={events.NotificationRequested: facts.on_requested}, **common),
+        ConsumerRunner(stream="LESSONS", durable="notify--on_lessons",
+                       handlers={events.AarCompleted: facts.on_aar_completed}, **common),
         ConsumerRunner(stream="BOT", durable="notify--on_bot_reports", handlers={cls: reports.one for cls in BOT_REPORTS},
                        batch_handler=reports_batch, **common),
     ]

@@ -27,6 +27,7 @@ class Notification(SQLModel, table=True):
     text: str
     buttons: str = "[]"  # JSON list of {label, reply}
     urgent: bool = False
+    document: str | None = Field(default=None, max_length=200)  # sent as a file, the text as its caption
     state: str = Field(default="queued", max_length=16, index=True)
     attempts: int = 0  # deliver commands issued
     escalation_level: int = 0  # 1: regional adviser told, 2: CMCS desk told

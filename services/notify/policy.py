@@ -54,6 +54,10 @@ POLICIES: dict[str, KindPolicy] = {
     "call.chair": CALL,
     "call.summary": CALL,
     "call.changed": replace(CALL, urgent=True),
+    # lessons: its own steps remind and escalate an AAR (due-7 d, due, then adviser and desk)
+    "aar.reminder": ONCE,
+    "aar.overdue": ALERT,
+    "lessons.digest": ONCE,
 }
 
 

@@ -58,6 +58,10 @@ class Roster:
             return []
         return await self._ask({"person_ids": [str(p) for p in person_ids]})
 
+    async def everyone(self) -> list[Recipient]:
+        """Every member with a linked Telegram account (a newsletter's audience)."""
+        return await self._ask({"linked": True})
+
     async def deployed_in(self, region: str, on: date) -> list[Recipient]:
         """Everyone deployed in the region that day (a regional call's participants)."""
         return await self._ask({"region": region, "on": on.isoformat()})

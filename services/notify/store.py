@@ -50,6 +50,7 @@ class Request:
     due_at: datetime | None = None
     due_on: date | None = None  # or: on this day at `DUE_LOCAL_TIME` in the recipient's time zone
     exclude: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    document: str | None = None  # a file of the DOCUMENTS object store, sent with the text
 
     def due_for(self, recipient: Recipient, now: datetime) -> datetime:
         if self.due_on is not None:
@@ -94,7 +95,7 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
             id=nid, kind=request.kind, subject=request.about, occurrence=request.occurrence, person_id=r.person_id,
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=request.region or r.region,
             text=request.text, buttons=json.dumps([b.model_dump() for b in request.buttons]),
-            urgent=request.urgent or policy.urgent, created_at=now,
+            urgent=request.urgent or policy.urgent, created_at=now, document=request.document,
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:
@@ -123,7 +124,8 @@ def send(uow: UnitOfWork, n: Notification, action: str, now: datetime,
     n.first_sent_at = n.first_sent_at or now
     buttons = [ReplyButton.model_validate(b) for b in json.loads(n.buttons)]
     uow.emit(events.DeliverTelegram(notification_id=n.id, attempt=n.attempts, person_id=n.person_id,
-                                    chat_id=n.chat_id, kind=n.kind, text=n.text, buttons=buttons, urgent=n.urgent),
+                                    chat_id=n.chat_id, kind=n.kind, text=n.text, buttons=buttons, urgent=n.urgent,
+                                    document=n.document),
              id=deterministic_id("deliver", n.id, n.attempts))
     schedule_next(n, policies)
 

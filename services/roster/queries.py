@@ -54,14 +54,16 @@ class DeploymentQuery(BaseModel):
 
 
 class RecipientsQuery(BaseModel):
-    """People by id or by email, the holders of a role (in a region), or everyone deployed
-    in a region on a day (`region` and `on`, no role: a regional call's participants)."""
+    """People by id or by email, the holders of a role (in a region), everyone deployed
+    in a region on a day (`region` and `on`, no role: a regional call's participants),
+    or every member with a linked Telegram account (`linked`)."""
 
     person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     emails: list[str] = Field(default_factory=list, max_length=100)
     role: Role | None = None
     region: str | None = None
     on: date | None = None
+    linked: bool = False  # everyone with a linked Telegram account
 
 
 class RegisterQuery(BaseModel):
@@ -190,12 +192,14 @@ class RosterQueries:
     async def recipients(self, payload: dict[str, Any]) -> Any:
         """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""
         q = RecipientsQuery.model_validate(payload)
-        if q.person_ids or q.emails or (q.role is None and q.region and q.on):
+        if q.person_ids or q.emails or q.linked or (q.role is None and q.region and q.on):
             day = q.on or self.clock.now().date()
             async with self.db.read() as session:
                 ids = list(q.person_ids)
                 if q.emails:
                     ids += await store.people_by_email(session, q.emails)
+                if q.linked:
+                    ids += await store.linked_people(session)
                 if q.role is None and q.region and q.on:
                     region = resolve_region(q.region)
                     if region is None:

@@ -443,6 +443,10 @@ async def recipients_by_id(session: AsyncSession, person_ids: list[uuid.UUID], *
                          telegram_user_id=links.get(pid)) for pid in person_ids if pid in people]
 
 
+async def linked_people(session: AsyncSession) -> list[uuid.UUID]:
+    return list((await session.exec(select(TelegramLink.person_id))).all())
+
+
 async def telegram_links(session: AsyncSession, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     if not person_ids:
         return {}

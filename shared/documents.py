@@ -1,0 +1,46 @@
+"""Files sent with notifications (the quarterly digest): kept in a JetStream object
+store, so a notification carries the file's name and not its bytes, and every
+bot replica can read it."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import ObjectStoreConfig
+from nats.js.errors import BucketNotFoundError
+from nats.js.object_store import ObjectStore
+
+BUCKET = "DOCUMENTS"
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # what Telegram's Bot API accepts in an upload, with margin
+
+
+class Documents:
+    def __init__(self, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.js = js
+        self.replicas = replicas
+        self._store: ObjectStore | None = None
+        self._cache: dict[str, bytes] = {}
+
+    async def _bucket(self) -> ObjectStore:
+        if self._store is None:
+            try:
+                self._store = await self.js.object_store(BUCKET)
+            except BucketNotFoundError:
+                self._store = await self.js.create_object_store(
+                    bucket=BUCKET,
+                    config=ObjectStoreConfig(bucket=BUCKET, replicas=self.replicas,
+                                             description="files sent with notifications"))
+        return self._store
+
+    async def put(self, name: str, data: bytes) -> None:
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"{name} is {len(data)} bytes; at most {MAX_DOCUMENT_BYTES} can be sent")
+        await (await self._bucket()).put(name, data)
+        self._cache.pop(name, None)
+
+    async def get(self, name: str) -> bytes:
+        """The file's bytes (kept in memory after the first read: a fan-out sends one file many times).
+        Raises nats.js.errors.ObjectNotFoundError when no such file was stored."""
+        if name not in self._cache:
+            result = await (await self._bucket()).get(name)
+            self._cache = {name: bytes(result.data or b"")}  # one file at a time is enough
+        return self._cache[name]
