@@ -35,6 +35,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("roster", "services.roster", port_offset=0),
     ServiceSpec("notify", "services.notify", port_offset=1),
+    ServiceSpec("lessons", "services.lessons", port_offset=2),
     ServiceSpec("bot", "services.bot", port_offset=3),
 )
 # The local Telegram stand-in, run when no TELEGRAM_BOT_TOKEN is set.

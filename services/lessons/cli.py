@@ -1,0 +1,431 @@
+"""`cmcoord lessons ...`: AAR requests, review, search, export, the quarterly digest and
+figures (lessons' store: CMCOORD_LESSONS_DATABASE_URL or the SQLite file under CMCOORD_HOME).
+
+Every read takes a viewer (`--as`): public, community, desk, adviser:REGION or
+person:ID, and shows only what that viewer may see."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import getpass
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from sqlmodel import col, select
+
+from services.lessons import lifecycle, store
+from services.lessons.bootstrap import duty_policy
+from services.lessons.classification import UnknownViewer, Viewer
+from services.lessons.config import Settings
+from services.lessons.figures import aar_figures, build_digest
+from services.lessons.models import Aar, Item
+from services.lessons.periods import Period, parse_period, quarter_of
+from services.lessons.queries import card, filters_from
+from services.lessons.recurrence import clusters
+from shared import events
+from shared.bus import Bus, QueryError
+from shared.clock import Clock, SystemClock
+from shared.documents import Documents
+from shared.events import Envelope
+from shared.logging import configure_logging
+from shared.regions import resolve_country
+from shared.store import Database
+
+app = typer.Typer(no_args_is_help=True, help="Lessons: AARs, review, search, export, digest, figures.")
+aar_app = typer.Typer(no_args_is_help=True, help="After action reviews owed.")
+review_app = typer.Typer(help="Review new observations and AARs (the CMCS desk).", invoke_without_command=True)
+app.add_typer(aar_app, name="aar")
+app.add_typer(review_app, name="review")
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    pass
+
+
+@app.callback()
+def _logging() -> None:
+    configure_logging(service="lessons-cli", fmt="console", level="error")
+
+
+def _clock() -> Clock:
+    return SystemClock()
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(Settings().db_url)
+        await store.prepare(db)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (CliError, lifecycle.ReviewRefused, LookupError, ValueError) as err:
+        typer.echo(f"cannot: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+def _viewer(spec: str) -> Viewer:
+    try:
+        return Viewer.parse(spec)
+    except UnknownViewer as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+def _reviewer(by: str | None) -> str:
+    return by or os.environ.get("CMCOORD_LESSONS_REVIEWER") or getpass.getuser()
+
+
+VIEWER = typer.Option("community", "--as", help="whose eyes: public, community, desk, adviser:REGION, person:ID")
+
+
+# --- AARs ---------------------------------------------------------------------
+
+
+async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]:
+    bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds)
+    try:
+        rows = await bus.request("cmcoord.roster.svc.recipients", {"emails": emails},
+                                 timeout=settings.query_timeout_seconds)
+    except (QueryError, TimeoutError) as err:
+        raise CliError(f"the roster did not answer: {err}") from err
+    finally:
+        await bus.close()
+    return {r["email"].lower(): uuid.UUID(r["person_id"]) for r in rows}
+
+
+@aar_app.command("request")
+def aar_request(
+    country: str = typer.Option(..., help="the operation's country (ISO code or name)"),
+    operation: str = typer.Option(..., help="what the review is about, e.g. 'Mopti floods response'"),
+    people: str = typer.Option(..., help="comma-separated emails (as on the roster) or person ids"),
+    due: str | None = typer.Option(None, help="due date (YYYY-MM-DD); default 30 days from today"),
+    by: str | None = typer.Option(None, help="who asks (default: CMCOORD_LESSONS_REVIEWER or the login name)"),
+) -> None:
+    """CMCS asks for an AAR on an operation: one per person, with reminders and escalation."""
+    settings = Settings()
+    code = resolve_country(country)
+    if code is None:
+        raise typer.BadParameter(f"unknown country {country!r}")
+    today = _clock().now().date()
+    try:
+        due_on = date.fromisoformat(due) if due else today + timedelta(days=settings.aar_due_days)
+    except ValueError as err:
+        raise typer.BadParameter(f"--due {due!r} is not a date (YYYY-MM-DD)") from err
+    wanted = [p.strip() for p in people.split(",") if p.strip()]
+    ids: dict[str, uuid.UUID] = {}
+    emails = []
+    for p in wanted:
+        try:
+            ids[p] = uuid.UUID(p)
+        except ValueError:
+            emails.append(p.lower())
+    if emails:
+        try:
+            found = asyncio.run(_people(emails, settings))
+        except CliError as err:
+            typer.echo(f"cannot: {err}", err=True)
+            raise typer.Exit(1) from err
+        missing = [e for e in emails if e not in found]
+        if missing:
+            typer.echo(f"cannot: not on the roster: {', '.join(missing)} (nothing was requested)", err=True)
+            raise typer.Exit(1)
+        ids.update(found)
+
+    async def work(db: Database) -> int:
+        made = 0
+        async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
+            for person_id in dict.fromkeys(ids.values()):
+                aar_id = events.deterministic_id("aar.operation", code, operation.strip().casefold(), person_id)
+                made += await store.expect_aar(uow, aar_id=aar_id, person_id=person_id, country=code, due_on=due_on,
+                                               policy=duty_policy(settings), operation=operation.strip(),
+                                               requested_by=_reviewer(by)) is not None
+        return made
+
+    made = _run(work)
+    typer.echo(f"{made} AAR(s) requested on {operation!r} ({code}), due {due_on}; "
+               f"{len(set(ids.values())) - made} already requested")
+
+
+@aar_app.command("list")
+def aar_list(all_: bool = typer.Option(False, "--all", help="submitted ones too")) -> None:
+    """AARs owed (open), oldest due first."""
+    async def work(db: Database) -> list[Aar]:
+        async with db.read() as session:
+            query = select(Aar).order_by(col(Aar.due_on))
+            if not all_:
+                query = query.where(Aar.state == "open")
+            return list((await session.exec(query)).all())
+
+    today = _clock().now().date()
+    for a in _run(work):
+        late = f", {(today - a.due_on).days} days overdue" if a.state == "open" and a.due_on < today else ""
+        typer.echo(f"{a.id}  {a.country} {a.region or '-':7} due {a.due_on} {a.state}{late}  "
+                   f"{a.operation or 'deployment end'}  person {a.person_id}")
+
+
+# --- review -------------------------------------------------------------------
+
+
+def _show(item: Item) -> str:
+    return (f"{item.reference}  [{item.kind}, {item.status}, {item.classification}]  {item.country} "
+            f"{item.region or '-'}  {item.created_at:%Y-%m-%d}  themes: {item.themes or '-'}\n    {item.title}")
+
+
+@review_app.callback()
+def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many")) -> None:
+    """New observations and AARs, each with the earlier ones it resembles."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def work(db: Database) -> list[str]:
+        async with db.read() as session:
+            new = list((await session.exec(select(Item).where(Item.status == "new")
+                                           .order_by(col(Item.created_at)).limit(limit))).all())
+            links = await store.links_of(session, [i.id for i in new])
+            groups = clusters(links)
+            related = await store.items_by_id(session, list({x for g in groups for x in g}))
+        lines = []
+        for item in new:
+            lines.append(_show(item))
+            group = next((g for g in groups if item.id in g), set())
+            others = sorted((related[x] for x in group if x != item.id and x in related), key=lambda i: i.created_at)
+            for other in others:
+                lines.append(f"    resembles {other.reference} ({other.country}, {other.created_at:%Y-%m-%d}, "
+                             f"{other.status}): {other.title}")
+        return lines
+
+    lines = _run(work)
+    typer.echo("\n".join(lines) if lines else "nothing new to review")
+
+
+def _review(ref: str, action: lifecycle.Action, by: str | None, **kw: Any) -> None:
+    async def work(db: Database) -> Item:
+        async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
+            return await store.review(uow, ref=ref, action=action, by=_reviewer(by), **kw)
+
+    item = _run(work)
+    typer.echo(f"{item.reference}: {action} by {_reviewer(by)}; now {item.status}")
+
+
+BY = typer.Option(None, help="the reviewer (default: CMCOORD_LESSONS_REVIEWER or the login name)")
+
+
+@review_app.command("show")
+def review_show(ref: str) -> None:
+    """An item in full, with its review history and the items it resembles."""
+    async def work(db: Database) -> list[str]:
+        async with db.read() as session:
+            item = await store.item_by_reference(session, ref)
+            if item is None:
+                raise LookupError(f"no item {ref}")
+            steps = await store.history(session, item.id)
+            links = await store.links_of(session, [item.id])
+            related = await store.items_by_id(session, [x for pair in links for x in pair if x != item.id])
+        lines = [_show(item), "", item.body, ""]
+        if item.action:
+            lines.append(f"Action taken: {item.action}")
+        lines += [f"resembles {o.reference} ({o.country}): {o.title}" for o in related.values()]
+        lines += [f"{s.at:%Y-%m-%d %H:%M} {s.action} by {s.by}: {s.detail}" for s in steps]
+        return lines
+
+    typer.echo("\n".join(_run(work)))
+
+
+@review_app.command("tag")
+def review_tag(ref: str, themes: list[str] = typer.Argument(None, help="themes to add"),
+               remove: list[str] = typer.Option([], help="a theme to take off (repeatable)"), by: str | None = BY) -> None:
+    """Add (or --remove) themes."""
+    _review(ref, "tagged", by, themes=themes or [], remove=remove)
+
+
+@review_app.command("merge")
+def review_merge(ref: str, into: str = typer.Option(..., help="the item this one duplicates"),
+                 by: str | None = BY) -> None:
+    """Mark an item as a duplicate of another."""
+    _review(ref, "merged", by, into=into)
+
+
+@review_app.command("identify")
+def review_identify(ref: str, note: str = typer.Option("", help="why, in a line"), by: str | None = BY) -> None:
+    """Promote a new item to a lesson identified."""
+    _review(ref, "identified", by, note=note)
+
+
+@review_app.command("learn")
+def review_learn(ref: str, action: str = typer.Option(..., help="what was done: guidance updated, curriculum changed"),
+                 by: str | None = BY) -> None:
+    """Record the action taken: the lesson identified becomes a lesson learned."""
+    _review(ref, "learned", by, note=action)
+
+
+# --- search and export ------------------------------------------------------------
+
+
+def _filters(**kw: Any) -> store.Filters:
+    try:
+        return filters_from(**kw)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+@app.command("search")
+def search(
+    query: str = typer.Argument("", help="words that must all appear"),
+    theme: str | None = None, country: str | None = None, region: str | None = None,
+    period: str | None = typer.Option(None, help="2026Q3, 2026, 2026-05 or 2026-01-15..2026-03-31"),
+    status: str | None = None, kind: str | None = None, limit: int = 20, as_: str = VIEWER,
+) -> None:
+    """Full-text search with filters, as the viewer may see it."""
+    viewer, filters = _viewer(as_), _filters(query=query, theme=theme, country=country, region=region, period=period,
+                                             status=status, kind=kind)
+
+    async def work(db: Database) -> store.Found:
+        async with db.read() as session:
+            return await store.search(session, viewer=viewer, filters=filters, limit=limit)
+
+    found = _run(work)
+    typer.echo(f"{found.total} found")
+    for item in found.items:
+        typer.echo(_show(item))
+
+
+EXPORT_FIELDS = ("reference", "kind", "status", "classification", "country", "region", "themes", "title", "snippet",
+                 "action", "created_at")
+
+
+@app.command("export")
+def export(
+    fmt: str = typer.Option("json", "--format", help="json or csv"),
+    out: Path | None = typer.Option(None, help="file to write (default: standard output)"),
+    theme: str | None = None, country: str | None = None, region: str | None = None,
+    period: str | None = None, status: str | None = None, as_: str = typer.Option("public", "--as", help=VIEWER.help),
+) -> None:
+    """Every item the viewer may see (public by default), for sharing outside."""
+    viewer = _viewer(as_)
+    filters = _filters(theme=theme, country=country, region=region, period=period, status=status)
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as session:
+            found = await store.search(session, viewer=viewer, filters=filters, limit=None)
+        return [{**card(i), "body": i.body} for i in found.items]
+
+    rows = _run(work)
+    if fmt == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[*EXPORT_FIELDS, "body"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**r, "themes": " ".join(r["themes"])} for r in rows)
+        text = buffer.getvalue()
+    else:
+        raise typer.BadParameter("--format is json or csv")
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"{len(rows)} item(s) written to {out}", err=True)
+
+
+# --- digest and figures ---------------------------------------------------------
+
+
+def _period(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
+    digest = html.encode()
+    name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
+    bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds)
+    try:
+        await Documents(bus.js).put(name, digest)
+        request = events.NotificationRequested(
+            kind="lessons.digest", about=f"digest-{period.label.replace(' ', '')}", occurrence=name, everyone=True,
+            document=name, text=f"The CMCoord lessons digest for {period.label}: what the community learned, "
+                                f"by theme and region, and how after action reviews are coming in.")
+        await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=_clock().now(),
+                                        id=events.deterministic_id("digest", name)))
+    finally:
+        await bus.close()
+    return name
+
+
+@app.command("digest")
+def digest(
+    quarter: str = typer.Option(..., help="e.g. 2026Q3"),
+    out: Path = typer.Option(Path("."), help="folder for the Markdown and HTML files"),
+    send: bool = typer.Option(False, help="send the HTML to every member through notify, as a document"),
+) -> None:
+    """The quarter's newsletter: new lessons by theme and region (community and public only),
+    AAR completion and overdue per region, trends."""
+    period = _period(quarter)
+    as_of = _clock().now().date()
+
+    async def work(db: Database) -> Any:
+        async with db.read() as session:
+            year_start = period.end - timedelta(days=364)
+            return build_digest(
+                period=period, as_of=as_of,
+                items=await store.items_between(session, store.start_of(period.start), store.start_of(period.end + timedelta(days=1))),
+                year_items=await store.items_between(session, store.start_of(year_start),
+                                                     store.start_of(period.end + timedelta(days=1))),
+                previous_items=await store.items_between(session, store.start_of(period.previous().start),
+                                                         store.start_of(period.start)),
+                aars=await store.all_aars(session))
+
+    made = _run(work)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"cmcoord-digest-{period.label.replace(' ', '')}"
+    (out / f"{stem}.md").write_text(made.markdown)
+    (out / f"{stem}.html").write_text(made.html)
+    typer.echo(f"wrote {out / stem}.md and .html")
+    if send:
+        name = asyncio.run(_send_digest(settings=Settings(), period=period, html=made.html))
+        typer.echo(f"sent to every member as {name}")
+
+
+@app.command("stats")
+def stats(period: str = typer.Option(None, help="default: this year; quarters are shown one by one"),
+          fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
+    """AAR completion rate and median days late per region and quarter."""
+    today = _clock().now().date()
+    whole = _period(period) if period else Period(date(today.year, 1, 1), date(today.year, 12, 31), str(today.year))
+
+    async def work(db: Database) -> list[Aar]:
+        async with db.read() as session:
+            return await store.all_aars(session)
+
+    aars = _run(work)
+    rows = []
+    q = quarter_of(whole.start)
+    while q.start <= whole.end:
+        for region, f in sorted(aar_figures(aars, q, as_of=today).items()):
+            rows.append({"quarter": q.label, "region": region, "due": f.due, "submitted": f.submitted,
+                         "overdue": f.overdue, "completion_rate": f.completion_rate,
+                         "median_days_late": f.median_days_late})
+        q = quarter_of(q.end + timedelta(days=1))
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'quarter':8} {'region':7} {'due':>4} {'done':>4} {'rate':>5} {'overdue':>7} {'median late':>11}")
+    for r in rows:
+        rate = "–" if r["completion_rate"] is None else f"{r['completion_rate']:.0%}"
+        late = "–" if r["median_days_late"] is None else f"{r['median_days_late']:g} d"
+        typer.echo(f"{r['quarter']:8} {r['region']:7} {r['due']:>4} {r['submitted']:>4} {rate:>5} {r['overdue']:>7} {late:>11}")

@@ -1,0 +1,198 @@
+"""AAR figures and the quarterly digest, free of I/O.
+
+AAR figures for a period and region count the AARs *due* in the period:
+- completion rate: submitted (by the as-of day) / due;
+- overdue: still open on the as-of day, due date passed;
+- median days late: over those due AARs that are late at all, submitted late
+  (days from due to submission) or still open past due (days so far); an AAR
+  submitted on time counts 0. None when nothing was due and past due.
+
+The digest speaks to every member: it holds community and public items only,
+never a restricted one, and no merged duplicates.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Protocol
+
+from markdown_it import MarkdownIt
+
+from services.lessons.periods import Period
+from shared.regions import REGIONS, country_name
+from shared.themes import THEMES
+
+RECURRING_COUNTRIES = 3  # a theme raised in this many countries within a year is a trend to flag
+NO_REGION = "other"
+SHAREABLE = ("public", "community")
+
+
+class AarLike(Protocol):
+    region: str | None
+    due_on: date
+    state: str
+    submitted_at: object
+
+
+class ItemLike(Protocol):
+    reference: str
+    kind: str
+    title: str
+    country: str
+    region: str | None
+    themes: str
+    classification: str
+    status: str
+    created_at: object
+
+
+@dataclass
+class AarFigures:
+    due: int = 0
+    submitted: int = 0
+    overdue: int = 0
+    late_days: list[int] = field(default_factory=list)
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.submitted / self.due if self.due else None
+
+    @property
+    def median_days_late(self) -> float | None:
+        return statistics.median(self.late_days) if self.late_days else None
+
+
+def _submitted_on(aar: AarLike) -> date | None:
+    at = aar.submitted_at
+    return at.date() if at is not None else None  # type: ignore[attr-defined]
+
+
+def aar_figures(aars: Iterable[AarLike], period: Period, *, as_of: date) -> dict[str, AarFigures]:
+    """Per region (NO_REGION for countries outside the six), for AARs due in `period`."""
+    out: dict[str, AarFigures] = defaultdict(AarFigures)
+    for aar in aars:
+        if not period.start <= aar.due_on <= period.end:
+            continue
+        f = out[aar.region or NO_REGION]
+        f.due += 1
+        submitted = _submitted_on(aar)
+        if aar.state == "submitted" and submitted is not None and submitted <= as_of:
+            f.submitted += 1
+            f.late_days.append(max(0, (submitted - aar.due_on).days))
+        elif aar.due_on < as_of:
+            f.overdue += 1
+            f.late_days.append((as_of - aar.due_on).days)
+    return dict(out)
+
+
+def _day(item: ItemLike) -> date:
+    return item.created_at.date()  # type: ignore[attr-defined]
+
+
+def shareable(items: Iterable[ItemLike]) -> list[ItemLike]:
+    return [i for i in items if i.classification in SHAREABLE and i.status != "merged"]
+
+
+def recurring_themes(items: Iterable[ItemLike], *, end: date, within_days: int = 365,
+                     countries: int = RECURRING_COUNTRIES) -> dict[str, list[str]]:
+    """Themes raised in at least `countries` countries in the year up to `end`: theme -> countries."""
+    start = end - timedelta(days=within_days - 1)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for item in shareable(items):
+        if start <= _day(item) <= end:
+            for theme in item.themes.split():
+                seen[theme].add(item.country)
+    return {t: sorted(c) for t, c in sorted(seen.items()) if len(c) >= countries}
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _region_name(code: str) -> str:
+    return REGIONS[code].name if code in REGIONS else "Other countries"
+
+
+@dataclass
+class Digest:
+    period: Period
+    markdown: str
+
+    @property
+    def html(self) -> str:
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(self.markdown)
+        return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>CMCoord lessons digest, {self.period.label}</title>"
+                "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;padding:0 1em}"
+                "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}</style>"
+                f"</head><body>\n{body}</body></html>\n")
+
+
+def _line(item: ItemLike) -> str:
+    title = item.title.replace("\n", " ").replace("|", "/")
+    status = {"identified": " · lesson identified", "learned": " · lesson learned"}.get(item.status, "")
+    return f"- **{item.reference}** {title} ({country_name(item.country)}){status}"
+
+
+def build_digest(*, period: Period, items: Sequence[ItemLike], year_items: Sequence[ItemLike],
+                 previous_items: Sequence[ItemLike], aars: Sequence[AarLike], as_of: date) -> Digest:
+    """`items`: created in the period; `year_items`: the year up to its end; `previous_items`: the period before."""
+    new = sorted(shareable(items), key=lambda i: (i.created_at, i.reference))  # type: ignore[arg-type, return-value]
+    md = [f"# CMCoord lessons digest, {period.label}",
+          f"_{period.start:%d %B %Y} to {period.end:%d %B %Y}; community and public lessons only._", ""]
+    kinds = Counter(i.kind for i in new)
+    statuses = Counter(i.status for i in new)
+    md += ["## In numbers", "",
+           f"- {len(new)} new lessons: {kinds['observation']} field observations, {kinds['aar']} after action reviews",
+           f"- {statuses['identified']} lessons identified and {statuses['learned']} lessons learned among them", ""]
+
+    md += ["## New lessons by theme", ""]
+    by_theme: dict[str, list[ItemLike]] = defaultdict(list)
+    for item in new:
+        for theme in item.themes.split() or ["untagged"]:
+            by_theme[theme].append(item)
+    if not new:
+        md += ["No new lessons this quarter.", ""]
+    for theme in [*THEMES, "untagged"]:
+        if by_theme.get(theme):
+            md += [f"### {THEMES.get(theme, 'Not yet tagged')} ({len(by_theme[theme])})", ""]
+            md += [_line(i) for i in by_theme[theme]] + [""]
+
+    md += ["## New lessons by region", "", "| Region | Observations | AARs |", "|---|---:|---:|"]
+    by_region: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in new:
+        by_region[item.region or NO_REGION][item.kind] += 1
+    for code in [*REGIONS, NO_REGION]:
+        if code in by_region:
+            md.append(f"| {_region_name(code)} | {by_region[code]['observation']} | {by_region[code]['aar']} |")
+    md.append("")
+
+    figures = aar_figures(aars, period, as_of=as_of)
+    md += ["## After action reviews", "", f"AARs due in the quarter, as of {as_of:%d %B %Y}.", "",
+           "| Region | Due | Submitted | Completion | Overdue |", "|---|---:|---:|---:|---:|"]
+    for code in [*REGIONS, NO_REGION]:
+        if code in figures:
+            f = figures[code]
+            md.append(f"| {_region_name(code)} | {f.due} | {f.submitted} | {_percent(f.completion_rate)} | {f.overdue} |")
+    if not figures:
+        md.append("| (none due) | 0 | 0 | – | 0 |")
+    md.append("")
+
+    md += ["## Trends", ""]
+    recurring = recurring_themes(year_items, end=period.end)
+    for theme, countries in recurring.items():
+        names = ", ".join(country_name(c) for c in countries)
+        md.append(f"- **Recurring: {THEMES.get(theme, theme)}** raised in {len(countries)} countries in the past "
+                  f"twelve months ({names}): the same problem is coming back.")
+    before = Counter(t for i in shareable(previous_items) for t in i.themes.split())
+    now = Counter(t for i in new for t in i.themes.split())
+    for theme in THEMES:
+        if now[theme] >= 2 and now[theme] >= 2 * max(before[theme], 1):
+            md.append(f"- {THEMES[theme]}: {now[theme]} new lessons, {before[theme]} the quarter before.")
+    if md[-1] == "":
+        md.append("No notable trends this quarter.")
+    return Digest(period=period, markdown="\n".join(md) + "\n")

@@ -1,0 +1,102 @@
+"""Lessons' answers over NATS request/reply: search (as the asker may see it) and the AARs a person owes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from nats.micro.service import Service
+from pydantic import BaseModel, Field
+
+from services.lessons import store
+from services.lessons.classification import Viewer
+from services.lessons.models import Item
+from services.lessons.periods import parse_period
+from shared.bus import json_endpoint
+from shared.regions import country_name, resolve_country, resolve_region
+from shared.store import Database
+from shared.themes import resolve_theme
+
+SUBJECT_PREFIX = "cmcoord.lessons.svc"
+SNIPPET = 200
+
+
+class SearchQuery(BaseModel):
+    viewer: dict[str, Any] = Field(default_factory=dict, description="who asks (Viewer.to_json)")
+    query: str = Field(default="", max_length=300)
+    theme: str | None = None
+    country: str | None = None
+    region: str | None = None
+    period: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    limit: int = Field(default=5, ge=1, le=50)
+    offset: int = Field(default=0, ge=0)
+
+
+class AarsQuery(BaseModel):
+    person_id: uuid.UUID
+
+
+def filters_from(*, query: str = "", theme: str | None = None, country: str | None = None,
+                 region: str | None = None, period: str | None = None, status: str | None = None,
+                 kind: str | None = None) -> store.Filters:
+    """Filters as people write them; ValueError names what was not understood."""
+    def resolved(value: str | None, resolve: Any, what: str) -> str | None:
+        if not value:
+            return None
+        found = resolve(value)
+        if found is None:
+            raise ValueError(f"unknown {what} {value!r}")
+        return str(found)
+
+    span = parse_period(period) if period else None
+    if status and status not in ("new", "identified", "learned", "merged"):
+        raise ValueError(f"unknown status {status!r}: new, identified, learned or merged")
+    if kind and kind not in ("observation", "aar"):
+        raise ValueError(f"unknown kind {kind!r}: observation or aar")
+    return store.Filters(query=query, theme=resolved(theme, resolve_theme, "theme"),
+                         country=resolved(country, resolve_country, "country"),
+                         region=resolved(region, resolve_region, "region"),
+                         since=span.start if span else None, until=span.end if span else None, status=status,
+                         kind=kind)
+
+
+def card(item: Item) -> dict[str, Any]:
+    body = " ".join(item.body.split())
+    return {"item_id": str(item.id), "reference": item.reference, "kind": item.kind, "title": item.title,
+            "snippet": body if len(body) <= SNIPPET else body[: SNIPPET - 1] + "…", "country": item.country,
+            "country_name": country_name(item.country), "region": item.region, "themes": item.theme_list,
+            "classification": item.classification, "status": item.status, "action": item.action,
+            "created_at": item.created_at.isoformat()}
+
+
+class LessonsQueries:
+    def __init__(self, *, db: Database) -> None:
+        self.db = db
+
+    async def search(self, payload: dict[str, Any]) -> Any:
+        q = SearchQuery.model_validate(payload)
+        filters = filters_from(query=q.query, theme=q.theme, country=q.country, region=q.region, period=q.period,
+                               status=q.status, kind=q.kind)
+        async with self.db.read() as session:
+            found = await store.search(session, viewer=Viewer.from_json(q.viewer), filters=filters, limit=q.limit,
+                                       offset=q.offset)
+        return {"total": found.total, "offset": q.offset, "items": [card(i) for i in found.items]}
+
+    async def aars(self, payload: dict[str, Any]) -> Any:
+        q = AarsQuery.model_validate(payload)
+        async with self.db.read() as session:
+            owed = await store.open_aars(session, q.person_id)
+        return [{"aar_id": str(a.id), "country": a.country, "country_name": country_name(a.country),
+                 "operation": a.operation, "due_on": a.due_on.isoformat()} for a in owed]
+
+    async def serve(self, nc: NATS, *, version: str) -> Service:
+        service = await add_service(nc, name="lessons", version=version, description="CMCoord lessons",
+                                    queue_group="lessons")
+        group = service.add_group(name=SUBJECT_PREFIX)
+        await group.add_endpoint(name="search", handler=json_endpoint(self.search, name="search"))
+        await group.add_endpoint(name="aars", handler=json_endpoint(self.aars, name="aars"))
+        return service

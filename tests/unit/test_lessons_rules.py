@@ -1,0 +1,207 @@
+"""Lessons rules without I/O: AAR steps, review cycle, recurrence, classification, periods, figures."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.lessons import lifecycle
+from services.lessons.classification import UnknownViewer, Viewer
+from services.lessons.duties import DutyPolicy
+from services.lessons.figures import aar_figures, build_digest, recurring_themes
+from services.lessons.periods import parse_period, quarter
+from services.lessons.recurrence import Candidate, clusters, similar, words
+
+DUE = date(2026, 8, 3)
+
+
+def at(day: date, hour: int = 8) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+# --- AAR steps ----------------------------------------------------------------
+
+def test_aar_steps_fall_at_due_minus_seven_due_and_the_escalations() -> None:
+    policy = DutyPolicy()
+    assert [policy.at(DUE, i) for i in range(5)] == [at(date(2026, 7, 27)), at(DUE), at(date(2026, 8, 10)),
+                                                       at(date(2026, 8, 17)), None]
+    assert [s.audience for s in policy.steps()] == ["officer", "officer", "regional_adviser", "cmcs_desk"]
+
+
+def test_nothing_is_due_before_the_first_step() -> None:
+    assert DutyPolicy().due_now(DUE, 0, at(date(2026, 7, 27), 7)) == ([], 0)
+
+
+def test_one_step_at_a_time_when_on_time() -> None:
+    steps, nxt = DutyPolicy().due_now(DUE, 1, at(DUE, 9))
+    assert [s.name for s in steps] == ["due"] and nxt == 2
+
+
+def test_after_an_absence_only_the_latest_reminder_goes_but_every_escalation() -> None:
+    steps, nxt = DutyPolicy().due_now(DUE, 0, at(date(2026, 8, 20)))
+    assert [s.name for s in steps] == ["due", "due+7d", "due+14d"] and nxt == 4
+    steps, nxt = DutyPolicy().due_now(DUE, 0, at(date(2026, 8, 4)))
+    assert [s.name for s in steps] == ["due"] and nxt == 2
+
+
+# --- review cycle -------------------------------------------------------------
+
+def test_review_cycle_new_identified_learned() -> None:
+    assert lifecycle.after("new", "identified") == "identified"
+    assert lifecycle.after("identified", "learned", note="Guidance on notifications updated") == "learned"
+    assert lifecycle.after("identified", "tagged") == "identified"
+    assert lifecycle.after("new", "merged") == "merged"
+
+
+@pytest.mark.parametrize(("status", "action", "note"), [
+    ("new", "learned", "done"),  # identified first
+    ("identified", "learned", "  "),  # the action taken is required
+    ("identified", "identified", ""),
+    ("learned", "merged", ""),
+    ("merged", "tagged", ""),
+    ("merged", "identified", ""),
+])
+def test_review_steps_out_of_order_are_refused(status: str, action: lifecycle.Action, note: str) -> None:
+    with pytest.raises(lifecycle.ReviewRefused):
+        lifecycle.after(status, action, note=note)
+
+
+# --- recurrence ---------------------------------------------------------------
+
+def test_words_are_folded_and_depluralised_without_common_words() -> None:
+    assert words("Convoys were turned back at the Mopti checkpoint, again.") == {
+        "convoy", "turned", "back", "mopti", "checkpoint"}
+
+
+def candidate(text: str, *, country: str = "NE", themes: tuple[str, ...] = ("access",), day: int = 1,
+              author: str = "b") -> Candidate:
+    return Candidate(id=uuid.uuid4(), country=country, themes=frozenset(themes), text=text,
+                     created_at=at(date(2026, 3, day)), deployment_key=f"{author}|{country}")
+
+
+def test_a_similar_problem_elsewhere_is_linked_and_an_unrelated_one_is_not() -> None:
+    same = candidate("A checkpoint near Niamey turned back convoys although they were notified in advance")
+    other_theme = candidate("A checkpoint near Niamey turned back convoys notified in advance", themes=("training",))
+    unrelated = candidate("Helicopters of the air force evacuated flood victims as a last resort")
+    later = candidate("Convoys notified in advance turned back at a checkpoint", day=20)
+    found = similar(text="Convoys notified 72 hours ahead were turned back at the Mopti bridge checkpoint",
+                    themes=["access"], country="ML", created_at=at(date(2026, 3, 10)), deployment_key="a|ML",
+                    candidates=[same, other_theme, unrelated, later], threshold=0.3)
+    assert [c for c, _ in found] == [same.id]
+
+
+def test_the_same_officer_in_the_same_country_is_not_a_recurrence() -> None:
+    mine = candidate("Convoys notified in advance turned back at the checkpoint", country="ML", author="a")
+    found = similar(text="Convoys notified in advance turned back at the checkpoint again", themes=["access"],
+                    country="ML", created_at=at(date(2026, 3, 10)), deployment_key="a|ML", candidates=[mine],
+                    threshold=0.3)
+    assert found == []
+
+
+def test_clusters_join_chains_of_links() -> None:
+    a, b, c, d, e = (uuid.uuid4() for _ in range(5))
+    groups = clusters([(a, b), (b, c), (d, e)])
+    assert sorted(map(len, groups)) == [2, 3] and {a, b, c} in groups
+
+
+# --- classification -------------------------------------------------------------
+
+AUTHOR = uuid.uuid4()
+ROLES = {
+    "public": Viewer(),
+    "member": Viewer(person_id=uuid.uuid4(), member=True),
+    "author": Viewer(person_id=AUTHOR, member=True),
+    "adviser_here": Viewer(person_id=uuid.uuid4(), member=True, adviser_regions=frozenset({"ROWCA"})),
+    "adviser_elsewhere": Viewer(person_id=uuid.uuid4(), member=True, adviser_regions=frozenset({"ROAP"})),
+    "desk": Viewer(member=True, desk=True),
+}
+
+
+@pytest.mark.parametrize(("classification", "allowed"), [
+    ("public", set(ROLES)),
+    ("community", set(ROLES) - {"public"}),
+    ("restricted", {"author", "adviser_here", "desk"}),
+])
+def test_who_reads_what(classification: str, allowed: set[str]) -> None:
+    seen = {name for name, v in ROLES.items()
+            if v.can_see(classification=classification, author_id=AUTHOR, region="ROWCA")}
+    assert seen == allowed
+
+
+def test_viewer_specs_of_the_cli() -> None:
+    assert Viewer.parse("adviser:rowca").adviser_regions == {"ROWCA"}
+    assert Viewer.parse("desk").desk and not Viewer.parse("public").member
+    assert Viewer.parse(f"person:{AUTHOR}").person_id == AUTHOR
+    for bad in ("admin", "adviser:Atlantis", "person:me"):
+        with pytest.raises(UnknownViewer):
+            Viewer.parse(bad)
+    assert Viewer.from_json(ROLES["adviser_here"].to_json()) == ROLES["adviser_here"]
+
+
+# --- periods ------------------------------------------------------------------
+
+def test_periods() -> None:
+    q3 = parse_period("2026Q3")
+    assert (q3.start, q3.end, q3.label) == (date(2026, 7, 1), date(2026, 9, 30), "2026 Q3")
+    assert (q3.previous().start, q3.previous().end) == (date(2026, 4, 1), date(2026, 6, 30))
+    assert parse_period("2026-02").end == date(2026, 2, 28)
+    assert parse_period("2026").end == date(2026, 12, 31)
+    with pytest.raises(ValueError):
+        parse_period("Q3")
+
+
+# --- figures and the digest ------------------------------------------------------
+
+@dataclass
+class FakeAar:
+    region: str | None
+    due_on: date
+    state: str = "open"
+    submitted_at: datetime | None = None
+
+
+@dataclass
+class FakeItem:
+    reference: str
+    country: str
+    themes: str
+    created_at: datetime
+    classification: str = "community"
+    kind: str = "observation"
+    title: str = "A title"
+    region: str | None = "ROWCA"
+    status: str = "new"
+
+
+def test_aar_figures_per_region() -> None:
+    q3 = quarter(2026, 3)
+    aars = [FakeAar("ROWCA", date(2026, 7, 10), "submitted", at(date(2026, 7, 8))),  # on time: 0 days late
+            FakeAar("ROWCA", date(2026, 7, 10), "submitted", at(date(2026, 7, 20))),  # 10 days late
+            FakeAar("ROWCA", date(2026, 9, 1)),  # open, 29 days late on 30 Sep
+            FakeAar("ROWCA", date(2026, 10, 5)),  # due next quarter: not counted
+            FakeAar("ROAP", date(2026, 9, 29), "submitted", at(date(2026, 9, 29)))]
+    figures = aar_figures(aars, q3, as_of=date(2026, 9, 30))
+    rowca = figures["ROWCA"]
+    assert (rowca.due, rowca.submitted, rowca.overdue) == (3, 2, 1)
+    assert rowca.completion_rate == pytest.approx(2 / 3) and rowca.median_days_late == 10
+    assert figures["ROAP"].completion_rate == 1 and figures["ROAP"].median_days_late == 0
+
+
+def test_a_theme_in_three_countries_within_a_year_is_recurring() -> None:
+    items = [FakeItem("R-1", "ML", "access", at(date(2025, 11, 1))), FakeItem("R-2", "NE", "access hns4d",
+             at(date(2026, 5, 1))), FakeItem("R-3", "TD", "access", at(date(2026, 9, 1))),
+             FakeItem("R-4", "SD", "hns4d", at(date(2025, 1, 1))),  # more than a year before: not counted
+             FakeItem("R-5", "TH", "hns4d", at(date(2026, 9, 2)), classification="restricted"),  # never shared
+             FakeItem("R-6", "ML", "hns4d", at(date(2026, 9, 3)))]
+    assert recurring_themes(items, end=date(2026, 9, 30)) == {"access": ["ML", "NE", "TD"]}
+
+
+def test_the_digest_holds_no_restricted_item() -> None:
+    items = [FakeItem("R-OPEN", "ML", "access", at(date(2026, 8, 1))),
+             FakeItem("R-SECRET", "ML", "access", at(date(2026, 8, 2)), classification="restricted"),
+             FakeItem("R-GONE", "ML", "access", at(date(2026, 8, 3)), status="merged")]
+    digest = build_digest(period=quarter(2026, 3), items=items, year_items=items, previous_items=[], aars=[],
+                          as_of=date(2026, 10, 1))
+    assert "R-OPEN" in digest.markdown and "R-SECRET" not in digest.markdown and "R-GONE" not in digest.markdown
+    assert "R-SECRET" not in digest.html and "<h1>" in digest.html
