@@ -23,25 +23,30 @@ from services.bot.config import Settings
 from services.bot.deliveries import build_replies_router, on_deliver
 from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
+from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
 from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, prune_inbox
 from services.bot.roster_client import RosterClient
+from services.bot.routers.aar import build_aar_router
 from services.bot.routers.calls import build_calls_router
 from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.departure import build_departure_router
 from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.handover import build_handover_router
 from services.bot.routers.language import build_language_router
+from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.pending import build_pending_router
+from services.bot.routers.report import build_report_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
 from shared import events
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
+from shared.documents import Documents
 from shared.health import HealthServer
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
@@ -56,8 +61,8 @@ def make_bot(settings: Settings, gate: SendGate | None = None) -> Bot:
     return bot
 
 
-def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, settings: Settings, db: Database, clock: Clock,
-                    languages: Languages, storage: SqlStorage) -> Dispatcher:
+def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: LessonsClient, settings: Settings,
+                    db: Database, clock: Clock, languages: Languages, storage: SqlStorage) -> Dispatcher:
     dp = Dispatcher(storage=storage)
     language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
     dp.message.outer_middleware(language)
@@ -71,8 +76,11 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, settings: Set
         build_me_router(notify=notify),
         build_pending_router(notify=notify),
         build_calls_router(notify=notify, db=db, clock=clock),
-        build_replies_router(db=db, clock=clock),
+        build_replies_router(db=db, clock=clock, lessons=lessons),
         build_handover_router(db=db, clock=clock),
+        build_report_router(db=db, clock=clock),
+        build_aar_router(db=db, clock=clock, lessons=lessons),
+        build_lessons_router(lessons=lessons),
         build_departure_router(db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
         build_fallback_router(),
@@ -124,7 +132,8 @@ class BotApp:
         storage = SqlStorage(self.db, cache=s.mode == "polling")  # polling: this process alone holds the conversations
         await storage.load()
         notify = NotifyClient(self.bus, timeout=s.query_timeout_seconds)
-        dp = make_dispatcher(roster=roster, notify=notify, settings=s, db=self.db, clock=self.clock,
+        lessons = LessonsClient(self.bus, timeout=s.query_timeout_seconds)
+        dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, settings=s, db=self.db, clock=self.clock,
                              languages=languages, storage=storage)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
@@ -132,7 +141,7 @@ class BotApp:
         self.deliveries = ConsumerRunner(
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
             handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
-                                                      send_gate=self.gate)},
+                                                      send_gate=self.gate, documents=Documents(self.bus.js))},
             key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
             batch=s.delivery_chats_at_once, in_hand=s.deliveries_in_hand,
             max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,

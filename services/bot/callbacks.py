@@ -21,3 +21,10 @@ class LanguagePick(CallbackData, prefix="lg"):
     """A language button of /lang."""
 
     code: str
+
+
+class LessonStep(CallbackData, prefix="ls"):
+    """A button of /report or /aar: `a` what it does (country, other, theme, done, class, skip, send, cancel)."""
+
+    a: str
+    v: str = ""

@@ -20,18 +20,21 @@ import structlog
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery
+from aiogram.types import BufferedInputFile, CallbackQuery
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from nats.js.errors import ObjectNotFoundError
 from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
 from services.bot.gate import SendGate
+from services.bot.lessons_client import LessonsClient
 from services.bot.models import Delivery
-from services.bot.routers import departure, handover
+from services.bot.routers import aar, departure, handover
 from shared import events
 from shared.clock import Clock
+from shared.documents import Documents
 from shared.events import Envelope
 from shared.store import Database
 
@@ -39,6 +42,8 @@ log = structlog.get_logger("bot")
 SOURCE = "bot"
 WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
 CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
+WRITE_AAR = "aar"  # ... this one opens /aar (an AAR reminder's "write it now")
+CAPTION_MAX = 1024  # Telegram's limit for a document's caption
 
 
 async def _done(db: Database, event: events.DeliverTelegram) -> bool:
@@ -67,8 +72,18 @@ async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> b
     return True
 
 
+async def _document(event: events.DeliverTelegram, documents: Documents | None) -> bytes | None:
+    if event.document is None or documents is None:
+        return None
+    try:
+        return await documents.get(event.document)
+    except ObjectNotFoundError:  # the text still goes; the file is named in the log
+        log.warning("document_missing", document=event.document)
+        return None
+
+
 async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock,
-                     send_gate: SendGate | None = None) -> None:
+                     send_gate: SendGate | None = None, documents: Documents | None = None) -> None:
     keyboard = InlineKeyboardBuilder()
     for button in event.buttons:
         keyboard.button(text=button.label, callback_data=NotificationReply(n=event.notification_id.hex, r=button.reply))
@@ -77,16 +92,21 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     if await _done(db, event):  # a redelivery: no turn taken from the others
         log.info("delivery_already_done")
         return
+    file = await _document(event, documents)
     with nullcontext() if event.urgent else gate.bulk():  # urgent ones go before a bulk fan-out
         if send_gate is not None:
             await send_gate.acquire(event.chat_id)  # the slot first: a send waiting for it is not in flight
         if not await _begin(db, event, clock):
             log.info("delivery_already_done")
             return
+        markup = keyboard.as_markup() if event.buttons else None
         try:
             with gate.with_slot_taken() if send_gate is not None else nullcontext():
-                sent = await bot.send_message(event.chat_id, escape(event.text),
-                                              reply_markup=keyboard.as_markup() if event.buttons else None)
+                if file is not None:
+                    sent = await bot.send_document(event.chat_id, BufferedInputFile(file, filename=str(event.document)),
+                                                   caption=escape(event.text)[:CAPTION_MAX], reply_markup=markup)
+                else:
+                    sent = await bot.send_message(event.chat_id, escape(event.text), reply_markup=markup)
             message_id = sent.message_id
         except TelegramForbiddenError:
             failed = "blocked"
@@ -107,7 +127,7 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
 
 
-def build_replies_router(*, db: Database, clock: Clock) -> Router:
+def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient | None = None) -> Router:
     router = Router(name="notification-replies")
 
     @router.callback_query(NotificationReply.filter(F.r.regexp(r"^[a-z_]{1,16}$")))
@@ -140,5 +160,7 @@ def build_replies_router(*, db: Database, clock: Clock) -> Router:
                 await handover.begin(callback.message, state, person)  # type: ignore[arg-type]
             elif callback_data.r == CHANGE_DATE and person is not None:  # the departure question's "change"
                 await departure.ask(callback.message, state, person)  # type: ignore[arg-type]
+            elif callback_data.r == WRITE_AAR and person is not None and lessons is not None:  # "write it now"
+                await aar.begin(callback.message, state, person, lessons=lessons)  # type: ignore[arg-type]
 
     return router

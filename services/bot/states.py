@@ -21,3 +21,26 @@ class DepartureChange(StatesGroup):
     """"Change the date" on the departure question: the next message is the new date."""
 
     new_date = State()
+
+
+class ReportWriting(StatesGroup):
+    """/report: a field report step by step (kept across restarts)."""
+
+    text = State()
+    country = State()
+    themes = State()
+    classification = State()
+    attachment = State()
+    confirm = State()
+
+
+class AarWriting(StatesGroup):
+    """/aar: the five questions, then themes and classification; each answer is kept as a draft."""
+
+    planned = State()
+    happened = State()
+    difference = State()
+    sustain = State()
+    improve = State()
+    themes = State()
+    classification = State()

@@ -121,17 +121,24 @@ class Sandbox:
         return user
 
     async def user_sends(self, user_id: int, text: str, *, first_name: str | None = None,
-                         language_code: str | None = None) -> dict[str, Any]:
+                         language_code: str | None = None, document: str | None = None) -> dict[str, Any]:
+        """A message from the user: text, or a document (by file name) with `text` as its caption."""
         user = self.user(user_id, first_name=first_name, language_code=language_code)
         chat = self.chat(user_id)
-        message = {
+        message: dict[str, Any] = {
             "message_id": chat.new_id(),
             "date": int(time.time()),
             "chat": {"id": user_id, "type": "private", "first_name": user.first_name},
             "from": user.as_dict(),
-            "text": text,
         }
-        if text.startswith("/"):
+        if document is not None:
+            message["document"] = {"file_id": f"user-doc-{document}", "file_unique_id": document,
+                                   "file_name": document}
+            if text:
+                message["caption"] = text
+        else:
+            message["text"] = text
+        if text.startswith("/") and document is None:
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         chat.messages.append({**message, "outgoing": False})

@@ -24,6 +24,9 @@ COMMANDS = {
     "calls": __("My region's next coordination call"),
     "agenda": __("Add an item to my region's next call"),
     "summary": __("Send the summary of a call I chair"),
+    "report": __("Report what I observed (a field report)"),
+    "aar": __("Write my after action review"),
+    "lessons": __("Search the lessons: /lessons checkpoint #access"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -44,6 +47,9 @@ def help_text() -> str:
         "/calls: your region's next call (/calls all: every region's; /calls subscribe ROAP: follow another)\n"
         "/agenda <i>text</i>: add an item to your region's next call (/agenda ROAP: <i>text</i> for another)\n"
         "/summary <i>text</i>: the summary of a call you chair, to its participants\n"
+        "/report: report what you observed (or in one message: /report #access <i>what happened</i>)\n"
+        "/aar: your after action review, five questions\n"
+        "/lessons <i>words</i> #<i>theme</i>: search what the community learned\n"
         "/lang: English, français or العربية\n"
         "/help: this message"
     )

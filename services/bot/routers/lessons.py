@@ -1,0 +1,56 @@
+"""/lessons <words> [#theme]: search what the community learned, as the asker may read it
+(lessons applies the classification: restricted items reach only their author, the CMCS
+desk and the region's adviser)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from services.bot.filters import IsRegistered
+from services.bot.lessons_client import LessonsClient, LessonsUnavailable
+from services.bot.routers.report import themes_in
+from shared.themes import THEMES
+
+SHOWN = 5
+
+
+def _card(item: dict[str, Any]) -> str:
+    status = {"identified": _("lesson identified"), "learned": _("lesson learned")}.get(item["status"], "")
+    head = f"<b>{escape(item['reference'])}</b> {escape(item['title'])}"
+    meta = " · ".join(p for p in (escape(item["country_name"]), status) if p)
+    lines = [head, f"<i>{meta}</i>", escape(item["snippet"])]
+    if item.get("action"):
+        lines.append(_("Action taken: {action}").format(action=escape(item["action"])))
+    return "\n".join(lines)
+
+
+def build_lessons_router(*, lessons: LessonsClient) -> Router:
+    router = Router(name="lessons")
+    router.message.filter(IsRegistered())
+
+    @router.message(Command("lessons"))
+    async def search(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+        themes, words = themes_in((command.args or "").strip())
+        if not words and not themes:
+            await message.answer(_("What are you looking for? For example: /lessons checkpoint convoy, or "
+                                   "/lessons #access. Themes: {themes}").format(
+                themes=", ".join(f"#{t}" for t in THEMES)))
+            return
+        try:
+            found = await lessons.search(person, query=words, theme=themes[0] if themes else None, limit=SHOWN)
+        except LessonsUnavailable:
+            await message.answer(_("I cannot reach the lessons service right now. Please try again in a moment."))
+            return
+        if not found["items"]:
+            await message.answer(_("Nothing found. Try fewer or other words."))
+            return
+        head = _("{total} found; the {n} most relevant:").format(total=found["total"], n=len(found["items"]))
+        await message.answer("\n\n".join([head, *(_card(i) for i in found["items"])]))
+
+    return router

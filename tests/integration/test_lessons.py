@@ -1,0 +1,282 @@
+"""Lessons end to end: real nats-server, SQLite, the roster, notify and the bot on the sandbox;
+a clock the test sets. AARs from a deployment's end with reminders and escalations, stopped
+by submission; field reports through the conversation (a restart mid-way) and in one message;
+/lessons as each role may read it; the digest sent to every member as a document."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from services.bot.bootstrap import BotApp
+from services.bot.callbacks import LessonStep
+from services.lessons import bootstrap as lessons_bootstrap
+from services.lessons.config import Settings as LessonsSettings
+from services.lessons.models import Aar, Item
+from services.notify import bootstrap as notify_bootstrap
+from services.notify.models import Notification
+from services.roster.bootstrap import RosterApp
+from shared import events
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.events import Envelope
+from shared.natsserver import NatsServer, free_port
+from tests.helpers import cli, eventually, service_env, stream_events
+from tests.integration.conftest import started_bot
+from tests.integration.telegram_users import User
+from tests.integration.test_notify import count_texts, notify_settings, texts
+
+AWA, JEAN, MARIA, SOMCHAI = 9801, 9802, 9803, 9804  # officer ML, adviser ROWCA, CMCS desk, officer TH
+
+
+@pytest.fixture
+async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
+                 people: dict[str, uuid.UUID]) -> AsyncIterator[notify_bootstrap.NotifyApp]:
+    app = notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock)
+    await app.start()
+    yield app
+    await app.stop()
+
+
+@pytest.fixture
+async def lessons(tmp_path: Path, nats_server: NatsServer, clock: ManualClock,
+                  notify: notify_bootstrap.NotifyApp) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
+    settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
+                               tick_seconds=0.2, max_deliver=3, ack_wait_seconds=5)
+    app = lessons_bootstrap.build(settings, clock=clock)
+    await app.start()
+    for consumer in app.consumers:
+        await consumer.wait_bound()
+    yield app
+    await app.stop()
+
+
+async def publish(bus: Bus, event: events.Event) -> None:
+    await bus.publish(Envelope.wrap(event, source="roster", occurred_at=datetime.now(UTC)))
+
+
+def ended(person_id: uuid.UUID, *, country: str, region: str, on: date) -> events.DeploymentEnded:
+    return events.DeploymentEnded(deployment_id=uuid.uuid4(), person_id=person_id, post_id=uuid.uuid4(),
+                                  country=country, region=region, role="cmcoord_officer", start=on - timedelta(days=180),
+                                  planned_end=on, ended_on=on)
+
+
+async def aar_of(app: lessons_bootstrap.LessonsApp, person_id: uuid.UUID) -> Aar | None:
+    async with app.db.read() as session:
+        return (await session.exec(select(Aar).where(Aar.person_id == person_id))).first()
+
+
+async def at_step(clock: ManualClock, app: lessons_bootstrap.LessonsApp, day: date, hour: int = 8) -> None:
+    clock.set(datetime(day.year, day.month, day.day, hour, 1, tzinfo=UTC))
+    app.duties.wake()  # type: ignore[union-attr]
+
+
+async def aar_texts(user: int, sandbox_url: str) -> list[str]:
+    """The AAR reminders and overdue notices in a chat (not the bot's own /aar conversation)."""
+    return [t for t in await texts(user, sandbox_url)
+            if "after action review" in (t or "") and ("is due" in t or "overdue" in t)]
+
+
+async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_written(
+    lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    today = clock.now().date()
+    await publish(bus, ended(people["awa@ocha.example"], country="ML", region="ROWCA", on=today))
+    aar = await eventually(lambda: aar_of(lessons, people["awa@ocha.example"]), what="the AAR owed")
+    assert (aar.due_on, aar.country, aar.region, aar.state) == (today + timedelta(days=30), "ML", "ROWCA", "open")
+    due = await eventually(lambda: stream_events(bus.js, "LESSONS", type_prefix="lessons.aar.due"))
+    assert due[0].data["due_on"] == str(aar.due_on)
+
+    await at_step(clock, lessons, aar.due_on - timedelta(days=7), hour=7)  # an hour early: nothing yet
+    await at_step(clock, lessons, aar.due_on - timedelta(days=7))
+    first = await eventually(lambda: count_texts(AWA, sandbox_url, 1), what="the reminder a week before")
+    assert f"is due on {aar.due_on:%d %B %Y}" in first[0] and "/aar" in first[0]
+    await at_step(clock, lessons, aar.due_on)
+    second = await eventually(lambda: count_texts(AWA, sandbox_url, 2), what="the reminder on the due date")
+    assert "is due today" in second[1]
+    assert await aar_texts(JEAN, sandbox_url) == [] and await aar_texts(MARIA, sandbox_url) == []
+
+    await at_step(clock, lessons, aar.due_on + timedelta(days=7))
+    adviser = await eventually(lambda: aar_texts(JEAN, sandbox_url), what="the regional adviser told")
+    assert "Awa Traoré" in adviser[0] and "7 days overdue" in adviser[0]
+    assert await aar_texts(MARIA, sandbox_url) == []
+    await at_step(clock, lessons, aar.due_on + timedelta(days=14))
+    desk = await eventually(lambda: aar_texts(MARIA, sandbox_url), what="the CMCS desk told")
+    assert "14 days overdue" in desk[0]
+    overdue = await eventually(lambda: stream_events(bus.js, "LESSONS", type_prefix="lessons.aar.overdue"))
+    assert [e.data["escalated_to"] for e in overdue] == ["regional_adviser", "cmcs_desk"]
+    assert len(await aar_texts(AWA, sandbox_url)) == 2  # each step once
+
+
+async def press(user: User, message: dict[str, Any], data: LessonStep) -> None:
+    await user.press(message["message_id"], data.pack())
+
+
+async def last_with_button(user: User, data: LessonStep) -> dict[str, Any] | None:
+    for m in reversed(await user.messages()):
+        buttons = [b["callback_data"] for row in (m["reply_markup"] or {}).get("inline_keyboard", []) for b in row]
+        if data.pack() in buttons:
+            return m
+    return None
+
+
+async def answer_aar(user: User) -> str:
+    """/aar with the five answers, a theme, community: the confirmation's text."""
+    await user.reply_to("/aar")
+    for answer in ("Notify every convoy 72 hours ahead.", "Two convoys were turned back at Mopti.",
+                   "The checkpoint had no copy of the notifications.", "-",
+                   "Share notifications with checkpoint commanders too."):
+        await user.reply_to(answer)
+    themes = await eventually(lambda: last_with_button(user, LessonStep(a="theme", v="hns4d")))
+    await press(user, themes, LessonStep(a="theme", v="hns4d"))
+    await press(user, themes, LessonStep(a="done"))
+    classes = await eventually(lambda: last_with_button(user, LessonStep(a="class", v="community")))
+    before = len(await user.messages())
+    await press(user, classes, LessonStep(a="class", v="community"))
+    return (await eventually(lambda: user._after(before), what="the confirmation"))["text"]
+
+
+async def test_a_submitted_aar_ends_its_reminders(
+    lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    somchai = people["somchai@ocha.example"]
+    await publish(bus, ended(somchai, country="TH", region="ROAP", on=clock.now().date()))
+    aar = await eventually(lambda: aar_of(lessons, somchai), what="the AAR owed")
+    await at_step(clock, lessons, aar.due_on - timedelta(days=7))
+    await eventually(lambda: count_texts(SOMCHAI, sandbox_url, 1), what="the first reminder")
+
+    confirmation = await answer_aar(User(sandbox_url, SOMCHAI))
+    assert "submitted" in confirmation
+    done = await eventually(lambda: _submitted(lessons, somchai), what="the AAR recorded")
+    assert done.item_id is not None
+    async with lessons.db.read() as session:
+        item = (await session.exec(select(Item).where(Item.id == done.item_id))).one()
+    assert item.reference in confirmation and item.kind == "aar" and item.themes == "hns4d"
+    assert "Why the difference:\nThe checkpoint had no copy" in item.body and "What to sustain" not in item.body
+
+    async def closed() -> bool:
+        async with notify.db.read() as session:
+            rows = (await session.exec(select(Notification).where(Notification.subject == str(aar.id)))).all()
+        return bool(rows) and all(n.state == "expired" for n in rows)
+
+    await eventually(closed, what="notify closed the reminder")
+    for day in (aar.due_on, aar.due_on + timedelta(days=7), aar.due_on + timedelta(days=14)):
+        await at_step(clock, lessons, day)
+    await eventually(lambda: _no_step_left(lessons, aar.id), what="no step left")
+    assert len(await aar_texts(SOMCHAI, sandbox_url)) == 1
+    assert await aar_texts(MARIA, sandbox_url) == []
+
+
+async def _submitted(app: lessons_bootstrap.LessonsApp, person_id: uuid.UUID) -> Aar | None:
+    found = await aar_of(app, person_id)
+    return found if found is not None and found.state == "submitted" else None
+
+
+async def _no_step_left(app: lessons_bootstrap.LessonsApp, aar_id: uuid.UUID) -> bool:
+    async with app.db.read() as session:
+        aar = await session.get(Aar, aar_id)
+    return aar is not None and aar.next_at is None
+
+
+async def item_by_ref(app: lessons_bootstrap.LessonsApp, ref: str) -> Item | None:
+    async with app.db.read() as session:
+        return (await session.exec(select(Item).where(Item.reference == ref))).first()
+
+
+async def test_a_report_through_the_conversation_survives_a_restart_and_one_message_does_it_all(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, tmp_path: Path, nats_server: NatsServer, sandbox_url: str,
+    clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    awa = User(sandbox_url, AWA)
+    assert "What happened?" in (await awa.reply_to("/report"))["text"]
+    text = "The MCDA helicopters were used. I think the checkpoint commander at the Mopti bridge was incompetent."
+    tips = (await awa.reply_to(text))["text"]
+    assert "Tips" in tips and "MCDA" in tips and "I think" in tips  # advice, and the report goes on
+    where = await eventually(lambda: last_with_button(awa, LessonStep(a="country", v="ML")))
+    await press(awa, where, LessonStep(a="country", v="ML"))
+    await eventually(lambda: last_with_button(awa, LessonStep(a="done")), what="the themes question")
+
+    await bot.stop()  # the bot goes away half-way; the conversation is in its store
+    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
+    try:
+        resumed = (await awa.reply_to("/report"))["text"]
+        assert "step 3 of 6" in resumed
+        themes = await eventually(lambda: last_with_button(awa, LessonStep(a="theme", v="access")))
+        await press(awa, themes, LessonStep(a="theme", v="access"))
+        await press(awa, themes, LessonStep(a="done"))
+        classes = await eventually(lambda: last_with_button(awa, LessonStep(a="class", v="restricted")))
+        await press(awa, classes, LessonStep(a="class", v="restricted"))
+        await eventually(lambda: last_with_button(awa, LessonStep(a="skip")), what="the attachment question")
+        summary = await awa.reply_to("", document="mopti-checkpoint.pdf")
+        assert "Attached: mopti-checkpoint.pdf" in summary["text"] and "Mali" in summary["text"]
+        before = len(await awa.messages())
+        await press(awa, summary, LessonStep(a="send"))
+        sent = (await eventually(lambda: awa._after(before), what="the reference"))["text"]
+        ref = sent.split("reference ")[1].split(".")[0]
+        item = await eventually(lambda: item_by_ref(lessons, ref), what="the report in lessons")
+        assert (item.author_id, item.country, item.region, item.themes, item.classification, item.kind) == (
+            people["awa@ocha.example"], "ML", "ROWCA", "access", "restricted", "observation")
+        assert item.body == text and item.attachment_name == "mopti-checkpoint.pdf"
+
+        quick = (await awa.reply_to("/report #hns4d Notifications for the Gao road went unacknowledged for nine "
+                                    "days; convoys waited at the river crossing meanwhile."))["text"]
+        quick_ref = quick.split("reference ")[1].split(" ")[0]
+        item = await eventually(lambda: item_by_ref(lessons, quick_ref), what="the one-message report")
+        assert (item.country, item.themes, item.classification) == ("ML", "hns4d", "community")
+        assert item.body.startswith("Notifications for the Gao road")
+    finally:
+        await restarted.stop()
+
+
+async def test_lessons_search_in_the_bot_shows_each_role_what_it_may_read(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    for classification in ("restricted", "community", "public"):
+        rid = uuid.uuid4()
+        await bus.publish(Envelope.wrap(events.ReportSubmitted(
+            report_id=rid, reference=f"R-{classification[:4].upper()}0001", person_id=people["awa@ocha.example"],
+            text=f"Ferry crossing at Mopti closed to relief boats ({classification} note).", country="ML",
+            themes=["access"], classification=classification, submitted_at=clock.now()),  # type: ignore[arg-type]
+            source="bot", occurred_at=clock.now()))
+    await eventually(lambda: item_by_ref(lessons, "R-PUBL0001"), what="the reports recorded")
+    await eventually(lambda: item_by_ref(lessons, "R-REST0001"), what="the reports recorded")
+    seen = {}
+    for name, user_id in (("author", AWA), ("adviser", JEAN), ("desk", MARIA), ("other region", SOMCHAI),
+                          ("unregistered", 9999)):
+        seen[name] = (await User(sandbox_url, user_id).reply_to("/lessons ferry #access"))["text"]
+    assert all("R-REST0001" in seen[n] and "3 found" in seen[n] for n in ("author", "adviser", "desk"))
+    assert "R-REST0001" not in seen["other region"] and "2 found" in seen["other region"]
+    assert "R-PUBL0001" in seen["other region"] and "R-COMM0001" in seen["other region"]
+    assert "R-" not in seen["unregistered"] and "Ferry" not in seen["unregistered"]
+
+
+async def test_the_digest_goes_to_every_member_as_a_document(
+    lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID], tmp_path: Path,
+) -> None:
+    await bus.publish(Envelope.wrap(events.ReportSubmitted(
+        report_id=uuid.uuid4(), reference="R-DIGEST01", person_id=people["awa@ocha.example"],
+        text="Liaison officers rotated without a handover of the deconfliction contacts.", country="ML",
+        themes=["info_sharing"], classification="community", submitted_at=clock.now()),
+        source="bot", occurred_at=clock.now()))
+    await eventually(lambda: item_by_ref(lessons, "R-DIGEST01"), what="the report recorded")
+    env = service_env(lessons.settings.home, lessons.settings.nats_url)
+    code, out, err = await cli("lessons", "digest", "--quarter", "2026Q1", "--out", str(tmp_path / "digest"),
+                               "--send", env=env)
+    assert code == 0, err
+    markdown = (tmp_path / "digest" / "cmcoord-digest-2026Q1.md").read_text()
+    assert "R-DIGEST01" in markdown and "Information sharing (1)" in markdown
+    for user_id in (AWA, JEAN, MARIA, SOMCHAI):  # every member with Telegram
+        got = await eventually(lambda u=user_id: _documents(u, sandbox_url), what=f"the digest for {user_id}")
+        assert got[0].startswith("cmcoord-digest-2026Q1-") and got[0].endswith(".html")
+
+
+async def _documents(user_id: int, sandbox_url: str) -> list[str]:
+    return [m["document"] for m in await User(sandbox_url, user_id).messages() if m.get("document")]
