@@ -305,14 +305,34 @@ def decode_reply(reply: Msg) -> Any:
 QueryHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-def json_endpoint(handler: QueryHandler, *, name: str) -> Callable[[Any], Awaitable[None]]:
+def json_endpoint(handler: QueryHandler, *, name: str, at_once: int = 16) -> Callable[[Any], Awaitable[None]]:
     """Wrap `handler(payload) -> result` as a nats.micro endpoint speaking JSON.
 
     QueryFailure -> its code, LookupError -> 404, PermissionError -> 403,
     ValueError/ValidationError -> 400; anything else -> 500 and logged.
+
+    nats-py hands a subscription's messages to its callback one at a time, so
+    each request is answered in a task of its own, up to `at_once` side by side
+    (more wait for a slot): a slow question does not hold up the others, and
+    database work overlaps.
     """
+    slots = asyncio.Semaphore(at_once)
+    answering: set[asyncio.Task[None]] = set()
 
     async def endpoint(request: Any) -> None:
+        await slots.acquire()
+        task = asyncio.create_task(answer(request), name=f"query:{name}")
+        answering.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            answering.discard(t)
+            slots.release()
+            if not t.cancelled() and t.exception() is not None:  # the reply could not be sent
+                log.warning("query_not_answered", query=name, error=_short(t.exception()))  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    async def answer(request: Any) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(query=name)
         try:

@@ -297,7 +297,9 @@ def search(
             return await store.search(session, viewer=viewer, filters=filters, limit=limit)
 
     found = _run(work)
-    typer.echo(f"{found.total} found")
+    order = "newest first" if found.newest_first else "most relevant first"
+    typer.echo(f"more than {store.COUNT_CAP} found ({order})" if found.more_than_counted
+               else f"{found.total} found ({order})")
     for item in found.items:
         typer.echo(_show(item))
 

@@ -14,6 +14,7 @@ from services.lessons import store
 from services.lessons.classification import Viewer
 from services.lessons.models import Item
 from services.lessons.periods import parse_period
+from services.lessons.store import COUNT_CAP
 from shared.bus import json_endpoint
 from shared.regions import country_name, resolve_country, resolve_region
 from shared.store import Database
@@ -84,7 +85,8 @@ class LessonsQueries:
         async with self.db.read() as session:
             found = await store.search(session, viewer=Viewer.from_json(q.viewer), filters=filters, limit=q.limit,
                                        offset=q.offset)
-        return {"total": found.total, "offset": q.offset, "items": [card(i) for i in found.items]}
+        return {"total": found.total, "more_than": COUNT_CAP if found.more_than_counted else None,
+                "newest_first": found.newest_first, "offset": q.offset, "items": [card(i) for i in found.items]}
 
     async def aars(self, payload: dict[str, Any]) -> Any:
         q = AarsQuery.model_validate(payload)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from services.lessons.models import Item, ItemTheme
+from services.lessons.store import facets_of
 from shared.regions import region_for_country
 from shared.store import Database
 from shared.themes import THEMES, reference
@@ -45,6 +46,7 @@ def generate(n: int, *, seed: int = 7, start: datetime = datetime(2025, 1, 1, tz
     people = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(authors)]
     themes = list(THEMES)
     items = []
+    days_in = sorted(rng.uniform(0, days) for _ in range(n))  # recorded in time order, as they arrive
     for i in range(n):
         item_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         country = rng.choice(COUNTRIES)
@@ -58,7 +60,8 @@ def generate(n: int, *, seed: int = 7, start: datetime = datetime(2025, 1, 1, tz
             themes=" ".join(rng.sample(themes, rng.choice((1, 1, 2, 3)))),
             classification=_pick(rng, "classification"), status=_pick(rng, "status"),
             title=body.split(".")[0][:120], body=body,
-            created_at=start + timedelta(days=rng.uniform(0, days))))
+            created_at=start + timedelta(days=days_in[i])))
+        items[-1].facets = facets_of(items[-1])
     return items
 
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from shared.natsserver import nats_server_binary
-from tests.bench import bot_contacts, contacts, fanout, throughput
+from tests.bench import bot_contacts, contacts, fanout, lessons_search, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +39,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
         if args.only in (None, "bot"):
             results += await bot_contacts.measure(Path(tmp) / "bot", people=args.people, users=args.concurrency,
                                                   per_user=args.per_user)
+        if args.only in (None, "lessons"):
+            results += await lessons_search.measure(Path(tmp) / "lessons", lessons=args.lessons,
+                                                    requests=args.requests, concurrency=args.lessons_concurrency)
         if args.only in (None, "fanout"):
             results += await fanout.measure(Path(tmp) / "fanout", people=args.officers, prompts=args.prompts)
     return results
@@ -53,7 +56,9 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=25, help="/contacts questions per bot user")
     parser.add_argument("--officers", type=int, default=1000, help="recipients of the fan-out")
     parser.add_argument("--prompts", type=int, default=40, help="roster changes timed to their handover prompt")
-    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "fanout"], help="run one group")
+    parser.add_argument("--lessons", type=int, default=100_000, help="lessons in the store searched")
+    parser.add_argument("--lessons-concurrency", type=int, default=4, help="lessons searches at once")
+    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout"], help="run one group")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -26,8 +26,8 @@ from services.roster.store import create_invite
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.bench.common import percentile, result
-from tests.bench.contacts import QUERIES, _wait_ready
+from tests.bench.common import percentile, result, wait_ready
+from tests.bench.contacts import QUERIES
 from tests.helpers import service_env, start_service, stop_process
 
 
@@ -58,7 +58,7 @@ async def measure(work: Path, *, people: int, users: int, per_user: int) -> list
     latencies: list[float] = []
     try:
         for port in (sandbox_port, roster_port, bot_port):
-            await _wait_ready(port)
+            await wait_ready(port, "service")
         rng = random.Random(11)
         queries = QUERIES + [rng.choice(LAST) for _ in range(8)] + [s[2] for s in STATIONS[:8]]
         async with aiohttp.ClientSession() as http:

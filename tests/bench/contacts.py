@@ -8,15 +8,13 @@ import random
 import time
 from pathlib import Path
 
-import aiohttp
-
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.samples import FIRST, LAST, STATIONS, generate
 from shared.bus import Bus
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
-from tests.bench.common import percentile, result
+from tests.bench.common import percentile, result, wait_ready
 from tests.helpers import service_env, start_service, stop_process
 
 QUERIES = ["Mali", "ROWCA", "WFP", "Diallo", "Sudan", "ROAP", "UNHCR", "Haddad", "Kyiv", "Bamako", "Wangchuck",
@@ -41,7 +39,7 @@ async def measure(work: Path, *, people: int, requests: int, concurrency: int) -
                                                         CMCOORD_ROSTER_SCAN_INTERVAL_SECONDS="3600"),
                          work / "roster.log")
     try:
-        await _wait_ready(health)
+        await wait_ready(health, "roster")
         bus = await Bus.open(server.url, source="bench", patience=10)
         rng = random.Random(7)
         queries = QUERIES + [rng.choice(FIRST) for _ in range(8)] + [rng.choice(LAST) for _ in range(8)]
@@ -78,17 +76,3 @@ async def measure(work: Path, *, people: int, requests: int, concurrency: int) -
         result("contacts_query_p50_ms", p50, "ms", "informational (p99 <= 100)", True, **detail),
         result("contacts_query_p99_ms", p99, "ms", "<= 100", p99 <= 100, **detail),
     ]
-
-
-async def _wait_ready(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # polling readiness with a deadline
-    raise TimeoutError("roster not ready")

@@ -30,8 +30,7 @@ from shared.bus import Bus
 from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
-from tests.bench.common import percentile, result
-from tests.bench.contacts import _wait_ready
+from tests.bench.common import percentile, result, wait_ready
 from tests.helpers import link_to_telegram, service_env, start_service, stop_process
 
 TEXT = "Regional CMCoord call tomorrow 13:00 GMT: agenda and link to follow."
@@ -83,7 +82,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
     bus = await Bus.open(server.url, source="bench", instance="bench")
     try:
         for port in ports.values():
-            await _wait_ready(port)
+            await wait_ready(port, "service")
         async with aiohttp.ClientSession() as http:
             # --- fan-out, Telegram's limits on (the sandbox's defaults)
             request = events.NotificationRequested(kind="call.reminder", about="bench-call", occurrence=str(today),

@@ -73,6 +73,8 @@ CASES = [
     {"theme": "hns4d", "region": "ROWCA", "status": "identified"},
     {"country": "ML", "since": date(2025, 4, 1), "until": date(2025, 6, 30)},
     {"word": "warehouse", "country": "YE", "status": "learned", "since": date(2026, 1, 1)},
+    {"word": "bridge", "since": date(2025, 7, 1), "until": date(2025, 9, 30), "theme": "poc"},  # a quarter
+    {"word": "helipad", "since": date(2026, 2, 1), "until": date(2026, 2, 28)},  # a month
 ]
 
 
@@ -174,3 +176,21 @@ async def test_a_problem_back_in_another_country_is_linked_to_the_earlier_one(db
     async with db.read() as session:
         links = await store.links_of(session, [made[2].id])  # type: ignore[union-attr]
     assert links == [(made[2].id, made[0].id)]  # type: ignore[union-attr]
+
+
+async def test_a_page_counts_up_to_a_thousand_and_lists_the_latest_when_more_match(
+        db: Database, loaded: list[Item]) -> None:
+    viewer = roles(loaded)["community"]
+    async with db.read() as session:
+        broad = await store.search(session, viewer=viewer, filters=store.Filters(query="airstrip"), limit=5)
+        narrow = await store.search(session, viewer=viewer, filters=store.Filters(
+            query="airstrip", country="ML", status="identified", since=date(2026, 1, 1), until=date(2026, 12, 31)),
+            limit=5)
+    want = expected(loaded, viewer, word="airstrip")
+    latest = sorted((i for i in loaded if i.reference in want), key=lambda i: i.seq or 0)[-5:]
+    assert len(want) > store.COUNT_CAP and broad.total == store.COUNT_CAP + 1 and broad.more_than_counted
+    assert broad.newest_first and [i.reference for i in broad.items] == [i.reference for i in reversed(latest)]
+    few = expected(loaded, viewer, word="airstrip", country="ML", status="identified", since=date(2026, 1, 1),
+                   until=date(2026, 12, 31))
+    assert narrow.total == len(few) and not narrow.newest_first
+    assert {i.reference for i in narrow.items} <= few and len(narrow.items) == min(5, len(few))

@@ -50,7 +50,13 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
         if not found["items"]:
             await message.answer(_("Nothing found. Try fewer or other words."))
             return
-        head = _("{total} found; the {n} most relevant:").format(total=found["total"], n=len(found["items"]))
+        if found.get("more_than"):
+            head = _("More than {total} found; the {n} newest (add a word to narrow it down):").format(
+                total=found["more_than"], n=len(found["items"]))
+        elif found.get("newest_first"):
+            head = _("{total} found; the {n} newest:").format(total=found["total"], n=len(found["items"]))
+        else:
+            head = _("{total} found; the {n} most relevant:").format(total=found["total"], n=len(found["items"]))
         await message.answer("\n\n".join([head, *(_card(i) for i in found["items"])]))
 
     return router
