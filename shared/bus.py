@@ -406,9 +406,10 @@ class PullRequests:
         self._sub = await self.bus.nc.subscribe(f"{self._prefix}.*")
         return self
 
-    async def fetch(self, batch: int, *, timeout: float) -> list[Msg]:
+    async def fetch(self, batch: int, *, timeout: float, stop: asyncio.Event | None = None) -> list[Msg]:
         """Up to `batch` messages: those there now, else the first to come within `timeout`
-        (and any with it); an empty list when none came."""
+        (and any with it); an empty list when none came, or at once when `stop` is set while
+        none has come (a service stopping does not wait out the request)."""
         assert self._sub is not None
         self._n += 1
         reply = f"{self._prefix}.{self._n}"
@@ -418,8 +419,10 @@ class PullRequests:
         deadline = time.monotonic() + timeout + 1.0  # the server ends the request by then
         while len(msgs) < batch:
             try:
-                msg = await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
+                msg = await self._next(max(deadline - time.monotonic(), 0.001), None if msgs else stop)
             except (nats.errors.TimeoutError, TimeoutError):
+                break
+            if msg is None:  # stopping, nothing in hand
                 break
             status = msg.headers.get(nats.js.api.Header.STATUS) if msg.headers else None
             if status is None:
@@ -433,6 +436,21 @@ class PullRequests:
                 raise ConnectionError(f"pull request refused: {status} {description}")  # consumer gone: rebind
             # else: a heartbeat, or a late status for an earlier request
         return msgs
+
+    async def _next(self, timeout: float, stop: asyncio.Event | None) -> Msg | None:
+        assert self._sub is not None
+        if stop is None:
+            return await self._sub.next_msg(timeout=timeout)
+        if stop.is_set():
+            return None
+        receiving = asyncio.ensure_future(self._sub.next_msg(timeout=timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not receiving.done():
+            receiving.cancel()
+            return None
+        return receiving.result()
 
     async def consumer_info(self) -> object:
         return await self.bus.js.consumer_info(self.stream, self.durable)
@@ -547,7 +565,7 @@ class ConsumerRunner:
                     continue
                 wanted = (min(self.batch - len(self._tails), self.in_hand - len(self._in_hand)) if self.key is not None
                           else self.batch)  # each message fetched adds at most one key
-                msgs = await sub.fetch(wanted, timeout=self.fetch_timeout)
+                msgs = await sub.fetch(wanted, timeout=self.fetch_timeout, stop=self._stopping)
                 if not msgs:
                     if time.monotonic() - idle_since > 30:
                         # Long idle: make sure the consumer still exists and our

@@ -169,12 +169,14 @@ def when(o: Occurrence) -> str:
 
 async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
     """The officers' items, then what the region's state says needs talking about (from notify's
-    own notifications: gapped posts, handover notes not written, escalations unanswered)."""
+    own notifications: gapped posts, handover notes not written, escalations unanswered, AARs
+    overdue that the region's adviser was told of)."""
     region = o.region
     added = await agenda_items(session, o)
     rows = (await session.exec(select(Notification).where(
         Notification.region == region, col(Notification.state).in_(OPEN_STATES),
-        col(Notification.kind).in_(["post.gapped", "handover.prompt", "handover.reminder", "escalation"]),
+        col(Notification.kind).in_(["post.gapped", "handover.prompt", "handover.reminder", "escalation",
+                                    "aar.overdue"]),
     ))).all()
     gapped = sorted({n.text.split(" has had nobody")[0].removeprefix("Post gapped: ") for n in rows
                      if n.kind == "post.gapped"})
@@ -185,6 +187,9 @@ async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
         items.append(f"Handover notes not yet written: {len(handovers)}")
     if escalated:
         items.append(f"Messages escalated and still unanswered: {len(escalated)}")
+    overdue = {n.subject for n in rows if n.kind == "aar.overdue"}
+    if overdue:
+        items.append(f"After action reviews overdue: {len(overdue)}")
     return items
 
 

@@ -18,6 +18,7 @@ from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons.config import Settings as LessonsSettings
 from services.lessons.models import Aar, Item
 from services.notify import bootstrap as notify_bootstrap
+from services.notify import calls
 from services.notify.models import Notification
 from services.roster.bootstrap import RosterApp
 from shared import events
@@ -104,6 +105,10 @@ async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_writ
     await at_step(clock, lessons, aar.due_on + timedelta(days=7))
     adviser = await eventually(lambda: aar_texts(JEAN, sandbox_url), what="the regional adviser told")
     assert "Awa Traoré" in adviser[0] and "7 days overdue" in adviser[0]
+    async with notify.db.read() as session:  # and the region's next call has it on its agenda
+        o = calls.next_occurrence(await calls.schedule_of(session, "ROWCA"),
+                                  await calls.changes_of(session, "ROWCA"), now=clock.now())
+        assert o is not None and "After action reviews overdue: 1" in await calls.agenda(session, o)
     assert await aar_texts(MARIA, sandbox_url) == []
     await at_step(clock, lessons, aar.due_on + timedelta(days=14))
     desk = await eventually(lambda: aar_texts(MARIA, sandbox_url), what="the CMCS desk told")
