@@ -28,13 +28,14 @@ from services.bot.routers.report import (
     classification_keyboard,
     post_country,
     themes_keyboard,
+    toggle_theme,
 )
 from services.bot.states import AarWriting
 from shared import events
 from shared.clock import Clock
 from shared.regions import country_name
 from shared.store import Database
-from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, THEMES, reference
+from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, reference
 
 SOURCE = "bot"
 MAX_ANSWER = 3000
@@ -124,16 +125,7 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
         await state.set_state(AarWriting.themes)
         await message.answer(_("Themes: press all that apply, then Done."), reply_markup=themes_keyboard([]))
 
-    @router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "theme"))
-    async def theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext) -> None:
-        chosen = list((await state.get_data()).get("themes", []))
-        if callback_data.v in THEMES:
-            chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen \
-                else [*chosen, callback_data.v]
-            await state.update_data({"themes": chosen})
-        await callback.answer()
-        if callback.message is not None:
-            await callback.message.edit_reply_markup(reply_markup=themes_keyboard(chosen))  # type: ignore[union-attr]
+    router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "done"))
     async def themes_done(callback: CallbackQuery, state: FSMContext) -> None:

@@ -58,6 +58,17 @@ def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
     return keyboard.as_markup()
 
 
+async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext) -> None:
+    """A theme button of /report or /aar: the theme on or off, and the buttons show it."""
+    chosen = list((await state.get_data()).get("themes", []))
+    if callback_data.v in THEMES:
+        chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen else [*chosen, callback_data.v]
+        await state.update_data({"themes": chosen})
+    await callback.answer()
+    if callback.message is not None:
+        await callback.message.edit_reply_markup(reply_markup=themes_keyboard(chosen))  # type: ignore[union-attr]
+
+
 def classification_labels() -> dict[str, str]:
     return {"public": _("Public: anyone"), "community": _("Community: verified members"),
             "restricted": _("Restricted: CMCS desk and my regional adviser")}
@@ -233,16 +244,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         await callback.answer()
         await to(ReportWriting.themes, callback.message, state, person)  # type: ignore[arg-type]
 
-    @router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "theme"))
-    async def theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext) -> None:
-        chosen = list((await state.get_data()).get("themes", []))
-        if callback_data.v in THEMES:
-            chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen \
-                else [*chosen, callback_data.v]
-            await state.update_data({"themes": chosen})
-        await callback.answer()
-        if callback.message is not None:
-            await callback.message.edit_reply_markup(reply_markup=themes_keyboard(chosen))  # type: ignore[union-attr]
+    router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "done"))
     async def themes_done(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
