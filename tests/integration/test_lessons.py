@@ -130,12 +130,13 @@ async def last_with_button(user: User, data: LessonStep) -> dict[str, Any] | Non
     return None
 
 
-async def answer_aar(user: User) -> str:
-    """/aar with the five answers, a theme, community: the confirmation's text."""
-    await user.reply_to("/aar")
-    for answer in ("Notify every convoy 72 hours ahead.", "Two convoys were turned back at Mopti.",
-                   "The checkpoint had no copy of the notifications.", "-",
-                   "Share notifications with checkpoint commanders too."):
+ANSWERS = ("Notify every convoy 72 hours ahead.", "Two convoys were turned back at Mopti.",
+           "The checkpoint had no copy of the notifications.", "-", "Share notifications with checkpoint commanders too.")
+
+
+async def finish_aar(user: User, answers: tuple[str, ...]) -> str:
+    """The remaining answers, a theme, community: the confirmation's text."""
+    for answer in answers:
         await user.reply_to(answer)
     themes = await eventually(lambda: last_with_button(user, LessonStep(a="theme", v="hns4d")))
     await press(user, themes, LessonStep(a="theme", v="hns4d"))
@@ -148,7 +149,7 @@ async def answer_aar(user: User) -> str:
 
 async def test_a_submitted_aar_ends_its_reminders(
     lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus,
-    sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID],
+    sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID], tmp_path: Path, nats_server: NatsServer,
 ) -> None:
     somchai = people["somchai@ocha.example"]
     await publish(bus, ended(somchai, country="TH", region="ROAP", on=clock.now().date()))
@@ -156,25 +157,55 @@ async def test_a_submitted_aar_ends_its_reminders(
     await at_step(clock, lessons, aar.due_on - timedelta(days=7))
     await eventually(lambda: count_texts(SOMCHAI, sandbox_url, 1), what="the first reminder")
 
-    confirmation = await answer_aar(User(sandbox_url, SOMCHAI))
+    user = User(sandbox_url, SOMCHAI)
+    reminder = (await user.messages())[0]
+    before = len(await user.messages())
+    await user.press(reminder["message_id"], reminder["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    opened = await eventually(lambda: user._after(before), what="'Write it now' opens the review")
+    assert "1/5 What was planned?" in opened["text"]
+    for answer in ANSWERS[:2]:
+        await user.reply_to(answer)
+    await bot.stop()  # the bot goes away half-way: the answers given are kept as a draft
+    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
+    try:
+        await at_step(clock, lessons, aar.due_on)  # the due date's reminder comes meanwhile
+        await eventually(lambda: _count(aar_texts(SOMCHAI, sandbox_url), 2), what="the reminder on the due date")
+        assert "We were at question 3" in (await user.reply_to("/aar"))["text"]
+        confirmation = await finish_aar(user, ANSWERS[2:])
+        await _recorded_and_reminders_ended(lessons, notify, bus, somchai, aar, confirmation, clock, sandbox_url)
+    finally:
+        await restarted.stop()
+
+
+async def _recorded_and_reminders_ended(lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp,
+                                        bus: Bus, somchai: uuid.UUID, aar: Aar, confirmation: str,
+                                        clock: ManualClock, sandbox_url: str) -> None:
     assert "submitted" in confirmation
     done = await eventually(lambda: _submitted(lessons, somchai), what="the AAR recorded")
     assert done.item_id is not None
     async with lessons.db.read() as session:
         item = (await session.exec(select(Item).where(Item.id == done.item_id))).one()
     assert item.reference in confirmation and item.kind == "aar" and item.themes == "hns4d"
+    assert "What was planned:\nNotify every convoy" in item.body and "What happened:\nTwo convoys" in item.body
     assert "Why the difference:\nThe checkpoint had no copy" in item.body and "What to sustain" not in item.body
 
-    async def closed() -> bool:
+    async def closed() -> dict[str, str] | None:
         async with notify.db.read() as session:
             rows = (await session.exec(select(Notification).where(Notification.subject == str(aar.id)))).all()
-        return bool(rows) and all(n.state == "expired" for n in rows)
+        states = {n.occurrence: n.state for n in rows}
+        return states if states.get("due") == "expired" else None
 
-    await eventually(closed, what="notify closed the reminder")
-    for day in (aar.due_on, aar.due_on + timedelta(days=7), aar.due_on + timedelta(days=14)):
-        await at_step(clock, lessons, day)
-    await eventually(lambda: _no_step_left(lessons, aar.id), what="no step left")
-    assert len(await aar_texts(SOMCHAI, sandbox_url)) == 1
+    # the first reminder was answered by its button; the one still open is closed by the submission
+    assert await eventually(closed, what="notify closed the open reminder") == {"due-7d": "acknowledged",
+                                                                                 "due": "expired"}
+    for day in (aar.due_on + timedelta(days=7), aar.due_on + timedelta(days=14)):
+        clock.set(datetime(day.year, day.month, day.day, 8, 1, tzinfo=UTC))
+        await lessons.duties.run_pass()  # type: ignore[union-attr]  # a pass, as the service's loop runs it
+    async with lessons.db.read() as session:
+        assert (await session.get(Aar, aar.id)).next_at is None  # type: ignore[union-attr]
+    requests = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.requested")
+    assert [e.data["occurrence"] for e in requests if e.data["about"] == str(aar.id)] == ["due-7d", "due"]
+    assert len(await aar_texts(SOMCHAI, sandbox_url)) == 2
     assert await aar_texts(MARIA, sandbox_url) == []
 
 
@@ -183,10 +214,8 @@ async def _submitted(app: lessons_bootstrap.LessonsApp, person_id: uuid.UUID) ->
     return found if found is not None and found.state == "submitted" else None
 
 
-async def _no_step_left(app: lessons_bootstrap.LessonsApp, aar_id: uuid.UUID) -> bool:
-    async with app.db.read() as session:
-        aar = await session.get(Aar, aar_id)
-    return aar is not None and aar.next_at is None
+async def _count(found: Any, n: int) -> bool:
+    return len(await found) >= n
 
 
 async def item_by_ref(app: lessons_bootstrap.LessonsApp, ref: str) -> Item | None:
