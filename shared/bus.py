@@ -97,6 +97,7 @@ async def connect(
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     connect_timeout: float = 2.0,
+    auth: dict[str, Any] | None = None,
 ) -> NATS:
     async def error_cb(exc: Exception) -> None:
         log.warning("nats_error", error=str(exc) or type(exc).__name__)
@@ -126,6 +127,7 @@ async def connect(
         error_cb=error_cb,
         disconnected_cb=disconnected_cb,
         reconnected_cb=reconnected_cb,
+        **(auth or {}),  # user and password, TLS
     )
 
 
@@ -159,7 +161,8 @@ class Bus:
             self._connected.set()
 
     @classmethod
-    async def open(cls, url: str, *, source: str, instance: str = "", patience: float | None = None) -> Bus:
+    async def open(cls, url: str, *, source: str, instance: str = "", patience: float | None = None,
+                   auth: dict[str, Any] | None = None) -> Bus:
         """Connect, waiting for the server if it is not up yet (forever by default)."""
         holder: dict[str, Bus] = {}
 
@@ -183,7 +186,7 @@ class Bus:
             await asyncio.sleep(delay)  # back-off between probes, not synchronisation
             delay = min(delay * 2, 5.0)
         name = f"{source}:{instance}" if instance else source
-        connecting = connect(url, name=name, on_reconnect=on_reconnect, on_disconnect=on_disconnect)
+        connecting = connect(url, name=name, on_reconnect=on_reconnect, on_disconnect=on_disconnect, auth=auth)
         if deadline is None:
             nc = await connecting
         else:

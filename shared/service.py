@@ -27,7 +27,7 @@ async def open_infrastructure(
     health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness,
                           routes=routes)
     await health.start()
-    bus = await Bus.open(settings.nats_url, source=service, instance=instance)
+    bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
     await ensure_streams(bus.js, all_streams())
     return health, bus
 

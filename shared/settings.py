@@ -7,10 +7,11 @@ from `CMCOORD_NATS_URL` and `CMCOORD_HOME`.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +44,18 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     max_deliver: int = 5
     ack_wait_seconds: float = 30.0
+    nats_user: str = Field(default="", description="this service's NATS user (deploy/nats/auth.conf)")
+    nats_password: SecretStr = Field(default=SecretStr(""))
+    nats_tls_ca: str = Field(default="", description="CA file to verify the servers' TLS certificates")
+
+    def nats_auth(self) -> dict[str, Any]:
+        """nats-py connect options: this service's user, and TLS when a CA is given."""
+        options: dict[str, Any] = {}
+        if self.nats_user:
+            options.update(user=self.nats_user, password=self.nats_password.get_secret_value())
+        if self.nats_tls_ca:
+            options["tls"] = ssl.create_default_context(cafile=self.nats_tls_ca)
+        return options
 
     def sqlite_url(self, service: str) -> str:
         path = (self.home / f"{service}.db").resolve()

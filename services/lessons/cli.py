@@ -95,7 +95,8 @@ VIEWER = typer.Option("community", "--as", help="whose eyes: public, community, 
 
 
 async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]:
-    bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds)
+    bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds,
+                         auth=settings.nats_auth())
     try:
         rows = await bus.request("cmcoord.roster.svc.recipients", {"emails": emails},
                                  timeout=settings.query_timeout_seconds)
@@ -355,7 +356,8 @@ def _period(text: str) -> Period:
 async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
     digest = html.encode()
     name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
-    bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds)
+    bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds,
+                         auth=settings.nats_auth())
     try:
         await Documents(bus.js).put(name, digest)
         request = events.NotificationRequested(

@@ -59,7 +59,7 @@ async def _open(settings: Settings) -> Database:
 
 
 async def _connect(settings: Settings) -> Bus:
-    bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0)
+    bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0, auth=settings.nats_auth())
     try:
         await ensure_streams(bus.js, all_streams())
     except BaseException:
