@@ -20,3 +20,60 @@ def test_each_service_publishes_only_its_own_events() -> None:
                   and not s.startswith("cmcoord.deadletter.")]
         assert all(s.startswith(f"cmcoord.{service}.") for s in events if s != "cmcoord.notify.notification.requested.v1")
     assert "cmcoord.notify.notification.requested.v1" in permissions_of("lessons")["publish"]  # a command to notify
+
+
+SERVICES = ("roster", "notify", "lessons", "bot")
+
+
+def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_and_database() -> None:
+    import yaml
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    nats_nodes = [name for name in compose if name.startswith("nats-")]
+    assert len(nats_nodes) == 3 and all("healthcheck" in compose[n] for n in nats_nodes)
+    cluster = (DEPLOY / "nats" / "cluster.conf").read_text()
+    assert "jetstream" in cluster and all(f"nats-route://{n}:6222" in cluster for n in nats_nodes)
+    assert 'include "auth.conf"' in cluster
+    urls = {}
+    for service in SERVICES:
+        spec, up = compose[service], service.upper()
+        env = spec["environment"]
+        assert spec["command"] == [f"services.{service}"] or service == "bot"
+        assert "readyz" in " ".join(spec["healthcheck"]["test"])
+        assert env["CMCOORD_NATS_URL"].count("nats://") == 3 and env[f"CMCOORD_{up}_NATS_USER"] == service
+        urls[service] = env[f"CMCOORD_{up}_DATABASE_URL"]
+        assert urls[service].startswith(f"postgresql+asyncpg://{service}:") and urls[service].endswith(f"/{service}")
+    assert len(set(urls.values())) == len(SERVICES)  # one database and one login each
+    assert "telegram_bot_token" in compose["bot"]["secrets"] and "TELEGRAM_BOT_TOKEN" not in compose["bot"]["environment"]
+    init = (DEPLOY / "postgres" / "init.sh").read_text()
+    assert all(service in init.split("for service in ")[1].split(";")[0] for service in SERVICES)
+
+
+def test_kubernetes_deployments_have_probes_resources_and_a_disruption_budget() -> None:
+    import yaml
+
+    for service in SERVICES:
+        docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / f"{service}.yaml").read_text()) if d]
+        kinds = {d["kind"]: d for d in docs}
+        assert set(kinds) == {"Deployment", "PodDisruptionBudget"}
+        pod = kinds["Deployment"]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["args"] == [f"services.{service}"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert {"requests", "limits"} <= set(container["resources"])
+        env = {e["name"]: e for e in container["env"]}
+        assert env[f"CMCOORD_{service.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"cmcoord-{service}"
+        assert env[f"CMCOORD_{service.upper()}_HEALTH_HOST"]["value"] == "0.0.0.0"  # the kubelet probes the pod's IP
+        selector = kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]
+        assert selector == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
+    values = yaml.safe_load((DEPLOY / "k8s" / "nats-values.yaml").read_text())
+    assert values["config"]["cluster"]["replicas"] == 3 and values["config"]["jetstream"]["enabled"]
+
+
+def test_the_image_is_built_in_stages_and_runs_as_a_user() -> None:
+    lines = [line.split() for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line and line[0] != "#"]
+    assert sum(words[0] == "FROM" for words in lines) >= 2
+    user = [words[1] for words in lines if words[0] == "USER"]
+    assert user and user[-1].split(":")[0] not in ("root", "0")
