@@ -7,28 +7,39 @@ import socket
 from collections.abc import Sequence
 
 import structlog
+from aiohttp import web
 from sqlalchemy import Table
 
 from shared.bus import Bus, all_streams, ensure_streams
 from shared.health import HealthServer, ReadinessCheck, Route
+from shared.metrics import ServiceMetrics
 from shared.settings import ServiceSettings
 from shared.store import Database, OutboxRelay
 
 
 async def open_infrastructure(
     *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck,
-    routes: Sequence[Route] = (),
+    routes: Sequence[Route] = (), metrics: ServiceMetrics | None = None,
 ) -> tuple[HealthServer, Bus]:
-    """Name this instance in the logs, create the tables, serve /healthz and
-    /readyz, connect to NATS (waiting for it) and make sure the streams exist."""
+    """Name this instance in the logs, create the tables, serve /healthz, /readyz and
+    /metrics, connect to NATS (waiting for it) and make sure the streams exist."""
     instance = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
     structlog.contextvars.bind_contextvars(instance=instance)
     await db.create_tables(tables)
+    pages = list(routes)
+    if metrics is not None:
+        async def scrape(_request: web.Request) -> web.Response:
+            body, content_type = await metrics.render()
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        pages.append(("/metrics", scrape))
     health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness,
-                          routes=routes)
+                          routes=pages)
     await health.start()
     bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
     await ensure_streams(bus.js, all_streams())
+    if metrics is not None:
+        metrics.bus = bus
     return health, bus
 
 

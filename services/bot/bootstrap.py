@@ -48,10 +48,12 @@ from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.documents import Documents
 from shared.health import HealthServer
+from shared.metrics import ServiceMetrics
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
 log = structlog.get_logger("bot")
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)  # seconds; quiet hours are not counted here
 
 
 def make_bot(settings: Settings, gate: SendGate | None = None) -> Bot:
@@ -116,13 +118,14 @@ class BotApp:
     _stopping: asyncio.Event | None = None
     _webhook: web.AppRunner | None = None
     _housekeeping: asyncio.Task[None] | None = None
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("bot"))
 
     async def start(self) -> None:
         s = self.settings
         if s.mode == "webhook" and len(s.webhook_secret) < 16:
             raise WebhookSecretMissing("webhook mode needs CMCOORD_BOT_WEBHOOK_SECRET (16+ characters)")
         self.health, self.bus = await open_infrastructure(
-            service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness
+            service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness, metrics=self.metrics,
         )
         self.gate = SendGate(per_second=s.send_per_second, chat_interval=s.send_chat_interval_seconds)
         self.bot = make_bot(s, self.gate)
@@ -141,11 +144,15 @@ class BotApp:
         self.deliveries = ConsumerRunner(
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
             handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
-                                                      send_gate=self.gate, documents=Documents(self.bus.js))},
+                                                      send_gate=self.gate, documents=Documents(self.bus.js),
+                                                      latency=self.metrics.histogram(
+                                                          "delivery_seconds", "From notify's deliver command to "
+                                                          "Telegram's acceptance", DELIVERY_BUCKETS))},
             key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
             batch=s.delivery_chats_at_once, in_hand=s.deliveries_in_hand,
             max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
         )
+        self.metrics.consumers = [self.deliveries]
         self.deliveries.start()
         for locale in languages.i18n.available_locales:
             with languages.using(locale):

@@ -24,6 +24,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.js.errors import ObjectNotFoundError
+from prometheus_client import Histogram
 from sqlmodel import col, select
 
 from services.bot import gate
@@ -83,7 +84,8 @@ async def _document(event: events.DeliverTelegram, documents: Documents | None) 
 
 
 async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock,
-                     send_gate: SendGate | None = None, documents: Documents | None = None) -> None:
+                     send_gate: SendGate | None = None, documents: Documents | None = None,
+                     latency: Histogram | None = None) -> None:
     keyboard = InlineKeyboardBuilder()
     for button in event.buttons:
         keyboard.button(text=button.label, callback_data=NotificationReply(n=event.notification_id.hex, r=button.reply))
@@ -124,6 +126,8 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
         else:
             uow.emit(events.DeliveryFailed(notification_id=event.notification_id, attempt=event.attempt,
                                            person_id=event.person_id, reason=failed))
+    if latency is not None and failed is None:
+        latency.observe(max(0.0, (clock.now() - envelope.occurred_at).total_seconds()))
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
 
 

@@ -18,6 +18,7 @@ from services.lessons.reminders import AarDuties
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
+from shared.metrics import ServiceMetrics
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
@@ -41,11 +42,25 @@ class LessonsApp:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     health: HealthServer | None = None
     service: Service | None = None
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("lessons"))
+
+    def __post_init__(self) -> None:
+        overdue = self.metrics.gauge("aars_overdue", "AARs open past their due date, by region", ("region",))
+
+        async def count() -> None:
+            async with self.db.read() as session:
+                rows = await store.overdue_by_region(session, self.clock.now().date())
+            overdue.clear()
+            for region, n in rows.items():
+                overdue.labels(region).set(n)
+
+        self.metrics.on_scrape(count)
 
     async def start(self) -> None:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
-            service="lessons", settings=s, db=self.db, tables=LESSONS_TABLES, readiness=self.readiness)
+            service="lessons", settings=s, db=self.db, tables=LESSONS_TABLES, readiness=self.readiness,
+            metrics=self.metrics)
         await store.prepare(self.db)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
@@ -57,6 +72,7 @@ class LessonsApp:
         self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, policy=policy,
                                          due_days=s.aar_due_days, threshold=s.similarity_threshold,
                                          wake=self.duties.wake, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
+        self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
         self.service = await LessonsQueries(db=self.db).serve(self.bus.nc, version=VERSION)

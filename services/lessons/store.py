@@ -502,6 +502,12 @@ async def claim_steps(uow: UnitOfWork, aar: Aar, *, next_step: int, next_at: dat
     return bool(result.rowcount)
 
 
+async def overdue_by_region(session: AsyncSession, today: date) -> dict[str, int]:
+    rows = await session.exec(select(Aar.region, func.count()).where(Aar.state == "open", col(Aar.due_on) < today)
+                              .group_by(Aar.region))
+    return {region or "other": int(n) for region, n in rows.all()}
+
+
 async def all_aars(session: AsyncSession) -> list[Aar]:
     return list((await session.exec(select(Aar))).all())
 

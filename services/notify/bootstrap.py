@@ -8,18 +8,21 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 from nats.micro.service import Service
+from sqlalchemy import func
+from sqlmodel import select
 
 from services.notify import calls
 from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
-from services.notify.models import NOTIFY_TABLES
+from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
 from services.notify.scheduler import DueWork
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
+from shared.metrics import ServiceMetrics
 from shared.regions import resolve_region
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
@@ -40,12 +43,24 @@ class NotifyApp:
     health: HealthServer | None = None
     service: Service | None = None
     planner: CallPlanner | None = None
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("notify"))
+
+    def __post_init__(self) -> None:
+        by_state = self.metrics.gauge("notifications", "Notifications by state", ("state",))
+
+        async def count() -> None:
+            async with self.db.read() as session:
+                rows = (await session.exec(select(Notification.state, func.count()).group_by(Notification.state))).all()
+            for state in ("queued", "sent", "acknowledged", "escalated", "expired", "failed"):
+                by_state.labels(state).set(dict(rows).get(state, 0))
+
+        self.metrics.on_scrape(count)
 
     async def start(self) -> None:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
             service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness,
-            routes=[("/calls/{region}.ics", self.calendar)],
+            routes=[("/calls/{region}.ics", self.calendar)], metrics=self.metrics,
         )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
@@ -55,6 +70,7 @@ class NotifyApp:
         self.due.start()
         self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
                                          max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
+        self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
         self.service = await NotifyQueries(db=self.db, clock=self.clock).serve(self.bus.nc, version=VERSION)

@@ -18,6 +18,7 @@ from services.roster.queries import RosterQueries
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, SystemClock
 from shared.health import HealthServer
+from shared.metrics import ServiceMetrics
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
@@ -47,11 +48,13 @@ class RosterApp:
     scheduler: AsyncIOScheduler | None = None
     health: HealthServer | None = None
     _scanning: asyncio.Lock = field(default_factory=asyncio.Lock)
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("roster"))
 
     async def start(self) -> None:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
-            service="roster", settings=s, db=self.db, tables=ROSTER_TABLES, readiness=self.readiness
+            service="roster", settings=s, db=self.db, tables=ROSTER_TABLES, readiness=self.readiness,
+            metrics=self.metrics,
         )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once
@@ -59,6 +62,7 @@ class RosterApp:
         self.consumers = build_consumers(
             bus=self.bus, db=self.db, clock=self.clock, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds
         )
+        self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
         self.queries = RosterQueries(

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
@@ -116,6 +118,32 @@ async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_writ
     overdue = await eventually(lambda: stream_events(bus.js, "LESSONS", type_prefix="lessons.aar.overdue"))
     assert [e.data["escalated_to"] for e in overdue] == ["regional_adviser", "cmcs_desk"]
     assert len(await aar_texts(AWA, sandbox_url)) == 2  # each step once
+
+    # what each service's /metrics says of it
+    figures = await scrape(lessons.health.port)  # type: ignore[union-attr]
+    assert figures[("cmcoord_aars_overdue", (("region", "ROWCA"),))] == 1
+    assert figures[("cmcoord_events_handled_total", (("consumer", "lessons--on_roster"),))] >= 1
+    assert figures[("cmcoord_consumer_pending", (("consumer", "lessons--on_roster"),))] == 0
+    figures = await scrape(notify.health.port)  # type: ignore[union-attr]
+    by_state = {labels[0][1]: v for (name, labels), v in figures.items() if name == "cmcoord_notifications"}
+    assert set(by_state) == {"queued", "sent", "acknowledged", "escalated", "expired", "failed"}
+    assert sum(by_state.values()) >= 4  # the AAR's four, besides the handover campaign's
+
+    async def delivered() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        found = await scrape(bot.health.port)  # type: ignore[union-attr]
+        return found if found[("cmcoord_delivery_seconds_count", ())] >= 4 else None  # recorded after the send
+
+    figures = await eventually(delivered, what="the bot's deliveries counted")
+    assert figures[("cmcoord_events_handled_total", (("consumer", "bot--on_deliver"),))] >= 4
+
+
+async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A service's /metrics as {(sample name, labels): value}."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 async def press(user: User, message: dict[str, Any], data: LessonStep) -> None:
