@@ -83,3 +83,39 @@ def test_contract_files_are_current_and_examples_decode() -> None:
         if name.endswith(".example.json"):
             envelope = Envelope.model_validate_json(text)
             assert envelope.decode() is not None
+
+
+def test_a_new_major_version_runs_beside_the_old_one_on_its_own_subject() -> None:
+    """The compatibility rule: within a major version producers only add fields (consumers
+    ignore what they do not know); a breaking change is a new class with version 2, published
+    on its own subject beside v1 until every consumer has moved."""
+    from shared.bus import ConsumerRunner
+    from shared.events import register
+
+    class DeploymentEndedV2(DeploymentEnded):
+        version = 2
+        ended_on: date
+        reason: str  # required: a v1 consumer could not have read it
+
+    register(DeploymentEndedV2)
+    try:
+        v1 = Envelope.wrap(DeploymentEnded(**FACTS, ended_on=date(2026, 6, 30)), source="roster",
+                           occurred_at=datetime(2026, 7, 1, tzinfo=UTC))
+        v2 = Envelope.wrap(DeploymentEndedV2(**FACTS, ended_on=date(2026, 6, 30), reason="medical evacuation"),
+                           source="roster", occurred_at=datetime(2026, 7, 1, tzinfo=UTC))
+        assert (v1.subject, v2.subject) == ("cmcoord.roster.deployment.ended.v1", "cmcoord.roster.deployment.ended.v2")
+        assert type(v1.decode()) is DeploymentEnded and type(v2.decode()) is DeploymentEndedV2
+        consumer_of_v1 = ConsumerRunner(bus=_NoBus(), stream="ROSTER", durable="x--y",  # type: ignore[arg-type]
+                                        handlers={DeploymentEnded: _ignore})
+        assert consumer_of_v1.config().filter_subjects == [v1.subject]  # v2 never reaches it
+    finally:
+        del REGISTRY[(DeploymentEndedV2.type, 2)]
+
+
+class _NoBus:
+    def on_reconnect(self, _callback: object) -> None:
+        pass
+
+
+async def _ignore(*_args: object) -> None:
+    pass
