@@ -13,19 +13,23 @@ from sqlalchemy import Table
 from shared.bus import Bus, all_streams, ensure_streams
 from shared.health import HealthServer, ReadinessCheck, Route
 from shared.metrics import ServiceMetrics
+from shared.migrations import migrate
 from shared.settings import ServiceSettings
 from shared.store import Database, OutboxRelay
 
 
 async def open_infrastructure(
     *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck,
-    routes: Sequence[Route] = (), metrics: ServiceMetrics | None = None,
+    routes: Sequence[Route] = (), metrics: ServiceMetrics | None = None, package: str | None = None,
 ) -> tuple[HealthServer, Bus]:
     """Name this instance in the logs, create the tables, serve /healthz, /readyz and
     /metrics, connect to NATS (waiting for it) and make sure the streams exist."""
     instance = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
     structlog.contextvars.bind_contextvars(instance=instance)
-    await db.create_tables(tables)
+    if settings.migrate_on_start and package is not None:
+        await migrate(db, package=package, service=service, tables=tables)
+    else:
+        await db.create_tables(tables)
     pages = list(routes)
     if metrics is not None:
         async def scrape(_request: web.Request) -> web.Response:

@@ -47,6 +47,8 @@ class ServiceSettings(BaseSettings):
     nats_user: str = Field(default="", description="this service's NATS user (deploy/nats/auth.conf)")
     nats_password: SecretStr = Field(default=SecretStr(""))
     nats_tls_ca: str = Field(default="", description="CA file to verify the servers' TLS certificates")
+    migrate_on_start: bool = Field(default=False, description="upgrade the store (Alembic) at start; else "
+                                   "`cmcoord <service> migrate` does it, and a store without a history gets tables")
 
     def nats_auth(self) -> dict[str, Any]:
         """nats-py connect options: this service's user, and TLS when a CA is given."""

@@ -88,6 +88,8 @@ class Supervisor:
     def child_env(self, child: Child) -> dict[str, str]:
         env = self.base_env()
         env[child.spec.port_env or f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
+        if child.spec.port_env is None:  # a service: its store follows its migrations (a store from before is adopted)
+            env.setdefault(f"CMCOORD_{child.spec.name.upper()}_MIGRATE_ON_START", "true")
         return env
 
     @property

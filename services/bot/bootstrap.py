@@ -126,6 +126,7 @@ class BotApp:
             raise WebhookSecretMissing("webhook mode needs CMCOORD_BOT_WEBHOOK_SECRET (16+ characters)")
         self.health, self.bus = await open_infrastructure(
             service="bot", settings=s, db=self.db, tables=BOT_TABLES, readiness=self.readiness, metrics=self.metrics,
+            package="services.bot",
         )
         self.gate = SendGate(per_second=s.send_per_second, chat_interval=s.send_chat_interval_seconds)
         self.bot = make_bot(s, self.gate)

@@ -60,7 +60,7 @@ class LessonsApp:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
             service="lessons", settings=s, db=self.db, tables=LESSONS_TABLES, readiness=self.readiness,
-            metrics=self.metrics)
+            metrics=self.metrics, package="services.lessons")
         await store.prepare(self.db)
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)

@@ -433,3 +433,13 @@ def stats(period: str = typer.Option(None, help="default: this year; quarters ar
         rate = "–" if r["completion_rate"] is None else f"{r['completion_rate']:.0%}"
         late = "–" if r["median_days_late"] is None else f"{r['median_days_late']:g} d"
         typer.echo(f"{r['quarter']:8} {r['region']:7} {r['due']:>4} {r['submitted']:>4} {rate:>5} {r['overdue']:>7} {late:>11}")
+
+
+@app.command("migrate")
+def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
+    """Upgrade the lessons store's tables (Alembic; its own version table)."""
+    from services.lessons.models import LESSONS_TABLES
+    from shared.migrations import upgrade_store
+
+    at = upgrade_store(Settings().db_url, package="services.lessons", service="lessons", tables=LESSONS_TABLES, revision=revision)
+    typer.echo(f"lessons store at revision {at}")

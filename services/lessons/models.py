@@ -94,3 +94,6 @@ LESSONS_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     *(m.__table__ for m in (Item, ItemTheme, ItemLink, ReviewStep, Aar)),  # type: ignore[attr-defined]
 )
+
+# Columns the database keeps beside the models (PostgreSQL's generated full-text column).
+UNMAPPED_COLUMNS = (("lesson_item", "search"),)

@@ -60,7 +60,7 @@ class NotifyApp:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
             service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness,
-            routes=[("/calls/{region}.ics", self.calendar)], metrics=self.metrics,
+            routes=[("/calls/{region}.ics", self.calendar)], metrics=self.metrics, package="services.notify",
         )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)

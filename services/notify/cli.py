@@ -72,3 +72,13 @@ def stats(
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     if not rows:
         typer.echo("(no notifications)")
+
+
+@app.command("migrate")
+def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
+    """Upgrade the notify store's tables (Alembic; its own version table)."""
+    from services.notify.models import NOTIFY_TABLES
+    from shared.migrations import upgrade_store
+
+    at = upgrade_store(Settings().db_url, package="services.notify", service="notify", tables=NOTIFY_TABLES, revision=revision)
+    typer.echo(f"notify store at revision {at}")

@@ -54,7 +54,7 @@ class RosterApp:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
             service="roster", settings=s, db=self.db, tables=ROSTER_TABLES, readiness=self.readiness,
-            metrics=self.metrics,
+            metrics=self.metrics, package="services.roster",
         )
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once

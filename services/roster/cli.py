@@ -324,3 +324,13 @@ def sample(
     """Print a synthetic roster CSV (fictional people, real places)."""
     anchor = date.fromisoformat(today) if today else SystemClock().now().date()
     typer.echo(generate(people=people, today=anchor, seed=seed), nl=False)
+
+
+@app.command("migrate")
+def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
+    """Upgrade the roster store's tables (Alembic; its own version table)."""
+    from services.roster.models import ROSTER_TABLES
+    from shared.migrations import upgrade_store
+
+    at = upgrade_store(Settings().db_url, package="services.roster", service="roster", tables=ROSTER_TABLES, revision=revision)
+    typer.echo(f"roster store at revision {at}")
