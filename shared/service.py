@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import ServiceUnavailableError
 from sqlalchemy import Table
 
-from shared.bus import Bus, all_streams, ensure_streams
+from shared.bus import Bus, StreamSpec, all_streams, ensure_streams
 from shared.health import HealthServer, ReadinessCheck, Route
 from shared.metrics import ServiceMetrics
 from shared.migrations import migrate
 from shared.settings import ServiceSettings
 from shared.store import Database, OutboxRelay
+
+log = structlog.get_logger("service")
 
 
 async def open_infrastructure(
@@ -41,10 +47,26 @@ async def open_infrastructure(
                           routes=pages)
     await health.start()
     bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
-    await ensure_streams(bus.js, all_streams())
+    await _streams_when_jetstream_ready(bus, all_streams(replicas=settings.stream_replicas))
     if metrics is not None:
         metrics.bus = bus
     return health, bus
+
+
+async def _streams_when_jetstream_ready(bus: Bus, specs: Sequence[StreamSpec], *, patience: float = 120.0) -> None:
+    """A cluster starting up has no JetStream leader for a few seconds: wait for it (with back-off)."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            await ensure_streams(bus.js, specs)
+            return
+        except (NatsTimeoutError, ServiceUnavailableError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("jetstream_not_ready_waiting", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(delay)  # back-off between attempts, not synchronisation
+            delay = min(delay * 2, 5.0)
 
 
 async def close_infrastructure(

@@ -47,6 +47,8 @@ class ServiceSettings(BaseSettings):
     nats_user: str = Field(default="", description="this service's NATS user (deploy/nats/auth.conf)")
     nats_password: SecretStr = Field(default=SecretStr(""))
     nats_tls_ca: str = Field(default="", description="CA file to verify the servers' TLS certificates")
+    stream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of the streams this "
+                                 "service creates (3 on a three-node cluster)")
     migrate_on_start: bool = Field(default=False, description="upgrade the store (Alembic) at start; else "
                                    "`cmcoord <service> migrate` does it, and a store without a history gets tables")
 
