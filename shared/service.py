@@ -28,8 +28,9 @@ async def open_infrastructure(
     *, service: str, settings: ServiceSettings, db: Database, tables: Sequence[Table], readiness: ReadinessCheck,
     routes: Sequence[Route] = (), metrics: ServiceMetrics | None = None, package: str | None = None,
 ) -> tuple[HealthServer, Bus]:
-    """Name this instance in the logs, create the tables, serve /healthz, /readyz and
-    /metrics, connect to NATS (waiting for it) and make sure the streams exist."""
+    """Name this instance in the logs, migrate the store (when told to; else create missing
+    tables), serve /healthz, /readyz and /metrics, connect to NATS (waiting for it) and make
+    sure the streams exist (waiting for a starting cluster's JetStream)."""
     instance = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
     structlog.contextvars.bind_contextvars(instance=instance)
     if settings.migrate_on_start and package is not None:
