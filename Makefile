@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast bench messages postgres clean
+.PHONY: up demo test test-fast test-cluster bench messages postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ test: $(STAMP) postgres
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not cluster"
+
+# Scale-out under faults: three NATS nodes, PostgreSQL, two processes of each service (minutes).
+test-cluster: $(STAMP) postgres
+	$(BIN)/python -m pytest -m cluster tests/cluster
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

@@ -8,6 +8,7 @@ so a repeat is one notification. A submitted AAR has no further steps.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import structlog
@@ -31,15 +32,18 @@ def _what(aar: Aar) -> str:
     return aar.operation or f"your deployment in {country_name(aar.country)}"
 
 
-def request_for(aar: Aar, step: Step, *, officer: str) -> events.NotificationRequested:
+def request_for(aar: Aar, step: Step, *, officer: str, today: date) -> events.NotificationRequested:
     due = f"{aar.due_on:%d %B %Y}"
     common: dict[str, Any] = {"about": str(aar.id), "occurrence": step.name}
     if step.audience == "officer":
-        text = (f"Your after action review of {_what(aar)} is due on {due}. It takes five short questions: "
-                "what was planned, what happened, why the difference, what to sustain, what to improve. "
-                "Send /aar, or press the button.") if step.offset_days < 0 else (
-            f"Your after action review of {_what(aar)} is due today ({due}). Send /aar to write it: "
-            "what you learned is what the next officer needs.")
+        if step.offset_days < 0:
+            text = (f"Your after action review of {_what(aar)} is due on {due}. It takes five short questions: "
+                    "what was planned, what happened, why the difference, what to sustain, what to improve. "
+                    "Send /aar, or press the button.")
+        else:
+            when = "is due today" if aar.due_on >= today else "was due on"
+            text = (f"Your after action review of {_what(aar)} {when} ({due}). Send /aar to write it: "
+                    "what you learned is what the next officer needs.")
         return events.NotificationRequested(kind="aar.reminder", person_ids=[aar.person_id], text=text,
                                             buttons=[ReplyButton(label="Write it now", reply=WRITE_AAR)],
                                             region=aar.region, **common)
@@ -90,7 +94,8 @@ class AarDuties(Periodic):
                                                next_at=self.policy.at(aar.due_on, next_index)):
                     continue  # another process took it, or the AAR was submitted meanwhile
                 for step in steps:
-                    uow.emit(request_for(aar, step, officer=names.get(str(aar.person_id), "an officer")),
+                    uow.emit(request_for(aar, step, officer=names.get(str(aar.person_id), "an officer"),
+                                         today=now.date()),
                              id=events.deterministic_id("aar.step", aar.id, step.name))
                     if step.audience != "officer":
                         uow.emit(events.AarOverdue(aar_id=aar.id, person_id=aar.person_id, country=aar.country,

@@ -1,0 +1,235 @@
+"""Scale-out under faults (`make test-cluster`): three nats-server nodes from the wheel (streams
+with three replicas), PostgreSQL (a database per service), two processes of the roster, notify
+and lessons, the bot on the sandbox with 10 % of its calls failing. A reminder to 1,000
+officers and a wave of deployment ends (AARs owed) go through while one process of each
+service is killed (-9) (the bot, one process as Telegram's polling allows, comes back) and one
+NATS node, the notify stream's leader, is stopped. Every chat gets its message, every AAR
+its reminder exactly once, and the two processes of each service share the work. The
+figures go to bench-results.json under cluster_* names."""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import select
+
+from services.bot.models import Delivery
+from services.roster.models import Person
+from services.notify.store import notification_id
+from services.roster.cli import import_text
+from services.roster.config import Settings as RosterSettings
+from services.roster.samples import generate
+from shared import events
+from shared.bus import Bus
+from shared.clock import SystemClock
+from shared.events import Envelope
+from shared.natsserver import NatsServer, free_port
+from shared.store import Database
+from tests.helpers import (
+    REPO,
+    eventually,
+    link_to_telegram,
+    service_env,
+    start_service,
+    stop_process,
+    stream_events,
+)
+from tests.postgres import PostgresCluster
+
+pytestmark = pytest.mark.cluster
+OFFICERS, FIRST_CHAT, WAVE = 1000, 300_000, 40
+TEXT = "Regional CMCoord call moved to Thursday 13:00 GMT."
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    routes = [free_port() for _ in range(3)]
+    servers = [NatsServer(store_dir=tmp_path / f"nats-{i}" / "jetstream", name=f"node-{i}", cluster_port=routes[i],
+                          routes=[f"nats-route://127.0.0.1:{p}" for j, p in enumerate(routes) if j != i],
+                          log_file=tmp_path / f"nats-{i}.log") for i in range(3)]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def per_chat(url: str, text: str) -> dict[str, int]:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/sandbox/counts", params={"contains": text}) as resp:
+        return dict((await resp.json())["per_chat"])
+
+
+async def handled(port: int) -> float:
+    """Events this process has applied, from its /metrics (0 when it is gone)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+    except aiohttp.ClientError:
+        return 0.0
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "cmcoord_events_handled_total")
+
+
+async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegram_errors(
+    tmp_path: Path, nodes: list[NatsServer], postgres: PostgresCluster, sandbox_url: str,
+) -> None:
+    url = ",".join(n.url for n in nodes)
+    dbs = {s: await postgres.create_database(f"c_{s}_{uuid.uuid4().hex[:6]}") for s in ("roster", "notify", "lessons",
+                                                                                       "bot")}
+    clock = SystemClock()
+    roster_settings = RosterSettings(home=tmp_path / "roster", nats_url=url, database_url=dbs["roster"])
+    _, errors, _ = await import_text(generate(people=OFFICERS, today=clock.now().date()), settings=roster_settings,
+                                     clock=clock, publish=False)
+    assert errors == []
+    people = [pid for _, pid, _ in await link_to_telegram(dbs["roster"], first_chat=FIRST_CHAT, at=clock.now())]
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"error_rate": 0.1, "error_status": 502})
+
+    procs: dict[str, Any] = {}
+    ports: dict[str, int] = {}
+
+    def start(service: str, n: int, **extra: str) -> None:
+        name, ports[f"{service}-{n}"] = f"{service}-{n}", free_port()
+        up = service.upper()
+        env = service_env(tmp_path / name, url, **{f"CMCOORD_{up}_DATABASE_URL": dbs[service],
+                                                   f"CMCOORD_{up}_HEALTH_PORT": str(ports[name]),
+                                                   f"CMCOORD_{up}_STREAM_REPLICAS": "3",
+                                                   f"CMCOORD_{up}_INSTANCE": name, **extra})
+        procs[name] = start_service(f"services.{service}", env, tmp_path / f"{name}.log")
+
+    started = time.monotonic()
+    try:
+        for n in (1, 2):  # the second processes once the first have made the tables (as a migrate job would)
+            start("roster", n, CMCOORD_ROSTER_SCAN_INTERVAL_SECONDS="3600")
+            start("notify", n, CMCOORD_NOTIFY_TICK_SECONDS="0.5", CMCOORD_NOTIFY_CALL_REMINDERS="false")
+            start("lessons", n, CMCOORD_LESSONS_TICK_SECONDS="0.5")
+            if n == 1:
+                start("bot", 1, CMCOORD_SANDBOX_URL=sandbox_url, CMCOORD_BOT_POLL_TIMEOUT_SECONDS="1")
+            for name, port in ports.items():
+                await eventually(lambda p=port: _ready(p), timeout=90, interval=0.2, what=f"{name} ready")
+        bus = await Bus.open(url, source="test", patience=10)
+
+        # the fan-out, and a wave of deployments that ended 40 days ago: each AAR is 10 days late,
+        # so its officer gets one reminder and the region's adviser one notice, at once
+        fanout = events.NotificationRequested(kind="call.changed", about="cluster-call", occurrence="1", urgent=True,
+                                              person_ids=people, text=TEXT)
+        await bus.publish(Envelope.wrap(fanout, source="test", occurred_at=clock.now()))
+        ended_on = clock.now().date() - timedelta(days=40)
+        wave = {person: uuid.uuid4() for person in people[:WAVE]}  # person -> the deployment that ended
+        aars = {str(events.deterministic_id("aar", d)) for d in wave.values()}
+        for person, deployment in wave.items():
+            await bus.publish(Envelope.wrap(events.DeploymentEnded(
+                deployment_id=deployment, person_id=person, post_id=uuid.uuid4(), country="ML", region="ROWCA",
+                role="cmcoord_officer", start=ended_on - timedelta(days=180), planned_end=ended_on,
+                ended_on=ended_on), source="roster", occurred_at=clock.now()))
+
+        # faults while the work is under way
+        await eventually(lambda: _at_least(per_chat(sandbox_url, TEXT), 100), timeout=90, what="fan-out under way")
+        t_fault = time.monotonic()
+        for name in ("notify-1", "roster-1", "lessons-1"):
+            stop_process(procs[name], kill=True)
+        leader = (await bus.js.stream_info("NOTIFY")).cluster.leader  # type: ignore[union-attr]
+        next(n for n in nodes if n.name == leader).stop()
+        await eventually(lambda: _at_least(per_chat(sandbox_url, TEXT), 500), timeout=120, what="half delivered")
+        recovered_s = time.monotonic() - t_fault
+        stop_process(procs["bot-1"], kill=True)  # the bot dies mid-send: one process talks to Telegram, so
+        start("bot", 2, CMCOORD_SANDBOX_URL=sandbox_url, CMCOORD_BOT_POLL_TIMEOUT_SECONDS="1")  # it comes back
+
+        chats = await eventually(lambda: _at_least(per_chat(sandbox_url, TEXT), OFFICERS), timeout=240, interval=1,
+                                 what="every chat reached")
+        # (the roster's own scan at start also ended some generated deployments: their AARs come too;
+        # a reminder is not urgent: those in their quiet hours get it at 07:00 their time)
+        awake = await awake_now(dbs["roster"], list(wave))
+        wave_chats = {str(FIRST_CHAT + i) for i, person in enumerate(wave) if person in awake}
+        reminders = await eventually(lambda: _chats(per_chat(sandbox_url, "after action review of your"), wave_chats),
+                                     timeout=120, interval=1, what="every AAR of the wave reminded")
+        requests = await eventually(lambda: _aar_requests(bus, aars), timeout=60, what="the AAR requests")
+        db = Database(dbs["bot"])
+        ours = {notification_id(fanout.kind, fanout.about, p, fanout.occurrence) for p in people}
+        async with db.read() as session:
+            rows = [r for r in (await session.exec(select(Delivery))).all() if r.notification_id in ours]
+        await db.dispose()
+        share = {s: (await handled(ports[f"{s}-2"]), await _handled_before_kill(tmp_path, f"{s}-1"))
+                 for s in ("notify",)}
+        await bus.close()
+    finally:
+        for proc in procs.values():
+            stop_process(proc)
+
+    duplicates = sum(n - 1 for n in chats.values())
+    repeats = sum(r.sends - 1 for r in rows)
+    aar_steps = [(e.data["about"], e.data["occurrence"]) for e in requests]
+    figures = {"cluster_fanout_chats_reached": len(chats), "cluster_fanout_duplicates": duplicates,
+               "cluster_fanout_counted_repeats": repeats, "cluster_aar_reminders_per_officer_max": max(reminders.values(), default=0),
+               "cluster_aar_duplicate_requests": len(aar_steps) - len(set(aar_steps)),
+               "cluster_aar_officers_checked_awake": len(wave_chats),
+               "cluster_recover_seconds_to_half": round(recovered_s, 1),
+               "cluster_total_seconds": round(time.monotonic() - started, 1),
+               "cluster_notify_events_second_process": share["notify"][0],
+               "cluster_notify_events_killed_process_before_kill": share["notify"][1]}
+    _write_figures(figures)
+    assert set(chats) == {str(FIRST_CHAT + i) for i in range(OFFICERS)}  # nobody missed
+    # a repeat is possible only for a send in flight when the bot was killed, and each is counted: in
+    # flight are a second of first attempts (28) and the failed sends waiting to retry (10 % of them
+    # fail; each waits its back-off, then a new turn): about 60 measured, bounded here by a tenth
+    assert len(rows) == OFFICERS and duplicates <= repeats <= OFFICERS // 10
+    assert set(reminders) == wave_chats and max(reminders.values(), default=1) == 1
+    assert len(aar_steps) == len(set(aar_steps)) == 2 * WAVE  # the officer's reminder and the adviser's, once each
+    assert share["notify"][0] > 0 and share["notify"][1] > 0  # both notify processes did part of the work
+
+
+async def _ready(port: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            return resp.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def _at_least(found: Any, n: int) -> dict[str, int] | None:
+    result = await found
+    return result if len(result) >= n else None
+
+
+async def awake_now(roster_db: str, people: list[uuid.UUID]) -> set[uuid.UUID]:
+    db = Database(roster_db)
+    async with db.read() as session:
+        zones = {p.id: p.timezone for p in (await session.exec(select(Person))).all()}
+    await db.dispose()
+    now = datetime.now(UTC)
+    return {p for p in people if 7 <= now.astimezone(ZoneInfo(zones[p] or "UTC")).hour < 21}
+
+
+async def _chats(found: Any, chats: set[str]) -> dict[str, int] | None:
+    result = {chat: n for chat, n in (await found).items() if chat in chats}
+    return result if set(result) == chats else None
+
+
+async def _aar_requests(bus: Bus, aars: set[str]) -> list[Envelope] | None:
+    found = [e for e in await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.requested")
+             if e.data["about"] in aars]
+    return found if len(found) >= 2 * len(aars) else None
+
+
+async def _handled_before_kill(tmp_path: Path, name: str) -> float:
+    """Events a killed process applied, from its log's summary lines."""
+    log = tmp_path / f"{name}.log"
+    return float(sum('"event_handled"' in line for line in log.read_text().splitlines())) if log.exists() else 0.0
+
+
+def _write_figures(figures: dict[str, float]) -> None:
+    path = REPO / "bench-results.json"
+    report = json.loads(path.read_text()) if path.exists() else {"results": [], "machine": {}}
+    report["results"] = [r for r in report["results"] if not str(r["name"]).startswith("cluster_")] + [
+        {"name": name, "value": value, "unit": "", "target": "see tests/cluster", "ok": True}
+        for name, value in figures.items()]
+    report.setdefault("machine", {})["cluster_measured_at"] = datetime.now(UTC).isoformat()
+    path.write_text(json.dumps(report, indent=2) + "\n")
