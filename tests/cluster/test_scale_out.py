@@ -1,10 +1,12 @@
 """Scale-out under faults (`make test-cluster`): three nats-server nodes from the wheel (streams
 with three replicas), PostgreSQL (a database per service), two processes of the roster, notify
 and lessons, the bot on the sandbox with 10 % of its calls failing. A reminder to 1,000
-officers and a wave of deployment ends (AARs owed) go through while one process of each
+officers, a wave of deployment ends (AARs owed) and a rotation wave (planned ends moved into
+the handover window) go through while one process of each
 service is killed (-9) (the bot, one process as Telegram's polling allows, comes back) and one
 NATS node, the notify stream's leader, is stopped. Every chat gets its message, every AAR
-its reminder exactly once, and the two processes of each service share the work. The
+its reminder exactly once, each moved officer one handover prompt, and the two notify
+processes share the work. The
 figures go to bench-results.json under cluster_* names."""
 
 import json
@@ -22,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
 from services.bot.models import Delivery
-from services.roster.models import Person
 from services.notify.store import notification_id
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
+from services.roster.models import Person
 from services.roster.samples import generate
 from shared import events
 from shared.bus import Bus
@@ -33,6 +35,7 @@ from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
+from tests.bench.fanout import awake_zone
 from tests.helpers import (
     REPO,
     eventually,
@@ -45,7 +48,8 @@ from tests.helpers import (
 from tests.postgres import PostgresCluster
 
 pytestmark = pytest.mark.cluster
-OFFICERS, FIRST_CHAT, WAVE = 1000, 300_000, 40
+OFFICERS, FIRST_CHAT, WAVE, ROTATING = 1000, 300_000, 40, 30
+HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
 TEXT = "Regional CMCoord call moved to Thursday 13:00 GMT."
 
 
@@ -89,7 +93,17 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
     _, errors, _ = await import_text(generate(people=OFFICERS, today=clock.now().date()), settings=roster_settings,
                                      clock=clock, publish=False)
     assert errors == []
-    people = [pid for _, pid, _ in await link_to_telegram(dbs["roster"], first_chat=FIRST_CHAT, at=clock.now())]
+    # officers whose planned end the rotation wave moves into the handover window, where it is day now
+    today, zone = clock.now().date(), awake_zone(datetime.now(UTC))
+    rotating = [f"Rotation Officer {i},rotation{i:03d}@ocha.example,+66 {i},OCHA,TH,Bangkok,Rotation Post {i},"
+                f"cmcoord_officer,{today - timedelta(days=100)},{{end}},{zone}" for i in range(ROTATING)]
+    _, errors, _ = await import_text(HEADER + "\n".join(r.format(end=today + timedelta(days=200)) for r in rotating)
+                                     + "\n", settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+    linked = await link_to_telegram(dbs["roster"], first_chat=FIRST_CHAT, at=clock.now())
+    people = [pid for email, pid, _ in linked if not email.startswith("rotation")]
+    rotation_chats = {str(chat) for email, _, chat in linked if email.startswith("rotation")}
+    chat_of = {pid: str(chat) for _, pid, chat in linked}
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"error_rate": 0.1, "error_status": 502})
 
@@ -140,6 +154,11 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
         next(n for n in nodes if n.name == leader).stop()
         await eventually(lambda: _at_least(per_chat(sandbox_url, TEXT), 500), timeout=120, what="half delivered")
         recovered_s = time.monotonic() - t_fault
+        # the rotation wave, during the faults: an import moves planned ends into the handover window
+        _, errors, _ = await import_text(HEADER + "\n".join(r.format(end=today + timedelta(days=20))
+                                                             for r in rotating) + "\n",
+                                         settings=roster_settings, clock=clock)
+        assert errors == []
         stop_process(procs["bot-1"], kill=True)  # the bot dies mid-send: one process talks to Telegram, so
         start("bot", 2, CMCOORD_SANDBOX_URL=sandbox_url, CMCOORD_BOT_POLL_TIMEOUT_SECONDS="1")  # it comes back
 
@@ -148,10 +167,12 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
         # (the roster's own scan at start also ended some generated deployments: their AARs come too;
         # a reminder is not urgent: those in their quiet hours get it at 07:00 their time)
         awake = await awake_now(dbs["roster"], list(wave))
-        wave_chats = {str(FIRST_CHAT + i) for i, person in enumerate(wave) if person in awake}
+        wave_chats = {chat_of[person] for person in wave if person in awake}
         reminders = await eventually(lambda: _chats(per_chat(sandbox_url, "after action review of your"), wave_chats),
                                      timeout=120, interval=1, what="every AAR of the wave reminded")
         requests = await eventually(lambda: _aar_requests(bus, aars), timeout=60, what="the AAR requests")
+        prompts = await eventually(lambda: _chats(per_chat(sandbox_url, "Time to write the"), rotation_chats),
+                                   timeout=120, interval=1, what="every handover prompt of the rotation wave")
         db = Database(dbs["bot"])
         ours = {notification_id(fanout.kind, fanout.about, p, fanout.occurrence) for p in people}
         async with db.read() as session:
@@ -171,17 +192,19 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
                "cluster_fanout_counted_repeats": repeats, "cluster_aar_reminders_per_officer_max": max(reminders.values(), default=0),
                "cluster_aar_duplicate_requests": len(aar_steps) - len(set(aar_steps)),
                "cluster_aar_officers_checked_awake": len(wave_chats),
+               "cluster_rotation_prompts_per_officer_max": max(prompts.values()),
                "cluster_recover_seconds_to_half": round(recovered_s, 1),
                "cluster_total_seconds": round(time.monotonic() - started, 1),
                "cluster_notify_events_second_process": share["notify"][0],
                "cluster_notify_events_killed_process_before_kill": share["notify"][1]}
     _write_figures(figures)
-    assert set(chats) == {str(FIRST_CHAT + i) for i in range(OFFICERS)}  # nobody missed
+    assert set(chats) == {chat_of[p] for p in people} and len(chats) == OFFICERS  # nobody missed
     # a repeat is possible only for a send in flight when the bot was killed, and each is counted: in
     # flight are a second of first attempts (28) and the failed sends waiting to retry (10 % of them
     # fail; each waits its back-off, then a new turn): about 60 measured, bounded here by a tenth
     assert len(rows) == OFFICERS and duplicates <= repeats <= OFFICERS // 10
     assert set(reminders) == wave_chats and max(reminders.values(), default=1) == 1
+    assert max(prompts.values()) == 1  # each officer of the rotation wave prompted once
     assert len(aar_steps) == len(set(aar_steps)) == 2 * WAVE  # the officer's reminder and the adviser's, once each
     assert share["notify"][0] > 0 and share["notify"][1] > 0  # both notify processes did part of the work
 
