@@ -86,7 +86,7 @@ async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
         await eventually(lambda: delivered(sandbox_url, 500), timeout=60, what="half delivered")
         stop_process(bot, kill=True)  # the bot dies mid-send
         bot = start_service("services.bot", bot_env, tmp_path / "bot-restarted.log")
-        per_chat = await eventually(lambda: delivered(sandbox_url, OFFICERS), timeout=240, interval=0.5,
+        per_chat = await eventually(lambda: delivered(sandbox_url, OFFICERS), timeout=420, interval=0.5,
                                     what="every chat reached")
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot-home' / 'bot.db'}")
         ours = {notification_id(request.kind, request.about, p, request.occurrence) for p in person_ids}
