@@ -53,14 +53,6 @@ class Viewer:
                 raise UnknownViewer(f"not a person id: {arg!r}") from err
         raise UnknownViewer(f"unknown viewer {spec!r}: public, community, desk, adviser:REGION or person:ID")
 
-    @classmethod
-    def from_card(cls, card: dict[str, Any]) -> Viewer:
-        """A registered bot user, from the roster's card: their roles are those of their deployments."""
-        deployments = card.get("deployments", [])
-        return cls(person_id=uuid.UUID(str(card["person_id"])), member=True,
-                   desk=any(d["role"] == "cmcs_desk" for d in deployments),
-                   adviser_regions=frozenset(d["region"] for d in deployments if d["role"] == "regional_adviser"))
-
     def to_json(self) -> dict[str, Any]:
         return {"person_id": str(self.person_id) if self.person_id else None, "member": self.member,
                 "desk": self.desk, "adviser_regions": sorted(self.adviser_regions)}
