@@ -61,7 +61,7 @@ class LessonsApp:
         self.health, self.bus = await open_infrastructure(
             service="lessons", settings=s, db=self.db, tables=LESSONS_TABLES, readiness=self.readiness,
             metrics=self.metrics, package="services.lessons")
-        await store.prepare(self.db)
+        await store.search_index(self.db)  # the tables were made (or migrated) by open_infrastructure
         self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()

@@ -65,8 +65,13 @@ _FTS = table("item_fts", column("rowid"), column("rank"))
 
 
 async def prepare(db: Database) -> None:
-    """Tables and the full-text index (idempotent)."""
+    """Tables and the full-text index (idempotent): what the CLI and tests need on their own."""
     await db.create_tables(LESSONS_TABLES)
+    await search_index(db)
+
+
+async def search_index(db: Database) -> None:
+    """The full-text index beside tables made at start (a migrated store has it already; idempotent)."""
     async with db.engine.begin() as conn:
         for ddl in SQLITE_SEARCH if db.is_sqlite else POSTGRES_SEARCH:
             await conn.exec_driver_sql(ddl)
