@@ -4,13 +4,39 @@ posts on a given day, from their dates and what was announced already.
 The scan that applies these decisions records each announcement on the row in
 the same transaction as the outbox event, and every event id is derived from the
 fact it states, so two scanners (or a re-run) announce each fact once.
+
+Clock sanity. The facts are the recorded dates (start, planned end, actual end);
+the scan's day only decides *when* a fact falls due. A scan whose clock runs
+ahead would announce facts whose day has not come, and the marker it records
+("ended announced", "3 gap alerts sent") would then silence the true
+announcement. Two rules keep that from losing anything:
+
+- a scan more than the configured margin past the last accepted one is refused
+  (`clock_jump`); an operator can confirm it when the clock is right (the
+  service was down that long);
+- every scan checks the markers against its own day: an announcement whose fact
+  falls due more than `clock_tolerance_days` after the scan's day was made
+  early (a clock ahead, a confirmed jump, an end date moved later) and is taken
+  back (`Reopened`): the marker is cleared, so the fact is announced again when
+  its day comes. Ended falls due the day after the end, started on the start,
+  ending soon `ending_soon_days` before the planned end, gap alert n on
+  gapped_since + (n-1) x `gap_repeat_days`. The tolerance (one day) absorbs
+  replicas whose clocks differ by seconds around midnight: a marker set by a
+  replica a moment past midnight is not taken back by one a moment before.
+
+A taken-back fact announced again must be a new message (the outbox, JetStream
+and every consumer de-duplicate by event id), so each taking-back starts a new
+epoch, kept in the store, and ids of epoch n > 0 include it
+(`announcement_id`); epoch 0 keeps the ids scanners always used. A clock that
+goes back with nothing announced early finds every marker consistent and
+announces nothing again.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 from shared.events import deterministic_id
 
@@ -22,6 +48,8 @@ class RotationPolicy:
     # Starts and ends older than this (e.g. history in an import) are recorded
     # as announced without telling anyone: nobody needs a prompt for 2019.
     announce_window_days: int = 30
+    # announcements up to this many days early are kept (replicas' clocks around midnight)
+    clock_tolerance_days: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,16 +137,78 @@ class Filled:
 Decision = Started | EndingSoon | Ended | Gapped | Filled
 
 
+@dataclass(frozen=True)
+class Reopened:
+    """An announcement made for a day still to come, taken back: its fact is announced again when due."""
+
+    fact: str  # started | ending_soon | ended | gapped | gap_alert
+    subject_id: uuid.UUID  # the deployment, or the post for gaps
+    due: date  # the day the fact falls due
+
+
 @dataclass
 class PostOutcome:
     decisions: list[Decision] = field(default_factory=list)
     gapped_since: date | None = None
     gap_alerts_sent: int = 0
+    reopened: list[Reopened] = field(default_factory=list)
+    # the deployments whose markers were taken back, as they should now be recorded
+    markers: dict[uuid.UUID, DeploymentView] = field(default_factory=dict)
+
+
+def clock_jump(last_scan_at: datetime | None, now: datetime, max_jump: timedelta | None) -> timedelta | None:
+    """How far past the last accepted scan this one is, if that is more than `max_jump`
+    (the scan is then refused); None when it may go ahead. A first scan, a scan
+    within the margin and a clock gone back all go ahead (`reopen` handles the last)."""
+    if last_scan_at is None or max_jump is None:
+        return None
+    jump = now - last_scan_at
+    return jump if jump > max_jump else None
+
+
+def announcement_id(decision: Decision, epoch: int) -> uuid.UUID:
+    """The event id of a decision in an epoch (see the module docstring)."""
+    return decision.event_id if epoch == 0 else deterministic_id("rotation.epoch", epoch, decision.event_id)
+
+
+def reopen(post: PostView, today: date, policy: RotationPolicy = RotationPolicy()) -> tuple[PostView, list[Reopened]]:
+    """The post with every announcement made for a day beyond `today` + tolerance taken back."""
+    horizon = today + timedelta(days=policy.clock_tolerance_days)
+    reopened: list[Reopened] = []
+    deployments = []
+    for dep in post.deployments:
+        if dep.started_announced and dep.start > horizon:
+            reopened.append(Reopened("started", dep.id, dep.start))
+            dep = replace(dep, started_announced=False)
+        soon = dep.planned_end - timedelta(days=policy.ending_soon_days)
+        if dep.ending_soon_announced_for == dep.planned_end and soon > horizon:
+            reopened.append(Reopened("ending_soon", dep.id, soon))
+            dep = replace(dep, ending_soon_announced_for=None)
+        if dep.ended_announced and dep.end + timedelta(days=1) > horizon:
+            reopened.append(Reopened("ended", dep.id, dep.end + timedelta(days=1)))
+            dep = replace(dep, ended_announced=False)
+        deployments.append(dep)
+    since, sent = post.gapped_since, post.gap_alerts_sent
+    if since is not None and since > horizon:
+        reopened.append(Reopened("gapped", post.id, since))
+        since, sent = None, 0
+    elif since is not None and sent:
+        last_due = since + timedelta(days=policy.gap_repeat_days * (sent - 1))
+        if last_due > horizon:
+            reopened.append(Reopened("gap_alert", post.id, last_due))
+            sent = (horizon - since).days // policy.gap_repeat_days + 1
+    if not reopened:
+        return post, []
+    return replace(post, gapped_since=since, gap_alerts_sent=sent, deployments=tuple(deployments)), reopened
 
 
 def assess_post(post: PostView, today: date, policy: RotationPolicy = RotationPolicy()) -> PostOutcome:
-    """Everything to announce for one post and its deployments on `today`."""
-    outcome = PostOutcome(gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent)
+    """Everything to announce for one post and its deployments on `today`, after taking
+    back what was announced early."""
+    original = {d.id: d for d in post.deployments}
+    post, reopened = reopen(post, today, policy)
+    outcome = PostOutcome(gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent, reopened=reopened)
+    outcome.markers = {d.id: d for d in post.deployments if d != original[d.id]}
     recent = today - timedelta(days=policy.announce_window_days)
     deployments = sorted(post.deployments, key=lambda d: (d.start, d.id))
 
@@ -135,6 +225,10 @@ def assess_post(post: PostView, today: date, policy: RotationPolicy = RotationPo
     active = [d for d in deployments if d.active_on(today)]
     ended = [d for d in deployments if d.end < today]
     if active:
+        if post.gapped_since is not None and post.gapped_since > today:
+            # a gap recorded by a scan up to a day ahead (within tolerance): by our clock it has
+            # not begun, so nothing is filled; the next day's scan carries on with it
+            return outcome
         if post.gapped_since is not None:
             outcome.decisions.append(Filled(post.id, post.gapped_since, min(active, key=lambda d: d.start)))
         outcome.gapped_since, outcome.gap_alerts_sent = None, 0
