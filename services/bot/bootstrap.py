@@ -27,7 +27,7 @@ from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
 from services.bot.notify_client import NotifyClient
-from services.bot.polling import Poller, prune_inbox
+from services.bot.polling import Poller, StoreOutage, prune_inbox
 from services.bot.roster_client import RosterClient
 from services.bot.routers.aar import build_aar_router
 from services.bot.routers.calls import build_calls_router
@@ -41,7 +41,7 @@ from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.report import build_report_router
 from services.bot.routers.start import Attempts, build_start_router
-from services.bot.storage import SqlStorage
+from services.bot.storage import SqlStorage, set_busy_timeout, writable
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
 from shared import events
 from shared.bus import Bus, ConsumerRunner
@@ -61,6 +61,10 @@ def make_bot(settings: Settings, gate: SendGate | None = None) -> Bot:
     bot = Bot(settings.token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     retry.install(bot, gate=gate)
     return bot
+
+
+def _retries(bot: Bot) -> retry.RetryRequests | None:
+    return next((m for m in bot.session.middleware if isinstance(m, retry.RetryRequests)), None)
 
 
 def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: LessonsClient, settings: Settings,
@@ -172,7 +176,8 @@ class BotApp:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._stopping = asyncio.Event()
             self._poller = Poller(self.bot, dp, self.db, timeout=s.poll_timeout_seconds, throttle=throttle,
-                                  languages=languages)
+                                  languages=languages,
+                                  outage=StoreOutage(give_up_after=s.store_outage_exit_seconds))
             self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
         self._housekeeping = asyncio.create_task(self._prune_inbox_hourly(), name="inbox-pruning")
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
@@ -188,21 +193,51 @@ class BotApp:
             await asyncio.sleep(3600)
 
     async def readiness(self) -> dict[str, bool]:
+        polling = self._polling is not None and not self._polling.done()
         return {
             "nats": bool(self.bus and self.bus.connected),
             "consumers": self.deliveries is not None and self.deliveries.bound,
-            "store": await self.db.ping(),
-            "updates": self._webhook is not None or (self._polling is not None and not self._polling.done()),
+            "store": await writable(self.db),  # a write could start now (a backup may hold the lock)
+            "updates": self._webhook is not None or (polling and self._poller is not None and self._poller.healthy),
         }
 
+    async def failure(self) -> str:
+        """Returns, with the reason, when the bot can no longer take updates (the
+        polling ended by itself: its store stayed unwritable too long, or a fault);
+        the runner then stops it and exits non-zero for its supervisor to restart it."""
+        polling = self._polling
+        if polling is None:  # webhook mode: aiohttp serves each update on its own
+            await asyncio.Event().wait()
+        assert polling is not None
+        await asyncio.wait({polling})
+        if self._stopping is not None and self._stopping.is_set():
+            await asyncio.Event().wait()  # stopped on purpose: not a failure
+        if polling.cancelled():
+            return "update intake cancelled"
+        exc = polling.exception()
+        return f"update intake ended: {exc!r}" if exc is not None else "update intake ended"
+
     async def stop(self) -> None:
-        """Stop taking work, let what is in hand finish, publish its events, close."""
+        """Stop taking work, let what is in hand finish for a short grace (nothing waits
+        for Telegram or NATS any longer: what did not go comes again at the next start),
+        publish its events, close."""
+        grace = self.settings.stop_grace_seconds
+        deadline = asyncio.get_running_loop().time() + grace
+
+        def left() -> float:
+            return max(0.1, deadline - asyncio.get_running_loop().time())
+
         if self._housekeeping is not None:
             self._housekeeping.cancel()
-        if self.deliveries is not None:
-            await self.deliveries.stop()
-        if self._stopping is not None and self._polling is not None:
+        retries = _retries(self.bot) if self.bot is not None else None
+        if retries is not None:
+            retries.stop()  # no more retries, flood waits or turns: calls not yet made fail at once
+        if self.gate is not None:
+            self.gate.per_second, self.gate.chat_interval = 0, 0  # waiting sends reach the refusal at once
+        if self._stopping is not None:
             self._stopping.set()
+        stopping_deliveries = asyncio.ensure_future(self.deliveries.stop()) if self.deliveries is not None else None
+        if self._polling is not None:
             # a long poll still waiting holds nothing (its updates are not
             # confirmed), so it is cancelled; updates in hand may finish
             self._polling.cancel()
@@ -210,15 +245,23 @@ class BotApp:
                 await self._polling
             except asyncio.CancelledError:
                 log.info("long_poll_cancelled_at_stop")
+            except Exception as exc:  # it had failed already (the runner's reason to stop)
+                log.warning("update_intake_had_failed", error=repr(exc)[:300])
             if self._poller is not None:
-                await self._poller.drain(timeout=10)
+                await self._poller.drain(timeout=left())
+        if stopping_deliveries is not None:
+            done, _ = await asyncio.wait({stopping_deliveries}, timeout=left())
+            if not done:  # unacknowledged: NATS delivers them again to the next start
+                log.warning("deliveries_left_in_hand_at_stop")
         if self._webhook is not None:
             await self._webhook.cleanup()
         if self.bot is not None:
-            await self.bot.session.close()
+            await self.bot.session.close()  # a call still hanging on an unreachable Telegram ends here
         await close_infrastructure(relay=self.relay, bus=self.bus, health=self.health, db=self.db)
-        log.info("bot_stopped")
+        log.info("bot_stopped", seconds=round(grace - (deadline - asyncio.get_running_loop().time()), 2))
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> BotApp:
-    return BotApp(settings=settings, db=Database(settings.db_url), clock=clock or SystemClock())
+    db = Database(settings.db_url)
+    set_busy_timeout(db, settings.db_busy_timeout_seconds)
+    return BotApp(settings=settings, db=db, clock=clock or SystemClock())

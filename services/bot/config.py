@@ -39,6 +39,12 @@ class Settings(ServiceSettings):
     deliveries_in_hand: int = 1000
     throttle_per_second: float = 1.0
     throttle_burst: int = 5
+    # the store locked or full: how long one write waits for SQLite's lock, and how long the
+    # update intake retries before the process exits (code 1) for its supervisor to restart it
+    db_busy_timeout_seconds: float = 30.0
+    store_outage_exit_seconds: float = 300.0
+    # at SIGTERM: how long updates and deliveries in hand may finish (Telegram or NATS may be gone)
+    stop_grace_seconds: float = 5.0
 
     @property
     def token(self) -> str:

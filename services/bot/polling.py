@@ -6,13 +6,22 @@ first stored in the bot's inbox, then confirmed to Telegram, and marked when
 handled; at start the inbox's unhandled updates are handled first. A kill -9
 at any point leaves each update either unconfirmed (Telegram sends it again)
 or in the inbox: it is handled, once.
+
+A store that cannot be written (a backup holding the lock, a full disk) does
+not stop the intake: storing and marking are retried with back-off, the outage
+is logged once (and its end), readiness is false meanwhile, and an outage
+longer than `give_up_after` ends the poller with `IntakeStalled` so the process
+exits non-zero and its supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 import structlog
 from aiogram import Bot, Dispatcher
@@ -33,6 +42,8 @@ from services.bot.models import InboxUpdate
 from shared.store import Database
 
 log = structlog.get_logger("bot")
+T = TypeVar("T")
+Mark = Callable[[Update], Awaitable[None]]
 
 
 async def handled(db: Database, update_id: int) -> bool:
@@ -87,26 +98,86 @@ def _bind_log(update: Update) -> None:
     structlog.contextvars.bind_contextvars(service="bot", update_id=update.update_id)
 
 
-async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update, *, checked: bool = False) -> None:
+async def handle_once(bot: Bot, dp: Dispatcher, db: Database, update: Update, *, checked: bool = False,
+                      mark: Mark | None = None) -> None:
     """Handle an update and mark it handled; `checked` when the caller already
-    knows it is unhandled (the poller learns that as it stores it)."""
+    knows it is unhandled (the poller learns that as it stores it); `mark`
+    replaces the plain marking (the poller's retries it through an outage)."""
     _bind_log(update)
     if not checked and await handled(db, update.update_id):
         log.info("update_already_handled")
         return
     await dp.feed_update(bot, update)
-    await mark_handled(db, update)
+    await (mark(update) if mark is not None else mark_handled(db, update))
     log.info("update_handled")
 
 
-async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool, languages: Languages) -> None:
+async def drop_throttled(bot: Bot, db: Database, update: Update, *, warn: bool, languages: Languages,
+                         mark: Mark | None = None) -> None:
     _bind_log(update)
     if warn and update.message is not None:
         with languages.using(await languages.locale_for(update.message.from_user)):
             text = _("You are sending messages faster than I can help. Please wait a moment.")
         await bot.send_message(update.message.chat.id, text)
-    await mark_handled(db, update)
+    await (mark(update) if mark is not None else mark_handled(db, update))
     log.info("update_throttled")
+
+
+class IntakeStalled(RuntimeError):
+    """The inbox could not be written for longer than the poller may wait."""
+
+
+class StoreOutage:
+    """Writes to the bot's store retried with back-off through an outage,
+    logged once when it starts and once when it ends (never per attempt)."""
+
+    def __init__(self, *, give_up_after: float, first_backoff: float = 0.2, max_backoff: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.give_up_after = give_up_after
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self.clock = clock
+        self.since: float | None = None  # monotonic start of the outage in progress
+        self.outages = 0
+
+    @property
+    def writable(self) -> bool:
+        return self.since is None
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        if self.since is None:
+            self.since = self.clock()
+            self.outages += 1
+            log.error("bot_store_unwritable", step=what, error=(str(exc) or type(exc).__name__)[:300])
+
+    def _succeeded(self) -> None:
+        if self.since is not None:
+            log.warning("bot_store_writable_again", outage_seconds=round(self.clock() - self.since, 1))
+            self.since = None
+
+    async def retry(self, what: str, write: Callable[[], Awaitable[T]], stopping: asyncio.Event) -> T | None:
+        """`write()`'s result once it succeeds; None if stopping first. Raises
+        IntakeStalled when the outage has lasted longer than `give_up_after`."""
+        backoff = self.first_backoff
+        while True:
+            try:
+                result = await write()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store refused (locked, full, away): wait and write again
+                self._failed(what, exc)
+            else:
+                self._succeeded()
+                return result
+            assert self.since is not None
+            if self.clock() - self.since > self.give_up_after:
+                log.critical("bot_store_outage_too_long", seconds=round(self.clock() - self.since, 1))
+                raise IntakeStalled(f"the bot's store has not been writable for {self.give_up_after:.0f}s")
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=backoff)
+                return None  # stopping: what is not stored stays unconfirmed at Telegram
+            except TimeoutError:
+                backoff = min(backoff * 2, self.max_backoff)
 
 
 def chat_of(update: Update) -> int:
@@ -122,21 +193,37 @@ class Poller:
     user waiting out flood control slows nobody else."""
 
     def __init__(self, bot: Bot, dp: Dispatcher, db: Database, *, timeout: int, languages: Languages,
-                 throttle: Throttle | None = None) -> None:
+                 throttle: Throttle | None = None, outage: StoreOutage | None = None) -> None:
         self.bot, self.dp, self.db, self.timeout = bot, dp, db, timeout
         self.languages = languages
         self.throttle = throttle
+        self.outage = outage or StoreOutage(give_up_after=300.0)
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self._chat_tail: dict[int, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._fatal: asyncio.Future[IntakeStalled] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """False while the inbox cannot be written."""
+        return self.outage.writable
+
+    async def _mark(self, update: Update) -> None:
+        # the answer is out: the mark must land, or a restart would answer again
+        await self.outage.retry("mark_handled", partial(mark_handled, self.db, update), self._stopping)
 
     async def _after(self, previous: asyncio.Task[None] | None, update: Update, *, throttled: bool, warn: bool) -> None:
         if previous is not None:
             await asyncio.wait({previous})  # order within a chat; its failure is its own
         try:
             if throttled:
-                await drop_throttled(self.bot, self.db, update, warn=warn, languages=self.languages)
+                await drop_throttled(self.bot, self.db, update, warn=warn, languages=self.languages, mark=self._mark)
             else:
-                await handle_once(self.bot, self.dp, self.db, update, checked=True)
+                await handle_once(self.bot, self.dp, self.db, update, checked=True, mark=self._mark)
+        except IntakeStalled as stalled:  # the poller gives up as a whole: the process exits, is restarted
+            if self._fatal is not None and not self._fatal.done():
+                self._fatal.set_result(stalled)
+            raise
         except Exception:  # logged; it stays unhandled in the inbox and is retried at the next start
             log.exception("update_failed", update_id=update.update_id)
             raise
@@ -161,6 +248,21 @@ class Poller:
         task.add_done_callback(finished)
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Poll until stopping; raises IntakeStalled when the store stays unwritable too long."""
+        self._stopping = stopping
+        self._fatal = asyncio.get_running_loop().create_future()
+        intake = asyncio.ensure_future(self._intake(stopping))
+        try:
+            await asyncio.wait({intake, self._fatal}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not intake.done():
+                intake.cancel()
+                await asyncio.wait({intake})
+        if self._fatal.done():
+            raise self._fatal.result()
+        intake.result()
+
+    async def _intake(self, stopping: asyncio.Event) -> None:
         for update in await unhandled(self.db, self.bot):  # what a crash left in the inbox
             log.info("update_replayed_from_inbox", update_id=update.update_id)
             self._start(update, replay=True)
@@ -179,7 +281,10 @@ class Poller:
                 await asyncio.sleep(backoff)  # back-off before asking again
                 backoff = min(backoff * 2, 10)
                 continue
-            fresh = await receive(self.db, [u for u in updates if u.update_id not in self.in_flight])
+            new = [u for u in updates if u.update_id not in self.in_flight]
+            fresh = await self.outage.retry("store_updates", partial(receive, self.db, new), stopping)
+            if fresh is None:  # stopping before they could be stored: Telegram keeps them
+                return
             for update in fresh:  # stored before the next call confirms them
                 self._start(update)
             if updates:

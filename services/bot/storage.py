@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from services.bot.models import ConversationState
@@ -82,3 +86,40 @@ class SqlStorage(BaseStorage):
 
     async def close(self) -> None:
         return None
+
+
+def set_busy_timeout(db: Database, seconds: float) -> None:
+    """How long a write waits for SQLite's lock before it fails ("database is locked");
+    the poller then retries it. Set after the store's own pragmas, so this one holds."""
+    if not db.is_sqlite:
+        return
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        cursor.close()
+
+
+async def writable(db: Database, *, wait: float = 0.25) -> bool:
+    """Whether a write could start now: on SQLite, take the write lock (BEGIN
+    IMMEDIATE) on a connection of its own and give it back; elsewhere a ping."""
+    path = make_url(db.url).database if db.is_sqlite else None
+    if not path or path == ":memory:":
+        return await db.ping()
+
+    def probe() -> bool:
+        try:
+            connection = sqlite3.connect(path, timeout=wait, isolation_level=None)
+        except sqlite3.Error:
+            return False
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(probe)
