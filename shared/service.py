@@ -44,8 +44,11 @@ async def open_infrastructure(
             return web.Response(body=body, headers={"Content-Type": content_type})
 
         pages.append(("/metrics", scrape))
+    async def outbox() -> dict[str, object]:
+        return {"outbox": await OutboxRelay.backlog(db)}
+
     health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness,
-                          routes=pages)
+                          routes=pages, details=outbox)
     await health.start()
     bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
     await _streams_when_jetstream_ready(bus, all_streams(replicas=settings.stream_replicas))
@@ -71,14 +74,20 @@ async def _streams_when_jetstream_ready(bus: Bus, specs: Sequence[StreamSpec], *
 
 
 async def close_infrastructure(
-    *, relay: OutboxRelay | None, bus: Bus | None, health: HealthServer | None, db: Database
+    *, relay: OutboxRelay | None, bus: Bus | None, health: HealthServer | None, db: Database, budget: float = 4.0
 ) -> None:
     """After the service's own work has stopped: publish what the outbox holds, drain
-    NATS, stop answering /healthz and /readyz, close the database."""
+    NATS, stop answering /healthz and /readyz, close the database — within `budget`
+    seconds whatever NATS does (what the outbox still holds goes at the next start)."""
+    deadline = time.monotonic() + budget
     if relay is not None:
-        await relay.stop()
+        await relay.stop(flush_timeout=budget / 2)
     if bus is not None:
-        await bus.close()
+        try:
+            await asyncio.wait_for(bus.close(), timeout=max(0.5, deadline - time.monotonic()))
+        except TimeoutError:
+            log.warning("nats_drain_cut_short_at_stop")
+            await bus.nc.close()
     if health is not None:
         await health.stop()
     await db.dispose()
