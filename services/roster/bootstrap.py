@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from nats.micro.service import Service
+from prometheus_client import Gauge
 
 from services.roster import handlers, rotation
 from services.roster.config import Settings
@@ -49,6 +50,16 @@ class RosterApp:
     health: HealthServer | None = None
     _scanning: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("roster"))
+    # the last scan refused for a clock jump (None while scans are accepted); see /metrics
+    scan_refused: handlers.ClockJumpRefused | None = None
+    _refused_gauge: Gauge | None = None
+    _jump_gauge: Gauge | None = None
+
+    def __post_init__(self) -> None:
+        self._refused_gauge = self.metrics.gauge(
+            "roster_scan_clock_refused", "1 while the rotation scan is refused for a clock jump, else 0")
+        self._jump_gauge = self.metrics.gauge(
+            "roster_scan_clock_jump_hours", "How far past the last accepted scan the refused scan's clock is")
 
     async def start(self) -> None:
         s = self.settings
@@ -87,12 +98,35 @@ class RosterApp:
         self.scheduler.start()
         log.info("roster_started", health_port=self.health.port)
 
-    async def scan(self) -> None:
+    async def scan(self, *, confirm_jump: bool = False) -> None:
         async with self._scanning:  # a stop waits for a scan under way (its transaction commits or not at all)
             try:
-                await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings))
+                await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings),
+                                                 max_jump=self.settings.scan_max_jump, confirm_jump=confirm_jump)
+            except handlers.ClockJumpRefused as refused:
+                self._clock_refused(refused)
             except Exception:
                 log.exception("rotation_scan_failed")  # the next interval tries again
+            else:
+                if self.scan_refused is not None:
+                    log.info("rotation_scan_clock_accepted", refused_since=self.scan_refused.scan_at.isoformat())
+                self.scan_refused = None
+                assert self._refused_gauge is not None and self._jump_gauge is not None
+                self._refused_gauge.set(0)
+                self._jump_gauge.set(0)
+
+    def _clock_refused(self, refused: handlers.ClockJumpRefused) -> None:
+        """Told once per episode (the gauge stays up); the service keeps answering queries
+        and consuming, and does no scan until the clock is back or a scan is confirmed."""
+        if self.scan_refused is None:
+            log.error("rotation_scan_clock_jump_refused", last_scan_at=refused.last_scan_at.isoformat(),
+                      scan_at=refused.scan_at.isoformat(), jump_hours=round(refused.jump_hours, 1),
+                      max_jump_hours=self.settings.scan_max_jump_hours,
+                      remedy="fix the host clock; if it is right, run `cmcoord roster scan --confirm-jump`")
+        self.scan_refused = refused
+        assert self._refused_gauge is not None and self._jump_gauge is not None
+        self._refused_gauge.set(1)
+        self._jump_gauge.set(refused.jump_hours)
 
     async def readiness(self) -> dict[str, bool]:
         return {

@@ -242,7 +242,12 @@ def invite(email: str = typer.Argument(..., help="the roster email of the person
 
 
 @app.command()
-def scan(at: datetime | None = typer.Option(None, help="scan as of this instant (ISO 8601, UTC if no zone)")) -> None:
+def scan(
+    at: datetime | None = typer.Option(None, help="scan as of this instant (ISO 8601, UTC if no zone)"),
+    confirm_jump: bool = typer.Option(
+        False, "--confirm-jump",
+        help="scan even if the clock (or --at) is more than CMCOORD_ROSTER_SCAN_MAX_JUMP_HOURS past the last scan"),
+) -> None:
     """Run one rotation scan now (the service also runs it on an interval)."""
     settings = Settings()
     clock: Clock = SystemClock()
@@ -254,7 +259,8 @@ def scan(at: datetime | None = typer.Option(None, help="scan as of this instant 
         try:
             connecting = asyncio.create_task(_connect(settings))
             try:
-                result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings))
+                result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings),
+                                                          max_jump=settings.scan_max_jump, confirm_jump=confirm_jump)
             except BaseException:
                 await _not_published(connecting)
                 raise
@@ -262,11 +268,20 @@ def scan(at: datetime | None = typer.Option(None, help="scan as of this instant 
         finally:
             await db.dispose()
 
-    result, note = asyncio.run(run())
+    try:
+        result, note = asyncio.run(run())
+    except handlers.ClockJumpRefused as refused:
+        typer.echo(f"{refused}; nothing was announced or recorded.", err=True)
+        typer.echo("If the clock is right (the roster was not scanning for that long), run it again with "
+                   "--confirm-jump.", err=True)
+        raise typer.Exit(3) from refused
     counts: dict[str, int] = {}
     for event in result.announced:
         counts[event.type] = counts.get(event.type, 0) + 1
     typer.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to announce")
+    if result.reopened:
+        typer.echo(f"{len(result.reopened)} announcement(s) made for a later day taken back: "
+                   "they are announced again when their day comes")
     typer.echo(note)
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -15,11 +18,20 @@ class Settings(ServiceSettings):
     ending_soon_days: int = 21
     gap_repeat_days: int = 7
     announce_window_days: int = 30
+    # A scan more than this past the last accepted one is refused (a misset clock would announce
+    # facts that are false and silence the true ones). 48 h lets the service come back from a
+    # weekend's outage by itself, and is the most an accepted jump can announce early: within the
+    # handover campaign's last step (departure confirmation 2 days before). 0 turns the check off.
+    scan_max_jump_hours: float = Field(default=48.0, ge=0)
     invite_ttl_days: int = 7
     bot_username: str = "CMCoordHubBot"
     required_course: str = "UN-CMCoord Course"
     # how long a query may answer from the cached directory before re-checking the store
     query_cache_seconds: float = 0.5
+
+    @property
+    def scan_max_jump(self) -> timedelta | None:
+        return timedelta(hours=self.scan_max_jump_hours) if self.scan_max_jump_hours else None
 
     @property
     def db_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -39,13 +40,49 @@ async def prefetch_deployments(uow: UnitOfWork, batch: Sequence[events.Event]) -
     return await store.load_deployments(uow, ids=[e.deployment_id for e in batch if isinstance(e, events.HandoverNoteSubmitted)])
 
 
-async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.RotationPolicy) -> store.ScanResult:
-    """One scan; a concurrent scanner that wrote the same facts first makes ours
-    fail on the unique event id, and the retry then finds nothing left to do."""
+class ClockJumpRefused(Exception):
+    """A scan too far past the last accepted one: its clock is suspect, nothing was done."""
+
+    def __init__(self, *, last_scan_at: datetime, scan_at: datetime, max_jump: timedelta) -> None:
+        self.last_scan_at, self.scan_at, self.max_jump = last_scan_at, scan_at, max_jump
+        super().__init__(
+            f"refused: this scan is at {scan_at:%Y-%m-%d %H:%M} UTC, {self.jump_hours:.0f} h after the last scan "
+            f"({last_scan_at:%Y-%m-%d %H:%M} UTC), more than the {max_jump.total_seconds() / 3600:g} h allowed "
+            "(CMCOORD_ROSTER_SCAN_MAX_JUMP_HOURS)")
+
+    @property
+    def jump_hours(self) -> float:
+        return (self.scan_at - self.last_scan_at).total_seconds() / 3600
+
+
+async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.RotationPolicy,
+                            max_jump: timedelta | None, confirm_jump: bool = False) -> store.ScanResult:
+    """One scan, refused (ClockJumpRefused, nothing written) when its clock is more than
+    `max_jump` past the last accepted scan unless the jump is confirmed; None turns the
+    check off. A concurrent scanner that wrote the same facts first makes ours fail on the
+    unique event id, and the retry then finds nothing left to do."""
+    now = clock.now()
     for attempt in (1, 2, 3):
         try:
             async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-                result = await store.rotation_scan(uow, today=clock.now().date(), policy=policy)
+                scan_clock = await store.scan_clock(uow.session)
+                last = scan_clock.last_scan_at
+                jump = rotation.clock_jump(last, now, None if confirm_jump else max_jump)
+                if jump is not None and last is not None and max_jump is not None:
+                    raise ClockJumpRefused(last_scan_at=last, scan_at=now, max_jump=max_jump)
+                jumped = last is not None and max_jump is not None and now - last > max_jump
+                if jumped and scan_clock.jump_from is None:
+                    assert last is not None
+                    scan_clock.jump_from = last.date()  # confirmed: remembered until a scan shows it wrong
+                result = await store.rotation_scan(uow, today=now.date(), policy=policy)
+                scan_clock.last_scan_at = now
+                uow.session.add(scan_clock)
+            if jumped:
+                log.warning("rotation_scan_clock_jump_confirmed", last_scan_at=last.isoformat(),
+                            scan_at=now.isoformat())
+            for taken in result.reopened:
+                log.warning("rotation_announcement_taken_back", fact=taken.fact, subject_id=str(taken.subject_id),
+                            due=taken.due.isoformat(), scan_day=now.date().isoformat())
             if result.announced:
                 log.info("rotation_scan", announced=len(result.announced))
             return result

@@ -139,6 +139,19 @@ class RosterRevision(SQLModel, table=True):
     revision: int = 0
 
 
+class ScanClock(SQLModel, table=True):
+    """The rotation scan's clock (one row): when the last accepted scan ran; after a confirmed
+    jump, the day of the last scan before it (until a scan shows whether the jump was wrong);
+    how many times announcements made early were taken back (the epoch, part of later
+    announcements' ids). See services/roster/rotation.py."""
+
+    __tablename__ = "rotation_scan_clock"
+    id: int = Field(default=1, primary_key=True)
+    last_scan_at: datetime | None = None
+    jump_from: date | None = None
+    epoch: int = 0
+
+
 ROSTER_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     *(
@@ -152,7 +165,8 @@ ROSTER_TABLES: tuple[Table, ...] = (
             TelegramLink,
             RegistrationToken,
             HandoverNote,
-            RosterRevision,
+            ScanClock,
+            RosterRevision,  # last: a store holding it was made by the first revision (shared.migrations)
         )
     ),
 )

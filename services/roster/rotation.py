@@ -9,27 +9,28 @@ Clock sanity. The facts are the recorded dates (start, planned end, actual end);
 the scan's day only decides *when* a fact falls due. A scan whose clock runs
 ahead would announce facts whose day has not come, and the marker it records
 ("ended announced", "3 gap alerts sent") would then silence the true
-announcement. Two rules keep that from losing anything:
+announcement. So:
 
 - a scan more than the configured margin past the last accepted one is refused
   (`clock_jump`); an operator can confirm it when the clock is right (the
-  service was down that long);
-- every scan checks the markers against its own day: an announcement whose fact
-  falls due more than `clock_tolerance_days` after the scan's day was made
-  early (a clock ahead, a confirmed jump, an end date moved later) and is taken
-  back (`Reopened`): the marker is cleared, so the fact is announced again when
-  its day comes. Ended falls due the day after the end, started on the start,
-  ending soon `ending_soon_days` before the planned end, gap alert n on
-  gapped_since + (n-1) x `gap_repeat_days`. The tolerance (one day) absorbs
-  replicas whose clocks differ by seconds around midnight: a marker set by a
-  replica a moment past midnight is not taken back by one a moment before.
+  service was down that long). Nothing is announced or recorded by a refusal.
+- a confirmed jump is remembered (the day of the last scan before it) until a
+  scan shows the clock was wrong: a later scan whose day is earlier than what
+  was announced takes back (`Reopened`) every announcement falling due after
+  max(its day, the day before the jump) + `clock_tolerance_days`. The marker
+  is cleared, so the fact is announced again when its day comes. Ended falls
+  due the day after the end, started on the start, ending soon
+  `ending_soon_days` before the planned end, gap alert n on gapped_since +
+  (n-1) x `gap_repeat_days`. If the jump was right, nothing is ever earlier
+  than a later scan's day and nothing is taken back.
+- without a confirmed jump, a clock that goes back takes nothing back and
+  announces nothing again: every marker stands, and a gap recorded for a day
+  after the scan's is left alone rather than reported "filled".
 
 A taken-back fact announced again must be a new message (the outbox, JetStream
 and every consumer de-duplicate by event id), so each taking-back starts a new
 epoch, kept in the store, and ids of epoch n > 0 include it
-(`announcement_id`); epoch 0 keeps the ids scanners always used. A clock that
-goes back with nothing announced early finds every marker consistent and
-announces nothing again.
+(`announcement_id`); epoch 0 keeps the ids scanners always used.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class RotationPolicy:
     # Starts and ends older than this (e.g. history in an import) are recorded
     # as announced without telling anyone: nobody needs a prompt for 2019.
     announce_window_days: int = 30
-    # announcements up to this many days early are kept (replicas' clocks around midnight)
+    # after a confirmed jump, announcements up to this many days early are kept
+    # (replicas' clocks differ by seconds around midnight)
     clock_tolerance_days: int = 1
 
 
@@ -171,9 +173,16 @@ def announcement_id(decision: Decision, epoch: int) -> uuid.UUID:
     return decision.event_id if epoch == 0 else deterministic_id("rotation.epoch", epoch, decision.event_id)
 
 
-def reopen(post: PostView, today: date, policy: RotationPolicy = RotationPolicy()) -> tuple[PostView, list[Reopened]]:
-    """The post with every announcement made for a day beyond `today` + tolerance taken back."""
-    horizon = today + timedelta(days=policy.clock_tolerance_days)
+def early_after(today: date, jump_from: date | None, policy: RotationPolicy = RotationPolicy()) -> date | None:
+    """Announcements falling due after this day were made early (None: no confirmed jump pending)."""
+    return None if jump_from is None else max(today, jump_from) + timedelta(days=policy.clock_tolerance_days)
+
+
+def reopen(post: PostView, horizon: date | None, policy: RotationPolicy = RotationPolicy()
+           ) -> tuple[PostView, list[Reopened]]:
+    """The post with every announcement falling due after `horizon` taken back."""
+    if horizon is None:
+        return post, []
     reopened: list[Reopened] = []
     deployments = []
     for dep in post.deployments:
@@ -202,11 +211,12 @@ def reopen(post: PostView, today: date, policy: RotationPolicy = RotationPolicy(
     return replace(post, gapped_since=since, gap_alerts_sent=sent, deployments=tuple(deployments)), reopened
 
 
-def assess_post(post: PostView, today: date, policy: RotationPolicy = RotationPolicy()) -> PostOutcome:
+def assess_post(post: PostView, today: date, policy: RotationPolicy = RotationPolicy(), *,
+                jump_from: date | None = None) -> PostOutcome:
     """Everything to announce for one post and its deployments on `today`, after taking
-    back what was announced early."""
+    back what was announced early since a confirmed jump from `jump_from`."""
     original = {d.id: d for d in post.deployments}
-    post, reopened = reopen(post, today, policy)
+    post, reopened = reopen(post, early_after(today, jump_from, policy), policy)
     outcome = PostOutcome(gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent, reopened=reopened)
     outcome.markers = {d.id: d for d in post.deployments if d != original[d.id]}
     recent = today - timedelta(days=policy.announce_window_days)
@@ -226,8 +236,8 @@ def assess_post(post: PostView, today: date, policy: RotationPolicy = RotationPo
     ended = [d for d in deployments if d.end < today]
     if active:
         if post.gapped_since is not None and post.gapped_since > today:
-            # a gap recorded by a scan up to a day ahead (within tolerance): by our clock it has
-            # not begun, so nothing is filled; the next day's scan carries on with it
+            # a gap recorded by a scan ahead of ours (a replica a moment past midnight, or our
+            # clock gone back): by our clock it has not begun, so nothing is filled
             return outcome
         if post.gapped_since is not None:
             outcome.decisions.append(Filled(post.id, post.gapped_since, min(active, key=lambda d: d.start)))

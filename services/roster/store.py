@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
@@ -31,6 +31,7 @@ from services.roster.models import (
     Post,
     RegistrationToken,
     RosterRevision,
+    ScanClock,
     TelegramLink,
     Training,
     join_list,
@@ -216,21 +217,34 @@ def _deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
 @dataclass
 class ScanResult:
     announced: list[events.Event]
+    reopened: list[rotation.Reopened] = field(default_factory=list)
 
     def count(self, event_type: type[events.Event]) -> int:
         return sum(isinstance(e, event_type) for e in self.announced)
 
 
+async def scan_clock(session: AsyncSession) -> ScanClock:
+    """The scan clock's row, locked until the transaction ends (PostgreSQL; SQLite writes are serial anyway)."""
+    row = (await session.exec(select(ScanClock).where(ScanClock.id == 1).with_for_update())).first()
+    if row is None:
+        row = ScanClock(id=1)
+        session.add(row)
+    elif row.last_scan_at is not None:
+        row.last_scan_at = _as_utc(row.last_scan_at)
+    return row
+
+
 async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.RotationPolicy) -> ScanResult:
-    """Apply the rotation rules to every post; record and emit what is due."""
+    """Apply the rotation rules to every post; take back what was announced early, record and emit what is due."""
     session = uow.session
+    clock_row = await scan_clock(session)
     posts = {p.id: p for p in (await session.exec(select(Post))).all()}
     deployments = (await session.exec(select(Deployment))).all()
     by_post: dict[uuid.UUID, list[Deployment]] = {}
     for dep in deployments:
         by_post.setdefault(dep.post_id, []).append(dep)
     rows = {dep.id: dep for dep in deployments}
-    announced: list[events.Event] = []
+    outcomes: list[tuple[Post, rotation.PostOutcome]] = []
     for post in posts.values():
         view = rotation.PostView(
             id=post.id,
@@ -245,16 +259,27 @@ async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.Rotati
                 for d in by_post.get(post.id, [])
             ),
         )
-        outcome = rotation.assess_post(view, today, policy)
+        outcomes.append((post, rotation.assess_post(view, today, policy, jump_from=clock_row.jump_from)))
+    reopened = [r for _, outcome in outcomes for r in outcome.reopened]
+    if reopened:  # the jump was wrong, and is undone: what is announced again from now on carries new ids
+        clock_row.epoch += 1
+        clock_row.jump_from = None
+    announced: list[events.Event] = []
+    for post, outcome in outcomes:
+        for dep_id, marks in outcome.markers.items():
+            row = rows[dep_id]
+            row.started_announced = marks.started_announced
+            row.ending_soon_announced_for = marks.ending_soon_announced_for
+            row.ended_announced = marks.ended_announced
         for decision in outcome.decisions:
             event = _record(decision, post=post, rows=rows)
             if event is not None:
-                uow.emit(event, id=decision.event_id)
+                uow.emit(event, id=rotation.announcement_id(decision, clock_row.epoch))
                 announced.append(event)
         if (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent):
             post.gapped_since, post.gap_alerts_sent = outcome.gapped_since, outcome.gap_alerts_sent
             session.add(post)
-    return ScanResult(announced)
+    return ScanResult(announced, reopened)
 
 
 def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, Deployment]) -> events.Event | None:

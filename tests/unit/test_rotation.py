@@ -169,7 +169,7 @@ def test_an_end_announced_early_is_taken_back_and_announced_on_its_day() -> None
     assert kinds(early) == ["Ended", "Gapped"]
     assert after.gap_alerts_sent > 100
 
-    back = assess_post(after, D)  # the clock is right again
+    back = assess_post(after, D, jump_from=D)  # the clock is right again after a jump confirmed on D
     assert back.decisions == []  # nothing false is said, nothing filled
     assert sorted(r.fact for r in back.reopened) == ["ended", "gapped"]
     assert back.gapped_since is None and back.gap_alerts_sent == 0
@@ -193,7 +193,7 @@ def test_an_early_start_and_ending_soon_are_taken_back() -> None:
     _, after = _jump_and_back(PostView(POST, deployments=(d,)), D, end - timedelta(days=10))
     marked = after.deployments[0]
     assert marked.started_announced and marked.ending_soon_announced_for == end
-    back = assess_post(after, D)
+    back = assess_post(after, D, jump_from=D - timedelta(days=1))
     assert sorted(r.fact for r in back.reopened) == ["ending_soon", "started"]
     assert back.decisions == []
     again = assess_post(replace(after, deployments=(back.markers[d.id],)), start)
@@ -206,7 +206,7 @@ def test_gap_alerts_sent_early_are_taken_back_to_those_due() -> None:
     post = PostView(POST, gapped_since=end + timedelta(days=1), gap_alerts_sent=3, deployments=(d,))
     assert assess_post(post, D).decisions == []
     _, after = _jump_and_back(post, D, D + timedelta(days=800))
-    back = assess_post(after, D)
+    back = assess_post(after, D, jump_from=D)
     assert [r.fact for r in back.reopened] == ["gap_alert"]
     assert back.gapped_since == end + timedelta(days=1) and back.gap_alerts_sent == 3 and back.decisions == []
     fourth = assess_post(replace(after, gap_alerts_sent=3), end + timedelta(days=22))
@@ -236,13 +236,22 @@ def test_a_replica_a_moment_behind_midnight_takes_nothing_back_and_fills_nothing
     assert (behind.gapped_since, behind.gap_alerts_sent) == (ahead.gapped_since, ahead.gap_alerts_sent)
 
 
-def test_an_end_moved_later_after_it_was_announced_is_announced_again_on_the_new_day() -> None:
-    d = dep(D - timedelta(days=100), D - timedelta(days=3), started_announced=True, ended_announced=True)
-    extended = replace(d, planned_end=D + timedelta(days=30))
-    post = PostView(POST, gapped_since=D - timedelta(days=2), gap_alerts_sent=1, deployments=(extended,))
-    out = assess_post(post, D)
-    assert [r.fact for r in out.reopened] == ["ended"]
-    assert kinds(out.decisions) == ["Filled"]  # the post is held again
+def test_without_a_confirmed_jump_a_clock_gone_back_takes_nothing_back_and_fills_nothing() -> None:
+    end = D + timedelta(days=3)
+    d = dep(D - timedelta(days=100), end, started_announced=True, ending_soon_announced_for=end)
+    _, after = _jump_and_back(PostView(POST, deployments=(d,)), D, D + timedelta(days=8))  # scans went on to D+8
+    assert after.gapped_since == end + timedelta(days=1) and after.deployments[0].ended_announced
+    back = assess_post(after, D)  # then the clock went back four days
+    assert back.decisions == [] and back.reopened == [] and back.markers == {}
+    assert (back.gapped_since, back.gap_alerts_sent) == (after.gapped_since, after.gap_alerts_sent)
+
+
+def test_a_jump_that_was_right_takes_nothing_back() -> None:
+    end = D + timedelta(days=3)
+    d = dep(D - timedelta(days=100), end, started_announced=True, ending_soon_announced_for=end)
+    _, after = _jump_and_back(PostView(POST, deployments=(d,)), D, D + timedelta(days=5))  # confirmed after an outage
+    out = assess_post(after, D + timedelta(days=5), jump_from=D)
+    assert out.reopened == [] and out.decisions == []
 
 
 def test_ids_change_with_the_epoch_and_epoch_zero_keeps_the_old_ones() -> None:
