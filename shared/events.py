@@ -25,6 +25,8 @@ from shared.themes import Classification
 EVENT_NAMESPACE = uuid.UUID("6f1d8a0e-9c55-4d1e-9a43-0c3e8f3c2b7a")
 
 SUBJECT_ROOT = "cmcoord"
+# A notification's text, at most (Telegram takes 4,096 characters of a message; the bot adds markup)
+TEXT_MAX = 3500
 
 
 def deterministic_id(*parts: object) -> uuid.UUID:
@@ -237,7 +239,7 @@ class DeliverTelegram(Event):
     person_id: uuid.UUID
     chat_id: int
     kind: str
-    text: str = Field(min_length=1, max_length=3500, description="plain text; the bot escapes it")
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="plain text; the bot escapes it")
     buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
     urgent: bool = False
     document: str | None = Field(default=None, max_length=200, description="a file in the DOCUMENTS object store")
@@ -257,7 +259,7 @@ class NotificationRequested(Event):
     role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
     everyone: bool = Field(default=False, description="or every member with a linked Telegram account")
     region: str | None = None
-    text: str = Field(min_length=1, max_length=3500)
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
     buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
     urgent: bool = False
     document: str | None = Field(default=None, max_length=200,

@@ -69,7 +69,11 @@ def _upgrade(connection: Connection, package: str, service: str, tables: Sequenc
     cfg = _config(package, service, connection)
     current = MigrationContext.configure(connection, opts={"version_table": version_table(service)})
     if current.get_current_revision() is None and inspect(connection).has_table(tables[-1].name):
-        command.stamp(cfg, FIRST)  # tables made at start by an earlier version: they are the first revision
+        # tables made at start, without migrations: by this version (they match the models: the last
+        # revision), or by an earlier one (the first revision, upgraded from there)
+        matches = not compare_metadata(MigrationContext.configure(connection, opts={
+            "compare_type": True, **_filters(tables, ())}), tables[0].metadata)
+        command.stamp(cfg, "head" if matches else FIRST)
     command.upgrade(cfg, revision)
 
 

@@ -16,6 +16,7 @@ from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
 from services.notify.models import NOTIFY_TABLES, Notification
+from services.notify.policy import STATES
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
 from services.notify.scheduler import DueWork
@@ -51,7 +52,7 @@ class NotifyApp:
         async def count() -> None:
             async with self.db.read() as session:
                 rows = (await session.exec(select(Notification.state, func.count()).group_by(Notification.state))).all()
-            for state in ("queued", "sent", "acknowledged", "escalated", "expired", "failed"):
+            for state in STATES:
                 by_state.labels(state).set(dict(rows).get(state, 0))
 
         self.metrics.on_scrape(count)
@@ -66,16 +67,18 @@ class NotifyApp:
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
         roster = Roster(self.bus, timeout=s.query_timeout_seconds, cache_seconds=s.role_cache_seconds)
-        self.due = DueWork(db=self.db, clock=self.clock, roster=roster, tick_seconds=s.tick_seconds)
+        rules = s.rules()
+        self.due = DueWork(db=self.db, clock=self.clock, roster=roster, rules=rules, tick_seconds=s.tick_seconds,
+                           metrics=self.metrics)
         self.due.start()
         self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
-                                         max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
+                                         max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds, rules=rules)
         self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
         self.service = await NotifyQueries(db=self.db, clock=self.clock).serve(self.bus.nc, version=VERSION)
-        self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake,
-                                 tick_seconds=s.call_tick_seconds)
+        self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake, rules=rules,
+                                   tick_seconds=s.call_tick_seconds)
         if s.call_reminders:
             self.planner.start()
         log.info("notify_started", health_port=self.health.port)

@@ -17,7 +17,8 @@ call starts (then open ones are closed), the 1 h one until it ends.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -30,10 +31,11 @@ from services.notify import calls
 from services.notify import store as st
 from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
-from services.notify.policy import OPEN_STATES, KindPolicy, zone
+from services.notify.policy import OPEN_STATES, Rules, zone
 from services.notify.recipients import Recipient, Roster
-from services.notify.schedule import Occurrence, Schedule, occurrences, stamp, title
-from services.notify.store import SOURCE, Request
+from services.notify.schedule import Change, Occurrence, Schedule, occurrences, stamp, title
+from services.notify.texts import bullets
+from services.notify.store import DEFAULT_RULES, SOURCE, Request
 from shared.clock import Clock
 from shared.events import ReplyButton
 from shared.periodic import Periodic
@@ -45,6 +47,7 @@ DAY_BEFORE, HOUR_BEFORE = timedelta(hours=24), timedelta(hours=1)
 JOIN, DECLINE = "join", "decline"
 RSVP = (ReplyButton(label="I'll join", reply=JOIN), ReplyButton(label="Can't join", reply=DECLINE))
 CLOSED_AT_START = ("call.reminder", "call.chair")
+AGENDA_BUDGET = 2500  # characters of agenda in a reminder: the rest of the text fits beside it
 Ask = tuple[Request, list[Recipient]]
 
 
@@ -57,10 +60,11 @@ class CallPlanner(Periodic):
     name = "call_planning"
 
     def __init__(self, *, db: Database, clock: Clock, roster: Roster, due: Callable[[], None],
-                 policies: dict[str, KindPolicy] | None = None, tick_seconds: float = 60.0) -> None:
+                 rules: Rules = DEFAULT_RULES, tick_seconds: float = 60.0) -> None:
         super().__init__(tick_seconds=tick_seconds)
         self.db, self.clock, self.roster, self.due = db, clock, roster, due  # due: wakes the sending of new ones
-        self.policies = policies
+        self.rules = rules
+        self.failures = 0
 
     async def run_pass(self) -> None:
         now = self.clock.now()
@@ -68,17 +72,31 @@ class CallPlanner(Periodic):
             plans = [(s, await calls.changes_of(session, s.region)) for s in (await calls.schedules(session)).values()]
             untold = list((await session.exec(select(CallChange).where(col(CallChange.told_at).is_(None)))).all())
         for change in untold:
-            await self._tell(change, next(s for s, _ in plans if s.region == change.region), now)
+            async with self._alone(change.region, "tell"):
+                await self._tell(change, next(s for s, _ in plans if s.region == change.region), now)
         for schedule, changes in plans:
-            for o in occurrences(schedule, changes, after=now - DAY_BEFORE, before=now + DAY_BEFORE):
-                if o.start - DAY_BEFORE <= now < o.start:
-                    await self._plan(o, "call.reminder", partial(self._day_before, schedule, o))
-                    if schedule.chair_email:
-                        await self._plan(o, "call.chair", partial(self._chair, schedule, o))
-                if o.start - HOUR_BEFORE <= now < o.end:
-                    await self._plan(o, "call.link", partial(self._hour_before, schedule, o))
-                if now >= o.start:
-                    await self._close(o, now)
+            async with self._alone(schedule.region, "plan"):
+                await self._plan_region(schedule, changes, now)
+
+    async def _plan_region(self, schedule: Schedule, changes: list[Change], now: datetime) -> None:
+        for o in occurrences(schedule, changes, after=now - DAY_BEFORE, before=now + DAY_BEFORE):
+            if o.start - DAY_BEFORE <= now < o.start:
+                await self._plan(o, "call.reminder", partial(self._day_before, schedule, o))
+                if schedule.chair_email:
+                    await self._plan(o, "call.chair", partial(self._chair, schedule, o))
+            if o.start - HOUR_BEFORE <= now < o.end:
+                await self._plan(o, "call.link", partial(self._hour_before, schedule, o))
+            if now >= o.start:
+                await self._close(o, now)
+
+    @contextlib.asynccontextmanager
+    async def _alone(self, region: str, what: str) -> AsyncIterator[None]:
+        """One region's failure is logged and counted; the other regions are planned all the same."""
+        try:
+            yield
+        except Exception:
+            self.failures += 1
+            log.exception("call_planning_failed", region=region, step=what)
 
     async def _planned(self, o: Occurrence, kind: str) -> bool:
         async with self.db.read() as session:
@@ -91,7 +109,7 @@ class CallPlanner(Periodic):
         try:
             async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=call_about(o)) as uow:
                 uow.session.add(CallPlanned(about=call_about(o), kind=kind, occurrence=when(o), at=self.clock.now()))
-                await st.create_all(uow, asks, now=self.clock.now(), policies=self.policies)
+                await st.create_all(uow, asks, now=self.clock.now(), rules=self.rules)
         except IntegrityError:  # another notify process planned it meanwhile
             return
         log.info("call_reminders_planned", call=call_about(o), kind=kind, people=sum(len(p) for _, p in asks))
@@ -113,7 +131,7 @@ class CallPlanner(Periodic):
             return await calls.agenda(session, o)
 
     def _agenda_text(self, items: Sequence[str]) -> str:
-        return "\n".join(f"• {i}" for i in items) if items else "• (nothing yet: add an item with /agenda)"
+        return bullets(items, budget=AGENDA_BUDGET, empty="• (nothing yet: add an item with /agenda)")
 
     async def _day_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         agenda = self._agenda_text(await self._agenda(o))
@@ -181,6 +199,6 @@ class CallPlanner(Periodic):
                         else f"{title(change.region)} of {was} is cancelled.")
                 asks.append((Request(kind="call.changed", about=about, occurrence=f"{now:%Y%m%dT%H%M%S}",
                                      region=change.region, text=text), [p]))
-            await st.create_all(uow, asks, now=now, policies=self.policies)
+            await st.create_all(uow, asks, now=now, rules=self.rules)
         self.due()
 

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
+import structlog
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,7 +40,10 @@ from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
 from shared.store import UnitOfWork
 
+log = structlog.get_logger("notify")
 REMINDED = ("call.reminder", "call.link")  # the kinds that tell who was invited to a call
+AGENDA_PER_PERSON = 3  # items one officer adds to one call
+AGENDA_PER_CALL = 25  # items on one call's agenda (the reminder lists what fits and counts the rest)
 
 
 class CallsError(ValueError):
@@ -131,8 +136,13 @@ async def on_agenda_added(uow: UnitOfWork, envelope: Envelope, e: events.CallAge
     upcoming = next_occurrence(schedule, await changes_of(uow.session, region), now=e.added_at)
     if upcoming is None:
         return
+    full = await agenda_full(uow.session, upcoming, e.person_id)
+    if full is not None:  # the bot refuses first; this holds against a flood that outran it
+        log.warning("agenda_item_refused", region=region, reason=full)
+        return
     uow.session.add(CallAgendaItem(region=region, occurrence=upcoming.key, person_id=e.person_id, text=e.text,
                                    added_at=e.added_at, event_id=envelope.id))
+    await uow.session.flush()  # the next item of the same batch counts this one
 
 
 async def on_subscription_changed(uow: UnitOfWork, envelope: Envelope, e: events.CallSubscriptionChanged) -> None:
@@ -151,6 +161,19 @@ async def agenda_items(session: AsyncSession, occurrence: Occurrence) -> list[st
         CallAgendaItem.region == occurrence.region, CallAgendaItem.occurrence == occurrence.key)
         .order_by(col(CallAgendaItem.added_at)))).all()
     return [r.text for r in rows]
+
+
+async def agenda_full(session: AsyncSession, o: Occurrence, person_id: uuid.UUID) -> str | None:
+    """Why no more items fit on this call's agenda ("person" or "call"), or None when one does."""
+    counts = dict((await session.exec(
+        select(CallAgendaItem.person_id == person_id, func.count()).where(
+            CallAgendaItem.region == o.region, CallAgendaItem.occurrence == o.key)
+        .group_by(CallAgendaItem.person_id == person_id))).all())
+    if counts.get(True, 0) >= AGENDA_PER_PERSON:
+        return "person"
+    if sum(counts.values()) >= AGENDA_PER_CALL:
+        return "call"
+    return None
 
 
 async def subscribers(session: AsyncSession, region: str) -> list[uuid.UUID]:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic_settings import SettingsConfigDict
+
+from services.notify.policy import Rules
 
 from shared.settings import ServiceSettings
 
@@ -16,6 +20,11 @@ class Settings(ServiceSettings):
     role_cache_seconds: float = 30.0  # regional advisers and the desk, as the roster last said
     call_reminders: bool = True  # off: no regional call reminders from this deployment
     call_tick_seconds: float = 60.0  # how often regional call reminders are looked for
+    daily_cap: int = 20  # non-urgent messages a person gets one by one per day; the rest in one summary at 18:00
+    unreached_gather_minutes: float = 10.0  # failures gather this long before the desk's daily summary
+
+    def rules(self) -> Rules:
+        return Rules(daily_cap=self.daily_cap, unreached_gather=timedelta(minutes=self.unreached_gather_minutes))
 
     @property
     def db_url(self) -> str:

@@ -24,9 +24,9 @@ from services.notify import calls, campaigns
 from services.notify import store as st
 from services.notify.campaigns import Ask, Audience
 from services.notify.models import HandoverSeen, Succession
-from services.notify.policy import KindPolicy
+from services.notify.policy import Rules
 from services.notify.recipients import Recipient, Roster
-from services.notify.store import SOURCE, Request
+from services.notify.store import DEFAULT_RULES, SOURCE, Request
 from shared import events
 from shared.bus import Bus, ConsumerRunner, PermanentError, QueryError, TransientError
 from shared.clock import Clock
@@ -67,9 +67,9 @@ class FactsConsumer:
     durable = "notify--on_facts"
 
     def __init__(self, *, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
-                 policies: dict[str, KindPolicy] | None = None) -> None:
+                 rules: Rules = DEFAULT_RULES) -> None:
         self.db, self.clock, self.roster, self.wake = db, clock, roster, wake
-        self.policies = policies
+        self.rules = rules
 
     async def _roster(self, call: Awaitable[Any]) -> Any:
         try:
@@ -97,7 +97,7 @@ class FactsConsumer:
         async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.durable, envelope.id):
                 return
-            await st.create_all(uow, resolved, now=self.clock.now(), policies=self.policies)
+            await st.create_all(uow, resolved, now=self.clock.now(), rules=self.rules)
             if then is not None:
                 await then(uow)
         self.wake()
@@ -214,9 +214,9 @@ class FactsConsumer:
 
 
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
-                    max_deliver: int, ack_wait: float, policies: dict[str, KindPolicy] | None = None,
+                    max_deliver: int, ack_wait: float, rules: Rules = DEFAULT_RULES,
                     ) -> list[ConsumerRunner]:
-    facts = FactsConsumer(db=db, clock=clock, roster=roster, wake=wake, policies=policies)
+    facts = FactsConsumer(db=db, clock=clock, roster=roster, wake=wake, rules=rules)
     reports = Transactional(db=db, clock=clock, source=SOURCE, consumer="notify--on_bot_reports", apply=BOT_REPORTS)
 
     async def reports_batch(items: Sequence[tuple[Envelope, events.Event]]) -> None:

@@ -40,6 +40,8 @@ class Notification(SQLModel, table=True):
     due_at: datetime | None = Field(default=None, index=True)
     due_action: str | None = Field(default=None, max_length=16)
     version: int = 0  # each scheduled step claims the row by bumping it: two notify processes never both act
+    depth: int = 0  # 0: about a fact; 1: about another notification (an escalation); 2: about a failed alert
+    folded_on: str | None = Field(default=None, max_length=10)  # over the day's cap: in that day's summary instead
 
 
 class Transition(SQLModel, table=True):
@@ -51,6 +53,30 @@ class Transition(SQLModel, table=True):
     to_state: str = Field(max_length=16)
     at: datetime
     reason: str = Field(default="", max_length=200)
+
+
+class DailySent(SQLModel, table=True):
+    """Non-urgent messages sent to a person on one of their local days (the daily cap counts them)."""
+
+    __tablename__ = "daily_sent"
+    person_id: uuid.UUID = Field(primary_key=True)
+    day: str = Field(primary_key=True, max_length=10)
+    count: int = 0
+
+
+class DeskNotice(SQLModel, table=True):
+    """Something the CMCS desk (and the region's adviser) should hear of once, in a daily summary:
+    a person Telegram cannot reach, or a kind of step that failed. More of the same only counts."""
+
+    __tablename__ = "desk_notice"
+    key: str = Field(primary_key=True, max_length=120)  # unreached:<person id> | step:<kind>:<error>
+    region: str | None = Field(default=None, max_length=12, index=True)
+    line: str = Field(max_length=400)
+    count: int = 1
+    depth: int = 0  # of the notification behind it
+    first_at: datetime
+    last_at: datetime
+    told_at: datetime | None = Field(default=None, index=True)
 
 
 class HandoverSeen(SQLModel, table=True):
@@ -149,6 +175,8 @@ NOTIFY_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     Notification.__table__,  # type: ignore[attr-defined]
     Transition.__table__,  # type: ignore[attr-defined]
+    DailySent.__table__,  # type: ignore[attr-defined]
+    DeskNotice.__table__,  # type: ignore[attr-defined]
     HandoverSeen.__table__,  # type: ignore[attr-defined]
     Succession.__table__,  # type: ignore[attr-defined]
     CallSchedule.__table__,  # type: ignore[attr-defined]

@@ -3,7 +3,14 @@
 A notification is `queued` until Telegram accepted it (`sent`), then
 `acknowledged` when the person pressed a button; or `escalated` (still
 unacknowledged, others told), `expired` (no longer useful), `failed` (the user
-blocked the bot, or has no Telegram link). "Sent" is never taken for "read".
+blocked the bot, or has no Telegram link), `folded` (over the person's daily cap:
+listed in their daily summary instead of sent alone). "Sent" is never taken for "read".
+
+Noise stays bounded by construction: a failure is told to the desk once per person
+in a daily summary (never a message per failed message), a summary that fails
+produces nothing (alerts about alerts stop there), and past `daily_cap` non-urgent
+messages a day a person gets the rest folded into one summary. Urgent kinds are
+never capped.
 """
 
 from __future__ import annotations
@@ -13,9 +20,14 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed"]
-OPEN_STATES: frozenset[str] = frozenset({"queued", "sent", "escalated"})
+State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded"]
+STATES: tuple[str, ...] = ("queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded")
+OPEN_STATES: frozenset[str] = frozenset({"queued", "sent", "escalated", "folded"})
 Action = Literal["send", "renotify", "escalate", "expire", "tell_desk"]
+# Summaries: never capped, and one that fails is not itself reported (no alert about an alert about an alert)
+DAILY_SUMMARY = "summary.daily"  # to a person: what went over their daily cap
+UNREACHED_SUMMARY = "delivery.unreached"  # to the desk and advisers: who Telegram could not reach, what failed
+SUMMARY_KINDS: frozenset[str] = frozenset({DAILY_SUMMARY, UNREACHED_SUMMARY})
 
 QUIET_START, QUIET_END = time(22, 0), time(7, 0)
 
@@ -41,7 +53,9 @@ ONCE = replace(ALERT, renotify_after=None)
 CALL = replace(ONCE, expire_after=None)
 POLICIES: dict[str, KindPolicy] = {
     "post.gapped": ALERT,
-    "delivery.failed": ALERT,
+    "delivery.failed": ALERT,  # before daily summaries: one alert per failed message
+    UNREACHED_SUMMARY: ONCE,
+    DAILY_SUMMARY: replace(ONCE, expire_after=timedelta(days=7)),
     "escalation": ALERT,
     "handover.prompt": ONCE,
     "handover.reminder": ONCE,
@@ -61,10 +75,36 @@ POLICIES: dict[str, KindPolicy] = {
 }
 
 
+@dataclass(frozen=True)
+class Rules:
+    """Notify's rules as configured: kind policies (overrides of POLICIES) and the bounds on noise."""
+
+    policies: dict[str, KindPolicy] | None = None
+    daily_cap: int = 20  # non-urgent messages a person gets one by one on a day of theirs
+    summary_at: time = time(18, 0)  # local time of a person's daily summary of what went over the cap
+    unreached_gather: timedelta = timedelta(minutes=10)  # a wave of failures lands in one summary
+    step_retry: timedelta = timedelta(minutes=1)  # a step that failed for a passing reason (roster away) tries again
+
+    def policy(self, kind: str) -> KindPolicy:
+        return policy_for(kind, self.policies)
+
+
 def policy_for(kind: str, overrides: dict[str, KindPolicy] | None = None) -> KindPolicy:
     if overrides and kind in overrides:
         return overrides[kind]
     return POLICIES.get(kind, DEFAULT)
+
+
+def local_day(now: datetime, timezone: str | None) -> str:
+    """The recipient's calendar day at `now`, ISO (the daily cap's key)."""
+    return now.astimezone(zone(timezone)).date().isoformat()
+
+
+def summary_due(now: datetime, timezone: str | None, at: time) -> datetime:
+    """When today's daily summary goes: `at` local on the recipient's day, or now if that has passed."""
+    local = now.astimezone(zone(timezone))
+    due = datetime.combine(local.date(), at, tzinfo=local.tzinfo).astimezone(now.tzinfo)
+    return max(due, now)
 
 
 def zone(name: str | None) -> ZoneInfo:

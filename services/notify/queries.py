@@ -22,7 +22,7 @@ from shared.regions import REGIONS, resolve_region
 from shared.store import Database
 
 SUBJECT_PREFIX = "cmcoord.notify.svc"
-AWAITING = ("sent", "escalated")  # delivered and not answered (queued ones were not seen yet)
+AWAITING = ("sent", "escalated", "folded")  # delivered (one by one or in a summary), not answered
 
 
 class PendingQuery(BaseModel):
@@ -64,10 +64,13 @@ class NotifyQueries:
                 Notification.kind == "call.reminder", Notification.subject == calls.call_about(o),
                 Notification.occurrence == calls.when(o)))).all()
             agenda = await calls.agenda(session, o)
+            agenda_full = await calls.agenda_full(session, o, q.person_id)
         mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
         return {"region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
                 "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
                 "moved": o.moved, "agenda": agenda, "my_answer": mine,
+                # "person": this person's items reached AGENDA_PER_PERSON; "call": the call is full; None: room
+                "agenda_full": agenda_full, "agenda_per_person": calls.AGENDA_PER_PERSON,
                 "answers": {"join": sum(r == "join" for _, r, _ in replies),
                             "decline": sum(r == "decline" for _, r, _ in replies),
                             "none": sum(r is None for _, r, _ in replies)},

@@ -11,23 +11,29 @@ from datetime import date, datetime, time
 import structlog
 from sqlmodel import col, select
 
-from services.notify.models import HandoverSeen, Notification, Transition
+from services.notify.models import DailySent, DeskNotice, HandoverSeen, Notification, Transition
 from services.notify.policy import (
+    DAILY_SUMMARY,
     OPEN_STATES,
-    KindPolicy,
+    SUMMARY_KINDS,
+    Rules,
+    local_day,
     next_step,
-    policy_for,
     quiet_release,
+    summary_due,
     zone,
 )
 from services.notify.recipients import Recipient
+from services.notify.texts import bullets, fit
 from shared import events
-from shared.events import ReplyButton, deterministic_id
+from shared.events import TEXT_MAX, ReplyButton, deterministic_id
 from shared.store import UnitOfWork
 
 log = structlog.get_logger("notify")
 SOURCE = "notify"
 ACKNOWLEDGE = (ReplyButton(label="Acknowledge", reply="ack"),)
+ACKNOWLEDGE_ALL = ReplyButton(label="Acknowledge all", reply="ack")
+DEFAULT_RULES = Rules()
 DUE_LOCAL_TIME = time(9, 0)  # campaign messages timed by date go out at 09:00 local
 
 
@@ -73,14 +79,15 @@ def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now
 
 
 async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipient], *, now: datetime,
-                 policies: dict[str, KindPolicy] | None = None) -> list[Notification]:
+                 rules: Rules = DEFAULT_RULES, depth: int = 0) -> list[Notification]:
     """New notifications for those who do not have this one yet; the rest is untouched."""
-    return await create_all(uow, [(request, recipients)], now=now, policies=policies)
+    return await create_all(uow, [(request, recipients)], now=now, rules=rules, depth=depth)
 
 
 async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Recipient]]], *, now: datetime,
-                     policies: dict[str, KindPolicy] | None = None) -> list[Notification]:
-    """`create` for several requests at once (a campaign): one look for those that exist already."""
+                     rules: Rules = DEFAULT_RULES, depth: int = 0) -> list[Notification]:
+    """`create` for several requests at once (a campaign): one look for those that exist already.
+    `depth`: 0 for a fact, 1 for an alert about a notification, 2 for one about a failed alert."""
     wanted = {notification_id(request.kind, request.about, r.person_id, request.occurrence): (request, r)
               for request, recipients in asks for r in recipients if r.person_id not in request.exclude}
     if not wanted:
@@ -90,51 +97,128 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
     for nid, (request, r) in wanted.items():
         if nid in existing:
             continue
-        policy = policy_for(request.kind, policies)
+        policy = rules.policy(request.kind)
         n = Notification(
             id=nid, kind=request.kind, subject=request.about, occurrence=request.occurrence, person_id=r.person_id,
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=request.region or r.region,
-            text=request.text, buttons=json.dumps([b.model_dump() for b in request.buttons]),
-            urgent=request.urgent or policy.urgent, created_at=now, document=request.document,
+            text=fit(request.text), buttons=json.dumps([b.model_dump() for b in request.buttons]),
+            urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
         )
         transition(uow, n, "queued", "requested", now, new=True)
-        if r.telegram_user_id is None:
-            n.failed_reason = "no Telegram link"
-            transition(uow, n, "failed", "no Telegram link", now)
-            n.due_at, n.due_action = now, "tell_desk"
+        if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
+            await fail(uow, n, "no Telegram link", now)
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
             if n.due_at <= now:  # due now: the first send goes out with the creation, not a step later
-                send(uow, n, "send", now, policies)
+                await send(uow, n, "send", now, rules)
         created.append(n)
     return created
 
 
-def send(uow: UnitOfWork, n: Notification, action: str, now: datetime,
-         policies: dict[str, KindPolicy] | None = None) -> None:
-    """(Re)send now, or hold until the recipient's quiet hours end (non-urgent kinds);
-    then the notification's next step is scheduled."""
+async def send(uow: UnitOfWork, n: Notification, action: str, now: datetime, rules: Rules = DEFAULT_RULES) -> None:
+    """(Re)send now, or hold until the recipient's quiet hours end (non-urgent kinds), or,
+    past the person's daily cap, fold it into their daily summary; then the notification's
+    next step is scheduled."""
     release = None if n.urgent else quiet_release(now, n.timezone)
     if release is not None:
         n.due_at, n.due_action = release, action
         log.info("held_for_quiet_hours", notification_id=str(n.id), until=release.isoformat())
         return
     assert n.chat_id is not None
+    if not n.urgent and n.kind not in SUMMARY_KINDS and not await _within_cap(uow, n, now, rules):
+        await _fold(uow, n, now, rules)
+        return
     n.attempts += 1
     n.first_sent_at = n.first_sent_at or now
     buttons = [ReplyButton.model_validate(b) for b in json.loads(n.buttons)]
     uow.emit(events.DeliverTelegram(notification_id=n.id, attempt=n.attempts, person_id=n.person_id,
-                                    chat_id=n.chat_id, kind=n.kind, text=n.text, buttons=buttons, urgent=n.urgent,
-                                    document=n.document),
+                                    chat_id=n.chat_id, kind=n.kind, text=fit(n.text), buttons=buttons,
+                                    urgent=n.urgent, document=n.document),
              id=deterministic_id("deliver", n.id, n.attempts))
-    schedule_next(n, policies)
+    schedule_next(n, rules)
 
 
-def schedule_next(n: Notification, policies: dict[str, KindPolicy] | None = None) -> None:
+async def _within_cap(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -> bool:
+    """Counts this send against the person's day; False when the day's cap is reached."""
+    day = local_day(now, n.timezone)
+    counted = await uow.session.get(DailySent, (n.person_id, day))
+    if counted is None:
+        counted = DailySent(person_id=n.person_id, day=day)
+    if counted.count >= rules.daily_cap:
+        return False
+    counted.count += 1
+    uow.session.add(counted)
+    await uow.session.flush()  # the next send in this transaction finds it (batches apply without autoflush)
+    return True
+
+
+async def _fold(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -> None:
+    """Over the cap: listed in the person's summary of the day (one per day), which goes at
+    `summary_at` local; the notification stays open and answerable (/pending), and its later
+    steps (re-notify, escalation) follow as if it had been sent now."""
+    day = local_day(now, n.timezone)
+    n.folded_on = day
+    n.attempts += 1  # the summary carries it: later steps count from here, as after a send
+    n.first_sent_at = n.first_sent_at or now
+    if n.state != "folded":
+        transition(uow, n, "folded", f"over the daily cap of {rules.daily_cap}", now)
+    schedule_next(n, rules)
+    summary_id = notification_id(DAILY_SUMMARY, str(n.person_id), n.person_id, day)
+    if await uow.session.get(Notification, summary_id) is None:
+        summary = Notification(
+            id=summary_id, kind=DAILY_SUMMARY, subject=str(n.person_id), occurrence=day, person_id=n.person_id,
+            person_name=n.person_name, chat_id=n.chat_id, timezone=n.timezone, region=n.region,
+            text="(written when it is sent)", buttons=json.dumps([ACKNOWLEDGE_ALL.model_dump()]), created_at=now,
+            depth=n.depth, due_at=summary_due(now, n.timezone, rules.summary_at), due_action="send")
+        transition(uow, summary, "queued", "messages over the daily cap", now, new=True)
+        await uow.session.flush()
+
+
+async def daily_summary_text(uow: UnitOfWork, summary: Notification) -> str | None:
+    """What the person's summary lists: the day's folded messages still open; None if none is."""
+    folded = (await uow.session.exec(select(Notification).where(
+        Notification.person_id == summary.person_id, Notification.folded_on == summary.occurrence,
+        col(Notification.state).in_(OPEN_STATES)).order_by(col(Notification.created_at)))).all()
+    if not folded:
+        return None
+    heading = (f"{len(folded)} more messages today, not sent one by one so that your chat stays readable. "
+               "Answer them from /pending, or acknowledge them all with the button.\n")
+    return heading + bullets([f.text.split("\n", 1)[0] for f in folded], budget=TEXT_MAX - len(heading))
+
+
+def schedule_next(n: Notification, rules: Rules = DEFAULT_RULES) -> None:
     assert n.first_sent_at is not None
-    plan = next_step(policy=policy_for(n.kind, policies), first_sent_at=n.first_sent_at, attempts=n.attempts,
+    plan = next_step(policy=rules.policy(n.kind), first_sent_at=n.first_sent_at, attempts=n.attempts,
                      escalation_level=n.escalation_level)
     n.due_at, n.due_action = plan.at, plan.action
+
+
+async def fail(uow: UnitOfWork, n: Notification, reason: str, now: datetime) -> None:
+    """Telegram cannot take it (no link, blocked): failed, and the desk hears of the person
+    once, in its daily summary. A summary that fails is not reported: noise stops here."""
+    n.failed_reason = reason[:200]
+    n.due_at, n.due_action = None, None
+    transition(uow, n, "failed", reason, now)
+    if n.kind in SUMMARY_KINDS:
+        log.warning("summary_not_delivered", notification_id=str(n.id), kind=n.kind, reason=reason[:200])
+        return
+    await notice(uow, key=f"unreached:{n.person_id}", region=n.region, line=f"{n.person_name} ({reason[:100]})",
+                 depth=n.depth, now=now)
+
+
+async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, depth: int, now: datetime) -> None:
+    """Something for the desk's next summary; the same key again only counts (a new line is told again)."""
+    row = await uow.session.get(DeskNotice, key)
+    if row is None:
+        row = DeskNotice(key=key, region=region, line=line[:400], depth=depth, first_at=now, last_at=now)
+    else:
+        row.count += 1
+        row.last_at = now
+        row.depth = max(row.depth, depth)
+        if row.line != line[:400]:
+            row.line, row.told_at = line[:400], None
+    uow.session.add(row)
+    await uow.session.flush()
 
 
 async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime,
@@ -167,7 +251,7 @@ async def on_delivery_sent(uow: UnitOfWork, event: events.DeliverySent, now: dat
         return
     if n.sent_at is None:
         n.sent_at = now
-    if n.state == "queued":
+    if n.state in ("queued", "folded"):
         transition(uow, n, "sent", f"Telegram accepted attempt {event.attempt}", now)
     uow.session.add(n)
 
@@ -176,18 +260,25 @@ async def on_delivery_failed(uow: UnitOfWork, event: events.DeliveryFailed, now:
     n = await locked(uow, event.notification_id)
     if n is None or n.state not in OPEN_STATES:
         return
-    n.failed_reason = event.reason[:200]
-    transition(uow, n, "failed", event.reason, now)
-    n.due_at, n.due_action = now, "tell_desk"
+    await fail(uow, n, event.reason, now)
 
 
 async def on_replied(uow: UnitOfWork, event: events.NotificationReplied, now: datetime) -> None:
     n = await locked(uow, event.notification_id)
     if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
         return
-    n.reply, n.acknowledged_at = event.reply, event.replied_at
+    acknowledge(uow, n, event.reply, event.replied_at, now)
+    if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
+        for folded in (await uow.session.exec(select(Notification).where(
+                Notification.person_id == n.person_id, Notification.folded_on == n.occurrence,
+                col(Notification.state).in_(OPEN_STATES)).with_for_update())).all():
+            acknowledge(uow, folded, event.reply, event.replied_at, now)
+
+
+def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
+    n.reply, n.acknowledged_at = reply, replied_at
     n.due_at, n.due_action = None, None
-    transition(uow, n, "acknowledged", f"pressed {event.reply}", now)
+    transition(uow, n, "acknowledged", f"pressed {reply}", now)
 
 
 async def on_departure_changed(uow: UnitOfWork, event: events.DepartureChanged, now: datetime) -> None:

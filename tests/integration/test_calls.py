@@ -10,16 +10,18 @@ from pathlib import Path
 import aiohttp
 import icalendar
 import recurring_ical_events
+from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
 from services.notify import calls
 from services.notify.config import Settings as NotifySettings
-from services.notify.models import Notification
+from services.notify.models import CallAgendaItem, Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
+from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
@@ -30,6 +32,7 @@ from tests.integration.test_notify import (
     count_texts,
     notifications,
     notify_settings,
+    publish,
     texts,
 )
 
@@ -323,3 +326,46 @@ async def test_a_moved_call_is_told_and_reminded_again_at_its_new_time(
         await eventually(states, what="the old reminder expired, the new one sent")
     finally:
         await app.stop()
+
+
+async def test_an_agenda_flood_is_bounded_and_the_reminder_still_fits_and_goes(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(ROAP_CALL - timedelta(days=2))
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, chair_email="jean@ocha.example")
+        somchai = User(sandbox_url, 9804)
+        for i in range(calls.AGENDA_PER_PERSON):
+            added = await somchai.reply_to(f"/agenda Item {i} " + "x" * 480)
+            assert added["text"] == "Added to the agenda of the next ROAP call."
+        await eventually(lambda: _agenda_count(app, calls.AGENDA_PER_PERSON), what="the items applied by notify")
+        refused = await somchai.reply_to("/agenda One more")
+        assert refused["text"].startswith("You already have the most items one person can add to the next ROAP call")
+        # a flood that outran the bot (events straight on the bus, from many officers): notify holds the bounds
+        somchai_id = people["somchai@ocha.example"]
+        for i in range(40):
+            person = somchai_id if i < 10 else uuid.uuid4()
+            await publish(bus, events.CallAgendaAdded(person_id=person, region="ROAP", text=f"Flood {i} " + "y" * 490,
+                                                      added_at=clock.now()), source="bot")
+        await eventually(lambda: _agenda_count(app, calls.AGENDA_PER_CALL), what="the call's agenda full")
+        async with app.db.read() as session:
+            items = (await session.exec(select(CallAgendaItem))).all()
+        assert len(items) == calls.AGENDA_PER_CALL
+        assert sum(item.person_id == somchai_id for item in items) == calls.AGENDA_PER_PERSON
+
+        clock.set(ROAP_CALL - timedelta(hours=20))
+        await _plan(app)
+        reminder = (await eventually(lambda: count_texts(9804, sandbox_url, 5), what="the 24 h reminder"))[-1]
+        (chair,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's agenda")
+        for text in (reminder, chair):
+            assert len(text) <= 4096 and "…and " in text and " more" in text
+        assert app.planner is not None and app.planner.failures == 0
+    finally:
+        await app.stop()
+
+
+async def _agenda_count(app: notify_bootstrap.NotifyApp, n: int) -> bool:
+    async with app.db.read() as session:
+        return len((await session.exec(select(CallAgendaItem))).all()) >= n

@@ -30,7 +30,8 @@ from tests.integration.telegram_users import User
 
 def notify_settings(tmp_path: Path, nats_url: str) -> NotifySettings:
     return NotifySettings(home=tmp_path / "notify-home", nats_url=nats_url, health_port=free_port(), tick_seconds=0.2,
-                          max_deliver=3, ack_wait_seconds=5, call_reminders=False)  # calls: test_calls.py
+                          max_deliver=3, ack_wait_seconds=5, call_reminders=False,  # calls: test_calls.py
+                          unreached_gather_minutes=10)
 
 
 @pytest.fixture
@@ -155,17 +156,31 @@ async def test_quiet_hours_hold_non_urgent_until_seven_local_and_urgent_goes_at_
     assert got[1].startswith("Mopti route closed")
 
 
-async def test_blocked_or_unlinked_recipients_fail_and_the_desk_is_told(
-    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+async def test_blocked_or_unlinked_recipients_fail_and_the_desk_is_told_once_in_a_summary(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
 ) -> None:
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9801]})
     await publish(bus, request([people["awa@ocha.example"], people["noone@ocha.example"]]))
-    desk = await eventually(lambda: count_texts(9803, sandbox_url, 2), what="the desk told twice")
-    assert sorted(d.split(" on Telegram")[0] for d in desk) == ["Could not reach Awa Traoré",
-                                                                "Could not reach Nadia Unlinked"]
+    await eventually(lambda: _state(notify, "failed", 2), what="both failed")
     failed = {n.person_name: n.failed_reason for n in await notifications(notify, state="failed")}
     assert failed == {"Awa Traoré": "blocked", "Nadia Unlinked": "no Telegram link"}
+    await publish(bus, request([people["awa@ocha.example"], people["noone@ocha.example"]], about="subject-2"))
+    await eventually(lambda: _state(notify, "failed", 4), what="the second message failed too")
+    clock.advance(timedelta(minutes=11))  # the failures have gathered
+    notify.due.wake()
+    (desk,) = await eventually(lambda: count_texts(9803, sandbox_url, 1), what="one summary to the desk")
+    assert desk.startswith("Could not reach on Telegram (2)")
+    assert "• Awa Traoré (blocked), 2 messages" in desk and "• Nadia Unlinked (no Telegram link), 2 messages" in desk
+    # the same people failing again, a day later: counted, not told again
+    clock.advance(timedelta(days=1))
+    await publish(bus, request([people["noone@ocha.example"]], about="subject-3"))
+    await eventually(lambda: _state(notify, "failed", 5), what="the third failure")
+    clock.advance(timedelta(minutes=11))
+    notify.due.wake()
+    await notify.due.run_pass()
+    assert len(await texts(9803, sandbox_url)) == 1
 
 
 async def test_two_notify_processes_send_each_message_once(
@@ -405,7 +420,7 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
         return bool(rows) and all(n.state in ("expired", "acknowledged") for n in rows)
 
     await eventually(old_campaign_closed, what="the campaign of the old date closed")
-    await roster.scan()  # the roster's next scan: the new end is 12 days ahead, inside the window
+    await roster.scan(confirm_jump=True)  # the test moved the clock 19 days at once; the roster's next scan: the new end is 12 days ahead, inside the window
     again = await eventually(lambda: _last_with(awa, f"ends on {new_end.day} {new_end:%B %Y}"), what="re-timed")
     assert f"({(new_end - clock.now().date()).days} days)" in again["text"]
     timed = sorted(n.occurrence for n in await notifications(notify, kind="handover.reminder")

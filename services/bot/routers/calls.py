@@ -149,6 +149,18 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("You are not deployed in a region now: name one, for example /agenda ROAP: "
                                    "your item."))
             return
+        try:
+            full = (await notify.next_call(person["person_id"], region)).get("agenda_full")
+        except NotifyUnavailable:
+            full = None  # notify holds the same bounds when the item reaches it
+        if full == "person":
+            await message.answer(_("You already have the most items one person can add to the next {region} call. "
+                                   "Raise the rest during the call.").format(region=region))
+            return
+        if full == "call":
+            await message.answer(_("The agenda of the next {region} call is full. Raise your item during the call, "
+                                   "or write to the chair.").format(region=region))
+            return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
             uow.emit(events.CallAgendaAdded(person_id=person["person_id"], region=region, text=text,
                                             added_at=clock.now()))
