@@ -1,20 +1,27 @@
 """A tiny HTTP server each service runs on its own port: /healthz, /readyz and any
-read-only pages of its own (notify's calendar feeds)."""
+read-only pages of its own (notify's calendar feeds). /readyz also reports facts
+that do not decide readiness (`details`: every service's outbox backlog)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+import structlog
 from aiohttp import web
 
+log = structlog.get_logger("health")
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+Details = Callable[[], Awaitable[dict[str, Any]]]
 Route = tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]  # (GET path, handler)
 
 
 class HealthServer:
     def __init__(self, *, service: str, host: str, port: int, readiness: ReadinessCheck,
-                 routes: Sequence[Route] = ()) -> None:
+                 routes: Sequence[Route] = (), details: Details | None = None) -> None:
         self.service = service
+        self.details = details
         self.routes = routes
         self.host = host
         self.port = port
@@ -46,6 +53,10 @@ class HealthServer:
     async def _readyz(self, _request: web.Request) -> web.Response:
         checks = await self.readiness()
         ready = all(checks.values())
-        return web.json_response(
-            {"service": self.service, "ready": ready, "checks": checks}, status=200 if ready else 503
-        )
+        body: dict[str, Any] = {"service": self.service, "ready": ready, "checks": checks}
+        if self.details is not None:
+            try:
+                body.update(await self.details())
+            except Exception as exc:  # a fact that could not be read is left out; readiness says why
+                log.warning("readiness_details_unavailable", error=str(exc)[:300] or type(exc).__name__)
+        return web.json_response(body, status=200 if ready else 503)

@@ -25,7 +25,7 @@ async def collect_status(*, settings: CommonSettings, state: dict[str, Any] | No
                 async with http.get(info["health"] + "/readyz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     body = await resp.json()
                     checks = ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in body.get("checks", {}).items())
-                    out(f"{name:<9} {'ready' if resp.status == 200 else 'NOT READY'}  {checks}")
+                    out(f"{name:<9} {'ready' if resp.status == 200 else 'NOT READY'}  {checks}{_backlog(body)}")
                     healthy &= resp.status == 200
             except (aiohttp.ClientError, TimeoutError):
                 out(f"{name:<9} DOWN")
@@ -51,3 +51,12 @@ async def collect_status(*, settings: CommonSettings, state: dict[str, Any] | No
     finally:
         await nc.close()
     return healthy
+
+
+def _backlog(body: dict[str, Any]) -> str:
+    """The service's outbox: events written but not yet published, and how old the oldest is."""
+    outbox = body.get("outbox")
+    if not isinstance(outbox, dict):
+        return ""
+    age = outbox.get("oldest_age_seconds")
+    return f"  outbox={outbox.get('pending', 0)}" + (f" oldest={age:.0f}s" if age is not None else "")

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -274,15 +275,24 @@ class Publisher(Protocol):
 
 
 class OutboxRelay:
+    """Publishes the outbox, oldest first. Any failure — NATS away, or JetStream
+    refusing the write (store full: "insufficient resources", a stream's limits,
+    no leader) — leaves the rows in the outbox and is retried with back-off, so
+    publishing resumes by itself once the cause is gone. An outage is logged
+    once when it starts and once when it ends."""
+
     def __init__(
-        self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500
+        self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500,
+        max_backoff: float = 5.0,
     ) -> None:
         self.db = db
         self.publisher = publisher
         self.clock = clock
         self.sweep_interval = sweep_interval
         self.batch = batch
+        self.max_backoff = max_backoff
         self.published = 0
+        self.failing_since: float | None = None  # monotonic start of a publishing outage
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -296,30 +306,68 @@ class OutboxRelay:
         return self._task
 
     async def stop(self, *, flush_timeout: float = 5.0) -> None:
-        """Stop the loop, then publish what is left; rows that cannot go now wait for the next start."""
+        """Stop the loop, then publish what is left within `flush_timeout`; rows that
+        cannot go now wait for the next start."""
         self._stopping.set()
         self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + flush_timeout
         if self._task is not None:
-            await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=flush_timeout)
+            if not done:  # a publish hanging on a slow JetStream
+                self._task.cancel()
+                await asyncio.wait({self._task})
         try:
-            await asyncio.wait_for(self.flush(), timeout=flush_timeout)
+            await asyncio.wait_for(self.flush(), timeout=max(0.1, deadline - loop.time()))
         except Exception as exc:  # NATS away at shutdown: the outbox keeps them
             log.warning("outbox_not_flushed_at_stop", error=str(exc) or type(exc).__name__)
 
     async def run(self) -> None:
         backoff = self.sweep_interval
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
+            if self.failing_since is None:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval)
+                except TimeoutError:
+                    pass
+            else:  # in an outage each attempt waits its back-off, whatever is written meanwhile
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                if self._stopping.is_set():
+                    return
             self._wake.clear()
             try:
                 await self.flush()
-                backoff = self.sweep_interval
-            except Exception as exc:  # NATS or the database away: rows wait in the outbox
-                log.warning("outbox_publish_deferred", error=str(exc) or type(exc).__name__)
-                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:  # NATS, JetStream or the database refused: rows wait in the outbox
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                    backoff = self.sweep_interval
+                    log.error("outbox_publish_failing", error=(str(exc) or type(exc).__name__)[:300])
+                backoff = min(backoff * 2, self.max_backoff)
+            else:
+                if self.failing_since is not None:
+                    log.warning("outbox_publish_resumed", outage_seconds=round(time.monotonic() - self.failing_since, 1))
+                    self.failing_since = None
+
+    @staticmethod
+    async def backlog(db: Database, *, now: datetime | None = None) -> dict[str, float | int | None]:
+        """Rows not yet published and the age in seconds of the oldest (None when empty)."""
+        from sqlalchemy import func
+
+        async with db.read() as session:
+            count, oldest = (await session.exec(
+                select(func.count(), func.min(OutboxMessage.created_at))  # type: ignore[call-overload]
+                .where(col(OutboxMessage.published_at).is_(None))
+            )).one()
+        age: float | None = None
+        if oldest is not None:
+            now = now or datetime.now(UTC)
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            age = round(max(0.0, (now - oldest).total_seconds()), 1)
+        return {"pending": int(count or 0), "oldest_age_seconds": age}
 
     async def flush(self) -> int:
         """Publish every unpublished row, oldest first; returns how many."""
@@ -342,7 +390,7 @@ class OutboxRelay:
                 await self._mark_published(done)
                 total += len(done)
                 self.published += len(done)
-            if len(done) < len(rows):
+            if len(done) < len(rows):  # refused or unanswered: the same rows again after the back-off
                 raise ConnectionError(f"{len(rows) - len(done)} outbox event(s) not acknowledged by JetStream")
 
     async def _mark_published(self, seqs: list[int]) -> None:
