@@ -420,7 +420,8 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
         return bool(rows) and all(n.state in ("expired", "acknowledged") for n in rows)
 
     await eventually(old_campaign_closed, what="the campaign of the old date closed")
-    await roster.scan(confirm_jump=True)  # the test moved the clock 19 days at once; the roster's next scan: the new end is 12 days ahead, inside the window
+    # the roster's next scan (the test moved its clock 19 days at once): the new end is 12 days ahead
+    await roster.scan(confirm_jump=True)
     again = await eventually(lambda: _last_with(awa, f"ends on {new_end.day} {new_end:%B %Y}"), what="re-timed")
     assert f"({(new_end - clock.now().date()).days} days)" in again["text"]
     timed = sorted(n.occurrence for n in await notifications(notify, kind="handover.reminder")
