@@ -2,8 +2,9 @@
 
 Starts the real nats-server (JetStream under $CMCOORD_HOME, loopback only),
 then each service as its own process; prints the URLs and one `ready` line
-once every service answers /readyz; restarts a service that crashes; stops
-everything on Ctrl-C or SIGTERM. Services are launched by module name, so this
+once every service answers /readyz; restarts a service that crashes, and
+nats-server too (same store folder, same ports: the services reconnect by
+themselves); stops everything on Ctrl-C or SIGTERM. Services are launched by module name, so this
 file imports none of them.
 """
 
@@ -66,6 +67,8 @@ class Supervisor:
     out: object = sys.stdout
     children: list[Child] = field(default_factory=list)
     nats: NatsServer | None = None
+    nats_restarts: int = 0
+    nats_started_at: float = 0.0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)  # type: ignore[call-overload]
@@ -126,6 +129,7 @@ class Supervisor:
         state = {
             "nats_url": self.nats_url,
             "nats_monitor": f"http://127.0.0.1:{self.nats_http_port}",
+            "nats_pid": self.nats.process.pid if self.nats is not None and self.nats.process is not None else None,
             "services": {
                 c.spec.name: {"health": f"http://127.0.0.1:{c.health_port}", "pid": c.process.pid if c.process else None}
                 for c in self.children
@@ -149,6 +153,7 @@ class Supervisor:
         )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.nats.start)
+        self.nats_started_at = time.monotonic()
         self.children = [Child(spec, self.health_port_base + spec.port_offset) for spec in self.services]
         if self.sandbox_port is not None:
             self.children.insert(0, Child(SANDBOX, self.sandbox_port))
@@ -173,6 +178,7 @@ class Supervisor:
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            await self.watch_nats(stop)
             for child in self.children:
                 proc = child.process
                 if proc is not None and proc.returncode is not None:
@@ -186,6 +192,35 @@ class Supervisor:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
             except TimeoutError:
                 pass
+
+    async def watch_nats(self, stop: asyncio.Event) -> None:
+        """nats-server gone (killed, crashed): start it again on the same store and ports,
+        with back-off while it fails to come up (its ports may still be held a moment)."""
+        nats = self.nats
+        if nats is None or nats.process is None or nats.running:
+            return
+        self.nats_restarts += 1
+        quick = time.monotonic() - self.nats_started_at < 60
+        backoff = min(2 ** min(self.nats_restarts, 5), 30) if quick else 1
+        self.say(f"nats-server exited with code {nats.process.returncode}; restarting in {backoff}s")
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=backoff)  # back-off, cut short by Ctrl-C
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(nats.start)
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                backoff = min(backoff * 2, 30)
+                self.say(f"nats-server did not start again ({exc}); retrying in {backoff}s")
+                if nats.running:
+                    await asyncio.to_thread(nats.stop)
+                continue
+            self.nats_started_at = time.monotonic()
+            self.write_state()
+            self.say(f"nats-server restarted on {self.nats_url}")
+            return
 
     async def shutdown(self) -> None:
         for child in self.children:
