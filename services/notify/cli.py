@@ -17,8 +17,8 @@ from shared.regions import resolve_region
 from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
-COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "escalated", "failed", "expired", "waiting", "ack_rate",
-           "ack_median_minutes", "ack_p90_minutes")
+COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "escalated", "failed", "unlinked", "expired", "waiting",
+           "ack_rate", "ack_median_minutes", "ack_p90_minutes")
 
 
 @app.callback()

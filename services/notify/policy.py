@@ -3,8 +3,9 @@
 A notification is `queued` until Telegram accepted it (`sent`), then
 `acknowledged` when the person pressed a button; or `escalated` (still
 unacknowledged, others told), `expired` (no longer useful), `failed` (the user
-blocked the bot, or has no Telegram link), `folded` (over the person's daily cap:
-listed in their daily summary instead of sent alone). "Sent" is never taken for "read".
+blocked the bot, or Telegram refused it), `folded` (over the person's daily cap:
+listed in their daily summary instead of sent alone), `unlinked` (the person has no
+Telegram link: never tried, kept for when they link). "Sent" is never taken for "read".
 
 Noise stays bounded by construction: a failure is told to the desk once per person
 in a daily summary (never a message per failed message), a summary that fails
@@ -20,8 +21,8 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded"]
-STATES: tuple[str, ...] = ("queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded")
+State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded", "unlinked"]
+STATES: tuple[str, ...] = ("queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded", "unlinked")
 OPEN_STATES: frozenset[str] = frozenset({"queued", "sent", "escalated", "folded"})
 Action = Literal["send", "renotify", "escalate", "expire", "tell_desk"]
 # Summaries: never capped, and one that fails is not itself reported (no alert about an alert about an alert)

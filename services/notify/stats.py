@@ -21,6 +21,7 @@ class Figures:
     acknowledged: int = 0
     escalated: int = 0
     failed: int = 0
+    unlinked: int = 0  # never tried: the person has no Telegram link
     expired: int = 0
     waiting: int = 0  # not yet accepted by Telegram (queued, held for quiet hours)
     ack_rate: float | None = None  # acknowledged / sent
@@ -42,6 +43,7 @@ def figures(rows: Iterable[Notification]) -> list[Figures]:
         f.acknowledged += n.state == "acknowledged"
         f.escalated += n.escalation_level > 0
         f.failed += n.state == "failed"
+        f.unlinked += n.state == "unlinked"
         f.expired += n.state == "expired"
         f.waiting += n.state == "queued"
         if n.state == "acknowledged" and n.acknowledged_at is not None and n.sent_at is not None:

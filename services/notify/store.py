@@ -106,7 +106,7 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
-            await fail(uow, n, "no Telegram link", now)
+            await unreachable(uow, n, "no Telegram link", now, to_state="unlinked")
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
             if n.due_at <= now:  # due now: the first send goes out with the creation, not a step later
@@ -194,11 +194,17 @@ def schedule_next(n: Notification, rules: Rules = DEFAULT_RULES) -> None:
 
 
 async def fail(uow: UnitOfWork, n: Notification, reason: str, now: datetime) -> None:
-    """Telegram cannot take it (no link, blocked): failed, and the desk hears of the person
-    once, in its daily summary. A summary that fails is not reported: noise stops here."""
+    """Telegram cannot take it (blocked, refused): failed, and the desk hears of the person once."""
+    await unreachable(uow, n, reason, now, to_state="failed")
+
+
+async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: datetime, *, to_state: str) -> None:
+    """Not delivered, for good (`failed`) or until the person links Telegram (`unlinked`); the
+    desk hears of the person once, in its daily summary. A summary that does not reach its
+    reader is not reported in turn: noise stops there."""
     n.failed_reason = reason[:200]
     n.due_at, n.due_action = None, None
-    transition(uow, n, "failed", reason, now)
+    transition(uow, n, to_state, reason, now)
     if n.kind in SUMMARY_KINDS:
         log.warning("summary_not_delivered", notification_id=str(n.id), kind=n.kind, reason=reason[:200])
         return
