@@ -22,6 +22,7 @@ class CommonSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    clock_file: Path | None = None  # a shared clock (simulation, training): see shared/clock.py
 
 
 def _common(name: str) -> AliasChoices:
@@ -38,6 +39,8 @@ class ServiceSettings(BaseSettings):
     nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_common("nats_url"))
     log_format: Literal["auto", "json", "console"] = Field(default="auto", validation_alias=_common("log_format"))
     log_level: str = Field(default="info", validation_alias=_common("log_level"))
+    clock_file: Path | None = Field(default=None, validation_alias=_common("clock_file"),
+                                    description="a shared clock file (simulation, training); none: the system clock")
     instance: str = Field(default="", description="this process's name among replicas; defaults to host:pid")
     health_host: str = "127.0.0.1"
     health_port: int = 0

@@ -45,7 +45,7 @@ from services.bot.storage import SqlStorage, set_busy_timeout, writable
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
 from shared import events
 from shared.bus import Bus, ConsumerRunner
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, SystemClock, clock_for
 from shared.documents import Documents
 from shared.health import HealthServer
 from shared.metrics import ServiceMetrics
@@ -264,4 +264,4 @@ class BotApp:
 def build(settings: Settings, *, clock: Clock | None = None) -> BotApp:
     db = Database(settings.db_url)
     set_busy_timeout(db, settings.db_busy_timeout_seconds)
-    return BotApp(settings=settings, db=db, clock=clock or SystemClock())
+    return BotApp(settings=settings, db=db, clock=clock or clock_for(settings.clock_file))

@@ -16,7 +16,7 @@ from services.lessons.models import LESSONS_TABLES
 from services.lessons.queries import LessonsQueries
 from services.lessons.reminders import AarDuties
 from shared.bus import Bus, ConsumerRunner
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_for
 from shared.health import HealthServer
 from shared.metrics import ServiceMetrics
 from shared.service import close_infrastructure, open_infrastructure
@@ -97,4 +97,4 @@ class LessonsApp:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> LessonsApp:
-    return LessonsApp(settings=settings, clock=clock or SystemClock(), db=Database(settings.db_url))
+    return LessonsApp(settings=settings, clock=clock or clock_for(settings.clock_file), db=Database(settings.db_url))

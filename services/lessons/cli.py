@@ -33,7 +33,7 @@ from services.lessons.queries import card, filters_from
 from services.lessons.recurrence import clusters
 from shared import events
 from shared.bus import Bus, QueryError
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_for
 from shared.documents import Documents
 from shared.events import Envelope
 from shared.logging import configure_logging
@@ -58,7 +58,7 @@ def _logging() -> None:
 
 
 def _clock() -> Clock:
-    return SystemClock()
+    return clock_for(Settings().clock_file)
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:

@@ -21,7 +21,7 @@ from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
 from services.notify.scheduler import DueWork
 from shared.bus import Bus, ConsumerRunner
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_for
 from shared.health import HealthServer
 from shared.metrics import ServiceMetrics
 from shared.regions import resolve_region
@@ -115,4 +115,4 @@ class NotifyApp:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> NotifyApp:
-    return NotifyApp(settings=settings, clock=clock or SystemClock(), db=Database(settings.db_url))
+    return NotifyApp(settings=settings, clock=clock or clock_for(settings.clock_file), db=Database(settings.db_url))

@@ -17,7 +17,7 @@ from services.roster.consumers import build_consumers
 from services.roster.models import ROSTER_TABLES
 from services.roster.queries import RosterQueries
 from shared.bus import Bus, ConsumerRunner
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_for
 from shared.health import HealthServer
 from shared.metrics import ServiceMetrics
 from shared.service import close_infrastructure, open_infrastructure
@@ -150,4 +150,4 @@ class RosterApp:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> RosterApp:
-    return RosterApp(settings=settings, clock=clock or SystemClock(), db=Database(settings.db_url))
+    return RosterApp(settings=settings, clock=clock or clock_for(settings.clock_file), db=Database(settings.db_url))

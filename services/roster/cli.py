@@ -27,7 +27,7 @@ from services.roster.importer import Change, RosterFileError, RowError, parse_ro
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
 from shared.bus import Bus, all_streams, ensure_streams
-from shared.clock import Clock, ManualClock, SystemClock
+from shared.clock import Clock, ManualClock, SystemClock, clock_for
 from shared.logging import configure_logging
 from shared.regions import resolve_country, resolve_region
 from shared.store import Database, OutboxRelay
@@ -132,7 +132,7 @@ def import_(
 ) -> None:
     """Upsert people by email, with their posts, deployments and trainings. All or nothing."""
     settings = Settings()
-    clock = SystemClock()
+    clock = clock_for(settings.clock_file)
     if sample:
         text = generate(people=60, today=clock.now().date())
     elif file is not None:
@@ -233,7 +233,8 @@ def invite(email: str = typer.Argument(..., help="the roster email of the person
     """A single-use Telegram registration link (expires in 7 days)."""
     settings = Settings()
     try:
-        name, token, expires = asyncio.run(invite_person(email=email, settings=settings, clock=SystemClock()))
+        name, token, expires = asyncio.run(invite_person(email=email, settings=settings,
+                                                         clock=clock_for(settings.clock_file)))
     except LookupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -250,7 +251,7 @@ def scan(
 ) -> None:
     """Run one rotation scan now (the service also runs it on an interval)."""
     settings = Settings()
-    clock: Clock = SystemClock()
+    clock: Clock = clock_for(settings.clock_file)
     if at is not None:
         clock = ManualClock(at if at.tzinfo else at.replace(tzinfo=UTC))
 
