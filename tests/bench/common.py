@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
+
+REPORT = Path(__file__).resolve().parents[2] / "bench-results.json"
 
 
 def result(name: str, value: float, unit: str, target: str, ok: bool, **detail: object) -> dict[str, object]:
@@ -12,6 +17,14 @@ def result(name: str, value: float, unit: str, target: str, ok: bool, **detail: 
     if detail:
         out["detail"] = detail
     return out
+
+
+def write_figures(prefix: str, results: list[dict[str, object]], *, path: Path = REPORT) -> None:
+    """Put a suite's figures (all named `prefix`*) into bench-results.json beside the others."""
+    report = json.loads(path.read_text()) if path.exists() else {"results": [], "machine": {}}
+    report["results"] = [r for r in report["results"] if not str(r["name"]).startswith(prefix)] + results
+    report.setdefault("machine", {})[f"{prefix}measured_at"] = datetime.now(UTC).isoformat()
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def percentile(values: list[float], q: float) -> float:

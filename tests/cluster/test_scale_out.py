@@ -9,7 +9,6 @@ its reminder exactly once, each moved officer one handover prompt, and the two n
 processes share the work. The
 figures go to bench-results.json under cluster_* names."""
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
+from tests.bench.common import write_figures
 from tests.bench.fanout import awake_zone
 from tests.helpers import (
     REPO,
@@ -259,10 +259,5 @@ async def _handled_before_kill(tmp_path: Path, name: str) -> float:
 
 
 def _write_figures(figures: dict[str, float]) -> None:
-    path = REPO / "bench-results.json"
-    report = json.loads(path.read_text()) if path.exists() else {"results": [], "machine": {}}
-    report["results"] = [r for r in report["results"] if not str(r["name"]).startswith("cluster_")] + [
-        {"name": name, "value": value, "unit": "", "target": "see tests/cluster", "ok": True}
-        for name, value in figures.items()]
-    report.setdefault("machine", {})["cluster_measured_at"] = datetime.now(UTC).isoformat()
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_figures("cluster_", [{"name": name, "value": value, "unit": "", "target": "see tests/cluster", "ok": True}
+                               for name, value in figures.items()])
