@@ -5,12 +5,16 @@
   explicit duplicate window;
 - `Bus.publish` sends an envelope with `Nats-Msg-Id` = event id, so JetStream
   drops a re-publish of the same event inside the window;
-- `ConsumerRunner` is a durable pull consumer with explicit acks and a finite
-  `max_deliver`; a message that fails validation, has no handler or exhausts its
-  deliveries is copied to the dead-letter stream with the reason and terminated,
-  and the runner keeps consuming. It re-binds its pull subscription after every
-  reconnect, and whenever fetches stop answering, so it resumes after a
-  nats-server restart of any length (see nats.py issue #504).
+- `ConsumerRunner` is a durable pull consumer with explicit acks. A transient
+  failure (`is_transient`: a database locked or away, NATS timing out) is
+  retried with a capped backoff for as long as it lasts and never dead-lettered;
+  a message that fails validation, has no handler, or fails with an unknown
+  error `max_deliver` times is copied to the dead-letter stream with the reason
+  and terminated, and the runner keeps consuming. `cmcoord deadletter replay`
+  gives a dead letter back to its consumer on the consumer's own replay subject.
+  The runner re-binds its pull subscription after every reconnect, and whenever
+  fetches stop answering, so it resumes after a nats-server restart of any
+  length (see nats.py issue #504).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
+import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +36,7 @@ import nats
 import nats.errors
 import nats.js.api
 import nats.js.errors
+import sqlalchemy.exc
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -60,6 +68,66 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """A handler refuses this message for good: it is dead-lettered at once."""
+
+
+# SQLite result codes (the low byte of an extended code): the database or a table is locked.
+_SQLITE_BUSY_OR_LOCKED = {5, 6}
+_SQLITE_LOCK_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+# PostgreSQL SQLSTATEs worth waiting out: connection lost or refused (class 08), serialization
+# failure, deadlock, lock_not_available (lock_timeout), query_canceled (statement_timeout, most often
+# spent waiting on a lock), server shutting down or starting, too many connections.
+_PG_TRANSIENT_STATES = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"}
+_NATS_TRANSIENT = (
+    nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError, nats.errors.ConnectionDrainingError, nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError, nats.errors.FlushTimeoutError, nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler's failure says "not now" rather than "never": worth retrying, with a
+    delay, for as long as it lasts. The one place the consumer runner asks.
+
+    Transient: `TransientError`; a database lock or busy timeout (SQLite "database is locked",
+    SQLAlchemy's `OperationalError` around it, PostgreSQL lock timeout, serialization failure,
+    deadlock, a connection lost or refused, the pool exhausted); NATS timeouts, no responders,
+    a reconnecting connection; a builtin `TimeoutError` or `ConnectionError`. The wrapped
+    exception (`.orig`, `raise ... from`) is looked at too. Anything else is not.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        if isinstance(current, PermanentError):
+            return False
+        if isinstance(current, BaseExceptionGroup):
+            return all(is_transient(e) for e in current.exceptions)
+        if _transient_itself(current):
+            return True
+        pending += [getattr(current, "orig", None), current.__cause__]
+    return False
+
+
+def _transient_itself(exc: BaseException) -> bool:
+    if isinstance(exc, (TransientError, TimeoutError, ConnectionError, *_NATS_TRANSIENT)):
+        return True
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no connection free in the pool
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _SQLITE_BUSY_OR_LOCKED:
+            return True
+        return any(m in str(exc).lower() for m in _SQLITE_LOCK_MESSAGES)
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)  # asyncpg, psycopg / psycopg2
+    if isinstance(state, str):
+        return state in _PG_TRANSIENT_STATES or state.startswith("08")
+    return False
 
 
 @dataclass(frozen=True)
@@ -381,9 +449,16 @@ BatchHandler = Callable[[Sequence[tuple[Envelope, Event]]], Awaitable[None]]
 @dataclass
 class ConsumerStats:
     handled: int = 0
-    failed: int = 0
+    failed: int = 0  # every failed attempt, transient or not
+    transient: int = 0  # of which transient: retried for as long as it lasts
     dead_lettered: int = 0
     redelivered: int = 0
+
+
+def replay_subject(stream: str, durable: str) -> str:
+    """The subject on which `cmcoord deadletter replay` gives a dead letter back to one durable
+    consumer of `stream`, and to no other: five tokens, so the owner's stream captures it."""
+    return f"{SUBJECT_ROOT}.{stream.lower()}.replay.{durable}.v1"
 
 
 class PullRequests:
@@ -471,8 +546,18 @@ class ConsumerRunner:
     - decoded and handled -> ack (handlers commit before returning);
     - envelope or payload fails validation, or no handler -> dead-letter + term;
     - PermanentError -> dead-letter + term;
-    - TransientError -> nak(delay);
-    - anything else -> nak with backoff, and dead-letter + term on the last delivery.
+    - transient (`is_transient`: TransientError, a database locked or away, NATS timing out)
+      -> nak with a backoff growing with the deliveries up to `max_retry_delay`, for as long
+      as it lasts: never dead-lettered. The other messages of the same fetch are put back
+      with the same delay without being tried (they would wait on the same lock);
+    - anything else -> nak with backoff, and dead-letter + term at its `max_deliver`-th such
+      failure. Only these failures count: they are counted here, per message, since the
+      server's delivery count also holds the transient ones. The count starts again after a
+      restart (more tries, never fewer), and the server itself bounds no deliveries
+      (`max_deliver` -1 on the JetStream consumer), so it never drops a message silently.
+
+    The consumer also takes its own replay subject (`replay_subject`), where
+    `cmcoord deadletter replay` puts back what it dead-lettered.
     """
 
     bus: Bus
@@ -493,6 +578,7 @@ class ConsumerRunner:
     # still in progress, so it is not redelivered meanwhile.
     key: Callable[[Event], Hashable] | None = None
     in_hand: int = 1000
+    max_retry_delay: float = 30.0  # the longest wait between two tries of a transient failure
 
     def __post_init__(self) -> None:
         self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
@@ -502,6 +588,8 @@ class ConsumerRunner:
         self._rebind = asyncio.Event()
         self._bound = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures: OrderedDict[int, int] = OrderedDict()  # stream seq -> non-transient failures so far
+        self.replay_subject = replay_subject(self.stream, self.durable)
         self.bus.on_reconnect(self._rebind.set)
 
     @property
@@ -513,9 +601,11 @@ class ConsumerRunner:
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            max_deliver=self.max_deliver,
+            # Unbounded: a database locked for an hour is waited out, and the runner dead-letters
+            # real failures itself (a server-side limit would drop a message without a trace).
+            max_deliver=-1,
             ack_wait=self.ack_wait,
-            filter_subjects=sorted(self._by_subject),
+            filter_subjects=[*sorted(self._by_subject), self.replay_subject],
             max_ack_pending=10_000,
         )
 
@@ -615,7 +705,7 @@ class ConsumerRunner:
             envelope = Envelope.from_bytes(msg.data)
             self._bind_log(msg, envelope)
             entry = self._by_subject.get(envelope.subject)
-            if entry is None or envelope.subject != msg.subject:
+            if entry is None or msg.subject not in (envelope.subject, self.replay_subject):
                 raise PermanentError(f"no handler for {envelope.subject} on {msg.subject}")
             return envelope, entry[0].model_validate(envelope.data), entry[1]
         except (ValidationError, ValueError, PermanentError) as exc:
@@ -670,46 +760,75 @@ class ConsumerRunner:
             try:
                 await self.batch_handler([(envelope, event) for _, (envelope, event, _) in decoded])
             except Exception as exc:
+                if is_transient(exc):
+                    # one by one would wait on the same lock once per message: all come back later
+                    delay = self._retry_delay(max(m.metadata.num_delivered for m, _ in decoded), exc)
+                    log.warning("batch_retry_transient", size=len(decoded), delay=round(delay, 3), error=_short(exc))
+                    self.stats.failed += len(decoded)
+                    self.stats.transient += len(decoded)
+                    for msg, (envelope, _, _) in decoded:
+                        await msg.nak(delay=delay)
+                    return
                 log.warning("batch_failed_one_by_one", size=len(decoded), error=_short(exc))
             else:
                 ms = round((time.perf_counter() - started) * 1000 / len(decoded), 3)
                 for msg, (envelope, _, _) in decoded:
                     await msg.ack()
+                    self._failures.pop(msg.metadata.sequence.stream, None)
                     self.stats.handled += 1
                     self._bind_log(msg, envelope)
                     log.info("event_handled", delivered=msg.metadata.num_delivered, ms=ms, batch=len(decoded))
                 return
+        put_back: float | None = None  # a transient failure: the rest of this fetch waits as long
         for msg, (envelope, event, handler) in decoded:
             self._bind_log(msg, envelope)
-            await self._apply_one(msg, envelope, event, handler)
+            if put_back is not None:
+                await msg.nak(delay=put_back)
+                log.info("event_put_back", delivered=msg.metadata.num_delivered, delay=round(put_back, 3))
+                continue
+            put_back = await self._apply_one(msg, envelope, event, handler)
 
-    async def _apply_one(self, msg: Msg, envelope: Envelope, event: Event, handler: Handler) -> None:
+    async def _apply_one(self, msg: Msg, envelope: Envelope, event: Event, handler: Handler) -> float | None:
+        """Handle, then ack, nak or dead-letter; the delay of a transient failure, else None."""
         delivered = msg.metadata.num_delivered
+        seq = msg.metadata.sequence.stream
         started = time.perf_counter()
         try:
             await handler(envelope, event)
         except PermanentError as exc:
+            self._failures.pop(seq, None)
             await self._dead_letter(msg, reason=f"refused: {_short(exc)}")
-            return
-        except TransientError as exc:
-            self.stats.failed += 1
-            log.warning("event_retry", delivered=delivered, error=str(exc))
-            await self._retry_or_dead_letter(msg, delivered, exc, delay=exc.delay)
-            return
+            return None
         except Exception as exc:
             self.stats.failed += 1
-            log.exception("event_failed", delivered=delivered)
-            await self._retry_or_dead_letter(msg, delivered, exc, delay=min(2.0**delivered * 0.2, 10.0))
-            return
+            if is_transient(exc):
+                self.stats.transient += 1
+                delay = self._retry_delay(delivered, exc)
+                log.warning("event_retry_transient", delivered=delivered, delay=round(delay, 3), error=_short(exc))
+                await msg.nak(delay=delay)
+                return delay
+            failures = self._failures.pop(seq, 0) + 1
+            log.error("event_failed", delivered=delivered, failures=failures, exc_info=exc)
+            if failures >= self.max_deliver:
+                await self._dead_letter(msg, reason=f"failed {failures} times: {_short(exc)}")
+                return None
+            self._failures[seq] = failures
+            while len(self._failures) > _FAILURES_REMEMBERED:
+                self._failures.popitem(last=False)
+            await msg.nak(delay=min(2.0**failures * 0.2, 10.0))
+            return None
         await msg.ack()
+        self._failures.pop(seq, None)
         self.stats.handled += 1
         log.info("event_handled", delivered=delivered, ms=round((time.perf_counter() - started) * 1000, 3))
+        return None
 
-    async def _retry_or_dead_letter(self, msg: Msg, delivered: int, exc: Exception, *, delay: float) -> None:
-        if delivered >= self.max_deliver:
-            await self._dead_letter(msg, reason=f"failed {delivered} times: {_short(exc)}")
-        else:
-            await msg.nak(delay=delay)
+    def _retry_delay(self, delivered: int, exc: BaseException) -> float:
+        """Doubling from the error's own delay (a TransientError's) or half a second, up to
+        `max_retry_delay`; spread a little so a backlog put back at once does not return at once."""
+        first = exc.delay if isinstance(exc, TransientError) else 0.5
+        delay = min(first * 2.0 ** min(max(delivered - 1, 0), 16), max(self.max_retry_delay, first))
+        return delay * random.uniform(0.8, 1.0)
 
     async def _dead_letter(self, msg: Msg, *, reason: str) -> None:
         meta = msg.metadata
@@ -717,7 +836,9 @@ class ConsumerRunner:
             "Cmcoord-Reason": reason[:1000],
             "Cmcoord-Consumer": self.durable,
             "Cmcoord-Original-Subject": msg.subject,
+            "Cmcoord-Stream": meta.stream,
             "Cmcoord-Stream-Seq": str(meta.sequence.stream),
+            "Cmcoord-Delivered": str(meta.num_delivered),
         }
         # Dead-letter first, then term: if we die in between, the redelivered
         # message is dead-lettered again under the same id and JetStream drops it.
@@ -732,7 +853,10 @@ class ConsumerRunner:
         log.error("event_dead_lettered", reason=reason)
 
 
-def _short(exc: Exception) -> str:
+_FAILURES_REMEMBERED = 20_000  # messages with non-transient failures counted at once (max_ack_pending is 10,000)
+
+
+def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")[:500]
 
