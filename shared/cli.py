@@ -9,6 +9,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -84,6 +85,116 @@ def nats_auth(out: Path | None = typer.Option(None, help="write here (deploy/nat
         return
     out.write_text(text)
     typer.echo(f"wrote {out}")
+
+
+deadletter_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, and give them back to their "
+                             "consumer once the cause is fixed.")
+app.add_typer(deadletter_app, name="deadletter")
+
+
+def _dead_letters(work: Any) -> Any:
+    """Run `work(js)` against CMCOORD_NATS_URL; a clear message and exit code 1 when it fails."""
+    import nats
+    import nats.errors
+
+    from shared.bus import _any_listening
+    from shared.deadletter import DeadLetterError
+
+    async def quiet(_exc: Exception) -> None:
+        pass  # the failure is reported once, below, not as a traceback per attempt
+
+    async def run() -> Any:
+        url = CommonSettings().nats_url
+        try:
+            if not await _any_listening(url):  # nats-py's first connect would try forever
+                raise ConnectionRefusedError("nothing listening")
+            nc = await asyncio.wait_for(nats.connect([u.strip() for u in url.split(",")], connect_timeout=2,
+                                                     allow_reconnect=False, error_cb=quiet), timeout=10)
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            raise DeadLetterError(f"cannot reach NATS at {url} ({exc or type(exc).__name__})") from exc
+        try:
+            return await work(nc.jetstream())
+        except nats.errors.Error as exc:
+            raise DeadLetterError(f"NATS refused or did not answer: {exc or type(exc).__name__}") from exc
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(run())
+    except DeadLetterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    consumer: str | None = typer.Option(None, help="only this durable consumer's (e.g. notify--on_requests)"),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+) -> None:
+    """Every dead letter, oldest first: its number, when, which consumer, the event and why."""
+    from shared.deadletter import list_dead_letters
+
+    letters = _dead_letters(lambda js: list_dead_letters(js, consumer=consumer))
+    if fmt == "json":
+        typer.echo(json.dumps([letter.summary() for letter in letters], indent=2))
+        return
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    for letter in letters:
+        item = letter.summary()
+        when = (item["dead_lettered_at"] or "")[:19]
+        typer.echo(f"{item['seq']:>6}  {when}  {item['consumer']:<28} {item['event_type'] or '(malformed)':<32} "
+                   f"{item['event_id'] or '-'}  {item['reason'][:120]}")
+
+
+@deadletter_app.command("show")
+def deadletter_show(seq: int = typer.Argument(..., help="the dead letter's number, from `cmcoord deadletter list`")) -> None:
+    """One dead letter in full: why, where from, its headers and the message."""
+    from shared.deadletter import get_dead_letter
+
+    letter = _dead_letters(lambda js: get_dead_letter(js, seq))
+    typer.echo(json.dumps(letter.full(), indent=2, ensure_ascii=False))
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    seqs: list[int] = typer.Argument(None, help="dead letters to replay, by number"),
+    consumer: str | None = typer.Option(None, help="every dead letter of this durable consumer"),
+    all_: bool = typer.Option(False, "--all", help="every dead letter"),
+) -> None:
+    """Give dead letters back to the consumer that gave up on them, once the cause is fixed.
+
+    Only that consumer sees the event again; what was replayed is removed, so a second replay does nothing.
+    """
+    from shared.deadletter import DeadLetterError, get_dead_letter, list_dead_letters, replay
+
+    chosen = sum([bool(seqs), consumer is not None, all_])
+    if chosen != 1:
+        typer.echo("error: name dead letters by number, or give --consumer, or --all (one of them)", err=True)
+        raise typer.Exit(2)
+
+    async def work(js: Any) -> tuple[int, list[str]]:
+        if seqs:
+            letters = [await get_dead_letter(js, seq) for seq in seqs]
+        else:
+            letters = await list_dead_letters(js, consumer=consumer)
+        errors: list[str] = []
+        for letter in letters:
+            try:
+                at = await replay(js, letter)
+            except DeadLetterError as exc:  # the others still go
+                errors.append(str(exc))
+                continue
+            typer.echo(f"replayed {letter.seq} to {letter.consumer} ({letter.stream} #{at})")
+        return len(letters), errors
+
+    total, errors = _dead_letters(work)
+    for error in errors:
+        typer.echo(f"error: {error}", err=True)
+    if total == 0:
+        typer.echo("no dead letters to replay")
+    raise typer.Exit(1 if errors else 0)
 
 
 def _add_service_commands() -> None:
