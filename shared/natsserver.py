@@ -18,6 +18,7 @@ import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def nats_server_binary() -> str:
@@ -119,8 +120,33 @@ class NatsServer:
             self.process.kill()
             self.process.wait()
 
+    @property
+    def monitor_url(self) -> str | None:
+        return f"http://{self.host}:{self.http_port}" if self.http_port is not None else None
+
     def kill(self) -> None:
         if self.running:
             assert self.process is not None
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def jetstream_write_errors(healthz: dict[str, Any]) -> list[str]:
+    """The write errors in a `/healthz?details=true` answer. A stream's write error
+    (disk full, I/O error) is sticky in nats-server: that stream stores nothing
+    more, even once the cause is gone, until the process restarts; the process
+    itself stays up and `/healthz?js-enabled-only=true` still says ok."""
+    if healthz.get("status") == "ok":
+        return []
+    texts = [str(e.get("error", "")) for e in healthz.get("errors") or [] if isinstance(e, dict)]
+    texts.append(str(healthz.get("error") or ""))
+    return [t for t in texts if " write error: " in t]
+
+
+def jetstream_room_after_start(store_dir: Path, stored_bytes: int) -> int:
+    """Bytes JetStream could still accept if nats-server started now: without a
+    `max_file_store` it takes 3/4 of the space available under its store at start,
+    and what the streams already hold counts against that. Negative: every write
+    would be refused ("resource limits exceeded"), so a restart now is useless."""
+    usage = shutil.disk_usage(store_dir)
+    return usage.free * 3 // 4 - stored_bytes

@@ -4,7 +4,9 @@ Starts the real nats-server (JetStream under $CMCOORD_HOME, loopback only),
 then each service as its own process; prints the URLs and one `ready` line
 once every service answers /readyz; restarts a service that crashes, and
 nats-server too (same store folder, same ports: the services reconnect by
-themselves); stops everything on Ctrl-C or SIGTERM. Services are launched by module name, so this
+themselves), and restarts nats-server when JetStream has been stuck on a write
+error (disk full) for a while and there is room again; stops everything on
+Ctrl-C or SIGTERM. Services are launched by module name, so this
 file imports none of them.
 """
 
@@ -18,10 +20,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.natsserver import NatsServer
+from shared.natsserver import NatsServer, jetstream_room_after_start, jetstream_write_errors
+
+MIB = 1024 * 1024
+
+
+class UpSettings(BaseSettings):
+    """`cmcoord up`'s own knobs, prefix CMCOORD_UP_."""
+
+    model_config = SettingsConfigDict(env_prefix="CMCOORD_UP_", extra="ignore")
+
+    nats_write_error_restart_seconds: float = Field(
+        default=15.0, gt=0, description="how long nats-server's /healthz reports a JetStream write error before it "
+        "is restarted (doubled for each such restart within 10 minutes, up to 32x)")
+    nats_restart_room_mb: float = Field(
+        default=16.0, ge=0, description="restart only once JetStream would have this much room after the restart "
+        "(3/4 of the free space under its store, less what the streams hold): on a still-full disk it waits")
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,12 @@ class Supervisor:
     nats: NatsServer | None = None
     nats_restarts: int = 0
     nats_started_at: float = 0.0
+    settings: UpSettings = field(default_factory=UpSettings)
+    nats_write_error_since: float | None = None  # monotonic: first /healthz with a JetStream write error
+    nats_write_error_restarts: int = 0  # restarts for a write error in a row (within 10 minutes of each other)
+    nats_write_error_restarted_at: float = 0.0
+    nats_health_checked_at: float = 0.0
+    nats_waiting_for_room: bool = False  # said once per outage
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)  # type: ignore[call-overload]
@@ -138,12 +164,14 @@ class Supervisor:
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
 
-    async def run(self, *, after_ready: list[list[str]] | None = None) -> int:
+    async def run(self, *, after_ready: list[list[str]] | None = None, stop: asyncio.Event | None = None) -> int:
+        """Until Ctrl-C or SIGTERM, or until `stop` is set when one is given (an embedding caller, a test)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         self.nats = NatsServer(
             store_dir=self.home / "jetstream",
             port=self.nats_port,
@@ -177,8 +205,13 @@ class Supervisor:
         return 0
 
     async def watch(self, stop: asyncio.Event) -> None:
+        async with aiohttp.ClientSession() as http:
+            await self._watch(stop, http)
+
+    async def _watch(self, stop: asyncio.Event, http: aiohttp.ClientSession) -> None:
         while not stop.is_set():
             await self.watch_nats(stop)
+            await self.watch_nats_writes(stop, http)
             for child in self.children:
                 proc = child.process
                 if proc is not None and proc.returncode is not None:
@@ -203,6 +236,13 @@ class Supervisor:
         quick = time.monotonic() - self.nats_started_at < 60
         backoff = min(2 ** min(self.nats_restarts, 5), 30) if quick else 1
         self.say(f"nats-server exited with code {nats.process.returncode}; restarting in {backoff}s")
+        await self.start_nats_again(stop, backoff)
+
+    async def start_nats_again(self, stop: asyncio.Event, backoff: float) -> None:
+        """Start nats-server on the same store and ports after `backoff` seconds, and
+        again with a longer back-off while it fails to come up."""
+        nats = self.nats
+        assert nats is not None
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=backoff)  # back-off, cut short by Ctrl-C
@@ -222,6 +262,53 @@ class Supervisor:
             self.say(f"nats-server restarted on {self.nats_url}")
             return
 
+    async def watch_nats_writes(self, stop: asyncio.Event, http: aiohttp.ClientSession) -> None:
+        """A stream that hit a write error (disk full) stores nothing more until nats-server
+        restarts, though the process stays up: its /healthz names the error. Restart it
+        once that has lasted `nats_write_error_restart_seconds` and there is room again
+        (a restart on a still-full disk would leave JetStream no storage at all)."""
+        nats = self.nats
+        now = time.monotonic()
+        if nats is None or not nats.running or nats.monitor_url is None or now - self.nats_health_checked_at < 1.0:
+            return
+        self.nats_health_checked_at = now
+        health = await _get_json(http, f"{nats.monitor_url}/healthz?details=true")
+        if health is None:  # not answering: starting, or gone (watch_nats sees to that)
+            return
+        errors = jetstream_write_errors(health)
+        if not errors:
+            self.nats_write_error_since = None
+            self.nats_waiting_for_room = False
+            return
+        if self.nats_write_error_since is None:
+            self.nats_write_error_since = now
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            self.say(f"nats-server: {errors[0]}{more}; JetStream stores nothing more there until nats-server restarts")
+        if now - self.nats_write_error_restarted_at > 600:
+            self.nats_write_error_restarts = 0
+        wait = self.settings.nats_write_error_restart_seconds * 2 ** min(self.nats_write_error_restarts, 5)
+        if now - self.nats_write_error_since < wait:
+            return
+        jsz = await _get_json(http, f"{nats.monitor_url}/jsz")
+        if jsz is None:
+            return
+        room = jetstream_room_after_start(nats.store_dir, int(jsz.get("storage") or 0))
+        needed = self.settings.nats_restart_room_mb * MIB
+        if room < needed:
+            if not self.nats_waiting_for_room:
+                self.nats_waiting_for_room = True
+                self.say(f"nats-server restart waits for free space under {nats.store_dir}: JetStream would get "
+                         f"{max(room, 0) / MIB:.1f} MiB, needs {needed / MIB:.1f} MiB")
+            return
+        self.nats_write_error_restarts += 1
+        self.nats_write_error_restarted_at = now
+        self.say(f"nats-server: JetStream write error for {now - self.nats_write_error_since:.0f}s and "
+                 f"{room / MIB:.1f} MiB of room now; restarting nats-server")
+        self.nats_write_error_since = None
+        self.nats_waiting_for_room = False
+        await asyncio.to_thread(nats.stop)
+        await self.start_nats_again(stop, 0.5)
+
     async def shutdown(self) -> None:
         for child in self.children:
             if child.process is not None and child.process.returncode is None:
@@ -239,6 +326,17 @@ class Supervisor:
         if state.exists():
             state.unlink()
         self.say("cmcoord stopped")
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+    """A monitoring endpoint's JSON body whatever the status (/healthz says 503 when unhealthy); None if it
+    does not answer."""
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            body = await resp.json(content_type=None)
+            return body if isinstance(body, dict) else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
 
 
 async def _ready(http: aiohttp.ClientSession, port: int) -> bool:

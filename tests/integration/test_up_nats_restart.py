@@ -101,3 +101,4 @@ async def test_nats_server_killed_is_restarted_and_events_flow_again(tmp_path: P
         await reader
     assert code == 0
     assert lines[-1] == "cmcoord stopped"
+    assert not any("write error" in line for line in lines)  # a kill -9 is no JetStream write error
