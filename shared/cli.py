@@ -134,6 +134,9 @@ def deadletter_list(
     """Every dead letter, oldest first: its number, when, which consumer, the event and why."""
     from shared.deadletter import list_dead_letters
 
+    if fmt not in ("table", "json"):
+        typer.echo(f"error: --format is table or json, not {fmt}", err=True)
+        raise typer.Exit(2)
     letters = _dead_letters(lambda js: list_dead_letters(js, consumer=consumer))
     if fmt == "json":
         typer.echo(json.dumps([letter.summary() for letter in letters], indent=2))
@@ -149,7 +152,9 @@ def deadletter_list(
 
 
 @deadletter_app.command("show")
-def deadletter_show(seq: int = typer.Argument(..., help="the dead letter's number, from `cmcoord deadletter list`")) -> None:
+def deadletter_show(
+    seq: int = typer.Argument(..., help="the dead letter's number, from `cmcoord deadletter list`"),
+) -> None:
     """One dead letter in full: why, where from, its headers and the message."""
     from shared.deadletter import get_dead_letter
 
