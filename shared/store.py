@@ -19,12 +19,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Table, event, insert, update
+from sqlalchemy import Table, delete, event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
@@ -133,6 +133,8 @@ def _sqlite_pragmas_and_immediate_writes(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # after a checkpoint the write-ahead log shrinks back to this size (else it keeps its largest)
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -274,16 +276,20 @@ class Publisher(Protocol):
     async def publish_many(self, messages: Sequence[tuple[str, bytes, str]]) -> list[bool]: ...
 
 
+WAL_SIZE_LIMIT_BYTES = 1 << 20
+
+
 class OutboxRelay:
     """Publishes the outbox, oldest first. Any failure — NATS away, or JetStream
     refusing the write (store full: "insufficient resources", a stream's limits,
     no leader) — leaves the rows in the outbox and is retried with back-off, so
     publishing resumes by itself once the cause is gone. An outage is logged
-    once when it starts and once when it ends."""
+    once when it starts and once when it ends. Published rows are kept `keep_published`
+    (a week: far past JetStream's duplicate window), then removed, at most once an hour."""
 
     def __init__(
         self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500,
-        max_backoff: float = 5.0,
+        max_backoff: float = 5.0, keep_published: timedelta = timedelta(days=7),
     ) -> None:
         self.db = db
         self.publisher = publisher
@@ -291,6 +297,8 @@ class OutboxRelay:
         self.sweep_interval = sweep_interval
         self.batch = batch
         self.max_backoff = max_backoff
+        self.keep_published = keep_published
+        self._pruned_at: datetime | None = None
         self.published = 0
         self.failing_since: float | None = None  # monotonic start of a publishing outage
         self._wake = asyncio.Event()
@@ -340,6 +348,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 await self.flush()
+                await self.prune()
             except Exception as exc:  # NATS, JetStream or the database refused: rows wait in the outbox
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
@@ -350,6 +359,17 @@ class OutboxRelay:
                 if self.failing_since is not None:
                     log.warning("outbox_publish_resumed", outage_seconds=round(time.monotonic() - self.failing_since, 1))
                     self.failing_since = None
+
+    async def prune(self) -> int:
+        """Remove rows published more than `keep_published` ago (checked at most once an hour)."""
+        now = self.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
+            return 0
+        self._pruned_at = now
+        async with self.db.write() as session:
+            result = await session.exec(delete(OutboxMessage).where(  # type: ignore[call-overload]
+                col(OutboxMessage.published_at) < now - self.keep_published))
+        return int(result.rowcount or 0)
 
     @staticmethod
     async def backlog(db: Database, *, now: datetime | None = None) -> dict[str, float | int | None]:
