@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast test-cluster bench messages postgres clean
+.PHONY: up demo test test-fast test-cluster test-soak soak bench messages postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test-fast: $(STAMP)
 # Scale-out under faults: three NATS nodes, PostgreSQL, two processes of each service (minutes).
 test-cluster: $(STAMP) postgres
 	$(BIN)/python -m pytest -m cluster tests/cluster
+
+# A month in the field on a simulated clock: the demo stack, 30 days in two-hour steps (minutes).
+test-soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak tests/soak
+
+soak: test-soak
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
