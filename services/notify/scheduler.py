@@ -14,13 +14,11 @@ from collections import defaultdict
 from datetime import datetime
 
 import structlog
-from nats.errors import Error as NatsError
 from sqlalchemy import func, update
-from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from services.notify.models import DeskNotice, Notification
-from services.notify.policy import OPEN_STATES, UNREACHED_SUMMARY, Rules
+from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY, Rules
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import (
     DEFAULT_RULES,
@@ -35,7 +33,7 @@ from services.notify.store import (
     transition,
 )
 from services.notify.texts import bullets, fit
-from shared.bus import QueryError, TransientError
+from shared.bus import QueryError, is_transient
 from shared.clock import Clock
 from shared.events import TEXT_MAX
 from shared.metrics import ServiceMetrics
@@ -44,7 +42,6 @@ from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")
 ROLE_TOLD = {1: ("regional_adviser", "regional adviser told"), 2: ("cmcs_desk", "CMCS desk told")}
-PASSING = (QueryError, NatsError, TimeoutError, OperationalError, TransientError)  # worth another try soon
 
 
 class DueWork(Periodic):
@@ -75,11 +72,12 @@ class DueWork(Periodic):
         for n in rows:
             try:
                 await self._step(n, now)
-            except PASSING as err:
-                await self._put_back(n, now, err)
-            except Exception as err:  # a bug, a text a builder got wrong: this step only
-                log.exception("due_step_failed", notification_id=str(n.id), kind=n.kind, action=n.due_action)
-                await self._failed(n, now, err)
+            except Exception as err:
+                if isinstance(err, QueryError) or is_transient(err):  # the roster away, the store busy
+                    await self._put_back(n, now, err)
+                else:  # a bug, a text a builder got wrong: this step only
+                    log.exception("due_step_failed", notification_id=str(n.id), kind=n.kind, action=n.due_action)
+                    await self._failed(n, now, err)
         return len(rows)
 
     async def _put_back(self, n: Notification, now: datetime, err: Exception) -> None:
@@ -140,7 +138,7 @@ class DueWork(Periodic):
         if n.state not in OPEN_STATES:
             return  # acknowledged, failed or expired meanwhile
         if action in ("send", "renotify"):
-            if n.kind == "summary.daily":
+            if n.kind == DAILY_SUMMARY:
                 text = await daily_summary_text(uow, n)
                 if text is None:  # all answered from /pending meanwhile
                     transition(uow, n, "expired", "nothing left to list", now)

@@ -174,11 +174,16 @@ async def _fold(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -
         await uow.session.flush()
 
 
+async def folded_into(uow: UnitOfWork, summary: Notification) -> list[Notification]:
+    """The messages a person's daily summary lists: folded that day, still open (locked until commit)."""
+    return list((await uow.session.exec(select(Notification).where(
+        Notification.person_id == summary.person_id, Notification.folded_on == summary.occurrence,
+        col(Notification.state).in_(OPEN_STATES)).order_by(col(Notification.created_at)).with_for_update())).all())
+
+
 async def daily_summary_text(uow: UnitOfWork, summary: Notification) -> str | None:
     """What the person's summary lists: the day's folded messages still open; None if none is."""
-    folded = (await uow.session.exec(select(Notification).where(
-        Notification.person_id == summary.person_id, Notification.folded_on == summary.occurrence,
-        col(Notification.state).in_(OPEN_STATES)).order_by(col(Notification.created_at)))).all()
+    folded = await folded_into(uow, summary)
     if not folded:
         return None
     heading = (f"{len(folded)} more messages today, not sent one by one so that your chat stays readable. "
@@ -275,9 +280,7 @@ async def on_replied(uow: UnitOfWork, event: events.NotificationReplied, now: da
         return
     acknowledge(uow, n, event.reply, event.replied_at, now)
     if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
-        for folded in (await uow.session.exec(select(Notification).where(
-                Notification.person_id == n.person_id, Notification.folded_on == n.occurrence,
-                col(Notification.state).in_(OPEN_STATES)).with_for_update())).all():
+        for folded in await folded_into(uow, n):
             acknowledge(uow, folded, event.reply, event.replied_at, now)
 
 
