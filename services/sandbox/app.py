@@ -164,6 +164,36 @@ async def always_true(sb: Sandbox, p: Params) -> Any:
     return True
 
 
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+async def set_webhook(sb: Sandbox, p: Params) -> Any:
+    """An empty URL removes the webhook, as in Telegram; otherwise HTTPS only."""
+    url = str(p.get("url") or "")
+    if not url:
+        await sb.delete_webhook(drop_pending=_flag(p.get("drop_pending_updates")))
+        return True
+    await sb.set_webhook(url, secret=p.get("secret_token") or None, max_connections=int(p.get("max_connections") or 40),
+                         drop_pending=_flag(p.get("drop_pending_updates")))
+    return True
+
+
+async def delete_webhook(sb: Sandbox, p: Params) -> Any:
+    await sb.delete_webhook(drop_pending=_flag(p.get("drop_pending_updates")))
+    return True
+
+
+async def get_webhook_info(sb: Sandbox, p: Params) -> Any:
+    info: dict[str, Any] = {"url": sb.webhook.url if sb.webhook else "", "has_custom_certificate": False,
+                            "pending_update_count": len(sb.updates)}
+    if sb.webhook is not None:
+        info["max_connections"] = sb.webhook.max_connections
+        if sb.webhook.stats.last_error:
+            info["last_error_message"] = sb.webhook.stats.last_error
+    return info
+
+
 METHODS: dict[str, Method] = {
     "getme": get_me,
     "getupdates": get_updates,
@@ -174,8 +204,9 @@ METHODS: dict[str, Method] = {
     "senddocument": send_document,
     "setmycommands": set_my_commands,
     "getmycommands": get_my_commands,
-    "deletewebhook": always_true,
-    "setwebhook": always_true,
+    "deletewebhook": delete_webhook,
+    "setwebhook": set_webhook,
+    "getwebhookinfo": get_webhook_info,
     "sendchataction": always_true,
     "deletemessage": always_true,
     "close": always_true,

@@ -15,3 +15,4 @@ class Settings(ServiceSettings):
     bot_username: str = "CMCoordHubBot"
     global_per_sec: float = 30.0
     per_chat_per_sec: float = 1.0
+    webhook_ca: str = ""  # a CA file the webhook calls trust besides the system's (a private or test CA)

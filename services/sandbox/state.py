@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.sandbox.webhooks import Webhook, ssl_context
+
 
 class ApiError(Exception):
     """A Bot API error answer: HTTP status = error_code."""
@@ -90,8 +92,13 @@ class SendWindow:
 
 class Sandbox:
     def __init__(self, *, bot_username: str, faults: Faults | None = None,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 webhook_ca: str | None = None) -> None:
         self.bot_username = bot_username
+        self.webhook_ca = webhook_ca  # a CA the webhook calls trust besides the system's (a test's own)
+        self.webhook: Webhook | None = None
+        self._poll_generation = 0  # a getUpdates (or setWebhook) call ends the long poll waiting before it
+        self._poll_ended_by = ""
         self.faults = faults or Faults()
         self.stats = Stats()
         self.clock = clock
@@ -177,8 +184,15 @@ class Sandbox:
 
     async def get_updates(self, *, offset: int | None, limit: int, timeout: float) -> list[dict[str, Any]]:
         """Telegram's semantics: an offset confirms every update before it; wait up to
-        `timeout` seconds for one to arrive."""
+        `timeout` seconds for one to arrive. A second caller ends the first one's long
+        poll with 409 (two bot instances), and there is no getUpdates while a webhook is set."""
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                "use deleteWebhook to delete the webhook first")
         async with self._new_update:
+            self._end_long_poll("Conflict: terminated by other getUpdates request; "
+                                "make sure that only one bot instance is running")
+            mine = self._poll_generation
             if offset is not None:
                 if offset < 0:
                     self.updates = self.updates[offset:]
@@ -186,10 +200,49 @@ class Sandbox:
                     self.updates = [u for u in self.updates if u["update_id"] >= offset]
             if not self.updates and timeout > 0:
                 try:
-                    await asyncio.wait_for(self._new_update.wait_for(lambda: bool(self.updates)), timeout)
+                    await asyncio.wait_for(self._new_update.wait_for(
+                        lambda: bool(self.updates) or self._poll_generation != mine), timeout)
                 except TimeoutError:
                     return []
+            if self._poll_generation != mine:
+                raise ApiError(409, self._poll_ended_by)
             return self.updates[: max(1, min(limit, 100))]
+
+    def _end_long_poll(self, reason: str) -> None:
+        """Called holding `_new_update`: the long poll waiting, if any, answers 409 `reason`."""
+        self._poll_generation += 1
+        self._poll_ended_by = reason
+        self._new_update.notify_all()
+
+    async def wait_for_updates(self, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The pending updates `wanted` picks, once there is at least one (webhook delivery)."""
+        async with self._new_update:
+            await self._new_update.wait_for(lambda: any(wanted(u) for u in self.updates))
+            return [u for u in self.updates if wanted(u)]
+
+    async def acknowledge(self, update_id: int) -> None:
+        """The webhook answered 2xx: the update is confirmed, never sent again."""
+        async with self._new_update:
+            self.updates = [u for u in self.updates if u["update_id"] != update_id]
+
+    async def set_webhook(self, url: str, *, secret: str | None, max_connections: int,
+                          drop_pending: bool) -> None:
+        if not url.lower().startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        await self.delete_webhook(drop_pending=drop_pending)
+        async with self._new_update:
+            self._end_long_poll("Conflict: terminated by setWebhook request")
+        self.webhook = Webhook(self, url=url, secret=secret, ssl_context=ssl_context(self.webhook_ca),
+                               max_connections=max_connections)
+        self.webhook.start()
+
+    async def delete_webhook(self, *, drop_pending: bool) -> None:
+        webhook, self.webhook = self.webhook, None
+        if webhook is not None:
+            await webhook.stop()  # a request in progress is abandoned: its update stays pending
+        if drop_pending:
+            async with self._new_update:
+                self.updates = []
 
     def admit_send(self, chat_id: int, *, rate_limited: bool = True) -> None:
         """Apply faults and limits to one send to `chat_id`, or raise the error Telegram would.
