@@ -40,7 +40,7 @@ def contact_card(card: dict[str, Any]) -> str:
     if card["other_hats"]:
         lines.append(_("Other hats: {hats}").format(hats=escape(", ".join(card["other_hats"]))))
     if card["flags"]:
-        lines.append("⚠ " + ", ".join(str(FLAG_TEXT.get(f, f)) for f in card["flags"]))
+        lines.append("⚠ " + ", ".join(escape(str(FLAG_TEXT.get(f, f))) for f in card["flags"]))
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from html import escape
+from typing import Any, cast
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
@@ -22,6 +23,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.callbacks import LessonStep
+from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
 from services.bot.routers.report import (
@@ -35,7 +37,7 @@ from shared import events
 from shared.clock import Clock
 from shared.regions import country_name
 from shared.store import Database
-from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, reference
+from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, Classification, reference
 
 SOURCE = "bot"
 MAX_ANSWER = 3000
@@ -52,7 +54,7 @@ def _field(step: State) -> str:
     return str(step.state).split(":")[1]
 
 
-async def begin(message: Message, state: FSMContext, person: dict[str, Any], *, lessons: LessonsClient) -> None:
+async def begin(message: Pressed, state: FSMContext, person: dict[str, Any], *, lessons: LessonsClient) -> None:
     """Start the review owed (or resume one begun)."""
     current = await state.get_state()
     for i, (step, question) in enumerate(QUESTIONS):
@@ -75,7 +77,8 @@ async def begin(message: Message, state: FSMContext, person: dict[str, Any], *, 
         return
     if owed:
         aar = owed[0]
-        about = aar["operation"] or _("your deployment in {country}").format(country=aar["country_name"])
+        about = escape(aar["operation"] or "") or _("your deployment in {country}").format(
+            country=escape(aar["country_name"]))
         intro = _("Your after action review of {about}, due on {due}.").format(
             about=about, due=date.fromisoformat(aar["due_on"]).strftime("%d %b %Y"))
         if len(owed) > 1:
@@ -87,7 +90,7 @@ async def begin(message: Message, state: FSMContext, person: dict[str, Any], *, 
             await message.answer(_("You owe no after action review now."))
             return
         intro = _("You owe no after action review now; this one is about your post in {country}, and welcome.") \
-            .format(country=country_name(country))
+            .format(country=escape(country_name(country)))
         data = {"aar_id": str(uuid.uuid4()), "country": country}
     await state.set_data({**data, "themes": [], "classification": DEFAULT_CLASSIFICATION})
     await state.set_state(QUESTIONS[0][0])
@@ -129,11 +132,10 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
 
     @router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "done"))
     async def themes_done(callback: CallbackQuery, state: FSMContext) -> None:
-        await state.set_state(AarWriting.classification)
         await callback.answer()
-        if callback.message is not None:
-            await callback.message.answer(  # type: ignore[union-attr]
-                _("Who may read it?"), reply_markup=classification_keyboard(DEFAULT_CLASSIFICATION))
+        await state.set_state(AarWriting.classification)
+        await pressed(callback).answer(_("Who may read it?"),
+                                       reply_markup=classification_keyboard(DEFAULT_CLASSIFICATION))
 
     @router.callback_query(StateFilter(AarWriting.classification), LessonStep.filter(F.a == "class"))
     async def submit(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
@@ -148,12 +150,12 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
                 aar_id=aar_id, person_id=person["person_id"], planned=data.get("planned", ""),
                 happened=data.get("happened", ""), difference=data.get("difference", ""),
                 sustain=data.get("sustain", ""), improve=data.get("improve", ""), themes=data.get("themes", []),
-                classification=callback_data.v, country=data.get("country", ""), submitted_at=clock.now()),
+                classification=cast(Classification, callback_data.v), country=data.get("country", ""),
+                submitted_at=clock.now()),
                 id=events.deterministic_id("aar.submitted", aar_id))
         await state.clear()
-        if callback.message is not None:
-            await callback.message.answer(  # type: ignore[union-attr]
-                _("Thank you: your after action review is submitted, reference {ref}. Its reminders stop.").format(
-                    ref=reference("A", aar_id)))
+        await pressed(callback).answer(
+            _("Thank you: your after action review is submitted, reference {ref}. Its reminders stop.").format(
+                ref=reference("A", aar_id)))
 
     return router

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import ContactsPage
+from services.bot.edits import show
 from services.bot.filters import IsRegistered
 from services.bot.render import contact_card, counterparts_text
 from services.bot.roster_client import RosterClient
@@ -78,9 +79,8 @@ def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
 
     @router.callback_query(ContactsPage.filter(F.o >= 0))
     async def turn_page(callback: CallbackQuery, callback_data: ContactsPage, person: dict[str, Any]) -> None:
-        text, markup = await page(callback_data.q, callback_data.o)
-        if callback.message is not None:
-            await callback.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
         await callback.answer()
+        text, markup = await page(callback_data.q, callback_data.o)
+        await show(callback, text, reply_markup=markup)  # the same page again is no error; an old message: anew
 
     return router

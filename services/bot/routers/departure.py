@@ -15,6 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
 from services.bot.routers.handover import current_deployment
 from services.bot.states import DepartureChange
@@ -26,7 +27,7 @@ SOURCE = "bot"
 FURTHEST = timedelta(days=730)
 
 
-async def ask(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+async def ask(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
     deployment = current_deployment(person)
     if deployment is None:
         await message.answer(_("You have no current deployment, so there is no departure date to change."))

@@ -9,6 +9,7 @@ post and tells notify it exists.
 from __future__ import annotations
 
 from datetime import date
+from html import escape
 from typing import Any
 
 from aiogram import F, Router
@@ -19,6 +20,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
+from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
 from services.bot.states import HandoverWriting
 from shared import events
@@ -42,7 +44,7 @@ def current_deployment(person: dict[str, Any]) -> dict[str, Any] | None:
     return deployments[0] if deployments else None
 
 
-async def begin(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+async def begin(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
     deployment = current_deployment(person)
     if deployment is None:
         await message.answer(_("You have no current deployment, so there is no handover note to write."))
@@ -51,7 +53,8 @@ async def begin(message: Message, state: FSMContext, person: dict[str, Any]) -> 
     await state.set_data({"deployment_id": deployment["deployment_id"]})
     await message.answer(_("Your handover note for {post}, {station}. Five short questions; send - to skip one, "
                            "/cancel to stop (your answers so far are kept).").format(
-        post=deployment["title"], station=deployment["duty_station"]) + "\n\n" + str(STEPS[0][1]))
+        post=escape(deployment["title"]), station=escape(deployment["duty_station"]))  # roster data: may hold < or &
+        + "\n\n" + str(STEPS[0][1]))
 
 
 def build_handover_router(*, db: Database, clock: Clock) -> Router:
@@ -80,7 +83,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
             return
         current = await state.get_state()
         index = next(i for i, (step, _q) in enumerate(STEPS) if step.state == current)
-        field = STEPS[index][0].state.split(":")[1]  # type: ignore[union-attr]
+        field = str(STEPS[index][0].state).split(":")[1]
         await state.update_data({field: "" if text == "-" else text})
         if index + 1 < len(STEPS):
             await state.set_state(STEPS[index + 1][0])

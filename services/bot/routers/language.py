@@ -9,6 +9,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import LanguagePick
+from services.bot.edits import show
 from services.bot.i18n import LANGUAGES, Languages
 
 
@@ -35,9 +36,8 @@ def build_language_router() -> Router:
 
     @router.callback_query(LanguagePick.filter(F.code.in_(LANGUAGES)))
     async def picked(callback: CallbackQuery, callback_data: LanguagePick, languages: Languages) -> None:
-        await languages.choose(callback.from_user.id, callback_data.code)
         await callback.answer()
-        if callback.message is not None:
-            await callback.message.edit_text(confirmation(languages, callback_data.code))  # type: ignore[union-attr]
+        await languages.choose(callback.from_user.id, callback_data.code)
+        await show(callback, confirmation(languages, callback_data.code))  # picked again: not modified, no error
 
     return router

@@ -18,6 +18,7 @@ from services.bot.routers.report import themes_in
 from shared.themes import THEMES
 
 SHOWN = 5
+MAX_QUERY = 300  # characters: what lessons' search takes
 
 
 def _card(item: dict[str, Any]) -> str:
@@ -42,8 +43,16 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
                                    "/lessons #access. Themes: {themes}").format(
                 themes=", ".join(f"#{t}" for t in THEMES)))
             return
+        if len(words) > MAX_QUERY:
+            await message.answer(_("That search is too long: at most {n} characters. A few words will do, for "
+                                   "example: /lessons checkpoint convoy").format(n=MAX_QUERY))
+            return
         try:
             found = await lessons.search(person, query=words, theme=themes[0] if themes else None, limit=SHOWN)
+        except ValueError:  # lessons refused the search itself
+            await message.answer(_("I cannot search for that. A few words will do, for example: /lessons "
+                                   "checkpoint convoy"))
+            return
         except LessonsUnavailable:
             await message.answer(_("I cannot reach the lessons service right now. Please try again in a moment."))
             return

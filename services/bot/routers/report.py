@@ -25,6 +25,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import LessonStep
+from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.filters import IsRegistered
 from services.bot.quality import nudges
 from services.bot.states import ReportWriting
@@ -65,8 +66,9 @@ async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state
         chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen else [*chosen, callback_data.v]
         await state.update_data({"themes": chosen})
     await callback.answer()
-    if callback.message is not None:
-        await callback.message.edit_reply_markup(reply_markup=themes_keyboard(chosen))  # type: ignore[union-attr]
+    if not await set_buttons(callback, themes_keyboard(chosen)):  # an old message: the buttons anew
+        await pressed(callback).answer(_("Themes: press all that apply, then Done."),
+                                       reply_markup=themes_keyboard(chosen))
 
 
 def classification_labels() -> dict[str, str]:
@@ -142,7 +144,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     router.message.filter(IsRegistered())
     router.callback_query.filter(IsRegistered())
 
-    async def ask(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def ask(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
         """The question of the step the conversation is at."""
         current, data = await state.get_state(), await state.get_data()
         if current == ReportWriting.text.state:
@@ -171,7 +173,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             keyboard.button(text=_("Cancel"), callback_data=LessonStep(a="cancel"))
             await message.answer(_summary(data), reply_markup=keyboard.as_markup())
 
-    async def to(step: Any, message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def to(step: Any, message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
         await state.set_state(step)
         await ask(message, state, person)
 
@@ -237,19 +239,18 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     @router.callback_query(StateFilter(ReportWriting.country), LessonStep.filter(F.a == "country"))
     async def country_pressed(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
                               person: dict[str, Any]) -> None:
+        await callback.answer()
         if resolve_country(callback_data.v) is None:
-            await callback.answer()
             return
         await state.update_data({"country": resolve_country(callback_data.v)})
-        await callback.answer()
-        await to(ReportWriting.themes, callback.message, state, person)  # type: ignore[arg-type]
+        await to(ReportWriting.themes, pressed(callback), state, person)
 
     router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "done"))
     async def themes_done(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
         await callback.answer()
-        await to(ReportWriting.classification, callback.message, state, person)  # type: ignore[arg-type]
+        await to(ReportWriting.classification, pressed(callback), state, person)
 
     @router.callback_query(StateFilter(ReportWriting.classification), LessonStep.filter(F.a == "class"))
     async def classification(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
@@ -257,7 +258,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         await callback.answer()
         if callback_data.v in CLASSIFICATIONS:
             await state.update_data({"classification": callback_data.v})
-            await to(ReportWriting.attachment, callback.message, state, person)  # type: ignore[arg-type]
+            await to(ReportWriting.attachment, pressed(callback), state, person)
 
     @router.message(StateFilter(ReportWriting.attachment), F.photo | F.document)
     async def attachment(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
@@ -274,23 +275,21 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     @router.callback_query(StateFilter(ReportWriting.attachment), LessonStep.filter(F.a == "skip"))
     async def no_attachment(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
         await callback.answer()
-        await to(ReportWriting.confirm, callback.message, state, person)  # type: ignore[arg-type]
+        await to(ReportWriting.confirm, pressed(callback), state, person)
 
     @router.callback_query(StateFilter(ReportWriting.confirm), LessonStep.filter(F.a == "send"))
     async def send(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+        await callback.answer()
         ref = await submit(db, clock, person, await state.get_data())
         await state.clear()
-        await callback.answer()
-        if callback.message is not None:
-            await callback.message.answer(_("Report sent, reference {ref}. Thank you: the CMCS desk reviews "  # type: ignore[union-attr]
-                                            "every report.").format(ref=ref))
+        await pressed(callback).answer(_("Report sent, reference {ref}. Thank you: the CMCS desk reviews "
+                                         "every report.").format(ref=ref))
 
     @router.callback_query(StateFilter(ReportWriting.confirm), LessonStep.filter(F.a == "cancel"))
     async def discard(callback: CallbackQuery, state: FSMContext) -> None:
-        await state.clear()
         await callback.answer()
-        if callback.message is not None:
-            await callback.message.answer(_("Report discarded."))  # type: ignore[union-attr]
+        await state.clear()
+        await pressed(callback).answer(_("Report discarded."))
 
     @router.message(StateFilter(ReportWriting), ~F.text.startswith("/"))
     async def unexpected(message: Message, state: FSMContext, person: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ class Attempts:
         now = time.monotonic()
         while failures and now - failures[0] > self.window_s:
             failures.popleft()
-        return bool(failures) and len(failures) >= self.limit
+        return failures is not None and len(failures) >= self.limit
 
     def failed(self, user_id: int) -> None:
         self._failures.setdefault(user_id, deque()).append(time.monotonic())

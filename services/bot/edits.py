@@ -1,0 +1,72 @@
+"""Showing the answer to a pressed button as Telegram really behaves.
+
+- A button pressed on a message older than 48 hours arrives with an
+  `InaccessibleMessage` (its chat and id only): it cannot be edited, so the
+  answer goes as a fresh message in the same chat.
+- An edit to what the message already shows (a page turned back to the one
+  shown, a button pressed twice) is refused with 400 "message is not
+  modified": there is nothing to do.
+- A message Telegram no longer lets the bot edit, or one deleted meanwhile:
+  a fresh message too.
+
+Every handler answers the callback query first (`callback.answer()`), then
+edits through these: an edit that fails never leaves the button spinning.
+"""
+
+from __future__ import annotations
+
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Chat, InaccessibleMessage, InlineKeyboardMarkup, Message
+
+Pressed = Message | InaccessibleMessage  # what a fresh answer can be sent beside (both have `.answer`)
+UNEDITABLE = ("message can't be edited", "message to edit not found")
+
+
+def not_modified(err: TelegramBadRequest) -> bool:
+    return "message is not modified" in err.message.lower()
+
+
+def uneditable(err: TelegramBadRequest) -> bool:
+    return any(reason in err.message.lower() for reason in UNEDITABLE)
+
+
+def pressed(callback: CallbackQuery) -> Pressed:
+    """The message whose button was pressed, or, when Telegram sent none, a stand-in
+    for the presser's private chat (fresh answers go there)."""
+    if callback.message is not None:
+        return callback.message
+    stand_in = InaccessibleMessage(chat=Chat(id=callback.from_user.id, type=ChatType.PRIVATE), message_id=0)
+    return stand_in.as_(callback.bot)
+
+
+async def show(callback: CallbackQuery, text: str, *, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+    """The pressed message now reads `text`: edited in place, or sent afresh when it cannot be edited."""
+    message = callback.message
+    if isinstance(message, Message):
+        try:
+            await message.edit_text(text, reply_markup=reply_markup)
+            return
+        except TelegramBadRequest as err:
+            if not_modified(err):
+                return
+            if not uneditable(err):
+                raise
+    await pressed(callback).answer(text, reply_markup=reply_markup)
+
+
+async def set_buttons(callback: CallbackQuery, reply_markup: InlineKeyboardMarkup | None) -> bool:
+    """The pressed message's buttons replaced (None: removed). False when the message
+    cannot be edited: the caller then says in a fresh message what changed."""
+    message = callback.message
+    if not isinstance(message, Message):
+        return False
+    try:
+        await message.edit_reply_markup(reply_markup=reply_markup)
+    except TelegramBadRequest as err:
+        if not_modified(err):
+            return True
+        if uneditable(err):
+            return False
+        raise
+    return True
