@@ -7,6 +7,15 @@ recorded with its `bot.delivery.sent` event (outbox). A kill -9 between the
 marker and the record can repeat that one send (Telegram offers no idempotency
 key); the marker makes such a repeat known and counted (`Delivery.sends`), and
 only sends in flight at the kill can repeat: at 30 a second, a few at most.
+
+Telegram's refusals: a user who blocked the bot (403) or never started it (400
+"chat not found") makes the delivery `failed` with that reason, and notify
+tells the desk. A server error (5xx, or an HTML page from Telegram's edge that
+aiogram cannot decode) that outlasts the session's retries is transient: the
+command is delivered again later, never dead-lettered.
+
+A press counts only for a reply the delivered message's buttons offered (kept
+with the delivery): made-up callback data changes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Any
 
 import structlog
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramForbiddenError, TelegramServerError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery
 from aiogram.utils.i18n import gettext as _
@@ -29,11 +38,13 @@ from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
+from services.bot.edits import pressed, set_buttons
 from services.bot.gate import SendGate
 from services.bot.lessons_client import LessonsClient
 from services.bot.models import Delivery
 from services.bot.routers import aar, departure, handover
 from shared import events
+from shared.bus import TransientError
 from shared.clock import Clock
 from shared.documents import Documents
 from shared.events import Envelope
@@ -65,7 +76,7 @@ async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> b
             return False
         if row is None:
             row = Delivery(notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
-                           chat_id=event.chat_id, at=clock.now())
+                           chat_id=event.chat_id, at=clock.now(), replies=" ".join(b.reply for b in event.buttons))
         else:
             log.warning("delivery_repeated_after_crash", sends=row.sends + 1)
         row.sends += 1
@@ -110,10 +121,12 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
                 else:
                     sent = await bot.send_message(event.chat_id, escape(event.text), reply_markup=markup)
             message_id = sent.message_id
-        except TelegramForbiddenError:
+        except TelegramForbiddenError:  # blocked, or the account deleted: as good as blocked
             failed = "blocked"
         except TelegramBadRequest as err:
-            failed = f"refused: {err.message}"[:200]
+            failed = "chat not found" if "chat not found" in err.message.lower() else f"refused: {err.message}"[:200]
+        except (TelegramServerError, ClientDecodeError) as err:  # Telegram unwell past the retries: later, again
+            raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
     async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
         row = (await uow.session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).one()
@@ -131,6 +144,12 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
 
 
+def offered(delivery: Delivery, reply: str) -> bool:
+    """Whether the delivered message's buttons offered `reply` (a delivery sent before
+    they were kept takes any, as it always did)."""
+    return delivery.replies is None or reply in delivery.replies.split()
+
+
 def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient | None = None) -> Router:
     router = Router(name="notification-replies")
 
@@ -145,8 +164,9 @@ def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient |
             rows = [] if notification_id is None else list((await uow.session.exec(select(Delivery).where(
                 Delivery.notification_id == notification_id, col(Delivery.failed).is_(None)))).all())
             mine = [d for d in rows if d.chat_id == callback.from_user.id]
+            allowed = any(offered(d, callback_data.r) for d in mine)  # on any copy it was sent on
             unanswered = [d for d in rows if d.replied is None]
-            if mine and unanswered:  # the first answer counts; pressing again changes nothing
+            if allowed and unanswered:  # the first answer counts; pressing again changes nothing
                 for row in unanswered:
                     row.replied = callback_data.r
                     uow.session.add(row)
@@ -157,14 +177,20 @@ def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient |
             log.warning("notification_reply_refused", reason="not the recipient")
             await callback.answer(_("This button is not for you."))
             return
+        if not allowed:  # made-up data: an answer the message never offered
+            log.warning("notification_reply_refused", reason="not a button of the message")
+            await callback.answer(_("That answer is not one of this message's buttons: nothing was recorded."),
+                                  show_alert=True)
+            return
         await callback.answer(_("Thank you: recorded."))
-        if callback.message is not None:
-            await callback.message.edit_reply_markup(reply_markup=None)  # type: ignore[union-attr]
-            if callback_data.r == WRITE_HANDOVER and person is not None:  # the prompt's "write it now"
-                await handover.begin(callback.message, state, person)  # type: ignore[arg-type]
-            elif callback_data.r == CHANGE_DATE and person is not None:  # the departure question's "change"
-                await departure.ask(callback.message, state, person)  # type: ignore[arg-type]
-            elif callback_data.r == WRITE_AAR and person is not None and lessons is not None:  # "write it now"
-                await aar.begin(callback.message, state, person, lessons=lessons)  # type: ignore[arg-type]
+        message = pressed(callback)
+        if not await set_buttons(callback, None):  # a message too old to edit: say so in a new one
+            await message.answer(_("Thank you: your answer is recorded."))
+        if callback_data.r == WRITE_HANDOVER and person is not None:  # the prompt's "write it now"
+            await handover.begin(message, state, person)
+        elif callback_data.r == CHANGE_DATE and person is not None:  # the departure question's "change"
+            await departure.ask(message, state, person)
+        elif callback_data.r == WRITE_AAR and person is not None and lessons is not None:  # "write it now"
+            await aar.begin(message, state, person, lessons=lessons)
 
     return router

@@ -43,7 +43,8 @@ class LanguageChoice(SQLModel, table=True):
 
 class Delivery(SQLModel, table=True):
     """A notification attempt: in flight (no message id, not failed), then
-    accepted or refused by Telegram. `sends` > 1: a crash mid-send repeated it."""
+    accepted or refused by Telegram. `sends` > 1: a crash mid-send repeated it.
+    A press is taken only for a reply its message's buttons offered (`replies`)."""
 
     __table_args__ = (UniqueConstraint("notification_id", "attempt"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -56,6 +57,7 @@ class Delivery(SQLModel, table=True):
     at: datetime
     replied: str | None = None
     sends: int = 0
+    replies: str | None = None  # its buttons' replies, space-separated ("": none); None: sent before they were kept
 
 
 BOT_TABLES: tuple[Table, ...] = (

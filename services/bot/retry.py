@@ -13,6 +13,7 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -30,6 +31,9 @@ class RetryRequests(BaseRequestMiddleware):
     """429: wait `retry_after` and send again (Telegram did not take it).
     5xx and network errors: back off and send again, a few times; a network
     error may hide a send Telegram did take, so such retries are counted.
+    An HTML error page from Telegram's edge (a 502 or 504 that aiogram cannot
+    decode: `ClientDecodeError`) is a 5xx from a proxy: retried the same way,
+    and counted as ambiguous (the server behind it may have taken the call).
 
     Once `stop()` is called (SIGTERM), nothing waits any more: a call not yet
     made fails at once, a call in progress is not retried, and a wait for a
@@ -62,7 +66,8 @@ class RetryRequests(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if self.stopping.is_set():
             raise self._refused(method)
-        if isinstance(method, GetUpdates):  # the polling loop has its own policy
+        polling = isinstance(method, GetUpdates)  # (not narrowing `method`: the call keeps its type)
+        if polling:  # the polling loop has its own policy
             return await make_request(bot, method)
         new_message = isinstance(method, SendMessage | SendDocument) and isinstance(method.chat_id, int)
         backoff = 0.5
@@ -82,10 +87,10 @@ class RetryRequests(BaseRequestMiddleware):
                     self.gate.pause(err.retry_after)  # Telegram's flood wait holds for every send
                 if not await self._pause(err.retry_after):  # as Telegram asks, unless stopping
                     raise
-            except (TelegramServerError, TelegramNetworkError) as err:
+            except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as err:
                 if attempt == self.attempts or self.stopping.is_set():
                     raise
-                if isinstance(err, TelegramNetworkError):
+                if isinstance(err, TelegramNetworkError | ClientDecodeError):
                     self.ambiguous_retries += 1
                 log.warning("telegram_retry", method=method.__api_method__, error=type(err).__name__, detail=str(err)[:200])
                 if not await self._pause(backoff):  # back-off before the retry, unless stopping
