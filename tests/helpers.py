@@ -118,3 +118,13 @@ async def link_to_telegram(db_url: str, *, first_chat: int, at: Any) -> list[tup
                          for i, p in enumerate(people)])
     await db.dispose()
     return [(p.email, p.id, first_chat + i) for i, p in enumerate(people)]
+
+
+async def mark_started(sandbox_url: str, chat_ids: Any) -> None:
+    """These users pressed Start earlier: the sandbox lets the bot write to them (Telegram answers
+    "chat not found" to a chat that never started the bot)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(f"{sandbox_url}/sandbox/users",
+                                                           json={"started": [int(c) for c in chat_ids]}) as resp:
+        assert resp.status == 200, await resp.text()

@@ -14,7 +14,9 @@ def main() -> None:
     settings = Settings()
     configure_logging(service="sandbox", fmt=settings.log_format, level=settings.log_level)
     sandbox = Sandbox(bot_username=settings.bot_username,
-                      faults=Faults(global_per_sec=settings.global_per_sec, per_chat_per_sec=settings.per_chat_per_sec),
+                      faults=Faults(global_per_sec=settings.global_per_sec, per_chat_per_sec=settings.per_chat_per_sec,
+                                    inaccessible_after_seconds=settings.inaccessible_after_seconds),
+                      token=settings.token,
                       webhook_ca=settings.webhook_ca or None)
     web.run_app(build_app(sandbox), host=settings.host, port=settings.port, print=None, access_log=None)
 

@@ -1,6 +1,8 @@
 """A local server that speaks the Telegram Bot API (for what the bot uses) and a
 control API that acts as the users. The bot reaches it through aiogram's own
 TelegramAPIServer setting, so the production code path is the one exercised.
+Every call is checked against the published Bot API (spec/api.json, see botapi.py)
+and answered as Telegram does, errors included.
 """
 
 from __future__ import annotations
@@ -8,84 +10,52 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from services.sandbox.state import ApiError, Sandbox
+from services.sandbox import botapi
+from services.sandbox.formatting import parse_text
+from services.sandbox.state import ApiError, Sandbox, public
 
-TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
-MAX_TEXT = 4096
-HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span", "tg-spoiler",
-             "blockquote", "tg-emoji"}
-ENTITY = re.compile(r"&(?!(?:amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)")
+TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 PAGE = Path(__file__).with_name("page.html")
+NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup are exactly "
+                "the same as a current content and reply markup of the message")
+# what Telegram's nginx edge answers for a 5xx, instead of the Bot API's JSON
+EDGE_PAGE = ("<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}</h1></center>\r\n"
+             "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 Params = dict[str, Any]
 Method = Callable[[Sandbox, Params], Awaitable[Any]]
-
-
-class _HtmlCheck(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in HTML_TAGS:
-            raise ApiError(400, f"Bad Request: can't parse entities: Unsupported start tag \"{tag}\"")
-        self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack.pop() != tag:
-            raise ApiError(400, f"Bad Request: can't parse entities: Unmatched end tag \"{tag}\"")
-
-
-def check_text(text: Any, parse_mode: str | None, *, what: str = "message text") -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, f"Bad Request: {what} is empty")
-    if len(text) > MAX_TEXT:
-        raise ApiError(400, "Bad Request: message is too long")
-    if parse_mode and parse_mode.upper() == "HTML":
-        if ENTITY.search(text):
-            raise ApiError(400, "Bad Request: can't parse entities: Character '&' is reserved")
-        checker = _HtmlCheck()
-        checker.feed(text)
-        checker.close()
-        if checker.stack:
-            raise ApiError(400, f"Bad Request: can't parse entities: Can't find end tag \"{checker.stack[-1]}\"")
-    return text
-
-
-def _json_field(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise ApiError(400, "Bad Request: can't parse JSON field") from exc
-    return value
+log = structlog.get_logger("sandbox")
 
 
 def _chat_id(params: Params) -> int:
-    try:
-        return int(params["chat_id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ApiError(400, "Bad Request: chat not found") from exc
+    """The sandbox has private chats only: a @username is a chat it does not know."""
+    if "chat_id" not in params:
+        raise ApiError(400, "Bad Request: chat_id is empty")
+    if not isinstance(params["chat_id"], int):
+        raise ApiError(400, "Bad Request: chat not found")
+    return params["chat_id"]
 
 
-def _markup(params: Params) -> dict[str, Any] | None:
-    markup = params.get("reply_markup")
-    if markup in (None, ""):
-        return None
-    value = _json_field(markup)
-    if not isinstance(value, dict):
-        raise ApiError(400, "Bad Request: reply markup must be an object")
-    for row in value.get("inline_keyboard", []):
-        for button in row:
-            if len(str(button.get("callback_data", "")).encode()) > 64:
-                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
-    return value
+def _edited_message(sb: Sandbox, p: Params) -> dict[str, Any]:
+    if "inline_message_id" in p:
+        raise ApiError(400, "Bad Request: MESSAGE_ID_INVALID")  # no inline mode in the sandbox
+    chat_id = _chat_id(p)
+    if "message_id" not in p:
+        raise ApiError(400, "Bad Request: message identifier is not specified")
+    sb.check_chat(chat_id)
+    return sb.find_bot_message(chat_id, p["message_id"])
+
+
+def _same_markup(new: Any, old: Any) -> bool:
+    def norm(markup: Any) -> Any:
+        return None if not markup or markup == {"inline_keyboard": []} else markup
+    return bool(norm(new) == norm(old))
 
 
 async def get_me(sb: Sandbox, p: Params) -> Any:
@@ -99,66 +69,63 @@ async def get_updates(sb: Sandbox, p: Params) -> Any:
 
 async def send_message(sb: Sandbox, p: Params) -> Any:
     chat_id = _chat_id(p)
-    text = check_text(p.get("text"), p.get("parse_mode"))
-    markup = _markup(p)
+    parsed = parse_text(p["text"], p.get("parse_mode"))
     sb.admit_send(chat_id)
-    return sb.bot_message(chat_id, text=text, reply_markup=markup, parse_mode=p.get("parse_mode") or None)
+    return sb.bot_message(chat_id, text=p["text"], parsed=parsed, reply_markup=p.get("reply_markup"),
+                          parse_mode=p.get("parse_mode") or None)
 
 
 async def edit_message_text(sb: Sandbox, p: Params) -> Any:
-    chat_id = _chat_id(p)
-    text = check_text(p.get("text"), p.get("parse_mode"))
-    message = sb.find_bot_message(chat_id, int(p.get("message_id") or 0))
-    markup = _markup(p)
-    sb.admit_send(chat_id, rate_limited=False)
-    message["text"] = text
-    message["reply_markup"] = markup
-    message["parse_mode"] = p.get("parse_mode") or None
-    message["edited"] = True
-    return {k: v for k, v in message.items() if k != "outgoing" and v is not None}
+    parsed = parse_text(p["text"], p.get("parse_mode"))
+    message = _edited_message(sb, p)
+    if "text" not in message:
+        raise ApiError(400, "Bad Request: there is no text in the message to edit")
+    markup = p.get("reply_markup")
+    if parsed == message.get("parsed") and _same_markup(markup, message.get("reply_markup")):
+        raise ApiError(400, NOT_MODIFIED)
+    sb.admit_send(message["chat"]["id"], rate_limited=False)
+    message.update(text=p["text"], parsed=parsed, reply_markup=markup, parse_mode=p.get("parse_mode") or None,
+                   edited=True, edit_date=int(sb.wall()))
+    return public(message)
 
 
 async def edit_message_reply_markup(sb: Sandbox, p: Params) -> Any:
-    chat_id = _chat_id(p)
-    message = sb.find_bot_message(chat_id, int(p.get("message_id") or 0))
-    sb.admit_send(chat_id, rate_limited=False)
-    message["reply_markup"] = _markup(p)
-    return {k: v for k, v in message.items() if k != "outgoing" and v is not None}
+    message = _edited_message(sb, p)
+    markup = p.get("reply_markup")
+    if _same_markup(markup, message.get("reply_markup")):
+        raise ApiError(400, NOT_MODIFIED)
+    sb.admit_send(message["chat"]["id"], rate_limited=False)
+    message.update(reply_markup=markup, edited=True, edit_date=int(sb.wall()))
+    return public(message)
 
 
 async def answer_callback_query(sb: Sandbox, p: Params) -> Any:
-    if not p.get("callback_query_id"):
-        raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+    sb.answer_query(p["callback_query_id"])
     sb.callback_answers.append({"id": p["callback_query_id"], "text": p.get("text"), "show_alert": p.get("show_alert")})
     return True
 
 
 async def send_document(sb: Sandbox, p: Params) -> Any:
     chat_id = _chat_id(p)
-    document = p.get("document")
-    if isinstance(document, str) and document.startswith("attach://"):
-        document = p.get(document.removeprefix("attach://"))  # the uploaded part it points to
-    if not document:
-        raise ApiError(400, "Bad Request: there is no document in the request")
-    name = document if isinstance(document, str) else document["filename"]
-    caption = check_text(p["caption"], p.get("parse_mode"), what="caption") if p.get("caption") else None
+    document = p["document"]  # an uploaded part, or a file_id or URL
+    name = document["filename"] if isinstance(document, dict) else str(document).rsplit("/", 1)[-1]
+    caption = p.get("caption") or None
+    parsed = parse_text(caption, p.get("parse_mode"), limit=1024, too_long="message caption is too long",
+                        may_be_empty=True) if caption else None
     sb.admit_send(chat_id)
     return sb.bot_message(chat_id, document={"file_name": name, "file_id": f"doc-{name}", "file_unique_id": name},
-                          caption=caption, reply_markup=_markup(p))
+                          caption=caption, parsed=parsed, parse_mode=p.get("parse_mode") or None,
+                          reply_markup=p.get("reply_markup"))
 
 
 async def set_my_commands(sb: Sandbox, p: Params) -> Any:
-    commands = _json_field(p.get("commands") or "[]")
-    if not isinstance(commands, list) or len(commands) > 100:
-        raise ApiError(400, "Bad Request: invalid commands")
-    sb.commands[p.get("language_code") or ""] = commands
+    sb.commands[p.get("language_code") or ""] = p["commands"]
     return True
 
 
 async def get_my_commands(sb: Sandbox, p: Params) -> Any:
     """Commands for a language fall back to the default list, as in Telegram."""
     return sb.commands.get(p.get("language_code") or "") or sb.commands.get("", [])
-
 
 async def always_true(sb: Sandbox, p: Params) -> Any:
     return True
@@ -219,9 +186,13 @@ async def _params(request: web.Request) -> Params:
     if request.method != "POST" or not request.body_exists:
         return params
     if request.content_type == "application/json":
-        body = await request.json()
-        if isinstance(body, dict):
-            params.update(body)
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise ApiError(400, "Bad Request: can't parse JSON encoded request body") from exc
+        if not isinstance(body, dict):
+            raise ApiError(400, "Bad Request: JSON object expected as request body")
+        params.update(body)
         return params
     form = await request.post()
     for key, value in form.items():
@@ -236,14 +207,26 @@ def build_app(sandbox: Sandbox) -> web.Application:
     async def bot_api(request: web.Request) -> web.Response:
         token, method = request.match_info["token"], request.match_info["method"]
         try:
-            if not TOKEN.match(token):
+            if not TOKEN_SHAPE.match(token):
+                raise ApiError(404, "Not Found")
+            if token != sandbox.token:
                 raise ApiError(401, "Unauthorized")
-            handler = METHODS.get(method.lower())
-            if handler is None:
+            handler, name = METHODS.get(method.lower()), botapi.method_names().get(method.lower())
+            if handler is None or name is None:
                 raise ApiError(404, "Not Found: method not found")
-            result = await handler(sandbox, await _params(request))
+            params = botapi.check_request(name, await _params(request))
+            result = await handler(sandbox, params)
         except ApiError as err:
+            if err.html:
+                status = f"{err.code} {err.description}"
+                return web.Response(text=EDGE_PAGE.format(status=status), status=err.code, content_type="text/html")
             return web.json_response(err.body(), status=err.code)
+        try:
+            botapi.check_result(name, result)
+        except botapi.SpecViolation as exc:  # the sandbox's own mistake: loud, never a silent misfit
+            log.error("sandbox_answer_outside_spec", method=name, problem=str(exc))
+            return web.json_response({"ok": False, "error_code": 500, "description": f"Internal Server Error: the "
+                                      f"sandbox's answer does not fit Bot API {botapi.version()}: {exc}"}, status=500)
         return web.json_response({"ok": True, "result": result})
 
     async def send(request: web.Request) -> web.Response:
@@ -257,7 +240,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
         body = await request.json()
         try:
             update = await sandbox.user_presses(int(body["user_id"]), int(body["message_id"]), str(body["data"]),
-                                                tampered=bool(body.get("tampered")))
+                                                tampered=bool(body.get("tampered")),
+                                                inaccessible=bool(body.get("inaccessible")))
         except ApiError as err:
             return web.json_response(err.body(), status=err.code)
         return web.json_response({"update_id": update["update_id"]})
@@ -307,9 +291,25 @@ def build_app(sandbox: Sandbox) -> web.Application:
             f.fail_next = int(body["fail_next"])
         if "blocked_user_ids" in body:
             f.blocked_user_ids = {int(u) for u in body["blocked_user_ids"]}
+        if "error_body" in body:
+            if body["error_body"] not in ("json", "html"):
+                return web.json_response({"error": "error_body is json or html"}, status=400)
+            f.error_body = body["error_body"]
+        if "retry_after" in body:
+            f.retry_after = int(body["retry_after"])
+        if "inaccessible_after_seconds" in body:
+            f.inaccessible_after_seconds = float(body["inaccessible_after_seconds"])
         return web.json_response({"global_per_sec": f.global_per_sec, "per_chat_per_sec": f.per_chat_per_sec,
                                   "error_rate": f.error_rate, "error_status": f.error_status, "fail_next": f.fail_next,
-                                  "blocked_user_ids": sorted(f.blocked_user_ids)})
+                                  "blocked_user_ids": sorted(f.blocked_user_ids), "error_body": f.error_body,
+                                  "retry_after": f.retry_after,
+                                  "inaccessible_after_seconds": f.inaccessible_after_seconds})
+
+    async def users(request: web.Request) -> web.Response:
+        """Users who pressed Start earlier: the bot may write to them (test setup)."""
+        body = await request.json()
+        sandbox.mark_started({int(u) for u in body.get("started", [])})
+        return web.json_response({"started": len(sandbox.started)})
 
     async def counts(request: web.Request) -> web.Response:
         """The bot's messages per chat (`?contains=`: with that text only), and when the first and
@@ -345,6 +345,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/sandbox/chats/{chat_id}/transcript", transcript)
     app.router.add_get("/sandbox/chats/{chat_id}/wait", wait)
     app.router.add_post("/sandbox/faults", faults)
+    app.router.add_post("/sandbox/users", users)
     app.router.add_get("/sandbox/stats", stats)
     app.router.add_get("/sandbox/counts", counts)
     app.router.add_get("/healthz", healthz)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
+from services.sandbox.state import SANDBOX_TOKEN
 from shared.settings import ServiceSettings
 
 
@@ -15,4 +16,6 @@ class Settings(ServiceSettings):
     bot_username: str = "CMCoordHubBot"
     global_per_sec: float = 30.0
     per_chat_per_sec: float = 1.0
+    token: str = SANDBOX_TOKEN  # the one bot token answered; any other gets 401, as from Telegram
+    inaccessible_after_seconds: float = 48 * 3600  # Telegram's: older messages come as InaccessibleMessage
     webhook_ca: str = ""  # a CA file the webhook calls trust besides the system's (a private or test CA)

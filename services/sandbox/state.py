@@ -16,14 +16,34 @@ from typing import Any
 from services.sandbox.webhooks import Webhook, ssl_context
 
 
+# The token `cmcoord up` gives the bot when no real one is set (services/bot/config.py): the
+# sandbox answers it, and 401 to any other, as Telegram does for a token it does not know.
+SANDBOX_TOKEN = "1000001:sandbox-token-for-local-use-only"
+HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+PRIVATE_FIELDS = frozenset({"outgoing", "parse_mode", "parsed", "accepted_at", "edited"})
+
+
+def public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the Bot API shows it: the text parsed (entities apart), no sandbox bookkeeping."""
+    out = {k: v for k, v in message.items() if k not in PRIVATE_FIELDS and v is not None}
+    parsed = message.get("parsed")
+    if parsed is not None:
+        key = "text" if "text" in out else "caption"
+        out[key], entities = parsed
+        if entities:
+            out["entities" if key == "text" else "caption_entities"] = entities
+    return out
+
+
 class ApiError(Exception):
     """A Bot API error answer: HTTP status = error_code."""
 
-    def __init__(self, code: int, description: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, *, retry_after: int | None = None, html: bool = False) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.html = html  # answered as an HTML page, as Telegram's nginx edge does for a 5xx
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
@@ -40,6 +60,9 @@ class Faults:
     error_status: int = 500
     fail_next: int = 0  # the next N sends fail with error_status, whatever the rate
     blocked_user_ids: set[int] = field(default_factory=set)
+    error_body: str = "json"  # "html": injected 5xx answered by the edge's HTML page, not the Bot API's JSON
+    retry_after: int = 1  # a 429's parameters.retry_after, in seconds
+    inaccessible_after_seconds: float = 48 * 3600  # a press on an older message carries an InaccessibleMessage
 
 
 @dataclass
@@ -91,7 +114,8 @@ class SendWindow:
 
 
 class Sandbox:
-    def __init__(self, *, bot_username: str, faults: Faults | None = None,
+    def __init__(self, *, bot_username: str, faults: Faults | None = None, token: str = SANDBOX_TOKEN,
+                 wall: Callable[[], float] = time.time,
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
                  webhook_ca: str | None = None) -> None:
         self.bot_username = bot_username
@@ -113,6 +137,14 @@ class Sandbox:
         self._per_chat: dict[int, SendWindow] = {}
         self.callback_answers: list[dict[str, Any]] = []
         self._bot_wrote: dict[int, asyncio.Event] = {}
+        self.token = token
+        self.wall = wall  # Unix time: message dates, and how old a message is
+        self.started: set[int] = set()  # users who wrote to the bot or pressed: chats it may write to
+        self.open_queries: set[str] = set()  # callback queries not answered yet
+
+    def mark_started(self, user_ids: set[int]) -> None:
+        """These users pressed Start earlier (test setup, as if they had)."""
+        self.started.update(user_ids)
 
     # --- users acting ------------------------------------------------------
 
@@ -131,10 +163,11 @@ class Sandbox:
                          language_code: str | None = None, document: str | None = None) -> dict[str, Any]:
         """A message from the user: text, or a document (by file name) with `text` as its caption."""
         user = self.user(user_id, first_name=first_name, language_code=language_code)
+        self.started.add(user_id)
         chat = self.chat(user_id)
         message: dict[str, Any] = {
             "message_id": chat.new_id(),
-            "date": int(time.time()),
+            "date": int(self.wall()),
             "chat": {"id": user_id, "type": "private", "first_name": user.first_name},
             "from": user.as_dict(),
         }
@@ -151,10 +184,13 @@ class Sandbox:
         chat.messages.append({**message, "outgoing": False})
         return await self._enqueue({"message": message})
 
-    async def user_presses(self, user_id: int, message_id: int, data: str, *, tampered: bool = False) -> dict[str, Any]:
+    async def user_presses(self, user_id: int, message_id: int, data: str, *, tampered: bool = False,
+                           inaccessible: bool = False) -> dict[str, Any]:
         """A press on a button of the bot's message; `tampered` sends data no button
-        carries, as a modified client could."""
+        carries, as a modified client could. A message older than `inaccessible_after_seconds`
+        (any message, with `inaccessible`) comes as an InaccessibleMessage, as Telegram sends it."""
         user = self.user(user_id)
+        self.started.add(user_id)
         chat = self.chat(user_id)
         target = next((m for m in chat.messages if m["message_id"] == message_id and m["outgoing"]), None)
         if target is None:
@@ -162,15 +198,26 @@ class Sandbox:
         buttons = [b for row in (target.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
         if not tampered and not any(b.get("callback_data") == data for b in buttons):
             raise ApiError(400, "Bad Request: no such button on that message")
-        message = {k: v for k, v in target.items() if k != "outgoing"}
+        if inaccessible or self.wall() - target["date"] >= self.faults.inaccessible_after_seconds:
+            message = {"chat": target["chat"], "message_id": message_id, "date": 0}
+        else:
+            message = public(target)
+        query_id = str(self.rng.getrandbits(63))
         query = {
-            "id": str(self.rng.getrandbits(63)),
+            "id": query_id,
             "from": user.as_dict(),
             "message": message,
             "chat_instance": str(user_id),
             "data": data,
         }
+        self.open_queries.add(query_id)
         return await self._enqueue({"callback_query": query})
+
+    def answer_query(self, query_id: str) -> None:
+        """A callback query is answered once; an unknown id is refused as Telegram does."""
+        if query_id not in self.open_queries:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        self.open_queries.discard(query_id)
 
     async def _enqueue(self, payload: dict[str, Any]) -> dict[str, Any]:
         async with self._new_update:
@@ -247,16 +294,14 @@ class Sandbox:
     def admit_send(self, chat_id: int, *, rate_limited: bool = True) -> None:
         """Apply faults and limits to one send to `chat_id`, or raise the error Telegram would.
         Edits pass `rate_limited=False`: the message limits count new messages."""
-        if chat_id in self.faults.blocked_user_ids:
-            self.stats.blocked += 1
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        self.check_chat(chat_id)
         if self.faults.fail_next > 0:
             self.faults.fail_next -= 1
             self.stats.errors += 1
-            raise ApiError(self.faults.error_status, "Internal Server Error")
+            raise self._injected_error()
         if self.faults.error_rate and self.rng.random() < self.faults.error_rate:
             self.stats.errors += 1
-            raise ApiError(self.faults.error_status, "Internal Server Error")
+            raise self._injected_error()
         if not rate_limited:
             return
         now = self.clock()
@@ -265,26 +310,49 @@ class Sandbox:
             if limit > 0 and not w.allows(now, limit):
                 self.stats.rate_limited += 1
                 self.stats.rate_limited_in_chat += w is window
-                raise ApiError(429, "Too Many Requests: retry after 1", retry_after=max(1, round(w.wait_s(now) + 0.5)))
+                raise self._too_many()
         self._global.times.append(now)
         window.times.append(now)
         self.stats.accepted += 1
 
-    def bot_message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
+    def check_chat(self, chat_id: int) -> None:
+        """Telegram's answer for a chat the bot may not write to: blocked (403), never started (400)."""
+        if chat_id in self.faults.blocked_user_ids:
+            self.stats.blocked += 1
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id not in self.started:
+            raise ApiError(400, "Bad Request: chat not found")
+
+    def _too_many(self) -> ApiError:
+        after = self.faults.retry_after
+        return ApiError(429, f"Too Many Requests: retry after {after}", retry_after=after)
+
+    def _injected_error(self) -> ApiError:
+        status = self.faults.error_status
+        if status == 429:
+            return self._too_many()
+        return ApiError(status, HTTP_REASONS.get(status, "Internal Server Error"),
+                        html=status >= 500 and self.faults.error_body == "html")
+
+    def bot_message(self, chat_id: int, *, parse_mode: str | None = None,
+                    parsed: tuple[str, list[dict[str, Any]]] | None = None, **fields: Any) -> dict[str, Any]:
+        """A message the bot sent, stored with the text as sent (`parsed`: as Telegram keeps it); the
+        Bot API's view of it is returned."""
         chat = self.chat(chat_id)
         user = self.users.get(chat_id)
         message = {
             "message_id": chat.new_id(),
-            "date": int(time.time()),
+            "date": int(self.wall()),
             "chat": {"id": chat_id, "type": "private", "first_name": user.first_name if user else "Officer"},
             "from": self.me(),
-            **{k: v for k, v in fields.items() if v is not None and k != "parse_mode"},
+            **{k: v for k, v in fields.items() if v is not None},
         }
-        # parse_mode is how the text was sent, not part of Telegram's Message: kept for the page only
-        chat.messages.append({**message, "outgoing": True, "parse_mode": fields.get("parse_mode"),
-                              "accepted_at": self.clock()})
+        # parse_mode and the text as sent are kept for the page and the control API
+        stored = {**message, "outgoing": True, "parse_mode": parse_mode, "parsed": parsed,
+                  "accepted_at": self.clock()}
+        chat.messages.append(stored)
         self._bot_wrote.setdefault(chat_id, asyncio.Event()).set()
-        return message
+        return public(stored)
 
     async def wait_for_bot(self, chat_id: int, *, after: int, timeout: float) -> list[dict[str, Any]]:
         """The bot's messages in the chat newer than `after`, waiting up to `timeout` for one."""
@@ -308,5 +376,5 @@ class Sandbox:
         raise ApiError(400, "Bad Request: message to edit not found")
 
     def me(self) -> dict[str, Any]:
-        return {"id": 1000001, "is_bot": True, "first_name": "CMCoord Hub", "username": self.bot_username,
+        return {"id": int(self.token.split(":")[0]), "is_bot": True, "first_name": "CMCoord Hub", "username": self.bot_username,
                 "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}

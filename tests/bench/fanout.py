@@ -31,7 +31,7 @@ from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from tests.bench.common import percentile, result, wait_ready
-from tests.helpers import link_to_telegram, service_env, start_service, stop_process
+from tests.helpers import link_to_telegram, mark_started, service_env, start_service, stop_process
 
 TEXT = "Regional CMCoord call tomorrow 13:00 GMT: agenda and link to follow."
 CEILING = 30.0
@@ -83,6 +83,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
     try:
         for port in ports.values():
             await wait_ready(port, "service")
+        await mark_started(url, [chat for _, _, chat in linked])  # they pressed Start earlier
         async with aiohttp.ClientSession() as http:
             # --- fan-out, Telegram's limits on (the sandbox's defaults)
             request = events.NotificationRequested(kind="call.reminder", about="bench-call", occurrence=str(today),

@@ -40,6 +40,7 @@ from tests.helpers import (
     REPO,
     eventually,
     link_to_telegram,
+    mark_started,
     service_env,
     start_service,
     stop_process,
@@ -101,6 +102,7 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
                                      + "\n", settings=roster_settings, clock=clock, publish=False)
     assert errors == []
     linked = await link_to_telegram(dbs["roster"], first_chat=FIRST_CHAT, at=clock.now())
+    await mark_started(sandbox_url, [chat for _, _, chat in linked])  # they pressed Start earlier
     people = [pid for email, pid, _ in linked if not email.startswith("rotation")]
     rotation_chats = {str(chat) for email, _, chat in linked if email.startswith("rotation")}
     chat_of = {pid: str(chat) for _, pid, chat in linked}

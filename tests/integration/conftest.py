@@ -19,6 +19,7 @@ from services.roster.models import Person, TelegramLink
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
+from tests.helpers import mark_started
 
 HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats\n"
 
@@ -65,7 +66,7 @@ ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
 
 
 @pytest.fixture
-async def people(roster_settings: Settings, clock: ManualClock) -> dict[str, uuid.UUID]:
+async def people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
     t = clock.now().date()
     rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{ZONES.get(email, '')}"
             for email, (_, row) in PEOPLE.items()]
@@ -81,6 +82,7 @@ async def people(roster_settings: Settings, clock: ManualClock) -> dict[str, uui
             if telegram is not None:
                 session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
     await db.dispose()
+    await mark_started(sandbox_url, [t for t, _ in PEOPLE.values() if t is not None])  # they pressed Start earlier
     return ids
 
 

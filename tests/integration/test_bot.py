@@ -140,6 +140,7 @@ async def test_webhook_mode_needs_a_secret_and_checks_it(
     roster_settings: Settings, clock: ManualClock,
 ) -> None:
     from services.bot.webhook import SECRET_HEADER, WebhookSecretMissing
+    from tests.helpers import mark_started
 
     base = dict(home=tmp_path / "bot", nats_url=nats_server.url, sandbox_url=sandbox_url, health_port=free_port(),
                 mode="webhook", webhook_host="127.0.0.1")
@@ -155,6 +156,7 @@ async def test_webhook_mode_needs_a_secret_and_checks_it(
                   "chat": {"id": 9301, "type": "private"}, "from": {"id": 9301, "is_bot": False, "first_name": "A"},
                   "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
         url = f"http://127.0.0.1:{port}/telegram/webhook"
+        await mark_started(sandbox_url, [9301])  # the update posted below is the user writing to the bot
         async with aiohttp.ClientSession() as http:
             for headers in ({}, {SECRET_HEADER: "wrong"}):
                 async with http.post(url, json=update, headers=headers) as resp:
@@ -191,6 +193,7 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
     from datetime import UTC, datetime
 
     from shared.events import DeliverTelegram, Envelope, ReplyButton
+    from tests.helpers import mark_started
 
     def command(chat_id: int, **kw: Any) -> Envelope:
         event = DeliverTelegram(notification_id=uuid.uuid4(), person_id=uuid.uuid4(), chat_id=chat_id, kind="post.gapped",
@@ -199,6 +202,7 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
         return Envelope.wrap(event, source="notify", occurred_at=datetime.now(UTC))
 
     await eventually(lambda: bot_app.deliveries.bound, what="deliveries consumer bound")
+    await mark_started(sandbox_url, [9401, 9402])  # they pressed Start earlier
     mine, theirs = command(9401), command(9402)
     for env in (mine, theirs):
         await bus.publish(env)

@@ -28,6 +28,7 @@ from shared.store import Database
 from tests.helpers import (
     eventually,
     link_to_telegram,
+    mark_started,
     service_env,
     start_service,
     stop_process,
@@ -38,12 +39,13 @@ OFFICERS = 1000
 FIRST_CHAT = 200_000
 
 
-async def link_everyone(settings: Settings, clock: ManualClock) -> list[Any]:
+async def link_everyone(settings: Settings, clock: ManualClock, sandbox_url: str) -> list[Any]:
     _, errors, _ = await import_text(generate(people=OFFICERS, today=clock.now().date()), settings=settings,
                                      clock=clock, publish=False)
     assert errors == []
-    return [person_id for _, person_id, _ in await link_to_telegram(settings.db_url, first_chat=FIRST_CHAT,
-                                                                     at=clock.now())]
+    linked = await link_to_telegram(settings.db_url, first_chat=FIRST_CHAT, at=clock.now())
+    await mark_started(sandbox_url, [chat for _, _, chat in linked])  # they pressed Start earlier
+    return [person_id for _, person_id, _ in linked]
 
 
 TEXT = "Regional CMCoord call tomorrow 13:00 GMT."
@@ -68,7 +70,7 @@ async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
     tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp, roster_settings: Settings,
     clock: ManualClock, bus: Bus,
 ) -> None:
-    person_ids = await link_everyone(roster_settings, clock)
+    person_ids = await link_everyone(roster_settings, clock, sandbox_url)
     notify_env = service_env(tmp_path / "notify-home", nats_server.url, CMCOORD_NOTIFY_HEALTH_PORT=str(free_port()),
                              CMCOORD_NOTIFY_TICK_SECONDS="0.2")
     bot_env = service_env(tmp_path / "bot-home", nats_server.url, CMCOORD_SANDBOX_URL=sandbox_url,
@@ -121,7 +123,7 @@ async def test_an_urgent_message_goes_before_a_bulk_fan_out_under_way(
     tmp_path: Path, nats_server: NatsServer, sandbox_url: str, roster: RosterApp, roster_settings: Settings,
     clock: ManualClock, bus: Bus,
 ) -> None:
-    person_ids = await awake(roster_settings, await link_everyone(roster_settings, clock), clock.now())
+    person_ids = await awake(roster_settings, await link_everyone(roster_settings, clock, sandbox_url), clock.now())
     bulk, urgent_to = person_ids[:300], person_ids[300]
     notify = notify_bootstrap.build(NotifySettings(home=tmp_path / "notify-home", nats_url=nats_server.url,
                                                    health_port=free_port(), tick_seconds=0.2), clock=clock)
