@@ -29,6 +29,7 @@ postgres:
 # Two workers (pytest-xdist), a test module per worker: the suite mostly waits on
 # processes, the network and the clock of Telegram's limits.
 test: $(STAMP) postgres
+	$(BIN)/python -m mypy  # the bot, strictly ([tool.mypy] in pyproject.toml)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)

@@ -91,8 +91,8 @@ class Languages:
             raise ValueError(f"unknown language {locale!r}")
         async with self.db.write() as session:
             values = {"telegram_user_id": user_id, "locale": locale, "chosen_at": datetime.now(UTC)}
-            statement = upsert(session, LanguageChoice.__table__).values(**values)
-            await session.exec(statement.on_conflict_do_update(  # type: ignore[call-overload]
+            statement = upsert(session, LanguageChoice.__table__).values(**values)  # type: ignore[attr-defined]
+            await session.exec(statement.on_conflict_do_update(
                 index_elements=["telegram_user_id"], set_={"locale": locale, "chosen_at": values["chosen_at"]}))
         self._chosen[user_id] = locale
 

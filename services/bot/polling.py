@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from aiogram import Bot, Dispatcher
@@ -253,7 +253,8 @@ class Poller:
         self._fatal = asyncio.get_running_loop().create_future()
         intake = asyncio.ensure_future(self._intake(stopping))
         try:
-            await asyncio.wait({intake, self._fatal}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {intake, self._fatal}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not intake.done():
                 intake.cancel()

@@ -31,7 +31,7 @@ class RosterClient:
         if cached is not None and now - cached[0] < self.person_cache_seconds:
             return cached[1]
         try:
-            found = await self._ask("person_by_telegram", {"telegram_user_id": telegram_user_id})
+            found: dict[str, Any] | None = await self._ask("person_by_telegram", {"telegram_user_id": telegram_user_id})
         except QueryError as err:
             if err.code != "404":
                 raise
@@ -51,12 +51,15 @@ class RosterClient:
         return card
 
     async def contacts(self, query: str, *, offset: int, limit: int) -> dict[str, Any]:
-        return await self._ask("contacts", {"query": query, "offset": offset, "limit": limit})
+        found: dict[str, Any] = await self._ask("contacts", {"query": query, "offset": offset, "limit": limit})
+        return found
 
     async def counterparts(self, country: str, *, requester_person_id: str) -> list[dict[str, Any]] | None:
         """Counterpart contacts of a country, or None when the requester may not see them."""
         try:
-            return await self._ask("counterparts", {"country": country, "requester_person_id": requester_person_id})
+            found: list[dict[str, Any]] = await self._ask(
+                "counterparts", {"country": country, "requester_person_id": requester_person_id})
+            return found
         except QueryError as err:
             if err.code in ("403", "400"):
                 return None
