@@ -12,6 +12,17 @@ not stop the intake: storing and marking are retried with back-off, the outage
 is logged once (and its end), readiness is false meanwhile, and an outage
 longer than `give_up_after` ends the poller with `IntakeStalled` so the process
 exits non-zero and its supervisor restarts it.
+
+Two pollers at once (a rollout that overlaps them, a second copy started by
+mistake; in production they share one database): Telegram ends one's long poll
+with 409 Conflict. The poller backs off (growing, capped), logs the episode once
+and its end, stays ready (see `Poller.healthy`) and goes on. An update both are
+sent is handled by the one whose insert into the inbox succeeds. An update the
+other took stays in its hands while that poller renews its claim (the row's
+`received_at`, every third of `claim_seconds`); a claim left unrenewed for
+`claim_seconds` (its poller was killed or stopped mid-update) is taken over,
+so it is handled once. No clocks of two hosts are compared: only whether the
+claim moved.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from typing import Any, TypeVar
 import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramConflictError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -39,7 +52,7 @@ from sqlmodel import col, select
 from services.bot.i18n import Languages
 from services.bot.middlewares import Throttle
 from services.bot.models import InboxUpdate
-from shared.store import Database
+from shared.store import Database, upsert
 
 log = structlog.get_logger("bot")
 T = TypeVar("T")
@@ -53,19 +66,24 @@ async def handled(db: Database, update_id: int) -> bool:
 
 
 async def receive(db: Database, updates: Sequence[Update]) -> list[Update]:
-    """Store updates not yet in the inbox (one transaction); returns those still
-    to handle (Telegram sends an update again until a later call confirms it)."""
+    """Store updates not yet in the inbox (one transaction); returns those this call
+    stored, for this poller to handle. Telegram sends an update again until a later
+    call confirms it, to this poller or to another one at the same time: the insert
+    decides who handles it; one already stored is someone's (or a crash's, taken
+    over by `Claims`)."""
     if not updates:
         return []
+    now = datetime.now(UTC)
+    table = InboxUpdate.__table__  # type: ignore[attr-defined]
     async with db.write() as session:
-        known = dict((await session.exec(
-            select(InboxUpdate.update_id, InboxUpdate.handled_at)
-            .where(col(InboxUpdate.update_id).in_([u.update_id for u in updates]))
-        )).all())
-        now = datetime.now(UTC)
-        session.add_all([InboxUpdate(update_id=u.update_id, received_at=now, payload=u.model_dump_json(exclude_none=True))
-                         for u in updates if u.update_id not in known])
-    return [u for u in updates if known.get(u.update_id) is None]
+        stored = set((await session.execute(
+            upsert(session, table)
+            .values([{"update_id": u.update_id, "received_at": now, "payload": u.model_dump_json(exclude_none=True)}
+                     for u in updates])
+            .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(table.c.update_id)
+        )).scalars())
+    return [u for u in updates if u.update_id in stored]
 
 
 async def mark_handled(db: Database, update: Update) -> None:
@@ -91,6 +109,44 @@ async def unhandled(db: Database, bot: Bot) -> list[Update]:
             select(InboxUpdate).where(col(InboxUpdate.handled_at).is_(None)).order_by(col(InboxUpdate.update_id))
         )).all()
     return [Update.model_validate_json(r.payload, context={"bot": bot}) for r in rows]
+
+
+RELEASED = datetime(1970, 1, 1)  # a claim its poller gave up (it failed there, at a stop): taken over at once
+
+
+async def release_claims(db: Database, update_ids: Sequence[int]) -> None:
+    async with db.write() as session:
+        await session.exec(update_(InboxUpdate).where(col(InboxUpdate.update_id).in_(update_ids),
+                                                      col(InboxUpdate.handled_at).is_(None))
+                           .values(received_at=RELEASED))
+
+
+async def renew_claims(db: Database, update_ids: Sequence[int]) -> None:
+    """This poller still holds these updates: their claim moves (see `Claims`)."""
+    async with db.write() as session:
+        await session.exec(update_(InboxUpdate).where(col(InboxUpdate.update_id).in_(update_ids),
+                                                      col(InboxUpdate.handled_at).is_(None))
+                           .values(received_at=datetime.now(UTC)))
+
+
+async def claims_of_unhandled(db: Database) -> dict[int, datetime]:
+    async with db.read() as session:
+        return dict((await session.exec(select(InboxUpdate.update_id, InboxUpdate.received_at)
+                                        .where(col(InboxUpdate.handled_at).is_(None)))).all())
+
+
+async def take_over(db: Database, bot: Bot, update_id: int, *, claim_seen: datetime) -> Update | None:
+    """The update, if its claim is still the one seen (nobody renewed or took it meanwhile): now ours."""
+    async with db.write() as session:
+        taken = await session.exec(update_(InboxUpdate)
+                                   .where(col(InboxUpdate.update_id) == update_id, col(InboxUpdate.handled_at).is_(None),
+                                          col(InboxUpdate.received_at) == claim_seen)
+                                   .values(received_at=datetime.now(UTC)))
+        if taken.rowcount != 1:
+            return None
+        row = await session.get(InboxUpdate, update_id)
+    assert row is not None
+    return Update.model_validate_json(row.payload, context={"bot": bot})
 
 
 def _bind_log(update: Update) -> None:
@@ -188,13 +244,50 @@ def chat_of(update: Update) -> int:
     return 0
 
 
+class ConflictEpisodes:
+    """Telegram's 409 to getUpdates, logged once per episode: it starts with the first
+    conflict and ends when `quiet_after` seconds pass without one (the other poller
+    would have asked again by then: it is gone)."""
+
+    def __init__(self, *, quiet_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet_after = quiet_after
+        self.clock = clock
+        self.since: float | None = None  # start of the episode in progress
+        self.last: float = 0.0
+        self.conflicts = 0  # in the episode in progress
+        self.episodes = 0
+
+    def seen(self, detail: str) -> None:
+        now = self.clock()
+        if self.since is None:
+            self.since, self.conflicts = now, 0
+            self.episodes += 1
+            log.warning("get_updates_conflict", detail=detail[:200])
+        self.conflicts += 1
+        self.last = now
+
+    def calm(self) -> bool:
+        """True when no episode is in progress (ending the one whose quiet time is over)."""
+        if self.since is not None and self.clock() - self.last > self.quiet_after:
+            log.warning("get_updates_conflict_ended", seconds=round(self.last - self.since, 1),
+                        conflicts=self.conflicts)
+            self.since = None
+        return self.since is None
+
+
 class Poller:
     """Updates of one chat are handled in order; chats run side by side, so one
     user waiting out flood control slows nobody else."""
 
     def __init__(self, bot: Bot, dp: Dispatcher, db: Database, *, timeout: int, languages: Languages,
-                 throttle: Throttle | None = None, outage: StoreOutage | None = None) -> None:
+                 throttle: Throttle | None = None, outage: StoreOutage | None = None, claim_seconds: float = 10.0,
+                 conflict_backoff: tuple[float, float] = (1.0, 15.0)) -> None:
         self.bot, self.dp, self.db, self.timeout = bot, dp, db, timeout
+        self.claim_seconds = claim_seconds
+        self.conflict_backoff = conflict_backoff  # (first, cap) seconds
+        self.conflict = ConflictEpisodes(quiet_after=conflict_backoff[1] + timeout + 5.0)
+        self._claims_seen: dict[int, tuple[datetime, float]] = {}  # update id -> (claim, when first seen so)
+        self._failed_here: set[int] = set()  # not taken over here again: retried elsewhere or at the next start
         self.languages = languages
         self.throttle = throttle
         self.outage = outage or StoreOutage(give_up_after=300.0)
@@ -205,7 +298,10 @@ class Poller:
 
     @property
     def healthy(self) -> bool:
-        """False while the inbox cannot be written."""
+        """False while the inbox cannot be written. A conflict (another poller) leaves
+        it true: in a rollout the new pod must become ready for the old one to go, and
+        against a stray copy elsewhere a restart would change nothing; updates still
+        come in while the two take turns. The episode is in the logs."""
         return self.outage.writable
 
     async def _mark(self, update: Update) -> None:
@@ -225,6 +321,7 @@ class Poller:
                 self._fatal.set_result(stalled)
             raise
         except Exception:  # logged; it stays unhandled in the inbox and is retried at the next start
+            self._failed_here.add(update.update_id)
             log.exception("update_failed", update_id=update.update_id)
             raise
 
@@ -252,33 +349,80 @@ class Poller:
         self._stopping = stopping
         self._fatal = asyncio.get_running_loop().create_future()
         intake = asyncio.ensure_future(self._intake(stopping))
+        claims = asyncio.ensure_future(self._keep_claims(stopping))
         try:
             waiting: set[asyncio.Future[Any]] = {intake, self._fatal}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            claims.cancel()
             if not intake.done():
                 intake.cancel()
-                await asyncio.wait({intake})
+            await asyncio.wait({intake, claims})
         if self._fatal.done():
             raise self._fatal.result()
         intake.result()
 
+    async def _keep_claims(self, stopping: asyncio.Event) -> None:
+        """Renew the claims of the updates in hand; take over those whose claim has
+        not moved for `claim_seconds` (what a crash or a stopped poller left)."""
+        while not stopping.is_set():
+            try:
+                if self.in_flight:
+                    await renew_claims(self.db, list(self.in_flight))
+                await self._take_over_abandoned()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is away (the intake says so): next round
+                log.warning("inbox_claims_not_checked", error=(str(exc) or type(exc).__name__)[:300])
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=self.claim_seconds / 3)
+            except TimeoutError:
+                pass
+
+    async def _take_over_abandoned(self) -> None:
+        now = time.monotonic()
+        claims = {uid: claim for uid, claim in (await claims_of_unhandled(self.db)).items() if uid not in self.in_flight}
+        for uid in set(self._claims_seen) - set(claims):
+            del self._claims_seen[uid]
+        self._failed_here &= set(claims)
+        for uid, claim in sorted(claims.items()):
+            if uid in self._failed_here:
+                continue
+            seen = self._claims_seen.get(uid)
+            released = claim.replace(tzinfo=None) == RELEASED
+            if not released and (seen is None or seen[0] != claim):
+                self._claims_seen[uid] = (claim, now)
+            elif (released or now - seen[1] >= self.claim_seconds) and uid not in self.in_flight:  # type: ignore[index]
+                del self._claims_seen[uid]
+                update = await take_over(self.db, self.bot, uid, claim_seen=claim)
+                if update is not None:
+                    log.info("update_replayed_from_inbox", update_id=uid)
+                    self._start(update, replay=True)
+
     async def _intake(self, stopping: asyncio.Event) -> None:
-        for update in await unhandled(self.db, self.bot):  # what a crash left in the inbox
-            log.info("update_replayed_from_inbox", update_id=update.update_id)
-            self._start(update, replay=True)
         offset: int | None = None
         backoff = 0.5
+        conflict_backoff = self.conflict_backoff[0]
         while not stopping.is_set():
             try:
                 updates = await self.bot.get_updates(offset=offset, timeout=self.timeout,
                                                      allowed_updates=["message", "callback_query"])
                 backoff = 0.5
+                if self.conflict.calm():
+                    conflict_backoff = self.conflict_backoff[0]
             except TelegramRetryAfter as err:
                 await asyncio.sleep(err.retry_after)  # Telegram says when to come back
                 continue
-            except (TelegramNetworkError, TelegramServerError) as err:
-                log.warning("get_updates_failed", error=str(err))
+            except TelegramConflictError as err:
+                # Another poller of this bot asked after us (a rollout, a stray copy): let it
+                # have the long poll a while, then ask again; whoever asks gets the updates.
+                self.conflict.seen(err.message)
+                await asyncio.sleep(conflict_backoff)
+                conflict_backoff = min(conflict_backoff * 2, self.conflict_backoff[1])
+                continue
+            except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as err:
+                # ClientDecodeError: an HTML error page from Telegram's edge instead of JSON, a 5xx in effect
+                log.warning("get_updates_failed", error=str(err)[:300], kind=type(err).__name__)
                 await asyncio.sleep(backoff)  # back-off before asking again
                 backoff = min(backoff * 2, 10)
                 continue
@@ -292,6 +436,20 @@ class Poller:
                 offset = updates[-1].update_id + 1
 
     async def drain(self, timeout: float) -> None:
-        """Let the updates in hand finish (at stop)."""
+        """Let the updates in hand finish (at stop), their claims renewed meanwhile; then
+        give up the claims of those that failed here, for another poller to take at once."""
         if self.in_flight:
-            await asyncio.wait(set(self.in_flight.values()), timeout=timeout)
+            finishing = asyncio.ensure_future(asyncio.wait(set(self.in_flight.values()), timeout=timeout))
+            while not finishing.done():
+                try:
+                    if self.in_flight:
+                        await renew_claims(self.db, list(self.in_flight))
+                except Exception as exc:  # the store is away: what is not finished is taken over later
+                    log.warning("inbox_claims_not_renewed", error=(str(exc) or type(exc).__name__)[:300])
+                await asyncio.wait({finishing}, timeout=self.claim_seconds / 3)
+        failed = sorted(self._failed_here - set(self.in_flight))
+        if failed:
+            try:
+                await release_claims(self.db, failed)
+            except Exception as exc:  # taken over when their claims expire instead
+                log.warning("inbox_claims_not_released", error=(str(exc) or type(exc).__name__)[:300])

@@ -276,6 +276,10 @@ class Sandbox:
                           drop_pending: bool) -> None:
         if not url.lower().startswith("https://"):
             raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        current = self.webhook
+        if (current is not None and not drop_pending
+                and (current.url, current.secret, current.max_connections) == (url, secret, max_connections)):
+            return  # "Webhook is already set": deliveries in progress go on (each replica sets it at start)
         await self.delete_webhook(drop_pending=drop_pending)
         async with self._new_update:
             self._end_long_poll("Conflict: terminated by setWebhook request")

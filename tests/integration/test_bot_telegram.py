@@ -32,6 +32,7 @@ from tests.integration.telegram_users import User, invite
 from tests.integration.test_notify import count_texts, notifications, notify_settings, publish, request, texts
 
 AWA, JEAN, MARIA, SOMCHAI = 9801, 9802, 9803, 9804  # officer ML, adviser ROWCA, CMCS desk, officer TH
+NEVER_STARTED = 9811
 
 
 # --- the sandbox's control API -------------------------------------------------------------------
@@ -128,11 +129,15 @@ async def test_a_notification_acknowledged_three_days_later_is_acknowledged_once
 
 async def test_a_recipient_who_never_started_the_bot_fails_as_chat_not_found_and_the_desk_hears_once(
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
-    people: dict[str, uuid.UUID],
+    roster_settings: Settings, people: dict[str, uuid.UUID],
 ) -> None:
-    await started(sandbox_url, JEAN, MARIA, SOMCHAI)  # Awa never pressed Start
-    await publish(bus, request([people["awa@ocha.example"]]))
-    await publish(bus, request([people["awa@ocha.example"]], about="subject-2"))
+    nadia = people["noone@ocha.example"]  # her account is linked (by the desk), but she never pressed Start
+    db = Database(roster_settings.db_url)
+    async with db.write() as session:
+        session.add(TelegramLink(person_id=nadia, telegram_user_id=NEVER_STARTED, linked_at=clock.now()))
+    await db.dispose()
+    await publish(bus, request([nadia]))
+    await publish(bus, request([nadia], about="subject-2"))
     both = await eventually(lambda: _failed(notify, 2), what="both messages failed")
     assert {n.failed_reason for n in both} == {"chat not found"}
     bot_failed = await stream_events(bus.js, "BOT", type_prefix="bot.delivery.failed")
@@ -140,10 +145,10 @@ async def test_a_recipient_who_never_started_the_bot_fails_as_chat_not_found_and
     clock.advance(timedelta(minutes=11))  # the failures have gathered
     notify.due.wake()
     (desk,) = await eventually(lambda: count_texts(MARIA, sandbox_url, 1), what="one summary to the desk")
-    assert "• Awa Traoré (chat not found), 2 messages" in desk
+    assert "• Nadia Unlinked (chat not found), 2 messages" in desk
     await notify.due.run_pass()
     assert len(await texts(MARIA, sandbox_url)) == 1
-    assert await texts(AWA, sandbox_url) == []
+    assert await texts(NEVER_STARTED, sandbox_url) == []
 
 
 async def _failed(app: notify_bootstrap.NotifyApp, n: int) -> list[Any] | None:

@@ -77,3 +77,32 @@ def test_the_image_is_built_in_stages_and_runs_as_a_user() -> None:
     assert sum(words[0] == "FROM" for words in lines) >= 2
     user = [words[1] for words in lines if words[0] == "USER"]
     assert user and user[-1].split(":")[0] not in ("root", "0")
+
+
+def test_the_polling_bot_is_recreated_and_the_webhook_variant_runs_replicas_behind_https() -> None:
+    import yaml
+
+    polling = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "bot.yaml").read_text()) if d}
+    spec = polling["Deployment"]["spec"]
+    # two pollers at once get 409 from Telegram: a rollout stops the old pod before the new one polls
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert not any(e["name"] == "CMCOORD_BOT_MODE" and e.get("value") != "polling"
+                   for e in spec["template"]["spec"]["containers"][0]["env"])
+
+    webhook = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "webhook" / "bot.yaml").read_text()) if d}
+    assert set(webhook) == {"Deployment", "Service", "Ingress", "PodDisruptionBudget"}
+    spec = webhook["Deployment"]["spec"]
+    assert spec["replicas"] >= 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert webhook["Deployment"]["metadata"]["name"] == polling["Deployment"]["metadata"]["name"]  # one or the other
+    (container,) = spec["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CMCOORD_BOT_MODE"]["value"] == "webhook"
+    assert env["CMCOORD_BOT_WEBHOOK_URL"]["value"].startswith("https://")  # Telegram calls HTTPS only
+    assert "secretKeyRef" in env["CMCOORD_BOT_WEBHOOK_SECRET"]["valueFrom"]
+    assert "secretKeyRef" in env["CMCOORD_BOT_DATABASE_URL"]["valueFrom"]  # one database shared by the replicas
+    port = int(env["CMCOORD_BOT_WEBHOOK_PORT"]["value"])
+    assert {"name": "webhook", "containerPort": port} in container["ports"]
+    assert webhook["Service"]["spec"]["selector"] == spec["selector"]["matchLabels"]
+    (rule,) = webhook["Ingress"]["spec"]["rules"]
+    assert webhook["Ingress"]["spec"]["tls"] and rule["http"]["paths"][0]["path"] == env["CMCOORD_BOT_WEBHOOK_PATH"]["value"]
+    assert env["CMCOORD_BOT_WEBHOOK_URL"]["value"] == f"https://{rule['host']}{rule['http']['paths'][0]['path']}"
