@@ -61,11 +61,11 @@ def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
 
 async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext) -> None:
     """A theme button of /report or /aar: the theme on or off, and the buttons show it."""
+    await callback.answer()
     chosen = list((await state.get_data()).get("themes", []))
     if callback_data.v in THEMES:
         chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen else [*chosen, callback_data.v]
         await state.update_data({"themes": chosen})
-    await callback.answer()
     if not await set_buttons(callback, themes_keyboard(chosen)):  # an old message: the buttons anew
         await pressed(callback).answer(_("Themes: press all that apply, then Done."),
                                        reply_markup=themes_keyboard(chosen))
