@@ -76,7 +76,7 @@ async def receive(db: Database, updates: Sequence[Update]) -> list[Update]:
     now = datetime.now(UTC)
     table = InboxUpdate.__table__  # type: ignore[attr-defined]
     async with db.write() as session:
-        stored = set((await session.execute(
+        stored = set((await session.exec(
             upsert(session, table)
             .values([{"update_id": u.update_id, "received_at": now, "payload": u.model_dump_json(exclude_none=True)}
                      for u in updates])

@@ -347,3 +347,84 @@ async def test_webhook_mode_two_replicas_behind_one_https_url_answer_every_updat
         for replica in replicas:
             await asyncio.to_thread(stop_process, replica)
         await runner.cleanup()
+
+
+async def test_an_html_502_from_the_edge_on_get_updates_is_retried_and_the_update_handled_once(
+    tmp_path: Path, telegram: Telegram,
+) -> None:
+    """Telegram's nginx answers an HTML page, not JSON, when its back end is away."""
+    from aiogram import Dispatcher
+    from aiogram.types import Message
+    from structlog.testing import capture_logs
+
+    from services.bot.models import BOT_TABLES
+    from services.bot.polling import Poller
+
+    edge_errors = 2
+
+    async def edge(request: web.Request) -> web.Response:
+        nonlocal edge_errors
+        if request.match_info["method"].lower() == "getupdates" and edge_errors > 0:
+            edge_errors -= 1
+            return web.Response(status=502, content_type="text/html",
+                                text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+        async with aiohttp.ClientSession() as http, \
+                http.post(f"{telegram.url}{request.path}", data=await request.read(),
+                          headers={"Content-Type": request.headers.get("Content-Type", "")}) as resp:
+            return web.Response(status=resp.status, body=await resp.read(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/bot{token}/{method}", edge)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await db.create_tables(BOT_TABLES)
+    bot = sandbox_bot(f"http://127.0.0.1:{port}")
+    dp = Dispatcher()
+    seen: list[int] = []
+
+    @dp.message()
+    async def record(message: Message) -> None:
+        seen.append(message.message_id)
+
+    stopping = asyncio.Event()
+    poller = Poller(bot, dp, db, timeout=1, languages=None)  # type: ignore[arg-type]  # no throttle: never used
+    try:
+        with capture_logs() as logs:
+            polling = asyncio.ensure_future(poller.run(stopping))
+            sent = await user_sends(telegram.url, 7101, "hello")
+            await eventually(lambda: seen and not telegram.sandbox.updates, timeout=20, what="handled and confirmed")
+            stopping.set()
+            await asyncio.wait_for(polling, 10)
+        assert seen == [sent["message_id"]] and edge_errors == 0
+        failures = [e for e in logs if e["event"] == "get_updates_failed"]
+        assert [e["kind"] for e in failures] == ["ClientDecodeError"] * 2
+    finally:
+        await bot.session.close()
+        await db.dispose()
+        await runner.cleanup()
+
+
+def test_a_conflict_episode_is_logged_once_and_its_end_after_a_quiet_spell() -> None:
+    from structlog.testing import capture_logs
+
+    from services.bot.polling import ConflictEpisodes
+
+    now = [0.0]
+    episodes = ConflictEpisodes(quiet_after=20.0, clock=lambda: now[0])
+    with capture_logs() as logs:
+        for t in (0.0, 1.0, 3.0, 7.0, 15.0):  # the other poller asks again and again
+            now[0] = t
+            episodes.seen("Conflict: terminated by other getUpdates request")
+            assert not episodes.calm()
+        now[0] = 30.0
+        assert not episodes.calm()  # 15 s without a conflict: the other one may still be backing off
+        now[0] = 36.0
+        assert episodes.calm()
+        now[0] = 40.0
+        episodes.seen("Conflict: terminated by other getUpdates request")
+    assert [(e["event"], e.get("conflicts")) for e in logs] == [
+        ("get_updates_conflict", None), ("get_updates_conflict_ended", 5), ("get_updates_conflict", None)]
+    assert episodes.episodes == 2
