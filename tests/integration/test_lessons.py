@@ -126,7 +126,7 @@ async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_writ
     assert figures[("cmcoord_consumer_pending", (("consumer", "lessons--on_roster"),))] == 0
     figures = await scrape(notify.health.port)  # type: ignore[union-attr]
     by_state = {labels[0][1]: v for (name, labels), v in figures.items() if name == "cmcoord_notifications"}
-    assert set(by_state) == {"queued", "sent", "acknowledged", "escalated", "expired", "failed"}
+    assert set(by_state) == {"queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded", "unlinked"}
     assert sum(by_state.values()) >= 4  # the AAR's four, besides the handover campaign's
 
     async def delivered() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
