@@ -20,6 +20,7 @@ import nats
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from services.lessons.models import Aar
 from services.notify.models import Notification
 from services.roster.models import ScanClock
 from shared.clock import SharedClock, shift_shared_clock
@@ -111,14 +112,17 @@ class Stack:
     # --- has the system caught up with the clock? -------------------------------------------------
 
     async def caught_up(self, now: datetime) -> bool:
-        """The roster scanned at this time, notify has no step due, every outbox is published and
-        every durable consumer has nothing pending or unacknowledged."""
+        """The roster scanned at this time, notify and lessons have no step due, every outbox is
+        published and every durable consumer has nothing pending or unacknowledged."""
         async with self.dbs["roster"].read() as session:
             scanned = (await session.exec(select(ScanClock.last_scan_at))).first()
         if scanned is None or scanned < now:
             return False
         if await self.oldest_due(now) is not None:
             return False
+        async with self.dbs["lessons"].read() as session:  # AAR reminders and escalations due
+            if (await session.exec(select(Aar.id).where(Aar.state == "open", col(Aar.next_at) <= now).limit(1))).first():
+                return False
         for db in self.dbs.values():
             async with db.read() as session:
                 unpublished = (await session.exec(select(func.count()).select_from(OutboxMessage).where(
