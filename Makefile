@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast test-cluster test-soak soak bench messages postgres clean
+.PHONY: up demo test test-fast test-field test-cluster test-soak soak bench messages postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ postgres:
 # processes, the network and the clock of Telegram's limits.
 test: $(STAMP) postgres
 	$(BIN)/python -m mypy  # the bot, strictly ([tool.mypy] in pyproject.toml)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10
+
+# Faults as the field brings them, each minutes of processes, locks and waits (CI runs it after `make test`).
+test-field: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m field tests/integration
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not cluster"

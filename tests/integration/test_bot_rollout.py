@@ -34,6 +34,8 @@ from shared.store import Database
 from tests.helpers import eventually, service_env, start_service, stop_process
 from tests.integration.telegram_users import invite
 
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
+
 
 @dataclass
 class Tls:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from services.bot.models import InboxUpdate
 from services.roster.bootstrap import RosterApp
@@ -21,6 +22,8 @@ from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from tests.helpers import eventually, service_env, start_service, stop_process
 from tests.integration.telegram_users import User, invite
+
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
 
 LOCK_SECONDS = 12.0  # well past the bot's busy timeout below
 

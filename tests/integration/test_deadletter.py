@@ -30,6 +30,8 @@ from shared.events import Envelope, PersonChanged
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import cli, eventually, link_to_telegram, service_env, stream_messages
 
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
+
 
 def person_changed() -> Envelope:
     return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="test",

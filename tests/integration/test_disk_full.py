@@ -34,6 +34,8 @@ from shared.supervisor import Supervisor, UpSettings
 from tests.helpers import eventually, stream_events
 from tests.integration.roster_db import outbox
 
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
+
 HEADER = "name,email,organisation,country,duty_station,post_title,role,start,planned_end\n"
 
 

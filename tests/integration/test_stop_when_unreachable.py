@@ -25,6 +25,8 @@ from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from tests.helpers import eventually, service_env, start_service, stop_process
 
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
+
 STOP_LIMIT_S = 10.0
 
 

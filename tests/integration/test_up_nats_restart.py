@@ -10,10 +10,14 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
 from tests.integration.telegram_users import User
 from tests.integration.test_up import free_block
+
+pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
 
 HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,timezone\n"
 
