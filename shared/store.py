@@ -276,7 +276,7 @@ class Publisher(Protocol):
     async def publish_many(self, messages: Sequence[tuple[str, bytes, str]]) -> list[bool]: ...
 
 
-WAL_SIZE_LIMIT_BYTES = 1 << 20
+WAL_SIZE_LIMIT_BYTES = 4 << 20
 
 
 class OutboxRelay:

@@ -93,6 +93,8 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
     if not wanted:
         return []
     existing = set((await uow.session.exec(select(Notification.id).where(col(Notification.id).in_(list(wanted))))).all())
+    await _load_day_counts(uow, {(r.person_id, local_day(now, r.timezone)) for nid, (_, r) in wanted.items()
+                                 if nid not in existing and r.telegram_user_id is not None})
     created = []
     for nid, (request, r) in wanted.items():
         if nid in existing:
@@ -141,15 +143,35 @@ async def send(uow: UnitOfWork, n: Notification, action: str, now: datetime, rul
 async def _within_cap(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -> bool:
     """Counts this send against the person's day; False when the day's cap is reached."""
     day = local_day(now, n.timezone)
-    counted = await uow.session.get(DailySent, (n.person_id, day))
+    counts = _day_counts(uow)
+    counted = counts.get((n.person_id, day)) or await uow.session.get(DailySent, (n.person_id, day))
     if counted is None:
         counted = DailySent(person_id=n.person_id, day=day)
+    counts[(n.person_id, day)] = counted  # the next send in this transaction finds it, written at commit
     if counted.count >= rules.daily_cap:
         return False
     counted.count += 1
     uow.session.add(counted)
-    await uow.session.flush()  # the next send in this transaction finds it (batches apply without autoflush)
     return True
+
+
+def _day_counts(uow: UnitOfWork) -> dict[tuple[uuid.UUID, str], DailySent]:
+    """The day counts this transaction has read or made (a fan-out reads each once)."""
+    return uow.session.info.setdefault("daily_sent", {})  # type: ignore[no-any-return]
+
+
+async def _load_day_counts(uow: UnitOfWork, people: Iterable[tuple[uuid.UUID, str]]) -> None:
+    """The day counts of many people in one query, ahead of their sends."""
+    wanted = set(people) - set(_day_counts(uow))
+    if not wanted:
+        return
+    rows = (await uow.session.exec(select(DailySent).where(
+        col(DailySent.person_id).in_({p for p, _ in wanted}), col(DailySent.day).in_({d for _, d in wanted})))).all()
+    counts = _day_counts(uow)
+    for row in rows:
+        counts[(row.person_id, row.day)] = row
+    for key in wanted - set(counts):
+        counts[key] = DailySent(person_id=key[0], day=key[1])
 
 
 async def _fold(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -> None:
