@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiogram import Bot
@@ -14,17 +14,21 @@ from aiogram.client.session.middlewares.base import (
 )
 from aiogram.exceptions import (
     ClientDecodeError,
+    TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import GetUpdates, SendDocument, SendMessage, TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, SendDocument, SendMessage, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
 from services.bot import gate
 from services.bot.gate import SendGate
 
 log = structlog.get_logger("bot")
+# Telegram's answer to a callback query answered already (by this bot before a restart, or by the other
+# poller of a rollout) or pressed too long ago: the press itself is handled all the same.
+QUERY_GONE = "query is too old and response timeout expired or query id is invalid"
 
 
 class RetryRequests(BaseRequestMiddleware):
@@ -38,7 +42,10 @@ class RetryRequests(BaseRequestMiddleware):
     Once `stop()` is called (SIGTERM), nothing waits any more: a call not yet
     made fails at once, a call in progress is not retried, and a wait for a
     flood wait or a back-off ends early. What did not go is redelivered (a
-    notification) or replayed from the inbox (an answer) by the next start."""
+    notification) or replayed from the inbox (an answer) by the next start.
+
+    A callback query that Telegram says is answered already or too old counts as
+    answered: a press replayed after a restart or a rollout goes on to its work."""
 
     def __init__(self, *, attempts: int = 8, max_backoff: float = 8.0, gate: SendGate | None = None) -> None:
         self.attempts = attempts
@@ -79,6 +86,11 @@ class RetryRequests(BaseRequestMiddleware):
                     else:
                         await self._until_stopping(self.gate.acquire(method.chat_id), method)  # type: ignore[attr-defined]
                 return await make_request(bot, method)
+            except TelegramBadRequest as err:
+                if not (isinstance(method, AnswerCallbackQuery) and QUERY_GONE in err.message.lower()):
+                    raise
+                log.info("callback_query_gone", detail=err.message[:200])
+                return cast(Response[TelegramType], True)
             except TelegramRetryAfter as err:
                 if attempt == self.attempts or self.stopping.is_set():
                     raise

@@ -7,7 +7,6 @@ and answered as Telegram does, errors included.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path

@@ -37,7 +37,6 @@ from shared.store import Database
 from tests.bench.common import write_figures
 from tests.bench.fanout import awake_zone
 from tests.helpers import (
-    REPO,
     eventually,
     link_to_telegram,
     mark_started,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
@@ -18,7 +17,6 @@ from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons import store as lessons_store
 from services.lessons.config import Settings as LessonsSettings
 from services.notify import bootstrap as notify_bootstrap
-from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.models import TelegramLink
@@ -29,7 +27,8 @@ from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from tests.helpers import eventually, stream_events
 from tests.integration.telegram_users import User, invite
-from tests.integration.test_notify import count_texts, notifications, notify_settings, publish, request, texts
+from tests.integration.test_notify import count_texts, notifications, publish, request, texts
+from tests.integration.test_notify import notify  # noqa: F401 - the fixture, shared with notify's tests
 
 AWA, JEAN, MARIA, SOMCHAI = 9801, 9802, 9803, 9804  # officer ML, adviser ROWCA, CMCS desk, officer TH
 NEVER_STARTED = 9811
@@ -154,17 +153,6 @@ async def test_a_recipient_who_never_started_the_bot_fails_as_chat_not_found_and
 async def _failed(app: notify_bootstrap.NotifyApp, n: int) -> list[Any] | None:
     found = await notifications(app, state="failed")
     return found if len(found) >= n else None
-
-
-@pytest.fixture
-async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
-                 people: dict[str, uuid.UUID]) -> Any:
-    app = notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock)
-    await app.start()
-    for consumer in app.consumers:
-        await consumer.wait_bound()
-    yield app
-    await app.stop()
 
 
 # --- buttons: a forged reply, a page turned to the page shown -------------------------------------
