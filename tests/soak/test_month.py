@@ -202,7 +202,8 @@ async def test_a_month_in_the_field(tmp_path: Path) -> None:
     assert figures["soak_messages_per_person_day_max"] <= PER_DAY_BOUND
     assert figures["soak_cascade_depth_max"] <= 2  # no alert about an alert about an alert
     assert figures["soak_due_lag_max_s"] <= 60  # every step done within a minute of its time coming
-    assert figures["soak_notify_db_bytes"] < 5_000_000 and figures["soak_notify_wal_bytes"] < 5_000_000
+    # the store under 5 MB; its write-ahead log is checkpointed at about 4 MB (a reader may hold one back)
+    assert figures["soak_notify_db_bytes"] < 5_000_000 and figures["soak_notify_wal_bytes"] < 8_500_000
     assert figures["soak_idle_cpu_notify_percent"] < 5
     assert figures["soak_unlinked_told_max"] <= 1  # the desk hears of each unreachable person once
     # a late press acknowledges what was still open, once; what had closed (a call that started) stays closed
