@@ -26,15 +26,21 @@ def free_block(n: int) -> int:
         return base
 
 
+def up_ports() -> tuple[int, int, int]:
+    """Ports for `cmcoord up`: the first of four health ports, nats-server's, the sandbox's; all apart."""
+    health = free_block(4)  # roster, notify, lessons, bot: base + 0..3, all free (another test's port stops `up`)
+    nats_port, sandbox = free_port(), free_port()
+    while sandbox in range(health, health + 4) or nats_port in range(health, health + 4):
+        nats_port, sandbox = free_port(), free_port()
+    return health, nats_port, sandbox
+
+
 async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env["CMCOORD_HOME"] = str(home)
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    health = free_block(4)  # roster, notify, lessons, bot: base + 0..3, all free (another test's port stops `up`)
-    nats_port, sandbox = free_port(), free_port()
-    while sandbox in range(health, health + 4) or nats_port in range(health, health + 4):
-        nats_port, sandbox = free_port(), free_port()
+    health, nats_port, sandbox = up_ports()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
         "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),

@@ -15,7 +15,7 @@ import pytest
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
 from tests.integration.telegram_users import User
-from tests.integration.test_up import free_block
+from tests.integration.test_up import up_ports
 
 pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
 
@@ -38,10 +38,7 @@ async def test_nats_server_killed_is_restarted_and_events_flow_again(tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env["CMCOORD_HOME"] = str(home)
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    health = free_block(4)
-    nats_port, sandbox = free_port(), free_port()
-    while sandbox in range(health, health + 4) or nats_port in range(health, health + 4):
-        nats_port, sandbox = free_port(), free_port()
+    health, nats_port, sandbox = up_ports()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--nats-port", str(nats_port),
         "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),

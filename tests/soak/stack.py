@@ -27,7 +27,7 @@ from shared.clock import SharedClock, shift_shared_clock
 from shared.natsserver import free_port
 from shared.store import Database, OutboxMessage
 from tests.helpers import REPO, eventually
-from tests.integration.test_up import free_block
+from tests.integration.test_up import up_ports
 
 SERVICES = ("roster", "notify", "lessons", "bot")
 
@@ -66,10 +66,7 @@ class Stack:
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         shift_shared_clock(self.home / "clock", self.offset)
-        health = free_block(4)
-        self.nats_port, self.sandbox_port = free_port(), free_port()
-        while {self.nats_port, self.sandbox_port} & set(range(health, health + 4)):
-            self.nats_port, self.sandbox_port = free_port(), free_port()
+        health, self.nats_port, self.sandbox_port = up_ports()
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(self.nats_port),
             "--nats-http-port", str(free_port()), "--health-port-base", str(health),
