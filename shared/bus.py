@@ -199,6 +199,10 @@ async def connect(
     )
 
 
+# JetStream's answer when a stream's replicas cannot be placed (yet): too few peers known.
+JS_NO_SUITABLE_PEERS = 10005
+
+
 async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> None:
     for spec in specs:
         config = StreamConfig(
@@ -211,7 +215,11 @@ async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> N
         )
         try:
             await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code == JS_NO_SUITABLE_PEERS:
+                # A cluster still forming has not met all its peers: not ready yet, not a conflict.
+                raise nats.js.errors.ServiceUnavailableError(code=503, err_code=exc.err_code,
+                                                             description=exc.description) from exc
             # It exists with another configuration: bring it to this one.
             await js.update_stream(config)
 
