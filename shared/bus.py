@@ -158,6 +158,11 @@ def all_streams(*, replicas: int = 1) -> list[StreamSpec]:
     return [owner_stream(o, replicas=replicas) for o in OWNERS] + [dead_letter_stream(replicas=replicas)]
 
 
+def inbox_prefix(identity: str) -> str:
+    """Where replies to `identity`'s requests come: `_INBOX.<identity>.…`."""
+    return f"_INBOX.{identity}"
+
+
 async def connect(
     url: str,
     *,
@@ -180,9 +185,13 @@ async def connect(
         if on_reconnect is not None:
             await on_reconnect()
 
+    user = (auth or {}).get("user")
     return await nats.connect(
         servers=[u.strip() for u in url.split(",")],
         name=name,
+        # Replies to this identity's requests (queries, JetStream acks, pulled messages) come to
+        # its own inboxes, which only it may subscribe to (shared/permissions.py).
+        inbox_prefix=inbox_prefix(user) if user else "_INBOX",
         allow_reconnect=True,
         max_reconnect_attempts=-1,  # forever: an outage of any length is survived
         reconnect_time_wait=1,
@@ -463,6 +472,29 @@ class ConsumerStats:
     redelivered: int = 0
 
 
+class TopologyMissing(Exception):
+    """A stream or durable consumer this process needs is not there, or not as declared
+    (shared/topology.py): `cmcoord nats-init` creates it."""
+
+
+def explain_missing(problems: Sequence[str]) -> str:
+    return "missing on NATS: " + "; ".join(problems) + " (run `cmcoord nats-init` with the operator's credentials)"
+
+
+def durable_config(name: str, filter_subjects: Sequence[str], *, ack_wait: float) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=name,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        # Unbounded: a database locked for an hour is waited out, and the consumer dead-letters
+        # real failures itself (a server-side limit would drop a message without a trace).
+        max_deliver=-1,
+        ack_wait=ack_wait,
+        filter_subjects=list(filter_subjects),
+        max_ack_pending=10_000,
+    )
+
+
 def replay_subject(stream: str, durable: str) -> str:
     """The subject on which `cmcoord deadletter replay` gives a dead letter back to one durable
     consumer of `stream`, and to no other: five tokens, so the owner's stream captures it."""
@@ -587,6 +619,9 @@ class ConsumerRunner:
     key: Callable[[Event], Hashable] | None = None
     in_hand: int = 1000
     max_retry_delay: float = 30.0  # the longest wait between two tries of a transient failure
+    # Create or update the durable when it is missing or differs: for tools and tests holding the
+    # operator's identity. Services leave it to `cmcoord nats-init` and only bind.
+    declare: bool = False
 
     def __post_init__(self) -> None:
         self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
@@ -605,17 +640,7 @@ class ConsumerRunner:
         return self._bound.is_set()
 
     def config(self) -> ConsumerConfig:
-        return ConsumerConfig(
-            durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            # Unbounded: a database locked for an hour is waited out, and the runner dead-letters
-            # real failures itself (a server-side limit would drop a message without a trace).
-            max_deliver=-1,
-            ack_wait=self.ack_wait,
-            filter_subjects=[*sorted(self._by_subject), self.replay_subject],
-            max_ack_pending=10_000,
-        )
+        return durable_config(self.durable, [*sorted(self._by_subject), self.replay_subject], ack_wait=self.ack_wait)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"consumer:{self.durable}")
@@ -633,9 +658,25 @@ class ConsumerRunner:
         await asyncio.wait_for(self._bound.wait(), timeout)
 
     async def _bind(self) -> PullRequests:
-        # creates the durable consumer, or updates it when its settings changed
-        # (e.g. a handler was added); a refusal surfaces in run() and is retried
-        await self.bus.js.add_consumer(self.stream, self.config())
+        """Bind to the durable consumer as `cmcoord nats-init` declared it: a service does not
+        create or change consumers (its NATS user may not). A durable missing or taking other
+        subjects is said clearly and retried (an init step may still be running)."""
+        wanted = self.config()
+        try:
+            info = await self.bus.js.consumer_info(self.stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            if not self.declare:
+                raise TopologyMissing(f"consumer {self.stream}/{self.durable}") from None
+            info = await self.bus.js.add_consumer(self.stream, wanted)
+        have = sorted(info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject
+                                                     else []))
+        if have != sorted(wanted.filter_subjects or []):
+            if not self.declare:
+                raise TopologyMissing(f"consumer {self.stream}/{self.durable} takes {have}, this version "
+                                      f"handles {sorted(wanted.filter_subjects or [])}")
+            info = await self.bus.js.add_consumer(self.stream, wanted)
+        if info.config.ack_wait:
+            self.ack_wait = float(info.config.ack_wait)  # the server's: in-progress notices keep within it
         sub = await PullRequests(self.bus, stream=self.stream, durable=self.durable).start()
         self._bound.set()
         log.info("consumer_bound", consumer=self.durable, stream=self.stream)
@@ -686,7 +727,10 @@ class ConsumerRunner:
                     # closed on purpose (shutdown), not merely disconnected
                     log.info("consumer_stopped_connection_closed", consumer=self.durable)
                     return
-                log.warning("consumer_rebinding", consumer=self.durable, error=str(exc) or type(exc).__name__)
+                if isinstance(exc, TopologyMissing):
+                    log.error("consumer_missing", consumer=self.durable, error=explain_missing([str(exc)]))
+                else:
+                    log.warning("consumer_rebinding", consumer=self.durable, error=str(exc) or type(exc).__name__)
                 sub = None
                 try:
                     await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
@@ -715,6 +759,11 @@ class ConsumerRunner:
             entry = self._by_subject.get(envelope.subject)
             if entry is None or msg.subject not in (envelope.subject, self.replay_subject):
                 raise PermanentError(f"no handler for {envelope.subject} on {msg.subject}")
+            cls, owner = entry[0], entry[0].owner()
+            if envelope.source not in (owner, *cls.senders) or msg.metadata.stream != owner.upper():
+                # NATS permissions keep one service off another's subjects; this holds even if they were wrong
+                raise PermanentError(f"{envelope.subject} from {envelope.source!r} in stream {msg.metadata.stream}: "
+                                     f"only {', '.join((owner, *cls.senders))} may publish it, in {owner.upper()}")
             return envelope, entry[0].model_validate(envelope.data), entry[1]
         except (ValidationError, ValueError, PermanentError) as exc:
             await self._dead_letter(msg, reason=f"invalid: {_short(exc)}")

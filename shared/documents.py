@@ -5,18 +5,18 @@ bot replica can read it."""
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.object_store import ObjectStore
+
+from shared.bus import TopologyMissing
 
 BUCKET = "DOCUMENTS"
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # what Telegram's Bot API accepts in an upload, with margin
 
 
 class Documents:
-    def __init__(self, js: JetStreamContext, *, replicas: int = 1) -> None:
+    def __init__(self, js: JetStreamContext) -> None:
         self.js = js
-        self.replicas = replicas
         self._store: ObjectStore | None = None
         self._cache: dict[str, bytes] = {}
 
@@ -24,11 +24,8 @@ class Documents:
         if self._store is None:
             try:
                 self._store = await self.js.object_store(BUCKET)
-            except BucketNotFoundError:
-                self._store = await self.js.create_object_store(
-                    bucket=BUCKET,
-                    config=ObjectStoreConfig(bucket=BUCKET, replicas=self.replicas,
-                                             description="files sent with notifications"))
+            except (BucketNotFoundError, NotFoundError) as exc:  # created by `cmcoord nats-init`
+                raise TopologyMissing(f"bucket {BUCKET}") from exc
         return self._store
 
     async def put(self, name: str, data: bytes) -> None:

@@ -40,10 +40,18 @@ class Event(BaseModel):
 
     type: ClassVar[str]
     version: ClassVar[int] = 1
+    # Who else may publish it: a command to its owner (lessons asks notify to tell people).
+    # Consumers refuse it from anyone else, and shared/permissions.py grants exactly these.
+    senders: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def subject(cls) -> str:
         return f"{SUBJECT_ROOT}.{cls.type}.v{cls.version}"
+
+    @classmethod
+    def owner(cls) -> str:
+        """The service whose subject and stream it is (`cmcoord.<owner>.…`)."""
+        return cls.type.partition(".")[0]
 
 
 class Envelope(BaseModel):
@@ -252,6 +260,7 @@ class NotificationRequested(Event):
     recipient, occurrence), so asking again changes nothing."""
 
     type = "notify.notification.requested"
+    senders = ("lessons",)
     kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
     about: str = Field(min_length=1, max_length=80, description="the notification's subject, e.g. a post or AAR id")
     occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")

@@ -84,7 +84,11 @@ class NatsServer:
     def start(self, *, wait: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir.parent / f"{self.name}.conf"
-        config.write_text(self.config_text())
+        # it may hold the users' passwords: readable by this user only
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.config_text())
+        config.chmod(0o600)  # a file from before keeps its mode through O_CREAT
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True

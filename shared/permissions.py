@@ -1,51 +1,109 @@
-"""Who may publish and subscribe to what on NATS: one user per service.
+"""Who may publish and subscribe to what on NATS: one user per service, and the operator.
 
-A service publishes its own events (`cmcoord.<owner>.>`), asks the queries it
-needs (`cmcoord.<other>.svc.<verb>`), sends the commands it owns the right to
-(lessons asks notify to tell people), acknowledges and pulls through the
-JetStream API, and answers its own queries. Nobody else's events can be
-forged: the roster's user cannot publish `cmcoord.notify.…` or `cmcoord.lessons.…`.
+Generated from the bus's topology (shared/topology.py), so a service can do its own
+work and nothing else:
+- publish its own events (`cmcoord.<service>.…`), but no replay (only the operator
+  gives dead letters back), and ask the queries and send the commands it needs
+  (lessons asks notify to tell people);
+- use the JetStream API only for its own work: info on its own stream, info, pull and
+  ack on its own durables, dead-letter what its own durables give up on. No stream or
+  consumer is created, changed, purged or deleted by a service, and no message of
+  another stream is read: `cmcoord nats-init`, run with the operator's identity,
+  declares the topology;
+- receive replies only in its own inboxes (`_INBOX.<service>.…`, nats-py's
+  `inbox_prefix`) and answer only requests made to it (`allow_responses`).
+The operator (`admin`) has no limits: `cmcoord nats-init`, `deadletter`, `status`.
 
-The JetStream API (`$JS.API.>`) stays open to every service user: streams and
-consumers are created by the services themselves at start. `deploy/nats/auth.conf`
-is generated from this table (`cmcoord nats-auth`); passwords come from the
-server's environment (`$CMCOORD_<SERVICE>_NATS_PASSWORD`).
+`deploy/nats/auth.conf` is generated from this (`cmcoord nats-auth`); passwords come
+from the server's environment (`$CMCOORD_<IDENTITY>_NATS_PASSWORD`).
 """
 
 from __future__ import annotations
 
-from shared.events import SUBJECT_ROOT
+from shared.bus import DEAD_LETTER_PREFIX, OWNERS, inbox_prefix
+from shared.events import REGISTRY
+from shared.topology import DOCUMENT_READERS, DOCUMENT_WRITERS, DOCUMENTS_STREAM, durables_of
 
-COMMON_PUBLISH = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>", "$SRV.>", f"{SUBJECT_ROOT}.deadletter.>")
-COMMON_SUBSCRIBE = ("_INBOX.>", "$SRV.>")
+ADMIN = "admin"
+SERVICES = OWNERS
 
-PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "roster": {"publish": ("cmcoord.roster.>",), "subscribe": ("cmcoord.roster.svc.>",)},
-    "notify": {"publish": ("cmcoord.notify.>", "cmcoord.roster.svc.>"), "subscribe": ("cmcoord.notify.svc.>",)},
-    "lessons": {"publish": ("cmcoord.lessons.>", "cmcoord.notify.notification.requested.v1", "cmcoord.roster.svc.>",
-                            "$O.DOCUMENTS.>"),
-                "subscribe": ("cmcoord.lessons.svc.>",)},
-    "bot": {"publish": ("cmcoord.bot.>", "cmcoord.roster.svc.>", "cmcoord.notify.svc.>", "cmcoord.lessons.svc.>"),
-            "subscribe": ()},
+# The queries each service asks of the others (`cmcoord.<other>.svc.<verb>`).
+QUERIES: dict[str, tuple[str, ...]] = {
+    "roster": (),
+    "notify": ("roster",),
+    "lessons": ("roster",),
+    "bot": ("roster", "notify", "lessons"),
 }
 
 
+def commands_of(service: str) -> list[str]:
+    """The commands `service` sends to another service: events of another's subject naming it a sender."""
+    return sorted(cls.subject() for cls in REGISTRY.values() if service in cls.senders and cls.owner() != service)
+ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
+
+
+def _documents(service: str) -> list[str]:
+    subjects: list[str] = []
+    if service in DOCUMENT_READERS:
+        s = DOCUMENTS_STREAM
+        subjects += [f"$JS.API.STREAM.INFO.{s}", f"$JS.API.STREAM.MSG.GET.{s}", f"$JS.API.DIRECT.GET.{s}.>",
+                     f"$JS.API.CONSUMER.CREATE.{s}", f"$JS.API.CONSUMER.CREATE.{s}.>",
+                     f"$JS.API.CONSUMER.DELETE.{s}.>", f"$JS.FC.{s}.>"]
+    if service in DOCUMENT_WRITERS:
+        subjects += [f"$O.{DOCUMENTS_STREAM.removeprefix('OBJ_')}.>", f"$JS.API.STREAM.PURGE.{DOCUMENTS_STREAM}"]
+    return subjects
+
+
 def permissions_of(service: str) -> dict[str, list[str]]:
-    p = PERMISSIONS[service]
-    return {"publish": [*p["publish"], *COMMON_PUBLISH], "subscribe": [*p["subscribe"], *COMMON_SUBSCRIBE]}
+    """The subjects `service`'s user may publish to, subscribe to, and may not publish to."""
+    publish = [f"cmcoord.{service}.>", *commands_of(service), *(f"cmcoord.{other}.svc.>" for other in QUERIES[service]),
+               f"$JS.API.STREAM.INFO.{service.upper()}"]
+    for d in durables_of(service):
+        publish += [f"$JS.API.CONSUMER.INFO.{d.stream}.{d.name}", f"$JS.API.CONSUMER.MSG.NEXT.{d.stream}.{d.name}",
+                    f"$JS.ACK.{d.stream}.{d.name}.>", f"{DEAD_LETTER_PREFIX}.{d.name}"]
+    publish += _documents(service)
+    subscribe = [f"{inbox_prefix(service)}.>"]
+    if service in ANSWERS:
+        # its queries, and the micro framework's discovery ($SRV.PING, $SRV.INFO.<name>, …)
+        subscribe += [f"cmcoord.{service}.svc.>", "$SRV.*", f"$SRV.*.{service}", f"$SRV.*.{service}.>"]
+    return {"publish": publish, "subscribe": subscribe, "deny_publish": [f"cmcoord.{service}.replay.>"]}
+
+
+PERMISSIONS: dict[str, dict[str, list[str]]] = {service: permissions_of(service) for service in SERVICES}
+
+
+def _quoted(subjects: list[str]) -> str:
+    return ", ".join(f'"{s}"' for s in subjects)
 
 
 def authorization(passwords: dict[str, str] | None = None) -> str:
-    """An `authorization { users = [...] }` block for nats-server: each service's user and
-    permissions; a password given here, else the server's environment variable."""
-    lines = ["authorization {", "  users = ["]
-    for service in PERMISSIONS:
-        p = permissions_of(service)
-        password = f'"{passwords[service]}"' if passwords and service in passwords \
-            else f"$CMCOORD_{service.upper()}_NATS_PASSWORD"
-        allow = {kind: ", ".join(f'"{s}"' for s in subjects) for kind, subjects in p.items()}
-        lines += [f'    {{ user: "{service}", password: {password}, permissions: {{',
-                  f"        publish: {{ allow: [{allow['publish']}] }}",
-                  f"        subscribe: {{ allow: [{allow['subscribe']}] }}", "    } }"]
+    """An `authorization { users = [...] }` block for nats-server: the operator and each service's
+    user with its permissions; a password given here, else the server's environment variable."""
+    def password(identity: str) -> str:
+        if passwords and identity in passwords:
+            return '"' + passwords[identity].replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"$CMCOORD_{identity.upper()}_NATS_PASSWORD"
+
+    lines = ["authorization {", "  users = [",
+             f'    {{ user: "{ADMIN}", password: {password(ADMIN)} }}  # the operator: cmcoord nats-init, deadletter']
+    for service, p in PERMISSIONS.items():
+        lines += [f'    {{ user: "{service}", password: {password(service)}, permissions: {{',
+                  f"        publish: {{ allow: [{_quoted(p['publish'])}], deny: [{_quoted(p['deny_publish'])}] }}",
+                  f"        subscribe: {{ allow: [{_quoted(p['subscribe'])}] }}"]
+        if service in ANSWERS:
+            lines.append("        allow_responses: true")
+        lines.append("    } }")
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The permissions as a table for the deployment guide."""
+    rows = ["| user | may publish | may subscribe |", "|---|---|---|",
+            "| `admin` | everything (the operator: `cmcoord nats-init`, `deadletter`, `status`) | everything |"]
+    for service, p in PERMISSIONS.items():
+        deny = "; not " + ", ".join(f"`{s}`" for s in p["deny_publish"])
+        answers = "; replies to requests made to it" if service in ANSWERS else ""
+        rows.append(f"| `{service}` | {', '.join(f'`{s}`' for s in p['publish'])}{deny}{answers} | "
+                    f"{', '.join(f'`{s}`' for s in p['subscribe'])} |")
+    return "\n".join(rows) + "\n"

@@ -14,12 +14,13 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import ServiceUnavailableError
 from sqlalchemy import Table
 
-from shared.bus import Bus, StreamSpec, all_streams, ensure_streams
+from shared.bus import Bus, explain_missing
 from shared.health import HealthServer, ReadinessCheck, Route
 from shared.metrics import ServiceMetrics
 from shared.migrations import migrate
 from shared.settings import ServiceSettings
 from shared.store import Database, OutboxRelay
+from shared.topology import missing
 
 log = structlog.get_logger("service")
 
@@ -51,26 +52,29 @@ async def open_infrastructure(
                           routes=pages, details=outbox)
     await health.start()
     bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
-    await _streams_when_jetstream_ready(bus, all_streams(replicas=settings.stream_replicas))
+    await _topology_when_ready(bus, service)
     if metrics is not None:
         metrics.bus = bus
     return health, bus
 
 
-async def _streams_when_jetstream_ready(bus: Bus, specs: Sequence[StreamSpec], *, patience: float = 120.0) -> None:
-    """A cluster starting up has no JetStream leader for a few seconds: wait for it (with back-off)."""
-    deadline = time.monotonic() + patience
-    delay = 0.5
+async def _topology_when_ready(bus: Bus, service: str) -> None:
+    """Wait until the streams and durables this service needs exist as declared (`cmcoord nats-init`
+    creates them; in Kubernetes its Job may still be running, and a cluster starting up has no
+    JetStream leader for a few seconds). Says what is missing, at most once a minute."""
+    delay, said = 0.5, 0.0
     while True:
         try:
-            await ensure_streams(bus.js, specs)
-            return
+            problems = await missing(bus.js, service)
         except (NatsTimeoutError, ServiceUnavailableError, TimeoutError) as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("jetstream_not_ready_waiting", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(delay)  # back-off between attempts, not synchronisation
-            delay = min(delay * 2, 5.0)
+            problems = [f"JetStream not answering ({str(exc) or type(exc).__name__})"]
+        if not problems:
+            return
+        if time.monotonic() - said > 60:
+            log.error("nats_topology_missing", error=explain_missing(problems))
+            said = time.monotonic()
+        await asyncio.sleep(delay)  # back-off between checks, not synchronisation
+        delay = min(delay * 2, 5.0)
 
 
 async def close_infrastructure(

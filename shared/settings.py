@@ -46,20 +46,33 @@ class ServiceSettings(BaseSettings):
     health_port: int = 0
     database_url: str = ""
     max_deliver: int = 5
-    ack_wait_seconds: float = 30.0
     nats_user: str = Field(default="", description="this service's NATS user (deploy/nats/auth.conf)")
     nats_password: SecretStr = Field(default=SecretStr(""))
-    nats_tls_ca: str = Field(default="", description="CA file to verify the servers' TLS certificates")
-    stream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of the streams this "
-                                 "service creates (3 on a three-node cluster)")
+    nats_tls_ca: str = Field(default="", validation_alias=_common("nats_tls_ca"),
+                             description="CA file to verify the NATS servers' TLS certificates (one for the stack)")
     migrate_on_start: bool = Field(default=False, description="upgrade the store (Alembic) at start; else "
                                    "`cmcoord <service> migrate` does it, and a store without a history gets tables")
 
+    @property
+    def nats_identity(self) -> str:
+        """Whose NATS credentials these settings read: the service of the variables' prefix
+        (`CMCOORD_ROSTER_` -> roster), or the operator (`CMCOORD_ADMIN_` -> admin)."""
+        prefix = str(self.model_config.get("env_prefix") or "")
+        return prefix.removeprefix("CMCOORD_").removesuffix("_").lower()
+
     def nats_auth(self) -> dict[str, Any]:
-        """nats-py connect options: this service's user, and TLS when a CA is given."""
+        """nats-py connect options: this identity's user (from the settings, else from the file
+        `cmcoord up` keeps under the home folder), and TLS when a CA is given."""
         options: dict[str, Any] = {}
-        if self.nats_user:
-            options.update(user=self.nats_user, password=self.nats_password.get_secret_value())
+        user, password = self.nats_user, self.nats_password.get_secret_value()
+        if not password and self.nats_identity:
+            stored = nats_secret_file(self.home, self.nats_identity)
+            if stored.exists():
+                password = stored.read_text().strip()
+        if password and not user:
+            user = self.nats_identity  # each identity's user is named after it
+        if user:
+            options.update(user=user, password=password)
         if self.nats_tls_ca:
             options["tls"] = ssl.create_default_context(cafile=self.nats_tls_ca)
         return options
@@ -67,3 +80,15 @@ class ServiceSettings(BaseSettings):
     def sqlite_url(self, service: str) -> str:
         path = (self.home / f"{service}.db").resolve()
         return f"sqlite+aiosqlite:///{path}"
+
+
+class OperatorSettings(ServiceSettings):
+    """The operator's NATS identity (`cmcoord nats-init`, `deadletter`, `status`): CMCOORD_ADMIN_NATS_USER,
+    CMCOORD_ADMIN_NATS_PASSWORD; under `cmcoord up`, the file it keeps in the home folder."""
+
+    model_config = SettingsConfigDict(env_prefix="CMCOORD_ADMIN_", extra="ignore", populate_by_name=True)
+
+
+def nats_secret_file(home: Path, identity: str) -> Path:
+    """Where `cmcoord up` keeps an identity's generated NATS password (mode 0600, folder 0700)."""
+    return home / "secrets" / f"nats-{identity}.password"

@@ -10,7 +10,7 @@ import nats
 import nats.errors
 
 from shared.bus import all_streams
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, OperatorSettings
 
 
 async def collect_status(*, settings: CommonSettings, state: dict[str, Any] | None, out: Callable[[str], None]) -> bool:
@@ -31,7 +31,8 @@ async def collect_status(*, settings: CommonSettings, state: dict[str, Any] | No
                 out(f"{name:<9} DOWN")
                 healthy = False
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
+                                inbox_prefix="_INBOX.admin", **OperatorSettings().nats_auth())  # lists every consumer
     except (OSError, nats.errors.Error):
         out(f"nats      DOWN ({nats_url})")
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -26,7 +27,11 @@ import aiohttp
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.bus import OWNERS, Bus
 from shared.natsserver import NatsServer, jetstream_room_after_start, jetstream_write_errors
+from shared.permissions import ADMIN, authorization
+from shared.settings import nats_secret_file
+from shared.topology import init_topology_when_ready
 
 MIB = 1024 * 1024
 
@@ -63,6 +68,24 @@ SERVICES: tuple[ServiceSpec, ...] = (
 SANDBOX = ServiceSpec("sandbox", "services.sandbox", port_env="CMCOORD_SANDBOX_PORT")
 
 STATE_FILE = "up.json"
+IDENTITIES = (ADMIN, *OWNERS)  # the operator and each service
+
+
+def nats_passwords(home: Path) -> dict[str, str]:
+    """Each NATS identity's password, generated once and kept under `home/secrets` (folder 0700,
+    files 0600): the same across restarts, read by `cmcoord` commands run against this stack."""
+    passwords = {}
+    for identity in IDENTITIES:
+        path = nats_secret_file(home, identity)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+        passwords[identity] = path.read_text().strip()
+    return passwords
 
 
 @dataclass
@@ -95,6 +118,7 @@ class Supervisor:
     nats_write_error_restarted_at: float = 0.0
     nats_health_checked_at: float = 0.0
     nats_waiting_for_room: bool = False  # said once per outage
+    passwords: dict[str, str] = field(default_factory=dict)  # NATS identity -> password (nats_passwords)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)  # type: ignore[call-overload]
@@ -115,7 +139,15 @@ class Supervisor:
         return env
 
     def child_env(self, child: Child) -> dict[str, str]:
-        env = self.base_env()
+        """The base environment, less every other identity's settings (its NATS password,
+        database URL, the bot token: `CMCOORD_<OTHER>_…`, `TELEGRAM_BOT_TOKEN`), plus this
+        service's own NATS user and password."""
+        others = [f"CMCOORD_{name.upper()}_" for name in (*IDENTITIES, SANDBOX.name) if name != child.spec.name]
+        env = {k: v for k, v in self.base_env().items()
+               if not k.startswith(tuple(others)) and (child.spec.name == "bot" or k != "TELEGRAM_BOT_TOKEN")}
+        if child.spec.name in self.passwords:
+            env[f"CMCOORD_{child.spec.name.upper()}_NATS_USER"] = child.spec.name
+            env[f"CMCOORD_{child.spec.name.upper()}_NATS_PASSWORD"] = self.passwords[child.spec.name]
         env[child.spec.port_env or f"CMCOORD_{child.spec.name.upper()}_HEALTH_PORT"] = str(child.health_port)
         if child.spec.port_env is None:  # a service: its store follows its migrations (a store from before is adopted)
             env.setdefault(f"CMCOORD_{child.spec.name.upper()}_MIGRATE_ON_START", "true")
@@ -172,16 +204,19 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+        self.passwords = nats_passwords(self.home)
         self.nats = NatsServer(
             store_dir=self.home / "jetstream",
             port=self.nats_port,
             http_port=self.nats_http_port,
             name="cmcoord-embedded",
             log_file=self.home / "logs" / "nats-server.log",
+            extra_config=authorization(self.passwords),  # the production permissions, generated passwords
         )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.nats.start)
         self.nats_started_at = time.monotonic()
+        await self.init_topology()
         self.children = [Child(spec, self.health_port_base + spec.port_offset) for spec in self.services]
         if self.sandbox_port is not None:
             self.children.insert(0, Child(SANDBOX, self.sandbox_port))
@@ -203,6 +238,15 @@ class Supervisor:
         finally:
             await self.shutdown()
         return 0
+
+    async def init_topology(self) -> None:
+        """`cmcoord nats-init` for this stack, as the operator: the services only check."""
+        bus = await Bus.open(self.nats_url, source="admin", patience=30,
+                             auth={"user": ADMIN, "password": self.passwords[ADMIN]})
+        try:
+            await init_topology_when_ready(bus.js, replicas=1)
+        finally:
+            await bus.close()
 
     async def watch(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:

@@ -14,25 +14,39 @@ from services.roster import bootstrap
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
 from services.roster.samples import generate
-from shared.bus import Bus, all_streams, ensure_streams
+from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
+from shared.permissions import authorization
+from tests.helpers import ADMIN_AUTH, NATS_PASSWORDS, declare_topology, nats_credentials_env
 from tests.postgres import PostgresCluster, pg_bindir
 
 TODAY = date(2026, 3, 2)
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(store_dir=tmp_path / "nats" / "jetstream", name="test", log_file=tmp_path / "nats.log").start()
+def nats_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every identity's NATS user and password in the environment, where each service's settings
+    read its own (CMCOORD_<SERVICE>_NATS_USER, _PASSWORD), as in production."""
+    for name, value in nats_credentials_env().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path, nats_credentials: None) -> AsyncIterator[NatsServer]:
+    """The production permissions (shared/permissions.py) with test passwords, and the topology
+    declared as `cmcoord nats-init` does: every service in the test works under its own user."""
+    server = NatsServer(store_dir=tmp_path / "nats" / "jetstream", name="test", log_file=tmp_path / "nats.log",
+                        extra_config=authorization(NATS_PASSWORDS)).start()
+    await declare_topology(server.url)
     yield server
     server.stop()
 
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = await Bus.open(nats_server.url, source="test", patience=10)
-    await ensure_streams(b.js, all_streams())
+    """A connection with the operator's identity (it may publish as any service, as tests do)."""
+    b = await Bus.open(nats_server.url, source="test", patience=10, auth=ADMIN_AUTH)
     yield b
     await b.close()
 
@@ -80,7 +94,6 @@ def roster_settings(tmp_path: Path, nats_server: NatsServer, database_url: str) 
         health_port=free_port(),
         scan_interval_seconds=3600,
         max_deliver=3,
-        ack_wait_seconds=5,
     )
 
 

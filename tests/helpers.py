@@ -16,9 +16,35 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from shared.bus import Bus
 from shared.events import Envelope
+from shared.permissions import ADMIN
+from shared.supervisor import IDENTITIES
+from shared.topology import init_topology_when_ready
 
 REPO = Path(__file__).resolve().parent.parent
+
+NATS_PASSWORDS = {identity: f"{identity}-test-password" for identity in IDENTITIES}
+ADMIN_AUTH = {"user": ADMIN, "password": NATS_PASSWORDS[ADMIN]}
+TEST_ACK_WAIT = 5.0  # the durables' redelivery after a consumer died holding a message
+
+
+def nats_credentials_env() -> dict[str, str]:
+    """Each identity's NATS user and password as its settings read them (CMCOORD_<IDENTITY>_NATS_…)."""
+    env = {}
+    for identity, password in NATS_PASSWORDS.items():
+        env[f"CMCOORD_{identity.upper()}_NATS_USER"] = identity
+        env[f"CMCOORD_{identity.upper()}_NATS_PASSWORD"] = password
+    return env
+
+
+async def declare_topology(url: str, *, replicas: int = 1) -> None:
+    """What `cmcoord nats-init` does, as the operator."""
+    bus = await Bus.open(url, source="admin", patience=30, auth=ADMIN_AUTH)
+    try:
+        await init_topology_when_ready(bus.js, replicas=replicas, ack_wait=TEST_ACK_WAIT)
+    finally:
+        await bus.close()
 
 
 async def eventually(
@@ -63,6 +89,7 @@ async def stream_events(js: JetStreamContext, stream: str, *, type_prefix: str =
 def service_env(home: Path, nats_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env.update({"CMCOORD_HOME": str(home), "CMCOORD_NATS_URL": nats_url, "CMCOORD_LOG_FORMAT": "json"})
+    env.update(nats_credentials_env())  # each settings class reads its own identity's
     env.update(extra)
     return env
 

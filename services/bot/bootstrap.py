@@ -155,7 +155,7 @@ class BotApp:
                                                           "Telegram's acceptance", DELIVERY_BUCKETS))},
             key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
             batch=s.delivery_chats_at_once, in_hand=s.deliveries_in_hand,
-            max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds,
+            max_deliver=s.max_deliver,
         )
         self.metrics.consumers = [self.deliveries]
         self.deliveries.start()

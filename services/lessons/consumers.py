@@ -17,7 +17,7 @@ from shared.store import Database, Transactional, UnitOfWork
 
 
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, policy: DutyPolicy, due_days: int, threshold: float,
-                    wake: Callable[[], None], max_deliver: int, ack_wait: float) -> list[ConsumerRunner]:
+                    wake: Callable[[], None], max_deliver: int) -> list[ConsumerRunner]:
     async def deployment_ended(uow: UnitOfWork, envelope: Envelope, e: events.DeploymentEnded) -> None:
         await store.expect_aar(uow, aar_id=events.deterministic_id("aar", e.deployment_id), person_id=e.person_id,
                                deployment_id=e.deployment_id, country=e.country,
@@ -33,7 +33,7 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, policy: DutyPolicy,
         events.DeploymentEnded: deployment_ended}
     bot: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
         events.ReportSubmitted: report, events.AarSubmitted: aar}
-    common: dict[str, Any] = {"bus": bus, "max_deliver": max_deliver, "ack_wait": ack_wait}
+    common: dict[str, Any] = {"bus": bus, "max_deliver": max_deliver}
     runners = []
     for stream, durable, apply in (("ROSTER", "lessons--on_roster", roster), ("BOT", "lessons--on_bot", bot)):
         applied = Transactional(db=db, clock=clock, source=store.SOURCE, consumer=durable, apply=apply)

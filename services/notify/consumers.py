@@ -214,7 +214,7 @@ class FactsConsumer:
 
 
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wake: Callable[[], None],
-                    max_deliver: int, ack_wait: float, rules: Rules = DEFAULT_RULES,
+                    max_deliver: int, rules: Rules = DEFAULT_RULES,
                     ) -> list[ConsumerRunner]:
     facts = FactsConsumer(db=db, clock=clock, roster=roster, wake=wake, rules=rules)
     reports = Transactional(db=db, clock=clock, source=SOURCE, consumer="notify--on_bot_reports", apply=BOT_REPORTS)
@@ -223,7 +223,7 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wak
         await reports.many(items)
         wake()
 
-    common: dict[str, Any] = {"bus": bus, "max_deliver": max_deliver, "ack_wait": ack_wait}
+    common: dict[str, Any] = {"bus": bus, "max_deliver": max_deliver}
     return [
         ConsumerRunner(stream="ROSTER", durable=facts.durable, handlers=facts.handlers(), **common),
         ConsumerRunner(stream="NOTIFY", durable="notify--on_requests",

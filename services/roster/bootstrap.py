@@ -71,7 +71,7 @@ class RosterApp:
         self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once
         self.relay.start()
         self.consumers = build_consumers(
-            bus=self.bus, db=self.db, clock=self.clock, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds
+            bus=self.bus, db=self.db, clock=self.clock, max_deliver=s.max_deliver
         )
         self.metrics.consumers = self.consumers
         for consumer in self.consumers:

@@ -26,10 +26,11 @@ from services.roster.directory import load_snapshot
 from services.roster.importer import Change, RosterFileError, RowError, parse_roster
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
-from shared.bus import Bus, all_streams, ensure_streams
+from shared.bus import Bus, TopologyMissing, explain_missing
 from shared.clock import Clock, ManualClock, SystemClock, clock_for
 from shared.logging import configure_logging
 from shared.regions import resolve_country, resolve_region
+from shared.topology import missing
 from shared.store import Database, OutboxRelay
 
 app = typer.Typer(no_args_is_help=True, help="People, posts and deployments.")
@@ -61,7 +62,10 @@ async def _open(settings: Settings) -> Database:
 async def _connect(settings: Settings) -> Bus:
     bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0, auth=settings.nats_auth())
     try:
-        await ensure_streams(bus.js, all_streams())
+        # publishes only where `cmcoord nats-init` declared it: never creates or changes a stream
+        problems = [p for p in await missing(bus.js, "roster") if p.startswith("stream ")]
+        if problems:
+            raise TopologyMissing(explain_missing(problems))
     except BaseException:
         await bus.close()
         raise
@@ -72,6 +76,8 @@ async def _publish_now(db: Database, connecting: asyncio.Task[Bus], clock: Clock
     """Publish what the transaction wrote to the outbox, over a connection opened while it ran."""
     try:
         bus = await connecting
+    except TopologyMissing as exc:
+        return f"{exc}: the events wait in the outbox for the roster service"
     except Exception:
         return "NATS not reachable: the roster service will publish the events"
     try:

@@ -19,7 +19,7 @@ CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None
 }
 
 
-def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int, ack_wait: float) -> list[ConsumerRunner]:
+def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int) -> list[ConsumerRunner]:
     runners = []
     for durable, (stream, apply, prefetch) in CONSUMERS.items():
         tx = Transactional(db=db, clock=clock, source=handlers.SOURCE, consumer=durable, apply=apply, prefetch=prefetch)
@@ -31,7 +31,6 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int, a
                 handlers={cls: tx.one for cls in apply},
                 batch_handler=tx.many,
                 max_deliver=max_deliver,
-                ack_wait=ack_wait,
             )
         )
     return runners

@@ -28,11 +28,12 @@ from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from tests.bench.common import percentile, result, wait_ready
 from tests.bench.contacts import QUERIES
-from tests.helpers import service_env, start_service, stop_process
+from tests.helpers import declare_topology, service_env, start_service, stop_process
 
 
 async def measure(work: Path, *, people: int, users: int, per_user: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-bot").start()
+    await declare_topology(server.url)  # as `cmcoord nats-init`
     roster_port, bot_port, sandbox_port = free_port(), free_port(), free_port()
     settings = Settings(home=work / "home", nats_url=server.url, health_port=roster_port, scan_interval_seconds=3600)
     clock = SystemClock()

@@ -15,7 +15,7 @@ from shared.bus import Bus
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
 from tests.bench.common import percentile, result, wait_ready
-from tests.helpers import service_env, start_service, stop_process
+from tests.helpers import declare_topology, service_env, start_service, stop_process
 
 QUERIES = ["Mali", "ROWCA", "WFP", "Diallo", "Sudan", "ROAP", "UNHCR", "Haddad", "Kyiv", "Bamako", "Wangchuck",
            "west and central africa", "Syria", "Yemen", "IOM", "Ouedraogo"]
@@ -26,6 +26,7 @@ WARM_UP_SECONDS = 3.0
 
 async def measure(work: Path, *, people: int, requests: int, concurrency: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-contacts").start()
+    await declare_topology(server.url)  # as `cmcoord nats-init`
     health = free_port()
     settings = Settings(home=work / "home", nats_url=server.url, health_port=health, scan_interval_seconds=3600)
     clock = SystemClock()

@@ -31,7 +31,14 @@ from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from tests.bench.common import percentile, result, wait_ready
-from tests.helpers import link_to_telegram, mark_started, service_env, start_service, stop_process
+from tests.helpers import (
+    declare_topology,
+    link_to_telegram,
+    mark_started,
+    service_env,
+    start_service,
+    stop_process,
+)
 
 TEXT = "Regional CMCoord call tomorrow 13:00 GMT: agenda and link to follow."
 CEILING = 30.0
@@ -55,6 +62,7 @@ async def _get(http: aiohttp.ClientSession, url: str, **params: Any) -> Any:
 
 async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-fanout").start()
+    await declare_topology(server.url)  # as `cmcoord nats-init`
     ports = {name: free_port() for name in ("roster", "notify", "bot", "sandbox")}
     settings = Settings(home=work / "home", nats_url=server.url, health_port=ports["roster"])
     clock = SystemClock()
@@ -88,7 +96,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
             # --- fan-out, Telegram's limits on (the sandbox's defaults)
             request = events.NotificationRequested(kind="call.reminder", about="bench-call", occurrence=str(today),
                                                    person_ids=targets, urgent=True, text=TEXT)
-            await bus.publish(Envelope.wrap(request, source="bench", occurred_at=datetime.now(UTC)))
+            await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=datetime.now(UTC)))
             deadline = time.monotonic() + officers / CEILING * 3 + 60
             while True:
                 got = await _get(http, f"{url}/sandbox/counts", contains=TEXT)

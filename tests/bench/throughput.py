@@ -26,11 +26,12 @@ from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.models import Deployment
 from services.roster.samples import generate
-from shared.bus import Bus, StreamSpec, all_streams, ensure_streams
+from shared.bus import Bus, StreamSpec, ensure_streams
 from shared.clock import SystemClock
 from shared.events import Envelope, HandoverNoteSubmitted
 from shared.natsserver import NatsServer, free_port
 from tests.bench.common import result
+from tests.helpers import declare_topology
 
 
 def _events(deployments: list[Deployment], n: int) -> list[Envelope]:
@@ -41,7 +42,7 @@ def _events(deployments: list[Deployment], n: int) -> list[Envelope]:
         event = HandoverNoteSubmitted(person_id=dep.person_id, deployment_id=dep.id,
                                       key_counterparts=f"Liaison cell, revision {i}",
                                       advice_to_successor="Keep the deconfliction log current.", submitted_at=now)
-        out.append(Envelope.wrap(event, source="bench", occurred_at=now))
+        out.append(Envelope.wrap(event, source="bot", occurred_at=now))
     return out
 
 
@@ -108,6 +109,7 @@ async def _roster(settings: Settings, bus: Bus, envelopes: list[Envelope], *, ba
 
 async def measure(work: Path, *, events: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench").start()
+    await declare_topology(server.url)  # as `cmcoord nats-init`
     try:
         settings = Settings(home=work / "home", nats_url=server.url, health_port=free_port(), scan_interval_seconds=3600)
         clock = SystemClock()
@@ -119,7 +121,6 @@ async def measure(work: Path, *, events: int) -> list[dict[str, object]]:
             deployments = list((await s.exec(select(Deployment))).all())
         await db.dispose()
         bus = await Bus.open(server.url, source="bench", patience=10)
-        await ensure_streams(bus.js, all_streams())
         # publish the import's outbox first so it does not count against the roster
         app = bootstrap.build(settings)
         await app.start()

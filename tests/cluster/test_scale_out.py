@@ -1,5 +1,5 @@
-"""Scale-out under faults (`make test-cluster`): three nats-server nodes from the wheel (streams
-with three replicas), PostgreSQL (a database per service), two processes of the roster, notify
+"""Scale-out under faults (`make test-cluster`): three nats-server nodes from the wheel with the
+production permissions (streams with three replicas, made by `cmcoord nats-init --replicas 3`), PostgreSQL (a database per service), two processes of the roster, notify
 and lessons, the bot on the sandbox with 10 % of its calls failing. A reminder to 1,000
 officers, a wave of deployment ends (AARs owed) and a rotation wave (planned ends moved into
 the handover window) go through while one process of each
@@ -29,14 +29,18 @@ from services.roster.config import Settings as RosterSettings
 from services.roster.models import Deployment, Person
 from services.roster.samples import generate
 from shared import events
-from shared.bus import Bus
+from shared.bus import Bus, all_streams
 from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
+from shared.permissions import authorization
 from shared.store import Database
 from tests.bench.common import write_figures
 from tests.bench.fanout import awake_zone
 from tests.helpers import (
+    ADMIN_AUTH,
+    NATS_PASSWORDS,
+    cli,
     eventually,
     link_to_telegram,
     mark_started,
@@ -58,7 +62,8 @@ def nodes(tmp_path: Path) -> Iterator[list[NatsServer]]:
     routes = [free_port() for _ in range(3)]
     servers = [NatsServer(store_dir=tmp_path / f"nats-{i}" / "jetstream", name=f"node-{i}", cluster_port=routes[i],
                           routes=[f"nats-route://127.0.0.1:{p}" for j, p in enumerate(routes) if j != i],
-                          log_file=tmp_path / f"nats-{i}.log") for i in range(3)]
+                          log_file=tmp_path / f"nats-{i}.log", extra_config=authorization(NATS_PASSWORDS))
+               for i in range(3)]
     for server in servers:
         server.start()
     yield servers
@@ -86,6 +91,9 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
     tmp_path: Path, nodes: list[NatsServer], postgres: PostgresCluster, sandbox_url: str,
 ) -> None:
     url = ",".join(n.url for n in nodes)
+    # the topology, declared once by the operator; the services only check it
+    code, out, err = await cli("nats-init", "--replicas", "3", env=service_env(tmp_path / "admin", url), timeout=120)
+    assert code == 0 and "stream NOTIFY (3 replicas)" in out, err
     dbs = {s: await postgres.create_database(f"c_{s}_{uuid.uuid4().hex[:6]}") for s in ("roster", "notify", "lessons",
                                                                                        "bot")}
     clock = SystemClock()
@@ -116,7 +124,7 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
         up = service.upper()
         env = service_env(tmp_path / name, url, **{f"CMCOORD_{up}_DATABASE_URL": dbs[service],
                                                    f"CMCOORD_{up}_HEALTH_PORT": str(ports[name]),
-                                                   f"CMCOORD_{up}_STREAM_REPLICAS": "3",
+                                                   f"CMCOORD_{up}_STREAM_REPLICAS": "1",  # no longer theirs
                                                    f"CMCOORD_{up}_INSTANCE": name, **extra})
         procs[name] = start_service(f"services.{service}", env, tmp_path / f"{name}.log")
 
@@ -130,13 +138,15 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
                 start("bot", 1, CMCOORD_SANDBOX_URL=sandbox_url, CMCOORD_BOT_POLL_TIMEOUT_SECONDS="1")
             for name, port in ports.items():
                 await eventually(lambda p=port: _ready(p), timeout=90, interval=0.2, what=f"{name} ready")
-        bus = await Bus.open(url, source="test", patience=10)
+        bus = await Bus.open(url, source="test", patience=10, auth=ADMIN_AUTH)
+        for spec in all_streams():  # the services, started with another replica setting, changed nothing
+            assert (await bus.js.stream_info(spec.name)).config.num_replicas == 3
 
         # the fan-out, and a wave of deployments that ended 40 days ago: each AAR is 10 days late,
         # so its officer gets one reminder and the region's adviser one notice, at once
         fanout = events.NotificationRequested(kind="call.changed", about="cluster-call", occurrence="1", urgent=True,
                                               person_ids=people, text=TEXT)
-        await bus.publish(Envelope.wrap(fanout, source="test", occurred_at=clock.now()))
+        await bus.publish(Envelope.wrap(fanout, source="lessons", occurred_at=clock.now()))
         ended_on = clock.now().date() - timedelta(days=40)
         # officers only: the desk's and advisers' chats queue many alerts, paced one a second each
         wave = {person: uuid.uuid4() for person in (await field_officers(dbs["roster"], people))[:WAVE]}

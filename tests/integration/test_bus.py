@@ -11,7 +11,7 @@ from tests.helpers import eventually, stream_events, stream_messages
 
 
 def person_changed(**kw: object) -> Envelope:
-    return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="test",
+    return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="roster",
                          occurred_at=datetime.now(UTC), **kw)  # type: ignore[arg-type]
 
 
@@ -33,7 +33,7 @@ async def test_a_transient_failure_is_retried_and_applied_once(bus: Bus) -> None
             raise TransientError("database busy", delay=0.1)
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--transient", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--transient", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=5)
     runner.start()
     env = person_changed()
@@ -53,7 +53,7 @@ async def test_poison_message_goes_to_dead_letter_after_max_deliver_and_consumin
             raise RuntimeError("bug in handler")
         seen.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--poison", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--poison", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=5)
     runner.start()
     await bus.publish(poison)
@@ -76,7 +76,7 @@ async def test_malformed_messages_are_dead_lettered_at_once(bus: Bus) -> None:
     async def handler(envelope: Envelope, event: object) -> None:
         seen.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--malformed", handlers={PersonChanged: handler})
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--malformed", declare=True, handlers={PersonChanged: handler})
     runner.start()
     subject = PersonChanged.subject()
     await bus.publish_raw(subject, b"{not json", msg_id="garbage-1")
@@ -110,11 +110,11 @@ async def test_keyed_consumers_handle_keys_side_by_side_and_each_key_in_order(bu
             await release.wait()  # alice's first message is slow
         handled.append((event.person_id, n))
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--keyed", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--keyed", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=30, key=lambda e: e.person_id)  # type: ignore[attr-defined]
     runner.start()
     for n, person in enumerate([alice, alice, bob, bob]):
-        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="test",
+        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="roster",
                             occurred_at=datetime.now(UTC))
         order[env.id] = n % 2
         await bus.publish(env)
@@ -138,10 +138,10 @@ async def test_a_long_queue_for_one_key_holds_up_no_other_and_is_not_redelivered
             await asyncio.sleep(0.3)  # a slow handler (one Telegram message a second per chat), not a synchronisation
         handled.append((event.person_id, order[envelope.id]))
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--long-queue", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--long-queue", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=1.5, batch=2, key=lambda e: e.person_id)  # type: ignore[attr-defined]
     for n, person in enumerate([alice] * 10 + [bob]):
-        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="test",
+        env = Envelope.wrap(PersonChanged(person_id=person, created=False), source="roster",
                             occurred_at=datetime.now(UTC))
         order[env.id] = n
         await bus.publish(env)

@@ -16,17 +16,19 @@ from shared.bus import Bus, ConsumerRunner
 from shared.clock import ManualClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import eventually
+from shared.permissions import authorization
+from tests.helpers import ADMIN_AUTH, NATS_PASSWORDS, declare_topology, eventually
 
 NODES = 3
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+def cluster(tmp_path: Path, nats_credentials: None) -> Iterator[list[NatsServer]]:
     routes = [free_port() for _ in range(NODES)]
     nodes = [NatsServer(store_dir=tmp_path / f"n{i}" / "jetstream", name=f"node-{i}", cluster_port=routes[i],
                         routes=[f"nats-route://127.0.0.1:{p}" for j, p in enumerate(routes) if j != i],
-                        log_file=tmp_path / f"n{i}.log") for i in range(NODES)]
+                        log_file=tmp_path / f"n{i}.log", extra_config=authorization(NATS_PASSWORDS))
+             for i in range(NODES)]
     for node in nodes:
         node.start()
     yield nodes
@@ -45,17 +47,18 @@ def person_changed(i: int) -> Envelope:
 
 async def test_losing_the_stream_leader_loses_no_event(cluster: list[NatsServer], tmp_path: Path,
                                                        clock: ManualClock) -> None:
+    await declare_topology(url(cluster), replicas=3)  # as `cmcoord nats-init --replicas 3`
     settings = RosterSettings(home=tmp_path / "home", nats_url=url(cluster), health_port=free_port(),
-                              scan_interval_seconds=3600, stream_replicas=3, max_deliver=5, ack_wait_seconds=5)
+                              scan_interval_seconds=3600, max_deliver=5)
     roster = roster_bootstrap.build(settings, clock=clock)
-    await roster.start()  # creates the streams, with three replicas
-    bus = await Bus.open(url(cluster), source="test", patience=10)
+    await roster.start()
+    bus = await Bus.open(url(cluster), source="test", patience=10, auth=ADMIN_AUTH)
     seen: set[uuid.UUID] = set()
 
     async def note(envelope: Envelope, _event: Any) -> None:
         seen.add(envelope.id)
 
-    consumer = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--cluster", handlers={events.PersonChanged: note},
+    consumer = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--cluster", declare=True, handlers={events.PersonChanged: note},
                               ack_wait=5)
     try:
         info = await bus.js.stream_info("ROSTER")

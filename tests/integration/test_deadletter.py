@@ -34,7 +34,7 @@ pytestmark = pytest.mark.field  # faults as the field brings them: `make test-fi
 
 
 def person_changed() -> Envelope:
-    return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="test",
+    return Envelope.wrap(PersonChanged(person_id=uuid.uuid4(), created=True), source="roster",
                          occurred_at=datetime.now(UTC))
 
 
@@ -57,7 +57,7 @@ async def test_an_existing_durable_with_a_finite_max_deliver_is_updated(bus: Bus
     async def handler(envelope: Envelope, event: object) -> None:
         pass
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--old", handlers={PersonChanged: handler})
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--old", declare=True, handlers={PersonChanged: handler})
     runner.start()
     await runner.wait_bound()
     info = await bus.js.consumer_info("ROSTER", "test--old")
@@ -78,7 +78,7 @@ async def test_a_database_locked_for_more_deliveries_than_max_deliver_is_waited_
             raise locked()
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=5, max_retry_delay=0.2)
     runner.start()
     env = person_changed()
@@ -106,7 +106,7 @@ async def test_unknown_failures_after_a_long_lock_still_get_max_deliver_tries(bu
             raise outcome
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--lock-then-bug", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--lock-then-bug", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=5, max_retry_delay=0.2)
     runner.start()
     env = person_changed()
@@ -138,7 +138,7 @@ async def test_a_batch_meeting_a_lock_comes_back_whole_and_is_applied_once(bus: 
             raise locked()
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked-batch", handlers={PersonChanged: one},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked-batch", declare=True, handlers={PersonChanged: one},
                             batch_handler=batch, max_deliver=3, ack_wait=5, max_retry_delay=0.2)
     with structlog.testing.capture_logs() as logs:
         runner.start()
@@ -162,7 +162,7 @@ async def test_keyed_consumers_wait_out_a_lock_too(bus: Bus) -> None:
             raise TransientError("database busy", delay=0.05)
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked-keyed", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--locked-keyed", declare=True, handlers={PersonChanged: handler},
                             max_deliver=2, ack_wait=5, max_retry_delay=0.2, key=lambda e: person)
     runner.start()
     envelopes = [person_changed() for _ in range(3)]
@@ -206,7 +206,7 @@ async def test_a_fan_out_arriving_while_a_backup_locks_notify_is_created_once_af
         try:
             request = events.NotificationRequested(kind="test.fanout", about="route-closed", occurrence="1",
                                                    person_ids=everyone, text="Mopti route closed.")
-            await bus.publish(Envelope.wrap(request, source="test", occurred_at=datetime.now(UTC)))
+            await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=datetime.now(UTC)))
             # max_deliver (5) failed deliveries: the old policy dead-lettered it at the fifth
             await eventually(lambda: requests.stats.transient >= settings.max_deliver,
                              what="the lock outlasting max_deliver tries", timeout=60)
@@ -254,9 +254,9 @@ async def test_dead_letters_are_listed_shown_and_replayed_to_their_consumer_once
     async def other(envelope: Envelope, event: object) -> None:
         bystander.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--buggy", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--buggy", declare=True, handlers={PersonChanged: handler},
                             max_deliver=3, ack_wait=5)
-    watcher = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--bystander", handlers={PersonChanged: other})
+    watcher = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--bystander", declare=True, handlers={PersonChanged: other})
     runner.start()
     watcher.start()
     try:
@@ -316,7 +316,7 @@ async def test_a_replay_interrupted_before_the_dead_letter_was_removed_is_not_de
             raise RuntimeError("bug in handler")
         applied.append(envelope.id)
 
-    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--twice", handlers={PersonChanged: handler},
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--twice", declare=True, handlers={PersonChanged: handler},
                             max_deliver=2, ack_wait=5)
     runner.start()
     try:

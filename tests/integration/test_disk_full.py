@@ -146,7 +146,8 @@ async def test_publishing_resumes_by_itself_after_a_full_disk(
             assert "JetStream write error for" in said("restarting nats-server")[0]
             assert said(f"nats-server restarted on {nats_url}")
             assert supervisor.nats.process.pid != pid
-            bus = await Bus.open(nats_url, source="test", patience=10)
+            bus = await Bus.open(nats_url, source="test", patience=10,
+                                 auth={"user": "admin", "password": supervisor.passwords["admin"]})
             in_stream = [e.id for e in await stream_events(bus.js, "ROSTER")]
             assert set(in_stream) == written and len(in_stream) == len(written)  # none lost, none twice
             assert [e["event"] for e in logs].count("outbox_publish_failing") == 1  # once per outage

@@ -81,7 +81,7 @@ async def test_a_thousand_with_telegram_limits_and_both_services_killed_halfway(
         request = events.NotificationRequested(kind="call.reminder", about="rowca-call", occurrence="2026-03-03",
                                                person_ids=person_ids, urgent=True,
                                                text=TEXT)
-        await bus.publish(Envelope.wrap(request, source="test", occurred_at=datetime.now(UTC)))
+        await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=datetime.now(UTC)))
         await eventually(lambda: delivered(sandbox_url, 50), timeout=60, what="the fan-out under way")
         stop_process(notify, kill=True)  # notify dies while deliver commands are still going out
         notify = start_service("services.notify", notify_env, tmp_path / "notify-restarted.log")
@@ -133,7 +133,7 @@ async def test_an_urgent_message_goes_before_a_bulk_fan_out_under_way(
         def ask(to: list[Any], text: str, *, urgent: bool) -> Envelope:
             return Envelope.wrap(events.NotificationRequested(kind="test.notice", about=text[:20], occurrence="1",
                                                               person_ids=to, urgent=urgent, text=text),
-                                 source="test", occurred_at=datetime.now(UTC))
+                                 source="lessons", occurred_at=datetime.now(UTC))
 
         await bus.publish(ask(bulk, BULK, urgent=False))
         await eventually(lambda: delivered_with(sandbox_url, BULK, 20), timeout=60, what="the bulk under way")

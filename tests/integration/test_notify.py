@@ -45,8 +45,8 @@ async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, ro
     await app.stop()
 
 
-async def publish(bus: Bus, event: events.Event, *, source: str = "test") -> Envelope:
-    envelope = Envelope.wrap(event, source=source, occurred_at=datetime.now(UTC))
+async def publish(bus: Bus, event: events.Event, *, source: str | None = None) -> Envelope:
+    envelope = Envelope.wrap(event, source=source or event.owner(), occurred_at=datetime.now(UTC))
     await bus.publish(envelope)
     return envelope
 

@@ -16,6 +16,7 @@ from shared.clock import ManualClock
 from shared.events import Envelope, HandoverNoteSubmitted
 from shared.natsserver import NatsServer
 from tests.helpers import (
+    ADMIN_AUTH,
     cli,
     eventually,
     service_env,
@@ -64,7 +65,7 @@ async def test_roster_rides_out_a_long_nats_outage(
     code, _, err = await cli("roster", "import", str(sample), env=env)
     assert code == 0, err
     proc = start_service("services.roster", env, tmp_path / "roster.log")
-    bus = await Bus.open(nats_server.url, source="test", patience=10)
+    bus = await Bus.open(nats_server.url, source="test", patience=10, auth=ADMIN_AUTH)
     try:
         await eventually(lambda: ready_with_nats(roster_settings.health_port), timeout=30, what="roster ready")
         info = await bus.js.stream_info("ROSTER")
@@ -91,7 +92,7 @@ async def test_roster_rides_out_a_long_nats_outage(
 
         nats_server.start()
         await eventually(lambda: ready_with_nats(roster_settings.health_port), timeout=60, what="roster ready again")
-        bus = await Bus.open(nats_server.url, source="test", patience=10)
+        bus = await Bus.open(nats_server.url, source="test", patience=10, auth=ADMIN_AUTH)
         # the events committed during the outage are published
         await eventually(lambda: _assigned_in(bus, "TD"), timeout=60, what="outage-time events published")
         # consuming resumed: a new note is applied

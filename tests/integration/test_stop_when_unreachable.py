@@ -23,7 +23,7 @@ from shared.bus import Bus
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import eventually, service_env, start_service, stop_process
+from tests.helpers import ADMIN_AUTH, eventually, service_env, start_service, stop_process
 
 pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
 
@@ -93,7 +93,7 @@ async def test_sigterm_stops_each_service_within_10s_with_telegram_and_nats_gone
             if telegram == "silent":  # ... or worse: it takes the connection and never answers
                 silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", sandbox_port)
 
-            bus = await Bus.open(nats_server.url, source="notify", patience=10)
+            bus = await Bus.open(nats_server.url, source="notify", patience=10, auth=ADMIN_AUTH)
             now = datetime.now(UTC)
             await bus.publish(Envelope.wrap(events.DeliverTelegram(
                 notification_id=uuid.uuid4(), person_id=uuid.uuid4(), chat_id=9501, kind="test",

@@ -41,10 +41,11 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
     env["CMCOORD_HOME"] = str(home)
     env.pop("TELEGRAM_BOT_TOKEN", None)
     health, nats_port, sandbox = up_ports()
+    bot_secret = "bot-only-webhook-secret"  # a secret of one service, given to `up` by its operator
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
         "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
-        env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**env, "CMCOORD_BOT_WEBHOOK_SECRET": bot_secret}, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
 
@@ -60,6 +61,28 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         assert any(line.startswith("nats") and f":{nats_port}" in line for line in lines[:ready_at])
         assert any(line.startswith("roster") and f":{health}/readyz" in line for line in lines[:ready_at])
         assert any(line.startswith("imported: 60 new person") for line in lines[:ready_at])
+
+        # the embedded server is authenticated: generated passwords, 0600 under the home folder
+        secrets = home / "secrets"
+        assert secrets.stat().st_mode & 0o777 == 0o700
+        passwords = {}
+        for identity in ("admin", "roster", "notify", "lessons", "bot"):
+            path = secrets / f"nats-{identity}.password"
+            assert path.stat().st_mode & 0o777 == 0o600
+            passwords[identity] = path.read_text().strip()
+        assert len(set(passwords.values())) == 5 and all(len(p) >= 24 for p in passwords.values())
+        assert (home / "cmcoord-embedded.conf").stat().st_mode & 0o777 == 0o600
+        # each child's environment holds its own secrets and no other's
+        state = json.loads((home / "up.json").read_text())
+        for service, info in state["services"].items():
+            child_env = dict(item.split("=", 1) for item in
+                             Path(f"/proc/{info['pid']}/environ").read_bytes().decode().split("\0") if "=" in item)
+            held = {identity for identity, p in passwords.items() if p in child_env.values()}
+            assert held == ({service} if service in passwords else set()), (service, held)
+            assert (bot_secret in child_env.values()) == (service == "bot"), service
+        code, _, err = await cli("nats-init", env={**env, "CMCOORD_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+                                                   "CMCOORD_ADMIN_NATS_PASSWORD": "wrong"})
+        assert code == 1 and "cannot reach NATS" in err and "as admin" in err  # no way in without the password
 
         env["CMCOORD_NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
         code, out, err = await cli("roster", "directory", "--format", "csv", env=env)

@@ -25,6 +25,7 @@ from services.notify.models import Notification
 from services.roster.models import ScanClock
 from shared.clock import SharedClock, shift_shared_clock
 from shared.natsserver import free_port
+from shared.settings import nats_secret_file
 from shared.store import Database, OutboxMessage
 from tests.helpers import REPO, eventually
 from tests.integration.test_up import up_ports
@@ -134,7 +135,8 @@ class Stack:
                 col(Notification.due_at) <= now))).first()
 
     async def consumers_idle(self) -> bool:
-        nc = await nats.connect(self.nats_url)
+        password = nats_secret_file(self.home, "admin").read_text().strip()  # `cmcoord up`'s operator
+        nc = await nats.connect(self.nats_url, user="admin", password=password)
         try:
             js = nc.jetstream()
             for stream in await js.streams_info():

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from shared.permissions import PERMISSIONS, authorization, permissions_of
+from shared.permissions import PERMISSIONS, authorization, markdown_table, permissions_of
+from shared.topology import durables_of
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -10,15 +11,25 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 def test_the_nats_users_file_is_generated_from_the_permissions_table() -> None:
     text = (DEPLOY / "nats" / "auth.conf").read_text()
     assert text.split("\n", 1)[1] == authorization(), "run `cmcoord nats-auth --out deploy/nats/auth.conf`"
-    for service in PERMISSIONS:
-        assert f"$CMCOORD_{service.upper()}_NATS_PASSWORD" in text  # from the server's environment, not the file
+    for identity in ("admin", *PERMISSIONS):
+        assert f"$CMCOORD_{identity.upper()}_NATS_PASSWORD" in text  # from the server's environment, not the file
+    assert markdown_table() in (DEPLOY / "README.md").read_text(), "the deployment guide shows the generated table"
 
 
-def test_each_service_publishes_only_its_own_events() -> None:
+def test_each_service_publishes_only_its_own_events_and_uses_only_its_own_durables() -> None:
     for service in PERMISSIONS:
-        events = [s for s in permissions_of(service)["publish"] if s.startswith("cmcoord.") and ".svc." not in s
+        p = permissions_of(service)
+        events = [s for s in p["publish"] if s.startswith("cmcoord.") and ".svc." not in s
                   and not s.startswith("cmcoord.deadletter.")]
         assert all(s.startswith(f"cmcoord.{service}.") for s in events if s != "cmcoord.notify.notification.requested.v1")
+        assert p["deny_publish"] == [f"cmcoord.{service}.replay.>"]  # only the operator replays dead letters
+        jetstream = [s for s in p["publish"] if s.startswith("$JS.")]
+        assert not any(s in ("$JS.API.>", "$JS.>", "$JS.ACK.>") or ".STREAM.CREATE." in s or ".STREAM.UPDATE." in s
+                       or ".STREAM.DELETE." in s for s in jetstream)
+        durables = {f"{d.stream}.{d.name}" for d in durables_of(service)}
+        pulls = {s.removeprefix("$JS.API.CONSUMER.MSG.NEXT.") for s in jetstream if ".MSG.NEXT." in s}
+        assert pulls == durables
+        assert [s for s in p["subscribe"] if s.startswith("_INBOX")] == [f"_INBOX.{service}.>"]
     assert "cmcoord.notify.notification.requested.v1" in permissions_of("lessons")["publish"]  # a command to notify
 
 
@@ -29,7 +40,7 @@ def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_a
     import yaml
 
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
-    nats_nodes = [name for name in compose if name.startswith("nats-")]
+    nats_nodes = [name for name in compose if name.startswith("nats-") and name != "nats-init"]
     assert len(nats_nodes) == 3 and all("healthcheck" in compose[n] for n in nats_nodes)
     cluster = (DEPLOY / "nats" / "cluster.conf").read_text()
     assert "jetstream" in cluster and all(f"nats-route://{n}:6222" in cluster for n in nats_nodes)
@@ -44,6 +55,10 @@ def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_a
         urls[service] = env[f"CMCOORD_{up}_DATABASE_URL"]
         assert urls[service].startswith(f"postgresql+asyncpg://{service}:") and urls[service].endswith(f"/{service}")
     assert len(set(urls.values())) == len(SERVICES)  # one database and one login each
+    init = compose["nats-init"]  # the topology, declared once, before any service starts
+    assert init["command"] == ["shared.cli", "nats-init", "--replicas", "3"] and init["restart"] == "no"
+    assert init["environment"]["CMCOORD_ADMIN_NATS_USER"] == "admin"
+    assert all(compose[s]["depends_on"]["nats-init"] == {"condition": "service_completed_successfully"} for s in SERVICES)
     assert "telegram_bot_token" in compose["bot"]["secrets"] and "TELEGRAM_BOT_TOKEN" not in compose["bot"]["environment"]
     init = (DEPLOY / "postgres" / "init.sh").read_text()
     assert all(service in init.split("for service in ")[1].split(";")[0] for service in SERVICES)
@@ -70,6 +85,11 @@ def test_kubernetes_deployments_have_probes_resources_and_a_disruption_budget() 
         assert selector == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
     values = yaml.safe_load((DEPLOY / "k8s" / "nats-values.yaml").read_text())
     assert values["config"]["cluster"]["replicas"] == 3 and values["config"]["jetstream"]["enabled"]
+    (job,) = yaml.safe_load_all((DEPLOY / "k8s" / "nats-init.yaml").read_text())
+    assert job["kind"] == "Job" and "pre-install" in job["metadata"]["annotations"]["helm.sh/hook"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["shared.cli", "nats-init", "--replicas", "3"]
+    assert {e["name"] for e in container["env"]} == {"CMCOORD_ADMIN_NATS_USER", "CMCOORD_ADMIN_NATS_PASSWORD"}
 
 
 def test_the_image_is_built_in_stages_and_runs_as_a_user() -> None:
