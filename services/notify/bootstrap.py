@@ -76,7 +76,8 @@ class NotifyApp:
         self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
-        self.service = await NotifyQueries(db=self.db, clock=self.clock).serve(self.bus.nc, version=VERSION)
+        queries = NotifyQueries(db=self.db, clock=self.clock, roster=roster)  # roster: who chairs a call
+        self.service = await queries.serve(self.bus.nc, version=VERSION)
         self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake, rules=rules,
                                    tick_seconds=s.call_tick_seconds)
         if s.call_reminders:

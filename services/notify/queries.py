@@ -1,5 +1,13 @@
 """Notify's answers over NATS request/reply: what a person still has to answer, and the
-regional calls (next call, agenda, answers) as the bot shows them."""
+regional calls (next call, agenda, answers) as the bot shows them.
+
+Who answered what to a call's invitation is for the call's chair only, and notify
+decides who that is (the schedule's chair e-mail, as the roster knows it), not the
+asker: any service allowed to send the query gets names only for the chair's own
+person id. The CMCS desk is not shown them either: it sees the counts like everyone,
+and a desk officer standing in for a chair is made the chair (`cmcoord calls set
+--chair`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import json
 import uuid
 from typing import Any
 
+import structlog
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.micro import add_service
 from nats.micro.service import Service
 from pydantic import BaseModel
@@ -15,12 +25,14 @@ from sqlmodel import col, select
 
 from services.notify import calls
 from services.notify.models import Notification
-from services.notify.schedule import next_occurrence
-from shared.bus import json_endpoint
+from services.notify.recipients import Roster
+from services.notify.schedule import Schedule, next_occurrence
+from shared.bus import QueryError, json_endpoint
 from shared.clock import Clock
 from shared.regions import REGIONS, resolve_region
 from shared.store import Database
 
+log = structlog.get_logger("notify")
 SUBJECT_PREFIX = "cmcoord.notify.svc"
 AWAITING = ("sent", "escalated", "folded")  # delivered (one by one or in a summary), not answered
 
@@ -36,12 +48,31 @@ class CallsQuery(BaseModel):
 
 
 class NotifyQueries:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, roster: Roster) -> None:
         self.db = db
         self.clock = clock
+        self.roster = roster
+
+    async def _chairs(self, schedule: Schedule, person_id: uuid.UUID) -> bool:
+        """Whether the person chairs the region's call: the roster's person with the schedule's chair e-mail.
+
+        A roster that does not answer means "no" (the names are left out, the rest of the
+        answer still goes): failing closed costs the chair a retry, failing open would
+        show every invitee's answer to whoever asked."""
+        if not schedule.chair_email:
+            return False
+        try:
+            chairs = await self.roster.by_email([schedule.chair_email])
+        except (QueryError, NatsError, TimeoutError) as err:
+            log.warning("call_chair_not_resolved", region=schedule.region, error=str(err)[:200] or type(err).__name__)
+            return False
+        return any(c.person_id == person_id for c in chairs)
 
     async def calls(self, payload: dict[str, Any]) -> Any:
-        """A region's next call with its agenda, the person's answer and everyone's; or every region's next call."""
+        """A region's next call with its agenda, the person's answer and the counts; or every region's next call.
+
+        The reply's `you_chair` says whether the asker chairs the call; only then does it carry
+        `answers_by_name`. A reply without them (an older notify, or not the chair) shows no names."""
         q = CallsQuery.model_validate(payload)
         now = self.clock.now()
         async with self.db.read() as session:
@@ -66,16 +97,21 @@ class NotifyQueries:
             agenda = await calls.agenda(session, o)
             agenda_full = await calls.agenda_full(session, o, q.person_id)
         mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
-        return {"region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
-                "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
-                "moved": o.moved, "agenda": agenda, "my_answer": mine,
-                # "person": this person's items reached AGENDA_PER_PERSON; "call": the call is full; None: room
-                "agenda_full": agenda_full, "agenda_per_person": calls.AGENDA_PER_PERSON,
-                "answers": {"join": sum(r == "join" for _, r, _ in replies),
-                            "decline": sum(r == "decline" for _, r, _ in replies),
-                            "none": sum(r is None for _, r, _ in replies)},
-                # for the chair (the bot shows names to the call's chair only)
-                "answers_by_name": sorted(([name, reply] for _, reply, name in replies), key=lambda a: a[0])}
+        chair = await self._chairs(schedule, q.person_id)  # a roster question: outside the read above
+        answer: dict[str, Any] = {
+            "region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
+            "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
+            "moved": o.moved, "agenda": agenda, "my_answer": mine,
+            # "person": this person's items reached AGENDA_PER_PERSON; "call": the call is full; None: room
+            "agenda_full": agenda_full, "agenda_per_person": calls.AGENDA_PER_PERSON,
+            "answers": {"join": sum(r == "join" for _, r, _ in replies),
+                        "decline": sum(r == "decline" for _, r, _ in replies),
+                        "none": sum(r is None for _, r, _ in replies)},
+            "you_chair": chair,
+        }
+        if chair:  # the chair's only: who answered what
+            answer["answers_by_name"] = sorted(([name, reply] for _, reply, name in replies), key=lambda a: a[0])
+        return answer
 
     async def pending(self, payload: dict[str, Any]) -> Any:
         """A person's notifications delivered and still waiting for their answer, oldest first."""

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import icalendar
@@ -18,6 +19,7 @@ from services.notify import calls
 from services.notify.config import Settings as NotifySettings
 from services.notify.models import CallAgendaItem, Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
+from services.roster import bootstrap as roster_bootstrap
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
@@ -202,8 +204,8 @@ async def _notes(app: notify_bootstrap.NotifyApp, **where: object) -> list[Notif
 
 
 async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the_answers(
-    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
-    people: dict[str, uuid.UUID],
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, people: dict[str, uuid.UUID],
 ) -> None:
     clock.set(ROAP_CALL - timedelta(days=2))  # before the reminders: the subscriber is asked with the others
     app = await _calls_notify(tmp_path, nats_server.url, clock)
@@ -246,6 +248,15 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         chair_view = await jean.reply_to("/calls ROAP")
         assert "  Awa Traoré: no answer yet\n  Somchai Wong: cannot join" in chair_view["text"]
         assert "Somchai Wong" not in shown["text"]
+        # notify decides, whoever asks: the same query straight over NATS gives names for the chair's id only
+        # (not to an officer, nor to the CMCS desk, nor to an id the roster does not know)
+        as_chair = await _ask_calls(bus, people["jean@ocha.example"])
+        assert as_chair["you_chair"] is True
+        assert as_chair["answers_by_name"] == [["Awa Traoré", None], ["Somchai Wong", "decline"]]
+        for other in (people["somchai@ocha.example"], people["maria@ocha.example"], uuid.uuid4()):
+            answer = await _ask_calls(bus, other)
+            assert answer["you_chair"] is False and "answers_by_name" not in answer
+            assert answer["answers"] == as_chair["answers"] and answer["chair_email"] == "jean@ocha.example"
 
         clock.set(ROAP_CALL + timedelta(hours=2))  # after the call: the chair's summary
         refused = await somchai.reply_to("/summary ROAP: we agreed on nothing")
@@ -258,6 +269,34 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         await eventually(lambda: count_texts(9801, sandbox_url, 4), what="the subscriber's summary too")
     finally:
         await app.stop()
+
+
+async def _ask_calls(bus: Bus, person_id: uuid.UUID, region: str = "ROAP") -> dict[str, Any]:
+    return dict(await bus.request("cmcoord.notify.svc.calls", {"person_id": str(person_id), "region": region}))
+
+
+async def test_with_the_roster_away_the_chair_gets_the_call_without_names(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster_settings: RosterSettings, bus: Bus,
+    people: dict[str, uuid.UUID],
+) -> None:
+    """Who chairs is the roster's to say: when it does not answer, the call is still shown, without names."""
+    roster: RosterApp | None = roster_bootstrap.build(roster_settings, clock=clock)
+    assert roster is not None
+    await roster.start()
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, chair_email="jean@ocha.example")
+        jean = people["jean@ocha.example"]
+        assert (await _ask_calls(bus, jean))["you_chair"] is True
+        await roster.stop()
+        roster = None
+        answer = await _ask_calls(bus, jean)
+        assert answer["you_chair"] is False and "answers_by_name" not in answer
+        assert answer["chair_email"] == "jean@ocha.example" and answer["region"] == "ROAP"
+    finally:
+        await app.stop()
+        if roster is not None:
+            await roster.stop()
 
 
 async def test_participants_are_those_deployed_in_the_region_on_the_call_s_day(

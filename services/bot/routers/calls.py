@@ -1,8 +1,9 @@
 """/calls and /agenda: the regional coordination calls, from an officer's phone.
 
 - /calls: my region's next call, in my time zone: link, chair, my answer and
-  everyone's, the agenda so far. /calls ROAP: another region's. /calls all: every
-  region's next call.
+  the counts, the agenda so far; the chair also sees who answered what (notify
+  decides who chairs and sends the names to the chair only; the bot shows what
+  it gets). /calls ROAP: another region's. /calls all: every region's next call.
 - /calls subscribe ROAP (or unsubscribe): follow a region's calls without being
   deployed there (bot.call.subscription_changed).
 - /agenda text, or /agenda ROAP: text: an item for the region's next call
@@ -58,13 +59,22 @@ def _call_text(call: dict[str, Any], person: dict[str, Any]) -> str:
         lines.append(_("Chair: {email}").format(email=escape(call["chair_email"])))
     lines.append(_("Your answer: {answer}").format(answer=answer))
     lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(**call["answers"]))
-    if call["chair_email"] and call["chair_email"] == (person.get("email") or "").lower():  # the chair sees who
-        for name, reply in call["answers_by_name"]:
+    # notify's word, not the bot's; an older notify (names for everyone, no "you_chair") shows none
+    if call.get("you_chair"):
+        for name, reply in call.get("answers_by_name") or []:
             said = {"join": _("will join"), "decline": _("cannot join")}.get(reply or "", _("no answer yet"))
             lines.append(f"  {escape(name)}: {said}")
     lines.append(_("<b>Agenda</b>"))
     lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
     return "\n".join(lines)
+
+
+def _chairs(call: dict[str, Any], person: dict[str, Any]) -> bool:
+    """Whether the person chairs the call, as notify says; an older notify does not say (the e-mails
+    compared then, as before: notify keeps the summary's audience, the bot only gates the command)."""
+    if "you_chair" in call:
+        return bool(call["you_chair"])
+    return bool(call["chair_email"]) and call["chair_email"] == (person.get("email") or "").lower()
 
 
 def _region_and_text(args: str, person: dict[str, Any]) -> tuple[str | None, str]:
@@ -126,7 +136,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
         except NotifyUnavailable:
             await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
             return
-        if not call["chair_email"] or call["chair_email"] != (person.get("email") or "").lower():
+        if not _chairs(call, person):
             await message.answer(_("Only the chair of the {region} call sends its summary.").format(region=region))
             return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
