@@ -12,11 +12,11 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
 from pydantic import BaseModel, Field
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.roster import store
 from services.roster.directory import DirectorySnapshot, load_snapshot
-from services.roster.models import CounterpartCard, Deployment, Post
+from services.roster.models import CounterpartCard, Deployment, Post, TelegramLink
 from shared.bus import QueryFailure, json_endpoint
 from shared.clock import Clock
 from shared.events import Role
@@ -78,6 +78,15 @@ REGISTRATION_REFUSALS = {
     "expired": (410, "invitation expired"),
     "taken": (409, "this Telegram account is linked to someone else"),
 }
+
+
+class RightsQuery(BaseModel):
+    person_id: uuid.UUID
+
+
+# The roles that let a person read others' restricted material (lessons' classification):
+# the CMCS desk all of it, a regional adviser what concerns their region.
+RIGHTS_ROLES = ("cmcs_desk", "regional_adviser")
 
 
 class CounterpartQuery(BaseModel):
@@ -228,6 +237,23 @@ class RosterQueries:
             raise LookupError("no handover note for this deployment")
         return note.model_dump(mode="json")
 
+    async def rights(self, payload: dict[str, Any]) -> Any:
+        """What a person may read of what others wrote, as the roster knows them today:
+        `member` (linked to the bot: a verified member of the community), `desk` (deployed
+        as CMCS desk), `adviser_regions` (deployed as regional adviser there). Someone not
+        on the roster has none. Read straight from the tables, never from an older
+        snapshot: other services decide on it (lessons, for every search)."""
+        q = RightsQuery.model_validate(payload)
+        day = self.clock.now().date()
+        async with self.db.read() as session:
+            linked = await session.get(TelegramLink, q.person_id) is not None
+            held = (await session.exec(
+                select(Deployment.role, Post.region).join(Post)
+                .where(Deployment.person_id == q.person_id, Deployment.on(day), col(Deployment.role).in_(RIGHTS_ROLES))
+            )).all()
+        return {"person_id": str(q.person_id), "member": linked, "desk": any(role == "cmcs_desk" for role, _ in held),
+                "adviser_regions": sorted({region for role, region in held if role == "regional_adviser"})}
+
     async def counterparts(self, payload: dict[str, Any]) -> Any:
         q = CounterpartQuery.model_validate(payload)
         country = resolve_country(q.country)
@@ -271,6 +297,7 @@ class RosterQueries:
             ("counterparts", self.counterparts),
             ("recipients", self.recipients),
             ("handover_note", self.handover_note),
+            ("rights", self.rights),
         ):
             await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))
         return service
