@@ -6,12 +6,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 import structlog
-from aiohttp import web
 from nats.micro.service import Service
 from sqlalchemy import func
 from sqlmodel import select
 
-from services.notify import calls
+from services.notify.calendar_feed import CalendarServer, feed_secret
 from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
@@ -24,7 +23,6 @@ from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, clock_for
 from shared.health import HealthServer
 from shared.metrics import ServiceMetrics
-from shared.regions import resolve_region
 from shared.service import close_infrastructure, open_infrastructure
 from shared.store import Database, OutboxRelay
 
@@ -44,6 +42,7 @@ class NotifyApp:
     health: HealthServer | None = None
     service: Service | None = None
     planner: CallPlanner | None = None
+    calendar: CalendarServer | None = None
     metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("notify"))
 
     def __post_init__(self) -> None:
@@ -56,14 +55,21 @@ class NotifyApp:
                 by_state.labels(state).set(dict(rows).get(state, 0))
 
         self.metrics.on_scrape(count)
+        self._feed_requests = self.metrics.counter("calendar_feed_requests", "Calendar feed requests by outcome "
+                                                   "(served, not_modified, not_found: a wrong token too)", ("outcome",))
 
     async def start(self) -> None:
         s = self.settings
         self.health, self.bus = await open_infrastructure(
             service="notify", settings=s, db=self.db, tables=NOTIFY_TABLES, readiness=self.readiness,
-            routes=[("/calls/{region}.ics", self.calendar)], metrics=self.metrics, package="services.notify",
+            metrics=self.metrics, package="services.notify",
         )
-        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        if s.calendar_port:  # the feeds' own listener: the health port stays internal
+            self.calendar = CalendarServer(db=self.db, clock=self.clock, secret=feed_secret(s), host=s.calendar_host,
+                                           port=s.calendar_port, requests=self._feed_requests)
+            await self.calendar.start()
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
+                                 keep_processed=s.processed_events_keep)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
         roster = Roster(self.bus, timeout=s.query_timeout_seconds, cache_seconds=s.role_cache_seconds)
@@ -82,18 +88,8 @@ class NotifyApp:
                                    tick_seconds=s.call_tick_seconds)
         if s.call_reminders:
             self.planner.start()
-        log.info("notify_started", health_port=self.health.port)
-
-    async def calendar(self, request: web.Request) -> web.Response:
-        """A region's call as an iCalendar feed, for officers' calendar apps."""
-        code = resolve_region(request.match_info["region"])
-        if code is None:
-            raise web.HTTPNotFound(text="unknown region")
-        async with self.db.read() as session:
-            schedule = await calls.schedule_of(session, code)
-            feed = calls.feed(schedule, await calls.changes_of(session, code))
-        return web.Response(body=feed.to_ical(stamp=self.clock.now()), content_type="text/calendar", charset="utf-8",
-                            headers={"Content-Disposition": f'inline; filename="{code.lower()}-call.ics"'})
+        log.info("notify_started", health_port=self.health.port,
+                 calendar_port=self.calendar.port if self.calendar is not None else None)
 
     async def readiness(self) -> dict[str, bool]:
         return {
@@ -104,6 +100,8 @@ class NotifyApp:
         }
 
     async def stop(self) -> None:
+        if self.calendar is not None:  # the outside's way in closes first
+            await self.calendar.stop()
         await asyncio.gather(*(c.stop() for c in self.consumers))
         if self.service is not None:
             await self.service.stop()

@@ -23,6 +23,7 @@ from services.notify.models import (
 from services.notify.policy import OPEN_STATES, zone
 from services.notify.recipients import Recipient
 from services.notify.schedule import (
+    ANCHOR,
     Change,
     Feed,
     Occurrence,
@@ -122,6 +123,15 @@ def upcoming(schedule: Schedule, changes: list[Change], *, now: datetime, days: 
 
 def feed(schedule: Schedule, changes: list[Change]) -> Feed:
     return Feed(schedule, changes)
+
+
+async def revised_at(session: AsyncSession, region: str) -> datetime:
+    """When the region's call was last changed (its schedule set, an occurrence cancelled or moved):
+    the feed's DTSTAMP, as RFC 5545 has it for a published calendar. The defaults date from ANCHOR."""
+    found = [(await session.exec(select(CallSchedule.updated_at).where(CallSchedule.region == region))).first(),
+             (await session.exec(select(func.max(CallChange.changed_at)).where(CallChange.region == region))).first()]
+    times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in found if t is not None]  # SQLite: naive UTC
+    return max(times, default=datetime.combine(ANCHOR, time.min, tzinfo=UTC))
 
 
 # --- what officers send from the bot ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """`cmcoord calls ...`: the regional coordination calls' schedules, one-off changes and
-calendar feeds (notify's store: CMCOORD_NOTIFY_DATABASE_URL or the SQLite file under CMCOORD_HOME)."""
+calendar feeds (notify's store: CMCOORD_NOTIFY_DATABASE_URL or the SQLite file under CMCOORD_HOME;
+the feeds' URLs are keyed by CMCOORD_NOTIFY_CALENDAR_SECRET or the key notify keeps there)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import calls
+from services.notify.calendar_feed import feed_secret, feed_url
 from services.notify.config import Settings
 from services.notify.models import NOTIFY_TABLES
 from services.notify.schedule import Schedule, ScheduleError
 from shared.clock import SystemClock
 from shared.logging import configure_logging
-from shared.regions import resolve_region
+from shared.regions import REGIONS, resolve_region
 from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Regional coordination calls: schedules, changes, calendars.")
@@ -159,7 +161,8 @@ def ics(region: str = typer.Argument(...),
 
     async def work(session: AsyncSession) -> bytes:
         schedule = await calls.schedule_of(session, code)
-        return calls.feed(schedule, await calls.changes_of(session, code)).to_ical(stamp=SystemClock().now())
+        feed = calls.feed(schedule, await calls.changes_of(session, code))  # the bytes notify serves today
+        return feed.to_ical(stamp=await calls.revised_at(session, code), today=SystemClock().now().date())
 
     data = _run(work)
     if out is not None:
@@ -167,3 +170,26 @@ def ics(region: str = typer.Argument(...),
         typer.echo(f"written: {out}")
     else:
         typer.echo(data.decode())
+
+
+@app.command("feed-url")
+def feed_url_(
+    region: str = typer.Argument(..., help="an OCHA region, e.g. ROWCA, or all"),
+    base_url: str = typer.Option(None, help="the feed's public address, e.g. https://calls.cmcoord.example "
+                                 "(default: CMCOORD_NOTIFY_CALENDAR_BASE_URL, else the calendar host and port)"),
+) -> None:
+    """The URL of a region's calendar feed, to give its officers (anyone with it reads the calls' times and
+    links). Run it with notify's CMCOORD_HOME or its CMCOORD_NOTIFY_CALENDAR_SECRET: the URLs hang on that key."""
+    codes = sorted(REGIONS) if region.strip().lower() == "all" else [_region(region)]
+    settings = Settings()
+    base = base_url or settings.calendar_base_url
+    if not base:
+        if not settings.calendar_port:
+            typer.echo("cannot: the calendar feed is off (CMCOORD_NOTIFY_CALENDAR_PORT); give --base-url for the "
+                       "address it will have", err=True)
+            raise typer.Exit(1)
+        base = f"http://{settings.calendar_host}:{settings.calendar_port}"
+    secret = feed_secret(settings)
+    for code in codes:
+        url = feed_url(base, secret, code)
+        typer.echo(f"{code:<7} {url}" if len(codes) > 1 else url)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.notify.policy import Rules
@@ -22,6 +23,23 @@ class Settings(ServiceSettings):
     call_tick_seconds: float = 60.0  # how often regional call reminders are looked for
     daily_cap: int = 20  # non-urgent messages a person gets one by one per day; the rest in one summary at 18:00
     unreached_gather_minutes: float = 10.0  # failures gather this long before the desk's daily summary
+    # The regional calls' calendar feed: its own listener, apart from the internal health port, since
+    # calendar apps fetch it from outside (behind a TLS proxy). Off unless a port is given.
+    calendar_host: str = "127.0.0.1"
+    calendar_port: int = Field(default=0, ge=0, le=65535, description="the feed's port; 0: no feed")
+    calendar_secret: SecretStr = Field(default=SecretStr(""), description=(
+        "keys each region's feed URL; empty: one generated and kept under CMCOORD_HOME (replicas without a "
+        "shared home must be given the same one); changing it revokes every URL"))
+    calendar_base_url: str = Field(default="", description=(
+        "the feed's public address, e.g. https://calls.cmcoord.example (`cmcoord calls feed-url`)"))
+
+    @field_validator("calendar_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # a short secret makes every region's URL guessable from one of them
+        if value.get_secret_value() and len(value.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+        return value
 
     def rules(self) -> Rules:
         return Rules(daily_cap=self.daily_cap, unreached_gather=timedelta(minutes=self.unreached_gather_minutes))

@@ -163,7 +163,10 @@ class Feed:
     def uid(self) -> str:
         return f"{self.schedule.region.lower()}-regional-call@cmcoord-hub"
 
-    def to_ical(self, *, stamp: datetime) -> bytes:
+    def to_ical(self, *, stamp: datetime, today: date | None = None) -> bytes:
+        """`stamp` is each event's DTSTAMP; the time zones cover three years from `today` (default:
+        the stamp's day). A stamp that changes only with the schedule keeps the bytes, and the
+        served feed's ETag, the same from one poll to the next."""
         s = self.schedule
         zone = s.zone
         cal = icalendar.Calendar()
@@ -183,7 +186,7 @@ class Feed:
                 moved.add("recurrence-id", change.original.astimezone(zone))
                 cal.add_component(moved)
         cal.add_missing_timezones(first_date=s.first_day - timedelta(days=366),
-                                  last_date=max(s.first_day, stamp.date()) + timedelta(days=3 * 366))
+                                  last_date=max(s.first_day, today or stamp.date()) + timedelta(days=3 * 366))
         return cal.to_ical()
 
     def _event(self, stamp: datetime, start: datetime, end: datetime) -> icalendar.Event:

@@ -1,5 +1,5 @@
 """Regional call schedules as the CMCS desk and a chair manage them (`cmcoord calls`), and the
-calendar feed officers subscribe to (notify's HTTP endpoint)."""
+calendar feed officers subscribe to (notify's own listener, a URL per region)."""
 
 import asyncio
 import uuid
@@ -16,6 +16,7 @@ from sqlmodel import select
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
 from services.notify import calls
+from services.notify.calendar_feed import SECRET_FILE, etag_of, feed_path, feed_secret, feed_url
 from services.notify.config import Settings as NotifySettings
 from services.notify.models import CallAgendaItem, Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
@@ -84,26 +85,107 @@ async def test_a_region_s_call_set_cancelled_moved_and_exported(tmp_path: Path) 
     assert code == 0 and len(out.splitlines()) == 6 and "14:30 Asia/Bangkok" in out
 
 
-async def test_notify_serves_each_region_s_calendar(tmp_path: Path, nats_server: NatsServer) -> None:
-    app = notify_bootstrap.build(NotifySettings(home=tmp_path / "notify", nats_url=nats_server.url,
-                                                health_port=free_port()))
+async def test_notify_serves_each_region_s_calendar_on_its_own_port_at_a_url_nobody_guesses(
+    tmp_path: Path, nats_server: NatsServer,
+) -> None:
+    settings = NotifySettings(home=tmp_path / "notify", nats_url=nats_server.url, health_port=free_port(),
+                              calendar_port=free_port())
+    app = notify_bootstrap.build(settings)
     await app.start()
     try:
-        assert app.health is not None
-        base = f"http://127.0.0.1:{app.health.port}"
+        assert app.health is not None and app.calendar is not None
+        secret = feed_secret(settings)
+        base, health = f"http://127.0.0.1:{app.calendar.port}", f"http://127.0.0.1:{app.health.port}"
+        url = feed_url(base, secret, "ROWCA")
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/calls/rowca.ics") as resp:
+            async with http.get(url) as resp:
                 assert resp.status == 200 and resp.content_type == "text/calendar"
+                assert resp.headers["Cache-Control"] == "private, max-age=300"
+                etag = resp.headers["ETag"]
                 body = await resp.read()
-            async with http.get(f"{base}/calls/narnia.ics") as resp:
-                assert resp.status == 404
+            assert etag == etag_of(body) and not etag.startswith("W/")  # strong: the bytes' own hash
+            async with http.get(url, headers={"If-None-Match": etag}) as resp:  # a calendar app's next poll
+                assert resp.status == 304 and await resp.read() == b""
+                assert resp.headers["ETag"] == etag and resp.headers["Cache-Control"] == "private, max-age=300"
+            async with http.get(url, headers={"If-None-Match": '"an-old-one"'}) as resp:
+                assert resp.status == 200 and await resp.read() == body  # the same bytes poll after poll
+
+            # no oracle: a wrong, missing or other region's token, an unknown region, any other path: one 404
+            rowca = feed_path(secret, "ROWCA")
+            wrong = [feed_path(secret, "ROAP").replace("/roap/", "/rowca/"), feed_path(b"x" * 32, "ROWCA"),
+                     rowca.replace("/rowca/", "/narnia/"), rowca[:-4].upper().replace("/CALENDAR/ROWCA/",
+                                                                                     "/calendar/rowca/") + ".ics",
+                     rowca.upper(), "/calendar/rowca/.ics",
+                     "/calendar/rowca.ics", "/calls/rowca.ics", "/healthz", "/metrics"]
+            answers = set()
+            for path in wrong:
+                async with http.get(base + path) as resp:
+                    answers.add((resp.status, await resp.text()))
+            assert answers == {(404, "404: Not Found")}
+            # the health port stays internal: health and metrics, and no feed
+            for path in (rowca, "/calls/rowca.ics"):
+                async with http.get(health + path) as resp:
+                    assert resp.status == 404
+            async with http.get(health + "/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(health + "/metrics") as resp:
+                figures = await resp.text()
+            assert 'cmcoord_calendar_feed_requests_total{outcome="not_found"} 4.0' in figures  # the feed's 4 paths
+            assert 'cmcoord_calendar_feed_requests_total{outcome="not_modified"} 1.0' in figures
+
+            async with app.db.write() as session:  # a call cancelled: the feed changes, and its ETag
+                schedule = await calls.schedule_of(session, "ROWCA")
+                first = calls.upcoming(schedule, [], now=datetime.now(UTC))[0]
+                await calls.change(session, schedule, first, moved_to=None, now=datetime.now(UTC))
+            async with http.get(url, headers={"If-None-Match": etag}) as resp:
+                assert resp.status == 200 and resp.headers["ETag"] != etag
+                cancelled = await resp.read()
+
         now = datetime.now(UTC)
-        (rowca,) = [s for s in default_schedules() if s.region == "ROWCA"]
-        starts = _expanded(body, now, now + timedelta(days=365))
-        assert starts == [o.start for o in occurrences(rowca, [], after=now, before=now + timedelta(days=365))]
+        (rowca_call,) = [s for s in default_schedules() if s.region == "ROWCA"]
+        starts = _expanded(body, now, now + timedelta(days=365))  # as calendar apps expand it
+        assert starts == [o.start for o in occurrences(rowca_call, [], after=now, before=now + timedelta(days=365))]
         assert len(starts) in (26, 27)
+        assert _expanded(cancelled, now, now + timedelta(days=365)) == [s for s in starts if s != first.start]
+
+        await app.stop()  # a restart keeps the URLs (the key kept under the service's home)
+        app = notify_bootstrap.build(settings)
+        await app.start()
+        assert app.calendar is not None
+        async with aiohttp.ClientSession() as http, \
+                http.get(feed_url(f"http://127.0.0.1:{app.calendar.port}", secret, "ROWCA")) as resp:
+            assert resp.status == 200
     finally:
         await app.stop()
+
+
+async def test_the_feed_is_off_unless_given_a_port_and_the_operator_prints_its_urls(
+    tmp_path: Path, nats_server: NatsServer,
+) -> None:
+    settings = NotifySettings(home=tmp_path / "notify", nats_url=nats_server.url, health_port=free_port())
+    app = notify_bootstrap.build(settings)
+    await app.start()
+    try:
+        assert app.calendar is None and not (settings.home / SECRET_FILE).exists()
+    finally:
+        await app.stop()
+
+    env = service_env(settings.home, nats_server.url)
+    code, _, err = await cli("calls", "feed-url", "ROWCA", env=env)
+    assert code == 1 and "the calendar feed is off" in err
+    code, out, err = await cli("calls", "feed-url", "rowca", "--base-url", "https://calls.example/", env=env)
+    assert code == 0, err
+    key = settings.home / SECRET_FILE  # made by the first who needed it, for the service to find
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert out.strip() == feed_url("https://calls.example", feed_secret(settings), "ROWCA")
+    assert out.startswith("https://calls.example/calendar/rowca/") and out.strip().endswith(".ics")
+    code, every, err = await cli("calls", "feed-url", "all", env={**env, "CMCOORD_NOTIFY_CALENDAR_PORT": "8443",
+                                                                   "CMCOORD_NOTIFY_CALENDAR_HOST": "calls.internal"})
+    assert code == 0, err
+    lines = every.splitlines()
+    rowca = feed_url("http://calls.internal:8443", feed_secret(settings), "ROWCA")
+    assert len(lines) == 6 and f"ROWCA   {rowca}" in lines
+    assert len({line.split()[1].split("/")[-1] for line in lines}) == 6  # a token per region
 
 
 # --- reminders, end to end: roster, notify and the bot on the sandbox, a clock the test sets ---------------
