@@ -13,14 +13,6 @@ class LessonsUnavailable(Exception):
     pass
 
 
-def viewer_of(person: dict[str, Any]) -> dict[str, Any]:
-    """Who asks, as lessons' classification rules need it: a member, the desk, a region's adviser."""
-    deployments = person.get("deployments", [])
-    return {"person_id": str(person["person_id"]), "member": True,
-            "desk": any(d["role"] == "cmcs_desk" for d in deployments),
-            "adviser_regions": sorted({d["region"] for d in deployments if d["role"] == "regional_adviser"})}
-
-
 class LessonsClient:
     def __init__(self, bus: Bus, *, timeout: float) -> None:
         self.bus = bus
@@ -36,9 +28,12 @@ class LessonsClient:
         except (NatsError, TimeoutError) as err:
             raise LessonsUnavailable(str(err)) from err
 
-    async def search(self, person: dict[str, Any], *, query: str, theme: str | None = None,
+    async def search(self, person_id: str | None, *, query: str, theme: str | None = None,
                      country: str | None = None, limit: int = 5) -> dict[str, Any]:
-        return dict(await self._ask("search", {"viewer": viewer_of(person), "query": query, "theme": theme,
+        """A page of what the asker (None: the public) may read. The bot says only who asks:
+        lessons asks the roster what that person may read. `rights_unknown` in the answer:
+        the roster did not answer, and the page is what the public may read."""
+        return dict(await self._ask("search", {"person_id": person_id, "query": query, "theme": theme,
                                                "country": country, "limit": limit}))
 
     async def aars(self, person_id: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from services.lessons.duties import DutyPolicy
 from services.lessons.models import LESSONS_TABLES
 from services.lessons.queries import LessonsQueries
 from services.lessons.reminders import AarDuties
+from services.lessons.rights import RosterRights
 from shared.bus import Bus, ConsumerRunner
 from shared.clock import Clock, clock_for
 from shared.health import HealthServer
@@ -71,11 +72,13 @@ class LessonsApp:
         self.duties.start()
         self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, policy=policy,
                                          due_days=s.aar_due_days, threshold=s.similarity_threshold,
-                                         wake=self.duties.wake, max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds)
+                                         wake=self.duties.wake, max_deliver=s.max_deliver)
         self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
-        self.service = await LessonsQueries(db=self.db).serve(self.bus.nc, version=VERSION)
+        rights = RosterRights(self.bus, clock=self.clock, cache_seconds=s.rights_cache_seconds,
+                              timeout=s.rights_timeout_seconds)
+        self.service = await LessonsQueries(db=self.db, rights=rights).serve(self.bus.nc, version=VERSION)
         log.info("lessons_started", health_port=self.health.port)
 
     async def readiness(self) -> dict[str, bool]:

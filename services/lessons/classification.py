@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.regions import resolve_region
 
@@ -52,13 +51,3 @@ class Viewer:
             except ValueError as err:
                 raise UnknownViewer(f"not a person id: {arg!r}") from err
         raise UnknownViewer(f"unknown viewer {spec!r}: public, community, desk, adviser:REGION or person:ID")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"person_id": str(self.person_id) if self.person_id else None, "member": self.member,
-                "desk": self.desk, "adviser_regions": sorted(self.adviser_regions)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Viewer:
-        pid = data.get("person_id")
-        return cls(person_id=uuid.UUID(pid) if pid else None, member=bool(data.get("member")),
-                   desk=bool(data.get("desk")), adviser_regions=frozenset(data.get("adviser_regions") or ()))

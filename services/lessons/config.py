@@ -19,6 +19,11 @@ class Settings(ServiceSettings):
     tick_seconds: float = 60.0  # how often due reminders are looked for
     similarity_threshold: float = 0.3  # how alike two texts must be to be linked as a recurrence
     query_timeout_seconds: float = 5.0
+    # A search asks the roster what the asker may read (never the asker's word); the answer is
+    # kept this long per person, and waited for at most rights_timeout_seconds: then the search
+    # is answered as for the public, and says so (well within the bot's own 5 s for the search).
+    rights_cache_seconds: float = 60.0
+    rights_timeout_seconds: float = 1.0
 
     @property
     def db_url(self) -> str:

@@ -1,4 +1,7 @@
-"""Lessons' answers over NATS request/reply: search (as the asker may see it) and the AARs a person owes."""
+"""Lessons' answers over NATS request/reply: search (as the asker may see it) and the AARs a person owes.
+
+A search says only who asks (`person_id`; none for the public); what that person may
+read comes from the roster (services/lessons/rights.py), never from the request."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.lessons import store
 from services.lessons.classification import Viewer
 from services.lessons.models import Item
 from services.lessons.periods import parse_period
+from services.lessons.rights import RosterRights
 from services.lessons.store import COUNT_CAP
 from shared.bus import json_endpoint
 from shared.regions import country_name, resolve_country, resolve_region
@@ -25,7 +29,11 @@ SNIPPET = 200
 
 
 class SearchQuery(BaseModel):
-    viewer: dict[str, Any] = Field(default_factory=dict, description="who asks (Viewer.to_json)")
+    # A `viewer` (rights claimed by the asker, as bots before this contract sent) is ignored
+    # like any unknown field: rights come from the roster.
+    model_config = ConfigDict(extra="ignore")
+
+    person_id: uuid.UUID | None = Field(default=None, description="who asks; none: the public")
     query: str = Field(default="", max_length=300)
     theme: str | None = None
     country: str | None = None
@@ -75,18 +83,23 @@ def card(item: Item) -> dict[str, Any]:
 
 
 class LessonsQueries:
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, rights: RosterRights) -> None:
         self.db = db
+        self.rights = rights
 
     async def search(self, payload: dict[str, Any]) -> Any:
+        """The page of what the asker may read; `rights_unknown`: the roster did not answer
+        in time, so this is what the public may read (the asker may be shown more later)."""
         q = SearchQuery.model_validate(payload)
         filters = filters_from(query=q.query, theme=q.theme, country=q.country, region=q.region, period=q.period,
                                status=q.status, kind=q.kind)
+        viewer = await self.rights.viewer(q.person_id)
         async with self.db.read() as session:
-            found = await store.search(session, viewer=Viewer.from_json(q.viewer), filters=filters, limit=q.limit,
+            found = await store.search(session, viewer=viewer or Viewer(), filters=filters, limit=q.limit,
                                        offset=q.offset)
         return {"total": found.total, "more_than": COUNT_CAP if found.more_than_counted else None,
-                "newest_first": found.newest_first, "offset": q.offset, "items": [card(i) for i in found.items]}
+                "newest_first": found.newest_first, "offset": q.offset, "items": [card(i) for i in found.items],
+                "rights_unknown": viewer is None}
 
     async def aars(self, payload: dict[str, Any]) -> Any:
         q = AarsQuery.model_validate(payload)

@@ -1,7 +1,9 @@
 """Lessons end to end: real nats-server, SQLite, the roster, notify and the bot on the sandbox;
 a clock the test sets. AARs from a deployment's end with reminders and escalations, stopped
 by submission; field reports through the conversation (a restart mid-way) and in one message;
-/lessons as each role may read it; the digest sent to every member as a document."""
+/lessons as each role may read it, the rights coming from the roster (never from the asker's
+claim), kept a minute, and the public's when the roster does not answer; the digest sent to
+every member as a document."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -14,8 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
+from services.bot import bootstrap as bot_bootstrap
 from services.bot.bootstrap import BotApp
 from services.bot.callbacks import LessonStep
+from services.bot.config import Settings as BotSettings
 from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons.config import Settings as LessonsSettings
 from services.lessons.models import Aar, Item
@@ -23,13 +27,15 @@ from services.notify import bootstrap as notify_bootstrap
 from services.notify import calls
 from services.notify.models import Notification
 from services.roster.bootstrap import RosterApp
+from services.roster.cli import import_text
+from services.roster.config import Settings as RosterSettings
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import cli, eventually, service_env, stream_events
-from tests.integration.conftest import started_bot
+from tests.integration.conftest import PEOPLE_HEADER, started_bot
 from tests.integration.telegram_users import User
 from tests.integration.test_notify import count_texts, notify_settings, texts
 
@@ -296,10 +302,9 @@ async def test_a_report_through_the_conversation_survives_a_restart_and_one_mess
         await restarted.stop()
 
 
-async def test_lessons_search_in_the_bot_shows_each_role_what_it_may_read(
-    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
-    people: dict[str, uuid.UUID],
-) -> None:
+async def ferry_reports(lessons: lessons_bootstrap.LessonsApp, bus: Bus, clock: ManualClock,
+                        people: dict[str, uuid.UUID]) -> None:
+    """Awa's three reports on the Mopti ferry (Mali, ROWCA): R-REST0001, R-COMM0001, R-PUBL0001."""
     for classification in ("restricted", "community", "public"):
         rid = uuid.uuid4()
         await bus.publish(Envelope.wrap(events.ReportSubmitted(
@@ -307,8 +312,25 @@ async def test_lessons_search_in_the_bot_shows_each_role_what_it_may_read(
             text=f"Ferry crossing at Mopti closed to relief boats ({classification} note).", country="ML",
             themes=["access"], classification=classification, submitted_at=clock.now()),  # type: ignore[arg-type]
             source="bot", occurred_at=clock.now()))
-    await eventually(lambda: item_by_ref(lessons, "R-PUBL0001"), what="the reports recorded")
-    await eventually(lambda: item_by_ref(lessons, "R-REST0001"), what="the reports recorded")
+    for ref in ("R-REST0001", "R-COMM0001", "R-PUBL0001"):
+        await eventually(lambda r=ref: item_by_ref(lessons, r), what=f"{ref} recorded")
+
+
+async def search_directly(bus: Bus, **asked: Any) -> dict[str, Any]:
+    """lessons' search over NATS, as any NATS user may send it."""
+    return dict(await bus.request("cmcoord.lessons.svc.search", {"query": "ferry", "theme": "access", **asked},
+                                  timeout=5))
+
+
+def refs(found: dict[str, Any]) -> set[str]:
+    return {i["reference"] for i in found["items"]}
+
+
+async def test_lessons_search_in_the_bot_shows_each_role_what_it_may_read(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    await ferry_reports(lessons, bus, clock, people)
     seen = {}
     for name, user_id in (("author", AWA), ("adviser", JEAN), ("desk", MARIA), ("other region", SOMCHAI),
                           ("unregistered", 9999)):
@@ -317,6 +339,87 @@ async def test_lessons_search_in_the_bot_shows_each_role_what_it_may_read(
     assert "R-REST0001" not in seen["other region"] and "2 found" in seen["other region"]
     assert "R-PUBL0001" in seen["other region"] and "R-COMM0001" in seen["other region"]
     assert "R-" not in seen["unregistered"] and "Ferry" not in seen["unregistered"]
+    assert all("only public lessons" not in t for t in seen.values())  # the roster answered for each
+
+
+async def test_a_search_claiming_rights_gets_only_what_the_roster_grants(
+    lessons: lessons_bootstrap.LessonsApp, bus: Bus, clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    await ferry_reports(lessons, bus, clock, people)
+    somchai, nadia = str(people["somchai@ocha.example"]), str(people["noone@ocha.example"])
+    claim = {"member": True, "desk": True, "adviser_regions": ["ROWCA"]}  # what bots before this contract sent
+    # a member (officer in Thailand) claiming to be the desk and Mali's adviser: a member's reading
+    as_member = await search_directly(bus, person_id=somchai, viewer={"person_id": somchai, **claim})
+    assert refs(as_member) == {"R-COMM0001", "R-PUBL0001"} and as_member["rights_unknown"] is False
+    # the same claim naming the author, the desk or nobody, or made by someone the roster does not know
+    assert refs(await search_directly(bus, viewer={"person_id": str(people["awa@ocha.example"]), **claim})) == {
+        "R-PUBL0001"}
+    assert refs(await search_directly(bus, viewer=claim)) == {"R-PUBL0001"}
+    assert refs(await search_directly(bus, person_id=str(uuid.uuid4()), viewer=claim)) == {"R-PUBL0001"}
+    # on the roster but never registered with the bot: not a verified member
+    assert refs(await search_directly(bus, person_id=nadia, viewer={"person_id": nadia, **claim})) == {"R-PUBL0001"}
+    # the desk and the author, named without any claim, read it: the roster says who they are
+    for who in ("maria@ocha.example", "awa@ocha.example"):
+        assert "R-REST0001" in refs(await search_directly(bus, person_id=str(people[who])))
+
+
+async def test_someone_who_leaves_the_desk_loses_restricted_reports_once_lessons_asks_the_roster_again(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID], roster_settings: RosterSettings,
+) -> None:
+    await ferry_reports(lessons, bus, clock, people)
+    maria = User(sandbox_url, MARIA)
+    assert "R-REST0001" in (await maria.reply_to("/lessons ferry #access"))["text"]
+
+    t = clock.now().date()  # her desk deployment ended yesterday
+    row = (f"Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,"
+           f"{t - timedelta(days=100)},{t + timedelta(days=150)},,{t - timedelta(days=1)}")
+    _, errors, _ = await import_text(PEOPLE_HEADER.replace("\n", ",actual_end\n") + row + "\n",
+                                     settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+    rights = await bus.request("cmcoord.roster.svc.rights", {"person_id": str(people["maria@ocha.example"])})
+    assert (rights["member"], rights["desk"], rights["adviser_regions"]) == (True, False, [])
+
+    # lessons keeps the roster's answer for RIGHTS_CACHE_SECONDS (a search costs no roster round trip) ...
+    assert "R-REST0001" in (await maria.reply_to("/lessons ferry #access"))["text"]
+    # ... and asks again once it is older: a member now, she reads what members read
+    clock.advance(timedelta(seconds=lessons.settings.rights_cache_seconds + 1))
+    text = (await maria.reply_to("/lessons ferry #access"))["text"]
+    assert "R-REST0001" not in text and "R-COMM0001" in text and "2 found" in text
+
+
+async def test_when_the_roster_does_not_answer_a_search_shows_the_public_lessons_and_says_so(
+    lessons: lessons_bootstrap.LessonsApp, roster: RosterApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID], tmp_path: Path, nats_server: NatsServer,
+) -> None:
+    await ferry_reports(lessons, bus, clock, people)
+    # a bot that remembers who its users are for a while, as during a conversation
+    app = bot_bootstrap.build(BotSettings(home=tmp_path / "bot", nats_url=nats_server.url, sandbox_url=sandbox_url,
+                                          health_port=free_port(), poll_timeout_seconds=1, person_cache_seconds=600),
+                              clock=clock)
+    await app.start()
+    try:
+        maria, maria_id = User(sandbox_url, MARIA), str(people["maria@ocha.example"])
+        assert "3 found" in (await maria.reply_to("/lessons ferry #access"))["text"]
+        await roster.service.stop()  # type: ignore[union-attr]  # the roster answers nothing now ...
+        hung = await bus.nc.subscribe("cmcoord.roster.svc.rights")  # ... and a hung replica takes the questions
+        clock.advance(timedelta(seconds=lessons.settings.rights_cache_seconds + 1))  # lessons' answer is old
+
+        text = (await maria.reply_to("/lessons ferry #access"))["text"]
+        assert "R-PUBL0001" in text and "R-COMM0001" not in text and "R-REST0001" not in text
+        assert "only public lessons are shown" in text
+        # answered within the bot's patience: the roster is waited for RIGHTS_TIMEOUT_SECONDS only
+        found = await search_directly(bus, person_id=maria_id)
+        assert found["rights_unknown"] is True and refs(found) == {"R-PUBL0001"}
+        assert (await search_directly(bus))["rights_unknown"] is False  # the public's search needs no roster
+
+        await hung.unsubscribe()  # the roster answers again
+        roster.service = await roster.queries.serve(roster.bus.nc, version="0.1.0")  # type: ignore[union-attr]
+        # a missed answer is not kept: the next search asks the roster again
+        found = await search_directly(bus, person_id=maria_id)
+        assert found["rights_unknown"] is False and "R-REST0001" in refs(found)
+    finally:
+        await app.stop()
 
 
 async def test_the_digest_goes_to_every_member_as_a_document(

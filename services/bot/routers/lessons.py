@@ -1,6 +1,8 @@
 """/lessons <words> [#theme]: search what the community learned, as the asker may read it
 (lessons applies the classification: restricted items reach only their author, the CMCS
-desk and the region's adviser)."""
+desk and the region's adviser; it asks the roster who the asker is, the bot says only
+their person id). When the roster could not tell it, lessons shows the public lessons
+and the officer is told there may be more."""
 
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
                                    "example: /lessons checkpoint convoy").format(n=MAX_QUERY))
             return
         try:
-            found = await lessons.search(person, query=words, theme=themes[0] if themes else None, limit=SHOWN)
+            found = await lessons.search(str(person["person_id"]), query=words, theme=themes[0] if themes else None,
+                                         limit=SHOWN)
         except ValueError:  # lessons refused the search itself
             await message.answer(_("I cannot search for that. A few words will do, for example: /lessons "
                                    "checkpoint convoy"))
@@ -56,8 +59,11 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
         except LessonsUnavailable:
             await message.answer(_("I cannot reach the lessons service right now. Please try again in a moment."))
             return
+        # the roster did not tell lessons what the asker may read: the public lessons only, and said so
+        partial = [_("I could not check just now what else you may read, so only public lessons are shown. "
+                     "Try again in a moment to see them all.")] if found.get("rights_unknown") else []
         if not found["items"]:
-            await message.answer(_("Nothing found. Try fewer or other words."))
+            await message.answer("\n\n".join([_("Nothing found. Try fewer or other words."), *partial]))
             return
         if found.get("more_than"):
             head = _("More than {total} found; the {n} newest (add a word to narrow it down):").format(
@@ -66,6 +72,6 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
             head = _("{total} found; the {n} newest:").format(total=found["total"], n=len(found["items"]))
         else:
             head = _("{total} found; the {n} most relevant:").format(total=found["total"], n=len(found["items"]))
-        await message.answer("\n\n".join([head, *(_card(i) for i in found["items"])]))
+        await message.answer("\n\n".join([head, *(_card(i) for i in found["items"]), *partial]))
 
     return router
