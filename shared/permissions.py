@@ -46,7 +46,9 @@ def _documents(service: str) -> list[str]:
     subjects: list[str] = []
     if service in DOCUMENT_READERS:
         s = DOCUMENTS_STREAM
-        subjects += [f"$JS.API.STREAM.INFO.{s}", f"$JS.API.STREAM.MSG.GET.{s}", f"$JS.API.DIRECT.GET.{s}.>",
+        # nats-py's object store finds the bucket's stream by subject (STREAM.NAMES: names only)
+        subjects += ["$JS.API.STREAM.NAMES", f"$JS.API.STREAM.INFO.{s}", f"$JS.API.STREAM.MSG.GET.{s}",
+                     f"$JS.API.DIRECT.GET.{s}.>",
                      f"$JS.API.CONSUMER.CREATE.{s}", f"$JS.API.CONSUMER.CREATE.{s}.>",
                      f"$JS.API.CONSUMER.DELETE.{s}.>", f"$JS.FC.{s}.>"]
     if service in DOCUMENT_WRITERS:

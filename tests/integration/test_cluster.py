@@ -74,7 +74,10 @@ async def test_losing_the_stream_leader_loses_no_event(cluster: list[NatsServer]
         assert seen == {uuid.UUID(int=i + 1) for i in range(200)}
         info = await bus.js.stream_info("ROSTER")
         assert info.state.messages >= 200 and info.cluster.leader != leader.name
-        assert (await roster.readiness())["nats"]  # the service reconnected to a live node
+        async def reconnected() -> bool:  # to a live node, if it was on the one stopped
+            return bool((await roster.readiness())["nats"])
+
+        await eventually(reconnected, timeout=30, what="the roster reconnected")
     finally:
         await consumer.stop()
         await bus.close()
