@@ -132,3 +132,17 @@ def country_name(alpha2: str) -> str:
     if found is None:
         return alpha2
     return str(getattr(found, "common_name", None) or found.name)
+
+
+# Codes in use in the humanitarian system that ISO 3166 does not assign (HDX uses these).
+_USER_ASSIGNED_ALPHA3 = {"XK": "XKX"}  # Kosovo
+
+
+def country_alpha3(alpha2: str) -> str:
+    """ISO 3166 alpha-3 for an alpha-2 code ('ML' -> 'MLI'), as HDX and HXL tools expect in
+    `#country+code`; a code ISO does not know is given back as it is."""
+    code = alpha2.strip().upper()
+    found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
+    if found is not None:
+        return str(found.alpha_3)
+    return _USER_ASSIGNED_ALPHA3.get(code, alpha2)

@@ -7,10 +7,8 @@ person:ID, and shows only what that viewer may see."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import getpass
 import hashlib
-import io
 import json
 import os
 import uuid
@@ -36,6 +34,7 @@ from shared.bus import Bus, QueryError
 from shared.clock import Clock, clock_for
 from shared.documents import Documents
 from shared.events import Envelope
+from shared.exports import csv_text
 from shared.logging import configure_logging
 from shared.regions import resolve_country
 from shared.store import Database
@@ -328,12 +327,10 @@ def export(
     rows = _run(work)
     if fmt == "json":
         text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[*EXPORT_FIELDS, "body"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({**r, "themes": " ".join(r["themes"])} for r in rows)
-        text = buffer.getvalue()
+    elif fmt == "csv":  # reports' words never start a formula in the reader's spreadsheet (shared/exports.py)
+        columns = [*EXPORT_FIELDS, "body"]
+        text = csv_text([columns, *([" ".join(r["themes"]) if c == "themes" else r.get(c, "") for c in columns]
+                                    for r in rows)])
     else:
         raise typer.BadParameter("--format is json or csv")
     if out is None:

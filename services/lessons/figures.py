@@ -13,7 +13,9 @@ never a restricted one, and no merged duplicates.
 
 from __future__ import annotations
 
+import re
 import statistics
+import string
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -132,10 +134,23 @@ class Digest:
                 f"</head><body>\n{body}</body></html>\n")
 
 
+# Every ASCII punctuation character some Markdown flavour gives a meaning to, in the middle of a
+# line (a hyphen, a comma, a semicolon or a quote has none there: they stay readable).
+_MARKDOWN_SYNTAX = re.compile("([" + re.escape("".join(sorted(set(string.punctuation) - set("-,;'\"")))) + "])")
+
+
+def md_text(text: str) -> str:
+    """`text` as inline Markdown that renders as exactly that text, on one line (not at a line's
+    start): its punctuation backslash-escaped (CommonMark lets any be), so a report titled
+    `![](https://...)`, `[click](https://...)`, `<img src=x>`, `**bold**` or `&amp;` shows those
+    characters, never an image, a link, raw HTML, emphasis or an entity, in the digest's HTML and in
+    other renderers (no `https:` or `www.` for an autolink either)."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(text.split()))
+
+
 def _line(item: ItemLike) -> str:
-    title = item.title.replace("\n", " ").replace("|", "/")
     status = {"identified": " · lesson identified", "learned": " · lesson learned"}.get(item.status, "")
-    return f"- **{item.reference}** {title} ({country_name(item.country)}){status}"
+    return f"- **{md_text(item.reference)}** {md_text(item.title)} ({md_text(country_name(item.country))}){status}"
 
 
 def build_digest(*, period: Period, items: Sequence[ItemLike], year_items: Sequence[ItemLike],

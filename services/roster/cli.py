@@ -22,14 +22,14 @@ import typer
 from services.roster import handlers, store
 from services.roster.bootstrap import policy_from
 from services.roster.config import Settings
-from services.roster.directory import load_snapshot
+from services.roster.directory import directory_table, load_snapshot
 from services.roster.importer import Change, RosterFileError, RowError, parse_roster
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
 from shared.bus import Bus, TopologyMissing, explain_missing
 from shared.clock import Clock, ManualClock, SystemClock, clock_for
 from shared.logging import configure_logging
-from shared.regions import resolve_country, resolve_region
+from shared.regions import country_alpha3, resolve_country, resolve_region
 from shared.topology import missing
 from shared.store import Database, OutboxRelay
 
@@ -164,15 +164,6 @@ def import_(
         typer.echo(note)
 
 
-DIRECTORY_COLUMNS = (
-    ("name", "#contact+name"), ("email", "#contact+email"), ("phone", "#contact+phone"),
-    ("telegram", "#contact+telegram"), ("organisation", "#org"), ("country", "#country+code"),
-    ("country_name", "#country+name"), ("duty_station", "#loc"), ("region", "#region+code"),
-    ("post_title", "#meta+post"), ("role", "#meta+role"), ("start", "#date+start"), ("planned_end", "#date+end"),
-    ("hats", "#meta+hats"), ("flags", "#meta+flags"),
-)
-
-
 async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:
     db = await _open(settings)
     try:
@@ -186,7 +177,8 @@ async def directory_rows(*, settings: Settings, clock: Clock, region: str | None
     for card, dep in snapshot.directory(region=region, country=country):
         out.append({
             "name": card.name, "email": card.email, "phone": card.phone, "telegram": card.telegram_username,
-            "organisation": card.organisation, "country": dep.country, "country_name": dep.country_name,
+            "organisation": card.organisation, "country": dep.country, "country_iso3": country_alpha3(dep.country),
+            "country_name": dep.country_name,
             "duty_station": dep.duty_station, "region": dep.region, "post_title": dep.title, "role": dep.role,
             "start": dep.start.isoformat(), "planned_end": dep.planned_end.isoformat(), "hats": ";".join(dep.hats),
             "flags": ";".join(card.flags),
@@ -200,7 +192,8 @@ def directory(
     country: str | None = typer.Option(None, help="ISO 3166 code or name"),
     fmt: str = typer.Option("csv", "--format", help="csv, hxl or json"),
 ) -> None:
-    """The published directory of current deployments (recommendation #4)."""
+    """The published directory of current deployments (recommendation #4). CSV and HXL cells that a
+    spreadsheet would take for a formula start with a quote; HXL gives countries as ISO alpha-3."""
     region_code = resolve_region(region) if region else None
     if region and region_code is None:
         raise typer.BadParameter(f"unknown region {region!r}", param_hint="--region")
@@ -209,18 +202,13 @@ def directory(
         raise typer.BadParameter(f"unknown country {country!r}", param_hint="--country")
     if fmt not in ("csv", "hxl", "json"):
         raise typer.BadParameter("csv, hxl or json", param_hint="--format")
-    rows = asyncio.run(directory_rows(settings=Settings(), clock=SystemClock(), region=region_code, country=country_code))
+    settings = Settings()
+    rows = asyncio.run(directory_rows(settings=settings, clock=clock_for(settings.clock_file), region=region_code,
+                                      country=country_code))
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([name for name, _ in DIRECTORY_COLUMNS])
-    if fmt == "hxl":
-        writer.writerow([tag for _, tag in DIRECTORY_COLUMNS])
-    for row in rows:
-        writer.writerow([row[name] for name, _ in DIRECTORY_COLUMNS])
-    typer.echo(buffer.getvalue(), nl=False)
+    typer.echo(directory_table(rows, hxl=fmt == "hxl"), nl=False)
 
 
 async def invite_person(*, email: str, settings: Settings, clock: Clock) -> tuple[str, str, datetime]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,6 +28,7 @@ from services.roster.models import (
     Training,
     split_list,
 )
+from shared.exports import csv_text
 from shared.regions import REGIONS, country_name, fold, resolve_country, resolve_region
 
 REQUIRED_COURSE = "UN-CMCoord Course"
@@ -218,3 +220,30 @@ async def load_snapshot(
 def region_name(code: str) -> str:
     region = REGIONS.get(code)
     return region.name if region else code
+
+
+# The published directory as a table: (column header, HXL hashtag), one row per current deployment.
+# CSV: the country as ISO 3166 alpha-2. HXL: alpha-3 under `#country+code`, as HDX tools expect, and
+# alpha-2 in a last column of its own (`+v_iso2`); it comes after, so a tool asking for
+# `#country+code` (which matches any column with more attributes) finds the alpha-3 one first.
+CSV_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "#contact+name"), ("email", "#contact+email"), ("phone", "#contact+phone"),
+    ("telegram", "#contact+telegram"), ("organisation", "#org"), ("country", "#country+code+v_iso2"),
+    ("country_name", "#country+name"), ("duty_station", "#loc"), ("region", "#region+code"),
+    ("post_title", "#meta+post"), ("role", "#meta+role"), ("start", "#date+start"), ("planned_end", "#date+end"),
+    ("hats", "#meta+hats"), ("flags", "#meta+flags"),
+)
+HXL_COLUMNS: tuple[tuple[str, str], ...] = (
+    *CSV_COLUMNS[:5], ("country_iso3", "#country+code"), *CSV_COLUMNS[6:], CSV_COLUMNS[5],
+)
+PHONE = "phone"
+
+
+def directory_table(rows: Sequence[Mapping[str, object]], *, hxl: bool) -> str:
+    """The directory as CSV, or as HXL-tagged CSV (the hashtag row under the header),
+    every cell neutralised against formula injection (shared/exports.py)."""
+    columns = HXL_COLUMNS if hxl else CSV_COLUMNS
+    names = [name for name, _ in columns]
+    head: list[list[object]] = [list(names)] + ([[tag for _, tag in columns]] if hxl else [])
+    return csv_text([*head, *([row[name] for name in names] for row in rows)],
+                    phone_columns={names.index(PHONE)})
