@@ -8,6 +8,7 @@ from `CMCOORD_NATS_URL` and `CMCOORD_HOME`.
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +53,24 @@ class ServiceSettings(BaseSettings):
                              description="CA file to verify the NATS servers' TLS certificates (one for the stack)")
     migrate_on_start: bool = Field(default=False, description="upgrade the store (Alembic) at start; else "
                                    "`cmcoord <service> migrate` does it, and a store without a history gets tables")
+    # Retention of the shared tables (shared/store.py, pruned by the outbox relay in short batches).
+    # Published outbox rows only serve a look back at what went out: JetStream's duplicate
+    # window (2 minutes) is what stops a re-publish. Idempotency records guard against a message
+    # coming back: a redelivery, or a durable consumer created again, which reads back all that
+    # its stream still holds (DeliverPolicy.ALL; events are kept 30 days, `StreamSpec.max_age`).
+    # So a record must outlive the stream's copy of its event: never less than 31 days.
+    outbox_keep_days: float = Field(default=7, gt=0, description="published outbox rows are kept this long")
+    processed_events_keep_days: float = Field(
+        default=35, ge=31, description="a consumer's record of an event it applied is kept this long; more "
+        "than the event streams' 30-day max_age, so nothing the streams can deliver again is applied twice")
+
+    @property
+    def outbox_keep(self) -> timedelta:
+        return timedelta(days=self.outbox_keep_days)
+
+    @property
+    def processed_events_keep(self) -> timedelta:
+        return timedelta(days=self.processed_events_keep_days)
 
     @property
     def nats_identity(self) -> str:

@@ -277,6 +277,54 @@ class Publisher(Protocol):
 
 
 WAL_SIZE_LIMIT_BYTES = 4 << 20
+PRUNE_EVERY = timedelta(hours=1)
+
+
+async def prune_published_outbox(db: Database, *, published_before: datetime, batch: int) -> int:
+    """Remove at most `batch` outbox rows published before `published_before` (oldest first, by the
+    index on published_at) in one short write transaction; rows not yet published never go."""
+    oldest = (select(OutboxMessage.seq).where(col(OutboxMessage.published_at) < published_before)
+              .order_by(col(OutboxMessage.published_at)).limit(batch))
+    async with db.write() as session:
+        result = await session.exec(delete(OutboxMessage).where(  # type: ignore[call-overload]
+            col(OutboxMessage.seq).in_(oldest.scalar_subquery())))
+    return int(result.rowcount or 0)
+
+
+async def prune_processed_events(db: Database, *, processed_before: datetime, batch: int) -> int:
+    """Remove at most `batch` idempotency records made before `processed_before`. They are looked
+    for in a read transaction (the table has no index on the time: a scan, which never holds the
+    write lock) and deleted by key in one short write transaction."""
+    async with db.read() as session:
+        found = (await session.exec(
+            select(ProcessedEvent.consumer, ProcessedEvent.event_id)
+            .where(col(ProcessedEvent.processed_at) < processed_before).limit(batch))).all()
+    if not found:
+        return 0
+    by_consumer: dict[str, list[uuid.UUID]] = {}
+    for consumer, event_id in found:
+        by_consumer.setdefault(consumer, []).append(event_id)
+    removed = 0
+    async with db.write() as session:
+        for consumer, event_ids in by_consumer.items():
+            result = await session.exec(delete(ProcessedEvent).where(  # type: ignore[call-overload]
+                col(ProcessedEvent.consumer) == consumer, col(ProcessedEvent.event_id).in_(event_ids),
+                col(ProcessedEvent.processed_at) < processed_before))
+            removed += int(result.rowcount or 0)
+    return removed
+
+
+async def prune_in_batches(step: Callable[[], Awaitable[int]], *, batch: int, pause: float = 0.05) -> int:
+    """Run `step` (which removes at most `batch` rows in one short transaction and says how many)
+    until it removes fewer; between two batches other writers, of other processes too, get
+    SQLite's lock (theirs wait in its busy handler, which sleeps between tries)."""
+    total = 0
+    while True:
+        removed = await step()
+        total += removed
+        if removed < batch:
+            return total
+        await asyncio.sleep(pause)
 
 
 class OutboxRelay:
@@ -284,12 +332,20 @@ class OutboxRelay:
     refusing the write (store full: "insufficient resources", a stream's limits,
     no leader) — leaves the rows in the outbox and is retried with back-off, so
     publishing resumes by itself once the cause is gone. An outage is logged
-    once when it starts and once when it ends. Published rows are kept `keep_published`
-    (a week: far past JetStream's duplicate window), then removed, at most once an hour."""
+    once when it starts and once when it ends.
+
+    It also keeps the shared tables trimmed (`prune`): published rows are kept
+    `keep_published` (a week: far past JetStream's duplicate window), consumers'
+    idempotency records `keep_processed` (35 days: longer than the streams keep an
+    event, see `ServiceSettings.processed_events_keep_days`), then removed. A round
+    starts at most once an hour and removes at most `prune_batch` rows of each table
+    per pass of the relay, each batch in a short write transaction of its own, so
+    publishing goes on between batches and no writer waits long for SQLite's lock."""
 
     def __init__(
         self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500,
         max_backoff: float = 5.0, keep_published: timedelta = timedelta(days=7),
+        keep_processed: timedelta = timedelta(days=35), prune_batch: int = 1000,
     ) -> None:
         self.db = db
         self.publisher = publisher
@@ -298,7 +354,10 @@ class OutboxRelay:
         self.batch = batch
         self.max_backoff = max_backoff
         self.keep_published = keep_published
-        self._pruned_at: datetime | None = None
+        self.keep_processed = keep_processed
+        self.prune_batch = prune_batch
+        self._pruned_at: datetime | None = None  # when the last round of pruning started
+        self._pruning = False  # a round under way: its next batches come at the next passes
         self.published = 0
         self.failing_since: float | None = None  # monotonic start of a publishing outage
         self._wake = asyncio.Event()
@@ -361,15 +420,23 @@ class OutboxRelay:
                     self.failing_since = None
 
     async def prune(self) -> int:
-        """Remove rows published more than `keep_published` ago (checked at most once an hour)."""
+        """One step of trimming: at most `prune_batch` published outbox rows older than
+        `keep_published` and as many idempotency records older than `keep_processed`, each in
+        its own write transaction. A round starts at most once an hour and goes on at each
+        call until a batch comes back short; returns how many rows went in this step."""
         now = self.clock.now()
-        if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
-            return 0
-        self._pruned_at = now
-        async with self.db.write() as session:
-            result = await session.exec(delete(OutboxMessage).where(  # type: ignore[call-overload]
-                col(OutboxMessage.published_at) < now - self.keep_published))
-        return int(result.rowcount or 0)
+        if not self._pruning:
+            if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+                return 0
+            self._pruned_at, self._pruning = now, True
+        outbox = await prune_published_outbox(self.db, published_before=now - self.keep_published,
+                                              batch=self.prune_batch)
+        processed = await prune_processed_events(self.db, processed_before=now - self.keep_processed,
+                                                 batch=self.prune_batch)
+        self._pruning = outbox >= self.prune_batch or processed >= self.prune_batch
+        if outbox or processed:
+            log.info("shared_tables_pruned", outbox=outbox, processed_events=processed, more=self._pruning)
+        return outbox + processed
 
     @staticmethod
     async def backlog(db: Database, *, now: datetime | None = None) -> dict[str, float | int | None]:

@@ -22,12 +22,13 @@ from services.bot import retry
 from services.bot.config import Settings
 from services.bot.deliveries import build_replies_router, on_deliver
 from services.bot.gate import SendGate
+from services.bot.housekeeping import Housekeeping
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
 from services.bot.notify_client import NotifyClient
-from services.bot.polling import Poller, StoreOutage, prune_inbox
+from services.bot.polling import Poller, StoreOutage
 from services.bot.roster_client import RosterClient
 from services.bot.routers.aar import build_aar_router
 from services.bot.routers.calls import build_calls_router
@@ -121,7 +122,7 @@ class BotApp:
     _polling: asyncio.Task[None] | None = None
     _stopping: asyncio.Event | None = None
     _webhook: web.AppRunner | None = None
-    _housekeeping: asyncio.Task[None] | None = None
+    _housekeeping: Housekeeping | None = None
     metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("bot"))
 
     async def start(self) -> None:
@@ -137,13 +138,15 @@ class BotApp:
         languages = Languages(self.db)
         await languages.load()
         roster = RosterClient(self.bus, timeout=s.query_timeout_seconds, person_cache_seconds=s.person_cache_seconds)
-        storage = SqlStorage(self.db, cache=s.mode == "polling")  # polling: this process alone holds the conversations
+        # polling: this process alone holds the conversations
+        storage = SqlStorage(self.db, cache=s.mode == "polling", clock=self.clock)
         await storage.load()
         notify = NotifyClient(self.bus, timeout=s.query_timeout_seconds)
         lessons = LessonsClient(self.bus, timeout=s.query_timeout_seconds)
         dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, settings=s, db=self.db, clock=self.clock,
                              languages=languages, storage=storage)
-        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
+                                 keep_processed=s.processed_events_keep)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
         self.deliveries = ConsumerRunner(
@@ -179,18 +182,11 @@ class BotApp:
                                   languages=languages,
                                   outage=StoreOutage(give_up_after=s.store_outage_exit_seconds))
             self._polling = asyncio.create_task(self._poller.run(self._stopping), name="polling")
-        self._housekeeping = asyncio.create_task(self._prune_inbox_hourly(), name="inbox-pruning")
+        self._housekeeping = Housekeeping(db=self.db, storage=storage, clock=self.clock,
+                                          inbox_keep=timedelta(days=s.inbox_keep_days),
+                                          draft_keep=timedelta(days=s.draft_keep_days))
+        self._housekeeping.start()
         log.info("bot_started", sandbox=s.uses_sandbox, health_port=self.health.port)
-
-    async def _prune_inbox_hourly(self) -> None:
-        while True:
-            try:
-                removed = await prune_inbox(
-                    self.db, handled_before=self.clock.now() - timedelta(days=self.settings.inbox_keep_days))
-                log.info("inbox_pruned", removed=removed)
-            except Exception:  # the store is down: the next hour tries again
-                log.exception("inbox_pruning_failed")
-            await asyncio.sleep(3600)
 
     async def readiness(self) -> dict[str, bool]:
         polling = self._polling is not None and not self._polling.done()
@@ -228,7 +224,7 @@ class BotApp:
             return max(0.1, deadline - asyncio.get_running_loop().time())
 
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
+            await self._housekeeping.stop()
         retries = _retries(self.bot) if self.bot is not None else None
         if retries is not None:
             retries.stop()  # no more retries, flood waits or turns: calls not yet made fail at once

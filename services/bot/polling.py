@@ -52,7 +52,7 @@ from sqlmodel import col, select
 from services.bot.i18n import Languages
 from services.bot.middlewares import Throttle
 from services.bot.models import InboxUpdate
-from shared.store import Database, upsert
+from shared.store import Database, prune_in_batches, upsert
 
 log = structlog.get_logger("bot")
 T = TypeVar("T")
@@ -95,12 +95,20 @@ async def mark_handled(db: Database, update: Update) -> None:
                                     payload=update.model_dump_json(exclude_none=True), handled_at=datetime.now(UTC)))
 
 
-async def prune_inbox(db: Database, *, handled_before: datetime) -> int:
+async def prune_inbox(db: Database, *, handled_before: datetime, batch: int = 1000, pause: float = 0.05) -> int:
     """Forget updates handled before `handled_before` (Telegram never resends an
-    update older than a day); unhandled ones stay whatever their age."""
-    async with db.write() as session:
-        result = await session.exec(delete(InboxUpdate).where(col(InboxUpdate.handled_at) < handled_before))
-        return int(result.rowcount or 0)
+    update older than a day); unhandled ones stay whatever their age. At most
+    `batch` at a time, each batch a short write transaction (the poller's writes
+    get the lock in between)."""
+    oldest = (select(InboxUpdate.update_id).where(col(InboxUpdate.handled_at) < handled_before)
+              .order_by(col(InboxUpdate.handled_at)).limit(batch))
+
+    async def step() -> int:
+        async with db.write() as session:
+            result = await session.exec(delete(InboxUpdate).where(col(InboxUpdate.update_id).in_(oldest.scalar_subquery())))
+            return int(result.rowcount or 0)
+
+    return await prune_in_batches(step, batch=batch, pause=pause)
 
 
 async def unhandled(db: Database, bot: Bot) -> list[Update]:

@@ -1,4 +1,9 @@
-"""aiogram FSM storage in the bot's own database: a restart mid-conversation loses nothing."""
+"""aiogram FSM storage in the bot's own database: a restart mid-conversation loses nothing.
+
+A conversation's row holds its step (`state`) and what was said so far (`data`, the
+draft of a report, an AAR or a handover note). `prune` forgets rows of conversations
+that ended (no step, no data) and drafts nobody touched for long (see
+services/bot/housekeeping.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +11,17 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, and_, delete, event, or_
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from services.bot.models import ConversationState
+from shared.clock import Clock, SystemClock
 from shared.store import Database
 
 
@@ -29,9 +35,10 @@ class SqlStorage(BaseStorage):
     the conversations: polling, where Telegram serves a single getUpdates
     caller) reads after the first come from memory; writes always go through."""
 
-    def __init__(self, db: Database, *, cache: bool = False) -> None:
+    def __init__(self, db: Database, *, cache: bool = False, clock: Clock | None = None) -> None:
         self.db = db
         self.cache = cache
+        self.clock: Clock = clock or SystemClock()
         self._rows: dict[str, tuple[str | None, str] | None] = {}  # key -> (state, data), None: no row
         self._complete = False  # every row is in _rows: a key not there has no row
 
@@ -61,10 +68,10 @@ class SqlStorage(BaseStorage):
         async with self.db.write() as session:
             row = await session.get(ConversationState, k)
             if row is None:
-                row = ConversationState(key=k, updated_at=datetime.now(UTC))
+                row = ConversationState(key=k, updated_at=self.clock.now())
             for name, value in values.items():
                 setattr(row, name, value)
-            row.updated_at = datetime.now(UTC)
+            row.updated_at = self.clock.now()
             session.add(row)
             written = (row.state, row.data)
         if self.cache:
@@ -83,6 +90,28 @@ class SqlStorage(BaseStorage):
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         row = await self._row(key)
         return json.loads(row[1]) if row else {}
+
+    async def prune(self, *, finished_before: datetime, abandoned_before: datetime, batch: int = 1000) -> int:
+        """Forget, at most `batch` rows in one short write transaction, conversations that ended
+        (no step and no data left: what aiogram's `clear()` leaves) last touched before
+        `finished_before`, and any conversation, a paused draft included, untouched since
+        `abandoned_before`. Returns how many; the cache forgets them too (a row gone and a row
+        never written read the same: no step, no data)."""
+        row = ConversationState
+        stale: ColumnElement[bool] = or_(
+            and_(col(row.state).is_(None), col(row.data) == "{}", col(row.updated_at) < finished_before),
+            col(row.updated_at) < abandoned_before,
+        )
+        async with self.db.write() as session:
+            keys = list((await session.exec(select(row.key).where(stale).limit(batch))).all())
+            gone: list[str] = []
+            if keys:  # stale again at the delete: a conversation written to meanwhile stays
+                result = await session.exec(delete(row).where(col(row.key).in_(keys), stale)
+                                            .returning(col(row.key)))
+                gone = list(result.scalars().all())
+        for key in gone:
+            self._rows.pop(key, None)
+        return len(gone)
 
     async def close(self) -> None:
         return None

@@ -63,7 +63,8 @@ class LessonsApp:
             service="lessons", settings=s, db=self.db, tables=LESSONS_TABLES, readiness=self.readiness,
             metrics=self.metrics, package="services.lessons")
         await store.search_index(self.db)  # the tables were made (or migrated) by open_infrastructure
-        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
+                                 keep_processed=s.processed_events_keep)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
         policy = duty_policy(s)

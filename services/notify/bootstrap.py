@@ -68,7 +68,8 @@ class NotifyApp:
             self.calendar = CalendarServer(db=self.db, clock=self.clock, secret=feed_secret(s), host=s.calendar_host,
                                            port=s.calendar_port, requests=self._feed_requests)
             await self.calendar.start()
-        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
+                                 keep_processed=s.processed_events_keep)
         self.bus.on_reconnect(self.relay.wake)
         self.relay.start()
         roster = Roster(self.bus, timeout=s.query_timeout_seconds, cache_seconds=s.role_cache_seconds)

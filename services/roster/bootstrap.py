@@ -67,7 +67,8 @@ class RosterApp:
             service="roster", settings=s, db=self.db, tables=ROSTER_TABLES, readiness=self.readiness,
             metrics=self.metrics, package="services.roster",
         )
-        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock)
+        self.relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
+                                 keep_processed=s.processed_events_keep)
         self.bus.on_reconnect(self.relay.wake)  # publish what waited during an outage at once
         self.relay.start()
         self.consumers = build_consumers(
