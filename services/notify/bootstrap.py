@@ -78,7 +78,7 @@ class NotifyApp:
                            metrics=self.metrics)
         self.due.start()
         self.consumers = build_consumers(bus=self.bus, db=self.db, clock=self.clock, roster=roster, wake=self.due.wake,
-                                         max_deliver=s.max_deliver, ack_wait=s.ack_wait_seconds, rules=rules)
+                                         max_deliver=s.max_deliver, rules=rules)
         self.metrics.consumers = self.consumers
         for consumer in self.consumers:
             consumer.start()
