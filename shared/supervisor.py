@@ -142,7 +142,7 @@ class Supervisor:
         """The base environment, less every other identity's settings (its NATS password,
         database URL, the bot token: `CMCOORD_<OTHER>_…`, `TELEGRAM_BOT_TOKEN`), plus this
         service's own NATS user and password."""
-        others = [f"CMCOORD_{name.upper()}_" for name in (*IDENTITIES, SANDBOX.name) if name != child.spec.name]
+        others = [f"CMCOORD_{name.upper()}_" for name in IDENTITIES if name != child.spec.name]
         env = {k: v for k, v in self.base_env().items()
                if not k.startswith(tuple(others)) and (child.spec.name == "bot" or k != "TELEGRAM_BOT_TOKEN")}
         if child.spec.name in self.passwords:
