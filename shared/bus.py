@@ -2,7 +2,7 @@
 
 - `connect` reconnects forever (nats-py's defaults give up after ~2 minutes);
 - `ensure_streams` creates or updates each owner's file-backed stream with an
-  explicit duplicate window;
+  explicit duplicate window (run by `cmcoord nats-init`, shared/topology.py);
 - `Bus.publish` sends an envelope with `Nats-Msg-Id` = event id, so JetStream
   drops a re-publish of the same event inside the window;
 - `ConsumerRunner` is a durable pull consumer with explicit acks. A transient
@@ -12,7 +12,9 @@
   error `max_deliver` times is copied to the dead-letter stream with the reason
   and terminated, and the runner keeps consuming. `cmcoord deadletter replay`
   gives a dead letter back to its consumer on the consumer's own replay subject.
-  The runner re-binds its pull subscription after every reconnect, and whenever
+  The runner binds to a durable `cmcoord nats-init` declared (it creates none), and
+  dead-letters an event whose source does not own its subject. It re-binds its
+  pull subscription after every reconnect, and whenever
   fetches stop answering, so it resumes after a nats-server restart of any
   length (see nats.py issue #504).
 """
@@ -481,6 +483,12 @@ def explain_missing(problems: Sequence[str]) -> str:
     return "missing on NATS: " + "; ".join(problems) + " (run `cmcoord nats-init` with the operator's credentials)"
 
 
+def filters_of(info: nats.js.api.ConsumerInfo) -> list[str]:
+    """The subjects a durable consumer on the server takes, sorted."""
+    config = info.config
+    return sorted(config.filter_subjects or ([config.filter_subject] if config.filter_subject else []))
+
+
 def durable_config(name: str, filter_subjects: Sequence[str], *, ack_wait: float) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=name,
@@ -668,8 +676,7 @@ class ConsumerRunner:
             if not self.declare:
                 raise TopologyMissing(f"consumer {self.stream}/{self.durable}") from None
             info = await self.bus.js.add_consumer(self.stream, wanted)
-        have = sorted(info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject
-                                                     else []))
+        have = filters_of(info)
         if have != sorted(wanted.filter_subjects or []):
             if not self.declare:
                 raise TopologyMissing(f"consumer {self.stream}/{self.durable} takes {have}, this version "

@@ -22,7 +22,16 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, ObjectStoreConfig
 
 from shared import events
-from shared.bus import JS_NO_SUITABLE_PEERS, OWNERS, StreamSpec, all_streams, durable_config, ensure_streams, replay_subject
+from shared.bus import (
+    JS_NO_SUITABLE_PEERS,
+    OWNERS,
+    StreamSpec,
+    all_streams,
+    durable_config,
+    ensure_streams,
+    filters_of,
+    replay_subject,
+)
 from shared.documents import BUCKET as DOCUMENTS_BUCKET
 
 log = structlog.get_logger("topology")
@@ -139,8 +148,7 @@ async def missing(js: JetStreamContext, service: str) -> list[str]:
         except nats.js.errors.NotFoundError:
             problems.append(f"consumer {durable.stream}/{durable.name}")
             continue
-        have = sorted(info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject
-                                                     else []))
+        have = filters_of(info)
         if have != sorted(durable.filter_subjects):
             problems.append(f"consumer {durable.stream}/{durable.name} takes {have}, not {durable.filter_subjects}")
     return problems

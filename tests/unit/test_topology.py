@@ -1,0 +1,54 @@
+"""The topology table (shared/topology.py) says what each service's code consumes: a durable
+declared by `cmcoord nats-init` takes exactly the subjects its service handles."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from services.lessons.consumers import build_consumers as lessons_consumers
+from services.lessons.duties import DutyPolicy
+from services.notify.consumers import build_consumers as notify_consumers
+from services.roster.consumers import build_consumers as roster_consumers
+from shared import events
+from shared.bus import ConsumerRunner
+from shared.clock import ManualClock
+from shared.events import REGISTRY
+from shared.permissions import commands_of
+from shared.topology import BY_NAME, DURABLES
+
+
+class _NoBus:
+    source = "test"
+
+    def on_reconnect(self, _callback: object) -> None:
+        pass
+
+
+def _runners() -> list[ConsumerRunner]:
+    bus: Any = _NoBus()
+    clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    common: dict[str, Any] = {"bus": bus, "db": None, "clock": clock, "max_deliver": 5}
+    return [*roster_consumers(**common),
+            *notify_consumers(**common, roster=None, wake=lambda: None),  # type: ignore[arg-type]
+            *lessons_consumers(**common, policy=DutyPolicy(), due_days=30, threshold=0.5, wake=lambda: None)]
+
+
+def test_every_service_durable_is_declared_with_the_subjects_its_code_handles() -> None:
+    runners = _runners()
+    for runner in runners:
+        declared = BY_NAME[runner.durable]
+        assert declared.stream == runner.stream and runner.durable.startswith(f"{declared.service}--")
+        assert sorted(declared.filter_subjects) == sorted(runner.config().filter_subjects or []), runner.durable
+    # the bot's one durable is built in its bootstrap: it takes the deliver commands
+    assert BY_NAME["bot--on_deliver"].takes == (events.DeliverTelegram,)
+    assert {r.durable for r in runners} | {"bot--on_deliver"} == set(BY_NAME) and len(BY_NAME) == len(DURABLES)
+
+
+def test_a_durable_reads_only_another_owners_stream_for_events_that_owner_publishes() -> None:
+    for durable in DURABLES:
+        assert all(cls.owner() == durable.stream.lower() for cls in durable.takes), durable.name
+
+
+def test_commands_between_services_are_only_the_declared_ones() -> None:
+    assert commands_of("lessons") == ["cmcoord.notify.notification.requested.v1"]
+    assert all(commands_of(s) == [] for s in ("roster", "notify", "bot"))
+    assert all(cls.owner() not in cls.senders for cls in REGISTRY.values())
