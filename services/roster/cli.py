@@ -224,7 +224,7 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock) -> tupl
 
 @app.command()
 def invite(email: str = typer.Argument(..., help="the roster email of the person to invite")) -> None:
-    """A single-use Telegram registration link (expires in 7 days)."""
+    """A single-use Telegram registration link (expires in 7 days), then its token alone on the last line."""
     settings = Settings()
     try:
         name, token, expires = asyncio.run(invite_person(email=email, settings=settings,
@@ -234,6 +234,9 @@ def invite(email: str = typer.Argument(..., help="the roster email of the person
         raise typer.Exit(1) from exc
     typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use:")
     typer.echo(f"https://t.me/{settings.bot_username}?start={token}")
+    # the token alone, last, so a script takes it with `tail -n 1` and nobody cuts it out of the link
+    typer.echo("the token, to send as /start <token> (the sandbox has no t.me links):")
+    typer.echo(token)
 
 
 @app.command()

@@ -99,7 +99,7 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         email = next(row.split(",")[1] for row in rows[1:] if ",ML," in row)
         code, out, err = await cli("roster", "invite", email, env=env)
         assert code == 0, err
-        token = out.strip().splitlines()[-1].split("start=")[1]
+        token = out.strip().splitlines()[-1]  # the token alone, last
         user = User(f"http://127.0.0.1:{sandbox}", 4711)
         assert "Welcome" in (await user.reply_to(f"/start {token}"))["text"]
         assert ",ML," in "".join(rows) and "Mali" in (await user.reply_to("/contacts Mali"))["text"]
