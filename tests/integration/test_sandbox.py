@@ -1,5 +1,6 @@
 """The Telegram sandbox, driven by aiogram's real client over HTTP."""
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -149,6 +150,22 @@ async def test_the_page_is_served(sandbox_url: str) -> None:
     assert resp.status == 200 and "/sandbox/send" in text
     assert "DOMParser" in text and "innerHTML" not in text  # formatting rendered without injecting markup
     assert 'div.dir = "auto"' in text  # each message in its own direction: Arabic right to left
+    assert '<input id="text" dir="auto"' in text and 'btn.dir = "auto"' in text  # what one writes, and buttons too
+
+
+async def test_the_page_opens_the_user_in_its_address_and_loads_nothing_from_elsewhere(sandbox_url: str) -> None:
+    """No browser here: what the served page says it does (a browser runs the same script)."""
+    async with aiohttp.ClientSession() as http, http.get(sandbox_url + "/?user=4711&name=Awa&lang=ar") as resp:
+        text = await resp.text()
+        policy = resp.headers["Content-Security-Policy"]
+    assert resp.status == 200 and resp.charset == "utf-8"
+    assert 'new URLSearchParams(location.search)' in text  # ?user=<id>&name=…&lang=… opens that chat
+    assert all(f'asked.get("{key}")' in text for key in ("user", "name", "lang"))
+    assert "history.replaceState" in text  # a reload or a copied link keeps the user shown
+    assert "atBottom(chat)" in text and "scrollDown()" in text  # new messages followed from the bottom only
+    # self-contained: no address elsewhere, and the browser is told to load nothing from another site
+    assert not re.search(r"(src|href)\s*=|https?://|//cdn|@import|url\(", text)
+    assert "default-src 'self'" in policy and "http" not in policy
 
 
 async def test_waiting_for_the_bots_next_message(bot: Bot, sandbox_url: str) -> None:
