@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from shared.natsserver import nats_server_binary
-from tests.bench import bot_contacts, contacts, fanout, lessons_search, throughput
+from tests.bench import bot_contacts, contacts, fanout, lessons_search, roster_import, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +44,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
                                                     requests=args.requests, concurrency=args.lessons_concurrency)
         if args.only in (None, "fanout"):
             results += await fanout.measure(Path(tmp) / "fanout", people=args.officers, prompts=args.prompts)
+        if args.only in (None, "import"):
+            results += await roster_import.measure(Path(tmp) / "import", rows=args.import_rows)
     return results
 
 
@@ -58,7 +60,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=40, help="roster changes timed to their handover prompt")
     parser.add_argument("--lessons", type=int, default=100_000, help="lessons in the store searched")
     parser.add_argument("--lessons-concurrency", type=int, default=4, help="lessons searches at once")
-    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout"], help="run one group")
+    parser.add_argument("--import-rows", type=int, default=50_000, help="roster rows imported (and bare executemany)")
+    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout", "import"],
+                        help="run one group")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args))
