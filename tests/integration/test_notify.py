@@ -291,7 +291,7 @@ async def test_the_handover_story_prompt_note_over_a_bot_restart_then_reminders_
     assert "3/5" in (await awa.reply_to("-"))["text"]
 
     await bot.stop()  # the bot goes down in the middle of the note
-    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url)
+    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)  # the same day
     try:
         resumed = await awa.reply_to("/handover")
         assert "We were at question 3" in resumed["text"]
