@@ -55,6 +55,9 @@ def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_a
         urls[service] = env[f"CMCOORD_{up}_DATABASE_URL"]
         assert urls[service].startswith(f"postgresql+asyncpg://{service}:") and urls[service].endswith(f"/{service}")
     assert len(set(urls.values())) == len(SERVICES)  # one database and one login each
+    published = [p for spec in compose.values() for p in spec.get("ports", [])]
+    assert published == ["8110:8110"]  # the calendar feed only: health and metrics stay internal
+    assert compose["notify"]["environment"]["CMCOORD_NOTIFY_CALENDAR_PORT"] == "8110"
     init = compose["nats-init"]  # the topology, declared once, before any service starts
     assert init["command"] == ["shared.cli", "nats-init", "--replicas", "3"] and init["restart"] == "no"
     assert init["environment"]["CMCOORD_ADMIN_NATS_USER"] == "admin"
