@@ -220,11 +220,43 @@ class HandoverRecorded(Event):
 
 @register
 class TelegramLinked(Event):
-    """A roster person redeemed an invitation: their Telegram account is linked."""
+    """A roster person redeemed an invitation: their Telegram account is linked (or the CMCS
+    desk confirmed a link that was held because the account's username was not the roster's)."""
 
     type = "roster.telegram.linked"
     person_id: uuid.UUID
     telegram_user_id: int
+    confirmed_by_desk: bool = Field(default=False, description="a held link the desk confirmed (the person is told)")
+
+
+@register
+class TelegramUnlinked(Event):
+    """A Telegram account is no longer linked to its roster person: the desk revoked the link
+    (`revoked`), or the person linked another account (`moved`). The account is told."""
+
+    type = "roster.telegram.unlinked"
+    person_id: uuid.UUID
+    telegram_user_id: int = Field(description="the account that was linked (the chat to tell)")
+    reason: Literal["revoked", "moved"]
+
+
+@register
+class TelegramLinkHeld(Event):
+    """An invitation was opened by a Telegram account whose username is not the one the roster
+    has for the person: the link waits for the CMCS desk (`cmcoord roster confirm-link`)."""
+
+    type = "roster.telegram.link_held"
+    person_id: uuid.UUID
+    telegram_user_id: int
+    telegram_username: str = Field(default="", max_length=64, description="the registering account's (may be none)")
+
+
+# Notification kinds about a person's Telegram link. Notify sends them; on delivering one of
+# LINK_CHANGED_KINDS the bot forgets the roster card it keeps for that chat, so the change shows at once.
+TELEGRAM_UNLINKED_KIND = "telegram.unlinked"
+TELEGRAM_LINK_HELD_KIND = "telegram.link_held"  # to the CMCS desk
+TELEGRAM_LINK_CONFIRMED_KIND = "telegram.link_confirmed"
+LINK_CHANGED_KINDS = frozenset({TELEGRAM_UNLINKED_KIND, TELEGRAM_LINK_CONFIRMED_KIND})
 
 
 # --- notify -----------------------------------------------------------------
@@ -530,6 +562,8 @@ EXAMPLES: dict[type[Event], Event] = {
                            filled_on=date(2026, 8, 1), gapped_since=date(2026, 7, 5)),
     PersonChanged: PersonChanged(person_id=_P, created=True),
     TelegramLinked: TelegramLinked(person_id=_P, telegram_user_id=424242),
+    TelegramUnlinked: TelegramUnlinked(person_id=_P, telegram_user_id=424242, reason="revoked"),
+    TelegramLinkHeld: TelegramLinkHeld(person_id=_P, telegram_user_id=434343, telegram_username="a_new_phone"),
     HandoverRecorded: HandoverRecorded(note_id=_N, deployment_id=_D, post_id=_POST, person_id=_P, revision=1),
     DeliverTelegram: DeliverTelegram(
         notification_id=_N, attempt=1, person_id=_P, chat_id=424242, kind="post.gapped",

@@ -63,7 +63,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("roster", "BOT", "roster--on_departure_changed", (E.DepartureChanged,)),
     Durable("notify", "ROSTER", "notify--on_facts", (
         E.PostGapped, E.PostFilled, E.DeploymentEndingSoon, E.DeploymentEnded, E.HandoverRecorded,
-        E.DeploymentAssigned)),
+        E.DeploymentAssigned, E.TelegramLinked, E.TelegramUnlinked, E.TelegramLinkHeld)),
     Durable("notify", "NOTIFY", "notify--on_requests", (E.NotificationRequested,)),
     Durable("notify", "LESSONS", "notify--on_lessons", (E.AarCompleted,)),
     Durable("notify", "BOT", "notify--on_bot_reports", (

@@ -39,6 +39,7 @@ from services.bot.routers.handover import build_handover_router
 from services.bot.routers.language import build_language_router
 from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
+from services.bot.routers.members import build_members_only_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.report import build_report_router
 from services.bot.routers.start import Attempts, build_start_router
@@ -80,6 +81,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
     dp.include_routers(
         build_start_router(roster=roster, attempts=Attempts()),
         build_language_router(),
+        build_members_only_router(),  # before the routers it guards
         build_me_router(notify=notify),
         build_pending_router(notify=notify),
         build_calls_router(notify=notify, db=db, clock=clock),
@@ -153,6 +155,7 @@ class BotApp:
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
             handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
                                                       send_gate=self.gate, documents=Documents(self.bus.js),
+                                                      forget=roster.forget,
                                                       latency=self.metrics.histogram(
                                                           "delivery_seconds", "From notify's deliver command to "
                                                           "Telegram's acceptance", DELIVERY_BUCKETS))},

@@ -21,6 +21,7 @@ with the delivery): made-up callback data changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from html import escape
 from typing import Any
@@ -96,7 +97,9 @@ async def _document(event: events.DeliverTelegram, documents: Documents | None) 
 
 async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: Bot, db: Database, clock: Clock,
                      send_gate: SendGate | None = None, documents: Documents | None = None,
-                     latency: Histogram | None = None) -> None:
+                     latency: Histogram | None = None, forget: Callable[[int], None] | None = None) -> None:
+    if event.kind in events.LINK_CHANGED_KINDS and forget is not None:
+        forget(event.chat_id)  # the roster (un)linked this account: its kept card goes before it is told
     keyboard = InlineKeyboardBuilder()
     for button in event.buttons:
         keyboard.button(text=button.label, callback_data=NotificationReply(n=event.notification_id.hex, r=button.reply))

@@ -42,10 +42,17 @@ class RosterClient:
             self._people[telegram_user_id] = (now, found)
         return found
 
-    async def register(self, token: str, telegram_user_id: int) -> dict[str, Any]:
-        """Links the Telegram user; the answer is their card (kept as `person` would)."""
+    def forget(self, telegram_user_id: int) -> None:
+        """The roster changed this user's link: the next update asks it again."""
         self._people.pop(telegram_user_id, None)
-        card: dict[str, Any] = await self._ask("register", {"token": token, "telegram_user_id": telegram_user_id})
+
+    async def register(self, token: str, telegram_user_id: int, username: str | None) -> dict[str, Any]:
+        """Links the Telegram user; the answer is their card (kept as `person` would). The roster
+        compares `username` (None: the account has none) with the one it has for the person, and
+        holds the link for the CMCS desk when they differ (QueryError 202)."""
+        self._people.pop(telegram_user_id, None)
+        card: dict[str, Any] = await self._ask("register", {"token": token, "telegram_user_id": telegram_user_id,
+                                                            "telegram_username": username or ""})
         if self.person_cache_seconds > 0:
             self._people[telegram_user_id] = (time.monotonic(), card)
         return card

@@ -116,11 +116,12 @@ class CallPlanner(Periodic):
         self.due()
 
     async def _participants(self, o: Occurrence) -> list[Recipient]:
-        """Everyone deployed in the region on the call's day, and its subscribers (the chair counts them all)."""
+        """Everyone deployed in the region on the call's day, and its subscribers who are still members
+        of the community (one who left gets no more links and agendas; the chair counts them all)."""
         deployed = await self.roster.deployed_in(o.region, o.start.astimezone(zone(REGIONS[o.region].timezone)).date())
         async with self.db.read() as session:
             following = [p for p in await calls.subscribers(session, o.region) if p not in {d.person_id for d in deployed}]
-        return deployed + (await self.roster.people(following) if following else [])
+        return deployed + [p for p in (await self.roster.people(following) if following else []) if p.member]
 
     async def _reachable(self, o: Occurrence) -> list[Recipient]:
         """Participants on Telegram: one not linked is not reported missing every two weeks."""

@@ -33,6 +33,7 @@ class Audience:
     region: str | None = None
     or_role: str | None = None  # when nobody holds `role` there: these instead (the CMCS desk)
     everyone: bool = False
+    chat_id: int | None = None  # with one person: this Telegram chat, whatever the roster links (one unlinked)
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,39 @@ def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: dict[str, obj
 
 
 HANDOVER_OPEN_KINDS = ("handover.prompt", "handover.reminder")
+
+
+# --- Telegram links: the roster's changes, told to the accounts concerned and to the desk ----------------
+
+
+def telegram_unlinked(e: events.TelegramUnlinked, about_event: uuid.UUID) -> Ask:
+    """The account that lost its link hears of it (at its own chat: the roster no longer links it)."""
+    text = ("Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, "
+            "so I will not show roster information here any more. If you think this is a mistake, please write "
+            "to the CMCS desk." if e.reason == "revoked" else
+            "Your CMCoord roster profile is now linked to another Telegram account, so this one no longer is. "
+            "If you did not do this, please tell the CMCS desk at once.")
+    request = Request(kind=events.TELEGRAM_UNLINKED_KIND, about=str(e.person_id), occurrence=str(about_event),
+                      text=text, buttons=())
+    return Ask(request, Audience(person_ids=(e.person_id,), chat_id=e.telegram_user_id))
+
+
+def telegram_link_held(e: events.TelegramLinkHeld, person: Recipient | None, about_event: uuid.UUID) -> Ask:
+    """The CMCS desk decides on a link from an account whose username is not the roster's."""
+    who = f"{person.name} ({person.email})" if person is not None else f"person {e.person_id}"
+    email = person.email if person is not None else "EMAIL"
+    used = f"@{e.telegram_username}" if e.telegram_username else "an account without a username"
+    expected = f", while the roster has @{person.telegram_username}" if person and person.telegram_username else ""
+    text = (f"Telegram link held for confirmation: {who} opened their invitation from {used} "
+            f"(Telegram id {e.telegram_user_id}){expected}. If the account is theirs: "
+            f"cmcoord roster confirm-link {email}. If not, send them a new invitation (the old one no longer works).")
+    request = Request(kind=events.TELEGRAM_LINK_HELD_KIND, about=str(e.person_id), occurrence=str(about_event),
+                      text=text)
+    return Ask(request, Audience(role="cmcs_desk"))
+
+
+def telegram_link_confirmed(e: events.TelegramLinked, about_event: uuid.UUID) -> Ask:
+    request = Request(kind=events.TELEGRAM_LINK_CONFIRMED_KIND, about=str(e.person_id), occurrence=str(about_event),
+                      text="The CMCS desk confirmed your Telegram account: it is now linked to the CMCoord roster. "
+                           "Send /help to see what I can do.", buttons=())
+    return Ask(request, Audience(person_ids=(e.person_id,), chat_id=e.telegram_user_id))

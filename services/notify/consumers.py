@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -78,6 +79,11 @@ class FactsConsumer:
             raise TransientError(f"roster did not answer: {err}", delay=2.0) from err
 
     async def _who(self, audience: Audience) -> list[Recipient]:
+        if audience.chat_id is not None:  # one person, at this chat (an account the roster no longer links)
+            found = await self._roster(self.roster.people(audience.person_ids))
+            person = found[0] if found else Recipient(person_id=audience.person_ids[0], name="", telegram_user_id=None,
+                                                      timezone="UTC", regions=())
+            return [replace(person, telegram_user_id=audience.chat_id)]
         if audience.person_ids:
             return await self._roster(self.roster.people(audience.person_ids))
         if audience.everyone:
@@ -202,6 +208,29 @@ class FactsConsumer:
 
         await self._create(envelope, asks, then=settle)
 
+    def _settle_held(self, person_id: uuid.UUID, reason: str) -> Callable[[UnitOfWork], Awaitable[None]]:
+        """A link held for the desk is settled: its alert stops reminding the desk."""
+        async def settle(uow: UnitOfWork) -> None:
+            await st.expire_open(uow, kinds=[events.TELEGRAM_LINK_HELD_KIND], about=str(person_id), reason=reason,
+                                 now=self.clock.now())
+
+        return settle
+
+    async def on_unlinked(self, envelope: Envelope, e: events.TelegramUnlinked) -> None:
+        """The account that lost its roster link is told, at once (urgent: quiet hours do not hold it)."""
+        await self._create(envelope, [campaigns.telegram_unlinked(e, envelope.id)],
+                           then=self._settle_held(e.person_id, "link revoked") if e.reason == "revoked" else None)
+
+    async def on_link_held(self, envelope: Envelope, e: events.TelegramLinkHeld) -> None:
+        """The CMCS desk decides on a link from an account whose username is not the roster's."""
+        found = await self._who(Audience(person_ids=(e.person_id,)))
+        await self._create(envelope, [campaigns.telegram_link_held(e, found[0] if found else None, envelope.id)])
+
+    async def on_linked(self, envelope: Envelope, e: events.TelegramLinked) -> None:
+        """A link the desk confirmed is told to the account (one made by an invitation, the bot told already)."""
+        await self._create(envelope, [campaigns.telegram_link_confirmed(e, envelope.id)] if e.confirmed_by_desk else [],
+                           then=self._settle_held(e.person_id, "link confirmed" if e.confirmed_by_desk else "linked"))
+
     def handlers(self) -> dict[type[events.Event], Callable[[Envelope, Any], Awaitable[None]]]:
         return {
             events.PostGapped: self.on_gapped,
@@ -210,6 +239,9 @@ class FactsConsumer:
             events.DeploymentEnded: self.on_ended,
             events.HandoverRecorded: self.on_handover_recorded,
             events.DeploymentAssigned: self.on_assigned,
+            events.TelegramLinked: self.on_linked,
+            events.TelegramUnlinked: self.on_unlinked,
+            events.TelegramLinkHeld: self.on_link_held,
         }
 
 

@@ -73,6 +73,10 @@ POLICIES: dict[str, KindPolicy] = {
     "aar.reminder": ONCE,
     "aar.overdue": ALERT,
     "lessons.digest": ONCE,
+    # a person's Telegram link: told at once, once; nothing to answer, so closed the next day
+    "telegram.unlinked": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
+    "telegram.link_confirmed": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
+    "telegram.link_held": ALERT,
 }
 
 

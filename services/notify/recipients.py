@@ -23,6 +23,7 @@ class Recipient:
     phone: str = ""
     email: str = ""
     telegram_username: str = ""
+    member: bool = True  # a member of the community today (an older roster does not say: as before)
 
     def contact_line(self) -> str:
         parts = [self.phone, self.email, f"@{self.telegram_username}" if self.telegram_username else ""]
@@ -37,7 +38,7 @@ class Recipient:
         return cls(person_id=uuid.UUID(row["person_id"]), name=row["name"], telegram_user_id=row["telegram_user_id"],
                    timezone=row["timezone"] or "UTC", regions=tuple(row["regions"]),
                    organisation=row.get("organisation", ""), phone=row.get("phone", ""), email=row.get("email", ""),
-                   telegram_username=row.get("telegram_username", ""))
+                   telegram_username=row.get("telegram_username", ""), member=row.get("member", True))
 
 
 class Roster:
@@ -59,7 +60,8 @@ class Roster:
         return await self._ask({"person_ids": [str(p) for p in person_ids]})
 
     async def everyone(self) -> list[Recipient]:
-        """Every member with a linked Telegram account (a newsletter's audience)."""
+        """Every member with a linked Telegram account (a newsletter's audience): the roster leaves
+        out those whose last deployment ended more than its grace period ago."""
         return await self._ask({"linked": True})
 
     async def deployed_in(self, region: str, on: date) -> list[Recipient]:

@@ -78,7 +78,8 @@ class RosterApp:
         for consumer in self.consumers:
             consumer.start()
         self.queries = RosterQueries(
-            db=self.db, clock=self.clock, required_course=s.required_course, revision_check_seconds=s.query_cache_seconds
+            db=self.db, clock=self.clock, required_course=s.required_course, revision_check_seconds=s.query_cache_seconds,
+            member_grace=s.member_grace,
         )
         await self.queries.snapshot()  # built before the first query, not by it
         self.service = await self.queries.serve(self.bus.nc, version=VERSION)

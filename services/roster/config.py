@@ -24,6 +24,9 @@ class Settings(ServiceSettings):
     # handover campaign's last step (departure confirmation 2 days before). 0 turns the check off.
     scan_max_jump_hours: float = Field(default=48.0, ge=0)
     invite_ttl_days: int = 7
+    # Member rights (contacts, directory, calls, agenda, lessons as a member, messages to everyone)
+    # hold while a person has a deployment not ended, or ended at most this many days ago
+    member_grace_days: int = Field(default=30, ge=0)
     bot_username: str = "CMCoordHubBot"
     required_course: str = "UN-CMCoord Course"
     # how long a query may answer from the cached directory before re-checking the store
@@ -32,6 +35,10 @@ class Settings(ServiceSettings):
     @property
     def scan_max_jump(self) -> timedelta | None:
         return timedelta(hours=self.scan_max_jump_hours) if self.scan_max_jump_hours else None
+
+    @property
+    def member_grace(self) -> timedelta:
+        return timedelta(days=self.member_grace_days)
 
     @property
     def db_url(self) -> str:

@@ -91,3 +91,20 @@ async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.Rota
                 raise
             log.info("rotation_scan_raced", attempt=attempt)
     raise AssertionError("unreachable")
+
+
+async def revoke_link(*, db: Database, clock: Clock, email: str) -> store.Revoked:
+    """`cmcoord roster revoke`: the person's Telegram link is removed at once (the account is
+    told: `roster.telegram.unlinked`), with their unused invitations and any link held."""
+    async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        revoked = await store.revoke_link(uow, email=email)
+    log.info("telegram_link_revoked", unlinked=revoked.telegram_user_id is not None, invites=revoked.invites)
+    return revoked
+
+
+async def confirm_link(*, db: Database, clock: Clock, email: str) -> store.Confirmed:
+    """`cmcoord roster confirm-link`: the CMCS desk confirms a link held for the person."""
+    async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        confirmed = await store.confirm_link(uow, email=email)
+    log.info("telegram_link_confirmed")
+    return confirmed

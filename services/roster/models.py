@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy.sql.elements import ColumnElement
@@ -77,6 +77,14 @@ class Deployment(SQLModel, table=True):
             (col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= day))
             | (col(Deployment.actual_end) >= day))
 
+    @staticmethod
+    def keeps_member(day: date, grace: timedelta) -> ColumnElement[bool]:
+        """In SQL: the deployment makes its person a member of the community that day: it has not
+        ended, or ended at most `grace` before (one assigned to start later counts too)."""
+        cutoff = day - grace
+        return (col(Deployment.actual_end).is_(None) & (col(Deployment.planned_end) >= cutoff)) | (
+            col(Deployment.actual_end) >= cutoff)
+
 
 class Training(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("person_id", "course"),)
@@ -114,6 +122,19 @@ class RegistrationToken(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+    revoked_at: datetime | None = None  # a newer invitation for the person, or `cmcoord roster revoke`
+
+
+class TelegramLinkHold(SQLModel, table=True):
+    """A link waiting for the CMCS desk (`cmcoord roster confirm-link`): the invitation was opened
+    by a Telegram account whose username is not the one the roster has for the person. One per
+    person: the latest."""
+
+    __tablename__ = "telegram_link_hold"
+    person_id: uuid.UUID = Field(foreign_key="person.id", primary_key=True)
+    telegram_user_id: int
+    telegram_username: str = Field(default="", max_length=64)
+    held_at: datetime
 
 
 class HandoverNote(SQLModel, table=True):
@@ -166,6 +187,7 @@ ROSTER_TABLES: tuple[Table, ...] = (
             RegistrationToken,
             HandoverNote,
             ScanClock,
+            TelegramLinkHold,
             RosterRevision,  # last: a store holding it was made by the first revision (shared.migrations)
         )
     ),
@@ -201,6 +223,13 @@ class ContactCard(SQLModel):
     deployments: list[DeploymentCard]
     other_hats: list[str]
     flags: list[str]
+
+
+class PersonCard(ContactCard):
+    """A linked person's own card (person_by_telegram, register): whether they are a member of the
+    community today (a deployment not ended, or ended within the grace period) comes with it."""
+
+    member: bool = True
 
 
 class ContactsPage(SQLModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from services.roster import store
 from services.roster.directory import DirectorySnapshot, load_snapshot
-from services.roster.models import CounterpartCard, Deployment, Post, TelegramLink
+from services.roster.models import ContactCard, CounterpartCard, Deployment, PersonCard, Post, TelegramLink
 from shared.bus import QueryFailure, json_endpoint
 from shared.clock import Clock
 from shared.events import Role
@@ -56,19 +56,23 @@ class DeploymentQuery(BaseModel):
 class RecipientsQuery(BaseModel):
     """People by id or by email, the holders of a role (in a region), everyone deployed
     in a region on a day (`region` and `on`, no role: a regional call's participants),
-    or every member with a linked Telegram account (`linked`)."""
+    or every member with a linked Telegram account (`linked`: members only, see `member` below).
+    Each answer says whether the person is a member today (`member`)."""
 
     person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     emails: list[str] = Field(default_factory=list, max_length=100)
     role: Role | None = None
     region: str | None = None
     on: date | None = None
-    linked: bool = False  # everyone with a linked Telegram account
+    linked: bool = False  # every member with a linked Telegram account ("everyone")
 
 
 class RegisterQuery(BaseModel):
     token: str = Field(min_length=1, max_length=200)
     telegram_user_id: int
+    # the registering account's username ("" for none); compared with the roster's, when it has one.
+    # Absent (a bot that does not send it): not compared.
+    telegram_username: str | None = Field(default=None, max_length=64)
 
 
 # the answer a refused registration gets: (code, description)
@@ -77,7 +81,11 @@ REGISTRATION_REFUSALS = {
     "used": (409, "invitation already used"),
     "expired": (410, "invitation expired"),
     "taken": (409, "this Telegram account is linked to someone else"),
+    "revoked": (403, "invitation replaced by a newer one, or revoked"),
 }
+# Not a refusal: the invitation is spent, the link waits for the CMCS desk (the account's
+# username is not the one the roster has); the bot tells the person so.
+REGISTRATION_HELD = (202, "the link waits for the CMCS desk to confirm it")
 
 
 class RightsQuery(BaseModel):
@@ -94,19 +102,22 @@ class CounterpartQuery(BaseModel):
     requester_person_id: uuid.UUID
 
 
-def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None) -> dict[str, Any]:
+def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> dict[str, Any]:
     """A person (roster row or contact card) as `recipients` answers it."""
     person_id = getattr(person, "person_id", None) or person.id
     return {"person_id": str(person_id), "name": person.name, "telegram_user_id": telegram_user_id,
             "timezone": person.timezone, "regions": list(regions), "organisation": person.organisation,
-            "phone": person.phone, "email": person.email, "telegram_username": person.telegram_username}
+            "phone": person.phone, "email": person.email, "telegram_username": person.telegram_username,
+            "member": member}
 
 
 class RosterQueries:
-    def __init__(self, *, db: Database, clock: Clock, required_course: str, revision_check_seconds: float = 0.5) -> None:
+    def __init__(self, *, db: Database, clock: Clock, required_course: str, revision_check_seconds: float = 0.5,
+                 member_grace: timedelta = timedelta(days=30)) -> None:
         self.db = db
         self.clock = clock
         self.required_course = required_course
+        self.member_grace = member_grace
         self.revision_check_seconds = revision_check_seconds
         self._snapshot: DirectorySnapshot | None = None
         self._lock = asyncio.Lock()
@@ -169,23 +180,33 @@ class RosterQueries:
         return [{"person": card.model_dump(mode="json"), "deployment": dep.model_dump(mode="json")} for card, dep in rows]
 
     async def person_by_telegram(self, payload: dict[str, Any]) -> Any:
+        """The linked person's card, and whether they are a member today (`member`): the bot
+        gates the community's commands on it. Membership is read from the tables, not the
+        snapshot, by the roster's clock."""
         q = TelegramQuery.model_validate(payload)
         async with self.db.read() as session:
             person = await store.person_by_telegram(session, telegram_user_id=q.telegram_user_id)
-        if person is None:
-            raise LookupError("not registered")
-        return await self._card(person.id)
+            if person is None:
+                raise LookupError("not registered")
+            person_id = person.id
+            member = await store.is_member(session, person_id, day=self.clock.now().date(), grace=self.member_grace)
+        return await self._person_card(person_id, member=member)
 
     async def register(self, payload: dict[str, Any]) -> Any:
         q = RegisterQuery.model_validate(payload)
         try:
             async with self.db.unit_of_work(source="roster", clock=self.clock) as uow:
-                person = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id)
-                person_id = person.id
+                registration = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id,
+                                                         telegram_username=q.telegram_username)
+                person_id, held = registration.person.id, registration.held
+                member = await store.is_member(uow.session, person_id, day=self.clock.now().date(),
+                                               grace=self.member_grace)
         except store.RegistrationRefused as refused:
             code, description = REGISTRATION_REFUSALS[refused.reason]
             raise QueryFailure(code, description) from refused
-        return await self._card(person_id)
+        if held:  # nothing of the person for an account the desk has not confirmed
+            raise QueryFailure(*REGISTRATION_HELD)
+        return await self._person_card(person_id, member=member)
 
     async def post_holder(self, payload: dict[str, Any]) -> Any:
         q = PostQuery.model_validate(payload)
@@ -201,21 +222,24 @@ class RosterQueries:
     async def recipients(self, payload: dict[str, Any]) -> Any:
         """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""
         q = RecipientsQuery.model_validate(payload)
+        today = self.clock.now().date()
         if q.person_ids or q.emails or q.linked or (q.role is None and q.region and q.on):
-            day = q.on or self.clock.now().date()
+            day = q.on or today
             async with self.db.read() as session:
                 ids = list(q.person_ids)
                 if q.emails:
                     ids += await store.people_by_email(session, q.emails)
                 if q.linked:
-                    ids += await store.linked_people(session)
+                    ids += await store.linked_members(session, day=today, grace=self.member_grace)
                 if q.role is None and q.region and q.on:
                     region = resolve_region(q.region)
                     if region is None:
                         raise ValueError(f"unknown region {q.region!r}")
                     ids += await store.deployed_in(session, region=region, day=day)
                 rows = await store.recipients_by_id(session, list(dict.fromkeys(ids)), day=day)
-            return [_recipient(r.person, r.regions, r.telegram_user_id) for r in rows]
+                members = await store.members_among(session, [r.person.id for r in rows], day=today,
+                                                    grace=self.member_grace)
+            return [_recipient(r.person, r.regions, r.telegram_user_id, r.person.id in members) for r in rows]
         if q.role is None:
             raise ValueError("ask for person_ids, emails, a role, or a region and a day")
         # who gets told must be current: never an answer from a snapshot older than the roster
@@ -225,7 +249,8 @@ class RosterQueries:
                  if any(d.role == q.role and (region is None or d.region == region) for d in e.card.deployments)]
         async with self.db.read() as session:
             links = await store.telegram_links(session, [c.person_id for c in cards])
-        return [_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id))
+        # deployed today: members
+        return [_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id), True)
                 for c in cards]
 
     async def handover_note(self, payload: dict[str, Any]) -> Any:
@@ -239,19 +264,21 @@ class RosterQueries:
 
     async def rights(self, payload: dict[str, Any]) -> Any:
         """What a person may read of what others wrote, as the roster knows them today:
-        `member` (linked to the bot: a verified member of the community), `desk` (deployed
-        as CMCS desk), `adviser_regions` (deployed as regional adviser there). Someone not
-        on the roster has none. Read straight from the tables, never from an older
-        snapshot: other services decide on it (lessons, for every search)."""
+        `member` (a verified member of the community: linked to the bot, with a deployment not
+        ended or ended within the grace period), `desk` (deployed as CMCS desk),
+        `adviser_regions` (deployed as regional adviser there). Someone not on the roster has
+        none. Read straight from the tables, never from an older snapshot: other services
+        decide on it (lessons, for every search)."""
         q = RightsQuery.model_validate(payload)
         day = self.clock.now().date()
         async with self.db.read() as session:
             linked = await session.get(TelegramLink, q.person_id) is not None
+            member = linked and await store.is_member(session, q.person_id, day=day, grace=self.member_grace)
             held = (await session.exec(
                 select(Deployment.role, Post.region).join(Post)
                 .where(Deployment.person_id == q.person_id, Deployment.on(day), col(Deployment.role).in_(RIGHTS_ROLES))
             )).all()
-        return {"person_id": str(q.person_id), "member": linked, "desk": any(role == "cmcs_desk" for role, _ in held),
+        return {"person_id": str(q.person_id), "member": member, "desk": any(role == "cmcs_desk" for role, _ in held),
                 "adviser_regions": sorted({region for role, region in held if role == "regional_adviser"})}
 
     async def counterparts(self, payload: dict[str, Any]) -> Any:
@@ -275,7 +302,11 @@ class RosterQueries:
             rows = await store.counterparts_in(session, country=country)
         return [CounterpartCard.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
 
-    async def _card(self, person_id: uuid.UUID) -> Any:
+    async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:
+        card = await self._card(person_id)
+        return PersonCard(**card.model_dump(), member=member)
+
+    async def _card(self, person_id: uuid.UUID) -> ContactCard:
         card = (await self.snapshot()).card(person_id)
         if card is None:  # someone added since the snapshot in hand
             card = (await self.fresh_snapshot()).card(person_id)

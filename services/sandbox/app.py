@@ -234,7 +234,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
         body = await request.json()
         update = await sandbox.user_sends(int(body["user_id"]), str(body.get("text", "")),
                                           first_name=body.get("first_name"), language_code=body.get("language_code"),
-                                          document=body.get("document"))
+                                          document=body.get("document"), username=body.get("username"))
         return web.json_response({"update_id": update["update_id"], "message_id": update["message"]["message_id"]})
 
     async def press(request: web.Request) -> web.Response:

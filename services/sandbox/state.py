@@ -79,9 +79,12 @@ class User:
     id: int
     first_name: str = "Officer"
     language_code: str | None = None
+    username: str | None = None  # Telegram's is optional: many accounts have none
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            out["username"] = self.username
         if self.language_code:
             out["language_code"] = self.language_code
         return out
@@ -151,18 +154,22 @@ class Sandbox:
     def chat(self, chat_id: int) -> Chat:
         return self.chats.setdefault(chat_id, Chat(chat_id))
 
-    def user(self, user_id: int, *, first_name: str | None = None, language_code: str | None = None) -> User:
+    def user(self, user_id: int, *, first_name: str | None = None, language_code: str | None = None,
+             username: str | None = None) -> User:
         user = self.users.setdefault(user_id, User(user_id))
         if first_name:
             user.first_name = first_name
         if language_code:
             user.language_code = language_code
+        if username is not None:  # "" takes it away, as a user can in Telegram's settings
+            user.username = username.lstrip("@") or None
         return user
 
     async def user_sends(self, user_id: int, text: str, *, first_name: str | None = None,
-                         language_code: str | None = None, document: str | None = None) -> dict[str, Any]:
+                         language_code: str | None = None, document: str | None = None,
+                         username: str | None = None) -> dict[str, Any]:
         """A message from the user: text, or a document (by file name) with `text` as its caption."""
-        user = self.user(user_id, first_name=first_name, language_code=language_code)
+        user = self.user(user_id, first_name=first_name, language_code=language_code, username=username)
         self.started.add(user_id)
         chat = self.chat(user_id)
         message: dict[str, Any] = {

@@ -154,7 +154,7 @@ async def test_registration_good_reused_expired_garbage_and_taken(
     assert card["name"] == "Aminata Diallo"
     assert (await bus.request("cmcoord.roster.svc.person_by_telegram", {"telegram_user_id": 7001}))["name"] == card["name"]
     linked = await eventually(lambda: stream_events(bus.js, "ROSTER", type_prefix="roster.telegram.linked"))
-    assert linked[0].data == {"person_id": card["person_id"], "telegram_user_id": 7001}
+    assert linked[0].data == {"person_id": card["person_id"], "telegram_user_id": 7001, "confirmed_by_desk": False}
 
     refusals = []
     for attempt in (token, "not-a-token"):  # reused; garbage

@@ -25,7 +25,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from services.bot.filters import IsRegistered
+from services.bot.filters import IsMember
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from shared import events
 from shared.clock import Clock
@@ -88,7 +88,7 @@ def _region_and_text(args: str, person: dict[str, Any]) -> tuple[str | None, str
 
 def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> Router:
     router = Router(name="calls")
-    router.message.filter(IsRegistered())
+    router.message.filter(IsMember())
 
     @router.message(Command("calls"))
     async def calls(message: Message, command: CommandObject, person: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import ContactsPage
 from services.bot.edits import show
-from services.bot.filters import IsRegistered
+from services.bot.filters import IsMember
 from services.bot.render import contact_card, counterparts_text
 from services.bot.roster_client import RosterClient
 from services.bot.states import ContactsSearch
@@ -29,8 +29,8 @@ def usage() -> str:
 
 def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
     router = Router(name="contacts")
-    router.message.filter(IsRegistered())
-    router.callback_query.filter(IsRegistered())
+    router.message.filter(IsMember())
+    router.callback_query.filter(IsMember())
 
     async def page(query: str, offset: int) -> tuple[str, InlineKeyboardMarkup | None]:
         result = await roster.contacts(query, offset=offset, limit=page_size)

@@ -14,7 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from services.bot.filters import IsRegistered
+from services.bot.filters import IsMember
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
 from services.bot.routers.report import themes_in
 from shared.themes import THEMES
@@ -35,7 +35,7 @@ def _card(item: dict[str, Any]) -> str:
 
 def build_lessons_router(*, lessons: LessonsClient) -> Router:
     router = Router(name="lessons")
-    router.message.filter(IsRegistered())
+    router.message.filter(IsMember())
 
     @router.message(Command("lessons"))
     async def search(message: Message, command: CommandObject, person: dict[str, Any]) -> None:

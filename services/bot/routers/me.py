@@ -10,9 +10,10 @@ from aiogram.types import BotCommand, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
-from services.bot.filters import IsRegistered
+from services.bot.filters import IsRegistered, is_member
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.render import contact_card
+from services.bot.routers.members import former_member_help
 from services.bot.routers.pending import owed_lines
 from services.bot.routers.start import NOT_REGISTERED
 
@@ -60,7 +61,10 @@ def build_me_router(*, notify: NotifyClient) -> Router:
 
     @router.message(Command("help"))
     async def help_(message: Message, person: dict[str, Any] | None) -> None:
-        await message.answer(help_text() if person is not None else str(NOT_REGISTERED))
+        if person is None:
+            await message.answer(str(NOT_REGISTERED))
+        else:
+            await message.answer(help_text() if is_member(person) else former_member_help())
 
     @router.message(Command("me"), IsRegistered())
     async def me(message: Message, person: dict[str, Any]) -> None:

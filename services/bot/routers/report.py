@@ -26,7 +26,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed, set_buttons
-from services.bot.filters import IsRegistered
+from services.bot.filters import IsMember
 from services.bot.quality import nudges
 from services.bot.states import ReportWriting
 from shared import events
@@ -141,8 +141,8 @@ STEP_NUMBER = {s.state: i + 1 for i, s in enumerate(
 
 def build_report_router(*, db: Database, clock: Clock) -> Router:
     router = Router(name="report")
-    router.message.filter(IsRegistered())
-    router.callback_query.filter(IsRegistered())
+    router.message.filter(IsMember())
+    router.callback_query.filter(IsMember())
 
     async def ask(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
         """The question of the step the conversation is at."""

@@ -13,6 +13,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
+from services.bot.filters import is_member
 from services.bot.roster_client import RosterClient
 from shared.bus import QueryError
 
@@ -28,7 +29,10 @@ REFUSED = {
     "409": __("That invitation was already used, or this Telegram account belongs to someone else. "
               "Ask for a new link."),
     "410": __("That invitation has expired (links last 7 days). Ask the CMCS desk for a new one."),
+    "403": __("That invitation no longer works: a newer one was sent to you, or the CMCS desk withdrew it. "
+              "Open the latest link you received, or ask the CMCS desk for a new one."),
 }
+HELD = "202"  # not a refusal: the roster holds the link for the CMCS desk to confirm
 
 
 class Attempts:
@@ -62,12 +66,22 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
             return
         token = (command.args or "").strip()
         try:
-            card = await roster.register(token, user_id)
+            card = await roster.register(token, user_id, message.from_user.username)
         except QueryError as err:
+            if err.code == HELD:
+                await message.answer(_("Thank you. This Telegram account's username is not the one the CMCS roster "
+                                       "has for you, so the CMCS desk will confirm the link first. I will tell you "
+                                       "here as soon as it is done."))
+                return
             if err.code not in REFUSED:
                 raise
             attempts.failed(user_id)
             await message.answer(str(REFUSED[err.code]))
+            return
+        if not is_member(card):
+            await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord "
+                                   "roster. Your deployment has ended, so you can use /me, /aar, /handover and "
+                                   "/pending.").format(name=escape(card["name"])))
             return
         await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord roster.\n"
                                "Try /contacts Mali, /me or /help.").format(name=escape(card["name"])))

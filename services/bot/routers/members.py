@@ -1,0 +1,77 @@
+"""What only members of the community may use, and the polite answer for those who no longer are.
+
+The roster says whether a linked person is a member today (`member` on their card): a
+deployment not ended, or ended within its grace period (CMCOORD_ROSTER_MEMBER_GRACE_DAYS).
+After that they keep /me and their own open duties (/aar, /handover, /pending and the
+buttons of their messages, the departure date); the community's commands (contacts, calls,
+agendas, summaries, reports, lessons) get this router's answer instead, and a conversation
+with one of them under way ends. It is included before the routers it guards, which check
+membership themselves too (services/bot/filters.py).
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from services.bot.callbacks import ContactsPage
+from services.bot.filters import IsFormerMember
+from services.bot.states import ContactsSearch, ReportWriting
+
+MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons")
+MEMBER_STATES = (ContactsSearch, ReportWriting)
+
+
+def members_only() -> str:
+    return _("Sorry, that is for members of the CMCoord community, and your deployment on the roster ended some "
+             "time ago, so it is closed to you now. You can still finish what you owe: /aar for your after action "
+             "review, /handover for your handover note, /pending for messages waiting for your answer, and /me. "
+             "If you think this is a mistake, please write to the CMCS desk.")
+
+
+def former_member_help() -> str:
+    return _(
+        "<b>CMCoord Hub</b>\n"
+        "Your deployment on the roster has ended, so the community's contacts, calls and lessons are closed to you. "
+        "What you can still do:\n"
+        "/me: your details and what you still owe\n"
+        "/aar: your after action review\n"
+        "/handover: the handover note for your successor\n"
+        "/pending: what still waits for your answer\n"
+        "/lang: English, français or العربية"
+    )
+
+
+def build_members_only_router() -> Router:
+    router = Router(name="members-only")
+    router.message.filter(IsFormerMember())
+    router.callback_query.filter(IsFormerMember())
+
+    async def end_member_conversation(state: FSMContext) -> None:
+        current = await state.get_state()
+        if current is not None and any(current in group.__all_states_names__ for group in MEMBER_STATES):
+            await state.clear()
+
+    @router.message(Command(*MEMBER_COMMANDS))
+    async def command(message: Message, state: FSMContext) -> None:
+        await end_member_conversation(state)
+        await message.answer(members_only())
+
+    @router.message(StateFilter(*MEMBER_STATES))
+    async def in_conversation(message: Message, state: FSMContext) -> None:
+        await state.clear()
+        await message.answer(members_only())
+
+    @router.callback_query(ContactsPage.filter())
+    async def contacts_page(callback: CallbackQuery, state: FSMContext) -> None:
+        await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
+
+    @router.callback_query(StateFilter(*MEMBER_STATES))
+    async def member_step(callback: CallbackQuery, state: FSMContext) -> None:
+        await state.clear()
+        await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
+
+    return router
