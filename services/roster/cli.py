@@ -325,11 +325,76 @@ def invite(email: str = typer.Argument(..., help="the roster email of the person
     except LookupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use:")
+    typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use (older unused "
+               "invitations for them no longer work):")
     typer.echo(f"https://t.me/{settings.bot_username}?start={token}")
     # the token alone, last, so a script takes it with `tail -n 1` and nobody cuts it out of the link
     typer.echo("the token, to send as /start <token> (the sandbox has no t.me links):")
     typer.echo(token)
+
+
+@app.command()
+def revoke(email: str = typer.Argument(..., help="the roster email of the person")) -> None:
+    """Unlink the person's Telegram account at once (it is told), and stop their unused invitations."""
+    settings = Settings()
+    clock = clock_for(settings.clock_file)
+
+    async def run() -> tuple[store.Revoked, str]:
+        db = await _open(settings)
+        connecting = asyncio.create_task(_connect(settings))  # the account is told without waiting for the relay
+        try:
+            revoked = await handlers.revoke_link(db=db, clock=clock, email=email)
+        except BaseException:
+            await _not_published(connecting)
+            await db.dispose()
+            raise
+        note = await _publish_now(db, connecting, clock)
+        await db.dispose()
+        return revoked, note
+
+    try:
+        revoked, note = asyncio.run(run())
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if revoked.telegram_user_id is None:
+        typer.echo(f"{revoked.name} had no Telegram account linked")
+    else:
+        typer.echo(f"{revoked.name}'s Telegram account {revoked.telegram_user_id} is unlinked; it is told so")
+    if revoked.invites or revoked.hold_dropped:
+        typer.echo(f"{revoked.invites} unused invitation(s) revoked" + (", and the link held for confirmation "
+                                                                         "dropped" if revoked.hold_dropped else ""))
+    typer.echo(note)
+
+
+@app.command("confirm-link")
+def confirm_link(email: str = typer.Argument(..., help="the roster email of the person")) -> None:
+    """Confirm the Telegram link held for the person (their account's username was not the roster's)."""
+    settings = Settings()
+    clock = clock_for(settings.clock_file)
+
+    async def run() -> tuple[store.Confirmed, str]:
+        db = await _open(settings)
+        connecting = asyncio.create_task(_connect(settings))
+        try:
+            confirmed = await handlers.confirm_link(db=db, clock=clock, email=email)
+        except BaseException:
+            await _not_published(connecting)
+            await db.dispose()
+            raise
+        note = await _publish_now(db, connecting, clock)
+        await db.dispose()
+        return confirmed, note
+
+    try:
+        confirmed, note = asyncio.run(run())
+    except (LookupError, store.NothingToConfirm) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    username = f"@{confirmed.telegram_username}" if confirmed.telegram_username else "(no username)"
+    typer.echo(f"{confirmed.name} is linked to Telegram account {confirmed.telegram_user_id} {username}; "
+               "they are told so")
+    typer.echo(note)
 
 
 @app.command()

@@ -50,6 +50,7 @@ from services.roster.models import (
     RosterRevision,
     ScanClock,
     TelegramLink,
+    TelegramLinkHold,
     Training,
 )
 from shared import events
@@ -727,20 +728,44 @@ async def load_deployments(uow: UnitOfWork, *, ids: list[uuid.UUID]) -> list[Dep
 
 
 # --- registration -----------------------------------------------------------
+#
+# A person has at most one linked Telegram account. An invitation is single use, and only
+# the newest one works (a new one revokes the older unused ones). An account whose username
+# is not the one the roster has for the person is held for the CMCS desk to confirm. Every
+# change of link is an event: `telegram.linked`, and `telegram.unlinked` with the account that
+# lost it (revoked by the desk, or moved to another account), which notify tells.
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple[Person, str]:
-    """A single-use registration token for the person with this email."""
-    session = uow.session
+async def _person_by_email(session: AsyncSession, email: str) -> Person:
     person = (await session.exec(select(Person).where(Person.email == email.strip().lower()))).first()
     if person is None:
         raise LookupError(f"nobody on the roster has the email {email!r}")
+    return person
+
+
+async def _revoke_invites(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
+    """The person's unused invitations stop working; how many there were."""
+    rows = (await session.exec(select(RegistrationToken).where(
+        RegistrationToken.person_id == person_id, col(RegistrationToken.used_at).is_(None),
+        col(RegistrationToken.revoked_at).is_(None)))).all()
+    for row in rows:
+        row.revoked_at = now
+        session.add(row)
+    return len(rows)
+
+
+async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple[Person, str]:
+    """A single-use registration token for the person with this email; their older unused
+    invitations stop working (only the newest link sent to them does)."""
+    session = uow.session
+    person = await _person_by_email(session, email)
     token = secrets.token_urlsafe(24)  # 192 bits
     now = uow.clock.now()
+    await _revoke_invites(session, person_id=person.id, now=now)
     session.add(RegistrationToken(token_hash=hash_token(token), person_id=person.id, created_at=now, expires_at=now + ttl))
     return person, token
 
@@ -748,7 +773,13 @@ async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple
 class RegistrationRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # unknown | used | expired | taken
+        self.reason = reason  # unknown | used | revoked | expired | taken
+
+
+@dataclass(frozen=True)
+class Registration:
+    person: Person
+    held: bool = False  # the link waits for the CMCS desk (a username not the roster's)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -756,30 +787,120 @@ def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int) -> Person:
-    """Link a Telegram account to the token's person; the token is spent."""
+def same_username(a: str, b: str) -> bool:
+    """Telegram usernames compare without the @ and case-insensitively."""
+    return a.strip().lstrip("@").casefold() == b.strip().lstrip("@").casefold()
+
+
+async def _link(uow: UnitOfWork, *, person_id: uuid.UUID, telegram_user_id: int, now: datetime,
+                confirmed_by_desk: bool = False) -> None:
+    """Link the account to the person; an account linked to them before loses the link and is told."""
+    session = uow.session
+    link = await session.get(TelegramLink, person_id)
+    if link is None:
+        session.add(TelegramLink(person_id=person_id, telegram_user_id=telegram_user_id, linked_at=now))
+    elif link.telegram_user_id != telegram_user_id:  # a new phone or account: the link moves to it
+        uow.emit(events.TelegramUnlinked(person_id=person_id, telegram_user_id=link.telegram_user_id, reason="moved"))
+        link.telegram_user_id, link.linked_at = telegram_user_id, now
+        session.add(link)
+    hold = await session.get(TelegramLinkHold, person_id)
+    if hold is not None:  # settled: a link held earlier is not confirmed later by mistake
+        await session.delete(hold)
+    uow.emit(events.TelegramLinked(person_id=person_id, telegram_user_id=telegram_user_id,
+                                   confirmed_by_desk=confirmed_by_desk))
+    # no revision bump: a Telegram link is not part of any contact card or directory row
+
+
+async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int,
+                        telegram_username: str | None = None) -> Registration:
+    """Link a Telegram account to the token's person; the token is spent. When the roster has a
+    Telegram username for the person and the account's (`telegram_username`, "" for none) is
+    another, the link is held for the CMCS desk instead (`confirm_link`), and the desk is told;
+    None (a caller that does not say) is not checked."""
     session, now = uow.session, uow.clock.now()
     row = await session.get(RegistrationToken, hash_token(token))
     if row is None:
         raise RegistrationRefused("unknown")
     if row.used_at is not None:
         raise RegistrationRefused("used")
+    if row.revoked_at is not None:
+        raise RegistrationRefused("revoked")
     if _as_utc(row.expires_at) <= now:
         raise RegistrationRefused("expired")
     taken = (await session.exec(select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))).first()
     if taken is not None and taken.person_id != row.person_id:
         raise RegistrationRefused("taken")
-    row.used_at = now
-    link = await session.get(TelegramLink, row.person_id)
-    if link is None:
-        session.add(TelegramLink(person_id=row.person_id, telegram_user_id=telegram_user_id, linked_at=now))
-    else:  # a new phone or account: the person's link moves to it
-        link.telegram_user_id, link.linked_at = telegram_user_id, now
-    uow.emit(events.TelegramLinked(person_id=row.person_id, telegram_user_id=telegram_user_id))
-    # no revision bump: a Telegram link is not part of any contact card or directory row
     person = await session.get(Person, row.person_id)
     assert person is not None
-    return person
+    row.used_at = now
+    session.add(row)
+    expected = person.telegram_username
+    if (taken is None and telegram_username is not None and expected
+            and not same_username(expected, telegram_username)):
+        hold = await session.get(TelegramLinkHold, person.id)
+        if hold is None:
+            hold = TelegramLinkHold(person_id=person.id, telegram_user_id=telegram_user_id, held_at=now)
+        hold.telegram_user_id, hold.telegram_username, hold.held_at = telegram_user_id, telegram_username[:64], now
+        session.add(hold)
+        uow.emit(events.TelegramLinkHeld(person_id=person.id, telegram_user_id=telegram_user_id,
+                                         telegram_username=telegram_username[:64]))
+        return Registration(person, held=True)
+    await _link(uow, person_id=person.id, telegram_user_id=telegram_user_id, now=now)
+    return Registration(person)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    name: str
+    telegram_user_id: int | None  # the account unlinked; None: none was linked
+    invites: int  # unused invitations that stopped working
+    hold_dropped: bool
+
+
+async def revoke_link(uow: UnitOfWork, *, email: str) -> Revoked:
+    """Unlink the person's Telegram account at once (it is told), and stop their unused
+    invitations and any link held for confirmation."""
+    session, now = uow.session, uow.clock.now()
+    person = await _person_by_email(session, email)
+    link = await session.get(TelegramLink, person.id)
+    unlinked = None
+    if link is not None:
+        unlinked = link.telegram_user_id
+        await session.delete(link)
+        uow.emit(events.TelegramUnlinked(person_id=person.id, telegram_user_id=unlinked, reason="revoked"))
+    invites = await _revoke_invites(session, person_id=person.id, now=now)
+    hold = await session.get(TelegramLinkHold, person.id)
+    if hold is not None:
+        await session.delete(hold)
+    return Revoked(person.name, unlinked, invites, hold is not None)
+
+
+class NothingToConfirm(Exception):
+    """No link waits for the desk for this person, or the account is linked to someone else now."""
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    name: str
+    telegram_user_id: int
+    telegram_username: str
+
+
+async def confirm_link(uow: UnitOfWork, *, email: str) -> Confirmed:
+    """The CMCS desk confirms the link held for the person: it is made (the account is told; an
+    account linked to them before loses the link and is told)."""
+    session, now = uow.session, uow.clock.now()
+    person = await _person_by_email(session, email)
+    hold = await session.get(TelegramLinkHold, person.id)
+    if hold is None:
+        raise NothingToConfirm(f"no Telegram link waits for confirmation for {person.email}")
+    taken = (await session.exec(select(TelegramLink).where(
+        TelegramLink.telegram_user_id == hold.telegram_user_id))).first()
+    if taken is not None and taken.person_id != person.id:
+        raise NothingToConfirm(f"the Telegram account held for {person.email} is linked to someone else now")
+    confirmed = Confirmed(person.name, hold.telegram_user_id, hold.telegram_username)
+    await _link(uow, person_id=person.id, telegram_user_id=hold.telegram_user_id, now=now, confirmed_by_desk=True)
+    return confirmed
 
 
 async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) -> Person | None:
@@ -826,8 +947,27 @@ async def recipients_by_id(session: AsyncSession, person_ids: list[uuid.UUID], *
                          telegram_user_id=links.get(pid)) for pid in person_ids if pid in people]
 
 
-async def linked_people(session: AsyncSession) -> list[uuid.UUID]:
-    return list((await session.exec(select(TelegramLink.person_id))).all())
+async def linked_members(session: AsyncSession, *, day: date, grace: timedelta) -> list[uuid.UUID]:
+    """Everyone with a linked Telegram account who is a member on `day` (messages to everyone)."""
+    rows = await session.exec(
+        select(TelegramLink.person_id).join(Deployment, col(Deployment.person_id) == col(TelegramLink.person_id))
+        .where(Deployment.keeps_member(day, grace)).distinct())
+    return list(rows.all())
+
+
+async def members_among(session: AsyncSession, person_ids: list[uuid.UUID], *, day: date,
+                        grace: timedelta) -> set[uuid.UUID]:
+    """Those of the people who are members of the community on `day`: a deployment not ended,
+    or ended at most `grace` before (models.Deployment.keeps_member)."""
+    if not person_ids:
+        return set()
+    rows = await session.exec(select(Deployment.person_id).where(
+        col(Deployment.person_id).in_(person_ids), Deployment.keeps_member(day, grace)).distinct())
+    return set(rows.all())
+
+
+async def is_member(session: AsyncSession, person_id: uuid.UUID, *, day: date, grace: timedelta) -> bool:
+    return bool(await members_among(session, [person_id], day=day, grace=grace))
 
 
 async def telegram_links(session: AsyncSession, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
