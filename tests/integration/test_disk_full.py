@@ -94,7 +94,8 @@ async def test_publishing_resumes_by_itself_after_a_full_disk(
     await eventually(lambda: said("cmcoord ready"), timeout=30, what="the supervisor ready")
     assert supervisor.nats is not None and supervisor.nats.store_dir == small_disk
     nats_url = supervisor.nats_url
-    settings = Settings(home=tmp_path / "home", nats_url=nats_url, health_port=free_port(), scan_interval_seconds=3600)
+    settings = Settings(home=tmp_path / "home", nats_url=nats_url, health_port=free_port(), scan_interval_seconds=3600,
+                        nats_user="roster", nats_password=supervisor.passwords["roster"])  # as `up` gives its child
     app = bootstrap.build(settings, clock=clock)
     bus: Bus | None = None
     try:
