@@ -768,7 +768,9 @@ class ConsumerRunner:
                 raise PermanentError(f"no handler for {envelope.subject} on {msg.subject}")
             cls, owner = entry[0], entry[0].owner()
             if envelope.source not in (owner, *cls.senders) or msg.metadata.stream != owner.upper():
-                # NATS permissions keep one service off another's subjects; this holds even if they were wrong
+                # a consistency check: an event attributed to a service that does not own it (a bug, a
+                # message replayed by hand to the wrong place) is refused. The envelope is the publisher's
+                # word: what keeps a login off another's subjects is the NATS permissions.
                 raise PermanentError(f"{envelope.subject} from {envelope.source!r} in stream {msg.metadata.stream}: "
                                      f"only {', '.join((owner, *cls.senders))} may publish it, in {owner.upper()}")
             return envelope, entry[0].model_validate(envelope.data), entry[1]

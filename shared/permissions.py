@@ -6,10 +6,13 @@ work and nothing else:
   gives dead letters back), and ask the queries and send the commands it needs
   (lessons asks notify to tell people);
 - use the JetStream API only for its own work: info on its own stream, info, pull and
-  ack on its own durables, dead-letter what its own durables give up on. No stream or
-  consumer is created, changed, purged or deleted by a service, and no message of
-  another stream is read: `cmcoord nats-init`, run with the operator's identity,
-  declares the topology;
+  ack on its own durables, dead-letter what its own durables give up on. No event
+  stream or durable is created, changed, purged or deleted by a service, and no
+  message of another service's stream is read: `cmcoord nats-init`, run with the
+  operator's identity, declares the topology. The one exception is the documents
+  bucket (files sent with notifications): its readers (lessons, the bot) open
+  short-lived consumers on it and may list stream names, as nats-py's object store
+  does, and its writer (lessons) may purge it (a file stored again replaces its chunks);
 - receive replies only in its own inboxes (`_INBOX.<service>.…`, nats-py's
   `inbox_prefix`) and answer only requests made to it (`allow_responses`).
 The operator (`admin`) has no limits: `cmcoord nats-init`, `deadletter`, `status`.
@@ -22,26 +25,26 @@ from __future__ import annotations
 
 from shared.bus import DEAD_LETTER_PREFIX, OWNERS, inbox_prefix
 from shared.events import REGISTRY
-from shared.topology import DOCUMENT_READERS, DOCUMENT_WRITERS, DOCUMENTS_STREAM, durables_of
+from shared.topology import DOCUMENT_READERS, DOCUMENT_WRITERS, DOCUMENTS_BUCKET, DOCUMENTS_STREAM, durables_of
 
 ADMIN = "admin"
 SERVICES = OWNERS
 
-# The queries each service asks of the others (`cmcoord.<other>.svc.<verb>`).
+# The queries each service asks of the others, verb by verb (`cmcoord.<other>.svc.<verb>`):
+# notify cannot read the directory or register an account, only what it tells people needs.
 QUERIES: dict[str, tuple[str, ...]] = {
     "roster": (),
-    "notify": ("roster",),
-    "lessons": ("roster",),
-    "bot": ("roster", "notify", "lessons"),
+    "notify": ("roster.recipients", "roster.post_holder", "roster.handover_note"),
+    "lessons": ("roster.recipients", "roster.rights"),
+    "bot": ("roster.person_by_telegram", "roster.register", "roster.contacts", "roster.counterparts",
+            "notify.calls", "notify.pending", "lessons.search", "lessons.aars"),
 }
+ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
 
 
 def commands_of(service: str) -> list[str]:
     """The commands `service` sends to another service: events of another's subject naming it a sender."""
     return sorted(cls.subject() for cls in REGISTRY.values() if service in cls.senders and cls.owner() != service)
-ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
-
-
 def _documents(service: str) -> list[str]:
     subjects: list[str] = []
     if service in DOCUMENT_READERS:
@@ -52,14 +55,15 @@ def _documents(service: str) -> list[str]:
                      f"$JS.API.CONSUMER.CREATE.{s}", f"$JS.API.CONSUMER.CREATE.{s}.>",
                      f"$JS.API.CONSUMER.DELETE.{s}.>", f"$JS.FC.{s}.>"]
     if service in DOCUMENT_WRITERS:
-        subjects += [f"$O.{DOCUMENTS_STREAM.removeprefix('OBJ_')}.>", f"$JS.API.STREAM.PURGE.{DOCUMENTS_STREAM}"]
+        # a file stored again under its name replaces the old chunks (a purge of the bucket's stream)
+        subjects += [f"$O.{DOCUMENTS_BUCKET}.>", f"$JS.API.STREAM.PURGE.{DOCUMENTS_STREAM}"]
     return subjects
 
 
 def permissions_of(service: str) -> dict[str, list[str]]:
     """The subjects `service`'s user may publish to, subscribe to, and may not publish to."""
-    publish = [f"cmcoord.{service}.>", *commands_of(service), *(f"cmcoord.{other}.svc.>" for other in QUERIES[service]),
-               f"$JS.API.STREAM.INFO.{service.upper()}"]
+    asks = [f"cmcoord.{owner}.svc.{verb}" for owner, _, verb in (q.partition(".") for q in QUERIES[service])]
+    publish = [f"cmcoord.{service}.>", *commands_of(service), *asks, f"$JS.API.STREAM.INFO.{service.upper()}"]
     for d in durables_of(service):
         publish += [f"$JS.API.CONSUMER.INFO.{d.stream}.{d.name}", f"$JS.API.CONSUMER.MSG.NEXT.{d.stream}.{d.name}",
                     f"$JS.ACK.{d.stream}.{d.name}.>", f"{DEAD_LETTER_PREFIX}.{d.name}"]

@@ -9,7 +9,8 @@ import aiohttp
 import nats
 import nats.errors
 
-from shared.bus import all_streams
+from shared.bus import all_streams, inbox_prefix
+from shared.permissions import ADMIN
 from shared.settings import CommonSettings, OperatorSettings
 
 
@@ -32,7 +33,7 @@ async def collect_status(*, settings: CommonSettings, state: dict[str, Any] | No
                 healthy = False
     try:
         nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
-                                inbox_prefix="_INBOX.admin", **OperatorSettings().nats_auth())  # lists every consumer
+                                inbox_prefix=inbox_prefix(ADMIN), **OperatorSettings().nats_auth())  # lists every consumer
     except (OSError, nats.errors.Error):
         out(f"nats      DOWN ({nats_url})")
         return False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -24,6 +25,7 @@ from nats.js.api import ConsumerConfig, ObjectStoreConfig
 from shared import events
 from shared.bus import (
     JS_NO_SUITABLE_PEERS,
+    Bus,
     OWNERS,
     StreamSpec,
     all_streams,
@@ -129,6 +131,16 @@ async def init_topology_when_ready(js: JetStreamContext, *, replicas: int = 1, a
                 raise
             log.warning("jetstream_not_ready_waiting", error=str(exc) or type(exc).__name__)
             await asyncio.sleep(1.0)  # back-off while the cluster forms
+
+
+async def declare_topology(url: str, *, auth: dict[str, Any], replicas: int = 1,
+                           ack_wait: float = DEFAULT_ACK_WAIT) -> list[str]:
+    """What `cmcoord nats-init` does, over a connection of its own with the operator's `auth`."""
+    bus = await Bus.open(url, source="admin", patience=30, auth=auth)
+    try:
+        return await init_topology_when_ready(bus.js, replicas=replicas, ack_wait=ack_wait)
+    finally:
+        await bus.close()
 
 
 async def missing(js: JetStreamContext, service: str) -> list[str]:

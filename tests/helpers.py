@@ -16,11 +16,10 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.bus import Bus
 from shared.events import Envelope
 from shared.permissions import ADMIN
 from shared.supervisor import IDENTITIES
-from shared.topology import init_topology_when_ready
+from shared import topology
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,12 +38,8 @@ def nats_credentials_env() -> dict[str, str]:
 
 
 async def declare_topology(url: str, *, replicas: int = 1) -> None:
-    """What `cmcoord nats-init` does, as the operator."""
-    bus = await Bus.open(url, source="admin", patience=30, auth=ADMIN_AUTH)
-    try:
-        await init_topology_when_ready(bus.js, replicas=replicas, ack_wait=TEST_ACK_WAIT)
-    finally:
-        await bus.close()
+    """What `cmcoord nats-init` does, as the operator (with the tests' ack wait)."""
+    await topology.declare_topology(url, auth=ADMIN_AUTH, replicas=replicas, ack_wait=TEST_ACK_WAIT)
 
 
 async def eventually(

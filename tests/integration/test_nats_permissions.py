@@ -26,7 +26,7 @@ from shared.clock import ManualClock
 from shared.deadletter import list_dead_letters
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
-from shared.permissions import SERVICES
+from shared.permissions import QUERIES, SERVICES
 from shared.topology import DURABLES, durables_of, missing
 from tests.helpers import NATS_PASSWORDS, eventually
 from tests.integration.telegram_users import User
@@ -34,6 +34,7 @@ from tests.integration.telegram_users import User
 AWA = 9801
 PROBE = "probe.nobody.may.publish"
 STREAMS = ("ROSTER", "NOTIFY", "LESSONS", "BOT", "DEADLETTER")
+ALL_QUERIES = sorted({q for asked in QUERIES.values() for q in asked})
 
 
 async def violations(service: str, url: str, *, publish: Sequence[str] = (), subscribe: Sequence[str] = ()) -> list[str]:
@@ -99,6 +100,9 @@ async def test_a_service_cannot_read_forge_or_destroy_what_is_not_its_own(nats_s
         *(f"cmcoord.deadletter.{d.name}" for d in others),
         f"cmcoord.{service}.replay.{durables_of_stream(service)}.v1",  # only the operator replays
         "$JS.API.ACCOUNT.PURGE", "$JS.API.META.LEADER.STEPDOWN",
+        # queries it does not need: notify and lessons never read the directory or register an account
+        *(f"cmcoord.{owner}.svc.{verb}" for owner, _, verb in (q.partition(".") for q in ALL_QUERIES)
+          if owner != service and f"{owner}.{verb}" not in QUERIES[service]),
     ]
     subscribe = ["_INBOX.>", *(f"{inbox_prefix(o)}.>" for o in SERVICES if o != service),
                  *(f"cmcoord.{o}.>" for o in SERVICES), "$JS.API.>", "cmcoord.deadletter.>"]
@@ -143,8 +147,8 @@ async def test_the_jetstream_calls_refused_say_so_and_change_nothing(nats_server
 
 
 async def test_a_fact_from_a_service_that_does_not_own_it_is_dead_lettered(bus: Bus, roster: RosterApp) -> None:
-    """Defence in depth: were a permission ever wrong, a consumer still refuses an event whose
-    source does not own its subject (here the operator's login plays the mistaken one)."""
+    """A consistency check beside the permissions: a consumer refuses an event attributed to a
+    service that does not own its subject (published here with the operator's login)."""
     now = datetime.now(UTC)
     forged = Envelope.wrap(events.HandoverNoteSubmitted(person_id=uuid.uuid4(), deployment_id=uuid.uuid4(),
                                                         advice_to_successor="forged", submitted_at=now),

@@ -13,7 +13,7 @@ def test_the_nats_users_file_is_generated_from_the_permissions_table() -> None:
     assert text.split("\n", 1)[1] == authorization(), "run `cmcoord nats-auth --out deploy/nats/auth.conf`"
     for identity in ("admin", *PERMISSIONS):
         assert f"$CMCOORD_{identity.upper()}_NATS_PASSWORD" in text  # from the server's environment, not the file
-    assert markdown_table() in (DEPLOY / "README.md").read_text(), "the deployment guide shows the generated table"
+    assert markdown_table() in (DEPLOY / "README.md").read_text(), "paste `cmcoord nats-auth --markdown` into deploy/README.md"
 
 
 def test_each_service_publishes_only_its_own_events_and_uses_only_its_own_durables() -> None:
@@ -56,7 +56,7 @@ def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_a
         assert urls[service].startswith(f"postgresql+asyncpg://{service}:") and urls[service].endswith(f"/{service}")
     assert len(set(urls.values())) == len(SERVICES)  # one database and one login each
     published = [p for spec in compose.values() for p in spec.get("ports", [])]
-    assert published == ["8110:8110"]  # the calendar feed only: health and metrics stay internal
+    assert published == ["127.0.0.1:8110:8110"]  # the calendar feed only, to a local TLS proxy
     assert compose["notify"]["environment"]["CMCOORD_NOTIFY_CALENDAR_PORT"] == "8110"
     init = compose["nats-init"]  # the topology, declared once, before any service starts
     assert init["command"] == ["shared.cli", "nats-init", "--replicas", "3"] and init["restart"] == "no"
