@@ -7,7 +7,11 @@ from `CMCOORD_NATS_URL` and `CMCOORD_HOME`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import ssl
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -111,3 +115,23 @@ class OperatorSettings(ServiceSettings):
 def nats_secret_file(home: Path, identity: str) -> Path:
     """Where `cmcoord up` keeps an identity's generated NATS password (mode 0600, folder 0700)."""
     return home / "secrets" / f"nats-{identity}.password"
+
+
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path` (mode 0600), made once by `make` if the file is not there yet.
+    Written aside, then linked into place: a reader never sees a half-written secret (a crash
+    leaves no empty file behind), and of two processes making one at once the first one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(make() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -27,11 +27,11 @@ import aiohttp
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.bus import OWNERS, Bus
+from shared.bus import OWNERS
 from shared.natsserver import NatsServer, jetstream_room_after_start, jetstream_write_errors
 from shared.permissions import ADMIN, authorization
-from shared.settings import nats_secret_file
-from shared.topology import init_topology_when_ready
+from shared.settings import nats_secret_file, secret_file
+from shared.topology import declare_topology
 
 MIB = 1024 * 1024
 
@@ -79,12 +79,7 @@ def nats_passwords(home: Path) -> dict[str, str]:
         path = nats_secret_file(home, identity)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-        passwords[identity] = path.read_text().strip()
+        passwords[identity] = secret_file(path, lambda: secrets.token_urlsafe(24))
     return passwords
 
 
@@ -241,12 +236,7 @@ class Supervisor:
 
     async def init_topology(self) -> None:
         """`cmcoord nats-init` for this stack, as the operator: the services only check."""
-        bus = await Bus.open(self.nats_url, source="admin", patience=30,
-                             auth={"user": ADMIN, "password": self.passwords[ADMIN]})
-        try:
-            await init_topology_when_ready(bus.js, replicas=1)
-        finally:
-            await bus.close()
+        await declare_topology(self.nats_url, auth={"user": ADMIN, "password": self.passwords[ADMIN]})
 
     async def watch(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:

@@ -19,10 +19,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import stat
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -32,6 +30,7 @@ from services.notify import calls
 from services.notify.config import Settings
 from shared.clock import Clock
 from shared.regions import resolve_region
+from shared.settings import secret_file
 from shared.store import Database
 
 log = structlog.get_logger("notify")
@@ -46,30 +45,10 @@ def feed_secret(settings: Settings) -> bytes:
     if given:
         return given.encode()
     path = settings.home / SECRET_FILE
-    if not path.exists():
-        _create_secret(path)
+    secret_file(path, lambda: secrets.token_hex(32))
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("calendar_secret_readable_by_others", path=str(path))
     return bytes.fromhex(path.read_text().strip())
-
-
-def _create_secret(path: Path) -> None:
-    # written aside, then linked into place: a reader never sees a half-written key, and of two
-    # processes making one at once (the service and `cmcoord calls feed-url`) the first one wins
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-    finally:
-        draft.unlink(missing_ok=True)
 
 
 def token(secret: bytes, region: str) -> str:
