@@ -11,6 +11,7 @@ and a desk officer standing in for a chair is made the chair (`cmcoord calls set
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -35,6 +36,9 @@ from shared.store import Database
 log = structlog.get_logger("notify")
 SUBJECT_PREFIX = "cmcoord.notify.svc"
 AWAITING = ("sent", "escalated", "folded")  # delivered (one by one or in a summary), not answered
+
+
+CHAIR_CHECK_SECONDS = 1.0
 
 
 class PendingQuery(BaseModel):
@@ -62,7 +66,8 @@ class NotifyQueries:
         if not schedule.chair_email:
             return False
         try:
-            chairs = await self.roster.by_email([schedule.chair_email])
+            # well within the asker's own wait (the bot's 5 s): a slow roster costs the names, not the call
+            chairs = await asyncio.wait_for(self.roster.by_email([schedule.chair_email]), CHAIR_CHECK_SECONDS)
         except (QueryError, NatsError, TimeoutError) as err:
             log.warning("call_chair_not_resolved", region=schedule.region, error=str(err)[:200] or type(err).__name__)
             return False
