@@ -16,11 +16,12 @@ import io
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -43,8 +44,8 @@ from shared.bus import Bus, TopologyMissing, explain_missing
 from shared.clock import Clock, ManualClock, SystemClock, clock_for
 from shared.logging import configure_logging
 from shared.regions import country_alpha3, resolve_country, resolve_region
-from shared.topology import missing
 from shared.store import Database, OutboxRelay
+from shared.topology import missing
 
 app = typer.Typer(no_args_is_help=True, help="People, posts and deployments.")
 
@@ -333,27 +334,33 @@ def invite(email: str = typer.Argument(..., help="the roster email of the person
     typer.echo(token)
 
 
+T = TypeVar("T")
+
+
+async def _write_then_publish(settings: Settings, clock: Clock, write: Callable[..., Awaitable[T]]) -> tuple[T, str]:
+    """`write(db=, clock=)` in the store, then its events published at once (the account is told
+    without waiting for the service's relay); what it returned, and what became of the events."""
+    db = await _open(settings)
+    connecting = asyncio.create_task(_connect(settings))
+    try:
+        done = await write(db=db, clock=clock)
+    except BaseException:
+        await _not_published(connecting)
+        await db.dispose()
+        raise
+    note = await _publish_now(db, connecting, clock)
+    await db.dispose()
+    return done, note
+
+
 @app.command()
 def revoke(email: str = typer.Argument(..., help="the roster email of the person")) -> None:
     """Unlink the person's Telegram account at once (it is told), and stop their unused invitations."""
     settings = Settings()
     clock = clock_for(settings.clock_file)
 
-    async def run() -> tuple[store.Revoked, str]:
-        db = await _open(settings)
-        connecting = asyncio.create_task(_connect(settings))  # the account is told without waiting for the relay
-        try:
-            revoked = await handlers.revoke_link(db=db, clock=clock, email=email)
-        except BaseException:
-            await _not_published(connecting)
-            await db.dispose()
-            raise
-        note = await _publish_now(db, connecting, clock)
-        await db.dispose()
-        return revoked, note
-
     try:
-        revoked, note = asyncio.run(run())
+        revoked, note = asyncio.run(_write_then_publish(settings, clock, partial(handlers.revoke_link, email=email)))
     except LookupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -373,21 +380,8 @@ def confirm_link(email: str = typer.Argument(..., help="the roster email of the 
     settings = Settings()
     clock = clock_for(settings.clock_file)
 
-    async def run() -> tuple[store.Confirmed, str]:
-        db = await _open(settings)
-        connecting = asyncio.create_task(_connect(settings))
-        try:
-            confirmed = await handlers.confirm_link(db=db, clock=clock, email=email)
-        except BaseException:
-            await _not_published(connecting)
-            await db.dispose()
-            raise
-        note = await _publish_now(db, connecting, clock)
-        await db.dispose()
-        return confirmed, note
-
     try:
-        confirmed, note = asyncio.run(run())
+        confirmed, note = asyncio.run(_write_then_publish(settings, clock, partial(handlers.confirm_link, email=email)))
     except (LookupError, store.NothingToConfirm) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -98,7 +98,8 @@ async def revoke_link(*, db: Database, clock: Clock, email: str) -> store.Revoke
     told: `roster.telegram.unlinked`), with their unused invitations and any link held."""
     async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
         revoked = await store.revoke_link(uow, email=email)
-    log.info("telegram_link_revoked", unlinked=revoked.telegram_user_id is not None, invites=revoked.invites)
+    log.info("telegram_link_revoked", person_id=str(revoked.person_id), unlinked=revoked.telegram_user_id is not None,
+             invites=revoked.invites)
     return revoked
 
 
@@ -106,5 +107,5 @@ async def confirm_link(*, db: Database, clock: Clock, email: str) -> store.Confi
     """`cmcoord roster confirm-link`: the CMCS desk confirms a link held for the person."""
     async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
         confirmed = await store.confirm_link(uow, email=email)
-    log.info("telegram_link_confirmed")
+    log.info("telegram_link_confirmed", person_id=str(confirmed.person_id))
     return confirmed

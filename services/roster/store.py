@@ -851,6 +851,7 @@ async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int,
 
 @dataclass(frozen=True)
 class Revoked:
+    person_id: uuid.UUID
     name: str
     telegram_user_id: int | None  # the account unlinked; None: none was linked
     invites: int  # unused invitations that stopped working
@@ -872,7 +873,7 @@ async def revoke_link(uow: UnitOfWork, *, email: str) -> Revoked:
     hold = await session.get(TelegramLinkHold, person.id)
     if hold is not None:
         await session.delete(hold)
-    return Revoked(person.name, unlinked, invites, hold is not None)
+    return Revoked(person.id, person.name, unlinked, invites, hold is not None)
 
 
 class NothingToConfirm(Exception):
@@ -881,6 +882,7 @@ class NothingToConfirm(Exception):
 
 @dataclass(frozen=True)
 class Confirmed:
+    person_id: uuid.UUID
     name: str
     telegram_user_id: int
     telegram_username: str
@@ -898,7 +900,7 @@ async def confirm_link(uow: UnitOfWork, *, email: str) -> Confirmed:
         TelegramLink.telegram_user_id == hold.telegram_user_id))).first()
     if taken is not None and taken.person_id != person.id:
         raise NothingToConfirm(f"the Telegram account held for {person.email} is linked to someone else now")
-    confirmed = Confirmed(person.name, hold.telegram_user_id, hold.telegram_username)
+    confirmed = Confirmed(person.id, person.name, hold.telegram_user_id, hold.telegram_username)
     await _link(uow, person_id=person.id, telegram_user_id=hold.telegram_user_id, now=now, confirmed_by_desk=True)
     return confirmed
 

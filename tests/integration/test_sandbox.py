@@ -160,7 +160,8 @@ async def test_the_page_opens_the_user_in_its_address_and_loads_nothing_from_els
         policy = resp.headers["Content-Security-Policy"]
     assert resp.status == 200 and resp.charset == "utf-8"
     assert 'new URLSearchParams(location.search)' in text  # ?user=<id>&name=…&lang=… opens that chat
-    assert all(f'asked.get("{key}")' in text for key in ("user", "name", "lang"))
+    assert all(f'asked.get("{key}")' in text for key in ("user", "name", "lang", "username"))
+    assert 'username: $("username").value' in text  # sent with each message: the roster checks it at registration
     assert "history.replaceState" in text  # a reload or a copied link keeps the user shown
     assert "atBottom(chat)" in text and "scrollDown()" in text  # new messages followed from the bottom only
     # self-contained: no address elsewhere, and the browser is told to load nothing from another site
