@@ -12,6 +12,8 @@ Latency: from the user's message reaching the sandbox to the bot's answer in the
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import random
 import time
 from datetime import timedelta
@@ -40,7 +42,9 @@ async def measure(work: Path, *, people: int, users: int, per_user: int) -> list
     text = generate(people=people, today=clock.now().date())
     _, errors, _ = await import_text(text, settings=settings, clock=clock, publish=False)
     assert not errors
-    emails = [line.split(",")[1] for line in text.splitlines()[1 : users + 1]]
+    rows = list(csv.DictReader(io.StringIO(text)))[:users]
+    emails = [row["email"] for row in rows]
+    usernames = [row["telegram"] for row in rows]  # registering from another username is held for the desk
     db = Database(settings.db_url)
     tokens = []
     async with db.unit_of_work(source="bench", clock=clock) as uow:
@@ -66,7 +70,8 @@ async def measure(work: Path, *, people: int, users: int, per_user: int) -> list
 
             async def ask(user_id: int, text: str, after: int) -> tuple[float, int]:
                 t0 = time.perf_counter()
-                await http.post(f"{url}/sandbox/send", json={"user_id": user_id, "text": text})
+                username = usernames[user_id - 700_000] or None
+                await http.post(f"{url}/sandbox/send", json={"user_id": user_id, "text": text, "username": username})
                 async with http.get(f"{url}/sandbox/chats/{user_id}/wait", params={"after": after, "timeout": 20}) as r:
                     got = await r.json()
                 assert got, f"no answer to {text!r}"

@@ -52,6 +52,7 @@ async def ready_with_nats(port: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.field  # three minutes of waiting: `make test-field` (CI runs it), so `make test` stays near ten
 async def test_roster_rides_out_a_long_nats_outage(
     tmp_path: Path, nats_server: NatsServer, roster_settings: Settings, clock: ManualClock
 ) -> None:

@@ -153,8 +153,10 @@ class Stack:
         async with http.get(f"{self.sandbox_url}/sandbox/chats/{chat}/messages") as resp:
             return list(await resp.json())
 
-    async def send(self, http: aiohttp.ClientSession, chat: int, text: str) -> None:
-        async with http.post(f"{self.sandbox_url}/sandbox/send", json={"user_id": chat, "text": text}) as resp:
+    async def send(self, http: aiohttp.ClientSession, chat: int, text: str, *, username: str = "") -> None:
+        """`text` from the Telegram user `chat` (with the @username the roster knows them by, if any)."""
+        body = {"user_id": chat, "text": text, "username": username or None}
+        async with http.post(f"{self.sandbox_url}/sandbox/send", json=body) as resp:
             assert resp.status == 200, await resp.text()
 
     async def press(self, http: aiohttp.ClientSession, chat: int, message_id: int, data: str) -> None:

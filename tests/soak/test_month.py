@@ -88,7 +88,7 @@ class Month:
             async with roster.unit_of_work(source="test", clock=self.stack.clock) as uow:
                 _, token = await create_invite(uow, email=person.email, ttl=timedelta(days=7))
             chat = FIRST_CHAT + i
-            await self.stack.send(self.http, chat, f"/start {token}")
+            await self.stack.send(self.http, chat, f"/start {token}", username=person.telegram_username)
             self.chats[person.id] = chat
         for chat in self.chats.values():
             await eventually(lambda c=chat: self._welcomed(c), what=f"chat {chat} registered")
