@@ -214,6 +214,14 @@ async def connect(
 JS_NO_SUITABLE_PEERS = 10005
 
 
+def raise_if_placement_pending(exc: nats.js.errors.BadRequestError) -> None:
+    """A cluster still forming has not met all its peers: that refusal means "not ready yet"
+    (ServiceUnavailableError, waited for like a JetStream without a leader), not a conflict."""
+    if exc.err_code == JS_NO_SUITABLE_PEERS:
+        raise nats.js.errors.ServiceUnavailableError(code=503, err_code=exc.err_code,
+                                                     description=exc.description) from exc
+
+
 async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> None:
     for spec in specs:
         config = StreamConfig(
@@ -227,10 +235,7 @@ async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> N
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
-            if exc.err_code == JS_NO_SUITABLE_PEERS:
-                # A cluster still forming has not met all its peers: not ready yet, not a conflict.
-                raise nats.js.errors.ServiceUnavailableError(code=503, err_code=exc.err_code,
-                                                             description=exc.description) from exc
+            raise_if_placement_pending(exc)
             # It exists with another configuration: bring it to this one.
             await js.update_stream(config)
 

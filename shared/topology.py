@@ -24,14 +24,13 @@ from nats.js.api import ConsumerConfig, ObjectStoreConfig
 
 from shared import events
 from shared.bus import (
-    JS_NO_SUITABLE_PEERS,
-    Bus,
     OWNERS,
-    StreamSpec,
+    Bus,
     all_streams,
     durable_config,
     ensure_streams,
     filters_of,
+    raise_if_placement_pending,
     replay_subject,
 )
 from shared.documents import BUCKET as DOCUMENTS_BUCKET
@@ -86,16 +85,13 @@ def durables_of(service: str) -> list[Durable]:
     return [d for d in DURABLES if d.service == service]
 
 
-def streams(*, replicas: int = 1) -> list[StreamSpec]:
-    return all_streams(replicas=replicas)
-
-
 async def init_topology(js: JetStreamContext, *, replicas: int = 1, ack_wait: float = DEFAULT_ACK_WAIT) -> list[str]:
     """Create or update every stream, durable consumer and the documents bucket; what was done, one line each."""
+    copies = f"{replicas} replica{'s' if replicas > 1 else ''}"
     done: list[str] = []
-    specs = streams(replicas=replicas)
+    specs = all_streams(replicas=replicas)
     await ensure_streams(js, specs)
-    done += [f"stream {s.name} ({s.replicas} replica{'s' if s.replicas > 1 else ''})" for s in specs]
+    done += [f"stream {s.name} ({copies})" for s in specs]
     for durable in DURABLES:
         await js.add_consumer(durable.stream, durable.config(ack_wait=ack_wait))
         done.append(f"consumer {durable.stream}/{durable.name}")
@@ -106,15 +102,13 @@ async def init_topology(js: JetStreamContext, *, replicas: int = 1, ack_wait: fl
         try:
             await js.create_object_store(bucket=DOCUMENTS_BUCKET, config=config)
         except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != JS_NO_SUITABLE_PEERS:
-                raise
-            raise nats.js.errors.ServiceUnavailableError(code=503, err_code=exc.err_code,
-                                                         description=exc.description) from exc
+            raise_if_placement_pending(exc)
+            raise
     else:
         if info.config.num_replicas != replicas:  # there already: bring its replicas to the asked number
             info.config.num_replicas = replicas
             await js.update_stream(info.config)
-    done.append(f"bucket {DOCUMENTS_BUCKET} ({replicas} replica{'s' if replicas > 1 else ''})")
+    done.append(f"bucket {DOCUMENTS_BUCKET} ({copies})")
     return done
 
 
