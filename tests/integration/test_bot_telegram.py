@@ -279,7 +279,7 @@ async def test_markup_characters_in_a_post_title_and_an_operation_name_arrive_as
     await lina.reply_to("/cancel")
 
     settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
-                               tick_seconds=0.2, max_deliver=3, ack_wait_seconds=5)
+                               tick_seconds=0.2, max_deliver=3)
     lessons = lessons_bootstrap.build(settings, clock=clock)
     await lessons.start()
     try:

@@ -194,7 +194,7 @@ async def test_a_fan_out_arriving_while_a_backup_locks_notify_is_created_once_af
     # time scaled down: each write waits one second for the lock (thirty in production)
     monkeypatch.setattr(shared.store, "SQLITE_BUSY_TIMEOUT_S", 1)
     settings = NotifySettings(home=tmp_path / "notify-home", nats_url=nats_server.url, health_port=free_port(),
-                              tick_seconds=0.2, max_deliver=5, ack_wait_seconds=5, call_reminders=False)
+                              tick_seconds=0.2, max_deliver=5, call_reminders=False)
     notify = notify_bootstrap.build(settings, clock=clock)
     await notify.start()
     try:

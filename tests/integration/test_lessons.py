@@ -55,7 +55,7 @@ async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, ro
 async def lessons(tmp_path: Path, nats_server: NatsServer, clock: ManualClock,
                   notify: notify_bootstrap.NotifyApp) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
     settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
-                               tick_seconds=0.2, max_deliver=3, ack_wait_seconds=5)
+                               tick_seconds=0.2, max_deliver=3)
     app = lessons_bootstrap.build(settings, clock=clock)
     await app.start()
     for consumer in app.consumers:

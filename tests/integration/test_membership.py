@@ -23,7 +23,6 @@ from services.bot.bootstrap import BotApp
 from services.bot.callbacks import LessonStep
 from services.bot.config import Settings as BotSettings
 from services.lessons import bootstrap as lessons_bootstrap
-from services.lessons.config import Settings as LessonsSettings
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
@@ -34,33 +33,17 @@ from shared.natsserver import NatsServer, free_port
 from tests.helpers import cli, eventually, roster_env, stream_events
 from tests.integration.conftest import PEOPLE, PEOPLE_HEADER
 from tests.integration.telegram_users import User, invite
-from tests.integration.test_lessons import ANSWERS, _submitted, last_with_button, press
-from tests.integration.test_notify import notify_settings
+from tests.integration.test_lessons import (  # noqa: F401 (lessons, notify: the same fixtures)
+    ANSWERS,
+    _submitted,
+    last_with_button,
+    lessons,
+    notify,
+    press,
+)
 
 AWA, JEAN, MARIA = 9801, 9802, 9803  # officer in Mali, adviser of ROWCA, CMCS desk (linked by `people`)
 JEAN_PHONE = "+221 1"  # what /contacts ROWCA shows of another officer
-
-
-@pytest.fixture
-async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
-                 people: dict[str, uuid.UUID]) -> AsyncIterator[notify_bootstrap.NotifyApp]:
-    app = notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock)
-    await app.start()
-    yield app
-    await app.stop()
-
-
-@pytest.fixture
-async def lessons(tmp_path: Path, nats_server: NatsServer, clock: ManualClock,
-                  notify: notify_bootstrap.NotifyApp) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
-    settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
-                               tick_seconds=0.2, max_deliver=3, ack_wait_seconds=5)
-    app = lessons_bootstrap.build(settings, clock=clock)
-    await app.start()
-    for consumer in app.consumers:
-        await consumer.wait_bound()
-    yield app
-    await app.stop()
 
 
 @pytest.fixture

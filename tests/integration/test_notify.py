@@ -30,7 +30,7 @@ from tests.integration.telegram_users import User
 
 def notify_settings(tmp_path: Path, nats_url: str) -> NotifySettings:
     return NotifySettings(home=tmp_path / "notify-home", nats_url=nats_url, health_port=free_port(), tick_seconds=0.2,
-                          max_deliver=3, ack_wait_seconds=5, call_reminders=False,  # calls: test_calls.py
+                          max_deliver=3, call_reminders=False,  # calls: test_calls.py
                           unreached_gather_minutes=10)
 
 
