@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from shared.clock_cli import app as clock_app
 from shared.settings import CommonSettings
 
 app = typer.Typer(no_args_is_help=True, help="CMCoord Hub: roster, notifications, regional calls and lessons.")
@@ -25,11 +26,14 @@ def up(
     nats_http_port: int = typer.Option(8222, help="nats-server monitoring port"),
     health_port_base: int = typer.Option(8101, help="first service health port; the others follow"),
     sandbox_port: int = typer.Option(8081, help="the local Telegram sandbox (when TELEGRAM_BOT_TOKEN is not set)"),
+    speed: float | None = typer.Option(None, help="training: run the services' clock this many times faster than "
+                                       "real time (60: a minute is an hour); `cmcoord clock` moves it on"),
 ) -> None:
     """Run nats-server and every service on this machine until Ctrl-C."""
     from shared.supervisor import Supervisor
 
     settings = CommonSettings()
+    _training_clock(settings, speed)
     after = [[sys.executable, "-m", "shared.cli", "roster", "import", "--sample"]] if demo else []
     supervisor = Supervisor(
         home=settings.home.resolve(), nats_port=nats_port, nats_http_port=nats_http_port,
@@ -37,6 +41,27 @@ def up(
         sandbox_port=None if os.environ.get("TELEGRAM_BOT_TOKEN") else sandbox_port,
     )
     raise typer.Exit(asyncio.run(supervisor.run(after_ready=after)))
+
+
+def _training_clock(settings: CommonSettings, speed: float | None) -> None:
+    """With --speed, every service reads one clock file (kept in the home folder unless CMCOORD_CLOCK_FILE names
+    one), and the rotation scan accepts the jumps a trainer makes. Without it, a training clock left in the home
+    folder by an earlier session is removed: the services run on the system clock again."""
+    from shared.clock import MAX_SPEED, set_shared_clock
+    from shared.clock_cli import CLOCK_FILE
+
+    left = settings.home / CLOCK_FILE
+    if speed is None:
+        if settings.clock_file is None and left.exists():
+            left.unlink()
+        return
+    if not 0 < speed <= MAX_SPEED:
+        raise typer.BadParameter(f"the speed must be above 0 and at most {MAX_SPEED:g}", param_hint="--speed")
+    path = (settings.clock_file or left).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    set_shared_clock(path, speed=speed)
+    os.environ["CMCOORD_CLOCK_FILE"] = str(path)
+    os.environ.setdefault("CMCOORD_ROSTER_SCAN_MAX_JUMP_HOURS", "0")  # a trainer's jump is no misset clock
 
 
 @app.command()
@@ -93,6 +118,8 @@ def nats_auth(
     out.write_text(text)
     typer.echo(f"wrote {out}")
 
+
+app.add_typer(clock_app, name="clock")
 
 deadletter_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, and give them back to their "
                              "consumer once the cause is fixed.")
