@@ -37,7 +37,8 @@ QUERIES: dict[str, tuple[str, ...]] = {
     "notify": ("roster.recipients", "roster.post_holder", "roster.handover_note"),
     "lessons": ("roster.recipients", "roster.rights"),
     "bot": ("roster.person_by_telegram", "roster.register", "roster.contacts", "roster.counterparts",
-            "notify.calls", "notify.pending", "lessons.search", "lessons.aars"),
+            "notify.calls", "notify.pending", "lessons.search", "lessons.aars",
+            "notify.call_summary"),
 }
 ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
 

@@ -35,3 +35,8 @@ class NotifyClient:
     async def next_calls(self, person_id: str) -> list[dict[str, Any]]:
         """Every region's next call."""
         return list(await self._ask("calls", {"person_id": person_id}))
+
+    async def summary_audience(self, person_id: str, region: str) -> dict[str, Any]:
+        """What a summary sent now would do: `call_start` (None: no call has taken place yet) and
+        `audience` (how many of those invited it would reach)."""
+        return dict(await self._ask("call_summary", {"person_id": person_id, "region": region}))

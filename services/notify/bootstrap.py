@@ -10,6 +10,7 @@ from nats.micro.service import Service
 from sqlalchemy import func
 from sqlmodel import select
 
+from services.notify import calls
 from services.notify.calendar_feed import CalendarServer, feed_secret
 from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
@@ -84,6 +85,7 @@ class NotifyApp:
             consumer.start()
         queries = NotifyQueries(db=self.db, clock=self.clock, roster=roster)  # roster: who chairs a call
         self.service = await queries.serve(self.bus.nc, version=VERSION)
+        await calls.CallQueries(db=self.db, clock=self.clock).serve_on(self.service)  # /summary asks first
         self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake, rules=rules,
                                    tick_seconds=s.call_tick_seconds)
         if s.call_reminders:

@@ -5,8 +5,11 @@
   "Can't join"; the answer is the RSVP and the acknowledgement. The chair gets the
   agenda and the answers so far.
 - 1 h before: the link.
-- A call cancelled or moved: those already reminded are told; a moved call is
-  reminded again at its new time.
+- A call cancelled or moved: those already reminded (the chair too) are told,
+  each change once (a move after a move, a cancellation after a move: told
+  again, from the time they last heard); a moved call is reminded again at its
+  new time.
+- The agenda in the reminders names who added each item (the roster's name now).
 
 Each reminder is a notification whose id derives from (kind, call, person, start):
 planned again after a restart or by a second notify process, it changes nothing; a
@@ -19,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
+from nats.errors import Error as NatsError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -33,9 +37,10 @@ from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
 from services.notify.policy import OPEN_STATES, Rules, zone
 from services.notify.recipients import Recipient, Roster
-from services.notify.schedule import Change, Occurrence, Schedule, occurrences, stamp, title
+from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
 from services.notify.texts import bullets
 from services.notify.store import DEFAULT_RULES, SOURCE, Request
+from shared.bus import QueryError
 from shared.clock import Clock
 from shared.events import ReplyButton
 from shared.periodic import Periodic
@@ -47,6 +52,8 @@ DAY_BEFORE, HOUR_BEFORE = timedelta(hours=24), timedelta(hours=1)
 JOIN, DECLINE = "join", "decline"
 RSVP = (ReplyButton(label="I'll join", reply=JOIN), ReplyButton(label="Can't join", reply=DECLINE))
 CLOSED_AT_START = ("call.reminder", "call.chair")
+TOLD = (*REMINDED, "call.chair")  # those reminded of a call, the chair too, are told when it changes
+CHANGED, CANCELLED = "call.changed", "cancelled"
 AGENDA_BUDGET = 2500  # characters of agenda in a reminder: the rest of the text fits beside it
 Ask = tuple[Request, list[Recipient]]
 
@@ -128,8 +135,17 @@ class CallPlanner(Periodic):
         return [p for p in await self._participants(o) if p.telegram_user_id is not None]
 
     async def _agenda(self, o: Occurrence) -> list[str]:
+        """The agenda as it stands, each officer's item with the name the roster gives its author now."""
         async with self.db.read() as session:
-            return await calls.agenda(session, o)
+            entries = await calls.agenda_entries(session, o)
+            authors = {e.person_id for e in entries if e.person_id is not None}
+            known = await calls.known_names(session, authors)
+        try:
+            names = {**known, **{p.person_id: p.name for p in await self.roster.people(sorted(authors)) if p.name}}
+        except (QueryError, NatsError, TimeoutError) as err:  # the names notify last had: the reminder still goes
+            log.warning("agenda_authors_not_resolved", call=call_about(o), error=str(err)[:200] or type(err).__name__)
+            names = known
+        return [calls.shown(e, names) for e in entries]
 
     def _agenda_text(self, items: Sequence[str]) -> str:
         return bullets(items, budget=AGENDA_BUDGET, empty="• (nothing yet: add an item with /agenda)")
@@ -173,33 +189,56 @@ class CallPlanner(Periodic):
             await st.expire_open(uow, kinds=CLOSED_AT_START, about=call_about(o), reason="the call started", now=now)
 
     async def _tell(self, change: CallChange, schedule: Schedule, now: datetime) -> None:
-        """Those reminded of a call that was then cancelled or moved hear of it, once."""
+        """Those reminded of a call that was then cancelled or moved hear of it, once per change: a move
+        after a move, or a cancellation after a move, is told again, from the time they last heard."""
         original = Occurrence(region=change.region, original=change.original, start=change.original,
                               end=change.original + schedule.duration)
         about = call_about(original)
         async with self.db.read() as session:
-            reminded = list(dict.fromkeys((await session.exec(select(Notification.person_id).where(
-                col(Notification.kind).in_(REMINDED), Notification.subject == about))).all()))
+            sent = list((await session.exec(select(Notification.person_id, Notification.kind, Notification.occurrence,
+                                                   Notification.created_at).where(
+                col(Notification.kind).in_((*TOLD, CHANGED)), Notification.subject == about))).all())
+        reminded = list(dict.fromkeys(p for p, kind, _, _ in sent if kind in TOLD))
+        was = last_told(change.original, [_heard(kind, occurrence, at) for _, kind, occurrence, at in sent])
         people = await self.roster.people(reminded) if reminded else []
         async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=about) as uow:
+            moved = change.moved_to
             claimed = await uow.session.exec(update(CallChange)  # type: ignore[call-overload]
                                              .where(col(CallChange.region) == change.region,
                                                     col(CallChange.original) == change.original,
+                                                    col(CallChange.changed_at) == change.changed_at,
+                                                    col(CallChange.moved_to).is_(None) if moved is None
+                                                    else col(CallChange.moved_to) == moved,
                                                     col(CallChange.told_at).is_(None))
                                              .values(told_at=now))
             if claimed.rowcount != 1:
-                return  # told by another notify process
-            moved = change.moved_to
+                return  # told by another notify process, or changed again since read (told at the next pass)
             keep = stamp(moved) if moved is not None else None
-            await st.expire_open(uow, kinds=(*REMINDED, "call.chair"), about=about, now=now, keep_occurrence=keep,
+            await st.expire_open(uow, kinds=TOLD, about=about, now=now, keep_occurrence=keep,
                                  reason="the call was moved" if moved else "the call was cancelled")
+            # one per change and person: told twice (two processes, a retry) it is one notification
+            occurrence = f"{change.changed_at:%Y%m%dT%H%M%S%f}>{stamp(moved) if moved is not None else CANCELLED}"
             asks = []
             for p in people:
-                was = _local(change.original, p.timezone)
-                text = (f"{title(change.region)} of {was} is moved to {_local(moved, p.timezone)}." if moved
-                        else f"{title(change.region)} of {was} is cancelled.")
-                asks.append((Request(kind="call.changed", about=about, occurrence=f"{now:%Y%m%dT%H%M%S}",
-                                     region=change.region, text=text), [p]))
+                before = f"{title(change.region)} of {_local(was or change.original, p.timezone)}"
+                text = (f"{before} is moved to {_local(moved, p.timezone)}." if moved else f"{before} is cancelled.")
+                asks.append((Request(kind=CHANGED, about=about, occurrence=occurrence, region=change.region,
+                                     text=text), [p]))
             await st.create_all(uow, asks, now=now, rules=self.rules)
+        log.info("call_change_told", call=about, moved=moved is not None, people=len(asks))
         self.due()
 
+
+def _heard(kind: str, occurrence: str, at: datetime) -> tuple[datetime, str, datetime | None]:
+    """What one notification about a call told its reader: (when, the change it told or "", the call's time)."""
+    if kind != CHANGED:  # a reminder, the link or the chair's note: its occurrence is the call's start
+        return at, "", _parse_stamp(occurrence)
+    key, _, target = occurrence.partition(">")
+    return at, key, None if target == CANCELLED else _parse_stamp(target)
+
+
+def _parse_stamp(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None  # an older change's occurrence (the time it was told): its time is not known

@@ -4,10 +4,15 @@ defaults, and the occurrences cancelled or moved one at a time."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from typing import Any
+
 import structlog
+from nats.micro.service import Service
+from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +35,7 @@ from services.notify.schedule import (
     Schedule,
     default_schedules,
     is_occurrence,
+    last_held,
     next_occurrence,
     occurrences,
     stamp,
@@ -37,9 +43,11 @@ from services.notify.schedule import (
 )
 from services.notify.store import Request, create_all
 from shared import events
+from shared.bus import json_endpoint
+from shared.clock import Clock
 from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
-from shared.store import UnitOfWork
+from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")
 REMINDED = ("call.reminder", "call.link")  # the kinds that tell who was invited to a call
@@ -109,11 +117,13 @@ def occurrence_on(schedule: Schedule, changes: list[Change], day: date) -> Occur
 
 async def change(session: AsyncSession, schedule: Schedule, occurrence: Occurrence, *, moved_to: datetime | None,
                  now: datetime) -> None:
-    """Cancel (moved_to None) or move one occurrence; a later change of it replaces this one."""
+    """Cancel (moved_to None) or move one occurrence; a later change of it replaces this one, and is
+    told in its turn to those already reminded."""
     assert is_occurrence(schedule, occurrence.original)
     row = await session.get(CallChange, (schedule.region, occurrence.original)) or CallChange(
         region=schedule.region, original=occurrence.original)
     row.moved_to, row.changed_at = moved_to, now
+    row.told_at = None  # a second change (a move after a move, a cancel after a move) is told too
     session.add(row)
 
 
@@ -166,11 +176,37 @@ async def on_subscription_changed(uow: UnitOfWork, envelope: Envelope, e: events
         await uow.session.delete(row)
 
 
-async def agenda_items(session: AsyncSession, occurrence: Occurrence) -> list[str]:
+@dataclass(frozen=True)
+class AgendaEntry:
+    """One item of a call's agenda: an officer's (with who added it) or notify's own (person_id None)."""
+
+    text: str
+    person_id: uuid.UUID | None = None
+
+
+async def agenda_items(session: AsyncSession, occurrence: Occurrence) -> list[AgendaEntry]:
+    """The officers' items, in the order they were added, each with its author's person id."""
     rows = (await session.exec(select(CallAgendaItem).where(
         CallAgendaItem.region == occurrence.region, CallAgendaItem.occurrence == occurrence.key)
-        .order_by(col(CallAgendaItem.added_at)))).all()
-    return [r.text for r in rows]
+        .order_by(col(CallAgendaItem.added_at), col(CallAgendaItem.id)))).all()
+    return [AgendaEntry(text=r.text, person_id=r.person_id) for r in rows]
+
+
+async def known_names(session: AsyncSession, person_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names notify last had from the roster for these people (on the notifications it made them):
+    what an agenda shows where the roster is not asked."""
+    if not person_ids:
+        return {}
+    rows = (await session.exec(select(Notification.person_id, Notification.person_name).where(
+        col(Notification.person_id).in_(person_ids), Notification.person_name != "")
+        .order_by(col(Notification.created_at)))).all()
+    return {person: name for person, name in rows}  # the latest wins
+
+
+def shown(entry: AgendaEntry, names: Mapping[uuid.UUID, str]) -> str:
+    """An agenda line: who added the item, then the item (notify's own items and unknown authors: the item)."""
+    name = names.get(entry.person_id) if entry.person_id is not None else None
+    return f"{name}: {entry.text}" if name else entry.text
 
 
 async def agenda_full(session: AsyncSession, o: Occurrence, person_id: uuid.UUID) -> str | None:
@@ -200,10 +236,11 @@ def when(o: Occurrence) -> str:
     return stamp(o.start)
 
 
-async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
-    """The officers' items, then what the region's state says needs talking about (from notify's
-    own notifications: gapped posts, handover notes not written, escalations unanswered, AARs
-    overdue that the region's adviser was told of)."""
+async def agenda_entries(session: AsyncSession, o: Occurrence) -> list[AgendaEntry]:
+    """The officers' items, then what the region's state says needs talking about now (from notify's
+    own notifications: gapped posts, handover notes not written, escalations of messages still
+    unanswered, AARs overdue that the region's adviser was told of). The automatic items follow the
+    state: an escalation whose message was acknowledged is no longer one."""
     region = o.region
     added = await agenda_items(session, o)
     rows = (await session.exec(select(Notification).where(
@@ -214,36 +251,110 @@ async def agenda(session: AsyncSession, o: Occurrence) -> list[str]:
     gapped = sorted({n.text.split(" has had nobody")[0].removeprefix("Post gapped: ") for n in rows
                      if n.kind == "post.gapped"})
     handovers = {n.subject for n in rows if n.kind.startswith("handover.")}
-    escalated = {n.subject for n in rows if n.kind == "escalation"}
-    items = [*added, *(f"Gapped post: {g}" for g in gapped)]
+    escalated = await _unanswered(session, {n.subject for n in rows if n.kind == "escalation"})
+    items = [*added, *(AgendaEntry(f"Gapped post: {g}") for g in gapped)]
     if handovers:
-        items.append(f"Handover notes not yet written: {len(handovers)}")
+        items.append(AgendaEntry(f"Handover notes not yet written: {len(handovers)}"))
     if escalated:
-        items.append(f"Messages escalated and still unanswered: {len(escalated)}")
+        items.append(AgendaEntry(f"Messages escalated and still unanswered: {len(escalated)}"))
     overdue = {n.subject for n in rows if n.kind == "aar.overdue"}
     if overdue:
-        items.append(f"After action reviews overdue: {len(overdue)}")
+        items.append(AgendaEntry(f"After action reviews overdue: {len(overdue)}"))
     return items
 
 
+async def _unanswered(session: AsyncSession, subjects: set[str]) -> set[str]:
+    """Of the messages these escalations are about (their subject: the message's notification id),
+    those not acknowledged: once the person answers, the escalation is settled, whatever became of
+    the adviser's or the desk's copy of it."""
+    ids = set()
+    for subject in subjects:
+        try:
+            ids.add(uuid.UUID(subject))
+        except ValueError:
+            continue
+    if not ids:
+        return subjects
+    answered = {str(i) for i in (await session.exec(select(Notification.id).where(
+        col(Notification.id).in_(ids), col(Notification.acknowledged_at).is_not(None)))).all()}
+    return subjects - answered
+
+
+async def agenda(session: AsyncSession, o: Occurrence, names: Mapping[uuid.UUID, str] | None = None) -> list[str]:
+    """The agenda as people read it, each officer's item with who added it: `names` (from the roster,
+    asked when the agenda is shown), else the names notify last had from the roster."""
+    entries = await agenda_entries(session, o)
+    if names is None:
+        names = await known_names(session, {e.person_id for e in entries if e.person_id is not None})
+    return [shown(e, names) for e in entries]
+
+
+async def invited(session: AsyncSession, o: Occurrence) -> list[Notification]:
+    """Those reminded of the call (its 24 h reminder or its link), a notification each."""
+    return list((await session.exec(select(Notification).where(
+        col(Notification.kind).in_(REMINDED), Notification.subject == call_about(o)))).all())
+
+
+async def summary_audience(session: AsyncSession, region: str, *, person_id: uuid.UUID, now: datetime
+                           ) -> dict[str, object]:
+    """What a summary sent now would do: the call it is about (None: no call has taken place in the
+    last two weeks) and how many people it would reach (those invited, the sender left out)."""
+    schedule = await schedule_of(session, region)
+    o = last_held(schedule, await changes_of(session, region), now=now)
+    if o is None:
+        return {"region": region, "call_start": None, "timezone": schedule.timezone, "audience": 0}
+    people = {n.person_id for n in await invited(session, o)} - {person_id}
+    return {"region": region, "call_start": o.start.isoformat(), "timezone": schedule.timezone,
+            "audience": len(people)}
+
+
+class SummaryQuery(BaseModel):
+    person_id: uuid.UUID
+    region: str
+
+
+class CallQueries:
+    """`cmcoord.notify.svc.call_summary`: what a chair's summary sent now would do (the call it is about,
+    how many it would reach), asked by the bot before it says anything was sent."""
+
+    def __init__(self, *, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def summary(self, payload: dict[str, Any]) -> Any:
+        q = SummaryQuery.model_validate(payload)
+        region = resolve_region(q.region)
+        if region is None:
+            raise ValueError(f"unknown region {q.region!r}")
+        async with self.db.read() as session:
+            return await summary_audience(session, region, person_id=q.person_id, now=self.clock.now())
+
+    async def serve_on(self, service: Service) -> None:
+        group = service.add_group(name="cmcoord.notify.svc")
+        await group.add_endpoint(name="call_summary", handler=json_endpoint(self.summary, name="call_summary"))
+
+
 async def on_summary_sent(uow: UnitOfWork, envelope: Envelope, e: events.CallSummarySent) -> None:
-    """The summary is kept and goes to those reminded of the call that last took place (within two weeks)."""
+    """The summary is kept and goes to those reminded of the call that last took place (within two weeks).
+    With no such call, or nobody to send it to, nothing is kept or sent (the bot asked first and said so)."""
     region = resolve_region(e.region)
     if region is None:
         return
     schedule = await schedule_of(uow.session, region)
-    held = occurrences(schedule, await changes_of(uow.session, region), after=e.sent_at - timedelta(days=14),
-                       before=e.sent_at)
-    if not held:
+    o = last_held(schedule, await changes_of(uow.session, region), now=e.sent_at)
+    if o is None:
+        log.warning("call_summary_without_call", region=region)
         return
-    o = held[-1]
+    reminded = await invited(uow.session, o)
+    people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
+                                     timezone=n.timezone, regions=(region,)) for n in reminded
+              if n.person_id != e.person_id}
+    if not people:
+        log.warning("call_summary_without_audience", region=region, call=call_about(o))
+        return
     uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
                                 sent_at=e.sent_at, event_id=envelope.id))
-    reminded = (await uow.session.exec(select(Notification).where(
-        col(Notification.kind).in_(REMINDED), Notification.subject == call_about(o)))).all()
-    people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
-                                     timezone=n.timezone, regions=(region,)) for n in reminded}
     asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
                      text=f"Summary of the {title(region)} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
-            for p in people.values() if p.person_id != e.person_id]
+            for p in people.values()]
     await create_all(uow, asks, now=uow.clock.now())

@@ -136,6 +136,24 @@ def next_occurrence(schedule: Schedule, changes: Iterable[Change], *, now: datet
     return upcoming[0] if upcoming else None
 
 
+def last_held(schedule: Schedule, changes: Iterable[Change], *, now: datetime) -> Occurrence | None:
+    """The call that last took place (started before `now`, within two weeks): the one a summary is about."""
+    held = occurrences(schedule, changes, after=now - timedelta(days=14), before=now)
+    return held[-1] if held else None
+
+
+def last_told(original: datetime, heard: Iterable[tuple[datetime, str, datetime | None]]) -> datetime | None:
+    """The time those reminded of an occurrence last heard it had, before the change being told now.
+
+    `heard`: what they were sent about it, as (when it was sent, the change it told: "" for a reminder,
+    else a key that sorts changes in the order they were made, the call's time it gave: a reminder's
+    start, a change's new start, None for a cancellation). The latest wins; a change told at the same
+    moment as a reminder came after it (a pass tells changes before it reminds anew). Nothing heard:
+    the occurrence's own start."""
+    latest = max(heard, key=lambda h: (h[0], h[1]), default=None)
+    return original if latest is None else latest[2]
+
+
 def is_occurrence(schedule: Schedule, original: datetime) -> bool:
     """Whether the series has a call starting at `original` (UTC)."""
     return original in schedule.starts(original - timedelta(minutes=1), original + timedelta(minutes=1))

@@ -18,7 +18,7 @@ from services.notify import bootstrap as notify_bootstrap
 from services.notify import calls
 from services.notify.calendar_feed import SECRET_FILE, etag_of, feed_path, feed_secret, feed_url
 from services.notify.config import Settings as NotifySettings
-from services.notify.models import CallAgendaItem, Notification
+from services.notify.models import CallAgendaItem, CallSummary, Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
 from services.roster import bootstrap as roster_bootstrap
 from services.roster.bootstrap import RosterApp
@@ -28,7 +28,7 @@ from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import cli, eventually, service_env
+from tests.helpers import cli, eventually, service_env, stream_events
 from tests.integration.conftest import PEOPLE_HEADER
 from tests.integration.telegram_users import User
 from tests.integration.test_notify import (
@@ -36,6 +36,7 @@ from tests.integration.test_notify import (
     notifications,
     notify_settings,
     publish,
+    request,
     texts,
 )
 
@@ -311,10 +312,11 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         clock.set(ROAP_CALL - timedelta(hours=20))
         await _plan(app)
         (chair,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's message")
-        assert "Agenda:\n• Convoy notifications to the Myanmar border" in chair
+        assert "Agenda:\n• Somchai Wong: Convoy notifications to the Myanmar border" in chair  # who added it
         assert "Participants: 2 (2 on Telegram)" in chair
         got = await eventually(lambda: count_texts(9801, sandbox_url, 3), what="the subscriber reminded")
         assert got[-1].startswith("Asia and the Pacific regional CMCoord call: Tuesday 03 March, 06:00 (Africa/Dakar)")
+        assert "• Somchai Wong: Convoy notifications to the Myanmar border" in got[-1]
 
         reminder = (await somchai.messages())[-1]
         await somchai.press(reminder["message_id"], reminder["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
@@ -323,13 +325,13 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         assert shown["text"].startswith("<b>Asia and the Pacific</b>\nTue 03 Mar 13:00 (Asia/Bangkok)")
         assert "Your answer: you cannot join" in shown["text"]
         assert "Answers: 0 will join, 1 cannot, 1 not yet" in shown["text"]
-        assert "• Convoy notifications to the Myanmar border" in shown["text"]
+        assert "• Somchai Wong: Convoy notifications to the Myanmar border" in shown["text"]
         every = await somchai.reply_to("/calls all")
         assert every["text"].count("\n") == 6 and "ROWCA · West and Central Africa" in every["text"]
         jean = User(sandbox_url, 9802)  # the chair sees who answered what
         chair_view = await jean.reply_to("/calls ROAP")
         assert "  Awa Traoré: no answer yet\n  Somchai Wong: cannot join" in chair_view["text"]
-        assert "Somchai Wong" not in shown["text"]
+        assert "cannot join" not in shown["text"].split("Answers:")[1]  # the agenda names its authors, not answers
         # notify decides, whoever asks: the same query straight over NATS gives names for the chair's id only
         # (not to an officer, nor to the CMCS desk, nor to an id the roster does not know)
         as_chair = await _ask_calls(bus, people["jean@ocha.example"])
@@ -344,7 +346,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         refused = await somchai.reply_to("/summary ROAP: we agreed on nothing")
         assert refused["text"] == "Only the chair of the ROAP call sends its summary."
         sent = await jean.reply_to("/summary ROAP: Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
-        assert sent["text"] == "Sent to those who were invited to the last ROAP call, and kept."
+        assert sent["text"] == "Sent to those invited to the ROAP call of Tue 03 Mar 06:00 (Africa/Dakar), and kept."
         got = await eventually(lambda: count_texts(9804, sandbox_url, 6), what="the summary")
         assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of 03 March:\n"
                            "Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
@@ -490,3 +492,120 @@ async def test_an_agenda_flood_is_bounded_and_the_reminder_still_fits_and_goes(
 async def _agenda_count(app: notify_bootstrap.NotifyApp, n: int) -> bool:
     async with app.db.read() as session:
         return len((await session.exec(select(CallAgendaItem))).all()) >= n
+
+
+async def _change(app: notify_bootstrap.NotifyApp, clock: ManualClock, *, moved_to: datetime | None) -> None:
+    """ROAP's call of 3 March moved (or cancelled, `moved_to` None), as `cmcoord calls move/cancel` does it."""
+    async with app.db.write() as session:
+        schedule = await calls.schedule_of(session, "ROAP")
+        occurrence = calls.occurrence_on(schedule, await calls.changes_of(session, "ROAP"), ROAP_CALL.date())
+        await calls.change(session, schedule, occurrence, moved_to=moved_to, now=clock.now())
+
+
+async def test_a_move_after_a_move_and_a_cancellation_after_them_are_each_told_once(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, sandbox_url: str,
+    people: dict[str, uuid.UUID],
+) -> None:
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, chair_email="jean@ocha.example")
+        await _plan(app)
+        await eventually(lambda: count_texts(9804, sandbox_url, 1), what="the 24 h reminder")
+        await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's message")
+        first = ROAP_CALL + timedelta(days=1, hours=1)  # Wednesday 14:00 in Bangkok
+        await _change(app, clock, moved_to=first)
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="told of the move")
+        assert got[1] == ("Asia and the Pacific regional CMCoord call of Tuesday 03 March, 13:00 (Asia/Bangkok) is "
+                          "moved to Wednesday 04 March, 14:00 (Asia/Bangkok).")
+
+        clock.advance(timedelta(minutes=5))
+        second = first + timedelta(hours=2)  # moved again: told from the time they last heard
+        await _change(app, clock, moved_to=second)
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 3), what="told of the second move")
+        assert got[2] == ("Asia and the Pacific regional CMCoord call of Wednesday 04 March, 14:00 (Asia/Bangkok) is "
+                          "moved to Wednesday 04 March, 16:00 (Asia/Bangkok).")
+
+        clock.advance(timedelta(minutes=5))
+        await _change(app, clock, moved_to=None)  # then cancelled
+        await _plan(app)
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 4), what="told of the cancellation")
+        assert got[3] == ("Asia and the Pacific regional CMCoord call of Wednesday 04 March, 16:00 (Asia/Bangkok) is "
+                          "cancelled.")
+        chair = await eventually(lambda: count_texts(9802, sandbox_url, 4), what="the chair told each change too")
+        assert chair[3] == ("Asia and the Pacific regional CMCoord call of Wednesday 04 March, 09:00 (Africa/Dakar) is "
+                            "cancelled.")
+
+        await _plan(app)  # once each: nothing more, not even at the times the call had
+        clock.set(second - timedelta(hours=23))
+        await _plan(app)
+        assert len(await texts(9804, sandbox_url)) == 4 and len(await texts(9802, sandbox_url)) == 4
+        told = await notifications(app, kind="call.changed")
+        assert sorted(n.person_id for n in told) == sorted([people["somchai@ocha.example"]] * 3
+                                                           + [people["jean@ocha.example"]] * 3)
+        assert {n.state for n in await notifications(app, kind="call.reminder")} == {"expired"}
+    finally:
+        await app.stop()
+
+
+async def test_a_summary_with_no_call_taken_place_or_nobody_invited_says_so_and_sends_nothing(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    try:
+        await _roap(app, clock, chair_email="jean@ocha.example")
+        jean = User(sandbox_url, 9802)
+        # ROAP's call of 17 February took place, but nobody was reminded of it (notify was not running)
+        answer = await jean.reply_to("/summary ROAP: Nothing agreed, no follow-up.")
+        assert answer["text"] == ("Nobody was invited to the ROAP call of Tue 17 Feb 06:00 (Africa/Dakar), so there is "
+                                  "nobody to send the summary to: nothing was sent or kept.")
+        await _roap(app, clock, first_day=ROAP_CALL.date())  # a series whose first call is tomorrow
+        answer = await jean.reply_to("/summary ROAP: Nothing agreed, no follow-up.")
+        assert answer["text"] == ("No ROAP call has taken place yet, so there is nobody to send a summary to: nothing "
+                                  "was sent or kept. Send it after the call.")
+
+        # the bot's events reach notify in order: once a later agenda item is applied, a summary would have been
+        added = await jean.reply_to("/agenda ROAP: Access to the border crossings")
+        assert added["text"] == "Added to the agenda of the next ROAP call."
+        await eventually(lambda: _agenda_count(app, 1), what="the later agenda item applied by notify")
+        summaries = await stream_events(bus.js, "BOT", type_prefix="bot.call.summary_sent")
+        assert [e for e in summaries if e.data["text"] == "Nothing agreed, no follow-up."] == []
+        async with app.db.read() as session:
+            assert (await session.exec(select(CallSummary))).all() == []
+        assert await notifications(app, kind="call.summary") == []
+    finally:
+        await app.stop()
+
+
+async def test_the_escalation_item_leaves_the_agenda_once_the_message_is_acknowledged(
+    tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp, bot: BotApp, bus: Bus,
+    sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    app = await _calls_notify(tmp_path, nats_server.url, clock)
+    item = "Messages escalated and still unanswered: 1"
+    try:
+        await publish(bus, request([people["somchai@ocha.example"]], region="ROAP"))
+        await eventually(lambda: _notes(app, kind="test.notice", state="sent"), what="the message sent")
+        clock.advance(timedelta(hours=24, minutes=1))
+        app.due.wake()
+        await eventually(lambda: _attempts(app, 2), what="re-sent after 24 h")
+        clock.advance(timedelta(hours=24))
+        app.due.wake()
+        await eventually(lambda: _notes(app, kind="escalation"), what="escalated after 48 h")
+        somchai = people["somchai@ocha.example"]
+        assert item in (await _ask_calls(bus, somchai))["agenda"]
+
+        officer = User(sandbox_url, 9804)
+        message = [m for m in await officer.messages() if m["text"].startswith("Mopti route closed")][-1]
+        await officer.press(message["message_id"], message["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+        await eventually(lambda: _notes(app, kind="test.notice", state="acknowledged"), what="acknowledged")
+        agenda = (await _ask_calls(bus, somchai))["agenda"]
+        assert not any(line.startswith("Messages escalated") for line in agenda), agenda
+    finally:
+        await app.stop()
+
+
+async def _attempts(app: notify_bootstrap.NotifyApp, n: int) -> bool:
+    return any(note.attempts >= n for note in await notifications(app, kind="test.notice"))

@@ -13,6 +13,8 @@ from services.notify.schedule import (
     Schedule,
     ScheduleError,
     default_schedules,
+    last_held,
+    last_told,
     next_occurrence,
     occurrences,
 )
@@ -105,3 +107,36 @@ def test_the_feed_expands_to_the_same_calls_for_twelve_months(zone: str) -> None
     theirs = sorted((e["DTSTART"].dt.astimezone(UTC), e["DTEND"].dt.astimezone(UTC)) for e in expanded)
     assert theirs == ours
     assert len(ours) == len(upcoming) - 2
+
+
+def test_the_call_a_summary_is_about_is_the_last_one_started_within_two_weeks() -> None:
+    roap = every_second_tuesday("Asia/Bangkok")  # 13:00 Bangkok: 06:00 UTC, every second Tuesday from 6 January
+    call = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+    assert last_held(roap, [], now=call - timedelta(minutes=1)).start == call - timedelta(weeks=2)
+    assert last_held(roap, [], now=call + timedelta(minutes=1)).start == call  # started: it has taken place
+    assert last_held(roap, [Change(call)], now=call + timedelta(hours=2)) is None  # cancelled; the one before: too old
+    moved = Change(call, moved_to=call + timedelta(days=1))
+    assert last_held(roap, [moved], now=call + timedelta(hours=2)) is None  # not yet, at its new time
+    assert last_held(roap, [moved], now=call + timedelta(days=1, hours=2)).start == call + timedelta(days=1)
+    first = Schedule(region="ROAP", rrule="FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", first_day=date(2026, 3, 3),
+                     local_time=time(13, 0), timezone="Asia/Bangkok")
+    assert last_held(first, [], now=call - timedelta(hours=1)) is None  # no call has taken place yet
+    assert last_held(roap, [Change(call - timedelta(weeks=2))], now=call - timedelta(minutes=1)) is None
+
+
+def test_a_change_is_told_from_the_time_people_last_heard() -> None:
+    original = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+    a, b = original + timedelta(days=1), original + timedelta(days=2)
+    t = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    assert last_told(original, []) == original  # nobody heard anything: the call's own time
+    reminded = (t, "", original)
+    assert last_told(original, [reminded]) == original
+    first_move = (t + timedelta(hours=1), "20260301T100000000000", a)
+    assert last_told(original, [reminded, first_move]) == a
+    reminded_again = (t + timedelta(hours=3), "", a)
+    second_move = (t + timedelta(hours=5), "20260301T140000000000", b)
+    assert last_told(original, [second_move, reminded_again, first_move, reminded]) == b
+    # told in the same pass as a reminder of the old time: the change came after it
+    assert last_told(original, [(t, "", original), (t, "20260301T090000000000", a)]) == a
+    # two changes told at the same moment (a clock that stood still): the later change wins
+    assert last_told(original, [(t, "20260301T090000000002", b), (t, "20260301T090000000001", a)]) == b

@@ -10,7 +10,9 @@
   (bot.call.agenda_added); notify puts it on the agenda the chair and the
   participants get 24 h before.
 - /summary [ROAP:] text, from the call's chair only: the summary goes to those
-  invited to the call that last took place, and is kept (bot.call.summary_sent).
+  invited to the call that last took place, and is kept (bot.call.summary_sent);
+  notify is asked first, and with no call taken place yet or nobody invited to it
+  the chair is told so and nothing is sent.
 """
 
 from __future__ import annotations
@@ -139,11 +141,25 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
         if not _chairs(call, person):
             await message.answer(_("Only the chair of the {region} call sends its summary.").format(region=region))
             return
+        try:  # notify says what the summary would do: the bot claims nothing it did not do
+            would = await notify.summary_audience(person["person_id"], region)
+        except NotifyUnavailable:
+            await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
+            return
+        if not would.get("call_start"):
+            await message.answer(_("No {region} call has taken place yet, so there is nobody to send a summary "
+                                   "to: nothing was sent or kept. Send it after the call.").format(region=region))
+            return
+        held = _local(str(would["call_start"]), person)
+        if not would.get("audience"):
+            await message.answer(_("Nobody was invited to the {region} call of {when}, so there is nobody to send "
+                                   "the summary to: nothing was sent or kept.").format(region=region, when=held))
+            return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
             uow.emit(events.CallSummarySent(person_id=person["person_id"], region=region, text=text[:3000],
                                             sent_at=clock.now()))
-        await message.answer(_("Sent to those who were invited to the last {region} call, and kept.").format(
-            region=region))
+        await message.answer(_("Sent to those invited to the {region} call of {when}, and kept.").format(
+            region=region, when=held))
 
     @router.message(Command("agenda"))
     async def agenda(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
