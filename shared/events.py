@@ -457,6 +457,20 @@ class HandoverNoteSubmitted(Event):
     submitted_at: AwareDatetime
 
 
+@register
+class ProfileUpdated(Event):
+    """An officer changed their own phone, languages or hats in the bot (/profile); a field left out
+    (None) is unchanged. The roster applies it (roster.person.changed); a later import that has
+    those columns sets them again."""
+
+    type = "bot.profile.updated"
+    person_id: uuid.UUID
+    phone: str | None = Field(default=None, max_length=32, description="international form, e.g. +223 70 00 00 01")
+    languages: list[str] | None = Field(default=None, max_length=10, description="ISO 639 codes")
+    hats: list[str] | None = Field(default=None, max_length=11, description="other hats, from the known list")
+    updated_at: AwareDatetime
+
+
 # --- lessons ----------------------------------------------------------------
 
 LessonKind = Literal["observation", "aar"]
@@ -594,6 +608,8 @@ EXAMPLES: dict[type[Event], Event] = {
         recurring_meetings="Access working group, Mondays 10:00", where_files_live="OCHA Mali SharePoint > CMCoord",
         advice_to_successor="Call the liaison officer in your first week.",
         submitted_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
+    ProfileUpdated: ProfileUpdated(person_id=_P, phone="+223 70 00 00 01", languages=["fr", "en", "bm"],
+                                   hats=["HNS4D focal point"], updated_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC)),
     ReportSubmitted: ReportSubmitted(
         report_id=_N, reference="R-7KQ2M9", person_id=_P, country="ML", themes=["access", "hns4d"],
         text="The Mopti bridge checkpoint turned back two convoys that had been notified 72 hours ahead.",

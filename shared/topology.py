@@ -62,6 +62,7 @@ E = events
 DURABLES: tuple[Durable, ...] = (
     Durable("roster", "BOT", "roster--on_handover_submitted", (E.HandoverNoteSubmitted,)),
     Durable("roster", "BOT", "roster--on_departure_changed", (E.DepartureChanged,)),
+    Durable("roster", "BOT", "roster--on_profile_updated", (E.ProfileUpdated,)),
     Durable("notify", "ROSTER", "notify--on_facts", (
         E.PostGapped, E.PostFilled, E.DeploymentEndingSoon, E.DeploymentEnded, E.HandoverRecorded,
         E.DeploymentAssigned, E.TelegramLinked, E.TelegramUnlinked, E.TelegramLinkHeld)),

@@ -16,6 +16,7 @@ CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None
         handlers.prefetch_deployments,
     ),
     "roster--on_departure_changed": ("BOT", {events.DepartureChanged: handlers.on_departure_changed}, None),
+    "roster--on_profile_updated": ("BOT", {events.ProfileUpdated: handlers.on_profile_updated}, None),
 }
 
 

@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from services.roster import rotation, store
-from services.roster.models import Deployment
+from services.roster.models import Deployment, Person, join_list
 from shared import events
 from shared.bus import PermanentError
 from shared.clock import Clock
-from shared.events import Envelope
+from shared.events import Envelope, deterministic_id
+from shared.profile import ProfileValueError, hat_name, language_code, normalise_phone
 from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("roster")
@@ -34,6 +36,42 @@ async def on_departure_changed(uow: UnitOfWork, envelope: Envelope, event: event
     if not await store.change_planned_end(uow, change=event, today=uow.clock.now().date()):
         raise PermanentError(f"deployment {event.deployment_id}: not the sender's, over, or a date before its start")
     log.info("planned_end_changed", deployment_id=str(event.deployment_id))
+
+
+async def on_profile_updated(uow: UnitOfWork, envelope: Envelope, event: events.ProfileUpdated) -> None:
+    """An officer's own phone, languages or hats (/profile), written as an import would write them:
+    a roster.person.changed when anything changed. Hats go on the deployments the person holds
+    today. Checked again here: only what the bot may send is written."""
+    person = await uow.session.get(Person, event.person_id)
+    if person is None:
+        raise PermanentError(f"person {event.person_id} is unknown")
+    try:
+        phone = normalise_phone(event.phone) if event.phone is not None else None
+        languages = join_list([language_code(c) for c in event.languages]) if event.languages is not None else None
+        hats = join_list([hat_name(h) for h in event.hats]) if event.hats is not None else None
+    except ProfileValueError as bad:
+        raise PermanentError(f"profile of {event.person_id}: {bad.value!r} is not allowed") from bad
+    now = uow.clock.now()
+    changed = []
+    for field, value in (("phone", phone), ("languages", languages)):
+        if value is not None and getattr(person, field) != value:
+            setattr(person, field, value)
+            changed.append(field)
+    if hats is not None:
+        held = (await uow.session.exec(select(Deployment).where(
+            Deployment.person_id == person.id, Deployment.on(now.date())))).all()
+        for dep in held:
+            if dep.hats != hats:
+                dep.hats, dep.updated_at = hats, now
+                uow.session.add(dep)
+                if "hats" not in changed:
+                    changed.append("hats")
+    if changed:
+        person.updated_at = now
+        uow.session.add(person)
+        await store.bump_revision(uow.session)
+        uow.emit(events.PersonChanged(person_id=person.id, created=False), id=deterministic_id("profile", envelope.id))
+    log.info("profile_updated", person_id=str(person.id), changed=changed)
 
 
 async def prefetch_deployments(uow: UnitOfWork, batch: Sequence[events.Event]) -> list[Deployment]:
