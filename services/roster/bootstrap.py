@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -95,7 +96,7 @@ class RosterApp:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=int(max(s.scan_interval_seconds, 1)),
-            next_run_time=self.clock.now(),
+            next_run_time=datetime.now(UTC),  # the scheduler keeps real time, whatever the service's clock says
         )
         self.scheduler.start()
         log.info("roster_started", health_port=self.health.port)

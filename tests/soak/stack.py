@@ -43,6 +43,7 @@ class Stack:
     lines: list[str] = field(default_factory=list)
     offset: timedelta = timedelta(0)
     dbs: dict[str, Database] = field(default_factory=dict)
+    up_args: tuple[str, ...] = ()  # more options of `cmcoord up` (training: --speed N)
 
     @classmethod
     def demo(cls, home: Path, **settings: str) -> Stack:
@@ -71,7 +72,7 @@ class Stack:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(self.nats_port),
             "--nats-http-port", str(free_port()), "--health-port-base", str(health),
-            "--sandbox-port", str(self.sandbox_port),
+            "--sandbox-port", str(self.sandbox_port), *self.up_args,
             env=self.env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)
         asyncio.get_running_loop().create_task(self._read())
