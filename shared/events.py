@@ -292,7 +292,7 @@ class NotificationRequested(Event):
     recipient, occurrence), so asking again changes nothing."""
 
     type = "notify.notification.requested"
-    senders = ("lessons",)
+    senders = ("lessons", "bot")  # the bot: ad-hoc messages of advisers and the desk (/send)
     kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
     about: str = Field(min_length=1, max_length=80, description="the notification's subject, e.g. a post or AAR id")
     occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")

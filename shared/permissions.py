@@ -37,7 +37,8 @@ QUERIES: dict[str, tuple[str, ...]] = {
     "notify": ("roster.recipients", "roster.post_holder", "roster.handover_note"),
     "lessons": ("roster.recipients", "roster.rights"),
     "bot": ("roster.person_by_telegram", "roster.register", "roster.contacts", "roster.counterparts",
-            "notify.calls", "notify.pending", "lessons.search", "lessons.aars",
+            "roster.rights", "roster.recipients",  # /send: who may send to a region, and who is in it
+            "notify.calls", "notify.pending", "notify.message_status", "lessons.search", "lessons.aars",
             "notify.call_summary"),
 }
 ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)

@@ -43,6 +43,7 @@ from services.bot.routers.members import build_members_only_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.profile import build_profile_router
 from services.bot.routers.report import build_report_router
+from services.bot.routers.send import build_send_router
 from services.bot.routers.start import Attempts, build_start_router
 from services.bot.storage import SqlStorage, set_busy_timeout, writable
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
@@ -92,6 +93,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
         build_aar_router(db=db, clock=clock, lessons=lessons),
         build_lessons_router(lessons=lessons),
         build_departure_router(db=db, clock=clock),
+        build_send_router(roster=roster, notify=notify, db=db, clock=clock),
         build_profile_router(roster=roster, db=db, clock=clock),
         build_contacts_router(roster=roster, page_size=settings.page_size),
         build_fallback_router(),

@@ -40,3 +40,15 @@ class NotifyClient:
         """What a summary sent now would do: `call_start` (None: no call has taken place yet) and
         `audience` (how many of those invited it would reach)."""
         return dict(await self._ask("call_summary", {"person_id": person_id, "region": region}))
+
+    async def message_status(self, reference: str) -> dict[str, Any] | None:
+        """An ad-hoc message's figures (sent, acknowledged, pending, unreachable, with names); None: unknown."""
+        try:
+            return dict(await self.bus.request("cmcoord.notify.svc.message_status", {"reference": reference},
+                                               timeout=self.timeout))
+        except QueryError as err:
+            if err.code == "404":
+                return None
+            raise NotifyUnavailable(str(err)) from err
+        except (NatsError, TimeoutError) as err:
+            raise NotifyUnavailable(str(err)) from err

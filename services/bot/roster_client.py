@@ -71,3 +71,8 @@ class RosterClient:
             if err.code in ("403", "400"):
                 return None
             raise
+
+    async def rights(self, person_id: str) -> dict[str, Any]:
+        """What the person may do beyond their own: `desk`, `adviser_regions` (the roster's tables, today)."""
+        found: dict[str, Any] = await self._ask("rights", {"person_id": person_id})
+        return found

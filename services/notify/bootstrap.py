@@ -15,6 +15,7 @@ from services.notify.calendar_feed import CalendarServer, feed_secret
 from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
+from services.notify.messages import MessageQueries
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import STATES
 from services.notify.queries import NotifyQueries
@@ -85,6 +86,7 @@ class NotifyApp:
             consumer.start()
         queries = NotifyQueries(db=self.db, clock=self.clock, roster=roster)  # roster: who chairs a call
         self.service = await queries.serve(self.bus.nc, version=VERSION)
+        await MessageQueries(db=self.db).serve_on(self.service)  # ad-hoc messages' figures (/send status)
         await calls.CallQueries(db=self.db, clock=self.clock).serve_on(self.service)  # /summary asks first
         self.planner = CallPlanner(db=self.db, clock=self.clock, roster=roster, due=self.due.wake, rules=rules,
                                    tick_seconds=s.call_tick_seconds)

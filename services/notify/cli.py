@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import typer
 from sqlmodel import col, select
 
+from services.notify import send_cli
 from services.notify.config import Settings
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.stats import Figures, figures
@@ -17,6 +18,7 @@ from shared.regions import resolve_region
 from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
+send_cli.register(app)  # send, send-status: the desk's ad-hoc messages
 COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "escalated", "failed", "unlinked", "expired", "waiting",
            "ack_rate", "ack_median_minutes", "ack_p90_minutes")
 

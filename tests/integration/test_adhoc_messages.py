@@ -1,0 +1,106 @@
+"""The desk's and advisers' ad-hoc messages (issue 22), end to end: real nats-server with the
+production permissions, the roster, notify and the bot on the sandbox, the real `cmcoord notify` CLI.
+
+- `cmcoord notify send --region ROWCA` reaches the region's linked members; one acknowledges;
+  `send-status` (and the adviser's `/send status`) show who acknowledged, who has not, who could
+  not be reached;
+- an adviser's `/send` to their region goes through region → text → urgent → confirm; an
+  officer's is refused, and an adviser cannot send to another region.
+"""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from services.bot.bootstrap import BotApp
+from services.notify import bootstrap as notify_bootstrap
+from shared.bus import Bus
+from shared.natsserver import NatsServer
+from tests.helpers import cli, eventually, service_env, stream_events
+from tests.integration.telegram_users import User
+from tests.integration.test_lessons import notify  # noqa: F401 (the same fixture)
+from tests.integration.test_membership import said, texts_with
+
+AWA, JEAN, MARIA, SOMCHAI = 9801, 9802, 9803, 9804  # officer ML, adviser ROWCA, CMCS desk, officer TH
+
+
+def notify_env(tmp_path: Path, nats_server: NatsServer) -> dict[str, str]:
+    return service_env(tmp_path / "notify-home", nats_server.url)  # the notify fixture's home
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    return {b["text"]: b["callback_data"] for row in (message["reply_markup"] or {}).get("inline_keyboard", [])
+            for b in row}
+
+
+async def last_with(user: User, needle: str) -> dict[str, Any] | None:
+    return next((m for m in reversed(await user.messages()) if needle in (m["text"] or "")), None)
+
+
+async def acknowledge(user: User, ref: str) -> None:
+    message = await eventually(lambda: last_with(user, ref), what=f"{ref} delivered")
+    await user.press(message["message_id"], buttons(message)["Acknowledge"])
+
+
+async def test_the_desk_sends_to_a_region_and_sees_who_acknowledged(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, tmp_path: Path,
+    nats_server: NatsServer, people: dict[str, uuid.UUID],
+) -> None:
+    env = notify_env(tmp_path, nats_server)
+    code, out, err = await cli("notify", "send", "--region", "ROWCA", "--text", "Convoys to Mopti: hold until "
+                               "further notice.", env=env)
+    assert code == 0, err
+    assert "Sent to 3 people in ROWCA" in out  # Awa and Jean linked, Nadia not
+    ref = out.strip().splitlines()[-1]
+    assert ref.startswith("M-")
+
+    awa, jean = User(sandbox_url, AWA), User(sandbox_url, JEAN)
+    told = await eventually(lambda: texts_with(jean, ref), what="Jean told")
+    assert "Message from the CMCS desk to everyone in ROWCA" in told[0] and "hold until further notice" in told[0]
+    await acknowledge(awa, ref)
+
+    async def status() -> str | None:
+        code, out, _ = await cli("notify", "send-status", ref, env=env)
+        return out if code == 0 and "acknowledged 1," in out else None
+
+    out = await eventually(status, timeout=30, interval=0.5, what="the acknowledgement counted")
+    assert "recipients 3, sent 2, acknowledged 1, pending 1, unreachable 1" in out
+    assert "acknowledged: Awa Traoré" in out and "pending: Jean Ndiaye" in out and "unreachable: Nadia Unlinked" in out
+    assert not await texts_with(User(sandbox_url, SOMCHAI), ref)  # ROAP: not addressed
+
+    # the region's adviser sees the same figures in the bot; an officer does not
+    figures = await said(jean, f"/send status {ref}", "Acknowledged:")
+    assert "Acknowledged: Awa Traoré" in figures and "Pending: Jean Ndiaye" in figures
+    assert "Unreachable: Nadia Unlinked" in figures
+    assert "CMCS desk can send" in await said(awa, f"/send status {ref}", "/send")
+
+    code, _, err = await cli("notify", "send-status", "M-00000000", env=env)
+    assert code == 1 and "no message M-00000000" in err
+    code, _, err = await cli("notify", "send", "--region", "Atlantis", "--text", "x", env=env)
+    assert code != 0 and "unknown region" in err
+
+
+async def test_an_adviser_sends_to_their_region_and_an_officer_is_refused(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    awa, jean = User(sandbox_url, AWA), User(sandbox_url, JEAN)
+    refused = await said(awa, "/send", "/send")
+    assert "Only regional advisers (to their region) and the CMCS desk" in refused
+    assert "Which region?" not in refused
+
+    assert "ROWCA" in await said(jean, "/send", "Which region?")
+    assert "your own region only: ROWCA" in await said(jean, "ROAP", "own region only")
+    await said(jean, "rowca", "Write the message")
+    await said(jean, "Security meeting moved to Thursday 10:00.", "Urgent?")
+    question = await eventually(lambda: last_with(jean, "Urgent?"))
+    await jean.press(question["message_id"], buttons(question)["Urgent"])
+    confirm = await eventually(lambda: last_with(jean, "To: ROWCA (urgent)"), what="the confirmation")
+    assert "Security meeting moved" in confirm["text"]
+    await jean.press(confirm["message_id"], buttons(confirm)["Send"])
+    sent = await eventually(lambda: last_with(jean, "Reference M-"), what="sent")
+    assert "Sent to 3 people in ROWCA" in sent["text"]
+
+    told = await eventually(lambda: texts_with(awa, "Security meeting moved"), what="Awa told")
+    assert "Jean Ndiaye (regional adviser)" in told[0]
+    requests = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.requested")
+    assert [(e.source, e.data["kind"], e.data["urgent"]) for e in requests] == [("bot", "adhoc.message", True)]
