@@ -286,6 +286,22 @@ class DeliverTelegram(Event):
 
 
 @register
+class NotificationClosed(Event):
+    """Command to the bot: this delivered copy no longer waits for an answer (someone else
+    acknowledged the alert it belongs to, or the notification it escalated): its message
+    shows who acknowledged, and when, without its buttons."""
+
+    type = "notify.notification.closed"
+    notification_id: uuid.UUID
+    person_id: uuid.UUID
+    chat_id: int
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="the copy's text as sent (plain; the bot escapes it)")
+    document: bool = Field(default=False, description="sent as a file: the text is its caption")
+    acknowledged_by: str = Field(max_length=200, description="the name of whoever acknowledged")
+    acknowledged_at: AwareDatetime
+
+
+@register
 class NotificationRequested(Event):
     """Command to notify from any service: tell these people (by id, or a role in a
     region). Notify owns the notification from here; one per (kind, subject,
@@ -586,6 +602,9 @@ EXAMPLES: dict[type[Event], Event] = {
     NotificationRequested: NotificationRequested(
         kind="aar.reminder", about=str(_D), occurrence="due-7d", person_ids=[_P],
         text="Your after action review for Mali is due on 3 August.", buttons=[ReplyButton(label="Start", reply="start")]),
+    NotificationClosed: NotificationClosed(
+        notification_id=_N, person_id=_P, chat_id=424242, text="CMCoord Officer post in Mopti (Mali) has been gapped "
+        "since 5 July.", acknowledged_by="Jean Ndiaye", acknowledged_at=datetime(2026, 7, 5, 6, 24, tzinfo=UTC)),
     NotificationTransitioned: NotificationTransitioned(
         notification_id=_N, kind="post.gapped", about=str(_POST), occurrence="2026-07-05#1", person_id=_P,
         region="ROWCA", from_state="queued", to_state="sent", reason="Telegram accepted it",

@@ -73,7 +73,7 @@ DURABLES: tuple[Durable, ...] = (
         E.NotificationReplied, E.DepartureChanged)),
     Durable("lessons", "ROSTER", "lessons--on_roster", (E.DeploymentEnded,)),
     Durable("lessons", "BOT", "lessons--on_bot", (E.ReportSubmitted, E.AarSubmitted)),
-    Durable("bot", "NOTIFY", "bot--on_deliver", (E.DeliverTelegram,)),
+    Durable("bot", "NOTIFY", "bot--on_deliver", (E.DeliverTelegram, E.NotificationClosed)),
 )
 BY_NAME = {d.name: d for d in DURABLES}
 

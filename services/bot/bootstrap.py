@@ -20,7 +20,7 @@ from aiohttp import web
 
 from services.bot import retry
 from services.bot.config import Settings
-from services.bot.deliveries import build_replies_router, on_deliver
+from services.bot.deliveries import build_replies_router, on_closed, on_deliver
 from services.bot.gate import SendGate
 from services.bot.housekeeping import Housekeeping
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
@@ -157,7 +157,8 @@ class BotApp:
         self.relay.start()
         self.deliveries = ConsumerRunner(
             bus=self.bus, stream="NOTIFY", durable="bot--on_deliver",
-            handlers={events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
+            handlers={events.NotificationClosed: partial(on_closed, bot=self.bot, db=self.db, languages=languages),
+                      events.DeliverTelegram: partial(on_deliver, bot=self.bot, db=self.db, clock=self.clock,
                                                       send_gate=self.gate, documents=Documents(self.bus.js),
                                                       forget=roster.forget,
                                                       latency=self.metrics.histogram(

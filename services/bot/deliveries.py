@@ -16,6 +16,12 @@ command is delivered again later, never dead-lettered.
 
 A press counts only for a reply the delivered message's buttons offered (kept
 with the delivery): made-up callback data changes nothing.
+
+An alert to a role reaches each holder as a copy; when one acknowledges, notify
+closes the others (`notify.notification.closed`) and each delivered copy is
+rewritten to say who acknowledged and when, its buttons gone. Telegram's "message
+is not modified" means it was done already; a message deleted, too old or in a
+chat that is gone is left as it is: neither is retried.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import UTC
 from html import escape
 from typing import Any
 
@@ -39,8 +46,9 @@ from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
-from services.bot.edits import pressed, set_buttons
+from services.bot.edits import pressed, rewrite, set_buttons
 from services.bot.gate import SendGate
+from services.bot.i18n import DEFAULT, Languages
 from services.bot.lessons_client import LessonsClient
 from services.bot.models import Delivery
 from services.bot.routers import aar, departure, handover
@@ -57,6 +65,7 @@ WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover 
 CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
 WRITE_AAR = "aar"  # ... this one opens /aar (an AAR reminder's "write it now")
 CAPTION_MAX = 1024  # Telegram's limit for a document's caption
+MESSAGE_MAX = 4096  # ... and for a message's text
 
 
 async def _done(db: Database, event: events.DeliverTelegram) -> bool:
@@ -145,6 +154,43 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     if latency is not None and failed is None:
         latency.observe(max(0.0, (clock.now() - envelope.occurred_at).total_seconds()))
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
+
+
+def closed_text(event: events.NotificationClosed) -> str:
+    """The copy as delivered, then who acknowledged it (in the reader's language when the caller set it)."""
+    note = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by),
+                                                          time=f"{event.acknowledged_at.astimezone(UTC):%H:%M}")
+    limit = CAPTION_MAX if event.document else MESSAGE_MAX
+    body = escape(event.text)
+    if len(body) + len(note) + 20 > limit:
+        body = body[: max(0, limit - len(note) - 20)]
+        if body.rfind("&") > body.rfind(";"):  # never cut inside an entity (&amp;)
+            body = body[: body.rfind("&")]
+        body += "…"
+    return f"{body}\n\n✓ <i>{note}</i>"
+
+
+async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot: Bot, db: Database,
+                    languages: Languages) -> None:
+    """Another recipient acknowledged: each message of this copy shows who did, without buttons."""
+    async with db.read() as session:
+        rows = list((await session.exec(select(Delivery).where(
+            Delivery.notification_id == event.notification_id, col(Delivery.message_id).is_not(None)))).all())
+    if not rows:  # held, folded or never accepted: nothing on the screen to change
+        log.info("closed_nothing_delivered", notification_id=str(event.notification_id))
+        return
+    with languages.using(await languages.chosen(event.chat_id) or DEFAULT):
+        text = closed_text(event)
+    rewritten = 0
+    for row in rows:
+        assert row.message_id is not None
+        try:
+            rewritten += await rewrite(bot, row.chat_id, row.message_id, text, caption=event.document)
+        except TelegramBadRequest as err:  # refused for good: asking again would be refused again
+            log.warning("closed_rewrite_refused", notification_id=str(event.notification_id), error=err.message[:200])
+        except (TelegramServerError, ClientDecodeError) as err:
+            raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
+    log.info("closed_rewritten", notification_id=str(event.notification_id), messages=len(rows), rewritten=rewritten)
 
 
 def offered(delivery: Delivery, reply: str) -> bool:

@@ -25,7 +25,7 @@ from services.notify import calls, campaigns
 from services.notify import store as st
 from services.notify.campaigns import Ask, Audience
 from services.notify.models import HandoverSeen, Succession
-from services.notify.policy import Rules
+from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import DEFAULT_RULES, SOURCE, Request
 from shared import events
@@ -99,7 +99,10 @@ class FactsConsumer:
         # each audience is asked of the roster once, all at once (a campaign's messages share their recipient)
         audiences = list(dict.fromkeys(ask.audience for ask in asks))
         answers = dict(zip(audiences, await asyncio.gather(*(self._who(a) for a in audiences)), strict=True))
-        resolved = [(ask.request, answers[ask.audience]) for ask in asks]
+        # an audience by role is one alert to its holders: the first acknowledgement closes it for all
+        resolved = [(replace(ask.request, group=True) if ask.audience.role and not ask.audience.person_ids
+                     and ask.request.kind not in PER_PERSON_KINDS else ask.request,
+                     answers[ask.audience]) for ask in asks]
         async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.durable, envelope.id):
                 return
@@ -227,9 +230,17 @@ class FactsConsumer:
         await self._create(envelope, [campaigns.telegram_link_held(e, found[0] if found else None, envelope.id)])
 
     async def on_linked(self, envelope: Envelope, e: events.TelegramLinked) -> None:
-        """A link the desk confirmed is told to the account (one made by an invitation, the bot told already)."""
+        """A link the desk confirmed is told to the account (one made by an invitation, the bot told already);
+        then what was kept for the person while they had no link is caught up (`store.catch_up`)."""
+        settle_held = self._settle_held(e.person_id, "link confirmed" if e.confirmed_by_desk else "linked")
+
+        async def settle(uow: UnitOfWork) -> None:
+            await settle_held(uow)
+            await st.catch_up(uow, person_id=e.person_id, chat_id=e.telegram_user_id, now=self.clock.now(),
+                              rules=self.rules)
+
         await self._create(envelope, [campaigns.telegram_link_confirmed(e, envelope.id)] if e.confirmed_by_desk else [],
-                           then=self._settle_held(e.person_id, "link confirmed" if e.confirmed_by_desk else "linked"))
+                           then=settle)
 
     def handlers(self) -> dict[type[events.Event], Callable[[Envelope, Any], Awaitable[None]]]:
         return {

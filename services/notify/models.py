@@ -42,6 +42,10 @@ class Notification(SQLModel, table=True):
     version: int = 0  # each scheduled step claims the row by bumping it: two notify processes never both act
     depth: int = 0  # 0: about a fact; 1: about another notification (an escalation); 2: about a failed alert
     folded_on: str | None = Field(default=None, max_length=10)  # over the day's cap: in that day's summary instead
+    # the copies of one alert to a role (the desk, a region's advisers) share it: the first acknowledgement closes all
+    group_id: uuid.UUID | None = Field(default=None, index=True)
+    # when it was meant to go to a person without Telegram: sent then (or at once) when they link
+    owed_at: datetime | None = None
 
 
 class Transition(SQLModel, table=True):

@@ -29,6 +29,9 @@ Action = Literal["send", "renotify", "escalate", "expire", "tell_desk"]
 DAILY_SUMMARY = "summary.daily"  # to a person: what went over their daily cap
 UNREACHED_SUMMARY = "delivery.unreached"  # to the desk and advisers: who Telegram could not reach, what failed
 SUMMARY_KINDS: frozenset[str] = frozenset({DAILY_SUMMARY, UNREACHED_SUMMARY})
+# Sent to a role's holders, yet each holder answers for themselves (an ad-hoc message whose
+# acknowledgements are counted person by person): not one alert that the first answer closes.
+PER_PERSON_KINDS: frozenset[str] = frozenset({"adhoc.message"})
 
 QUIET_START, QUIET_END = time(22, 0), time(7, 0)
 
@@ -158,3 +161,88 @@ def next_step(*, policy: KindPolicy, first_sent_at: datetime, attempts: int, esc
         return Plan(None, None)
     at, action = min(steps, key=lambda s: s[0])
     return Plan(action, at)
+
+
+# --- catching up with a person who linked Telegram ------------------------------------------------
+
+CALL_LENGTH = timedelta(hours=1)  # a call's reminders name its start only; its link is useful while it runs
+CALL_STARTS_KINDS = frozenset({"call.reminder", "call.chair"})  # useless once the call has started
+CALL_RUNS_KINDS = frozenset({"call.link"})  # useless once the call is over
+# kinds one subject's newer message replaces; a key earlier in a family outranks the rest (the
+# handover prompt, with its checklist and button, is what a late reader needs, not the reminders of it)
+# kinds that live this long or less are news of the day (a link changed, a daily summary): not sent late.
+# Longer-lived ones are closed by their matter (a post filled, a note written, an AAR submitted), not by age.
+SHORT_LIVED = timedelta(days=7)
+FAMILIES: dict[str, tuple[str, ...]] = {"handover.prompt": ("handover", "0"), "handover.reminder": ("handover", "1")}
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A notification kept for a person without Telegram, as catch-up sees it."""
+
+    id: object
+    kind: str
+    subject: str
+    occurrence: str
+    owed_at: datetime  # when it was meant to go
+
+
+@dataclass(frozen=True)
+class Verdict:
+    owed: Owed
+    send: bool  # False: expired with `reason`
+    reason: str
+
+
+def call_start(occurrence: str) -> datetime | None:
+    """A call reminder's occurrence is the call's start, UTC to the minute (2026-03-03T13:00Z)."""
+    try:
+        return datetime.strptime(occurrence, "%Y-%m-%dT%H:%MZ").replace(tzinfo=ZoneInfo("UTC"))
+    except ValueError:
+        return None
+
+
+def moment_passed(o: Owed, now: datetime) -> str | None:
+    """Why a message no longer makes sense at `now`, from its own data; None if it still does."""
+    start = call_start(o.occurrence) if o.kind in CALL_STARTS_KINDS | CALL_RUNS_KINDS else None
+    if start is not None:
+        end = start + CALL_LENGTH if o.kind in CALL_RUNS_KINDS else start
+        if end <= now:
+            return f"the call of {start:%d %b %H:%M} UTC has {'ended' if o.kind in CALL_RUNS_KINDS else 'started'}"
+    return None
+
+
+def catch_up_plan(owed: list[Owed], now: datetime, *, settled: frozenset[str] = frozenset(),
+                  overrides: dict[str, KindPolicy] | None = None) -> list[Verdict]:
+    """What a person who just linked Telegram gets of what was kept for them: once each, newest
+    state only. Expired: what is about a matter settled meanwhile (`settled`: escalated
+    notifications answered since), whose moment has passed (a call already started), past
+    its short kind's life, or replaced by a newer message of the same subject. The rest is sent,
+    oldest first (those meant for later go at their time)."""
+    verdicts: dict[object, Verdict] = {}
+    due: list[Owed] = []
+    for o in sorted(owed, key=lambda o: (o.owed_at, o.occurrence)):
+        expire_after = policy_for(o.kind, overrides).expire_after
+        if o.kind == "escalation" and o.subject in settled:
+            verdicts[o.id] = Verdict(o, False, "answered before it could be told")
+        elif (why := moment_passed(o, now)) is not None:
+            verdicts[o.id] = Verdict(o, False, why)
+        elif expire_after is not None and expire_after <= SHORT_LIVED and o.owed_at + expire_after <= now:
+            verdicts[o.id] = Verdict(o, False, f"too old: meant for {o.owed_at:%d %b %H:%M} UTC")
+        elif o.owed_at <= now:
+            due.append(o)
+        else:
+            verdicts[o.id] = Verdict(o, True, f"meant for {o.owed_at:%d %b %H:%M} UTC")
+    newest: dict[tuple[str, str], Owed] = {}
+    for o in due:  # oldest first: a later one of the same family replaces, unless it ranks lower
+        family, rank = FAMILIES.get(o.kind, (o.kind, "0"))
+        kept = newest.get((family, o.subject))
+        if kept is not None and FAMILIES.get(kept.kind, (kept.kind, "0"))[1] < rank:
+            verdicts[o.id] = Verdict(o, False, f"superseded by the {kept.kind} sent on linking")
+            continue
+        if kept is not None:
+            verdicts[kept.id] = Verdict(kept, False, f"superseded by a newer {o.kind}")
+        newest[(family, o.subject)] = o
+    for o in newest.values():
+        verdicts[o.id] = Verdict(o, True, "sent on linking")
+    return sorted(verdicts.values(), key=lambda v: (v.owed.owed_at, v.owed.occurrence))

@@ -22,6 +22,7 @@ from nats.errors import Error as NatsError
 from nats.micro import add_service
 from nats.micro.service import Service
 from pydantic import BaseModel
+from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
 from services.notify import calls
@@ -119,15 +120,22 @@ class NotifyQueries:
         return answer
 
     async def pending(self, payload: dict[str, Any]) -> Any:
-        """A person's notifications delivered and still waiting for their answer, oldest first."""
+        """A person's notifications delivered and still waiting for their answer, oldest first; with
+        them what was kept while they had no Telegram link and is owed now, even if quiet hours or
+        the daily cap still hold its message (`caught_up`: kept for them before they linked)."""
         q = PendingQuery.model_validate(payload)
+        now = self.clock.now()
         async with self.db.read() as session:
             rows = (await session.exec(
-                select(Notification).where(Notification.person_id == q.person_id,
-                                           col(Notification.state).in_(AWAITING))
-                .order_by(col(Notification.sent_at)).limit(max(1, min(q.limit, 50))))).all()
+                select(Notification).where(Notification.person_id == q.person_id, or_(
+                    col(Notification.state).in_(AWAITING),
+                    and_(Notification.state == "queued", col(Notification.owed_at).is_not(None),
+                         col(Notification.owed_at) <= now)))
+                .order_by(func.coalesce(col(Notification.sent_at), col(Notification.owed_at)))
+                .limit(max(1, min(q.limit, 50))))).all()
         return [{"notification_id": str(n.id), "kind": n.kind, "text": n.text, "state": n.state,
-                 "sent_at": n.sent_at.isoformat() if n.sent_at else None, "buttons": json.loads(n.buttons)}
+                 "sent_at": n.sent_at.isoformat() if n.sent_at else None, "buttons": json.loads(n.buttons),
+                 "caught_up": n.owed_at is not None}
                 for n in rows]
 
     async def serve(self, nc: NATS, *, version: str) -> Service:

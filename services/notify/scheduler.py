@@ -151,7 +151,7 @@ class DueWork(Periodic):
             await create(uow, Request(
                 kind="escalation", about=str(n.id), occurrence=f"level-{level}", region=n.region,
                 text=fit(f"Not acknowledged: {n.person_name} has not answered this message, first sent "
-                         f"{n.first_sent_at:%d %b %H:%M} UTC:\n{n.text}"),
+                         f"{n.first_sent_at:%d %b %H:%M} UTC:\n{n.text}"), group=True,
             ), people, now=now, rules=self.rules, depth=n.depth + 1)
             n.escalation_level = level
             transition(uow, n, "escalated", ROLE_TOLD[level][1], now)
@@ -215,4 +215,4 @@ class DueWork(Periodic):
             parts.append(bullets([f"{r.line}, {r.count} time{'s' if r.count != 1 else ''}" for r in steps],
                                  budget=budget // (2 if people else 1)))
         return Request(kind=UNREACHED_SUMMARY, about=f"unreached:{region or 'all'}", occurrence=day, region=region,
-                       text=fit("\n".join(parts)))
+                       text=fit("\n".join(parts)), group=True)

@@ -6,9 +6,10 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 import structlog
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from services.notify.models import DailySent, DeskNotice, HandoverSeen, Notification, Transition
@@ -16,7 +17,9 @@ from services.notify.policy import (
     DAILY_SUMMARY,
     OPEN_STATES,
     SUMMARY_KINDS,
+    Owed,
     Rules,
+    catch_up_plan,
     local_day,
     next_step,
     quiet_release,
@@ -35,6 +38,7 @@ ACKNOWLEDGE = (ReplyButton(label="Acknowledge", reply="ack"),)
 ACKNOWLEDGE_ALL = ReplyButton(label="Acknowledge all", reply="ack")
 DEFAULT_RULES = Rules()
 DUE_LOCAL_TIME = time(9, 0)  # campaign messages timed by date go out at 09:00 local
+CLOSABLE_STATES = OPEN_STATES | {"unlinked"}  # what a settled matter or an acknowledgement closes
 
 
 def notification_id(kind: str, about: str, person_id: uuid.UUID, occurrence: str) -> uuid.UUID:
@@ -57,6 +61,11 @@ class Request:
     due_on: date | None = None  # or: on this day at `DUE_LOCAL_TIME` in the recipient's time zone
     exclude: frozenset[uuid.UUID] = field(default_factory=frozenset)
     document: str | None = None  # a file of the DOCUMENTS object store, sent with the text
+    group: bool = False  # to a role's holders: one alert, closed for all by the first acknowledgement
+
+    @property
+    def group_id(self) -> uuid.UUID | None:
+        return deterministic_id("group", self.kind, self.about, self.occurrence) if self.group else None
 
     def due_for(self, recipient: Recipient, now: datetime) -> datetime:
         if self.due_on is not None:
@@ -105,10 +114,12 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=request.region or r.region,
             text=fit(request.text), buttons=json.dumps([b.model_dump() for b in request.buttons]),
             urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
+            group_id=request.group_id,
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
             await unreachable(uow, n, "no Telegram link", now, to_state="unlinked")
+            n.owed_at = request.due_for(r, now)  # kept for when they link (`catch_up`)
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
             if n.due_at <= now:  # due now: the first send goes out with the creation, not a step later
@@ -256,11 +267,12 @@ async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, de
 
 async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime,
                       keep_occurrence: str | None = None) -> int:
-    """Close the open notifications of these kinds about this subject (the matter is settled);
+    """Close the open notifications of these kinds about this subject (the matter is settled),
+    and those kept for a person without Telegram (nothing is owed them any more);
     those whose occurrence starts with `keep_occurrence` stay (a campaign re-timed to that date)."""
     rows = (await uow.session.exec(select(Notification).where(
         col(Notification.kind).in_(kinds), Notification.subject == about,
-        col(Notification.state).in_(OPEN_STATES)).with_for_update())).all()
+        col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
     for n in rows:
         if keep_occurrence is not None and n.occurrence.startswith(keep_occurrence):
             continue
@@ -301,15 +313,112 @@ async def on_replied(uow: UnitOfWork, event: events.NotificationReplied, now: da
     if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
         return
     acknowledge(uow, n, event.reply, event.replied_at, now)
+    answered = [n]
     if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
         for folded in await folded_into(uow, n):
             acknowledge(uow, folded, event.reply, event.replied_at, now)
+            answered.append(folded)
+    for done in answered:
+        await close_after(uow, done, now)
 
 
 def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
     n.reply, n.acknowledged_at = reply, replied_at
     n.due_at, n.due_action = None, None
     transition(uow, n, "acknowledged", f"pressed {reply}", now)
+
+
+async def close_after(uow: UnitOfWork, n: Notification, now: datetime) -> list[Notification]:
+    """An acknowledgement is the end of the matter: the other copies of the same alert (its
+    role's other holders), and every escalation about any of them, and escalations about
+    those, stop, held ones and those kept for a person without Telegram included. Each copy
+    already delivered is rewritten by the bot to say who acknowledged. Returns what it closed."""
+    assert n.acknowledged_at is not None
+    by, at = n.person_name or "a recipient", n.acknowledged_at
+    reason = f"acknowledged by {by} at {at:%d %b %H:%M} UTC"
+    closed: list[Notification] = []
+    if n.group_id is not None:
+        closed += (await uow.session.exec(select(Notification).where(
+            Notification.group_id == n.group_id, col(Notification.id) != n.id,
+            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
+    about = [n.id, *(c.id for c in closed)]
+    for _ in range(4):  # escalations about escalations: depth is bounded, so is this
+        found = list((await uow.session.exec(select(Notification).where(
+            Notification.kind == "escalation", col(Notification.subject).in_([str(i) for i in about]),
+            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all())
+        if not found:
+            break
+        closed += found
+        about = [f.id for f in found]
+    for c in closed:
+        c.due_at, c.due_action = None, None
+        delivered = c.first_sent_at is not None and c.chat_id is not None and c.state != "unlinked"
+        transition(uow, c, "expired", reason, now)
+        if delivered:
+            assert c.chat_id is not None
+            uow.emit(events.NotificationClosed(
+                notification_id=c.id, person_id=c.person_id, chat_id=c.chat_id, text=fit(c.text),
+                document=c.document is not None, acknowledged_by=by[:200], acknowledged_at=at),
+                id=deterministic_id("closed", c.id))
+    if closed:
+        log.info("closed_by_acknowledgement", notification_id=str(n.id), closed=len(closed))
+    return closed
+
+
+async def catch_up(uow: UnitOfWork, *, person_id: uuid.UUID, chat_id: int, now: datetime,
+                   rules: Rules = DEFAULT_RULES) -> dict[str, int]:
+    """A person linked Telegram: what was kept for them goes to `chat_id`, once, newest state
+    only (`policy.catch_up_plan`); sends follow the usual rules (quiet hours, the daily cap,
+    urgent kinds). The desk's "could not reach" line about them is dropped, and what is still
+    open goes on (re-sends) at this chat, not at an account the roster no longer links."""
+    await uow.session.exec(update(Notification)  # type: ignore[call-overload]
+                           .where(col(Notification.person_id) == person_id, col(Notification.chat_id) != chat_id,
+                                  col(Notification.state).in_(OPEN_STATES))
+                           .values(chat_id=chat_id, version=Notification.version + 1))
+    kept = list((await uow.session.exec(select(Notification).where(
+        Notification.person_id == person_id, Notification.state == "unlinked")
+        .order_by(col(Notification.created_at)).with_for_update())).all())
+    notice_row = await uow.session.get(DeskNotice, f"unreached:{person_id}")
+    if notice_row is not None:
+        await uow.session.delete(notice_row)
+    if not kept:
+        return {"sent": 0, "later": 0, "expired": 0}
+    escalated = {n.subject for n in kept if n.kind == "escalation"}
+    still_open = set()
+    if escalated:
+        ids = []
+        for subject in escalated:
+            try:
+                ids.append(uuid.UUID(subject))
+            except ValueError:
+                continue
+        still_open = {str(i) for i in (await uow.session.exec(select(Notification.id).where(
+            col(Notification.id).in_(ids), col(Notification.state).in_(OPEN_STATES)))).all()}
+    by_id = {n.id: n for n in kept}
+    plan = catch_up_plan([Owed(id=n.id, kind=n.kind, subject=n.subject, occurrence=n.occurrence,
+                               owed_at=_aware(n.owed_at or n.created_at)) for n in kept], now,
+                         settled=frozenset(escalated - still_open), overrides=rules.policies)
+    counts = {"sent": 0, "later": 0, "expired": 0}
+    for verdict in plan:
+        n = by_id[verdict.owed.id]  # type: ignore[index]
+        if not verdict.send:
+            transition(uow, n, "expired", verdict.reason, now)
+            counts["expired"] += 1
+            continue
+        n.chat_id, n.failed_reason = chat_id, None
+        transition(uow, n, "queued", f"Telegram linked: {verdict.reason}", now)
+        n.due_at, n.due_action = max(verdict.owed.owed_at, now), "send"
+        if n.due_at <= now:
+            await send(uow, n, "send", now, rules)
+            counts["sent"] += 1
+        else:
+            counts["later"] += 1
+    log.info("caught_up_on_linking", person_id=str(person_id), **counts)
+    return counts
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def on_departure_changed(uow: UnitOfWork, event: events.DepartureChanged, now: datetime) -> None:

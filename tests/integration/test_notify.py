@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
@@ -429,3 +429,142 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
     timed = sorted(n.occurrence for n in await notifications(notify, kind="handover.reminder")
                    if n.occurrence.startswith(str(new_end)))
     assert timed == [f"{new_end}-7d"]  # 14 days before is already past
+
+
+# --- issue 22: what is owed is caught up on linking; an acknowledgement closes every copy --------------------
+
+
+async def test_an_officer_registering_late_gets_his_prompt_and_successor_once_and_pending_shows_them(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    from services.notify.models import DeskNotice
+    from tests.integration.telegram_users import invite
+
+    nadia_id = people["noone@ocha.example"]  # imported, never registered: kept, not sent
+    dep, post = await _deployment_of(roster_settings, nadia_id)
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    start = end + timedelta(days=1)
+    await publish(bus, events.DeploymentAssigned(
+        deployment_id=uuid.uuid4(), person_id=people["somchai@ocha.example"], post_id=post.id, country="NE",
+        region="ROWCA", role="focal_point", start=start, planned_end=start + timedelta(days=180)), source="roster")
+    await eventually(lambda: _state(notify, "unlinked", 5), what="prompt, reminders, departure, introduction kept")
+    clock.advance(timedelta(days=18, hours=1))  # three days before the end she opens her invitation
+    nadia = User(sandbox_url, 9901)
+    assert "Nadia Unlinked" in (await nadia.reply_to(f"/start {await invite(roster_settings, clock, 'noone@ocha.example')}"))["text"]
+
+    prompt = await eventually(lambda: _last_with(nadia, "handover note for your successor"), what="the prompt")
+    await eventually(lambda: _last_with(nadia, "Your successor on Focal Point, Niamey"), what="the introduction")
+    expected = {str(end): "sent", f"{end}-14d": "expired", f"{end}-7d": "expired", f"{end}-2d": "queued",
+                "outgoing": "sent"}
+
+    async def settled() -> dict[str, Notification] | None:
+        found = {n.occurrence: n for n in await notifications(notify, person_id=nadia_id)}
+        return found if {o: n.state for o, n in found.items()} == expected else None
+
+    kept = await eventually(settled, what="sent once Telegram accepted them, the superseded reminders expired")
+    assert prompt["reply_markup"]["inline_keyboard"][0][0]["text"] == "Write it now"
+    assert kept[f"{end}-2d"].due_action == "send"  # the departure question goes at its own time
+    assert sum("handover note for your successor" in (m["text"] or "") for m in await nadia.messages()) == 1
+    listing = await nadia.reply_to("/pending")
+    assert "⟲ Your deployment in Niger ends on" in listing["text"] and "⟲ Your successor on" in listing["text"]
+    async with notify.db.read() as session:
+        assert await session.get(DeskNotice, f"unreached:{nadia_id}") is None  # the desk no longer counts her
+
+
+async def test_an_acknowledgement_at_0624_stops_the_escalation_quiet_hours_held_for_0700(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))  # urgent: sent at night, escalated at night
+    await publish(bus, request([people["awa@ocha.example"]], urgent=True))
+    await eventually(lambda: _state(notify, "sent"), what="the urgent message sent")
+    clock.set(datetime(2026, 3, 4, 2, 0, 30, tzinfo=UTC))  # 48 h: re-sent at 24 h, then the adviser's turn
+    for _ in range(2):
+        notify.due.wake()
+        await notify.due.run_pass()
+    (held,) = await eventually(lambda: notifications(notify, kind="escalation"), what="the escalation")
+    assert held.state == "queued" and held.due_at is not None
+    assert held.due_at.replace(tzinfo=UTC) == datetime(2026, 3, 4, 7, 0, tzinfo=UTC)  # 07:00 in Dakar
+    clock.set(datetime(2026, 3, 4, 6, 24, tzinfo=UTC))
+    last = (await User(sandbox_url, 9801).messages())[-1]
+    await User(sandbox_url, 9801).press(last["message_id"], last["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await eventually(lambda: _state(notify, "acknowledged"), what="acknowledged at 06:24")
+    (closed,) = await notifications(notify, kind="escalation")
+    assert (closed.state, closed.due_at) == ("expired", None)
+    async with notify.db.read() as session:
+        reason = (await session.exec(select(Transition.reason).where(Transition.notification_id == closed.id)
+                                     .order_by(col(Transition.id).desc()))).first()
+    assert reason == "acknowledged by Awa Traoré at 04 Mar 06:24 UTC"
+    clock.set(datetime(2026, 3, 4, 7, 0, 5, tzinfo=UTC))
+    notify.due.wake()
+    await notify.due.run_pass()
+    assert await texts(9802, sandbox_url) == []  # the adviser is not woken for a matter settled
+
+
+async def test_one_desk_member_acknowledges_a_role_alert_and_the_others_copy_says_who(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    from services.roster.cli import import_text
+    from services.roster.models import Person, TelegramLink
+    from tests.helpers import mark_started
+    from tests.integration.conftest import PEOPLE_HEADER
+
+    t = clock.now().date()
+    _, errors, _ = await import_text(
+        PEOPLE_HEADER + f"Lena Vogt,lena@ocha.example,+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,"
+        f"{t - timedelta(days=10)},{t + timedelta(days=300)},\n", settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+    db = Database(roster_settings.db_url)
+    async with db.write() as session:
+        lena = (await session.exec(select(Person).where(Person.email == "lena@ocha.example"))).one()
+        session.add(TelegramLink(person_id=lena.id, telegram_user_id=9805, linked_at=clock.now()))
+    await db.dispose()
+    await mark_started(sandbox_url, [9805])
+    await publish(bus, events.NotificationRequested(kind="test.alert", about="convoy-7", occurrence="1",
+                                                    role="cmcs_desk", text="Convoy 7 stopped at the Mopti checkpoint.",
+                                                    buttons=[ReplyButton(label="Acknowledge", reply="ack")]),
+                  source="lessons")
+    maria, lena_chat = User(sandbox_url, 9803), User(sandbox_url, 9805)
+    to_maria = await eventually(lambda: _last_with(maria, "Convoy 7"), what="Maria's copy")
+    await eventually(lambda: _last_with(lena_chat, "Convoy 7"), what="Lena's copy")
+    copies = await notifications(notify, kind="test.alert")
+    assert len(copies) == 2 and copies[0].group_id is not None and copies[0].group_id == copies[1].group_id
+    clock.set(datetime(2026, 3, 2, 9, 41, tzinfo=UTC))
+    await maria.press(to_maria["message_id"], to_maria["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+
+    async def edited() -> dict[str, Any] | None:
+        found = await _last_with(lena_chat, "Convoy 7")
+        return found if found and "Acknowledged by Maria Keller, 09:41 UTC" in found["text"] else None
+
+    shown = await eventually(edited, what="Lena's copy rewritten")
+    assert not (shown.get("reply_markup") or {}).get("inline_keyboard")  # no button left to press
+    (lenas,) = await notifications(notify, kind="test.alert", chat_id=9805)
+    assert (lenas.state, lenas.due_at) == ("expired", None)
+    clock.advance(timedelta(hours=25))  # past the re-send time of an alert
+    notify.due.wake()
+    await notify.due.run_pass()
+    assert len([m for m in await lena_chat.messages() if "Convoy 7" in (m["text"] or "")]) == 1
+
+
+async def test_relinking_after_a_revoke_catches_up_and_open_messages_follow_the_new_account(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    roster_settings: Settings, people: dict[str, uuid.UUID],
+) -> None:
+    from tests.helpers import roster_env
+    from tests.integration.telegram_users import invite
+
+    awa_id = people["awa@ocha.example"]
+    await publish(bus, request([awa_id], about="before"))
+    await eventually(lambda: _state(notify, "sent"), what="sent to her first account")
+    code, _, err = await cli("roster", "revoke", "awa@ocha.example", env=roster_env(roster_settings))
+    assert code == 0, err
+    await publish(bus, request([awa_id], about="meanwhile", text="Checkpoint moved to the bridge."))
+    await eventually(lambda: _state(notify, "unlinked"), what="kept while she has no link")
+    phone = User(sandbox_url, 9906)
+    await phone.reply_to(f"/start {await invite(roster_settings, clock, 'awa@ocha.example')}")
+    await eventually(lambda: _last_with(phone, "Checkpoint moved"), what="caught up on the new account")
+    (before,) = await notifications(notify, subject="before")
+    assert before.chat_id == 9906  # a re-send goes to the account she uses now

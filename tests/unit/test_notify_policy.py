@@ -75,3 +75,75 @@ def test_figures_keep_sent_and_acknowledged_apart() -> None:
     assert (west.total, west.sent, west.acknowledged, west.escalated, west.failed, west.waiting) == (6, 4, 3, 1, 1, 1)
     assert west.ack_rate == 0.75
     assert (west.ack_median_minutes, west.ack_p90_minutes) == (30.0, 120.0)
+
+
+def _owed(name: str, kind: str, subject: str, at: datetime, occurrence: str = "") -> "Owed":
+    from services.notify.policy import Owed
+
+    return Owed(id=name, kind=kind, subject=subject, occurrence=occurrence or name, owed_at=at)
+
+
+def test_catch_up_sends_the_newest_state_once_and_expires_the_rest_with_a_reason() -> None:
+    from services.notify.policy import catch_up_plan
+
+    now = utc(2026, 3, 20, 10, 0)  # the officer links three days before his deployment ends (23 March)
+    owed = [
+        _owed("prompt", "handover.prompt", "dep-1", utc(2026, 3, 2, 9)),
+        _owed("r14", "handover.reminder", "dep-1", utc(2026, 3, 9, 9)),
+        _owed("r7", "handover.reminder", "dep-1", utc(2026, 3, 16, 9)),
+        _owed("departure", "handover.departure", "dep-1", utc(2026, 3, 21, 9)),  # two days before: still ahead
+        _owed("intro", "handover.introduction", "dep-2", utc(2026, 3, 10, 9)),
+        _owed("gap1", "post.gapped", "post-1", utc(2026, 3, 6, 9), "2026-03-05#1"),
+        _owed("gap2", "post.gapped", "post-1", utc(2026, 3, 13, 9), "2026-03-05#2"),
+        _owed("call-past", "call.reminder", "call:ROWCA:a", utc(2026, 3, 16, 13), "2026-03-17T13:00Z"),
+        _owed("call-ahead", "call.reminder", "call:ROWCA:b", utc(2026, 3, 19, 13), "2026-03-31T13:00Z"),
+        _owed("link-running", "call.link", "call:ROWCA:c", utc(2026, 3, 20, 9), "2026-03-20T09:30Z"),
+        _owed("esc-done", "escalation", "n-answered", utc(2026, 3, 18, 9), "level-1"),
+        _owed("esc-open", "escalation", "n-open", utc(2026, 3, 18, 9), "level-1"),
+        _owed("old", "telegram.link_confirmed", "p", utc(2026, 3, 1, 9)),  # a one-day kind, long past
+    ]
+    plan = {v.owed.id: v for v in catch_up_plan(owed, now, settled=frozenset({"n-answered"}))}
+    assert {k for k, v in plan.items() if v.send} == {
+        "prompt", "departure", "intro", "gap2", "call-ahead", "link-running", "esc-open"}
+    assert plan["r14"].reason == plan["r7"].reason == "superseded by the handover.prompt sent on linking"
+    assert plan["gap1"].reason == "superseded by a newer post.gapped"
+    assert plan["call-past"].reason == "the call of 17 Mar 13:00 UTC has started"
+    assert plan["esc-done"].reason == "answered before it could be told"
+    assert plan["old"].reason.startswith("too old")
+    assert plan["departure"].reason == "meant for 21 Mar 09:00 UTC"  # goes at its time, not now
+    assert len(plan) == len(owed)  # each one decided once
+
+
+def test_a_call_link_is_owed_until_the_call_ends() -> None:
+    from services.notify.policy import catch_up_plan
+
+    link = _owed("link", "call.link", "call:ROAP:x", utc(2026, 3, 20, 8), "2026-03-20T09:00Z")
+    assert catch_up_plan([link], utc(2026, 3, 20, 9, 59))[0].send
+    (late,) = catch_up_plan([link], utc(2026, 3, 20, 10, 0))
+    assert not late.send and late.reason == "the call of 20 Mar 09:00 UTC has ended"
+
+
+def test_figures_add_up_and_count_each_message_once() -> None:
+    import uuid
+
+    from services.notify.models import Notification
+    from services.notify.stats import figures
+
+    t0 = utc(2026, 3, 2, 9, 0)
+    reader = uuid.uuid4()
+
+    def n(state: str, *, sent: bool, folded: str | None = None, level: int = 0) -> Notification:
+        return Notification(id=uuid.uuid4(), kind="post.gapped", subject="p", occurrence="1", person_id=reader,
+                            text="t", state=state, created_at=t0, sent_at=t0 if sent else None, folded_on=folded,
+                            escalation_level=level, acknowledged_at=t0 if state == "acknowledged" else None)
+
+    rows = [n("acknowledged", sent=True, level=1), n("escalated", sent=True, level=1), n("expired", sent=True),
+            n("expired", sent=False), n("folded", sent=False, folded="2026-03-02"),
+            n("folded", sent=False, folded="2026-03-03"), n("acknowledged", sent=False, folded="2026-03-03"),
+            n("unlinked", sent=False), n("failed", sent=False), n("queued", sent=False)]
+    (f,) = figures(rows, summaries_sent={(reader, "2026-03-02")})  # the summary of the 3rd has not gone yet
+    assert (f.acknowledged, f.unanswered) == (2, 3)  # the expired one that was sent went unanswered
+    assert (f.sent, f.waiting, f.unlinked, f.failed, f.withdrawn) == (5, 2, 1, 1, 1)
+    assert f.sent == f.acknowledged + f.unanswered
+    assert f.total == 10 == f.sent + f.waiting + f.unlinked + f.failed + f.withdrawn
+    assert (f.escalated, f.ack_rate) == (2, 0.4)

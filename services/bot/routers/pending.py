@@ -44,10 +44,13 @@ def build_pending_router(*, notify: NotifyClient) -> Router:
             await message.answer(_("Nothing is waiting for your answer."))
             return
         lines = [_("<b>Waiting for your answer</b>")]
+        if any(item.get("caught_up") for item in items[:SHOWN]):  # kept for them until they linked Telegram
+            lines.append(_("Marked ⟲: sent while you were not yet registered here."))
         keyboard = InlineKeyboardBuilder()
         for number, item in enumerate(items[:SHOWN], start=1):
             first_line = item["text"].splitlines()[0]
-            lines.append(f"{number}. {escape(first_line[:160])}")
+            mark = " ⟲" if item.get("caught_up") else ""
+            lines.append(f"{number}.{mark} {escape(first_line[:160])}")
             for button in item["buttons"]:
                 keyboard.button(text=f"{number}. {button['label']}",
                                 callback_data=NotificationReply(n=item["notification_id"].replace("-", ""),
