@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
-from nats.errors import Error as NatsError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -40,7 +39,6 @@ from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
 from services.notify.texts import bullets
 from services.notify.store import DEFAULT_RULES, SOURCE, Request
-from shared.bus import QueryError
 from shared.clock import Clock
 from shared.events import ReplyButton
 from shared.periodic import Periodic
@@ -138,13 +136,8 @@ class CallPlanner(Periodic):
         """The agenda as it stands, each officer's item with the name the roster gives its author now."""
         async with self.db.read() as session:
             entries = await calls.agenda_entries(session, o)
-            authors = {e.person_id for e in entries if e.person_id is not None}
-            known = await calls.known_names(session, authors)
-        try:
-            names = {**known, **{p.person_id: p.name for p in await self.roster.people(sorted(authors)) if p.name}}
-        except (QueryError, NatsError, TimeoutError) as err:  # the names notify last had: the reminder still goes
-            log.warning("agenda_authors_not_resolved", call=call_about(o), error=str(err)[:200] or type(err).__name__)
-            names = known
+            known = await calls.known_names(session, calls.authors(entries))
+        names = await calls.author_names(self.roster, entries, known, timeout=self.roster.timeout)
         return [calls.shown(e, names) for e in entries]
 
     def _agenda_text(self, items: Sequence[str]) -> str:

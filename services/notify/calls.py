@@ -3,6 +3,7 @@ defaults, and the occurrences cancelled or moved one at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -12,6 +13,7 @@ from typing import Any
 
 import structlog
 from nats.micro.service import Service
+from nats.errors import Error as NatsError
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -26,7 +28,7 @@ from services.notify.models import (
     Notification,
 )
 from services.notify.policy import OPEN_STATES, zone
-from services.notify.recipients import Recipient
+from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import (
     ANCHOR,
     Change,
@@ -43,7 +45,7 @@ from services.notify.schedule import (
 )
 from services.notify.store import Request, create_all
 from shared import events
-from shared.bus import json_endpoint
+from shared.bus import QueryError, json_endpoint
 from shared.clock import Clock
 from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
@@ -53,6 +55,7 @@ log = structlog.get_logger("notify")
 REMINDED = ("call.reminder", "call.link")  # the kinds that tell who was invited to a call
 AGENDA_PER_PERSON = 3  # items one officer adds to one call
 AGENDA_PER_CALL = 25  # items on one call's agenda (the reminder lists what fits and counts the rest)
+AUTHOR_NAMES_SECONDS = 1.0  # the roster's time to name an agenda's authors before the names notify had are shown
 
 
 class CallsError(ValueError):
@@ -203,6 +206,26 @@ async def known_names(session: AsyncSession, person_ids: set[uuid.UUID]) -> dict
     return {person: name for person, name in rows}  # the latest wins
 
 
+def authors(entries: list[AgendaEntry]) -> set[uuid.UUID]:
+    return {e.person_id for e in entries if e.person_id is not None}
+
+
+async def author_names(roster: Roster, entries: list[AgendaEntry], known: Mapping[uuid.UUID, str], *,
+                       timeout: float = AUTHOR_NAMES_SECONDS) -> dict[uuid.UUID, str]:
+    """The names of the agenda's authors as the roster gives them now; a roster that does not answer in
+    `timeout` leaves `known` (the names notify had: `known_names`), and the agenda is shown all the same.
+    A network question: asked with no transaction open."""
+    wanted = authors(entries)
+    if not wanted:
+        return dict(known)
+    try:
+        found = await asyncio.wait_for(roster.people(sorted(wanted)), timeout)
+    except (QueryError, NatsError, TimeoutError) as err:
+        log.warning("agenda_authors_not_resolved", error=str(err)[:200] or type(err).__name__)
+        return dict(known)
+    return {**known, **{p.person_id: p.name for p in found if p.name}}
+
+
 def shown(entry: AgendaEntry, names: Mapping[uuid.UUID, str]) -> str:
     """An agenda line: who added the item, then the item (notify's own items and unknown authors: the item)."""
     name = names.get(entry.person_id) if entry.person_id is not None else None
@@ -285,7 +308,7 @@ async def agenda(session: AsyncSession, o: Occurrence, names: Mapping[uuid.UUID,
     asked when the agenda is shown), else the names notify last had from the roster."""
     entries = await agenda_entries(session, o)
     if names is None:
-        names = await known_names(session, {e.person_id for e in entries if e.person_id is not None})
+        names = await known_names(session, authors(entries))
     return [shown(e, names) for e in entries]
 
 

@@ -326,6 +326,10 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         assert "Your answer: you cannot join" in shown["text"]
         assert "Answers: 0 will join, 1 cannot, 1 not yet" in shown["text"]
         assert "• Somchai Wong: Convoy notifications to the Myanmar border" in shown["text"]
+        listed = await somchai.reply_to("/agenda")  # the agenda so far, under how to add to it
+        assert listed["text"].startswith("Write the item after the command")
+        assert ("<b>Agenda of the next ROAP call</b>\n• Somchai Wong: Convoy notifications to the Myanmar border"
+                in listed["text"])
         every = await somchai.reply_to("/calls all")
         assert every["text"].count("\n") == 6 and "ROWCA · West and Central Africa" in every["text"]
         jean = User(sandbox_url, 9802)  # the chair sees who answered what
@@ -347,7 +351,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         assert refused["text"] == "Only the chair of the ROAP call sends its summary."
         sent = await jean.reply_to("/summary ROAP: Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
         assert sent["text"] == "Sent to those invited to the ROAP call of Tue 03 Mar 06:00 (Africa/Dakar), and kept."
-        got = await eventually(lambda: count_texts(9804, sandbox_url, 6), what="the summary")
+        got = await eventually(lambda: count_texts(9804, sandbox_url, 7), what="the summary")
         assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of 03 March:\n"
                            "Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
         await eventually(lambda: count_texts(9801, sandbox_url, 4), what="the subscriber's summary too")

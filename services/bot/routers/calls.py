@@ -8,7 +8,8 @@
   deployed there (bot.call.subscription_changed).
 - /agenda text, or /agenda ROAP: text: an item for the region's next call
   (bot.call.agenda_added); notify puts it on the agenda the chair and the
-  participants get 24 h before.
+  participants get 24 h before. /agenda alone shows the agenda so far, each
+  item with who added it.
 - /summary [ROAP:] text, from the call's chair only: the summary goes to those
   invited to the call that last took place, and is kept (bot.call.summary_sent);
   notify is asked first, and with no call taken place yet or nobody invited to it
@@ -161,12 +162,25 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
         await message.answer(_("Sent to those invited to the {region} call of {when}, and kept.").format(
             region=region, when=held))
 
+    async def _agenda_so_far(region: str | None, person: dict[str, Any]) -> list[str]:
+        """The next call's agenda as it stands, each item with who added it (nothing when notify is away)."""
+        if region is None:
+            return []
+        try:
+            call = await notify.next_call(person["person_id"], region)
+        except NotifyUnavailable:
+            return []
+        lines = [_("<b>Agenda of the next {region} call</b>").format(region=region)]
+        lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
+        return ["\n".join(lines)]
+
     @router.message(Command("agenda"))
     async def agenda(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
         region, text = _region_and_text(command.args or "", person)
         if not text:
-            await message.answer(_("Write the item after the command, for example:\n/agenda Access to Mopti since "
-                                   "the bridge closed\nor for another region: /agenda ROAP: your item"))
+            hint = _("Write the item after the command, for example:\n/agenda Access to Mopti since "
+                     "the bridge closed\nor for another region: /agenda ROAP: your item")
+            await message.answer("\n\n".join([hint, *await _agenda_so_far(region, person)]))
             return
         if len(text) > AGENDA_MAX:
             await message.answer(_("Please keep an agenda item under {n} characters.").format(n=AGENDA_MAX))
