@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from services.notify import send_cli
 from services.notify.config import Settings
 from services.notify.models import NOTIFY_TABLES, Notification
+from services.notify.policy import DAILY_SUMMARY
 from services.notify.stats import Figures, figures
 from shared.logging import configure_logging
 from shared.regions import resolve_region
@@ -19,8 +20,14 @@ from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
 send_cli.register(app)  # send, send-status: the desk's ad-hoc messages
-COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "escalated", "failed", "unlinked", "expired", "waiting",
-           "ack_rate", "ack_median_minutes", "ack_p90_minutes")
+COLUMNS = ("kind", "region", "total", "sent", "acknowledged", "unanswered", "waiting", "unlinked", "failed", "withdrawn",
+           "escalated", "ack_rate", "ack_median_minutes", "ack_p90_minutes")
+LEGEND = """total = sent + waiting + unlinked + failed + withdrawn; sent = acknowledged + unanswered.
+sent: reached the person (Telegram accepted it, alone or in their daily summary), acknowledged ones included;
+acknowledged: a button pressed; unanswered: sent, no answer yet or none in time; waiting: not sent yet (queued,
+quiet hours, a summary still to go); unlinked: kept until the person links Telegram; failed: Telegram refused it;
+withdrawn: closed before it was sent; escalated: sent ones an adviser or the desk was told of (counted above too);
+ack_rate: acknowledged / sent; ack_median_minutes, ack_p90_minutes: from sending to the answer."""
 
 
 @app.callback()
@@ -40,7 +47,10 @@ async def load(settings: Settings, *, since: date | None, region: str | None, ki
         if kind is not None:
             query = query.where(Notification.kind == kind)
         async with db.read() as session:
-            return figures((await session.exec(query)).all())
+            rows = (await session.exec(query)).all()
+            summaries = (await session.exec(select(Notification.person_id, Notification.occurrence).where(
+                Notification.kind == DAILY_SUMMARY, col(Notification.sent_at).is_not(None)))).all()
+        return figures(rows, summaries_sent={(person_id, day) for person_id, day in summaries})
     finally:
         await db.dispose()
 
@@ -52,7 +62,8 @@ def stats(
     kind: str = typer.Option(None, help="a notification kind, e.g. post.gapped"),
     fmt: str = typer.Option("table", "--format", help="table or json"),
 ) -> None:
-    """Sent (Telegram accepted), acknowledged (a button pressed), escalated, failed; time to acknowledge."""
+    """Per kind and region, where the messages stand (the figures add up: the legend below the table says how and
+    what each means), the acknowledgement rate and the time to acknowledge."""
     day = None
     if since:
         try:
@@ -74,6 +85,8 @@ def stats(
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     if not rows:
         typer.echo("(no notifications)")
+        return
+    typer.echo("\n" + LEGEND)
 
 
 @app.command("migrate")

@@ -131,6 +131,13 @@ async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowle
     assert code == 0, err
     (figures,) = json.loads(out)
     assert (figures["sent"], figures["acknowledged"], figures["escalated"], figures["ack_rate"]) == (1, 1, 1, 1.0)
+    assert (figures["total"], figures["unanswered"], figures["waiting"], figures["withdrawn"]) == (1, 0, 0, 0)
+    code, out, err = await cli("notify", "stats", "--kind", "test.notice",
+                               env=service_env(notify.settings.home, notify.settings.nats_url))
+    header, row = out.splitlines()[:2]
+    assert code == 0 and header.split()[2:7] == ["total", "sent", "acknowledged", "unanswered", "waiting"], err
+    assert row.split()[2:7] == ["1", "1", "1", "0", "0"]  # the acknowledged message, sent once
+    assert "total = sent + waiting + unlinked + failed + withdrawn; sent = acknowledged + unanswered." in out
     assert figures["ack_median_minutes"] >= 96 * 60
     published = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
     assert [e.data["to_state"] for e in published if e.data["notification_id"] == str(original.id)] == [
