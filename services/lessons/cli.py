@@ -159,9 +159,33 @@ def aar_request(
                f"{len(set(ids.values())) - made} already requested")
 
 
+async def _names(person_ids: set[uuid.UUID], settings: Settings) -> tuple[dict[str, str], str]:
+    """People's names from the roster (its `recipients` query, as the AAR reminders ask it), and a note
+    when it could not answer: then the ids stand in for the names."""
+    if not person_ids:
+        return {}, ""
+    try:
+        bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=1.0, auth=settings.nats_auth())
+    except Exception as err:  # no NATS, or it refused: the ids stand in
+        return {}, f"names not shown: NATS not reachable ({err or type(err).__name__})"
+    try:
+        rows = await bus.request("cmcoord.roster.svc.recipients", {"person_ids": sorted(map(str, person_ids))},
+                                 timeout=settings.query_timeout_seconds)
+    except Exception as err:  # QueryError, a timeout, a refusal: the ids stand in
+        return {}, f"names not shown: the roster did not answer ({err or type(err).__name__})"
+    finally:
+        await bus.close()
+    return {r["person_id"]: r["name"] for r in rows}, ""
+
+
+def _named(names: dict[str, str], person_id: uuid.UUID) -> str:
+    return names.get(str(person_id)) or str(person_id)
+
+
 @aar_app.command("list")
 def aar_list(all_: bool = typer.Option(False, "--all", help="submitted ones too")) -> None:
-    """AARs owed (open), oldest due first."""
+    """AARs owed (open), oldest due first, with each officer's name (from the roster; the id when it does not
+    answer)."""
     async def work(db: Database) -> list[Aar]:
         async with db.read() as session:
             query = select(Aar).order_by(col(Aar.due_on))
@@ -170,18 +194,23 @@ def aar_list(all_: bool = typer.Option(False, "--all", help="submitted ones too"
             return list((await session.exec(query)).all())
 
     today = _clock().now().date()
-    for a in _run(work):
+    aars = _run(work)
+    names, note = asyncio.run(_names({a.person_id for a in aars}, Settings()))
+    for a in aars:
         late = f", {(today - a.due_on).days} days overdue" if a.state == "open" and a.due_on < today else ""
         typer.echo(f"{a.id}  {a.country} {a.region or '-':7} due {a.due_on} {a.state}{late}  "
-                   f"{a.operation or 'deployment end'}  person {a.person_id}")
+                   f"{a.operation or 'deployment end'}  {_named(names, a.person_id)}")
+    if note:
+        typer.echo(note, err=True)
 
 
 # --- review -------------------------------------------------------------------
 
 
-def _show(item: Item) -> str:
+def _show(item: Item, author: str | None = None) -> str:
+    by = f"  by {author}" if author is not None else ""
     return (f"{item.reference}  [{item.kind}, {item.status}, {item.classification}]  {item.country} "
-            f"{item.region or '-'}  {item.created_at:%Y-%m-%d}  themes: {item.themes or '-'}\n    {item.title}")
+            f"{item.region or '-'}  {item.created_at:%Y-%m-%d}{by}  themes: {item.themes or '-'}\n    {item.title}")
 
 
 @review_app.callback()
@@ -197,14 +226,17 @@ def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many
             links = await store.links_of(session, [i.id for i in new])
             groups = clusters(links)
             related = await store.items_by_id(session, list({x for g in groups for x in g}))
+        names, note = await _names({i.author_id for i in new}, Settings())
         lines = []
         for item in new:
-            lines.append(_show(item))
+            lines.append(_show(item, _named(names, item.author_id)))
             group = next((g for g in groups if item.id in g), set())
             others = sorted((related[x] for x in group if x != item.id and x in related), key=lambda i: i.created_at)
             for other in others:
                 lines.append(f"    resembles {other.reference} ({other.country}, {other.created_at:%Y-%m-%d}, "
                              f"{other.status}): {other.title}")
+        if note:
+            typer.echo(note, err=True)
         return lines
 
     lines = _run(work)
@@ -234,7 +266,10 @@ def review_show(ref: str) -> None:
             steps = await store.history(session, item.id)
             links = await store.links_of(session, [item.id])
             related = await store.items_by_id(session, [x for pair in links for x in pair if x != item.id])
-        lines = [_show(item), "", item.body, ""]
+        names, note = await _names({item.author_id}, Settings())
+        if note:
+            typer.echo(note, err=True)
+        lines = [_show(item, _named(names, item.author_id)), "", item.body, ""]
         if item.action:
             lines.append(f"Action taken: {item.action}")
         lines += [f"resembles {o.reference} ({o.country}): {o.title}" for o in related.values()]

@@ -168,3 +168,17 @@ async def test_cmcs_requests_aars_for_an_operation(home: Path, roster: RosterApp
     assert {(a.person_id, a.due_on, a.country, a.region, a.requested_by) for a in made} == {
         (people["awa@ocha.example"], date(2026, 12, 15), "ML", "ROWCA", "maria@ocha.example"),
         (people["jean@ocha.example"], date(2026, 12, 15), "ML", "ROWCA", "maria@ocha.example")}
+    # who owes them, by name (the roster's); the officers it does not know keep their id
+    code, out, err = await cli("lessons", "aar", "list", env=env(home, nats_server.url))
+    assert code == 0, err
+    mopti = [line for line in out.splitlines() if "Mopti floods response" in line]
+    assert sorted(line.rsplit("  ", 1)[1] for line in mopti) == ["Awa Traoré", "Jean Ndiaye"]
+    assert any(line.endswith(f"  {uuid.UUID(int=3)}") for line in out.splitlines())  # TD's, not on this roster
+    code, out, err = await cli("lessons", "review", env=env(home, nats_server.url))
+    assert code == 0 and f"R-CLI00001  [observation, new, public]  ML ROWCA  2026-07-02  by {AUTHOR}" in out, err
+
+
+async def test_without_the_roster_ids_stand_in_for_names(home: Path) -> None:
+    code, out, err = await lessons(home, "aar", "list")
+    assert code == 0 and f"  {uuid.UUID(int=3)}" in out
+    assert "names not shown: NATS not reachable" in err
