@@ -28,3 +28,10 @@ class LessonStep(CallbackData, prefix="ls"):
 
     a: str
     v: str = ""
+
+
+class DraftChoice(CallbackData, prefix="dc"):
+    """Resume (`a`="resume") or start again (`a`="new") a draft of /report, /aar or /handover (`k`)."""
+
+    k: str
+    a: str

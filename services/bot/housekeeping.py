@@ -9,6 +9,8 @@
   paused with /cancel, a handover note): `draft_keep_days` (90) after they were last
   touched. /aar and /handover resume a draft "days later"; one untouched for a quarter
   is abandoned, and what it says (field observations, names) is not kept for nothing.
+  The same for the drafts kept apart from the conversation (services/bot/storage.py
+  `Drafts`: a /report, /aar or /handover that /cancel or another command ended).
 
 Each kind goes in batches of `batch` rows, a short write transaction each.
 """
@@ -36,6 +38,7 @@ FINISHED_CONVERSATION_KEEP = timedelta(days=1)
 class Pruned:
     inbox: int = 0
     conversations: int = 0
+    drafts: int = 0
 
 
 @dataclass
@@ -57,8 +60,12 @@ class Housekeeping:
             return await self.storage.prune(finished_before=now - FINISHED_CONVERSATION_KEEP,
                                             abandoned_before=now - self.draft_keep, batch=self.batch)
 
-        pruned = Pruned(inbox=inbox, conversations=await prune_in_batches(conversations, batch=self.batch))
-        log.info("bot_store_pruned", inbox=pruned.inbox, conversations=pruned.conversations)
+        async def drafts() -> int:
+            return await self.storage.drafts.prune(abandoned_before=now - self.draft_keep, batch=self.batch)
+
+        pruned = Pruned(inbox=inbox, conversations=await prune_in_batches(conversations, batch=self.batch),
+                        drafts=await prune_in_batches(drafts, batch=self.batch))
+        log.info("bot_store_pruned", inbox=pruned.inbox, conversations=pruned.conversations, drafts=pruned.drafts)
         return pruned
 
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""The bot's own store: conversation state only, and which updates it has handled."""
+"""The bot's own store: conversation state and drafts, which updates it has handled, deliveries."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ class ConversationState(SQLModel, table=True):
     __tablename__ = "conversation_state"
     key: str = Field(primary_key=True, max_length=200)
     state: str | None = Field(default=None, max_length=200)
+    data: str = "{}"
+    updated_at: datetime
+
+
+class ConversationDraft(SQLModel, table=True):
+    """What a person wrote so far in a /report, /aar or /handover (`kind`): the step they
+    were at and their answers. Kept at each answer, whatever then ends the conversation
+    (/cancel, another command, a restart); offered back by the next command of its kind;
+    gone when the conversation is submitted or started again, or untouched for
+    CMCOORD_BOT_DRAFT_KEEP_DAYS. One per person and kind."""
+
+    __tablename__ = "conversation_draft"
+    person_id: uuid.UUID = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    step: str = Field(max_length=200)
     data: str = "{}"
     updated_at: datetime
 
@@ -64,6 +79,7 @@ BOT_TABLES: tuple[Table, ...] = (
     *SHARED_TABLES,
     InboxUpdate.__table__,  # type: ignore[attr-defined]
     ConversationState.__table__,  # type: ignore[attr-defined]
+    ConversationDraft.__table__,  # type: ignore[attr-defined]
     Delivery.__table__,  # type: ignore[attr-defined]
     LanguageChoice.__table__,  # type: ignore[attr-defined]
 )

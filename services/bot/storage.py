@@ -3,14 +3,21 @@
 A conversation's row holds its step (`state`) and what was said so far (`data`, the
 draft of a report, an AAR or a handover note). `prune` forgets rows of conversations
 that ended (no step, no data) and drafts nobody touched for long (see
-services/bot/housekeeping.py)."""
+services/bot/housekeeping.py).
+
+`Drafts` keeps, besides, each person's unfinished /report, /aar and /handover (one per
+kind) apart from the conversation: whatever ends a conversation (/cancel, another
+command taking over the chat, a membership that ended), its answers stay until the
+person resumes, starts again or submits it, or nobody touched them for long."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +27,7 @@ from sqlalchemy import ColumnElement, and_, delete, event, or_
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from services.bot.models import ConversationState
+from services.bot.models import ConversationDraft, ConversationState
 from shared.clock import Clock, SystemClock
 from shared.store import Database
 
@@ -41,6 +48,7 @@ class SqlStorage(BaseStorage):
         self.clock: Clock = clock or SystemClock()
         self._rows: dict[str, tuple[str | None, str] | None] = {}  # key -> (state, data), None: no row
         self._complete = False  # every row is in _rows: a key not there has no row
+        self.drafts = Drafts(db, self.clock)
 
     async def load(self) -> None:
         """Read every conversation in progress at once (at start), so no update waits for a read."""
@@ -115,6 +123,54 @@ class SqlStorage(BaseStorage):
 
     async def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class Draft:
+    step: str  # the conversation's state: the first question not answered yet
+    data: dict[str, Any]
+    updated_at: datetime
+
+
+class Drafts:
+    """A person's unfinished conversation of each kind ("report", "aar", "handover"), in the
+    bot's own store only (what they say may be restricted: it goes nowhere else, and is never
+    logged). Read when a conversation of its kind starts, written at each answer."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def get(self, person_id: uuid.UUID, kind: str) -> Draft | None:
+        async with self.db.read() as session:
+            row = await session.get(ConversationDraft, (person_id, kind))
+        return Draft(row.step, json.loads(row.data), row.updated_at) if row else None
+
+    async def keep(self, person_id: uuid.UUID, kind: str, step: str, data: Mapping[str, Any]) -> None:
+        async with self.db.write() as session:
+            row = await session.get(ConversationDraft, (person_id, kind))
+            if row is None:
+                row = ConversationDraft(person_id=person_id, kind=kind, step=step, updated_at=self.clock.now())
+            row.step, row.data, row.updated_at = step, json.dumps(dict(data)), self.clock.now()
+            session.add(row)
+
+    async def drop(self, person_id: uuid.UUID, kind: str) -> None:
+        async with self.db.write() as session:
+            await session.exec(delete(ConversationDraft).where(
+                col(ConversationDraft.person_id) == person_id, col(ConversationDraft.kind) == kind))
+
+    async def prune(self, *, abandoned_before: datetime, batch: int = 1000) -> int:
+        """Forget, at most `batch` at a time, drafts untouched since `abandoned_before`."""
+        row = ConversationDraft
+        stale = col(row.updated_at) < abandoned_before
+        async with self.db.write() as session:
+            keys = list((await session.exec(select(row.person_id, row.kind).where(stale).limit(batch))).all())
+            if not keys:
+                return 0
+            result = await session.exec(delete(row).where(
+                or_(*(and_(col(row.person_id) == p, col(row.kind) == k) for p, k in keys)), stale)
+                .returning(col(row.kind)))
+            return len(result.scalars().all())
 
 
 def set_busy_timeout(db: Database, seconds: float) -> None:

@@ -1,6 +1,7 @@
 """Lessons end to end: real nats-server, SQLite, the roster, notify and the bot on the sandbox;
 a clock the test sets. AARs from a deployment's end with reminders and escalations, stopped
 by submission; field reports through the conversation (a restart mid-way) and in one message;
+a report left with /cancel offered back (resume or start again), #tags alone refused;
 /lessons as each role may read it, the rights coming from the roster (never from the asker's
 claim), kept a minute, and the public's when the roster does not answer; the digest sent to
 every member as a document."""
@@ -13,13 +14,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiogram.filters.callback_data import CallbackData
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
 from services.bot import bootstrap as bot_bootstrap
 from services.bot.bootstrap import BotApp
-from services.bot.callbacks import LessonStep
+from services.bot.callbacks import DraftChoice, LessonStep
 from services.bot.config import Settings as BotSettings
+from services.bot.models import ConversationDraft
 from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons.config import Settings as LessonsSettings
 from services.lessons.models import Aar, Item
@@ -152,11 +155,11 @@ async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-async def press(user: User, message: dict[str, Any], data: LessonStep) -> None:
+async def press(user: User, message: dict[str, Any], data: CallbackData) -> None:
     await user.press(message["message_id"], data.pack())
 
 
-async def last_with_button(user: User, data: LessonStep) -> dict[str, Any] | None:
+async def last_with_button(user: User, data: CallbackData) -> dict[str, Any] | None:
     for m in reversed(await user.messages()):
         buttons = [b["callback_data"] for row in (m["reply_markup"] or {}).get("inline_keyboard", []) for b in row]
         if data.pack() in buttons:
@@ -300,6 +303,93 @@ async def test_a_report_through_the_conversation_survives_a_restart_and_one_mess
         assert item.body.startswith("Notifications for the Gao road")
     finally:
         await restarted.stop()
+
+
+async def said_after(user: User, before: int, needle: str) -> str:
+    """The text of the first message after the first `before` that holds `needle`."""
+    async def found() -> str | None:
+        return next((m["text"] for m in (await user.messages())[before:] if needle in (m["text"] or "")), None)
+    return await eventually(found, what=repr(needle))
+
+
+async def test_a_cancelled_or_interrupted_conversation_is_offered_back_and_tags_alone_are_refused(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    awa = User(sandbox_url, AWA)
+    before = len(await awa.messages())
+    refused = (await awa.reply_to("/report #foo"))["text"]  # no content: refused, and the conversation goes on
+    assert "not only themes" in refused and "Not a theme I know: #foo" in refused
+    assert "What happened?" in await said_after(awa, before, "What happened?")
+    assert "not only themes" in (await awa.reply_to("#acces"))["text"]  # still none; the French tag is a theme
+    text = "Convoys to Mopti waited three days at the bridge checkpoint: it had no copy of the notification."
+    await awa.reply_to(text)
+    await press(awa, await eventually(lambda: last_with_button(awa, LessonStep(a="country", v="ML"))),
+                LessonStep(a="country", v="ML"))
+    themes = await eventually(lambda: last_with_button(awa, LessonStep(a="done")), what="the themes question")
+    assert "✓ Access" in [b["text"] for row in themes["reply_markup"]["inline_keyboard"] for b in row]
+    assert "Stopped" in (await awa.reply_to("/cancel"))["text"]
+    assert "did not understand" in (await awa.reply_to("-"))["text"]  # the conversation is over
+
+    offer = await awa.reply_to("/report")  # the draft is offered back, at the first step not answered
+    assert "You have a report you did not finish" in offer["text"] and "step 3 of 6" in offer["text"]
+    before = len(await awa.messages())
+    await press(awa, offer, DraftChoice(k="report", a="resume"))
+    assert "step 3 of 6" in await said_after(awa, before, "We were at step")
+    themes = await eventually(lambda: last_with_button(awa, LessonStep(a="done")), what="the themes again")
+    assert "✓ Access" in [b["text"] for row in themes["reply_markup"]["inline_keyboard"] for b in row]
+    await press(awa, themes, LessonStep(a="done"))
+    await press(awa, await eventually(lambda: last_with_button(awa, LessonStep(a="class", v="restricted"))),
+                LessonStep(a="class", v="restricted"))
+    await press(awa, await eventually(lambda: last_with_button(awa, LessonStep(a="skip"))), LessonStep(a="skip"))
+    summary = await eventually(lambda: last_with_button(awa, LessonStep(a="send")), what="the summary")
+    assert "Convoys to Mopti waited three days" in summary["text"] and "Mali" in summary["text"]
+    before = len(await awa.messages())
+    await press(awa, summary, LessonStep(a="send"))
+    ref = (await said_after(awa, before, "Report sent")).split("reference ")[1].split(".")[0]
+    item = await eventually(lambda: item_by_ref(lessons, ref), what="the resumed report in lessons")
+    assert (item.body, item.country, item.themes, item.classification) == (text, "ML", "access", "restricted")
+    assert "What happened?" in (await awa.reply_to("/report"))["text"]  # sent: no draft left to offer
+
+    # "Start again" deletes the draft; the next /report asks from the first question
+    before = len(await awa.messages())
+    await awa.send("A draft nobody will send: the Gao road is open again.")
+    await said_after(awa, before, "Where?")
+    before = len(await awa.messages())
+    await awa.send("/cancel")
+    await said_after(awa, before, "Stopped")
+    offer = await awa.reply_to("/report")
+    assert "You have a report you did not finish" in offer["text"] and "step 2 of 6" in offer["text"]
+    before = len(await awa.messages())
+    await press(awa, offer, DraftChoice(k="report", a="new"))
+    await said_after(awa, before, "What happened?")
+    assert not [m for m in (await awa.messages())[before:] if "We were at step" in m["text"]]
+    await awa.reply_to("/cancel")
+    assert "What happened?" in (await awa.reply_to("/report"))["text"]  # nothing left to offer
+    async with bot.db.read() as session:
+        assert (await session.exec(select(ConversationDraft))).all() == []  # sent or started again: none kept
+
+    quick = (await awa.reply_to("/report #accès The ferry at Mopti has taken relief boats again since Tuesday."))
+    item = await eventually(lambda: item_by_ref(lessons, quick["text"].split("reference ")[1].split(" ")[0]))
+    assert item.themes == "access" and item.body.startswith("The ferry at Mopti")
+    submitted = await stream_events(bus.js, "BOT", type_prefix="bot.report.submitted")
+    assert sorted(e.data["text"] for e in submitted) == sorted([text, item.body])  # "#foo" published nothing
+
+    # another command ending a conversation loses nothing either: a handover note interrupted by /report
+    before = len(await awa.messages())
+    await awa.send("/handover")
+    await said_after(awa, before, "1/5 Key counterparts")
+    before = len(await awa.messages())
+    await awa.send("The liaison officer at the force HQ, through the G-CMCoord cell.")
+    await said_after(awa, before, "2/5")
+    before = len(await awa.messages())
+    await awa.send("/report")
+    await said_after(awa, before, "What happened?")  # a new report (the last one was sent)
+    offer = await awa.reply_to("/handover")
+    assert "You have a handover note you did not finish" in offer["text"] and "1 of 5 questions" in offer["text"]
+    before = len(await awa.messages())
+    await press(awa, offer, DraftChoice(k="handover", a="resume"))
+    assert "2/5 Open access" in await said_after(awa, before, "We were at question 2")
 
 
 async def ferry_reports(lessons: lessons_bootstrap.LessonsApp, bus: Bus, clock: ManualClock,

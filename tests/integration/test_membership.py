@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from services.bot import bootstrap as bot_bootstrap
 from services.bot.bootstrap import BotApp
 from services.bot.callbacks import LessonStep
 from services.bot.config import Settings as BotSettings
+from services.bot.models import ConversationDraft
 from services.lessons import bootstrap as lessons_bootstrap
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.bootstrap import RosterApp
@@ -74,6 +76,11 @@ async def texts_with(user: User, needle: str) -> list[str] | None:
     return [m["text"] for m in await user.messages() if needle in (m["text"] or "")] or None
 
 
+async def drafts_in(bot: BotApp) -> list[ConversationDraft]:
+    async with bot.db.read() as session:
+        return list((await session.exec(select(ConversationDraft))).all())
+
+
 MEMBERS_ONLY = "that is for members of the CMCoord community"
 NOT_REGISTERED = "ask the CMCS desk or your regional adviser for an invitation"
 
@@ -96,6 +103,9 @@ async def test_a_departed_officer_keeps_the_community_for_the_grace_period_then_
     assert JEAN_PHONE in await said(awa, "/contacts ROWCA", "ROWCA")  # within the grace period: still a member
     rights = await bus.request("cmcoord.roster.svc.rights", {"person_id": awa_id})
     assert rights["member"] is True
+    await said(awa, "/report", "What happened?")  # a report begun, its text kept as a draft
+    await said(awa, "The ferry at Mopti has taken relief boats again since Tuesday.", "Where?")
+    assert len(await drafts_in(uncached_bot)) == 1
 
     clock.advance(timedelta(days=roster_settings.member_grace_days + 1))  # the grace period is over
     seen = len(await awa.messages())
@@ -103,6 +113,8 @@ async def test_a_departed_officer_keeps_the_community_for_the_grace_period_then_
         answer = await said(awa, command, MEMBERS_ONLY)
         assert "/aar" in answer and "/handover" in answer and "/pending" in answer
     assert not any(JEAN_PHONE in (m["text"] or "") for m in (await awa.messages())[seen:])
+    assert "/aar" in await said(awa, "/report", MEMBERS_ONLY)
+    assert await drafts_in(uncached_bot) == []  # a report she can no longer send is not kept
     assert "/contacts" not in await said(awa, "/help", "What you can still do")
     assert "Awa Traoré" in await said(awa, "/me", "<b>You</b>")
     assert not await stream_events(bus.js, "BOT", type_prefix="bot.call.agenda_added")  # nothing reached notify

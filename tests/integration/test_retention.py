@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from services.bot.config import Settings as BotSettings
 from services.bot.housekeeping import Housekeeping
-from services.bot.models import BOT_TABLES, ConversationState, InboxUpdate
+from services.bot.models import BOT_TABLES, ConversationDraft, ConversationState, InboxUpdate
 from services.bot.storage import SqlStorage
 from services.roster.config import Settings as RosterSettings
 from shared.bus import Bus, owner_stream
@@ -141,12 +141,19 @@ async def test_the_bot_forgets_handled_updates_ended_conversations_and_abandoned
     await converse(5, now - draft_keep - timedelta(days=5), state=None, data=draft)  # paused, abandoned: goes
     await converse(6, now - draft_keep + MINUTE, state=None, data=draft)  # paused AAR, not yet abandoned: stays
     await converse(7, now - timedelta(hours=1), state="AarWriting:planned", data=draft)  # in progress: stays
+    # the drafts kept apart from the conversation (a /report ended by /cancel or another command)
+    abandoned, recent = uuid.uuid4(), uuid.uuid4()
+    for person, at, kinds in ((abandoned, now - draft_keep - MINUTE, ("report", "aar", "handover")),  # go
+                              (recent, now - draft_keep + MINUTE, ("report",))):  # stays
+        clock.set(at)
+        for kind in kinds:
+            await storage.drafts.keep(person, kind, f"{kind}:step", draft)
     clock.set(now)
 
     housekeeping = Housekeeping(db=db, storage=storage, clock=clock, inbox_keep=inbox_keep, draft_keep=draft_keep,
                                 batch=2)
     pruned = await housekeeping.run_pass()
-    assert (pruned.inbox, pruned.conversations) == (3, 4)
+    assert (pruned.inbox, pruned.conversations, pruned.drafts) == (3, 4, 3)
 
     async with db.read() as session:
         updates = set((await session.exec(select(InboxUpdate.update_id))).all())
@@ -158,4 +165,9 @@ async def test_the_bot_forgets_handled_updates_ended_conversations_and_abandoned
     assert await storage.get_data(_key(6)) == draft
     assert await storage.get_state(_key(7)) == "AarWriting:planned"
     assert await SqlStorage(db).get_data(_key(4)) == {}
-    assert await housekeeping.run_pass() == type(pruned)(inbox=0, conversations=0)  # nothing else goes
+    async with db.read() as session:
+        assert [(d.person_id, d.kind) for d in (await session.exec(select(ConversationDraft))).all()] == [
+            (recent, "report")]
+    assert (await storage.drafts.get(recent, "report")).data == draft  # type: ignore[union-attr]
+    assert await storage.drafts.get(abandoned, "aar") is None
+    assert await housekeeping.run_pass() == type(pruned)(inbox=0, conversations=0, drafts=0)  # nothing else goes

@@ -1,6 +1,7 @@
-"""The report's nudges (advice, never a refusal)."""
+"""The report's nudges (advice, never a refusal); the one refusal: #tags alone."""
 
 from services.bot.quality import nudges, unexplained_acronyms
+from services.bot.routers.report import has_content, themes_in
 
 
 def kinds(text: str) -> list[str]:
@@ -23,3 +24,10 @@ def test_acronyms_spelled_out_pass() -> None:
     assert unexplained_acronyms("The MCDA were used; the NSAG refused.") == ["MCDA", "NSAG"]
     assert unexplained_acronyms("Military and Civil Defence Assets (MCDA) were used; MCDA left. The UN agreed.") == []
     assert unexplained_acronyms("The NSAGs (non-state armed groups) agreed.") == []
+
+
+def test_a_report_needs_words_besides_its_tags() -> None:
+    assert themes_in("#acces #الوصول Checkpoint closed") == (["access"], "Checkpoint closed")
+    assert themes_in("#foo") == ([], "#foo")
+    assert not has_content(themes_in("#foo")[1]) and not has_content("#foo #bar - …")
+    assert has_content("Checkpoint closed #foo") and has_content("الجسر مغلق")

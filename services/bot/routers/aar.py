@@ -3,7 +3,9 @@
 The AAR comes from lessons (the oldest due first); with none owed, the officer
 may still write one about their current post. Each answer is kept as a draft in
 the conversation state (the bot's store) as soon as it is given, so the review
-can be finished days later or after a restart. Then themes and classification;
+can be finished days later or after a restart; and as the person's AAR draft
+(services/bot/drafts.py): after /cancel, or another command, the next /aar offers
+to resume it or start again. Then themes and classification;
 the review goes to lessons as bot.aar.submitted (outbox), which ends its reminders.
 """
 
@@ -22,8 +24,9 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
-from services.bot.callbacks import LessonStep
-from services.bot.edits import Pressed, pressed
+from services.bot import drafts
+from services.bot.callbacks import DraftChoice, LessonStep
+from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
 from services.bot.routers.report import (
@@ -48,6 +51,8 @@ QUESTIONS: list[tuple[State, Any]] = [
     (AarWriting.sustain, __("4/5 What should be sustained: what worked and should be done again?")),
     (AarWriting.improve, __("5/5 What should be improved, and how?")),
 ]
+KIND = "aar"
+STEP_STATES = {str(s.state) for s in (*(step for step, _q in QUESTIONS), AarWriting.themes, AarWriting.classification)}
 
 
 def _field(step: State) -> str:
@@ -55,7 +60,7 @@ def _field(step: State) -> str:
 
 
 async def begin(message: Pressed, state: FSMContext, person: dict[str, Any], *, lessons: LessonsClient) -> None:
-    """Start the review owed (or resume one begun)."""
+    """Start the review owed (or resume one under way, or offer the draft left)."""
     current = await state.get_state()
     for i, (step, question) in enumerate(QUESTIONS):
         if current == step.state:
@@ -69,6 +74,14 @@ async def begin(message: Pressed, state: FSMContext, person: dict[str, Any], *, 
     if current == AarWriting.classification.state:
         await message.answer(_("Who may read it?"),
                              reply_markup=classification_keyboard((await state.get_data())["classification"]))
+        return
+    draft = await drafts.found(state, person, KIND, STEP_STATES)
+    if draft is not None:
+        answered = next((i for i, (step, _q) in enumerate(QUESTIONS) if step.state == draft.step), len(QUESTIONS))
+        await drafts.offer(message, KIND, _(
+            "You have an after action review you did not finish (last written on {day}; {n} of 5 questions "
+            "answered). Resume it, or start again? Starting again deletes it.").format(
+            day=draft.updated_at.date().isoformat(), n=answered))
         return
     try:
         owed = await lessons.aars(str(person["person_id"]))
@@ -107,13 +120,22 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
     async def aar(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
         await begin(message, state, person, lessons=lessons)
 
+    @router.callback_query(DraftChoice.filter(F.k == KIND))
+    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
+                           person: dict[str, Any]) -> None:
+        await callback.answer()
+        await set_buttons(callback, None)  # chosen: the buttons go
+        await drafts.choose(state, person, KIND, STEP_STATES, resume=callback_data.a == "resume")
+        await begin(pressed(callback), state, person, lessons=lessons)
+
     @router.message(Command("cancel"), StateFilter(AarWriting))
-    async def pause(message: Message, state: FSMContext) -> None:
-        await state.set_state(None)
+    async def pause(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await drafts.keep(state, person)
+        await state.clear()  # the draft holds the answers: /aar offers it back
         await message.answer(_("Paused. Your answers are kept: /aar continues where you left off."))
 
     @router.message(StateFilter(*[s for s, _q in QUESTIONS]), F.text, ~F.text.startswith("/"))
-    async def answer(message: Message, state: FSMContext) -> None:
+    async def answer(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
         text = (message.text or "").strip()
         if len(text) > MAX_ANSWER:
             await message.answer(_("Please keep each answer under {n} characters.").format(n=MAX_ANSWER))
@@ -123,17 +145,20 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
         await state.update_data({_field(QUESTIONS[index][0]): "" if text == "-" else text})  # the draft, kept
         if index + 1 < len(QUESTIONS):
             await state.set_state(QUESTIONS[index + 1][0])
+            await drafts.keep(state, person)  # whatever ends the conversation now
             await message.answer(str(QUESTIONS[index + 1][1]))
             return
         await state.set_state(AarWriting.themes)
+        await drafts.keep(state, person)
         await message.answer(_("Themes: press all that apply, then Done."), reply_markup=themes_keyboard([]))
 
     router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "done"))
-    async def themes_done(callback: CallbackQuery, state: FSMContext) -> None:
+    async def themes_done(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
         await callback.answer()
         await state.set_state(AarWriting.classification)
+        await drafts.keep(state, person)
         await pressed(callback).answer(_("Who may read it?"),
                                        reply_markup=classification_keyboard(DEFAULT_CLASSIFICATION))
 
@@ -153,6 +178,7 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
                 classification=cast(Classification, callback_data.v), country=data.get("country", ""),
                 submitted_at=clock.now()),
                 id=events.deterministic_id("aar.submitted", aar_id))
+        await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(
             _("Thank you: your after action review is submitted, reference {ref}. Its reminders stop.").format(

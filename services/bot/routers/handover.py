@@ -1,7 +1,10 @@
 """/handover: the outgoing officer writes the note for their successor, step by step.
 
 Each answer is kept in the conversation state (the bot's store), so a restart
-or a lost connection resumes at the same question. The finished note goes to
+or a lost connection resumes at the same question. Each answer is kept as the
+person's handover draft too (services/bot/drafts.py): after /cancel, or another
+command, the next /handover (or "Write it now") offers to resume it or start again,
+at the first question not answered. The finished note goes to
 the roster as bot.handover.submitted (outbox), which stores it against the
 post and tells notify it exists.
 """
@@ -16,11 +19,13 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
-from services.bot.edits import Pressed
+from services.bot import drafts
+from services.bot.callbacks import DraftChoice
+from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.filters import IsRegistered
 from services.bot.states import HandoverWriting
 from shared import events
@@ -36,6 +41,8 @@ STEPS: list[tuple[State, Any]] = [
     (HandoverWriting.where_files_live, __("4/5 Where do the files live?")),
     (HandoverWriting.advice_to_successor, __("5/5 Your advice to your successor?")),
 ]
+KIND = "handover"
+STEP_STATES = {str(step.state) for step, _q in STEPS}
 
 
 def current_deployment(person: dict[str, Any]) -> dict[str, Any] | None:
@@ -45,6 +52,24 @@ def current_deployment(person: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def begin(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+    """The note under way, or the choice of the draft left, or a new one."""
+    current = await state.get_state()
+    for i, (step, question) in enumerate(STEPS):
+        if current == step.state:  # resume where they were
+            await message.answer(_("We were at question {n}.").format(n=i + 1) + "\n\n" + str(question))
+            return
+    draft = await drafts.found(state, person, KIND, STEP_STATES)
+    if draft is not None:
+        answered = next(i for i, (step, _q) in enumerate(STEPS) if step.state == draft.step)
+        await drafts.offer(message, KIND, _(
+            "You have a handover note you did not finish (last written on {day}; {n} of 5 questions answered). "
+            "Resume it, or start again? Starting again deletes it.").format(
+            day=draft.updated_at.date().isoformat(), n=answered))
+        return
+    await start(message, state, person)
+
+
+async def start(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
     deployment = current_deployment(person)
     if deployment is None:
         await message.answer(_("You have no current deployment, so there is no handover note to write."))
@@ -60,19 +85,24 @@ async def begin(message: Pressed, state: FSMContext, person: dict[str, Any]) -> 
 def build_handover_router(*, db: Database, clock: Clock) -> Router:
     router = Router(name="handover")
     router.message.filter(IsRegistered())
+    router.callback_query.filter(IsRegistered())
 
     @router.message(Command("handover"))
     async def handover(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
-        current = await state.get_state()
-        for i, (step, question) in enumerate(STEPS):
-            if current == step.state:  # resume where they were
-                await message.answer(_("We were at question {n}.").format(n=i + 1) + "\n\n" + str(question))
-                return
         await begin(message, state, person)
 
+    @router.callback_query(DraftChoice.filter(F.k == KIND))
+    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
+                           person: dict[str, Any]) -> None:
+        await callback.answer()
+        await set_buttons(callback, None)  # chosen: the buttons go
+        await drafts.choose(state, person, KIND, STEP_STATES, resume=callback_data.a == "resume")
+        await begin(pressed(callback), state, person)
+
     @router.message(Command("cancel"), StateFilter(HandoverWriting))
-    async def cancel(message: Message, state: FSMContext) -> None:
-        await state.set_state(None)
+    async def cancel(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await drafts.keep(state, person)
+        await state.clear()  # the draft holds the answers: /handover offers it back
         await message.answer(_("Stopped. Your answers are kept: /handover continues where you left off."))
 
     @router.message(StateFilter(HandoverWriting), F.text, ~F.text.startswith("/"))
@@ -87,6 +117,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
         await state.update_data({field: "" if text == "-" else text})
         if index + 1 < len(STEPS):
             await state.set_state(STEPS[index + 1][0])
+            await drafts.keep(state, person)  # the answers so far, whatever ends the conversation now
             await message.answer(str(STEPS[index + 1][1]))
             return
         data = await state.get_data()
@@ -97,6 +128,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
                 recurring_meetings=data.get("recurring_meetings", ""),
                 where_files_live=data.get("where_files_live", ""),
                 advice_to_successor=data.get("advice_to_successor", ""), submitted_at=clock.now()))
+        await drafts.drop(state, person, KIND)
         await state.clear()
         await message.answer(_("Thank you. Your handover note is stored with the post; your successor receives it. "
                                "/handover again replaces it."))

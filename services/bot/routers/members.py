@@ -5,11 +5,14 @@ deployment not ended, or ended within its grace period (CMCOORD_ROSTER_MEMBER_GR
 After that they keep /me and their own open duties (/aar, /handover, /pending and the
 buttons of their messages, the departure date); the community's commands (contacts, calls,
 agendas, summaries, reports, lessons) get this router's answer instead, and a conversation
-with one of them under way ends. It is included before the routers it guards, which check
+with one of them under way ends (a report draft they can no longer send goes too). It is
+included before the routers it guards, which check
 membership themselves too (services/bot/filters.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command, StateFilter
@@ -17,6 +20,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember
 from services.bot.states import ContactsSearch, ReportWriting
@@ -50,19 +54,20 @@ def build_members_only_router() -> Router:
     router.message.filter(IsFormerMember())
     router.callback_query.filter(IsFormerMember())
 
-    async def end_member_conversation(state: FSMContext) -> None:
+    async def end_member_conversation(state: FSMContext, person: dict[str, Any]) -> None:
         current = await state.get_state()
         if current is not None and any(current in group.__all_states_names__ for group in MEMBER_STATES):
             await state.clear()
+        await drafts.drop(state, person, "report")
 
     @router.message(Command(*MEMBER_COMMANDS))
-    async def command(message: Message, state: FSMContext) -> None:
-        await end_member_conversation(state)
+    async def command(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await end_member_conversation(state, person)
         await message.answer(members_only())
 
     @router.message(StateFilter(*MEMBER_STATES))
-    async def in_conversation(message: Message, state: FSMContext) -> None:
-        await state.clear()
+    async def in_conversation(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await end_member_conversation(state, person)
         await message.answer(members_only())
 
     @router.callback_query(ContactsPage.filter())
@@ -70,8 +75,8 @@ def build_members_only_router() -> Router:
         await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
 
     @router.callback_query(StateFilter(*MEMBER_STATES))
-    async def member_step(callback: CallbackQuery, state: FSMContext) -> None:
-        await state.clear()
+    async def member_step(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+        await end_member_conversation(state, person)
         await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
 
     return router

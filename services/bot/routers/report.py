@@ -3,9 +3,12 @@
 Step by step: what happened, where (the officer's post by default), themes,
 classification (community by default), an optional photo or document, then a
 confirmation with the report's reference. Each step is kept in the conversation
-state (the bot's store): a restart or a lost connection resumes where it was.
+state (the bot's store): a restart or a lost connection resumes where it was. Each
+answer is kept as the person's report draft too (services/bot/drafts.py): after
+/cancel, or another command, the next /report offers to resume it or start again.
 On a bad connection, one message does it all: `/report #access what happened`
-(the post's country, community).
+(the post's country, community). A report of #tags alone is refused: the
+conversation goes on at "What happened?", with the themes named kept.
 
 The report reaches lessons as bot.report.submitted (outbox); its reference is
 derived from its id, so the officer has it at once.
@@ -24,7 +27,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from services.bot.callbacks import LessonStep
+from services.bot import drafts
+from services.bot.callbacks import DraftChoice, LessonStep
 from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.filters import IsMember
 from services.bot.quality import nudges
@@ -59,13 +63,15 @@ def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
     return keyboard.as_markup()
 
 
-async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext) -> None:
+async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
+                       person: dict[str, Any]) -> None:
     """A theme button of /report or /aar: the theme on or off, and the buttons show it."""
     await callback.answer()
     chosen = list((await state.get_data()).get("themes", []))
     if callback_data.v in THEMES:
         chosen = [t for t in chosen if t != callback_data.v] if callback_data.v in chosen else [*chosen, callback_data.v]
         await state.update_data({"themes": chosen})
+        await drafts.keep(state, person)
     if not await set_buttons(callback, themes_keyboard(chosen)):  # an old message: the buttons anew
         await pressed(callback).answer(_("Themes: press all that apply, then Done."),
                                        reply_markup=themes_keyboard(chosen))
@@ -110,6 +116,15 @@ def themes_in(text: str) -> tuple[list[str], str]:
     return list(dict.fromkeys(themes)), " ".join(words).strip()
 
 
+def has_content(text: str) -> bool:
+    """Words besides #tags: something a reader learns from."""
+    return any(ch.isalnum() for word in text.split() if not word.startswith("#") for ch in word)
+
+
+def unknown_tags(text: str) -> list[str]:
+    return [word for word in text.split() if word.startswith("#") and len(word) > 1 and resolve_theme(word) is None]
+
+
 def _summary(data: dict[str, Any]) -> str:
     themes = ", ".join(THEMES[t] for t in data.get("themes", [])) or _("none")
     lines = [_("<b>Your report</b>"), escape(data["text"]),
@@ -134,9 +149,20 @@ async def submit(db: Database, clock: Clock, person: dict[str, Any], data: dict[
     return ref
 
 
-STEP_NUMBER = {s.state: i + 1 for i, s in enumerate(
+STEP_NUMBER: dict[str, int] = {str(s.state): i + 1 for i, s in enumerate(
     (ReportWriting.text, ReportWriting.country, ReportWriting.themes, ReportWriting.classification,
      ReportWriting.attachment, ReportWriting.confirm))}
+KIND = "report"
+
+
+def empty_report(text: str) -> str:
+    """Why a report of #tags alone is not taken (what to write comes with the next question)."""
+    refused = _("A report needs a few words on what happened, not only themes.")
+    unknown = unknown_tags(text)
+    if unknown:
+        refused += " " + _("Not a theme I know: {tags}. You choose themes from a list after the text.").format(
+            tags=escape(", ".join(unknown)))
+    return refused
 
 
 def build_report_router(*, db: Database, clock: Clock) -> Router:
@@ -175,26 +201,51 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
 
     async def to(step: Any, message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
         await state.set_state(step)
+        await drafts.keep(state, person)  # the answers so far, whatever ends the conversation now
         await ask(message, state, person)
+
+    async def open_report(message: Pressed, state: FSMContext, person: dict[str, Any],
+                          themes: list[str] | None = None) -> None:
+        """The report under way, or the choice of the draft left, or a new one (with `themes` chosen)."""
+        current = await state.get_state()
+        if current in STEP_NUMBER:  # resume where they were
+            await message.answer(_("We were at step {n} of 6.").format(n=STEP_NUMBER[current]))
+            await ask(message, state, person)
+            return
+        draft = await drafts.found(state, person, KIND, set(STEP_NUMBER))
+        if draft is not None:
+            await drafts.offer(message, KIND, _(
+                "You have a report you did not finish (last written on {day}, at step {n} of 6). Resume it, or "
+                "start again? Starting again deletes it.").format(day=draft.updated_at.date().isoformat(),
+                                                                  n=STEP_NUMBER[draft.step]))
+            return
+        await state.set_data({"report_id": str(uuid.uuid4()), "classification": DEFAULT_CLASSIFICATION,
+                              "themes": themes or []})
+        await to(ReportWriting.text, message, state, person)
 
     @router.message(Command("report"))
     async def report(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
         if command.args and command.args.strip():
             await one_message(message, command.args, state, person)
             return
-        current = await state.get_state()
-        if current in STEP_NUMBER:  # resume where they were
-            await message.answer(_("We were at step {n} of 6.").format(n=STEP_NUMBER[current]))
-            await ask(message, state, person)
-            return
-        await state.set_data({"report_id": str(uuid.uuid4()), "classification": DEFAULT_CLASSIFICATION,
-                              "themes": []})
-        await to(ReportWriting.text, message, state, person)
+        await open_report(message, state, person)
+
+    @router.callback_query(DraftChoice.filter(F.k == KIND))
+    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
+                           person: dict[str, Any]) -> None:
+        await callback.answer()
+        await set_buttons(callback, None)  # chosen: the buttons go
+        await drafts.choose(state, person, KIND, set(STEP_NUMBER), resume=callback_data.a == "resume")
+        await open_report(pressed(callback), state, person)
 
     async def one_message(message: Message, args: str, state: FSMContext, person: dict[str, Any]) -> None:
         themes, text = themes_in(args)
         country = post_country(person)
-        if not text or country is None:
+        if not has_content(text):  # nothing but #tags: the conversation asks what happened
+            await message.answer(empty_report(text))
+            await open_report(message, state, person, themes)
+            return
+        if country is None:
             await message.answer(_("Write what happened after the command, e.g. /report #access Checkpoint at "
                                    "the bridge closed to convoys since Monday. Without a current post, send "
                                    "/report alone and I ask where."))
@@ -210,8 +261,9 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             ref=ref, country=escape(country_name(country))) + ("\n\n" + tips if tips else ""))
 
     @router.message(Command("cancel"), StateFilter(ReportWriting))
-    async def cancel(message: Message, state: FSMContext) -> None:
-        await state.set_state(None)
+    async def cancel(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+        await drafts.keep(state, person)
+        await state.clear()  # the draft holds the answers: /report offers it back
         await message.answer(_("Stopped. What you wrote is kept: /report continues where you left off."))
 
     @router.message(StateFilter(ReportWriting.text), F.text, ~F.text.startswith("/"))
@@ -219,6 +271,13 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         body = (message.text or "").strip()
         if len(body) > MAX_TEXT:
             await message.answer(_("Please keep a report under {n} characters.").format(n=MAX_TEXT))
+            return
+        themes, rest = themes_in(body)
+        if not has_content(rest):  # #tags alone: the themes kept, the question again
+            chosen = list((await state.get_data()).get("themes", []))
+            await state.update_data({"themes": list(dict.fromkeys([*chosen, *themes]))})
+            await message.answer(empty_report(rest))
+            await ask(message, state, person)
             return
         await state.update_data({"text": body})
         tips = nudge_text(body)
@@ -281,13 +340,15 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     async def send(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
         await callback.answer()
         ref = await submit(db, clock, person, await state.get_data())
+        await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(_("Report sent, reference {ref}. Thank you: the CMCS desk reviews "
                                          "every report.").format(ref=ref))
 
     @router.callback_query(StateFilter(ReportWriting.confirm), LessonStep.filter(F.a == "cancel"))
-    async def discard(callback: CallbackQuery, state: FSMContext) -> None:
+    async def discard(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
         await callback.answer()
+        await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(_("Report discarded."))
 
