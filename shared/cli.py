@@ -14,9 +14,52 @@ from typing import Any
 import typer
 
 from shared.clock_cli import app as clock_app
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, record_home, recorded_home, recorded_home_file
+from shared.store import StoreMissing, refuse_missing_stores
 
 app = typer.Typer(no_args_is_help=True, help="CMCoord Hub: roster, notifications, regional calls and lessons.")
+_home_from_record = False  # CMCOORD_HOME was not set: this process took the home `cmcoord up` recorded
+# The commands whose job may be to make their service's store (besides `up`): a first import starts a roster,
+# `migrate` readies a store before the service's first start, a region's call may be set before notify starts.
+MAY_CREATE_STORE = {("roster", "import"), ("calls", "set"),
+                    *((service, "migrate") for service in ("roster", "notify", "lessons", "bot"))}
+
+
+@app.callback()
+def _home(ctx: typer.Context) -> None:
+    """Every command but `up` works on the stack `cmcoord up` runs: CMCOORD_HOME if set, else the home
+    `up` recorded, else ./.cmcoord; and, unless its job is to make one, none of them makes an empty store
+    where it finds none."""
+    global _home_from_record
+    group = ctx.invoked_subcommand
+    if group == "up":
+        return
+    if not os.environ.get("CMCOORD_HOME") and (home := recorded_home()) is not None:
+        os.environ["CMCOORD_HOME"] = str(home)  # every service's settings read it
+        _home_from_record = True
+    if (group, _command_after(group)) not in MAY_CREATE_STORE:
+        refuse_missing_stores()
+
+
+def _command_after(group: str | None) -> str | None:
+    """The command named after `group` on the command line (the groups take no options before it)."""
+    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    return words[words.index(group) + 1] if group in words and words.index(group) + 1 < len(words) else None
+
+
+def store_missing_line(exc: StoreMissing) -> str:
+    """One line: where the store was looked for, why there, and how to point at the right one."""
+    home = Path(os.environ.get("CMCOORD_HOME") or ".cmcoord").resolve()
+    if exc.path.resolve().parent != home:
+        why = "the folder its CMCOORD_<SERVICE>_DATABASE_URL names"
+    elif _home_from_record:
+        why = f"the home the last `cmcoord up` recorded in {recorded_home_file()}"
+    elif os.environ.get("CMCOORD_HOME"):
+        why = "CMCOORD_HOME"
+    else:
+        why = "./.cmcoord under the current folder: CMCOORD_HOME is not set and no `cmcoord up` recorded a home"
+    return (f"error: no store at {exc.path} (home: {why}); set CMCOORD_HOME to the folder `cmcoord up` names in its "
+            "ready line (or run `cmcoord up` first); nothing was created")
 
 
 @app.command()
@@ -28,19 +71,29 @@ def up(
     sandbox_port: int = typer.Option(8081, help="the local Telegram sandbox (when TELEGRAM_BOT_TOKEN is not set)"),
     speed: float | None = typer.Option(None, help="training: run the services' clock this many times faster than "
                                        "real time (60: a minute is an hour); `cmcoord clock` moves it on"),
+    ready_timeout: float | None = typer.Option(
+        None, min=0.1, help="seconds nats-server, then every service, may take to be ready before `up` gives up "
+        "and says what is slow (default CMCOORD_UP_READY_TIMEOUT_SECONDS, 300)"),
 ) -> None:
     """Run nats-server and every service on this machine until Ctrl-C."""
-    from shared.supervisor import Supervisor
+    from shared.supervisor import NotReady, Supervisor, UpSettings
 
     settings = CommonSettings()
     _training_clock(settings, speed)
+    up_settings = UpSettings() if ready_timeout is None else UpSettings(ready_timeout_seconds=ready_timeout)
+    record_home(settings.home)  # `cmcoord` commands run later from any folder find this stack
     after = [[sys.executable, "-m", "shared.cli", "roster", "import", "--sample"]] if demo else []
     supervisor = Supervisor(
         home=settings.home.resolve(), nats_port=nats_port, nats_http_port=nats_http_port,
         health_port_base=health_port_base,
-        sandbox_port=None if os.environ.get("TELEGRAM_BOT_TOKEN") else sandbox_port,
+        sandbox_port=None if os.environ.get("TELEGRAM_BOT_TOKEN") else sandbox_port, settings=up_settings,
     )
-    raise typer.Exit(asyncio.run(supervisor.run(after_ready=after)))
+    try:
+        code = asyncio.run(supervisor.run(after_ready=after))
+    except NotReady as exc:  # everything it started is stopped already
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
 
 
 def _training_clock(settings: CommonSettings, speed: float | None) -> None:
@@ -295,7 +348,11 @@ def _add_service_commands() -> None:
 
 def main() -> None:
     _add_service_commands()
-    app()
+    try:
+        app()
+    except StoreMissing as exc:  # raised wherever a command opens a store: one line, not a traceback
+        typer.echo(store_missing_line(exc), err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A tiny HTTP server each service runs on its own port: /healthz, /readyz and any
 read-only pages of its own (notify's calendar feeds). /readyz also reports facts
-that do not decide readiness (`details`: every service's outbox backlog)."""
+that do not decide readiness (`details`: every service's outbox backlog), and while
+the service starts, what it is waiting for (`waiting`: NATS, its streams and consumers)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class HealthServer:
         self.host = host
         self.port = port
         self.readiness = readiness
+        self.waiting: str | None = None  # what the start is waiting for (NATS, its topology), shown by /readyz
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
@@ -54,6 +56,8 @@ class HealthServer:
         checks = await self.readiness()
         ready = all(checks.values())
         body: dict[str, Any] = {"service": self.service, "ready": ready, "checks": checks}
+        if self.waiting and not ready:
+            body["waiting"] = self.waiting
         if self.details is not None:
             try:
                 body.update(await self.details())

@@ -51,14 +51,16 @@ async def open_infrastructure(
     health = HealthServer(service=service, host=settings.health_host, port=settings.health_port, readiness=readiness,
                           routes=pages, details=outbox)
     await health.start()
+    health.waiting = "a connection to NATS"  # (its URL may hold a password: not shown)
     bus = await Bus.open(settings.nats_url, source=service, instance=instance, auth=settings.nats_auth())
-    await _topology_when_ready(bus, service)
+    await _topology_when_ready(bus, service, health)
+    health.waiting = None
     if metrics is not None:
         metrics.bus = bus
     return health, bus
 
 
-async def _topology_when_ready(bus: Bus, service: str) -> None:
+async def _topology_when_ready(bus: Bus, service: str, health: HealthServer | None = None) -> None:
     """Wait until the streams and durables this service needs exist as declared (`cmcoord nats-init`
     creates them; in Kubernetes its Job may still be running, and a cluster starting up has no
     JetStream leader for a few seconds). Says what is missing, at most once a minute."""
@@ -70,6 +72,8 @@ async def _topology_when_ready(bus: Bus, service: str) -> None:
             problems = [f"JetStream not answering ({str(exc) or type(exc).__name__})"]
         if not problems:
             return
+        if health is not None:  # /readyz says it: `cmcoord up` names it when the start takes too long
+            health.waiting = f"NATS topology (missing: {'; '.join(problems)[:200]})"
         if time.monotonic() - said > 60:
             log.error("nats_topology_missing", error=explain_missing(problems))
             said = time.monotonic()

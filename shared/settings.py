@@ -2,7 +2,8 @@
 
 Each service defines its own `Settings(ServiceSettings)` with the prefix
 `CMCOORD_<SERVICE>_`; the NATS URL and the data folder are common to all and read
-from `CMCOORD_NATS_URL` and `CMCOORD_HOME`.
+from `CMCOORD_NATS_URL` and `CMCOORD_HOME`. `cmcoord` commands run by hand without
+`CMCOORD_HOME` use the home the last `cmcoord up` recorded (`recorded_home`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,35 @@ class OperatorSettings(ServiceSettings):
     CMCOORD_ADMIN_NATS_PASSWORD; under `cmcoord up`, the file it keeps in the home folder."""
 
     model_config = SettingsConfigDict(env_prefix="CMCOORD_ADMIN_", extra="ignore", populate_by_name=True)
+
+
+def recorded_home_file() -> Path:
+    """Where `cmcoord up` records the absolute path of its home: `$XDG_CONFIG_HOME/cmcoord/home`,
+    else `~/.config/cmcoord/home`."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "cmcoord" / "home"
+
+
+def record_home(home: Path) -> None:
+    """Remember `home` (made absolute) for `cmcoord` commands run later from any folder. Written
+    aside, then renamed into place: a reader sees the old path or the new one, never half of one."""
+    path = recorded_home_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        draft.write_text(str(home.resolve()) + "\n")
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+def recorded_home() -> Path | None:
+    """The home the last `cmcoord up` recorded, if any."""
+    try:
+        text = recorded_home_file().read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
 
 
 def nats_secret_file(home: Path, identity: str) -> Path:

@@ -38,6 +38,25 @@ log = structlog.get_logger("store")
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
+class StoreMissing(Exception):
+    """A SQLite store that is not there, opened by a command that must not create it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no store at {path}")
+        self.path = path
+
+
+_create_missing = True  # the services make their store at first start; `cmcoord` commands turn this off
+
+
+def refuse_missing_stores() -> None:
+    """From now on in this process, a Database opened on a SQLite file that does not exist raises
+    StoreMissing: a command run from the wrong folder must say so, not work on a new, empty store.
+    (A server database's URL is not checked.)"""
+    global _create_missing
+    _create_missing = False
+
+
 class ProcessedEvent(SQLModel, table=True):
     """An event a consumer has already applied: a redelivery has no second effect."""
 
@@ -68,7 +87,10 @@ class Database:
         self._outbox_listeners: list[Callable[[], None]] = []
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                path = Path(parsed.database)
+                if not _create_missing and not path.exists():
+                    raise StoreMissing(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _sqlite_pragmas_and_immediate_writes(self.engine)
         else:

@@ -47,6 +47,19 @@ class UpSettings(BaseSettings):
     nats_restart_room_mb: float = Field(
         default=16.0, ge=0, description="restart only once JetStream would have this much room after the restart "
         "(3/4 of the free space under its store, less what the streams hold): on a still-full disk it waits")
+    ready_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="how long nats-server may take to listen, the streams to be declared, then "
+        "every service to answer /readyz, each, before `up` stops what it started and says what is slow; a first "
+        "start on a busy machine takes minutes")
+
+
+class NotReady(Exception):
+    """`cmcoord up` gave up starting: the message says what was slow and what it was waiting for."""
+
+
+# What a /readyz check that is still false waits for, in words.
+CHECK_WORDS = {"nats": "the NATS connection", "store": "its store", "consumers": "its NATS consumers",
+               "queries": "its query service", "updates": "Telegram updates"}
 
 
 @dataclass(frozen=True)
@@ -163,7 +176,10 @@ class Supervisor:
         log_file.close()
         child.started_at = time.monotonic()
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until every child answers /readyz; NotReady naming the slow ones and what each waits for
+        after `timeout` (the ready timeout setting), or at once when one exits."""
+        timeout = self.settings.ready_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + timeout
         pending = {c.spec.name: c for c in self.children}
         async with aiohttp.ClientSession() as http:
@@ -172,9 +188,16 @@ class Supervisor:
                     if await _ready(http, child.health_port):
                         del pending[name]
                     elif child.process is not None and child.process.returncode is not None:
-                        raise RuntimeError(f"{name} exited with code {child.process.returncode}; see {child.log_path}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+                        raise NotReady(f"{name} exited with code {child.process.returncode} before it was ready; "
+                                       f"see {child.log_path}")
+                if pending and time.monotonic() > deadline:
+                    slow: dict[str, list[str]] = {}  # what they wait for -> who
+                    for name, child in pending.items():
+                        slow.setdefault(await _waiting_for(http, child), []).append(name)
+                    raise NotReady(f"not ready after {timeout:g} s: "
+                                   + "; ".join(f"{', '.join(names)} {why}" for why, names in slow.items())
+                                   + f" (logs in {self.home / 'logs'}; CMCOORD_UP_READY_TIMEOUT_SECONDS or "
+                                   "--ready-timeout gives more time)")
                 if pending:
                     await asyncio.sleep(0.1)  # polling health endpoints with a deadline
 
@@ -192,7 +215,8 @@ class Supervisor:
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     async def run(self, *, after_ready: list[list[str]] | None = None, stop: asyncio.Event | None = None) -> int:
-        """Until Ctrl-C or SIGTERM, or until `stop` is set when one is given (an embedding caller, a test)."""
+        """Until Ctrl-C or SIGTERM, or until `stop` is set when one is given (an embedding caller, a test).
+        NotReady when the start takes longer than the ready timeout: what it started is stopped first."""
         self.home.mkdir(parents=True, exist_ok=True)
         if stop is None:
             stop = asyncio.Event()
@@ -209,13 +233,12 @@ class Supervisor:
             extra_config=authorization(self.passwords),  # the production permissions, generated passwords
         )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.nats.start)
-        self.nats_started_at = time.monotonic()
-        await self.init_topology()
-        self.children = [Child(spec, self.health_port_base + spec.port_offset) for spec in self.services]
-        if self.sandbox_port is not None:
-            self.children.insert(0, Child(SANDBOX, self.sandbox_port))
+        timeout = self.settings.ready_timeout_seconds
         try:
+            await self.start_nats(timeout)
+            self.children = [Child(spec, self.health_port_base + spec.port_offset) for spec in self.services]
+            if self.sandbox_port is not None:
+                self.children.insert(0, Child(SANDBOX, self.sandbox_port))
             for child in self.children:
                 await self.start_child(child)
             await self.wait_ready()
@@ -233,6 +256,27 @@ class Supervisor:
         finally:
             await self.shutdown()
         return 0
+
+    async def start_nats(self, timeout: float) -> None:
+        """nats-server listening, then the streams declared, each within `timeout` (NotReady saying which not)."""
+        assert self.nats is not None
+        log = self.nats.log_file
+        try:
+            await asyncio.to_thread(self.nats.start, wait=timeout)
+        except TimeoutError as exc:
+            raise NotReady(f"nats-server not ready after {timeout:g} s: waiting for it to listen on port "
+                           f"{self.nats_port}; see {log}") from exc
+        except (OSError, RuntimeError) as exc:
+            raise NotReady(f"nats-server did not start: {exc}; see {log}") from exc
+        self.nats_started_at = time.monotonic()
+        try:
+            await asyncio.wait_for(self.init_topology(), timeout)
+        except TimeoutError as exc:
+            raise NotReady(f"nats-server not ready after {timeout:g} s: waiting for JetStream to take the streams "
+                           f"and consumers; see {log}") from exc
+        except Exception as exc:  # refused, or the connection lost: said in one line too
+            raise NotReady(f"nats-server did not take the streams and consumers: {str(exc) or type(exc).__name__}; "
+                           f"see {log}") from exc
 
     async def init_topology(self) -> None:
         """`cmcoord nats-init` for this stack, as the operator: the services only check."""
@@ -371,6 +415,18 @@ async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | N
             return body if isinstance(body, dict) else None
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
+
+
+async def _waiting_for(http: aiohttp.ClientSession, child: Child) -> str:
+    """What a service not yet ready says it waits for (its /readyz), in a few words."""
+    body = await _get_json(http, f"http://127.0.0.1:{child.health_port}/readyz")
+    if body is None:
+        return "not answering /readyz yet (still loading, or migrating a store)"
+    if body.get("waiting"):
+        return f"waiting for {body['waiting']}"
+    checks = body.get("checks") or {}
+    missing = [CHECK_WORDS.get(name, name) for name, ok in checks.items() if not ok]
+    return "waiting for " + (", ".join(missing) if missing else "its start to finish")
 
 
 async def _ready(http: aiohttp.ClientSession, port: int) -> bool:

@@ -24,6 +24,13 @@ from tests.postgres import PostgresCluster, pg_bindir
 TODAY = date(2026, 3, 2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _config_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`cmcoord up` records its home in the user's config folder (XDG_CONFIG_HOME): the tests' processes
+    record theirs in a folder of their own, and never read the one of whoever runs them."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+
+
 @pytest.fixture
 def nats_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every identity's NATS user and password in the environment, where each service's settings

@@ -68,3 +68,96 @@ async def test_a_bad_file_is_refused_with_line_numbers(roster_settings: Settings
     assert await counts(roster_settings) == (0, 0)
     code, _, err = await cli("roster", "import", env=roster_env(roster_settings))
     assert code == 2 and "FILE or --sample" in err
+
+
+async def _run_in(folder: Path, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """`cmcoord ARGS` started from `folder` (not the clone)."""
+    import asyncio
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.cli", *args, env=env, cwd=folder,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_run_elsewhere_a_command_refuses_to_make_an_empty_store_and_finds_the_recorded_home(
+    sample_roster: str, roster_settings: Settings, tmp_path: Path
+) -> None:
+    import os
+
+    elsewhere, config = tmp_path / "elsewhere", tmp_path / "config"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
+    env["XDG_CONFIG_HOME"] = str(config)  # no `cmcoord up` has recorded a home there yet
+    for command in (("roster", "directory"), ("notify", "stats"), ("lessons", "aar", "list")):
+        code, out, err = await _run_in(elsewhere, *command, env=env)
+        store = elsewhere / ".cmcoord" / f"{command[0]}.db"
+        assert code == 2 and out == "", (command, out, err)
+        assert err.startswith(f"error: no store at {store} (home: ./.cmcoord under the current folder")
+        assert "set CMCOORD_HOME" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(elsewhere.iterdir()) == []  # nothing made
+
+    (config / "cmcoord").mkdir(parents=True)
+    (config / "cmcoord" / "home").write_text(f"{roster_settings.home.resolve()}\n")  # as `cmcoord up` records it
+    code, out, err = await _run_in(elsewhere, "roster", "directory", env=env)
+    assert code == 0, err
+    assert out.startswith("name,email,phone") and len(out.splitlines()) > 5  # the sample roster's current posts
+    code, _, err = await _run_in(elsewhere, "notify", "stats", env=env)  # that home holds no notify store
+    assert code == 2 and f"no store at {roster_settings.home.resolve() / 'notify.db'}" in err
+    assert "the home the last `cmcoord up` recorded in" in err
+    code, _, err = await _run_in(elsewhere, "roster", "directory", env={**env, "CMCOORD_HOME": str(tmp_path / "x")})
+    assert code == 2 and f"no store at {tmp_path / 'x' / 'roster.db'} (home: CMCOORD_HOME)" in err  # the variable wins
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
+async def test_unlinked_people_are_listed_and_invited_in_bulk_and_a_registered_one_is_warned_about(
+    sample_roster: str, roster_settings: Settings, tmp_path: Path
+) -> None:
+    from services.roster.models import Person, TelegramLink
+    from shared.clock import SystemClock
+
+    env = roster_env(roster_settings)
+    rowca = [r for r in csv.DictReader(io.StringIO(sample_roster)) if r["region"] == "ROWCA"]
+    linked = rowca[0]
+    db = Database(roster_settings.db_url)
+    async with db.write() as s:
+        person = (await s.exec(select(Person).where(Person.email == linked["email"]))).one()
+        s.add(TelegramLink(person_id=person.id, telegram_user_id=4711, linked_at=SystemClock().now()))
+    await db.dispose()
+
+    code, out, err = await cli("roster", "unlinked", "--region", "West and Central Africa", env=env)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    listed = lines[:-1]
+    assert listed and all(line.startswith("ROWCA") and "not invited" in line for line in listed)
+    assert linked["name"] not in out  # registered
+    assert not any(r["phone"] in out for r in rowca)
+    assert lines[-1] == f"{len(listed)} person(s) in West and Central Africa without a Telegram link"
+
+    links = tmp_path / "links.csv"
+    code, out, err = await cli("roster", "invite", "--unlinked", "--region", "rowca", "--out", str(links), env=env)
+    assert code == 0, err
+    assert f"{len(listed)} invitation(s) written to {links}" in out
+    rows = list(csv.DictReader(io.StringIO(links.read_text())))
+    assert len(rows) == len(listed) and linked["email"] not in {r["email"] for r in rows}
+    assert all(r["link"] == f"https://t.me/CMCoordHubBot?start={r['token']}" and r["valid_until"] for r in rows)
+    assert links.stat().st_mode & 0o077 == 0  # the links are keys: the desk's eyes only
+    db = Database(roster_settings.db_url)
+    async with db.read() as s:
+        stored = {t.token_hash for t in (await s.exec(select(RegistrationToken))).all()}
+    await db.dispose()
+    assert {hash_token(r["token"]) for r in rows} == stored
+
+    # a second run does not revoke the links just sent, and never overwrites a file of links
+    code, out, err = await cli("roster", "invite", "--unlinked", "--region", "ROWCA", "--out", str(links), env=env)
+    assert code == 2 and "exists" in err
+    again = tmp_path / "again.csv"
+    code, out, err = await cli("roster", "invite", "--unlinked", "--region", "ROWCA", "--out", str(again), env=env)
+    assert code == 0 and "0 invitation(s)" in out and f"{len(listed)} person(s) skipped" in out, out
+
+    code, out, err = await cli("roster", "invite", linked["email"], env=env)
+    assert code == 1 and f"{linked['name']} is already registered" in err and "--force" in err and not out
+    code, out, err = await cli("roster", "invite", linked["email"], "--force", env=env)
+    assert code == 0 and out.startswith(f"warning: {linked['name']} was registered") and len(out.splitlines()[-1]) >= 32

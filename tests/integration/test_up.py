@@ -123,3 +123,62 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
     assert code == 0
     assert lines[-1] == "cmcoord stopped"
     assert not (home / "up.json").exists()
+
+
+async def test_up_too_slow_says_what_it_waits_for_in_one_line_and_stops_what_it_started(tmp_path: Path) -> None:
+    home, config = tmp_path / "home", tmp_path / "config"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
+    env.update(CMCOORD_HOME=str(home), XDG_CONFIG_HOME=str(config))
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    health, nats_port, sandbox = up_ports()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli", "up", "--ready-timeout", "2", "--nats-port", str(nats_port),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
+        env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, err.decode()  # one line, no traceback
+    assert lines[0].startswith(("error: not ready after 2 s: ", "error: nats-server not ready after 2 s: "))
+    if "error: not ready" in lines[0]:  # the usual case: nats-server is up within 2 s, the services are not
+        assert "waiting for" in lines[0] or "not answering /readyz yet" in lines[0]
+        assert "--ready-timeout gives more time" in lines[0]
+    assert out.decode().strip().splitlines()[-1] == "cmcoord stopped"
+    for port in (nats_port, sandbox, *range(health, health + 4)):  # nats-server and every service stopped
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, port
+    assert (config / "cmcoord" / "home").read_text().strip() == str(home.resolve())  # recorded for the commands
+
+
+async def test_a_starting_service_says_on_readyz_what_it_waits_for(tmp_path: Path) -> None:
+    """What `cmcoord up` names when a start takes too long: here, streams nobody declared yet."""
+    import contextlib
+
+    import aiohttp
+
+    from shared.bus import Bus
+    from shared.health import HealthServer
+    from shared.natsserver import NatsServer
+    from shared.service import _topology_when_ready
+
+    async def not_ready() -> dict[str, bool]:
+        return {"nats": True, "consumers": False}
+
+    server = NatsServer(store_dir=tmp_path / "jetstream", name="bare", log_file=tmp_path / "nats.log").start()
+    health = HealthServer(service="lessons", host="127.0.0.1", port=0, readiness=not_ready)
+    port = await health.start()
+    bus = await Bus.open(server.url, source="lessons", patience=10)
+    waiting = asyncio.create_task(_topology_when_ready(bus, "lessons", health))
+    try:
+        async def said() -> str | None:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                return (await resp.json()).get("waiting") if resp.status == 503 else None
+
+        text = await eventually(said, what="/readyz saying what the start waits for")
+        assert text.startswith("NATS topology (missing: stream LESSONS; consumer ")
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await bus.close()
+        await health.stop()
+        server.stop()
