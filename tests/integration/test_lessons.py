@@ -1,7 +1,8 @@
 """Lessons end to end: real nats-server, SQLite, the roster, notify and the bot on the sandbox;
 a clock the test sets. AARs from a deployment's end with reminders and escalations, stopped
 by submission; field reports through the conversation (a restart mid-way) and in one message;
-a report left with /cancel offered back (resume or start again), #tags alone refused;
+a report, an AAR or a handover note left with /cancel or another command offered back (resume
+or start again), #tags alone refused;
 /lessons as each role may read it, the rights coming from the roster (never from the asker's
 claim), kept a minute, and the public's when the roster does not answer; the digest sent to
 every member as a document."""
@@ -208,7 +209,13 @@ async def test_a_submitted_aar_ends_its_reminders(
         await at_step(clock, lessons, aar.due_on)  # the due date's reminder comes meanwhile
         await eventually(lambda: _count(aar_texts(SOMCHAI, sandbox_url), 2), what="the reminder on the due date")
         assert "We were at question 3" in (await user.reply_to("/aar"))["text"]
-        confirmation = await finish_aar(user, ANSWERS[2:])
+        assert "Paused" in (await user.reply_to("/cancel"))["text"]  # paused: /aar offers the draft back
+        offer = await user.reply_to("/aar")
+        assert "after action review you did not finish" in offer["text"] and "2 of 5 questions" in offer["text"]
+        before = len(await user.messages())
+        await press(user, offer, DraftChoice(k="aar", a="resume"))
+        assert "3/5 Why was there a difference?" in await said_after(user, before, "We were at question 3")
+        confirmation = await finish_aar(user, ANSWERS[2:])  # the same AAR: its reminders end
         await _recorded_and_reminders_ended(lessons, notify, bus, somchai, aar, confirmation, clock, sandbox_url)
     finally:
         await restarted.stop()
