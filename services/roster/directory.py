@@ -11,11 +11,11 @@ import bisect
 import heapq
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from rapidfuzz import fuzz, process
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.roster.models import (
@@ -23,18 +23,42 @@ from services.roster.models import (
     ContactsPage,
     Deployment,
     DeploymentCard,
+    GapCard,
     Person,
     Post,
+    SearchMatch,
     Training,
     split_list,
 )
+from shared.countries import name_key, resolve_country
 from shared.exports import csv_text
-from shared.regions import REGIONS, country_name, fold, resolve_country, resolve_region
+from shared.languages import language_key, resolve_language
+from shared.regions import REGIONS, country_name, fold, resolve_region
 
 REQUIRED_COURSE = "UN-CMCoord Course"
 FLAG_MANY_HATS = "more_than_two_hats"
 FLAG_NO_COURSE = "no_cmcoord_course"
 MAX_HATS = 2
+GAPS_SHOWN = 5  # gapped posts a contacts answer details (a region may have many)
+
+# What a reader may type for a role, in English, French and Arabic (keys as shared.countries.name_key makes them).
+ROLE_FORMS: dict[str, tuple[str, ...]] = {
+    "cmcoord_officer": ("cmcoord officer", "cmcoord officers", "humanitarian civil-military coordination officer",
+                        "charge de coordination civilo-militaire", "chargee de coordination civilo-militaire",
+                        "مسؤول التنسيق المدني العسكري"),
+    "focal_point": ("focal point", "focal points", "point focal", "points focaux", "جهة اتصال", "منسق اتصال"),
+    "surge": ("surge", "surge staff", "renfort", "renforts", "دعم طارئ"),
+    "regional_adviser": ("regional adviser", "regional advisers", "regional advisor", "regional advisors", "adviser",
+                         "advisor", "conseiller regional", "conseillere regionale", "conseillers regionaux",
+                         "مستشار اقليمي", "المستشار الاقليمي"),
+    "cmcs_desk": ("cmcs desk", "cmcs", "desk", "bureau cmcs", "مكتب cmcs"),
+}
+_ROLE_KEYS = {name_key(form): role for role, forms in ROLE_FORMS.items() for form in (role, *forms)}
+
+
+def resolve_role(text: str) -> str | None:
+    """'surge', 'regional adviser', 'point focal', 'regional_adviser' -> the role's id."""
+    return _ROLE_KEYS.get(name_key(text))
 
 
 def flags_for(*, hats: list[str], courses: set[str], deployed: bool, required_course: str = REQUIRED_COURSE) -> list[str]:
@@ -54,15 +78,32 @@ class Entry:
     countries: frozenset[str]
     regions: frozenset[str]
     stations: frozenset[str]
+    hats: frozenset[str] = frozenset()  # name keys of the hats held on current deployments
+    roles: frozenset[str] = frozenset()  # roles of current deployments
+    languages: frozenset[str] = frozenset()  # shared.languages.language_key of each language spoken
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A post nobody holds on the snapshot's day, since `since` (the rotation scan's record)."""
+
+    post_id: uuid.UUID
+    country: str
+    duty_station: str
+    region: str
+    title: str
+    since: date
 
 
 @dataclass
 class DirectorySnapshot:
-    """Everyone on the roster with their deployments active on `day`, indexed for search."""
+    """Everyone on the roster with their deployments active on `day`, indexed for search, and
+    the posts gapped that day."""
 
     day: date
     revision: int
     entries: list[Entry]  # sorted by folded name
+    gaps: list[Gap] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._by_person = {e.card.person_id: e for e in self.entries}
@@ -71,6 +112,12 @@ class DirectorySnapshot:
         self._by_org: dict[str, list[int]] = {}
         self._by_station: dict[str, list[int]] = {}
         self._by_token: dict[str, list[int]] = {}
+        self._by_hat: dict[str, list[int]] = {}
+        self._by_hat_token: dict[str, set[int]] = {}
+        self._by_role: dict[str, list[int]] = {}
+        self._by_language: dict[str, list[int]] = {}
+        self._advisers: dict[str, list[int]] = {}  # region -> its regional advisers
+        self._desk: list[int] = []
         for i, e in enumerate(self.entries):
             for region in e.regions:
                 self._by_region.setdefault(region, []).append(i)
@@ -82,7 +129,23 @@ class DirectorySnapshot:
                 self._by_org.setdefault(e.org_key, []).append(i)
             for token in set(e.name_key.split()):
                 self._by_token.setdefault(token, []).append(i)
+            for hat in e.hats:
+                self._by_hat.setdefault(hat, []).append(i)
+                for token in hat.split():
+                    self._by_hat_token.setdefault(token, set()).add(i)
+            for role in e.roles:
+                self._by_role.setdefault(role, []).append(i)
+            for language in e.languages:
+                self._by_language.setdefault(language, []).append(i)
+            for dep in e.card.deployments:
+                if dep.role == "regional_adviser":
+                    self._advisers.setdefault(dep.region, []).append(i)
+                elif dep.role == "cmcs_desk" and (not self._desk or self._desk[-1] != i):
+                    self._desk.append(i)
         self._tokens = sorted(self._by_token)
+        self._gap_stations: dict[str, list[Gap]] = {}
+        for gap in self.gaps:
+            self._gap_stations.setdefault(fold(gap.duty_station), []).append(gap)
 
     @property
     def deployed(self) -> list[Entry]:
@@ -93,47 +156,79 @@ class DirectorySnapshot:
         return entry.card if entry else None
 
     def search(self, query: str, *, offset: int = 0, limit: int = 10) -> ContactsPage:
-        ranked = self._rank(query)
+        ranked, matched, gaps = self._rank(query)
         # only the requested page is ordered: (best score, then name order)
         page = heapq.nsmallest(offset + limit, ranked.items(), key=lambda item: (-item[1], item[0]))[offset:]
-        return ContactsPage(query=query, total=len(ranked), offset=offset, items=[self.entries[i].card for i, _ in page])
+        return ContactsPage(query=query, total=len(ranked), offset=offset, items=[self.entries[i].card for i, _ in page],
+                            matched=matched, gaps=[self._gap_card(g) for g in gaps[:GAPS_SHOWN]],
+                            gaps_total=len(gaps))
 
     def match(self, query: str) -> list[Entry]:
-        ranked = self._rank(query)
+        ranked, _, _ = self._rank(query)
         return [self.entries[i] for i, _ in sorted(ranked.items(), key=lambda item: (-item[1], item[0]))]
 
-    def _rank(self, query: str) -> dict[int, float]:
-        """Country, region, organisation, duty station or name; case- and accent-
-        insensitive, names by word prefix and then fuzzily for misspellings.
-        Places and organisations rank first, then names by closeness."""
+    def _rank(self, query: str) -> tuple[dict[int, float], list[SearchMatch], list[Gap]]:
+        """Country (English, French or Arabic name, ISO code), region, organisation, duty
+        station, hat, role, language spoken or name; case- and accent-insensitive, names by
+        word prefix and then fuzzily for misspellings. Places and organisations rank first,
+        then hats and roles, languages, then names by closeness. Also: what the query was
+        understood as, and the gapped posts it names (by duty station, country or region)."""
         key = fold(query)
         ranked: dict[int, float] = {}
+        matched: list[SearchMatch] = []
         if not key:
-            return ranked
+            return ranked, matched, []
 
-        def take(indexes: list[int] | set[int], score: float) -> None:
+        def take(indexes: list[int] | set[int], score: float, kind: str = "", value: str = "") -> None:
             for i in indexes:
                 if ranked.get(i, -1.0) < score:
                     ranked[i] = score
+            if kind and indexes and all(m.kind != kind or m.value != value for m in matched):
+                matched.append(SearchMatch(kind=kind, value=value))
 
+        gaps = list(self._gap_stations.get(key, []))
         region = resolve_region(query)
         if region:
-            take(self._by_region.get(region, []), 300)
+            take(self._by_region.get(region, []), 300, "region", region)
+            gaps += [g for g in self.gaps if g.region == region]
         country = resolve_country(query)
         if country:
-            take(self._by_country.get(country, []), 300)
-        take(self._by_org.get(key, []), 250)
+            take(self._by_country.get(country, []), 300, "country", country)
+            gaps += [g for g in self.gaps if g.country == country]
+        take(self._by_org.get(key, []), 250, "organisation", query.strip())
         for org, indexes in self._by_org.items():
             if org.startswith(key + " "):
                 take(indexes, 240)
-        take(self._by_station.get(key, []), 240)
+        take(self._by_station.get(key, []), 240, "station", query.strip())
+        hat = name_key(query)
+        take(self._by_hat.get(hat, []), 230, "hat", query.strip())
+        hat_words = hat.split()
+        if hat_words:
+            by_words = set.intersection(*(self._by_hat_token.get(w, set()) for w in hat_words))
+            take(by_words, 220, "hat", query.strip())
+        role = resolve_role(query)
+        if role:
+            take(self._by_role.get(role, []), 230, "role", role)
+        language = resolve_language(query)
+        take(self._by_language.get(language or hat, []), 210, "language", language or query.strip())
         words = key.split()
         exact = self._name_hits(words, prefix=False)
         take(exact, 200)
         take(self._name_hits(words, prefix=True) - exact, 150)
         if not ranked and len(key) >= 4:
             take(self._fuzzy_name_hits(words), 100)
-        return ranked
+        if country and not ranked:  # "nobody in Chad" says more than "nobody found for Tchad"
+            matched.append(SearchMatch(kind="country", value=country))
+        unique = list({g.post_id: g for g in sorted(gaps, key=lambda g: (g.since, g.duty_station))}.values())
+        return ranked, matched, unique
+
+    def _gap_card(self, gap: Gap) -> GapCard:
+        cover, role = self._advisers.get(gap.region, []), "regional_adviser"
+        if not cover:
+            cover, role = self._desk, "cmcs_desk" if self._desk else ""
+        return GapCard(post_id=gap.post_id, country=gap.country, country_name=country_name(gap.country),
+                       duty_station=gap.duty_station, region=gap.region, title=gap.title, gapped_since=gap.since,
+                       covered_by=[self.entries[i].card for i in dict.fromkeys(cover)], cover_role=role)
 
     def _name_hits(self, words: list[str], *, prefix: bool) -> set[int]:
         """People whose name has every word of the query (as a word, or a word's start)."""
@@ -184,7 +279,9 @@ async def load_snapshot(
         courses.setdefault(training.person_id, set()).add(training.course)
     active = await session.exec(select(Deployment, Post).join(Post).where(Deployment.on(day)))
     by_person: dict[uuid.UUID, list[DeploymentCard]] = {}
+    held: set[uuid.UUID] = set()
     for dep, post in active.all():
+        held.add(post.id)
         by_person.setdefault(dep.person_id, []).append(
             DeploymentCard(
                 deployment_id=dep.id, post_id=post.id, country=post.country, country_name=country_name(post.country),
@@ -211,10 +308,16 @@ async def load_snapshot(
                 countries=frozenset(d.country for d in deps),
                 regions=frozenset(d.region for d in deps),
                 stations=frozenset(fold(d.duty_station) for d in deps),
+                hats=frozenset(name_key(h) for h in hats),
+                roles=frozenset(d.role for d in deps),
+                languages=frozenset(language_key(language) for language in card.languages),
             )
         )
     entries.sort(key=lambda e: e.name_key)
-    return DirectorySnapshot(day=day, revision=revision, entries=entries)
+    gapped = await session.exec(select(Post).where(col(Post.gapped_since).is_not(None), col(Post.gapped_since) <= day))
+    gaps = [Gap(post_id=p.id, country=p.country, duty_station=p.duty_station, region=p.region, title=p.title,
+                since=p.gapped_since) for p in gapped.all() if p.id not in held and p.gapped_since is not None]
+    return DirectorySnapshot(day=day, revision=revision, entries=entries, gaps=gaps)
 
 
 def region_name(code: str) -> str:

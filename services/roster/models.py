@@ -232,11 +232,38 @@ class PersonCard(ContactCard):
     member: bool = True
 
 
+class SearchMatch(SQLModel):
+    """What a contacts query was understood as: kind is country (value: ISO alpha-2), region
+    (its code), station, organisation, hat (as written on the roster), role or language (ISO 639
+    code, or the name as stored when ISO has none)."""
+
+    kind: str
+    value: str
+
+
+class GapCard(SQLModel):
+    """A post with nobody in it that a contacts query named (its duty station, country or region),
+    and who covers it meanwhile: the region's regional advisers, else the CMCS desk."""
+
+    post_id: uuid.UUID
+    country: str
+    country_name: str
+    duty_station: str
+    region: str
+    title: str
+    gapped_since: date
+    covered_by: list[ContactCard]
+    cover_role: str  # regional_adviser | cmcs_desk | "" (nobody on the roster covers it)
+
+
 class ContactsPage(SQLModel):
     query: str
     total: int
     offset: int
     items: list[ContactCard]
+    matched: list[SearchMatch] = []
+    gaps: list[GapCard] = []  # at most a few; gaps_total says how many the query named
+    gaps_total: int = 0
 
 
 class CounterpartCard(SQLModel):

@@ -16,18 +16,21 @@ from sqlmodel import col, select
 
 from services.roster import store
 from services.roster.directory import DirectorySnapshot, load_snapshot
-from services.roster.models import ContactCard, CounterpartCard, Deployment, PersonCard, Post, TelegramLink
+from services.roster.models import ContactCard, CounterpartCard, Deployment, Person, PersonCard, Post, TelegramLink
 from shared.bus import QueryFailure, json_endpoint
 from shared.clock import Clock
 from shared.events import Role
-from shared.regions import region_for_country, resolve_country, resolve_region
+from shared.countries import resolve_country
+from shared.regions import region_for_country, resolve_region
 from shared.store import Database
 
 SUBJECT_PREFIX = "cmcoord.roster.svc"
 
-# Who may see counterpart (armed actor) contacts of a country: these roles,
-# deployed in that country's region.
+# Who may see restricted counterpart (armed actor) contacts of a country: these roles,
+# deployed in that country's region, and the CMCS desk (every country). `community` entries go
+# to every member of the community, `public` ones to anyone on the roster.
 COUNTERPART_ROLES = frozenset({"cmcoord_officer", "regional_adviser"})
+CLASSIFICATION_ORDER = {"public": 0, "community": 1, "restricted": 2}
 
 
 class ContactsQuery(BaseModel):
@@ -289,17 +292,21 @@ class RosterQueries:
         region = region_for_country(country)
         async with self.db.read() as session:
             day = self.clock.now().date()
-            held = await session.exec(
-                select(Deployment, Post).join(Post).where(Deployment.person_id == q.requester_person_id)
-            )
-            allowed = any(
-                dep.role in COUNTERPART_ROLES and dep.start <= day <= (dep.actual_end or dep.planned_end)
-                and (post.region == region or post.country == country)
-                for dep, post in held.all()
-            )
-            if not allowed:
-                raise PermissionError("counterpart contacts are for CMCoord officers and advisers of the region")
-            rows = await store.counterparts_in(session, country=country)
+            if await session.get(Person, q.requester_person_id) is None:
+                raise PermissionError("counterpart contacts are for people on the roster")
+            held = (await session.exec(
+                select(Deployment, Post).join(Post)
+                .where(Deployment.person_id == q.requester_person_id, Deployment.on(day)))).all()
+            restricted = any(dep.role == "cmcs_desk" for dep, _ in held) or any(
+                dep.role in COUNTERPART_ROLES and (post.region == region or post.country == country)
+                for dep, post in held)
+            visible = {"public"}
+            if restricted:
+                visible |= {"community", "restricted"}
+            elif await store.is_member(session, q.requester_person_id, day=day, grace=self.member_grace):
+                visible.add("community")
+            rows = [r for r in await store.counterparts_in(session, country=country) if r.classification in visible]
+        rows.sort(key=lambda r: (CLASSIFICATION_ORDER.get(r.classification, 2), r.unit))
         return [CounterpartCard.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
 
     async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:

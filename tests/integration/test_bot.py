@@ -271,3 +271,75 @@ async def test_counterparts_are_shown_to_officers_of_the_region_only(
 async def _texts_with(user: User, needle: str) -> list[str] | None:
     found = [m["text"] for m in await user.messages() if needle in (m["text"] or "")]
     return found or None
+
+
+async def test_contacts_in_the_readers_language_by_hat_and_language_with_gaps_and_classified_counterparts(
+    bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock, tmp_path: Any
+) -> None:
+    from services.roster.cli import import_text
+    from tests.helpers import cli, roster_env
+
+    t = clock.now().date()
+    s, e = t - timedelta(days=30), t + timedelta(days=150)
+    header = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,languages\n"
+    rows = [f"Idriss Mahamat,idriss@ocha.example,+235 1,OCHA,TD,N'Djamena,CMCoord Officer,cmcoord_officer,{s},{e},ar;fr",
+            f"Paul Mbarga,paul@unicef.example,+237 1,UNICEF,CM,Maroua,Focal Point,focal_point,{s},{e},fr;en",
+            f"Karim Haddad,karim@ocha.example,+221 77 000 00 01,OCHA,SN,Dakar,Regional CMCoord Adviser,regional_adviser,"
+            f"{s},{e},fr;en",
+            f"Maria Keller,maria@ocha.example,+41 1,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,{s},{e},de;en",
+            # left Bangui ten days ago, nobody took over: a gapped post
+            f"Jean Gbaya,jean@ocha.example,+236 1,OCHA,CF,Bangui,CMCoord Officer,cmcoord_officer,{t - timedelta(days=200)},"
+            f"{t - timedelta(days=10)},fr;sg"]
+    _, errors, _ = await import_text(header + "\n".join(rows) + "\n", settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+    counterparts = tmp_path / "counterparts.csv"
+    counterparts.write_text("country,unit,function,channel,classification\n"
+                            "Mali,Governor's office,Humanitarian desk,+223 20 11 11 11,public\n"
+                            "Mali,Operation Liaison Cell,Deconfliction,+223 20 99 99 99,restricted\n")
+    code, _, err = await cli("roster", "counterparts", str(counterparts), env=roster_env(roster_settings))
+    assert code == 0, err
+
+    officer, desk, focal = User(sandbox_url, 9511), User(sandbox_url, 9512), User(sandbox_url, 9513)
+    await officer.reply_to(f"/start {await invite(roster_settings, clock, 'o1@ocha.example')}")  # CMCoord officer, Mali
+    await desk.reply_to(f"/start {await invite(roster_settings, clock, 'maria@ocha.example')}")
+    await focal.reply_to(f"/start {await invite(roster_settings, clock, 'ana@wfp.example')}")  # WFP focal point, Niger
+
+    chad = await officer.reply_to("/contacts Tchad")
+    assert "(country: Chad)" in chad["text"] and "Idriss Mahamat" in chad["text"]
+    assert "Paul Mbarga" in (await officer.reply_to("/contacts Cameroun"))["text"]
+    mali = await officer.reply_to("/contacts مالي")
+    assert "1–5 of 7" in mali["text"] and mali["reply_markup"] is not None  # page buttons, the query fits in them
+    await eventually(lambda: _texts_with(officer, "Counterparts in Mali"), what="counterparts after the people")
+    bangui = await officer.reply_to("/contacts Bangui")
+    assert "Nobody is in post for <b>Bangui</b> at the moment." in bangui["text"]
+    assert (f"Gapped post: CMCoord Officer, Bangui (Central African Republic), nobody in post since "
+            f"{t - timedelta(days=9)}.") in bangui["text"]
+    assert "Covered meanwhile by the regional adviser(s) for ROWCA:\n<b>Karim Haddad</b> · +221 77 000 00 01" in (
+        bangui["text"])
+    hns4d = await officer.reply_to("/contacts HNS4D")
+    assert "(hat: HNS4D)" in hns4d["text"] and "Ana &lt;Test&gt; &amp; Co" in hns4d["text"]
+    for query in ("Arabic", "arabe", "العربية"):
+        arabic = await officer.reply_to(f"/contacts {query}")
+        assert "(language: Arabic)" in arabic["text"] and "Idriss Mahamat" in arabic["text"], query
+        assert "1–1 of 1" in arabic["text"]
+
+    # counterparts: each under its classification; restricted ones to the officer and the desk only
+    sent = {}
+    for user in (officer, desk, focal):
+        sent[user.id] = len(await user.messages())
+        await user.send("/contacts Mali")
+
+    async def counterparts_for(user: User) -> str | None:
+        found = [m["text"] for m in (await user.messages())[sent[user.id]:] if "Counterparts in Mali" in m["text"]]
+        return found[0] if found else None
+
+    for user in (officer, desk):
+        shown = await eventually(lambda u=user: counterparts_for(u), what="counterparts")
+        assert shown.index("Public:\nGovernor&#x27;s office") < shown.index(
+            "Restricted, do not forward:\nOperation Liaison Cell: Deconfliction, +223 20 99 99 99")
+    shown = await eventually(lambda: counterparts_for(focal), what="counterparts")
+    assert "Governor&#x27;s office: Humanitarian desk" in shown
+    assert "Liaison Cell" not in shown and "Restricted" not in shown
+    french = await officer.reply_to("/contacts Bangui", language_code="fr")
+    assert "Poste vacant : CMCoord Officer, Bangui (République centrafricaine)" in french["text"]
+    assert "(pays : Tchad)" in (await officer.reply_to("/contacts Tchad", language_code="fr"))["text"]

@@ -14,7 +14,7 @@ from shared.bus import Bus, QueryError
 from shared.clock import ManualClock
 from shared.store import Database
 
-HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats,trainings\n"
+HEADER = "name,email,phone,organisation,country,duty_station,post_title,role,start,planned_end,hats,trainings,languages\n"
 
 
 @pytest.fixture
@@ -23,14 +23,17 @@ async def people(roster_settings: Settings, clock: ManualClock) -> None:
     s, e = t - timedelta(days=30), t + timedelta(days=150)
     rows = [
         f"Aminata Diallo,aminata@ocha.example,+223 70 00 00 01,OCHA,ML,Bamako,CMCoord Officer,cmcoord_officer,{s},{e},"
-        "Access focal point;HNS4D focal point;Security focal point,UN-CMCoord Course@2024-01-10",
-        f"Éloïse Bâ,eloise@wfp.example,+227 90 00 00 02,WFP,NE,Niamey,WFP Civil-Military Focal Point,focal_point,{s},{e},,",
+        "Access focal point;HNS4D focal point;Security focal point,UN-CMCoord Course@2024-01-10,fr;bm",
+        f"Éloïse Bâ,eloise@wfp.example,+227 90 00 00 02,WFP,NE,Niamey,WFP Civil-Military Focal Point,focal_point,{s},{e},,,"
+        "French;Hausa",
         f"Karim Haddad,karim@ocha.example,+961 1 000 003,OCHA,SN,Dakar,Regional CMCoord Adviser,regional_adviser,{s},{e},,"
-        "UN-CMCoord Course@2022-05-01",
+        "UN-CMCoord Course@2022-05-01,Arabic;French;English",
         f"Tenzin Wangchuk,tenzin@ocha.example,+66 2 000 0004,OCHA,MM,Yangon,CMCoord Officer,cmcoord_officer,{s},{e},,"
-        "UN-CMCoord Course@2023-03-03",
+        "UN-CMCoord Course@2023-03-03,en",
         f"Moussa Diallo,moussa@ocha.example,+223 70 00 00 05,OCHA,ML,Mopti,CMCoord Officer,cmcoord_officer,"
-        f"{t - timedelta(days=200)},{t - timedelta(days=20)},,UN-CMCoord Course@2020-01-01",
+        f"{t - timedelta(days=200)},{t - timedelta(days=20)},,UN-CMCoord Course@2020-01-01,fr",
+        f"Maria Keller,maria@ocha.example,+41 22 000 0006,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,{s},{e},,"
+        "UN-CMCoord Course@2019-01-01,de;en",
     ]
     _, errors, _ = await import_text(HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock, publish=False)
     assert errors == []
@@ -109,25 +112,76 @@ async def test_person_by_telegram(people: None, roster: RosterApp, roster_settin
     assert card["name"] == "Tenzin Wangchuk"
 
 
-async def test_counterparts_only_for_officers_and_advisers_of_the_region(
+async def test_countries_by_french_and_arabic_names_hats_roles_and_languages(
+    people: None, roster: RosterApp, bus: Bus
+) -> None:
+    for query in ("مالي", "République du Mali", "mali", "MLI"):
+        page = await contacts(bus, query)
+        assert names(page) == ["Aminata Diallo"] and page["matched"] == [{"kind": "country", "value": "ML"}], query
+    assert names(await contacts(bus, "Sénégal")) == ["Karim Haddad"]
+    chad = await contacts(bus, "Tchad")  # nobody there: the answer still says which country it understood
+    assert chad["total"] == 0 and chad["matched"] == [{"kind": "country", "value": "TD"}]
+    hns4d = await contacts(bus, "HNS4D")
+    assert names(hns4d) == ["Aminata Diallo"] and hns4d["matched"] == [{"kind": "hat", "value": "HNS4D"}]
+    assert names(await contacts(bus, "access focal point")) == ["Aminata Diallo"]
+    for query in ("Arabic", "arabe", "العربية", "ara"):
+        page = await contacts(bus, query)
+        assert names(page) == ["Karim Haddad"] and {"kind": "language", "value": "ar"} in page["matched"], query
+    # by language, people between deployments count too (surge planning): Moussa's ended
+    assert sorted(names(await contacts(bus, "français"))) == [
+        "Aminata Diallo", "Karim Haddad", "Moussa Diallo", "Éloïse Bâ"]
+    assert names(await contacts(bus, "Haoussa")) == ["Éloïse Bâ"]
+    for query in ("regional adviser", "conseiller régional"):
+        page = await contacts(bus, query)
+        assert names(page) == ["Karim Haddad"] and page["matched"] == [{"kind": "role", "value": "regional_adviser"}]
+
+
+async def test_a_gapped_post_answers_with_who_covers_it(people: None, roster: RosterApp, bus: Bus) -> None:
+    # Moussa left Mopti 20 days ago and nobody took over: the post is gapped
+    page = await contacts(bus, "Mopti")
+    assert page["total"] == 0 and page["gaps_total"] == 1
+    gap = page["gaps"][0]
+    assert (gap["duty_station"], gap["country"], gap["region"]) == ("Mopti", "ML", "ROWCA")
+    assert gap["gapped_since"] == str(roster.clock.now().date() - timedelta(days=19))
+    assert gap["cover_role"] == "regional_adviser" and [c["name"] for c in gap["covered_by"]] == ["Karim Haddad"]
+    assert gap["covered_by"][0]["phone"] == "+961 1 000 003"
+    by_country = await contacts(bus, "Mali")  # the country's gaps come with its people
+    assert names(by_country) == ["Aminata Diallo"] and [g["duty_station"] for g in by_country["gaps"]] == ["Mopti"]
+    assert (await contacts(bus, "Bamako"))["gaps"] == []
+
+
+async def test_counterparts_follow_their_classification_and_the_desk_sees_them(
     people: None, roster: RosterApp, roster_settings: Settings, bus: Bus, tmp_path: Path
 ) -> None:
     from tests.helpers import cli, roster_env
 
     csv = tmp_path / "counterparts.csv"
-    csv.write_text("country,unit,function,channel\nMali,MINUSMA Civil Affairs,Liaison,+223 20 00 00 00 (duty phone)\n")
+    csv.write_text("country,unit,function,channel,classification\n"
+                   "Mali,MINUSMA Civil Affairs,Liaison,+223 20 00 00 00 (duty phone),\n"
+                   "Tchad,Gendarmerie,Escort requests,+235 22 00 00 00,restricted\n"
+                   "ML,Governor's office,Humanitarian desk,+223 20 11 11 11,public\n"
+                   "مالي,Operation cell,Deconfliction,+223 20 22 22 22,community\n")
     env = roster_env(roster_settings)
     code, _, err = await cli("roster", "counterparts", str(csv), env=env)
     assert code == 0, err
     ids = {item["name"]: item["person_id"] for item in (await contacts(bus, "ROWCA"))["items"]}
-    ids["Tenzin Wangchuk"] = (await contacts(bus, "Tenzin"))["items"][0]["person_id"]
-    for name in ("Aminata Diallo", "Karim Haddad"):  # officer in Mali, adviser of the region
-        found = await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": ids[name]})
-        assert [c["unit"] for c in found] == ["MINUSMA Civil Affairs"] and found[0]["classification"] == "restricted"
+    for name in ("Tenzin", "Maria"):
+        ids[(await contacts(bus, name))["items"][0]["name"]] = (await contacts(bus, name))["items"][0]["person_id"]
+
+    async def seen(name: str, country: str = "ML") -> list[tuple[str, str]]:
+        found = await bus.request("cmcoord.roster.svc.counterparts", {"country": country, "requester_person_id": ids[name]})
+        return [(c["unit"], c["classification"]) for c in found]
+
+    everything = [("Governor's office", "public"), ("Operation cell", "community"),
+                  ("MINUSMA Civil Affairs", "restricted")]  # no classification given: restricted
+    for name in ("Aminata Diallo", "Karim Haddad", "Maria Keller"):  # officer in Mali, adviser of the region, desk
+        assert await seen(name) == everything, name
+    assert await seen("Maria Keller", "Tchad") == [("Gendarmerie", "restricted")]  # the desk: every country
     for name in ("Éloïse Bâ", "Tenzin Wangchuk"):  # agency focal point; officer of another region
-        with pytest.raises(QueryError) as err:
-            await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": ids[name]})
-        assert err.value.code == "403"
+        assert await seen(name) == everything[:2], name
+    with pytest.raises(QueryError) as err:
+        await bus.request("cmcoord.roster.svc.counterparts", {"country": "ML", "requester_person_id": str(uuid.uuid4())})
+    assert err.value.code == "403"
 
 
 async def invite(settings: Settings, clock: ManualClock, email: str) -> str:

@@ -1,4 +1,6 @@
-"""/contacts <text>: who to call, by country, region, organisation or name."""
+"""/contacts <text>: who to call, by country (in English, French or Arabic, or its ISO code), region,
+organisation, duty station, hat, role, language spoken or name; a gapped post answers with who
+covers it; counterpart contacts of a country follow, under their classification."""
 
 from __future__ import annotations
 
@@ -15,12 +17,25 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot.callbacks import ContactsPage
 from services.bot.edits import show
 from services.bot.filters import IsMember
-from services.bot.render import contact_card, counterparts_text
+from services.bot.render import contact_card, counterparts_text, gaps_text, matched_text
 from services.bot.roster_client import RosterClient
 from services.bot.states import ContactsSearch
-from shared.regions import country_name, resolve_country
+from shared.countries import resolve_country
+from shared.regions import region_for_country
 
 MAX_QUERY_BYTES = 48  # the query rides in the page buttons' callback data (64 bytes in all)
+MAX_QUERY_CHARS = 100  # longer than any country's name in the three languages
+TELEGRAM_MAX_TEXT = 4096
+
+
+def paging_key(query: str, matched: list[dict[str, Any]]) -> str | None:
+    """What the page buttons carry to search again: the query, or (too long for a button: an
+    Arabic country name) the one country, region or role it was understood as; None: no buttons."""
+    if len(query.encode()) <= MAX_QUERY_BYTES:
+        return query
+    if len(matched) == 1 and matched[0]["kind"] in ("country", "region", "role"):
+        return str(matched[0]["value"])
+    return None
 
 
 def usage() -> str:
@@ -34,34 +49,50 @@ def build_contacts_router(*, roster: RosterClient, page_size: int) -> Router:
 
     async def page(query: str, offset: int) -> tuple[str, InlineKeyboardMarkup | None]:
         result = await roster.contacts(query, offset=offset, limit=page_size)
-        total = result["total"]
+        total, matched, gaps = result["total"], result.get("matched", []), result.get("gaps", [])
+        understood = matched_text(matched)
+        heading = f"<b>{escape(query)}</b>" + (f" ({understood})" if understood else "")
+        gap_block = gaps_text(gaps, result.get("gaps_total", len(gaps))) if gaps and offset == 0 else ""
         if total == 0:
-            return _("Nobody found for “{query}”. Try a country, a region (ROWCA), an organisation or a name.").format(
-                query=escape(query)), None
+            country = next((m["value"] for m in matched if m["kind"] == "country"), None)
+            if not gap_block and country is None:
+                return _("Nobody found for “{query}”. Try a country, a region (ROWCA), an organisation, a hat, a "
+                         "language or a name.").format(query=escape(query)), None
+            text = _("Nobody is in post for {query} at the moment.").format(query=heading)
+            region = region_for_country(country) if country else None
+            if gap_block:
+                text += "\n\n" + gap_block
+            elif region:
+                text += "\n" + _("The region's advisers: /contacts {region}").format(region=region)
+            return text, None
         shown = _("{first}–{last} of {total}").format(first=offset + 1, last=offset + len(result["items"]), total=total)
-        text = f"<b>{escape(query)}</b>: {shown}\n\n" + "\n\n".join(contact_card(c) for c in result["items"])
+        cards = f"{heading}: {shown}\n\n" + "\n\n".join(contact_card(c) for c in result["items"])
+        text = cards + ("\n\n" + gap_block if gap_block else "")
+        if len(text) > TELEGRAM_MAX_TEXT:  # the people asked for come first
+            text = cards
+        key = paging_key(query, matched)
         keyboard = InlineKeyboardBuilder()
-        if offset > 0:
-            keyboard.button(text=_("◀ Previous"), callback_data=ContactsPage(q=query, o=max(0, offset - page_size)))
-        if offset + page_size < total:
-            keyboard.button(text=_("Next ▶"), callback_data=ContactsPage(q=query, o=offset + page_size))
+        if key is not None and offset > 0:
+            keyboard.button(text=_("◀ Previous"), callback_data=ContactsPage(q=key, o=max(0, offset - page_size)))
+        if key is not None and offset + page_size < total:
+            keyboard.button(text=_("Next ▶"), callback_data=ContactsPage(q=key, o=offset + page_size))
         return text, keyboard.as_markup() if keyboard.buttons else None
 
     async def search(message: Message, raw: str, person: dict[str, Any]) -> None:
         query = " ".join(raw.replace(":", " ").split())  # ":" separates callback data fields
-        if len(query.encode()) > MAX_QUERY_BYTES:
+        if len(query) > MAX_QUERY_CHARS:
             await message.answer(_("That is too long for a search: a country, region, organisation or name will do. ")
                                  + usage())
             return
         text, markup = await page(query, 0)
         await message.answer(text, reply_markup=markup)
         country = resolve_country(query)
-        if country is not None and person["deployments"]:
-            # Counterpart (armed actor) contacts: the roster answers only CMCoord
-            # officers and regional advisers of the country's region.
+        if country is not None:
+            # Counterpart (armed actor) contacts: the roster answers with what the person may see of
+            # them (restricted ones: CMCoord officers and advisers of the region, and the CMCS desk).
             found = await roster.counterparts(country, requester_person_id=person["person_id"])
             if found:
-                await message.answer(counterparts_text(country_name(country), found))
+                await message.answer(counterparts_text(country, found))
 
     @router.message(Command("contacts"))
     async def contacts(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
