@@ -14,6 +14,7 @@ import csv
 import gc
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,8 +43,10 @@ from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
 from shared.bus import Bus, TopologyMissing, explain_missing
 from shared.clock import Clock, ManualClock, SystemClock, clock_for
+from shared.countries import resolve_country
+from shared.exports import csv_line
 from shared.logging import configure_logging
-from shared.regions import country_alpha3, resolve_country, resolve_region
+from shared.regions import country_alpha3, resolve_region
 from shared.store import Database, OutboxRelay
 from shared.topology import missing
 
@@ -305,10 +308,24 @@ def directory(
     typer.echo(directory_table(rows, hxl=fmt == "hxl"), nl=False)
 
 
-async def invite_person(*, email: str, settings: Settings, clock: Clock) -> tuple[str, str, datetime]:
+class AlreadyRegistered(Exception):
+    """The person has a Telegram account linked: a new invitation needs `force`."""
+
+    def __init__(self, name: str, linked_at: datetime) -> None:
+        super().__init__(name)
+        self.name, self.linked_at = name, linked_at
+
+
+async def invite_person(*, email: str, settings: Settings, clock: Clock, force: bool = False) -> tuple[str, str, datetime]:
+    """A new invitation for the person: (name, token, valid until). Someone already registered
+    gets one only with `force` (AlreadyRegistered): it revokes their older invitations, and
+    opening it from another Telegram account moves their link there."""
     db = await _open(settings)
     try:
         async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            person, link = await store.person_and_link(uow.session, email=email)
+            if link is not None and not force:
+                raise AlreadyRegistered(person.name, link.linked_at)
             person, token = await store.create_invite(uow, email=email, ttl=timedelta(days=settings.invite_ttl_days))
             name = person.name
     finally:
@@ -316,22 +333,165 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock) -> tupl
     return name, token, clock.now() + timedelta(days=settings.invite_ttl_days)
 
 
-@app.command()
-def invite(email: str = typer.Argument(..., help="the roster email of the person to invite")) -> None:
-    """A single-use Telegram registration link (expires in 7 days), then its token alone on the last line."""
-    settings = Settings()
+@dataclass(frozen=True)
+class BulkInvitations:
+    issued: list[tuple[str, str, str, datetime]]  # name, email, token, valid until
+    skipped_invited: list[store.Unlinked]  # a valid invitation out already (without force)
+    skipped_held: list[store.Unlinked]  # a link waiting for `confirm-link`
+
+
+def _link(settings: Settings, token: str) -> str:
+    return f"https://t.me/{settings.bot_username}?start={token}"
+
+
+def invitations_csv(settings: Settings, issued: list[tuple[str, str, str, datetime]]) -> str:
+    """The links as CSV: name, email, link, token, valid_until. The name and e-mail are
+    neutralised against formula injection (shared/exports.py); the link and the token are ours
+    (URL-safe characters) and stay exactly as issued, so they work when copied."""
+    def cell(text: str) -> str:
+        return csv_line([text]).rstrip("\n")  # neutralised, quoted when it must be
+
+    lines = [csv_line(["name", "email", "link", "token", "valid_until"])]
+    lines += [",".join([cell(name), cell(email), _link(settings, token), token, f"{until:%Y-%m-%d %H:%M}Z"]) + "\n"
+              for name, email, token, until in issued]
+    return "".join(lines)
+
+
+async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | None, force: bool,
+                          out: Path) -> BulkInvitations:
+    """An invitation for everyone `unlinked` lists (in `region`), written to `out` (created, never
+    overwritten) before the transaction commits: if the file cannot be written, no invitation
+    is issued and nobody's older link stops working."""
+    db = await _open(settings)
+    issued: list[tuple[str, str, str, datetime]] = []
     try:
-        name, token, expires = asyncio.run(invite_person(email=email, settings=settings,
-                                                         clock=clock_for(settings.clock_file)))
+        async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            now = clock.now()
+            found = await store.unlinked_members(uow.session, day=now.date(), now=now, grace=settings.member_grace,
+                                                 region=region)
+            held = [u for u in found if u.held]
+            invited = [u for u in found if not u.held and u.invited_until is not None and not force]
+            ttl = timedelta(days=settings.invite_ttl_days)
+            for u in found:
+                if u in held or u in invited:
+                    continue
+                person, token = await store.create_invite(uow, email=u.person.email, ttl=ttl)
+                issued.append((person.name, person.email, token, now + ttl))
+            with open(out, "x", encoding="utf-8", newline="") as f:  # noqa: PTH123 - exclusive create
+                os.chmod(out, 0o600)  # the links are keys to the roster
+                f.write(invitations_csv(settings, issued))
+    finally:
+        await db.dispose()
+    return BulkInvitations(issued, invited, held)
+
+
+@app.command()
+def invite(
+    email: str | None = typer.Argument(None, help="the roster email of the person to invite"),
+    unlinked: bool = typer.Option(False, "--unlinked",
+                                  help="invite everyone `cmcoord roster unlinked` lists (needs --out)"),
+    region: str | None = typer.Option(None, help="with --unlinked: only this region (code or name, e.g. ROWCA)"),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False,
+                                    help="with --unlinked: the CSV file to write (name, email, link, token, "
+                                         "valid_until); it must not exist yet"),
+    force: bool = typer.Option(False, "--force",
+                               help="invite someone already registered (their link moves to the account that opens "
+                                    "the new invitation); with --unlinked, also those whose invitation is still valid"),
+) -> None:
+    """Single-use Telegram registration links (valid 7 days); a new one revokes the person's older ones.
+
+    There is no e-mail channel yet: the links are for you to send.
+
+    EMAIL: the person's link is printed, then its token alone on the last line.
+
+    --unlinked --out FILE: a link for everyone without a linked Telegram account, in a new CSV file (keep it safe).
+    """
+    settings = Settings()
+    clock = clock_for(settings.clock_file)
+    if unlinked:
+        if email is not None:
+            raise typer.BadParameter("give an EMAIL or --unlinked, not both")
+        if out is None:
+            raise typer.BadParameter("there is no e-mail channel yet: give --out FILE for a CSV of the links",
+                                     param_hint="--out")
+        if out.exists():
+            raise typer.BadParameter(f"{out} exists; choose a new file (the links in it would be lost)",
+                                     param_hint="--out")
+        region_code = _region_option(region)
+        bulk = asyncio.run(invite_unlinked(settings=settings, clock=clock, region=region_code, force=force, out=out))
+        typer.echo(f"{len(bulk.issued)} invitation(s) written to {out}, valid "
+                   f"{settings.invite_ttl_days} days (send each person their own link)")
+        if bulk.skipped_invited:
+            typer.echo(f"{len(bulk.skipped_invited)} person(s) skipped: an invitation sent earlier is still valid "
+                       "(--force issues new ones; the older links then stop working)")
+        if bulk.skipped_held:
+            typer.echo(f"{len(bulk.skipped_held)} person(s) skipped: a link waits for `cmcoord roster confirm-link`")
+        return
+    if email is None:
+        raise typer.BadParameter("give an EMAIL, or --unlinked with --out FILE")
+    if region is not None or out is not None:
+        raise typer.BadParameter("--region and --out go with --unlinked")
+    try:
+        name, token, expires = asyncio.run(invite_person(email=email, settings=settings, clock=clock, force=force))
+    except AlreadyRegistered as registered:
+        typer.echo(f"{registered.name} is already registered: a Telegram account was linked on "
+                   f"{registered.linked_at:%Y-%m-%d}. Nothing was issued.\n"
+                   "A new invitation would revoke their older ones, and opening it from another Telegram account "
+                   "moves the link there. If that is what you want (a new phone, a lost account), run it again with "
+                   "--force.", err=True)
+        raise typer.Exit(1) from registered
     except LookupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    if force:
+        typer.echo(f"warning: {name} was registered; the link moves to the account that opens this invitation")
     typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use (older unused "
                "invitations for them no longer work):")
-    typer.echo(f"https://t.me/{settings.bot_username}?start={token}")
+    typer.echo(_link(settings, token))
     # the token alone, last, so a script takes it with `tail -n 1` and nobody cuts it out of the link
     typer.echo("the token, to send as /start <token> (the sandbox has no t.me links):")
     typer.echo(token)
+
+
+def _region_option(region: str | None) -> str | None:
+    if region is None:
+        return None
+    code = resolve_region(region)
+    if code is None:
+        raise typer.BadParameter(f"unknown region {region!r}", param_hint="--region")
+    return code
+
+
+async def unlinked_rows(*, settings: Settings, clock: Clock, region: str | None) -> list[store.Unlinked]:
+    db = await _open(settings)
+    try:
+        async with db.read() as session:
+            now = clock.now()
+            return await store.unlinked_members(session, day=now.date(), now=now, grace=settings.member_grace,
+                                                region=region)
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def unlinked(region: str | None = typer.Option(None, help="only this region (code or name, e.g. ROWCA)")) -> None:
+    """Who has no Telegram account linked, among those with a deployment (running, to come, or ended
+    within the membership grace): name, e-mail, post, region, and where their invitation stands.
+    `cmcoord roster invite --unlinked --out FILE` invites them all."""
+    settings = Settings()
+    found = asyncio.run(unlinked_rows(settings=settings, clock=clock_for(settings.clock_file),
+                                      region=_region_option(region)))
+    for u in found:
+        if u.held:
+            status = "link waiting for confirm-link"
+        elif u.invited_until is not None:
+            status = f"invited, valid until {u.invited_until:%Y-%m-%d}"
+        else:
+            status = "not invited"
+        post = f"{u.post.title}, {u.post.duty_station} ({u.post.country})"
+        typer.echo(f"{u.post.region:<7} {u.person.name} <{u.person.email}> · {post} · {status}")
+    where = f" in {region}" if region else ""
+    typer.echo(f"{len(found)} person(s){where} without a Telegram link")
 
 
 T = TypeVar("T")

@@ -747,6 +747,12 @@ async def _person_by_email(session: AsyncSession, email: str) -> Person:
     return person
 
 
+async def person_and_link(session: AsyncSession, *, email: str) -> tuple[Person, TelegramLink | None]:
+    """The person with this email (LookupError: nobody) and their Telegram link, if registered."""
+    person = await _person_by_email(session, email)
+    return person, await session.get(TelegramLink, person.id)
+
+
 async def _revoke_invites(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
     """The person's unused invitations stop working; how many there were."""
     rows = (await session.exec(select(RegistrationToken).where(
@@ -987,3 +993,58 @@ async def counterparts_in(session: AsyncSession, *, country: str) -> list[Counte
         select(CounterpartContact).where(CounterpartContact.country == country).order_by(col(CounterpartContact.unit))
     )
     return list(result.all())
+
+
+# --- registration: who is not linked ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Unlinked:
+    """A member of the community with no Telegram link: the deployment that makes them one (the
+    one running on the day, else the latest), their newest invitation still valid (its expiry),
+    and whether a link opened from another account waits for the desk (`confirm-link`)."""
+
+    person: Person
+    deployment: Deployment
+    post: Post
+    invited_until: datetime | None
+    held: bool
+
+
+async def unlinked_members(session: AsyncSession, *, day: date, now: datetime, grace: timedelta,
+                           region: str | None = None) -> list[Unlinked]:
+    """Everyone with a deployment that keeps them a member on `day` (running, assigned to start, or
+    ended within `grace`) and no linked Telegram account; only deployments in `region` when given.
+    By region, then name."""
+    stmt = (select(Person, Deployment, Post)
+            .join(Deployment, col(Deployment.person_id) == col(Person.id))
+            .join(Post, col(Post.id) == col(Deployment.post_id))
+            .where(Deployment.keeps_member(day, grace), col(Person.id).not_in(select(TelegramLink.person_id))))
+    if region is not None:
+        stmt = stmt.where(Post.region == region)
+
+    def rank(d: Deployment) -> tuple[bool, date]:
+        return (d.start <= day <= d.end, d.start)
+
+    best: dict[uuid.UUID, tuple[Person, Deployment, Post]] = {}
+    for person, dep, post in (await session.exec(stmt)).all():
+        kept = best.get(person.id)
+        if kept is None or rank(dep) > rank(kept[1]):
+            best[person.id] = (person, dep, post)
+    ids = list(best)
+    invited: dict[uuid.UUID, datetime] = {}
+    holds: set[uuid.UUID] = set()
+    if ids:
+        tokens = await session.exec(select(RegistrationToken).where(
+            col(RegistrationToken.person_id).in_(ids), col(RegistrationToken.used_at).is_(None),
+            col(RegistrationToken.revoked_at).is_(None)))
+        for token in tokens.all():
+            expires = _as_utc(token.expires_at)
+            if expires > now and (token.person_id not in invited or expires > invited[token.person_id]):
+                invited[token.person_id] = expires
+        holds = set((await session.exec(select(TelegramLinkHold.person_id).where(
+            col(TelegramLinkHold.person_id).in_(ids)))).all())
+    found = [Unlinked(person=p, deployment=d, post=post, invited_until=invited.get(p.id), held=p.id in holds)
+             for p, d, post in best.values()]
+    found.sort(key=lambda u: (u.post.region, u.person.name.casefold(), u.person.email))
+    return found
