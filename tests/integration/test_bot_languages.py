@@ -52,7 +52,8 @@ async def test_the_command_menu_exists_in_each_language(bot_app: Any) -> None:
     assert "Qui appeler" in (await bot.get_my_commands(language_code="fr"))[0].description
     assert "بمن تتصل" in (await bot.get_my_commands(language_code="ar"))[0].description
     assert [c.command for c in await bot.get_my_commands()] == ["contacts", "me", "handover", "pending", "calls", "agenda",
-                                                               "summary", "report", "aar", "lessons", "lang", "help"]
+                                                               "summary", "report", "aar", "lessons", "profile", "send",
+                                                               "lang", "help"]
 
 
 async def test_odd_input_gets_a_clear_answer(

@@ -28,6 +28,8 @@ COMMANDS = {
     "report": __("Report what I observed (a field report)"),
     "aar": __("Write my after action review"),
     "lessons": __("Search the lessons: /lessons checkpoint #access"),
+    "profile": __("Update my phone, languages and hats"),
+    "send": __("Advisers and the desk: a message to a region"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -53,6 +55,9 @@ def help_text() -> str:
         "/lessons <i>words</i> #<i>theme</i>: search what the community learned\n"
         "/lang: English, français or العربية\n"
         "/help: this message"
+    ) + "\n" + _(
+        "/profile: update your phone, languages and hats\n"
+        "/send: advisers and the CMCS desk, a message to a region to acknowledge (/send status M-…: who did)"
     )
 
 
