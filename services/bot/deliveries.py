@@ -46,7 +46,7 @@ from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
-from services.bot.edits import pressed, rewrite, set_buttons
+from services.bot.edits import pressed, rewrite, set_buttons, unbutton
 from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, Languages
 from services.bot.lessons_client import LessonsClient
@@ -156,18 +156,22 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
 
 
+def acknowledged_note(event: events.NotificationClosed) -> str:
+    who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by),
+                                                         time=f"{event.acknowledged_at.astimezone(UTC):%H:%M}")
+    return f"✓ <i>{who}</i>"
+
+
 def closed_text(event: events.NotificationClosed) -> str:
     """The copy as delivered, then who acknowledged it (in the reader's language when the caller set it)."""
-    note = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by),
-                                                          time=f"{event.acknowledged_at.astimezone(UTC):%H:%M}")
-    limit = CAPTION_MAX if event.document else MESSAGE_MAX
+    note = acknowledged_note(event)
     body = escape(event.text)
-    if len(body) + len(note) + 20 > limit:
-        body = body[: max(0, limit - len(note) - 20)]
+    if len(body) + len(note) + 20 > MESSAGE_MAX:
+        body = body[: max(0, MESSAGE_MAX - len(note) - 20)]
         if body.rfind("&") > body.rfind(";"):  # never cut inside an entity (&amp;)
             body = body[: body.rfind("&")]
         body += "…"
-    return f"{body}\n\n✓ <i>{note}</i>"
+    return f"{body}\n\n{note}"
 
 
 async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot: Bot, db: Database,
@@ -180,16 +184,24 @@ async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot
         log.info("closed_nothing_delivered", notification_id=str(event.notification_id))
         return
     with languages.using(await languages.chosen(event.chat_id) or DEFAULT):
-        text = closed_text(event)
+        text, note = closed_text(event), acknowledged_note(event)
     rewritten = 0
     for row in rows:
         assert row.message_id is not None
         try:
-            rewritten += await rewrite(bot, row.chat_id, row.message_id, text, caption=event.document)
+            if event.document:  # a file's caption stays; who acknowledged follows it, once
+                rewritten += await unbutton(bot, row.chat_id, row.message_id)
+            else:
+                rewritten += await rewrite(bot, row.chat_id, row.message_id, text)
         except TelegramBadRequest as err:  # refused for good: asking again would be refused again
             log.warning("closed_rewrite_refused", notification_id=str(event.notification_id), error=err.message[:200])
         except (TelegramServerError, ClientDecodeError) as err:
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
+    if event.document and rewritten:
+        try:
+            await bot.send_message(event.chat_id, note)
+        except (TelegramBadRequest, TelegramForbiddenError) as err:
+            log.warning("closed_note_refused", notification_id=str(event.notification_id), error=str(err)[:200])
     log.info("closed_rewritten", notification_id=str(event.notification_id), messages=len(rows), rewritten=rewritten)
 
 

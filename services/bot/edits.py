@@ -23,8 +23,7 @@ from aiogram.types import CallbackQuery, Chat, InaccessibleMessage, InlineKeyboa
 Pressed = Message | InaccessibleMessage  # what a fresh answer can be sent beside (both have `.answer`)
 UNEDITABLE = ("message can't be edited", "message to edit not found")
 # a delivered message the bot can no longer rewrite: nothing to do (gone, chat gone, not text)
-GONE = (*UNEDITABLE, "message not found", "chat not found", "there is no text in the message to edit",
-        "there is no caption in the message to edit")
+GONE = (*UNEDITABLE, "message not found", "chat not found", "there is no text in the message to edit")
 
 
 def not_modified(err: TelegramBadRequest) -> bool:
@@ -76,15 +75,27 @@ async def set_buttons(callback: CallbackQuery, reply_markup: InlineKeyboardMarku
     return True
 
 
-async def rewrite(bot: Bot, chat_id: int, message_id: int, text: str, *, caption: bool = False) -> bool:
-    """A message the bot sent earlier now reads `text` (HTML), without its buttons (a message
-    with a file: its caption). True when it reads so, already did, or no longer can be edited
-    (deleted, too old, the chat gone, the bot blocked): none of them is worth a retry."""
+async def rewrite(bot: Bot, chat_id: int, message_id: int, text: str) -> bool:
+    """A text message the bot sent earlier now reads `text` (HTML), without its buttons. True
+    when it reads so now (or already did); False when it can no longer be edited (deleted, too
+    old, not a text, the chat gone, the bot blocked): not worth a retry."""
     try:
-        if caption:
-            await bot.edit_message_caption(chat_id=chat_id, message_id=message_id, caption=text, reply_markup=None)
-        else:
-            await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+        await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
+    except TelegramBadRequest as err:
+        if not_modified(err):
+            return True
+        if any(reason in err.message.lower() for reason in GONE):
+            return False
+        raise
+    except TelegramForbiddenError:
+        return False
+    return True
+
+
+async def unbutton(bot: Bot, chat_id: int, message_id: int) -> bool:
+    """A message the bot sent earlier loses its buttons (a file's caption stays as it was)."""
+    try:
+        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
     except TelegramBadRequest as err:
         if not_modified(err):
             return True

@@ -575,3 +575,29 @@ async def test_relinking_after_a_revoke_catches_up_and_open_messages_follow_the_
     await eventually(lambda: _last_with(phone, "Checkpoint moved"), what="caught up on the new account")
     (before,) = await notifications(notify, subject="before")
     assert before.chat_id == 9906  # a re-send goes to the account she uses now
+
+
+async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
+    bot: BotApp, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    from services.bot.deliveries import on_closed
+    from services.bot.i18n import Languages
+    from services.bot.models import Delivery
+
+    assert bot.bot is not None
+    sent = await bot.bot.send_message(9803, "Gap in Mopti")
+    nid = uuid.uuid4()
+    async with bot.db.write() as session:
+        for attempt, message_id in ((1, sent.message_id), (2, 999_999)):  # the second no longer exists
+            session.add(Delivery(notification_id=nid, attempt=attempt, person_id=people["maria@ocha.example"],
+                                 chat_id=9803, message_id=message_id, at=datetime.now(UTC), replies="ack"))
+    closed = events.NotificationClosed(notification_id=nid, person_id=people["maria@ocha.example"], chat_id=9803,
+                                       text="Gap in Mopti", acknowledged_by="Jean Ndiaye",
+                                       acknowledged_at=datetime(2026, 3, 2, 6, 24, tzinfo=UTC))
+    envelope = Envelope.wrap(closed, source="notify", occurred_at=datetime.now(UTC))
+    languages = Languages(bot.db)
+    for _ in range(2):  # the command delivered again: Telegram says "not modified", nothing more happens
+        await on_closed(envelope, closed, bot=bot.bot, db=bot.db, languages=languages)
+    (message,) = await User(sandbox_url, 9803).messages()
+    assert message["text"] == "Gap in Mopti\n\n✓ <i>Acknowledged by Jean Ndiaye, 06:24 UTC</i>"
+    assert not message["reply_markup"]
