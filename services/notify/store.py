@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -406,6 +407,7 @@ async def catch_up(uow: UnitOfWork, *, person_id: uuid.UUID, chat_id: int, now: 
             counts["expired"] += 1
             continue
         n.chat_id, n.failed_reason = chat_id, None
+        n.text = _days_left_now(n, now)
         transition(uow, n, "queued", f"Telegram linked: {verdict.reason}", now)
         n.due_at, n.due_action = max(verdict.owed.owed_at, now), "send"
         if n.due_at <= now:
@@ -415,6 +417,22 @@ async def catch_up(uow: UnitOfWork, *, person_id: uuid.UUID, chat_id: int, now: 
             counts["later"] += 1
     log.info("caught_up_on_linking", person_id=str(person_id), **counts)
     return counts
+
+
+DAYS_LEFT = re.compile(r"\((\d+) days\)")
+
+
+def _days_left_now(n: Notification, now: datetime) -> str:
+    """A handover prompt sent late says how many days are left now, not when it was written
+    (its occurrence is the planned end)."""
+    if n.kind != "handover.prompt":
+        return n.text
+    try:
+        end = date.fromisoformat(n.occurrence)
+    except ValueError:
+        return n.text
+    left = (end - date.fromisoformat(local_day(now, n.timezone))).days
+    return DAYS_LEFT.sub(f"({left} day{'s' if left != 1 else ''})", n.text, count=1)
 
 
 def _aware(at: datetime) -> datetime:

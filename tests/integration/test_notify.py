@@ -472,6 +472,7 @@ async def test_an_officer_registering_late_gets_his_prompt_and_successor_once_an
 
     kept = await eventually(settled, what="sent once Telegram accepted them, the superseded reminders expired")
     assert prompt["reply_markup"]["inline_keyboard"][0][0]["text"] == "Write it now"
+    assert f"ends on {end.day} {end:%B %Y} (3 days)." in prompt["text"]  # as of today, not of the import
     assert kept[f"{end}-2d"].due_action == "send"  # the departure question goes at its own time
     assert sum("handover note for your successor" in (m["text"] or "") for m in await nadia.messages()) == 1
     listing = await nadia.reply_to("/pending")
