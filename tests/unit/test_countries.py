@@ -71,3 +71,16 @@ def test_stored_languages_are_indexed_by_code_when_known() -> None:
 ])
 def test_roles_by_their_usual_names(text: str, role: str | None) -> None:
     assert resolve_role(text) == role
+
+
+def test_page_buttons_carry_a_long_query_as_what_it_was_understood_as() -> None:
+    from services.bot.routers.contacts import paging_key
+
+    assert paging_key("Tchad", [{"kind": "country", "value": "TD"}]) == "Tchad"  # fits: as typed
+    long_name = "جمهورية الكونغو الديمقراطية"
+    assert len(long_name.encode()) > 48 and resolve_country(long_name) == "CD"
+    key = paging_key(long_name, [{"kind": "country", "value": "CD"}])
+    assert key == "Congo, The Democratic Republic of the"
+    assert resolve_country(key) == "CD" and resolve_language(key) is None
+    assert paging_key("مستشار إقليمي " * 3, [{"kind": "role", "value": "regional_adviser"}]) == "regional_adviser"
+    assert paging_key("x" * 60, []) is None  # no buttons rather than a broken one

@@ -20,7 +20,7 @@ from services.bot.filters import IsMember
 from services.bot.render import contact_card, counterparts_text, gaps_text, matched_text
 from services.bot.roster_client import RosterClient
 from services.bot.states import ContactsSearch
-from shared.countries import resolve_country
+from shared.countries import country_label, resolve_country
 from shared.regions import region_for_country
 
 MAX_QUERY_BYTES = 48  # the query rides in the page buttons' callback data (64 bytes in all)
@@ -33,8 +33,12 @@ def paging_key(query: str, matched: list[dict[str, Any]]) -> str | None:
     Arabic country name) the one country, region or role it was understood as; None: no buttons."""
     if len(query.encode()) <= MAX_QUERY_BYTES:
         return query
-    if len(matched) == 1 and matched[0]["kind"] in ("country", "region", "role"):
+    if len(matched) == 1 and matched[0]["kind"] in ("region", "role"):
         return str(matched[0]["value"])
+    if len(matched) == 1 and matched[0]["kind"] == "country":
+        # its English name: a bare code may name a language too ("AR" is Arabic as well as Argentina)
+        name = country_label(matched[0]["value"], "en")
+        return name if len(name.encode()) <= MAX_QUERY_BYTES and resolve_country(name) else None
     return None
 
 
