@@ -8,6 +8,7 @@ production permissions, the roster, notify and the bot on the sandbox, the real 
   officer's is refused, and an adviser cannot send to another region.
 """
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,22 @@ async def test_the_desk_sends_to_a_region_and_sees_who_acknowledged(
     assert "Acknowledged: Awa Traoré" in figures and "Pending: Jean Ndiaye" in figures
     assert "Unreachable: Nadia Unlinked" in figures
     assert "CMCS desk can send" in await said(awa, f"/send status {ref}", "/send")
+
+    # to a role in the region, and to everyone linked: notify resolves the audience
+    code, out, err = await cli("notify", "send", "--region", "ROWCA", "--role", "regional_adviser", "--urgent",
+                               "--text", "Advisers only: call the desk.", env=env)
+    assert code == 0 and "the regional_adviser holders in ROWCA (urgent)" in out, err
+    advisers = out.strip().splitlines()[-1]
+    code, out, err = await cli("notify", "send", "--everyone", "--from", "Maria Keller", "--text", "Roster check.",
+                               env=env)
+    assert code == 0, err
+    everyone = out.strip().splitlines()[-1]
+    await eventually(lambda: texts_with(jean, advisers), what="the adviser told")
+    await eventually(lambda: texts_with(User(sandbox_url, SOMCHAI), everyone), what="everyone told")
+    code, out, _ = await cli("notify", "send-status", advisers, env=env)
+    assert "ROWCA  urgent" in out and "recipients 1," in out and "Jean Ndiaye" in out
+    code, out, _ = await cli("notify", "send-status", everyone, "--format", "json", env=env)
+    assert code == 0 and json.loads(out)["region"] is None and json.loads(out)["total"] == 4  # the linked members
 
     code, _, err = await cli("notify", "send-status", "M-00000000", env=env)
     assert code == 1 and "no message M-00000000" in err
