@@ -374,7 +374,9 @@ async def catch_up(uow: UnitOfWork, *, person_id: uuid.UUID, chat_id: int, now: 
     open goes on (re-sends) at this chat, not at an account the roster no longer links."""
     await uow.session.exec(update(Notification)  # type: ignore[call-overload]
                            .where(col(Notification.person_id) == person_id, col(Notification.chat_id) != chat_id,
-                                  col(Notification.state).in_(OPEN_STATES))
+                                  col(Notification.state).in_(OPEN_STATES),
+                                  # told to one account on purpose (the one that lost the link): stays there
+                                  col(Notification.kind).not_in(events.LINK_CHANGED_KINDS))
                            .values(chat_id=chat_id, version=Notification.version + 1))
     kept = list((await uow.session.exec(select(Notification).where(
         Notification.person_id == person_id, Notification.state == "unlinked")
