@@ -80,6 +80,8 @@ POLICIES: dict[str, KindPolicy] = {
     "telegram.unlinked": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
     "telegram.link_confirmed": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
     "telegram.link_held": ALERT,
+    # the desk's or an adviser's own message: re-sent, never escalated (the sender follows it with send-status)
+    "adhoc.message": ALERT,
 }
 
 

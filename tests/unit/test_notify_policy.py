@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.notify.policy import ALERT, DEFAULT, KindPolicy, next_step, quiet_release
+from services.notify.policy import ALERT, DEFAULT, KindPolicy, next_step, policy_for, quiet_release
 
 
 def utc(*args: int) -> datetime:
@@ -147,3 +147,9 @@ def test_figures_add_up_and_count_each_message_once() -> None:
     assert f.sent == f.acknowledged + f.unanswered
     assert f.total == 10 == f.sent + f.waiting + f.unlinked + f.failed + f.withdrawn
     assert (f.escalated, f.ack_rate) == (2, 0.4)
+
+
+def test_an_ad_hoc_message_is_re_sent_but_never_escalated_to_the_adviser_who_may_have_sent_it() -> None:
+    policy = policy_for("adhoc.message")
+    assert policy.renotify_after == timedelta(hours=24) and policy.max_renotify == 3
+    assert policy.escalate_after is None and policy.desk_after is None
