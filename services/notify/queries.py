@@ -100,10 +100,14 @@ class NotifyQueries:
             replies = (await session.exec(select(Notification.person_id, Notification.reply, Notification.person_name).where(
                 Notification.kind == "call.reminder", Notification.subject == calls.call_about(o),
                 Notification.occurrence == calls.when(o)))).all()
-            agenda = await calls.agenda(session, o)
+            entries = await calls.agenda_entries(session, o)
+            known = await calls.known_names(session, calls.authors(entries))
             agenda_full = await calls.agenda_full(session, o, q.person_id)
         mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
-        chair = await self._chairs(schedule, q.person_id)  # a roster question: outside the read above
+        # roster questions, outside the read above and side by side: who chairs, and the authors' names now
+        chair, names = await asyncio.gather(self._chairs(schedule, q.person_id),
+                                            calls.author_names(self.roster, entries, known))
+        agenda = [calls.shown(e, names) for e in entries]
         answer: dict[str, Any] = {
             "region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
             "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,

@@ -308,6 +308,8 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
                     await calls.agenda_items(session, calls.next_occurrence(await calls.schedule_of(session, "ROAP"),
                                                                             [], now=clock.now())))
         await eventually(agenda_in_notify, what="the bot's events applied by notify")
+        early = await _ask_calls(bus, people["awa@ocha.example"])  # notify has written nothing to Somchai yet:
+        assert "Somchai Wong: Convoy notifications to the Myanmar border" in early["agenda"]  # the roster names him
 
         clock.set(ROAP_CALL - timedelta(hours=20))
         await _plan(app)
