@@ -6,7 +6,6 @@ A post's region defaults from its country; an import may set it explicitly
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -105,26 +104,11 @@ def resolve_region(text: str) -> str | None:
 
 
 def resolve_country(text: str) -> str | None:
-    """ISO alpha-2, alpha-3 or an English name (accents and case ignored) -> alpha-2."""
-    raw = text.strip()
-    if not raw:
-        return None
-    if len(raw) in (2, 3) and raw.isalpha():
-        found = pycountry.countries.get(**{"alpha_2" if len(raw) == 2 else "alpha_3": raw.upper()})
-        if found is not None:
-            return str(found.alpha_2)
-    return _country_names().get(fold(raw))
+    """ISO alpha-2 or alpha-3, or a name in English, French or Arabic -> alpha-2 (shared/countries.py):
+    /report, lessons' filters and the roster's /contacts read a country the same way."""
+    from shared.countries import resolve_country as resolve  # its name tables load on first use
 
-
-@functools.cache
-def _country_names() -> dict[str, str]:
-    names: dict[str, str] = {}
-    for country in pycountry.countries:
-        for attr in ("name", "common_name", "official_name"):
-            value = getattr(country, attr, None)
-            if value:
-                names[fold(value)] = str(country.alpha_2)
-    return names
+    return resolve(text)
 
 
 def country_name(alpha2: str) -> str:

@@ -84,3 +84,11 @@ def test_page_buttons_carry_a_long_query_as_what_it_was_understood_as() -> None:
     assert resolve_country(key) == "CD" and resolve_language(key) is None
     assert paging_key("مستشار إقليمي " * 3, [{"kind": "role", "value": "regional_adviser"}]) == "regional_adviser"
     assert paging_key("x" * 60, []) is None  # no buttons rather than a broken one
+
+
+def test_reports_and_lessons_read_a_country_as_contacts_does() -> None:
+    from shared import regions
+
+    for text, code in (("Tchad", "TD"), ("مالي", "ML"), ("Côte d'Ivoire", "CI"), ("Thailand", "TH"), ("MLI", "ML")):
+        assert regions.resolve_country(text) == code
+    assert regions.resolve_country("Atlantis") is None
