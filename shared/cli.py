@@ -38,7 +38,7 @@ def _home(ctx: typer.Context) -> None:
         os.environ["CMCOORD_HOME"] = str(home)  # every service's settings read it
         _home_from_record = True
     if (group, _command_after(group)) not in MAY_CREATE_STORE:
-        refuse_missing_stores()
+        ctx.call_on_close(refuse_missing_stores())  # for this command only (tests run commands in-process)
 
 
 def _command_after(group: str | None) -> str | None:

@@ -49,12 +49,19 @@ class StoreMissing(Exception):
 _create_missing = True  # the services make their store at first start; `cmcoord` commands turn this off
 
 
-def refuse_missing_stores() -> None:
+def refuse_missing_stores() -> Callable[[], None]:
     """From now on in this process, a Database opened on a SQLite file that does not exist raises
     StoreMissing: a command run from the wrong folder must say so, not work on a new, empty store.
-    (A server database's URL is not checked.)"""
+    (A server database's URL is not checked.) Returns what puts the earlier rule back, for a command
+    run inside a longer-lived process."""
     global _create_missing
-    _create_missing = False
+    before, _create_missing = _create_missing, False
+
+    def restore() -> None:
+        global _create_missing
+        _create_missing = before
+
+    return restore
 
 
 class ProcessedEvent(SQLModel, table=True):
