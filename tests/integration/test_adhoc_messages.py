@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiogram.fsm.storage.base import StorageKey
+
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
 from shared.bus import Bus
@@ -113,9 +115,24 @@ async def test_an_adviser_sends_to_their_region_and_an_officer_is_refused(
     await jean.press(question["message_id"], buttons(question)["Urgent"])
     confirm = await eventually(lambda: last_with(jean, "To: ROWCA (urgent)"), what="the confirmation")
     assert "Security meeting moved" in confirm["text"]
+    assert bot._poller is not None
+    storage, key = bot._poller.dp.storage, StorageKey(bot_id=bot.bot.id, chat_id=JEAN, user_id=JEAN)
+    asked = await storage.get_state(key), await storage.get_data(key)
     await jean.press(confirm["message_id"], buttons(confirm)["Send"])
     sent = await eventually(lambda: last_with(jean, "Reference M-"), what="sent")
     assert "Sent to 3 people in ROWCA" in sent["text"]
+
+    # the confirmation replayed with the conversation as it was (the bot died before clearing it): the same message
+    await storage.set_state(key, asked[0])
+    await storage.set_data(key, asked[1])
+    await jean.press(confirm["message_id"], buttons(confirm)["Send"])
+
+    async def twice() -> list[str] | None:
+        found = await texts_with(jean, "Reference M-")
+        return found if found and len(found) == 2 else None
+
+    again = await eventually(twice, what="sent again")
+    assert again[0] == again[1] == sent["text"]  # the same reference, so the same events: dropped as copies
 
     told = await eventually(lambda: texts_with(awa, "Security meeting moved"), what="Awa told")
     assert "Jean Ndiaye (regional adviser)" in told[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+import structlog
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
@@ -24,6 +25,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.errors import Error as NatsError
+from sqlalchemy.exc import IntegrityError
 
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
@@ -35,6 +37,7 @@ from shared.clock import Clock
 from shared.regions import fold, resolve_region
 from shared.store import Database
 
+log = structlog.get_logger("bot")
 SOURCE = "bot"
 EVERYONE_WORDS = frozenset({"everyone", "all", "tous", "tout le monde", "الجميع"})
 NAMES_SHOWN = 40  # per line of the figures: a message stays well within Telegram's 4,096 characters
@@ -158,7 +161,10 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
     @router.callback_query(StateFilter(SendWriting.urgent), SendStep.filter(F.a.in_({"urgent", "normal"})))
     async def urgent(callback: CallbackQuery, callback_data: SendStep, state: FSMContext) -> None:
         await callback.answer()
-        await state.update_data({"urgent": callback_data.a == "urgent"})
+        data = await state.get_data()
+        # the reference is fixed before the confirmation: a replayed confirmation makes the same events
+        await state.update_data({"urgent": callback_data.a == "urgent",
+                                 "ref": data.get("ref") or adhoc.new_reference()})
         await state.set_state(SendWriting.confirm)
         data = await state.get_data()
         keyboard = InlineKeyboardBuilder()
@@ -201,14 +207,17 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
                 await state.clear()
                 await message.answer(_("Nobody is deployed in {region} today: nothing was sent.").format(region=region))
                 return
-        ref = adhoc.new_reference()
+        ref = data.get("ref") or adhoc.new_reference()
         role = "CMCS desk" if rights.desk else "regional adviser"
         body = adhoc.message_text(sender=f"{person['name']} ({role})", audience="everyone" if everyone else
                                   f"everyone in {region}", text=data["text"], ref=ref)
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            for event_id, request in adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")),
-                                                    region=region, everyone=everyone, person_ids=people):
-                uow.emit(request, id=event_id)
+        try:
+            async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+                for event_id, request in adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")),
+                                                        region=region, everyone=everyone, person_ids=people):
+                    uow.emit(request, id=event_id)
+        except IntegrityError:  # a replay of a confirmation already committed: those events are the message
+            log.info("adhoc_message_already_written", ref=ref)
         await state.clear()
         whom = _("every member linked to the bot") if everyone else _("{n} people in {region}").format(
             n=len(people), region=region)
