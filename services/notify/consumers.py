@@ -28,7 +28,7 @@ from services.notify.models import HandoverSeen, Succession
 from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import DEFAULT_RULES, SOURCE, Request
-from shared import events
+from shared import adhoc, events
 from shared.bus import Bus, ConsumerRunner, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
@@ -36,6 +36,19 @@ from shared.store import Database, Transactional, UnitOfWork
 
 log = structlog.get_logger("notify")
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
+
+
+def bot_refusal(e: events.NotificationRequested) -> str | None:
+    """Why a request from the bot is refused, or None. The bot asks for one thing only (/send):
+    an ad-hoc message with its Acknowledge button, to people by id in a region, or to everyone."""
+    if e.kind != adhoc.KIND or adhoc.clean_reference(e.about) != e.about:
+        return f"the bot may request {adhoc.KIND} notifications only, not {e.kind}"
+    if e.role is not None or e.document is not None or e.buttons != [adhoc.ACKNOWLEDGE]:
+        return "an ad-hoc message from the bot has no role, no document and the Acknowledge button only"
+    if not ((e.everyone and not e.person_ids and e.region is None)
+            or (not e.everyone and e.person_ids and e.region is not None)):
+        return "an ad-hoc message from the bot goes to people in a region, or to everyone"
+    return None
 
 
 def _bot_apply(fn: Callable[[UnitOfWork, Any, Any], Awaitable[None]]) -> Callable[[UnitOfWork, Envelope, Any],
@@ -114,6 +127,9 @@ class FactsConsumer:
     async def on_requested(self, envelope: Envelope, e: events.NotificationRequested) -> None:
         if not (e.person_ids or e.role or e.everyone):
             raise PermanentError("a notification request names people, a role, or everyone")
+        refused = bot_refusal(e) if envelope.source == "bot" else None
+        if refused:
+            raise PermanentError(refused)
         request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
                           urgent=e.urgent, region=e.region, document=e.document)
         # a region without an adviser: the CMCS desk instead, as for notify's own escalations

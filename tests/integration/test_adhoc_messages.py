@@ -10,16 +10,21 @@ production permissions, the roster, notify and the bot on the sandbox, the real 
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiogram.fsm.storage.base import StorageKey
+from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
+from services.notify.models import Notification
+from shared import adhoc
 from shared.bus import Bus
+from shared.events import Envelope, NotificationRequested, ReplyButton
 from shared.natsserver import NatsServer
-from tests.helpers import cli, eventually, service_env, stream_events
+from tests.helpers import NATS_PASSWORDS, cli, eventually, service_env, stream_events, stream_messages
 from tests.integration.telegram_users import User
 from tests.integration.test_lessons import notify  # noqa: F401 (the same fixture)
 from tests.integration.test_membership import said, texts_with
@@ -138,3 +143,31 @@ async def test_an_adviser_sends_to_their_region_and_an_officer_is_refused(
     assert "Jean Ndiaye (regional adviser)" in told[0]
     requests = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.requested")
     assert [(e.source, e.data["kind"], e.data["urgent"]) for e in requests] == [("bot", "adhoc.message", True)]
+
+
+async def test_notify_dead_letters_what_the_bot_may_not_request(
+    notify: notify_bootstrap.NotifyApp, bus: Bus, nats_server: NatsServer, people: dict[str, uuid.UUID],
+) -> None:
+    """A bot bug or a stolen bot credential: notify takes only /send's ad-hoc messages from the bot."""
+    as_bot = await Bus.open(nats_server.url, source="bot", patience=10,
+                            auth={"user": "bot", "password": NATS_PASSWORDS["bot"]})
+    forged = [NotificationRequested(kind="post.gapped", about="x", text="Go home.", everyone=True),
+              NotificationRequested(kind=adhoc.KIND, about="M-0000AAAA", text="t", role="cmcoord_officer",
+                                    region="ROWCA", buttons=[adhoc.ACKNOWLEDGE]),
+              NotificationRequested(kind=adhoc.KIND, about="M-0000BBBB", text="t", everyone=True,
+                                    buttons=[ReplyButton(label="Join", reply="join")])]
+    try:
+        for request in forged:
+            await as_bot.publish(Envelope.wrap(request, source="bot", occurred_at=datetime.now(UTC)))
+    finally:
+        await as_bot.close()
+
+    async def refused() -> list[Any] | None:
+        found = [m for m in await stream_messages(bus.js, "DEADLETTER")
+                 if m.headers["Cmcoord-Original-Subject"] == NotificationRequested.subject()]
+        return found if len(found) == len(forged) else None
+
+    dead = await eventually(refused, what="the forged requests dead-lettered")
+    assert any("not post.gapped" in m.headers["Cmcoord-Reason"] for m in dead)
+    async with notify.db.read() as session:
+        assert not (await session.exec(select(Notification))).all()
