@@ -93,12 +93,13 @@ async def rewrite(bot: Bot, chat_id: int, message_id: int, text: str) -> bool:
 
 
 async def unbutton(bot: Bot, chat_id: int, message_id: int) -> bool:
-    """A message the bot sent earlier loses its buttons (a file's caption stays as it was)."""
+    """A message the bot sent earlier loses its buttons (a file's caption stays as it was). True
+    only when they went now: False when they had gone already or the message cannot be edited."""
     try:
         await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
     except TelegramBadRequest as err:
-        if not_modified(err):
-            return True
+        if not_modified(err):  # removed by an earlier delivery of the same close
+            return False
         if any(reason in err.message.lower() for reason in GONE):
             return False
         raise

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from sqlmodel import col, select
 
 from services.bot.bootstrap import BotApp
@@ -602,3 +603,19 @@ async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
     (message,) = await User(sandbox_url, 9803).messages()
     assert message["text"] == "Gap in Mopti\n\n✓ <i>Acknowledged by Jean Ndiaye, 06:24 UTC</i>"
     assert not message["reply_markup"]
+
+    # a copy sent as a file: its buttons go and the note follows, once however often the close comes
+    filed = await bot.bot.send_document(9804, BufferedInputFile(b"%PDF", filename="sitrep.pdf"), caption="Sitrep",
+                                        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+                                            text="Acknowledge", callback_data="x")]]))
+    nid = uuid.uuid4()
+    async with bot.db.write() as session:
+        session.add(Delivery(notification_id=nid, attempt=1, person_id=people["somchai@ocha.example"], chat_id=9804,
+                             message_id=filed.message_id, at=datetime.now(UTC), replies="ack"))
+    closed = closed.model_copy(update={"notification_id": nid, "person_id": people["somchai@ocha.example"],
+                                      "chat_id": 9804, "document": True})
+    for _ in range(2):
+        await on_closed(envelope, closed, bot=bot.bot, db=bot.db, languages=languages)
+    document, note = await User(sandbox_url, 9804).messages()
+    assert document["text"] == "Sitrep" and not document["reply_markup"]  # the caption as it was
+    assert note["text"] == "✓ <i>Acknowledged by Jean Ndiaye, 06:24 UTC</i>"
