@@ -45,12 +45,15 @@ async def on_profile_updated(uow: UnitOfWork, envelope: Envelope, event: events.
     person = await uow.session.get(Person, event.person_id)
     if person is None:
         raise PermanentError(f"person {event.person_id} is unknown")
+    field = "phone"  # the reason names the field, not the value: it is logged, and a phone is personal
     try:
         phone = normalise_phone(event.phone) if event.phone is not None else None
+        field = "languages"
         languages = join_list([language_code(c) for c in event.languages]) if event.languages is not None else None
+        field = "hats"
         hats = join_list([hat_name(h) for h in event.hats]) if event.hats is not None else None
-    except ProfileValueError as bad:
-        raise PermanentError(f"profile of {event.person_id}: {bad.value!r} is not allowed") from bad
+    except ProfileValueError:
+        raise PermanentError(f"profile of {event.person_id}: a value of its {field} is not allowed") from None
     now = uow.clock.now()
     changed = []
     for field, value in (("phone", phone), ("languages", languages)):

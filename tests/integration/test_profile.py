@@ -5,12 +5,15 @@ hat is refused and nothing is published; someone not registered sees nothing.
 """
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
+from services.roster.bootstrap import RosterApp
 from shared.bus import Bus
-from tests.helpers import eventually, stream_events
+from shared.events import Envelope, ProfileUpdated
+from tests.helpers import eventually, stream_events, stream_messages
 from tests.integration.telegram_users import User
 from tests.integration.test_lessons import notify  # noqa: F401 (the same fixture)
 from tests.integration.test_membership import said
@@ -56,3 +59,18 @@ async def test_profile_updates_phone_languages_and_hats_and_refuses_a_bad_phone(
 async def _changed(bus: Bus, person_id: str) -> bool:
     changed = await stream_events(bus.js, "ROSTER", type_prefix="roster.person.changed")
     return any(e.data["person_id"] == person_id and e.data["created"] is False for e in changed)
+
+
+async def test_a_refused_phone_is_not_written_into_the_dead_letter(
+    roster: RosterApp, bus: Bus, people: dict[str, uuid.UUID],
+) -> None:
+    """The reason is logged (event_dead_lettered): it names the field, never the number."""
+    bad = ProfileUpdated(person_id=people["awa@ocha.example"], phone="70 12 34 56", updated_at=datetime.now(UTC))
+    await bus.publish(Envelope.wrap(bad, source="bot", occurred_at=datetime.now(UTC)))
+
+    async def reasons() -> list[str]:
+        return [m.headers["Cmcoord-Reason"] for m in await stream_messages(bus.js, "DEADLETTER")
+                if m.headers["Cmcoord-Original-Subject"] == ProfileUpdated.subject()]
+
+    (reason,) = await eventually(reasons, what="the bad phone dead-lettered")
+    assert "phone" in reason and not any(d in reason.split(":", 2)[-1] for d in "3456")
