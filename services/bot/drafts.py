@@ -11,15 +11,17 @@ first question) is not kept.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.callbacks import DraftChoice
-from services.bot.edits import Pressed
+from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.states import AarWriting, HandoverWriting, ReportWriting
 from services.bot.storage import Draft, Drafts, SqlStorage
 
@@ -90,3 +92,17 @@ def offer_keyboard(kind: str) -> InlineKeyboardMarkup:
 
 async def offer(message: Pressed, kind: str, text: str) -> None:
     await message.answer(text, reply_markup=offer_keyboard(kind))
+
+
+def on_choice(router: Router, kind: str, steps: set[str],
+              then: Callable[[Pressed, FSMContext, dict[str, Any]], Awaitable[None]]) -> None:
+    """The offer's buttons for `kind` on `router`: the choice is made (the draft restored, or
+    deleted), the buttons go, and `then` opens the conversation where the draft left it."""
+
+    @router.callback_query(DraftChoice.filter(F.k == kind))
+    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
+                           person: dict[str, Any]) -> None:
+        await callback.answer()
+        await set_buttons(callback, None)
+        await choose(state, person, kind, steps, resume=callback_data.a == "resume")
+        await then(pressed(callback), state, person)

@@ -25,8 +25,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot import drafts
-from services.bot.callbacks import DraftChoice, LessonStep
-from services.bot.edits import Pressed, pressed, set_buttons
+from services.bot.callbacks import LessonStep
+from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
 from services.bot.routers.report import (
@@ -120,13 +120,8 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
     async def aar(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
         await begin(message, state, person, lessons=lessons)
 
-    @router.callback_query(DraftChoice.filter(F.k == KIND))
-    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
-                           person: dict[str, Any]) -> None:
-        await callback.answer()
-        await set_buttons(callback, None)  # chosen: the buttons go
-        await drafts.choose(state, person, KIND, STEP_STATES, resume=callback_data.a == "resume")
-        await begin(pressed(callback), state, person, lessons=lessons)
+    drafts.on_choice(router, KIND, STEP_STATES, lambda message, state, person: begin(message, state, person,
+                                                                                    lessons=lessons))
 
     @router.message(Command("cancel"), StateFilter(AarWriting))
     async def pause(message: Message, state: FSMContext, person: dict[str, Any]) -> None:

@@ -19,13 +19,12 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot import drafts
-from services.bot.callbacks import DraftChoice
-from services.bot.edits import Pressed, pressed, set_buttons
+from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
 from services.bot.states import HandoverWriting
 from shared import events
@@ -91,13 +90,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
     async def handover(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
         await begin(message, state, person)
 
-    @router.callback_query(DraftChoice.filter(F.k == KIND))
-    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
-                           person: dict[str, Any]) -> None:
-        await callback.answer()
-        await set_buttons(callback, None)  # chosen: the buttons go
-        await drafts.choose(state, person, KIND, STEP_STATES, resume=callback_data.a == "resume")
-        await begin(pressed(callback), state, person)
+    drafts.on_choice(router, KIND, STEP_STATES, begin)
 
     @router.message(Command("cancel"), StateFilter(HandoverWriting))
     async def cancel(message: Message, state: FSMContext, person: dict[str, Any]) -> None:

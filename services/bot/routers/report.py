@@ -28,7 +28,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot import drafts
-from services.bot.callbacks import DraftChoice, LessonStep
+from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.filters import IsMember
 from services.bot.quality import nudges
@@ -230,13 +230,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             return
         await open_report(message, state, person)
 
-    @router.callback_query(DraftChoice.filter(F.k == KIND))
-    async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
-                           person: dict[str, Any]) -> None:
-        await callback.answer()
-        await set_buttons(callback, None)  # chosen: the buttons go
-        await drafts.choose(state, person, KIND, set(STEP_NUMBER), resume=callback_data.a == "resume")
-        await open_report(pressed(callback), state, person)
+    drafts.on_choice(router, KIND, set(STEP_NUMBER), lambda message, state, person: open_report(message, state, person))
 
     async def one_message(message: Message, args: str, state: FSMContext, person: dict[str, Any]) -> None:
         themes, text = themes_in(args)
