@@ -1,14 +1,14 @@
 """What an officer may say of themselves (`/profile` in the bot, applied by the roster): a phone
-number in international form, languages as ISO 639 codes, hats from the known list. The bot
-checks an answer before anything is sent; the roster checks the event again before writing.
+number in international form, languages as ISO 639 codes (named in English, French or Arabic),
+hats from the known list. The bot checks an answer before anything is sent; the roster checks
+the event again before writing.
 """
 
 from __future__ import annotations
 
 import re
 
-import pycountry
-
+from shared.languages import resolve_language
 from shared.regions import fold
 
 # The other hats an officer may hold besides the post (recommendation #8: more than two is flagged).
@@ -44,13 +44,11 @@ def normalise_phone(text: str) -> str:
 
 
 def language_code(text: str) -> str:
-    """'fr', 'fra', 'French', 'arabic' -> the ISO 639-1 code (or 639-3 where there is none)."""
-    word = text.strip()
-    try:
-        found = pycountry.languages.lookup(word)
-    except LookupError:
-        raise ProfileValueError(word[:40]) from None
-    return str(getattr(found, "alpha_2", None) or found.alpha_3)
+    """'fr', 'fra', 'French', 'arabe', 'العربية' -> the ISO 639-1 code (or 639-3 where there is none)."""
+    code = resolve_language(text)
+    if code is None:
+        raise ProfileValueError(text.strip()[:40])
+    return code
 
 
 def language_codes(text: str) -> list[str]:
@@ -60,11 +58,6 @@ def language_codes(text: str) -> list[str]:
     if not codes or len(codes) > MAX_LANGUAGES:
         raise ProfileValueError(text.strip()[:40])
     return codes
-
-
-def language_name(code: str) -> str:
-    found = pycountry.languages.get(alpha_2=code) if len(code) == 2 else pycountry.languages.get(alpha_3=code)
-    return str(found.name) if found is not None else code
 
 
 NO_HATS = frozenset({"none", "no", "-", "aucun", "aucune", "لا"})

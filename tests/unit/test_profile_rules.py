@@ -2,6 +2,8 @@
 
 import pytest
 
+from services.bot.i18n import DEFAULT, DOMAIN, LOCALES, Catalogues
+from services.bot.routers.profile import _languages
 from shared.profile import ProfileValueError, hat_names, language_codes, normalise_phone
 
 
@@ -30,6 +32,17 @@ def test_languages_by_code_or_english_name_each_once() -> None:
     assert bad.value.value == "Frenglish"
     with pytest.raises(ProfileValueError):
         language_codes(" , ")
+
+
+def test_languages_named_in_french_or_arabic_and_shown_in_the_readers_language() -> None:
+    assert language_codes("arabe; العربية, anglais, الفرنسية") == ["ar", "en", "fr"]
+    i18n = Catalogues(path=LOCALES, default_locale=DEFAULT, domain=DOMAIN)
+    shown = {}
+    for locale in ("en", "fr", "ar"):
+        with i18n.context(), i18n.use_locale(locale):
+            shown[locale] = _languages(["fr", "ar"])
+    assert shown == {"en": "French (fr), Arabic (ar)", "fr": "Français (fr), Arabe (ar)",
+                     "ar": "الفرنسية (fr), العربية (ar)"}
 
 
 def test_hats_come_from_the_known_list() -> None:

@@ -18,18 +18,19 @@ from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsRegistered
 from services.bot.roster_client import RosterClient
 from shared import events
 from shared.clock import Clock
+from shared.languages import language_label
 from shared.profile import (
     KNOWN_HATS,
     ProfileValueError,
     hat_names,
     language_codes,
-    language_name,
     normalise_phone,
 )
 from shared.store import Database
@@ -45,7 +46,9 @@ class ProfileEditing(StatesGroup):
 
 
 def _languages(codes: list[str]) -> str:
-    return ", ".join(f"{language_name(c)} ({c})" for c in codes) or "-"
+    """The languages named in the reader's language ("arabe (ar), anglais (en)")."""
+    locale = get_i18n().current_locale
+    return ", ".join(f"{language_label(c, locale)} ({c})" for c in codes) or "-"
 
 
 def _hats(person: dict[str, Any]) -> list[str]:
