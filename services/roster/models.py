@@ -197,14 +197,19 @@ ROSTER_TABLES: tuple[Table, ...] = (
 # --- answers (data models, not tables) ------------------------------------
 
 
-class DeploymentCard(SQLModel):
-    deployment_id: uuid.UUID
+class PostPlace(SQLModel):
+    """Where a post is, as answers show it."""
+
     post_id: uuid.UUID
     country: str
     country_name: str
     duty_station: str
     region: str
     title: str
+
+
+class DeploymentCard(PostPlace):
+    deployment_id: uuid.UUID
     role: str
     start: date
     planned_end: date
@@ -241,16 +246,10 @@ class SearchMatch(SQLModel):
     value: str
 
 
-class GapCard(SQLModel):
+class GapCard(PostPlace):
     """A post with nobody in it that a contacts query named (its duty station, country or region),
     and who covers it meanwhile: the region's regional advisers, else the CMCS desk."""
 
-    post_id: uuid.UUID
-    country: str
-    country_name: str
-    duty_station: str
-    region: str
-    title: str
     gapped_since: date
     covered_by: list[ContactCard]
     cover_role: str  # regional_adviser | cmcs_desk | "" (nobody on the roster covers it)
