@@ -30,7 +30,7 @@ UNREACHABLE = ("unlinked", "failed")  # no Telegram link, or Telegram refused it
 @dataclass
 class MessageFigures:
     reference: str
-    region: str | None  # the region every copy went to; None: several (a message to everyone)
+    region: str | None  # the message's region, as every copy holds it (store._region); None: to everyone
     urgent: bool
     created_at: datetime
     text: str

@@ -29,7 +29,7 @@ from services.notify.policy import (
 )
 from services.notify.recipients import Recipient
 from services.notify.texts import bullets, fit
-from shared import events
+from shared import adhoc, events
 from shared.events import TEXT_MAX, ReplyButton, deterministic_id
 from shared.store import UnitOfWork
 
@@ -94,6 +94,12 @@ async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipie
     return await create_all(uow, [(request, recipients)], now=now, rules=rules, depth=depth)
 
 
+def _region(request: Request, r: Recipient) -> str | None:
+    """The matter's region, else the recipient's; an ad-hoc message's is its audience's only (None: to
+    everyone), as its figures say, so that a region's adviser sees the figures of their region's messages only."""
+    return request.region if request.kind == adhoc.KIND else request.region or r.region
+
+
 async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Recipient]]], *, now: datetime,
                      rules: Rules = DEFAULT_RULES, depth: int = 0) -> list[Notification]:
     """`create` for several requests at once (a campaign): one look for those that exist already.
@@ -112,7 +118,7 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
         policy = rules.policy(request.kind)
         n = Notification(
             id=nid, kind=request.kind, subject=request.about, occurrence=request.occurrence, person_id=r.person_id,
-            person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=request.region or r.region,
+            person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=_region(request, r),
             text=fit(request.text), buttons=json.dumps([b.model_dump() for b in request.buttons]),
             urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
             group_id=request.group_id,

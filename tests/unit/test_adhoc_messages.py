@@ -2,10 +2,15 @@
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
-from services.notify.messages import count
-from services.notify.models import Notification
+from services.notify import store as st
+from services.notify.messages import count, message_figures
+from services.notify.models import NOTIFY_TABLES, Notification
+from services.notify.recipients import Recipient
 from shared import adhoc
+from shared.clock import ManualClock
+from shared.store import Database
 
 
 def test_one_message_is_the_same_requests_every_time_and_bounded() -> None:
@@ -38,3 +43,23 @@ def test_the_figures_of_a_message() -> None:
     assert figures.unreachable == ["Nadia", "Omar"]
     assert count([_row("A", "sent"), _row("B", "sent", region="ROAP")], "M-0000AAAA").region is None  # type: ignore[union-attr]
     assert count([], "M-0000AAAA") is None
+
+
+async def test_a_message_to_everyone_is_nobody_s_region_even_if_all_are_in_one(tmp_path: Path) -> None:
+    """Its figures are the desk's: a region's adviser reads those of their region's messages only."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'notify.db'}")
+    await db.create_tables(NOTIFY_TABLES)
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    rowca = [Recipient(person_id=uuid.uuid4(), name=n, telegram_user_id=None, timezone="UTC", regions=("ROWCA",))
+             for n in ("Awa", "Jean")]
+    asks = [(st.Request(kind=adhoc.KIND, about=ref, occurrence="", text="t", region=region), rowca)
+            for ref, region in (("M-0000AAAA", None), ("M-0000BBBB", "ROWCA"))]
+    try:
+        async with db.unit_of_work(source="notify", clock=ManualClock(now)) as uow:
+            await st.create_all(uow, asks, now=now)
+        async with db.read() as session:
+            everyone, region = [await message_figures(session, ref) for ref in ("M-0000AAAA", "M-0000BBBB")]
+    finally:
+        await db.dispose()
+    assert everyone is not None and (everyone.total, everyone.region) == (2, None)
+    assert region is not None and region.region == "ROWCA"
