@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import typer
 
@@ -357,29 +357,43 @@ def invitations_csv(settings: Settings, issued: list[tuple[str, str, str, dateti
     return "".join(lines)
 
 
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[TextIO]:
+    """A new file (never one that exists) that only its owner may read, from its creation on; removed
+    again if the block fails, even after writing it."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as f:  # noqa: PTH123 - the descriptor made above
+            yield f
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | None, force: bool,
                           out: Path) -> BulkInvitations:
     """An invitation for everyone `unlinked` lists (in `region`), written to `out` (created, never
     overwritten) before the transaction commits: if the file cannot be written, no invitation
-    is issued and nobody's older link stops working."""
+    is issued and nobody's older link stops working; if the invitations cannot be saved, the
+    file is removed (its links would never work)."""
     db = await _open(settings)
     issued: list[tuple[str, str, str, datetime]] = []
     try:
-        async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
-            now = clock.now()
-            found = await store.unlinked_members(uow.session, day=now.date(), now=now, grace=settings.member_grace,
-                                                 region=region)
-            held = [u for u in found if u.held]
-            invited = [u for u in found if not u.held and u.invited_until is not None and not force]
-            ttl = timedelta(days=settings.invite_ttl_days)
-            for u in found:
-                if u in held or u in invited:
-                    continue
-                person, token = await store.create_invite(uow, email=u.person.email, ttl=ttl)
-                issued.append((person.name, person.email, token, now + ttl))
-            with open(out, "x", encoding="utf-8", newline="") as f:  # noqa: PTH123 - exclusive create
-                os.chmod(out, 0o600)  # the links are keys to the roster
-                f.write(invitations_csv(settings, issued))
+        with private_file(out) as f:  # made first: a file that exists stops it before anything is issued
+            async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+                now = clock.now()
+                found = await store.unlinked_members(uow.session, day=now.date(), now=now, grace=settings.member_grace,
+                                                     region=region)
+                held = [u for u in found if u.held]
+                invited = [u for u in found if not u.held and u.invited_until is not None and not force]
+                ttl = timedelta(days=settings.invite_ttl_days)
+                for u in found:
+                    if u in held or u in invited:
+                        continue
+                    person, token = await store.create_invite(uow, email=u.person.email, ttl=ttl)
+                    issued.append((person.name, person.email, token, now + ttl))
+                f.write(invitations_csv(settings, issued))  # the links are keys to the roster: the file is 0600
+                f.flush()
     finally:
         await db.dispose()
     return BulkInvitations(issued, invited, held)

@@ -6,8 +6,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
+from services.roster.cli import private_file
 from services.roster.config import Settings
 from services.roster.models import RegistrationToken
 from services.roster.store import hash_token
@@ -161,3 +163,16 @@ async def test_unlinked_people_are_listed_and_invited_in_bulk_and_a_registered_o
     assert code == 1 and f"{linked['name']} is already registered" in err and "--force" in err and not out
     code, out, err = await cli("roster", "invite", linked["email"], "--force", env=env)
     assert code == 0 and out.startswith(f"warning: {linked['name']} was registered") and len(out.splitlines()[-1]) >= 32
+
+
+def test_the_file_of_links_is_private_from_the_start_and_removed_if_saving_them_fails(tmp_path: Path) -> None:
+    links = tmp_path / "links.csv"
+    with pytest.raises(RuntimeError), private_file(links) as f:
+        assert links.stat().st_mode & 0o077 == 0  # created so, not made so afterwards
+        f.write("name,email,link\n")
+        raise RuntimeError("the invitations were not saved")
+    assert not links.exists()  # its links never worked
+    links.write_text("kept")
+    with pytest.raises(FileExistsError), private_file(links):
+        pass
+    assert links.read_text() == "kept"
