@@ -3,7 +3,8 @@ everyone: `cmcoord notify send` and the bot's /send build the same notification 
 
 A message is known by its reference ("M-7KQ2M9XA"): notify keeps one notification per recipient
 of kind `KIND` about that reference, under its usual policies (quiet hours unless urgent, the daily
-cap, re-sends and escalation while unacknowledged), and the figures (`cmcoord notify send-status`,
+cap, re-sent up to three times while unacknowledged, never escalated: it may come from the adviser
+escalation would go to), and the figures (`cmcoord notify send-status`,
 `/send status`) are counted from those notifications.
 """
 

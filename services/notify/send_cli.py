@@ -3,8 +3,8 @@
 `send` asks the roster who is deployed in the region (or leaves a role's holders to notify),
 then publishes the notification requests (`notify.notification.requested`, with ids derived from
 the message's reference: sent again, they change nothing); notify delivers them under its usual
-policies (quiet hours unless --urgent, the daily cap, re-sends and escalation while
-unacknowledged). `send-status` counts the message's notifications in the notify store.
+policies (quiet hours unless --urgent, the daily cap, re-sent up to three times while
+unacknowledged, never escalated). `send-status` counts the message's notifications in the notify store.
 """
 
 from __future__ import annotations
