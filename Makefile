@@ -56,7 +56,7 @@ bench: $(STAMP)
 # catalogues, then translate the new entries (a unit test lists any missing).
 LOCALES := services/bot/locales
 messages: $(STAMP)
-	$(BIN)/pybabel extract -k _ -k __ --no-location --omit-header -o $(LOCALES)/messages.pot services/bot
+	$(BIN)/pybabel extract -k _:1,1t -k _:1,2,3t -k __ --no-location --omit-header -o $(LOCALES)/messages.pot services/bot
 	$(BIN)/pybabel update --no-fuzzy-matching --width 100 -i $(LOCALES)/messages.pot -d $(LOCALES)
 
 clean:

@@ -88,7 +88,8 @@ def gaps_text(gaps: list[dict[str, Any]], total: int) -> str:
         lines += [_reach(c) for c in first["covered_by"][:COVER_SHOWN]]
         blocks.append("\n".join(lines))
     if total > len(gaps):
-        blocks.append(_("… and {count} more gapped post(s).").format(count=total - len(gaps)))
+        blocks.append(_("… and {count} more gapped post.", "… and {count} more gapped posts.",
+                        total - len(gaps)).format(count=total - len(gaps)))
     return "\n\n".join(blocks)
 
 

@@ -2,9 +2,11 @@
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_keywords
 from babel.messages.pofile import read_po
 
 from services.bot.i18n import LOCALES, Catalogues
@@ -12,14 +14,17 @@ from services.bot.i18n import LOCALES, Catalogues
 BOT = Path(__file__).resolve().parents[2] / "services" / "bot"
 PLACEHOLDER = re.compile(r"\{\w+\}")
 TAG = re.compile(r"</?\w+>")
+NPLURALS = {"fr": 2, "ar": 6}  # the Plural-Forms of each catalogue
 
 
 def marked_texts() -> set[str]:
-    found = extract_from_dir(str(BOT), method_map=[("**.py", "python")], keywords={"_": None, "__": None})
+    """Each text, or (singular, plural) for a count's text: `_("…", "…", n)` (as `make messages` extracts)."""
+    keywords = parse_keywords(["_:1,1t", "_:1,2,3t", "__"])
+    found = extract_from_dir(str(BOT), method_map=[("**.py", "python")], keywords=keywords)
     return {message for _file, _line, message, _comments, _context in found}
 
 
-def catalogue(locale: str) -> dict[str, tuple[str, bool]]:
+def catalogue(locale: str) -> dict[Any, tuple[Any, bool]]:
     with (LOCALES / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
         return {m.id: (m.string, m.fuzzy) for m in read_po(f, locale=locale) if m.id}
 
@@ -37,8 +42,26 @@ def test_every_text_is_translated(locale: str) -> None:
     assert missing == [], f"run `make messages` and translate: {missing}"
     for msgid, (msgstr, fuzzy) in translated.items():
         assert msgstr and not fuzzy, f"{locale}: untranslated or fuzzy: {msgid!r}"
+        if isinstance(msgid, tuple):  # a count's text: each plural form, some of which name no number ("شخصان")
+            assert len(msgstr) == NPLURALS[locale] and all(msgstr), msgid
+            for form in msgstr:
+                assert set(PLACEHOLDER.findall(form)) <= set(PLACEHOLDER.findall(msgid[1])), (msgid, form)
+                assert sorted(TAG.findall(form)) == sorted(TAG.findall(msgid[1])), msgid
+            continue
         assert sorted(PLACEHOLDER.findall(msgstr)) == sorted(PLACEHOLDER.findall(msgid)), msgid
         assert sorted(TAG.findall(msgstr)) == sorted(TAG.findall(msgid)), msgid
+
+
+@pytest.mark.parametrize("locale, n, expected", [
+    ("en", 1, "1 person in ROWCA"), ("en", 3, "3 people in ROWCA"),
+    ("fr", 1, "1 personne dans la région ROWCA"), ("fr", 3, "3 personnes dans la région ROWCA"),
+    ("ar", 1, "شخص واحد في ROWCA"), ("ar", 2, "شخصان في ROWCA"), ("ar", 3, "3 أشخاص في ROWCA"),
+    ("ar", 11, "11 شخصًا في ROWCA"), ("ar", 100, "100 شخص في ROWCA"),
+])
+def test_a_count_takes_the_plural_form_of_the_language(locale: str, n: int, expected: str) -> None:
+    i18n = Catalogues(path=LOCALES)
+    said = i18n.gettext("{n} person in {region}", "{n} people in {region}", n, locale=locale)
+    assert said.format(n=n, region="ROWCA") == expected
 
 
 def test_catalogues_compile_in_memory() -> None:

@@ -219,8 +219,8 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         except IntegrityError:  # a replay of a confirmation already committed: those events are the message
             log.info("adhoc_message_already_written", ref=ref)
         await state.clear()
-        whom = _("every member linked to the bot") if everyone else _("{n} people in {region}").format(
-            n=len(people), region=region)
+        whom = _("every member linked to the bot") if everyone else _(
+            "{n} person in {region}", "{n} people in {region}", len(people)).format(n=len(people), region=region)
         await message.answer(_("Sent to {whom}. Reference {ref}: /send status {ref} shows who acknowledged.").format(
             whom=whom, ref=ref))
 
