@@ -341,13 +341,24 @@ def deadletter_replay(
     raise typer.Exit(1 if errors else 0)
 
 
-def _add_service_commands() -> None:
-    for ep in entry_points(group="cmcoord.cli"):
+def _add_service_commands(argv: list[str]) -> None:
+    """Each service's commands, from the `cmcoord.cli` entry points: only the group the command line
+    names (`cmcoord roster …` imports the roster's modules, not the bot's), none for a command of
+    this module (`up`, `status`, `clock` …), every group for the overview (`cmcoord --help`, a typo)."""
+    groups = {ep.name: ep for ep in entry_points(group="cmcoord.cli")}
+    named = next((arg for arg in argv if not arg.startswith("-")), None)
+    if named in groups:
+        chosen = [groups[named]]
+    elif named is not None and named in typer.main.get_group(app).commands:
+        chosen = []
+    else:
+        chosen = list(groups.values())
+    for ep in chosen:
         app.add_typer(ep.load(), name=ep.name)
 
 
 def main() -> None:
-    _add_service_commands()
+    _add_service_commands(sys.argv[1:])
     try:
         app()
     except StoreMissing as exc:  # raised wherever a command opens a store: one line, not a traceback
