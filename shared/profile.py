@@ -20,6 +20,7 @@ KNOWN_HATS: tuple[str, ...] = (
 MAX_LANGUAGES = 10
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]+")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+SEPARATORS = re.compile(r"[,;،؛]")  # the Arabic comma and semicolon too
 
 
 class ProfileValueError(ValueError):
@@ -53,7 +54,7 @@ def language_code(text: str) -> str:
 
 def language_codes(text: str) -> list[str]:
     """'fr, English; arabic' -> ['fr', 'en', 'ar'] (in the order given, each once)."""
-    words = [w for w in re.split(r"[,;]", text) if w.strip()]
+    words = [w for w in SEPARATORS.split(text) if w.strip()]
     codes = list(dict.fromkeys(language_code(w) for w in words))
     if not codes or len(codes) > MAX_LANGUAGES:
         raise ProfileValueError(text.strip()[:40])
@@ -79,4 +80,4 @@ def hat_names(text: str) -> list[str]:
     """'HNS4D, Access focal point' -> the known hats named ('none': no other hat)."""
     if fold(text) in NO_HATS:
         return []
-    return list(dict.fromkeys(hat_name(w) for w in re.split(r"[,;]", text) if w.strip()))
+    return list(dict.fromkeys(hat_name(w) for w in SEPARATORS.split(text) if w.strip()))

@@ -10,6 +10,7 @@ from babel.messages.frontend import parse_keywords
 from babel.messages.pofile import read_po
 
 from services.bot.i18n import LOCALES, Catalogues
+from shared.profile import hat_names
 
 BOT = Path(__file__).resolve().parents[2] / "services" / "bot"
 PLACEHOLDER = re.compile(r"\{\w+\}")
@@ -50,6 +51,18 @@ def test_every_text_is_translated(locale: str) -> None:
             continue
         assert sorted(PLACEHOLDER.findall(msgstr)) == sorted(PLACEHOLDER.findall(msgid)), msgid
         assert sorted(TAG.findall(msgstr)) == sorted(TAG.findall(msgid)), msgid
+
+
+def test_the_translations_use_the_words_the_bot_reads() -> None:
+    fr, ar = catalogue("fr"), catalogue("ar")
+    hats = [msgid for msgid in fr if isinstance(msgid, str) and re.search(r"\bhats?\b", msgid)]
+    assert hats and all("casquette" in fr[msgid][0] for msgid in hats)  # one French word for a hat
+    prompt = "3/3 Your other hats, separated by commas, from: {known}. Send none for no other hat, or - to keep them."
+    for translated, none in ((fr, "aucune"), (ar, "لا")):
+        assert f" {none} " in translated[prompt][0] and "none" not in translated[prompt][0]
+        assert hat_names(none) == []
+    phones = [msgstr for msgid, (msgstr, _) in ar.items() if isinstance(msgid, str) and "+223 70 00 00 01" in msgid]
+    assert phones and all("\u2066+223 70 00 00 01\u2069" in s for s in phones)  # kept left to right in Arabic
 
 
 @pytest.mark.parametrize("locale, n, expected", [

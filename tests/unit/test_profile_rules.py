@@ -36,6 +36,7 @@ def test_languages_by_code_or_english_name_each_once() -> None:
 
 def test_languages_named_in_french_or_arabic_and_shown_in_the_readers_language() -> None:
     assert language_codes("arabe; العربية, anglais, الفرنسية") == ["ar", "en", "fr"]
+    assert language_codes("fr، الإنجليزية؛ العربية") == ["fr", "en", "ar"]  # Arabic commas separate too
     i18n = Catalogues(path=LOCALES, default_locale=DEFAULT, domain=DOMAIN)
     shown = {}
     for locale in ("en", "fr", "ar"):
