@@ -41,17 +41,19 @@ FLAG_NO_COURSE = "no_cmcoord_course"
 MAX_HATS = 2
 GAPS_SHOWN = 5  # gapped posts a contacts answer details (a region may have many)
 
-# What a reader may type for a role, in English, French and Arabic (keys as shared.countries.name_key makes them).
+# What a reader may type for a role, in English, French and Arabic (keys as shared.countries.name_key makes them),
+# among them each role's label as the bot shows it (its catalogues' translation of the role), as shown.
 ROLE_FORMS: dict[str, tuple[str, ...]] = {
     "cmcoord_officer": ("cmcoord officer", "cmcoord officers", "humanitarian civil-military coordination officer",
                         "charge de coordination civilo-militaire", "chargee de coordination civilo-militaire",
-                        "مسؤول التنسيق المدني العسكري"),
-    "focal_point": ("focal point", "focal points", "point focal", "points focaux", "جهة اتصال", "منسق اتصال"),
+                        "chargé(e) de coordination civilo-militaire", "مسؤول التنسيق المدني العسكري"),
+    "focal_point": ("focal point", "focal points", "point focal", "points focaux", "جهة اتصال", "منسق اتصال",
+                    "جهة تنسيق"),
     "surge": ("surge", "surge staff", "renfort", "renforts", "دعم طارئ"),
     "regional_adviser": ("regional adviser", "regional advisers", "regional advisor", "regional advisors", "adviser",
                          "advisor", "conseiller regional", "conseillere regionale", "conseillers regionaux",
                          "مستشار اقليمي", "المستشار الاقليمي"),
-    "cmcs_desk": ("cmcs desk", "cmcs", "desk", "bureau cmcs", "مكتب cmcs"),
+    "cmcs_desk": ("cmcs desk", "cmcs", "desk", "bureau cmcs", "bureau de la CMCS", "مكتب cmcs"),
 }
 _ROLE_KEYS = {name_key(form): role for role, forms in ROLE_FORMS.items() for form in (role, *forms)}
 

@@ -73,6 +73,19 @@ def test_roles_by_their_usual_names(text: str, role: str | None) -> None:
     assert resolve_role(text) == role
 
 
+@pytest.mark.parametrize("locale", ["en", "fr", "ar"])
+def test_each_role_is_found_by_its_label_as_the_bot_shows_it(locale: str) -> None:
+    from services.bot.i18n import LOCALES, Catalogues
+    from services.bot.render import ROLE_TEXT
+
+    labels = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point", "surge": "surge",
+              "regional_adviser": "regional adviser", "cmcs_desk": "CMCS desk"}  # ROLE_TEXT's msgids
+    assert set(labels) == set(ROLE_TEXT)
+    i18n = Catalogues(path=LOCALES)
+    shown = {role: i18n.gettext(label, locale=locale) for role, label in labels.items()}
+    assert {role: resolve_role(label) for role, label in shown.items()} == {role: role for role in labels}, shown
+
+
 def test_page_buttons_carry_a_long_query_as_what_it_was_understood_as() -> None:
     from services.bot.routers.contacts import paging_key
 
