@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
@@ -34,7 +34,7 @@ from services.notify import calls
 from services.notify import store as st
 from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
-from services.notify.policy import OPEN_STATES, Rules, zone
+from services.notify.policy import OPEN_STATES, Rules, call_start, zone
 from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
 from services.notify.texts import bullets
@@ -225,13 +225,7 @@ class CallPlanner(Periodic):
 def _heard(kind: str, occurrence: str, at: datetime) -> tuple[datetime, str, datetime | None]:
     """What one notification about a call told its reader: (when, the change it told or "", the call's time)."""
     if kind != CHANGED:  # a reminder, the link or the chair's note: its occurrence is the call's start
-        return at, "", _parse_stamp(occurrence)
+        return at, "", call_start(occurrence)
     key, _, target = occurrence.partition(">")
-    return at, key, None if target == CANCELLED else _parse_stamp(target)
-
-
-def _parse_stamp(value: str) -> datetime | None:
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None  # an older change's occurrence (the time it was told): its time is not known
+    # None too for an older change's occurrence (the time it was told): its time is not known
+    return at, key, None if target == CANCELLED else call_start(target)
