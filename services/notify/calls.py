@@ -303,15 +303,6 @@ async def _unanswered(session: AsyncSession, subjects: set[str]) -> set[str]:
     return subjects - answered
 
 
-async def agenda(session: AsyncSession, o: Occurrence, names: Mapping[uuid.UUID, str] | None = None) -> list[str]:
-    """The agenda as people read it, each officer's item with who added it: `names` (from the roster,
-    asked when the agenda is shown), else the names notify last had from the roster."""
-    entries = await agenda_entries(session, o)
-    if names is None:
-        names = await known_names(session, authors(entries))
-    return [shown(e, names) for e in entries]
-
-
 async def invited(session: AsyncSession, o: Occurrence) -> list[Notification]:
     """Those reminded of the call (its 24 h reminder or its link), a notification each."""
     return list((await session.exec(select(Notification).where(
