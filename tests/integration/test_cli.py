@@ -93,7 +93,8 @@ async def test_run_elsewhere_a_command_refuses_to_make_an_empty_store_and_finds_
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env["XDG_CONFIG_HOME"] = str(config)  # no `cmcoord up` has recorded a home there yet
-    for command in (("roster", "directory"), ("notify", "stats"), ("lessons", "aar", "list")):
+    for command in (("roster", "directory"), ("notify", "stats"), ("notify", "send-status", "M-00000000"),
+                    ("lessons", "aar", "list")):
         code, out, err = await _run_in(elsewhere, *command, env=env)
         store = elsewhere / ".cmcoord" / f"{command[0]}.db"
         assert code == 2 and out == "", (command, out, err)
