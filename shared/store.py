@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import Table, delete, event, insert, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -135,6 +136,20 @@ class Database:
         if uow.emitted:
             for listener in self._outbox_listeners:
                 listener()
+
+    async def emit_once(self, event: Event, *, id: uuid.UUID, source: str, clock: Clock) -> bool:
+        """Write one event whose id is fixed by what it records (a report's id, an AAR's): True when written
+        now; False when it was written already, as when an update handled before a crash comes back."""
+        try:
+            async with self.unit_of_work(source=source, clock=clock) as uow:
+                uow.emit(event, id=id)
+        except IntegrityError:
+            async with self.read() as session:
+                if (await session.exec(select(OutboxMessage.seq).where(OutboxMessage.event_id == id))).first() is None:
+                    raise  # another constraint: not a repeat
+            log.info("event_already_written", event_id=str(id), type=event.type)
+            return False
+        return True
 
     def on_outbox_written(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)

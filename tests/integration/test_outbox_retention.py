@@ -56,3 +56,16 @@ async def test_published_rows_go_after_a_week_and_the_rest_stays(tmp_path: Path,
 
 async def _none_waiting(db: Database) -> bool:
     return await _rows(db, published=False) == 0
+
+
+async def test_an_event_with_a_fixed_id_written_again_is_recognised_not_doubled(tmp_path: Path,
+                                                                                clock: ManualClock) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'once.db'}")
+    await db.create_tables(SHARED_TABLES)
+    try:
+        fact, event_id = _filled(), uuid.uuid4()  # as a replayed "Send" makes the same report again
+        assert await db.emit_once(fact, id=event_id, source="roster", clock=clock) is True
+        assert await db.emit_once(fact, id=event_id, source="roster", clock=clock) is False
+        assert await _rows(db, published=False) == 1
+    finally:
+        await db.dispose()
