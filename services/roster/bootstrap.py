@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from nats.micro.service import Service
 from prometheus_client import Gauge
 
-from services.roster import handlers, rotation
+from services.roster import handlers
 from services.roster.config import Settings
 from services.roster.consumers import build_consumers
 from services.roster.models import ROSTER_TABLES
@@ -27,14 +27,6 @@ from shared.store import Database, OutboxRelay
 log = structlog.get_logger("roster")
 
 VERSION = "0.1.0"
-
-
-def policy_from(settings: Settings) -> rotation.RotationPolicy:
-    return rotation.RotationPolicy(
-        ending_soon_days=settings.ending_soon_days,
-        gap_repeat_days=settings.gap_repeat_days,
-        announce_window_days=settings.announce_window_days,
-    )
 
 
 @dataclass
@@ -104,7 +96,7 @@ class RosterApp:
     async def scan(self, *, confirm_jump: bool = False) -> None:
         async with self._scanning:  # a stop waits for a scan under way (its transaction commits or not at all)
             try:
-                await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=policy_from(self.settings),
+                await handlers.run_rotation_scan(db=self.db, clock=self.clock, policy=self.settings.rotation_policy,
                                                  max_jump=self.settings.scan_max_jump, confirm_jump=confirm_jump)
             except handlers.ClockJumpRefused as refused:
                 self._clock_refused(refused)

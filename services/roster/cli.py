@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
 
-from services.roster import handlers, store
-from services.roster.bootstrap import policy_from
+from services.roster import store
 from services.roster.config import Settings
-from services.roster.directory import directory_table, load_snapshot
 from services.roster.importer import (
     CHANGE_KINDS,
     Change,
@@ -41,14 +39,15 @@ from services.roster.importer import (
 )
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from services.roster.samples import generate
-from shared.bus import Bus, TopologyMissing, explain_missing
 from shared.clock import Clock, ManualClock, SystemClock, clock_for
 from shared.countries import resolve_country
 from shared.exports import csv_line
 from shared.logging import configure_logging
 from shared.regions import country_alpha3, resolve_region
 from shared.store import Database, OutboxRelay
-from shared.topology import missing
+
+if TYPE_CHECKING:
+    from shared.bus import Bus
 
 app = typer.Typer(no_args_is_help=True, help="People, posts and deployments.")
 
@@ -68,6 +67,9 @@ async def _open(settings: Settings) -> Database:
 
 
 async def _connect(settings: Settings) -> Bus:
+    from shared.bus import Bus, TopologyMissing, explain_missing  # NATS only for the commands that publish
+    from shared.topology import missing
+
     bus = await Bus.open(settings.nats_url, source="roster", instance="cli", patience=1.0, auth=settings.nats_auth())
     try:
         # publishes only where `cmcoord nats-init` declared it: never creates or changes a stream
@@ -82,6 +84,8 @@ async def _connect(settings: Settings) -> Bus:
 
 async def _publish_now(db: Database, connecting: asyncio.Task[Bus], clock: Clock) -> str:
     """Publish what the transaction wrote to the outbox, over a connection opened while it ran."""
+    from shared.bus import TopologyMissing
+
     try:
         bus = await connecting
     except TopologyMissing as exc:
@@ -138,26 +142,23 @@ async def import_file(
             # the rows read above, then (should the roster change while the import is prepared) read again
             return first.pop() if first else parse_roster(data, filename=filename).rows
 
-        # NATS is connected while the import is planned and written: its events go out as soon as it commits
-        connecting = asyncio.create_task(_connect(settings)) if publish and not dry_run else None
         db = await _open(settings)
         try:
-            outcome = await store.import_rows(db, rows=rows, clock=clock, policy=policy_from(settings),
-                                              source=handlers.SOURCE, dry_run=dry_run, progress=progress,
+            outcome = await store.import_rows(db, rows=rows, clock=clock, policy=settings.rotation_policy,
+                                              source=store.SOURCE, dry_run=dry_run, progress=progress,
                                               list_changes=list_changes)
         except BaseException:
-            await _not_published(connecting)
             await db.dispose()
             raise
     report = ImportReport(outcome.changes, outcome.counts, outcome.errors, written=outcome.written,
                           lock_seconds=outcome.lock_seconds, attempts=outcome.attempts)
-    if outcome.errors or connecting is None:
-        await _not_published(connecting)
+    if outcome.errors or not publish or dry_run:
         await db.dispose()
         if outcome.errors:
             report.changes, report.counts = [], {}
         return report
-    report.note = await _publish_now(db, connecting, clock)
+    # NATS once the import is written and its rows let go: the connection's code reuses their memory
+    report.note = await _publish_now(db, asyncio.create_task(_connect(settings)), clock)
     await db.dispose()
     return report
 
@@ -262,6 +263,8 @@ def import_(
 
 
 async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:
+    from services.roster.directory import load_snapshot  # the directory's search tables: its commands only
+
     db = await _open(settings)
     try:
         async with db.read() as session:
@@ -305,6 +308,8 @@ def directory(
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    from services.roster.directory import directory_table
+
     typer.echo(directory_table(rows, hxl=fmt == "hxl"), nl=False)
 
 
@@ -322,7 +327,7 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock, force: 
     opening it from another Telegram account moves their link there."""
     db = await _open(settings)
     try:
-        async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+        async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
             person, link = await store.person_and_link(uow.session, email=email)
             if link is not None and not force:
                 raise AlreadyRegistered(person.name, link.linked_at)
@@ -380,7 +385,7 @@ async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | Non
     issued: list[tuple[str, str, str, datetime]] = []
     try:
         with private_file(out) as f:  # made first: a file that exists stops it before anything is issued
-            async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
                 now = clock.now()
                 found = await store.unlinked_members(uow.session, day=now.date(), now=now, grace=settings.member_grace,
                                                      region=region)
@@ -530,6 +535,8 @@ async def _write_then_publish(settings: Settings, clock: Clock, write: Callable[
 @app.command()
 def revoke(email: str = typer.Argument(..., help="the roster email of the person")) -> None:
     """Unlink the person's Telegram account at once (it is told), and stop their unused invitations."""
+    from services.roster import handlers  # NATS and the store's writers: for this command only
+
     settings = Settings()
     clock = clock_for(settings.clock_file)
 
@@ -551,6 +558,8 @@ def revoke(email: str = typer.Argument(..., help="the roster email of the person
 @app.command("confirm-link")
 def confirm_link(email: str = typer.Argument(..., help="the roster email of the person")) -> None:
     """Confirm the Telegram link held for the person (their account's username was not the roster's)."""
+    from services.roster import handlers  # NATS and the store's writers: for this command only
+
     settings = Settings()
     clock = clock_for(settings.clock_file)
 
@@ -573,6 +582,8 @@ def scan(
         help="scan even if the clock (or --at) is more than CMCOORD_ROSTER_SCAN_MAX_JUMP_HOURS past the last scan"),
 ) -> None:
     """Run one rotation scan now (the service also runs it on an interval)."""
+    from services.roster import handlers  # with NATS: what announces the facts
+
     settings = Settings()
     clock: Clock = clock_for(settings.clock_file)
     if at is not None:
@@ -583,7 +594,7 @@ def scan(
         try:
             connecting = asyncio.create_task(_connect(settings))
             try:
-                result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings),
+                result = await handlers.run_rotation_scan(db=db, clock=clock, policy=settings.rotation_policy,
                                                           max_jump=settings.scan_max_jump, confirm_jump=confirm_jump)
             except BaseException:
                 await _not_published(connecting)
@@ -637,7 +648,7 @@ def counterparts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) 
         db = await _open(settings)
         clock = SystemClock()
         try:
-            async with db.unit_of_work(source=handlers.SOURCE, clock=clock) as uow:
+            async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
                 for country, unit, function, channel, classification in clean:
                     found = (await uow.session.exec(select(CounterpartContact).where(
                         CounterpartContact.country == country, CounterpartContact.unit == unit,

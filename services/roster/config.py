@@ -5,6 +5,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.roster.rotation import RotationPolicy
 from shared.settings import ServiceSettings
 
 
@@ -31,6 +32,11 @@ class Settings(ServiceSettings):
     required_course: str = "UN-CMCoord Course"
     # how long a query may answer from the cached directory before re-checking the store
     query_cache_seconds: float = 0.5
+
+    @property
+    def rotation_policy(self) -> RotationPolicy:
+        return RotationPolicy(ending_soon_days=self.ending_soon_days, gap_repeat_days=self.gap_repeat_days,
+                              announce_window_days=self.announce_window_days)
 
     @property
     def scan_max_jump(self) -> timedelta | None:

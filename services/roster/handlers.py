@@ -20,7 +20,7 @@ from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("roster")
 
-SOURCE = "roster"
+SOURCE = store.SOURCE
 
 
 async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: events.HandoverNoteSubmitted) -> None:

@@ -57,6 +57,8 @@ from shared import events
 from shared.clock import Clock
 from shared.store import Database, OutboxMessage, UnitOfWork, upsert
 
+SOURCE = "roster"  # the source of the roster's events
+
 log = structlog.get_logger("roster.store")
 
 

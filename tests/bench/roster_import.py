@@ -5,7 +5,8 @@ Each side runs in a fresh Python process of its own, so the peak memory reported
 process's maximum resident set) is that side's alone:
 - the import: `services.roster.cli.import_file` on the file's bytes, the path
   `cmcoord roster import FILE` takes (every row validated, planned against the store,
-  its ~120,000 events written to the outbox, all or nothing), events left for the relay;
+  its ~120,000 events written to the outbox, all or nothing), events left for the relay
+  (the NATS client the command then loads to publish them counts in the peak memory);
 - the baseline: the csv module's rows made into tuples and inserted as they are into three
   tables (person, post, deployment, the store's schema), one `executemany` each, one
   transaction, the sqlite3 module alone (no validation, no events, no other table).
@@ -43,6 +44,7 @@ async def main():
     report = await import_file(data, settings=settings, clock=clock, publish=False, list_changes=False)
     seconds = time.perf_counter() - started
     assert not report.errors and report.written, report.errors[:3]
+    import shared.bus, shared.topology  # what the command loads next to publish: in the peak memory too
     return {"seconds": seconds, "lock_seconds": report.lock_seconds, "counts": report.counts}
 
 out = asyncio.run(main())

@@ -10,7 +10,7 @@ import structlog
 from sqlmodel import select
 
 from services.roster import handlers
-from services.roster.bootstrap import RosterApp, policy_from
+from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.models import Deployment, Person, ScanClock
@@ -31,7 +31,7 @@ async def scan(settings: Settings, clock: ManualClock, *, confirm_jump: bool = T
     """One scan; jumps confirmed unless told (the stories skip weeks between scans)."""
     db = Database(settings.db_url)
     try:
-        result = await handlers.run_rotation_scan(db=db, clock=clock, policy=policy_from(settings),
+        result = await handlers.run_rotation_scan(db=db, clock=clock, policy=settings.rotation_policy,
                                                   max_jump=settings.scan_max_jump, confirm_jump=confirm_jump)
     finally:
         await db.dispose()
