@@ -58,6 +58,7 @@ def _logging() -> None:
     configure_logging(service="roster-cli", fmt="console", level="error")
 
 SAMPLE = Path(__file__).parent / "sample" / "roster.csv"
+CONNECT_EARLY_ROWS = 5_000  # see import_file
 
 
 async def _open(settings: Settings) -> Database:
@@ -136,29 +137,34 @@ async def import_file(
         if parsed.errors:
             return ImportReport([], {}, parsed.errors)
         first: list[list[RosterRow]] = [parsed.rows]
+        # A small import (a day's changes) connects to NATS while it is written: its events go out the moment it
+        # commits. A large one connects once written: the client then reuses the memory its rows let go.
+        early = publish and not dry_run and len(parsed.rows) <= CONNECT_EARLY_ROWS
         del parsed
 
         def rows() -> list[RosterRow]:
             # the rows read above, then (should the roster change while the import is prepared) read again
             return first.pop() if first else parse_roster(data, filename=filename).rows
 
+        connecting = asyncio.create_task(_connect(settings)) if early else None
         db = await _open(settings)
         try:
             outcome = await store.import_rows(db, rows=rows, clock=clock, policy=settings.rotation_policy,
                                               source=store.SOURCE, dry_run=dry_run, progress=progress,
                                               list_changes=list_changes)
         except BaseException:
+            await _not_published(connecting)
             await db.dispose()
             raise
     report = ImportReport(outcome.changes, outcome.counts, outcome.errors, written=outcome.written,
                           lock_seconds=outcome.lock_seconds, attempts=outcome.attempts)
     if outcome.errors or not publish or dry_run:
+        await _not_published(connecting)
         await db.dispose()
         if outcome.errors:
             report.changes, report.counts = [], {}
         return report
-    # NATS once the import is written and its rows let go: the connection's code reuses their memory
-    report.note = await _publish_now(db, asyncio.create_task(_connect(settings)), clock)
+    report.note = await _publish_now(db, connecting or asyncio.create_task(_connect(settings)), clock)
     await db.dispose()
     return report
 
