@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 from sqlmodel import select
 
 from services.bot.models import Delivery
@@ -34,6 +35,8 @@ from tests.helpers import (
     stop_process,
 )
 from tests.integration.conftest import started_bot
+
+pytestmark = pytest.mark.field  # minutes of processes killed under Telegram's limits: `make test-field`
 
 OFFICERS = 1000
 FIRST_CHAT = 200_000
