@@ -275,15 +275,17 @@ async def _times_told_max(stack: Stack) -> int:
 async def _expected(stack: Stack, month: Month, registered_at: datetime,
                     last: datetime) -> dict[str, tuple[Any, Any]]:
     """What each registered (and not blocked) person must have received exactly once, as (expected, got):
-    a handover prompt for each deployment whose 21-day mark came after they registered, a 24 h reminder
-    for each call of their region whose reminder fell in the month, the week-before and due-day reminders of
-    each AAR they came to owe, and none of these twice."""
+    a handover prompt for each deployment of theirs still running when they registered (one announced
+    before is caught up on linking) whose 21-day mark came before the month's end, a 24 h reminder for each
+    call of their region whose reminder fell in the month, the week-before and due-day reminders of each AAR
+    they came to owe after registering plus one caught up for those reminded before, and none of these twice."""
     reachable = {p: c for p, c in month.chats.items() if c != month.blocked}
     async with stack.dbs["roster"].read() as session:
         rows = (await session.exec(select(Deployment, Post).join(Post))).all()
     prompts_due = Counter((reachable[d.person_id], d.planned_end) for d, _ in rows
                           if d.person_id in reachable and d.actual_end is None
-                          and registered_at.date() < d.planned_end - timedelta(days=21) < last.date())
+                          and registered_at.date() < d.planned_end
+                          and d.planned_end - timedelta(days=21) < last.date())
     prompts = Counter((chat, _ends_on(text)) for chat in reachable.values()
                       for text in month.texts(chat, "Time to write the handover note"))
     calls_due: Counter[int] = Counter()
@@ -296,11 +298,15 @@ async def _expected(stack: Stack, month: Month, registered_at: datetime,
     reminders = {chat: month.texts(chat, "Will you join?") for chat in reachable.values()}
     async with stack.dbs["lessons"].read() as session:
         owed = (await session.exec(select(Aar))).all()
+    async with stack.dbs["notify"].read() as session:  # reminders kept while they had no link: caught up, newest
+        kept = set((await session.exec(select(Notification.subject).where(
+            Notification.kind == "aar.reminder", col(Notification.created_at) < registered_at))).all())
     aar_due: Counter[int] = Counter()
     for a in owed:  # reminders at 08:00 UTC a week before the due date and on it, to the officer
         if a.person_id in reachable:
             aar_due[reachable[a.person_id]] += sum(
                 registered_at < _at(day, 8) < last for day in (a.due_on - timedelta(days=7), a.due_on))
+            aar_due[reachable[a.person_id]] += str(a.id) in kept
     aar = {chat: month.texts(chat, "Your after action review of") for chat in reachable.values()}
     return {
         "handover prompts": (prompts_due, prompts),
