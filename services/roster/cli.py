@@ -84,7 +84,7 @@ async def _connect(settings: Settings) -> Bus:
 
 
 async def _publish_now(db: Database, connecting: asyncio.Task[Bus], clock: Clock) -> str:
-    """Publish what the transaction wrote to the outbox, over a connection opened while it ran."""
+    """Publish what the transaction wrote to the outbox, over the connection `connecting` opens."""
     from shared.bus import TopologyMissing
 
     try:
