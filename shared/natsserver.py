@@ -9,6 +9,7 @@ volume is small.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,9 +34,32 @@ def nats_server_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free on the loopback now, below the range the system hands out to outgoing
+    connections: a port taken from that range (bind to 0) can be given to some process's
+    connection before the server meant for it binds, and the server then fails to start."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(FREE_PORTS_FROM, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # that range all taken: any port the system gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+FREE_PORTS_FROM = 20_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, FREE_PORTS_FROM + 1_000)
 
 
 @dataclass
