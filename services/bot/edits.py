@@ -15,6 +15,9 @@ edits through these: an edit that fails never leaves the button spinning.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from aiogram import Bot
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
@@ -79,27 +82,26 @@ async def rewrite(bot: Bot, chat_id: int, message_id: int, text: str) -> bool:
     """A text message the bot sent earlier now reads `text` (HTML), without its buttons. True
     when it reads so now (or already did); False when it can no longer be edited (deleted, too
     old, not a text, the chat gone, the bot blocked): not worth a retry."""
-    try:
-        await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None)
-    except TelegramBadRequest as err:
-        if not_modified(err):
-            return True
-        if any(reason in err.message.lower() for reason in GONE):
-            return False
-        raise
-    except TelegramForbiddenError:
-        return False
-    return True
+    return await _edit_earlier(bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=None),
+                               unchanged=True)
 
 
 async def unbutton(bot: Bot, chat_id: int, message_id: int) -> bool:
     """A message the bot sent earlier loses its buttons (a file's caption stays as it was). True
-    only when they went now: False when they had gone already or the message cannot be edited."""
+    only when they went now: False when they had gone already (an earlier delivery of the same
+    close) or the message cannot be edited."""
+    return await _edit_earlier(bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None),
+                               unchanged=False)
+
+
+async def _edit_earlier(edit: Awaitable[Any], *, unchanged: bool) -> bool:
+    """One edit of an earlier message: True when made now, `unchanged` when Telegram finds nothing to
+    change, False when the message is gone or can no longer be edited; any other refusal is raised."""
     try:
-        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+        await edit
     except TelegramBadRequest as err:
-        if not_modified(err):  # removed by an earlier delivery of the same close
-            return False
+        if not_modified(err):
+            return unchanged
         if any(reason in err.message.lower() for reason in GONE):
             return False
         raise

@@ -102,17 +102,22 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
     def refusal() -> str:
         return _("Only regional advisers (to their region) and the CMCS desk can send messages with /send.")
 
+    async def sender_rights(message: Pressed, person: dict[str, Any]) -> Rights | None:
+        """The person's rights if they may send at all (an adviser or the desk); else they are told why."""
+        rights = await rights_of(message, person)
+        if rights is not None and not rights.any:
+            await message.answer(refusal())
+            return None
+        return rights
+
     @router.message(Command("send"))
     async def send(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
         words = (command.args or "").split()
         if words[:1] == ["status"]:
             await status(message, words[1] if len(words) > 1 else "", person)
             return
-        rights = await rights_of(message, person)
+        rights = await sender_rights(message, person)
         if rights is None:
-            return
-        if not rights.any:
-            await message.answer(refusal())
             return
         await state.set_state(SendWriting.region)
         await state.set_data({})
@@ -229,11 +234,8 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         if ref is None:
             await message.answer(_("Give the message's reference, for example /send status M-7KQ2M9XA."))
             return
-        rights = await rights_of(message, person)
+        rights = await sender_rights(message, person)
         if rights is None:
-            return
-        if not rights.any:
-            await message.answer(refusal())
             return
         try:
             found = await notify.message_status(ref)
