@@ -137,17 +137,21 @@ class Database:
             for listener in self._outbox_listeners:
                 listener()
 
-    async def emit_once(self, event: Event, *, id: uuid.UUID, source: str, clock: Clock) -> bool:
-        """Write one event whose id is fixed by what it records (a report's id, an AAR's): True when written
-        now; False when it was written already, as when an update handled before a crash comes back."""
+    async def emit_once(self, written: Sequence[tuple[uuid.UUID, Event]], *, source: str, clock: Clock) -> bool:
+        """Write the events of one fact, each with the id the fact fixes (a report's, an AAR's, a message's
+        reference), in one transaction: True when written now; False when they were written already, as
+        when an update handled before a crash comes back."""
         try:
             async with self.unit_of_work(source=source, clock=clock) as uow:
-                uow.emit(event, id=id)
+                for event_id, fact in written:
+                    uow.emit(fact, id=event_id)
         except IntegrityError:
+            first_id, first = written[0]
             async with self.read() as session:
-                if (await session.exec(select(OutboxMessage.seq).where(OutboxMessage.event_id == id))).first() is None:
-                    raise  # another constraint: not a repeat
-            log.info("event_already_written", event_id=str(id), type=event.type)
+                found = (await session.exec(select(OutboxMessage.seq).where(OutboxMessage.event_id == first_id))).first()
+            if found is None:
+                raise  # another constraint: not a repeat
+            log.info("event_already_written", event_id=str(first_id), type=first.type)
             return False
         return True
 

@@ -64,8 +64,8 @@ async def test_an_event_with_a_fixed_id_written_again_is_recognised_not_doubled(
     await db.create_tables(SHARED_TABLES)
     try:
         fact, event_id = _filled(), uuid.uuid4()  # as a replayed "Send" makes the same report again
-        assert await db.emit_once(fact, id=event_id, source="roster", clock=clock) is True
-        assert await db.emit_once(fact, id=event_id, source="roster", clock=clock) is False
+        assert await db.emit_once([(event_id, fact)], source="roster", clock=clock) is True
+        assert await db.emit_once([(event_id, fact)], source="roster", clock=clock) is False
         assert await _rows(db, published=False) == 1
     finally:
         await db.dispose()

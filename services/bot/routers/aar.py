@@ -165,13 +165,12 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
             return
         data = await state.get_data()
         aar_id = uuid.UUID(data["aar_id"])
-        await db.emit_once(events.AarSubmitted(
+        await db.emit_once([(events.deterministic_id("aar.submitted", aar_id), events.AarSubmitted(
             aar_id=aar_id, person_id=person["person_id"], planned=data.get("planned", ""),
             happened=data.get("happened", ""), difference=data.get("difference", ""),
             sustain=data.get("sustain", ""), improve=data.get("improve", ""), themes=data.get("themes", []),
             classification=cast(Classification, callback_data.v), country=data.get("country", ""),
-            submitted_at=clock.now()),
-            id=events.deterministic_id("aar.submitted", aar_id), source=SOURCE, clock=clock)  # a replay: once
+            submitted_at=clock.now()))], source=SOURCE, clock=clock)  # a replay: once
         await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(

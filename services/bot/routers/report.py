@@ -139,12 +139,12 @@ def _summary(data: dict[str, Any]) -> str:
 async def submit(db: Database, clock: Clock, person: dict[str, Any], data: dict[str, Any]) -> str:
     report_id = uuid.UUID(data["report_id"])
     ref = reference("R", report_id)
-    await db.emit_once(events.ReportSubmitted(
+    await db.emit_once([(events.deterministic_id("report", report_id), events.ReportSubmitted(
         report_id=report_id, reference=ref, person_id=person["person_id"], text=data["text"],
         country=data["country"], themes=data.get("themes", []), classification=data["classification"],
         attachment_kind=data.get("attachment_kind"), attachment_file_id=data.get("attachment_file_id"),
-        attachment_name=data.get("attachment_name"), submitted_at=clock.now()),
-        id=events.deterministic_id("report", report_id), source=SOURCE, clock=clock)  # a replayed "Send": sent once
+        attachment_name=data.get("attachment_name"), submitted_at=clock.now()))],
+        source=SOURCE, clock=clock)  # a replayed "Send": sent once
     return ref
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-import structlog
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
@@ -25,7 +24,6 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.errors import Error as NatsError
-from sqlalchemy.exc import IntegrityError
 
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
@@ -37,7 +35,6 @@ from shared.clock import Clock
 from shared.regions import fold, resolve_region
 from shared.store import Database
 
-log = structlog.get_logger("bot")
 SOURCE = "bot"
 EVERYONE_WORDS = frozenset({"everyone", "all", "tous", "tout le monde", "الجميع"})
 NAMES_SHOWN = 40  # per line of the figures: a message stays well within Telegram's 4,096 characters
@@ -216,13 +213,9 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         role = "CMCS desk" if rights.desk else "regional adviser"
         body = adhoc.message_text(sender=f"{person['name']} ({role})", audience="everyone" if everyone else
                                   f"everyone in {region}", text=data["text"], ref=ref)
-        try:
-            async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-                for event_id, request in adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")),
-                                                        region=region, everyone=everyone, person_ids=people):
-                    uow.emit(request, id=event_id)
-        except IntegrityError:  # a replay of a confirmation already committed: those events are the message
-            log.info("adhoc_message_already_written", ref=ref)
+        # a replayed confirmation makes the same events (from the reference): recognised, not sent again
+        await db.emit_once(adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")), region=region,
+                                          everyone=everyone, person_ids=people), source=SOURCE, clock=clock)
         await state.clear()
         whom = _("every member linked to the bot") if everyone else _(
             "{n} person in {region}", "{n} people in {region}", len(people)).format(n=len(people), region=region)
