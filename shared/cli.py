@@ -41,9 +41,15 @@ def _home(ctx: typer.Context) -> None:
         ctx.call_on_close(refuse_missing_stores())  # for this command only (tests run commands in-process)
 
 
+def _words(argv: list[str]) -> list[str]:
+    """The command line's words that are not options: the group, then its command (groups take no options
+    before it)."""
+    return [arg for arg in argv if not arg.startswith("-")]
+
+
 def _command_after(group: str | None) -> str | None:
-    """The command named after `group` on the command line (the groups take no options before it)."""
-    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    """The command named after `group` on the command line."""
+    words = _words(sys.argv[1:])
     return words[words.index(group) + 1] if group in words and words.index(group) + 1 < len(words) else None
 
 
@@ -346,7 +352,7 @@ def _add_service_commands(argv: list[str]) -> None:
     names (`cmcoord roster …` imports the roster's modules, not the bot's), none for a command of
     this module (`up`, `status`, `clock` …), every group for the overview (`cmcoord --help`, a typo)."""
     groups = {ep.name: ep for ep in entry_points(group="cmcoord.cli")}
-    named = next((arg for arg in argv if not arg.startswith("-")), None)
+    named = next(iter(_words(argv)), None)
     if named in groups:
         chosen = [groups[named]]
     elif named is not None and named in typer.main.get_group(app).commands:
