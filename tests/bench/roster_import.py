@@ -28,6 +28,14 @@ from tests.bench.common import result
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 3, 2)
 
+# The targets were set on a machine where the bare executemany of these rows took 0.85 s: the
+# import in under 5 s, the write lock never held for more than 1 s. Seconds depend on the machine
+# (the same baseline takes 4 to 7 s on two busy cores), so they are judged as ratios to the
+# baseline measured in the same run; memory (200 MB) does not scale with speed and stays absolute.
+REFERENCE_BARE_S = 0.85
+SECONDS_RATIO = 5 / REFERENCE_BARE_S
+LOCK_RATIO = 1 / REFERENCE_BARE_S
+
 IMPORT = """
 import asyncio, json, resource, sys, time
 from datetime import UTC, datetime
@@ -124,31 +132,26 @@ async def measure(work: Path, *, rows: int = 50_000) -> list[dict[str, object]]:
     bare = _run(BASELINE, roster, work / "baseline")
     wall = time.perf_counter() - started
     seconds, peak = float(imported["seconds"]), float(imported["peak_mb"])  # type: ignore[arg-type]
+    lock = float(imported["lock_seconds"])  # type: ignore[arg-type]
     bare_seconds, bare_peak = float(bare["seconds"]), float(bare["peak_mb"])  # type: ignore[arg-type]
-    detail = {"rows": rows, "lock_seconds": round(float(imported["lock_seconds"]), 2),  # type: ignore[arg-type]
-              "counts": imported["counts"], "executemany_seconds": round(bare_seconds, 2),
-              "executemany_peak_mb": round(bare_peak, 1), "seconds_ratio_to_executemany": round(seconds / bare_seconds, 1),
+    detail = {"rows": rows, "lock_seconds": round(lock, 2), "counts": imported["counts"],
+              "executemany_seconds": round(bare_seconds, 2), "executemany_peak_mb": round(bare_peak, 1),
+              "seconds_ratio_to_executemany": round(seconds / bare_seconds, 2),
+              "lock_ratio_to_executemany": round(lock / bare_seconds, 2),
               "peak_ratio_to_executemany": round(peak / bare_peak, 2), "both_measured_s": round(wall, 1)}
     return [
-        result("roster_import_50k_seconds", seconds, "s", "<= 5", seconds <= 5, **detail),
+        result("roster_import_50k_seconds", seconds, "s", f"<= 5 where the bare executemany takes {REFERENCE_BARE_S} s",
+               seconds / bare_seconds <= SECONDS_RATIO, **detail),
+        result("roster_import_50k_seconds_ratio", seconds / bare_seconds, "ratio",
+               f"<= {SECONDS_RATIO:.1f} (the import over the bare executemany, same run)",
+               seconds / bare_seconds <= SECONDS_RATIO, **detail),
         result("roster_import_50k_peak_mb", peak, "MB", "<= 200", peak <= 200, **detail),
         result("roster_import_50k_executemany_seconds", bare_seconds, "s", "informational (the baseline)", True,
                **detail),
-        result("roster_import_50k_lock_seconds", float(imported["lock_seconds"]), "s",  # type: ignore[arg-type]
-               "about 1 (the write transaction that swaps the import in)",
-               float(imported["lock_seconds"]) <= 1.5, **detail),  # type: ignore[arg-type]
+        result("roster_import_50k_lock_seconds", lock, "s",
+               f"<= 1 where the bare executemany takes {REFERENCE_BARE_S} s (the write transaction that swaps the "
+               "import in)", lock / bare_seconds <= LOCK_RATIO, **detail),
+        result("roster_import_50k_lock_ratio", lock / bare_seconds, "ratio",
+               f"<= {LOCK_RATIO:.2f} (the write lock held over the bare executemany, same run)",
+               lock / bare_seconds <= LOCK_RATIO, **detail),
     ]
-
-
-if __name__ == "__main__":  # this group alone: its figures replace its earlier ones in bench-results.json
-    import asyncio
-    import tempfile
-
-    from tests.bench.common import write_figures
-
-    with tempfile.TemporaryDirectory(prefix="cmcoord-bench-import-") as tmp:
-        figures = asyncio.run(measure(Path(tmp)))
-    write_figures("roster_import_", figures)
-    for figure in figures:
-        print(f"{figure['name']:<40} {figure['value']:>10} {figure['unit']:<4} target {figure['target']}")
-    print(json.dumps(figures[0].get("detail"), indent=2))
