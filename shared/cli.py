@@ -191,7 +191,7 @@ async def _operator_connection(error: type[Exception]) -> Any:
     import nats
     import nats.errors
 
-    from shared.bus import _any_listening, inbox_prefix
+    from shared.bus.connection import any_listening, inbox_prefix
     from shared.permissions import ADMIN
     from shared.settings import OperatorSettings
 
@@ -202,7 +202,7 @@ async def _operator_connection(error: type[Exception]) -> Any:
     url = settings.nats_url
     auth = settings.nats_auth()
     try:
-        if not await _any_listening(url):  # nats-py's first connect would try forever
+        if not await any_listening(url):  # nats-py's first connect would try forever
             raise ConnectionRefusedError("nothing listening")
         return await asyncio.wait_for(nats.connect([u.strip() for u in url.split(",")], connect_timeout=2,
                                                    allow_reconnect=False, error_cb=quiet,
