@@ -1,0 +1,88 @@
+"""Events and commands notify owns: deliveries it asks the bot for, notifications and their states."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.events.envelope import TEXT_MAX, Event, Role, register
+
+
+class ReplyButton(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    label: str = Field(min_length=1, max_length=40)
+    reply: str = Field(pattern=r"^[a-z_]{1,16}$", description="what pressing it answers, e.g. ack, join, decline")
+
+
+@register
+class DeliverTelegram(Event):
+    """Command to the bot: send this notification (attempt N) to a Telegram chat."""
+
+    type = "notify.deliver.telegram"
+    notification_id: uuid.UUID
+    attempt: int = Field(default=1, ge=1)
+    person_id: uuid.UUID
+    chat_id: int
+    kind: str
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="plain text; the bot escapes it")
+    buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
+    urgent: bool = False
+    document: str | None = Field(default=None, max_length=200, description="a file in the DOCUMENTS object store")
+
+
+@register
+class NotificationClosed(Event):
+    """Command to the bot: this delivered copy no longer waits for an answer (someone else
+    acknowledged the alert it belongs to, or the notification it escalated): its message
+    shows who acknowledged, and when, without its buttons."""
+
+    type = "notify.notification.closed"
+    notification_id: uuid.UUID
+    person_id: uuid.UUID
+    chat_id: int
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="the copy's text as sent (plain; the bot escapes it)")
+    document: bool = Field(default=False, description="sent as a file: the text is its caption")
+    acknowledged_by: str = Field(max_length=200, description="the name of whoever acknowledged")
+    acknowledged_at: AwareDatetime
+
+
+@register
+class NotificationRequested(Event):
+    """Command to notify from any service: tell these people (by id, or a role in a
+    region). Notify owns the notification from here; one per (kind, subject,
+    recipient, occurrence), so asking again changes nothing."""
+
+    type = "notify.notification.requested"
+    senders = ("lessons", "bot")  # the bot: ad-hoc messages of advisers and the desk (/send)
+    kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
+    about: str = Field(min_length=1, max_length=80, description="the notification's subject, e.g. a post or AAR id")
+    occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")
+    person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
+    everyone: bool = Field(default=False, description="or every member with a linked Telegram account")
+    region: str | None = None
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
+    buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
+    urgent: bool = False
+    document: str | None = Field(default=None, max_length=200,
+                                 description="a file in the DOCUMENTS object store, sent with the text as caption")
+
+
+@register
+class NotificationTransitioned(Event):
+    """A notification changed state: queued, sent (Telegram accepted it), acknowledged
+    (the person pressed a button), escalated, expired or failed."""
+
+    type = "notify.notification.transitioned"
+    notification_id: uuid.UUID
+    kind: str
+    about: str = Field(description="the notification's subject")
+    occurrence: str
+    person_id: uuid.UUID
+    region: str | None = None
+    from_state: str | None = None
+    to_state: str
+    reason: str = ""
+    at: AwareDatetime
