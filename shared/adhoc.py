@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.bus import Bus
+from shared.contracts.query import ask
+from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.events import ROLES, TEXT_MAX, NotificationRequested, ReplyButton, deterministic_id
 from shared.themes import reference
 
@@ -45,9 +47,8 @@ async def region_members(bus: Bus, region: str, *, timeout: float = 5.0) -> list
     of each role there, linked to Telegram or not (those who are not are counted unreachable)."""
     found: dict[uuid.UUID, None] = {}
     for role in ROLES:
-        rows: list[dict[str, Any]] = await bus.request(
-            "cmcoord.roster.svc.recipients", {"role": role, "region": region}, timeout=timeout)
-        found.update((uuid.UUID(r["person_id"]), None) for r in rows)
+        rows = await ask(bus, RECIPIENTS, RecipientsRequest(role=role, region=region), timeout=timeout)
+        found.update((r.person_id, None) for r in rows.root)
     return list(found)
 
 

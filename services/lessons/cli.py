@@ -32,6 +32,8 @@ from services.lessons.recurrence import clusters
 from shared import events
 from shared.bus import Bus, QueryError
 from shared.clock import Clock, clock_for
+from shared.contracts.query import ask
+from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.documents import Documents
 from shared.events import Envelope
 from shared.exports import csv_text
@@ -97,13 +99,12 @@ async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]
     bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds,
                          auth=settings.nats_auth())
     try:
-        rows = await bus.request("cmcoord.roster.svc.recipients", {"emails": emails},
-                                 timeout=settings.query_timeout_seconds)
+        rows = await ask(bus, RECIPIENTS, RecipientsRequest(emails=emails), timeout=settings.query_timeout_seconds)
     except (QueryError, TimeoutError) as err:
         raise CliError(f"the roster did not answer: {err}") from err
     finally:
         await bus.close()
-    return {r["email"].lower(): uuid.UUID(r["person_id"]) for r in rows}
+    return {r.email.lower(): r.person_id for r in rows.root}
 
 
 @aar_app.command("request")
@@ -169,13 +170,13 @@ async def _names(person_ids: set[uuid.UUID], settings: Settings) -> tuple[dict[s
     except Exception as err:  # no NATS, or it refused: the ids stand in
         return {}, f"names not shown: NATS not reachable ({err or type(err).__name__})"
     try:
-        rows = await bus.request("cmcoord.roster.svc.recipients", {"person_ids": sorted(map(str, person_ids))},
-                                 timeout=settings.query_timeout_seconds)
+        rows = await ask(bus, RECIPIENTS, RecipientsRequest(person_ids=sorted(person_ids, key=str)),
+                         timeout=settings.query_timeout_seconds)
     except Exception as err:  # QueryError, a timeout, a refusal: the ids stand in
         return {}, f"names not shown: the roster did not answer ({err or type(err).__name__})"
     finally:
         await bus.close()
-    return {r["person_id"]: r["name"] for r in rows}, ""
+    return {str(r.person_id): r.name for r in rows.root}, ""
 
 
 def _named(names: dict[str, str], person_id: uuid.UUID) -> str:
@@ -357,7 +358,7 @@ def export(
     async def work(db: Database) -> list[dict[str, Any]]:
         async with db.read() as session:
             found = await store.search(session, viewer=viewer, filters=filters, limit=None)
-        return [{**card(i), "body": i.body} for i in found.items]
+        return [{**card(i).model_dump(mode="json"), "body": i.body} for i in found.items]
 
     rows = _run(work)
     if fmt == "json":

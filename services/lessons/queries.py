@@ -5,13 +5,11 @@ read comes from the roster (services/lessons/rights.py), never from the request.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.lessons import store
 from services.lessons.classification import Viewer
@@ -19,34 +17,14 @@ from services.lessons.models import Item
 from services.lessons.periods import parse_period
 from services.lessons.rights import RosterRights
 from services.lessons.store import COUNT_CAP
-from shared.bus import json_endpoint
+from shared.contracts import lessons as contract
+from shared.contracts.lessons import AarsRequest, ItemCard, OwedAar, OwedAars, SearchPage, SearchRequest
+from shared.contracts.query import answer
 from shared.regions import country_name, resolve_country, resolve_region
 from shared.store import Database
 from shared.themes import resolve_theme
 
-SUBJECT_PREFIX = "cmcoord.lessons.svc"
 SNIPPET = 200
-
-
-class SearchQuery(BaseModel):
-    # A `viewer` (rights claimed by the asker, as bots before this contract sent) is ignored
-    # like any unknown field: rights come from the roster.
-    model_config = ConfigDict(extra="ignore")
-
-    person_id: uuid.UUID | None = Field(default=None, description="who asks; none: the public")
-    query: str = Field(default="", max_length=300)
-    theme: str | None = None
-    country: str | None = None
-    region: str | None = None
-    period: str | None = None
-    status: str | None = None
-    kind: str | None = None
-    limit: int = Field(default=5, ge=1, le=50)
-    offset: int = Field(default=0, ge=0)
-
-
-class AarsQuery(BaseModel):
-    person_id: uuid.UUID
 
 
 def filters_from(*, query: str = "", theme: str | None = None, country: str | None = None,
@@ -73,13 +51,13 @@ def filters_from(*, query: str = "", theme: str | None = None, country: str | No
                          kind=kind)
 
 
-def card(item: Item) -> dict[str, Any]:
+def card(item: Item) -> ItemCard:
     body = " ".join(item.body.split())
-    return {"item_id": str(item.id), "reference": item.reference, "kind": item.kind, "title": item.title,
-            "snippet": body if len(body) <= SNIPPET else body[: SNIPPET - 1] + "…", "country": item.country,
-            "country_name": country_name(item.country), "region": item.region, "themes": item.theme_list,
-            "classification": item.classification, "status": item.status, "action": item.action,
-            "created_at": item.created_at.isoformat()}
+    return ItemCard(item_id=item.id, reference=item.reference, kind=item.kind, title=item.title,
+                    snippet=body if len(body) <= SNIPPET else body[: SNIPPET - 1] + "…", country=item.country,
+                    country_name=country_name(item.country), region=item.region, themes=item.theme_list,
+                    classification=item.classification, status=item.status, action=item.action,
+                    created_at=item.created_at)
 
 
 class LessonsQueries:
@@ -87,31 +65,28 @@ class LessonsQueries:
         self.db = db
         self.rights = rights
 
-    async def search(self, payload: dict[str, Any]) -> Any:
+    async def search(self, q: SearchRequest) -> SearchPage:
         """The page of what the asker may read; `rights_unknown`: the roster did not answer
         in time, so this is what the public may read (the asker may be shown more later)."""
-        q = SearchQuery.model_validate(payload)
         filters = filters_from(query=q.query, theme=q.theme, country=q.country, region=q.region, period=q.period,
                                status=q.status, kind=q.kind)
         viewer = await self.rights.viewer(q.person_id)
         async with self.db.read() as session:
             found = await store.search(session, viewer=viewer or Viewer(), filters=filters, limit=q.limit,
                                        offset=q.offset)
-        return {"total": found.total, "more_than": COUNT_CAP if found.more_than_counted else None,
-                "newest_first": found.newest_first, "offset": q.offset, "items": [card(i) for i in found.items],
-                "rights_unknown": viewer is None}
+        return SearchPage(total=found.total, more_than=COUNT_CAP if found.more_than_counted else None,
+                          newest_first=found.newest_first, offset=q.offset, items=[card(i) for i in found.items],
+                          rights_unknown=viewer is None)
 
-    async def aars(self, payload: dict[str, Any]) -> Any:
-        q = AarsQuery.model_validate(payload)
+    async def aars(self, q: AarsRequest) -> OwedAars:
         async with self.db.read() as session:
             owed = await store.open_aars(session, q.person_id)
-        return [{"aar_id": str(a.id), "country": a.country, "country_name": country_name(a.country),
-                 "operation": a.operation, "due_on": a.due_on.isoformat()} for a in owed]
+        return OwedAars([OwedAar(aar_id=a.id, country=a.country, country_name=country_name(a.country),
+                                 operation=a.operation, due_on=a.due_on) for a in owed])
 
     async def serve(self, nc: NATS, *, version: str) -> Service:
         service = await add_service(nc, name="lessons", version=version, description="CMCoord lessons",
                                     queue_group="lessons")
-        group = service.add_group(name=SUBJECT_PREFIX)
-        await group.add_endpoint(name="search", handler=json_endpoint(self.search, name="search"))
-        await group.add_endpoint(name="aars", handler=json_endpoint(self.aars, name="aars"))
+        await answer(service, contract.SEARCH, self.search)
+        await answer(service, contract.AARS, self.aars)
         return service

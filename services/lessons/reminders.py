@@ -19,6 +19,8 @@ from services.lessons.models import Aar
 from shared import events
 from shared.bus import Bus
 from shared.clock import Clock
+from shared.contracts.query import ask
+from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.events import ReplyButton
 from shared.periodic import Periodic
 from shared.regions import country_name
@@ -69,13 +71,13 @@ class AarDuties(Periodic):
         if self.bus is None:
             return {}
         try:
-            rows = await self.bus.request("cmcoord.roster.svc.recipients",
-                                          {"person_ids": sorted({str(a.person_id) for a in aars})},
-                                          timeout=self.query_timeout)
+            rows = await ask(self.bus, RECIPIENTS,
+                             RecipientsRequest(person_ids=sorted({a.person_id for a in aars}, key=str)),
+                             timeout=self.query_timeout)
         except Exception as err:  # the roster away: the text says "an officer"
             log.warning("officer_names_unavailable", error=str(err) or type(err).__name__)
             return {}
-        return {r["person_id"]: r["name"] for r in rows}
+        return {str(r.person_id): r.name for r in rows.root}
 
     async def run_pass(self) -> None:
         now = self.clock.now()

@@ -1,7 +1,7 @@
 """What the asker of a search may read: the roster's answer, never the asker's claim.
 
 Whoever sends a search (the bot, or anyone able to publish on NATS) says only who
-asks; lessons asks the roster (`cmcoord.roster.svc.rights`) whether that person is a
+asks; lessons asks the roster (its `rights` query, shared/contracts/roster.py) whether that person is a
 member (linked to the bot), the CMCS desk or a region's adviser. An answer is kept
 `cache_seconds` by the service clock, for at most `max_people` people (the least
 recently asked go first), so a conversation's searches cost one roster round trip; a
@@ -23,23 +23,13 @@ from datetime import datetime, timedelta
 
 import structlog
 from nats.errors import Error as NatsError
-from pydantic import BaseModel, ValidationError
-
 from services.lessons.classification import Viewer
 from shared.bus import Bus, QueryError
 from shared.clock import Clock
+from shared.contracts.query import ask
+from shared.contracts.roster import RIGHTS, RightsRequest
 
 log = structlog.get_logger("lessons")
-SUBJECT = "cmcoord.roster.svc.rights"
-
-
-class RosterRightsAnswer(BaseModel):
-    """The roster's answer (fields it may add later are ignored)."""
-
-    person_id: uuid.UUID
-    member: bool
-    desk: bool
-    adviser_regions: list[str]
 
 
 class RosterRights:
@@ -74,9 +64,8 @@ class RosterRights:
 
     async def _ask(self, person_id: uuid.UUID) -> Viewer | None:
         try:
-            reply = await self.bus.request(SUBJECT, {"person_id": str(person_id)}, timeout=self.timeout)
-            answer = RosterRightsAnswer.model_validate(reply)
-        except (QueryError, NatsError, TimeoutError, ValidationError) as err:
+            answer = await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
+        except (QueryError, NatsError, TimeoutError) as err:  # QueryError: a reply not fitting the contract too
             log.warning("viewer_rights_unknown", person_id=str(person_id), error=str(err) or type(err).__name__)
             return None
         if answer.person_id != person_id:

@@ -9,12 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from typing import Any
-
 import structlog
 from nats.micro.service import Service
 from nats.errors import Error as NatsError
-from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,8 +42,10 @@ from services.notify.schedule import (
 )
 from services.notify.store import Request, create_all
 from shared import events
-from shared.bus import QueryError, json_endpoint
+from shared.bus import QueryError
 from shared.clock import Clock
+from shared.contracts.notify import CALL_SUMMARY, CallSummaryAudience, CallSummaryRequest
+from shared.contracts.query import answer
 from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
 from shared.store import Database, UnitOfWork
@@ -322,11 +321,6 @@ async def summary_audience(session: AsyncSession, region: str, *, person_id: uui
             "audience": len(people)}
 
 
-class SummaryQuery(BaseModel):
-    person_id: uuid.UUID
-    region: str
-
-
 class CallQueries:
     """`cmcoord.notify.svc.call_summary`: what a chair's summary sent now would do (the call it is about,
     how many it would reach), asked by the bot before it says anything was sent."""
@@ -335,17 +329,16 @@ class CallQueries:
         self.db = db
         self.clock = clock
 
-    async def summary(self, payload: dict[str, Any]) -> Any:
-        q = SummaryQuery.model_validate(payload)
+    async def summary(self, q: CallSummaryRequest) -> CallSummaryAudience:
         region = resolve_region(q.region)
         if region is None:
             raise ValueError(f"unknown region {q.region!r}")
         async with self.db.read() as session:
-            return await summary_audience(session, region, person_id=q.person_id, now=self.clock.now())
+            return CallSummaryAudience.model_validate(
+                await summary_audience(session, region, person_id=q.person_id, now=self.clock.now()))
 
     async def serve_on(self, service: Service) -> None:
-        group = service.add_group(name="cmcoord.notify.svc")
-        await group.add_endpoint(name="call_summary", handler=json_endpoint(self.summary, name="call_summary"))
+        await answer(service, CALL_SUMMARY, self.summary)
 
 
 async def on_summary_sent(uow: UnitOfWork, envelope: Envelope, e: events.CallSummarySent) -> None:

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from services.notify.recipients import Recipient
 from services.notify.store import Request
 from shared import events
+from shared.contracts.roster import HandoverNoteCard
 from shared.events import ReplyButton
 from shared.regions import country_name
 
@@ -114,13 +115,13 @@ def introductions(e: events.DeploymentAssigned, *, outgoing: Recipient, outgoing
             Ask(to_incoming, Audience(person_ids=(incoming.person_id,)))]
 
 
-def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: dict[str, object], outgoing_name: str,
+def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: HandoverNoteCard, outgoing_name: str,
                        incoming: uuid.UUID) -> Ask:
-    sections = [("Key counterparts", "key_counterparts"), ("Open access or notification issues", "open_issues"),
-                ("Recurring meetings", "recurring_meetings"), ("Where files live", "where_files_live"),
-                ("Advice", "advice_to_successor")]
-    body = "\n".join(f"{title}: {note[key]}" for title, key in sections if note.get(key))
-    request = Request(kind="handover.note", about=str(outgoing_deployment_id), occurrence=f"rev{note['revision']}",
+    sections = [("Key counterparts", note.key_counterparts), ("Open access or notification issues", note.open_issues),
+                ("Recurring meetings", note.recurring_meetings), ("Where files live", note.where_files_live),
+                ("Advice", note.advice_to_successor)]
+    body = "\n".join(f"{title}: {text}" for title, text in sections if text)
+    request = Request(kind="handover.note", about=str(outgoing_deployment_id), occurrence=f"rev{note.revision}",
                       text=f"Handover note from {outgoing_name}:\n{body or '(empty)'}"[:3400])
     return Ask(request, Audience(person_ids=(incoming,)))
 

@@ -14,7 +14,6 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
 import structlog
@@ -167,17 +166,16 @@ class FactsConsumer:
         succession: Succession | None = None
         if e.planned_end >= self.clock.now().date():
             holders = await self._roster(self.roster.post_holders(e.post_id))
-            outgoing = [h for h in holders if h["person"]["person_id"] != str(e.person_id)
-                        and date.fromisoformat(h["deployment"]["start"]) < e.start]
+            outgoing = [h for h in holders if h.person.person_id != e.person_id and h.deployment.start < e.start]
             if outgoing:
-                held = max(outgoing, key=lambda h: h["deployment"]["planned_end"])
-                out_id, out_dep = uuid.UUID(held["person"]["person_id"]), held["deployment"]
+                held = max(outgoing, key=lambda h: h.deployment.planned_end)
+                out_id, out_dep = held.person.person_id, held.deployment
                 people = {r.person_id: r for r in await self._who(Audience(person_ids=(out_id, e.person_id)))}
                 if out_id in people and e.person_id in people:
                     asks = campaigns.introductions(e, outgoing=people[out_id], incoming=people[e.person_id],
-                                                   outgoing_end=date.fromisoformat(out_dep["planned_end"]),
-                                                   post_title=out_dep["title"], station=out_dep["duty_station"])
-                    succession = Succession(outgoing_deployment_id=uuid.UUID(out_dep["deployment_id"]),
+                                                   outgoing_end=out_dep.planned_end,
+                                                   post_title=out_dep.title, station=out_dep.duty_station)
+                    succession = Succession(outgoing_deployment_id=out_dep.deployment_id,
                                             incoming_person_id=e.person_id, incoming_deployment_id=e.deployment_id,
                                             post_id=e.post_id, recorded_at=self.clock.now())
                     note = await self._roster(self.roster.handover_note(succession.outgoing_deployment_id))

@@ -14,16 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from nats.micro.service import Service
-from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.models import Notification
 from shared.adhoc import KIND
-from shared.bus import json_endpoint
+from shared.contracts.notify import MESSAGE_STATUS, MessageStatus, MessageStatusRequest
+from shared.contracts.query import answer
 from shared.store import Database
 
-SUBJECT_PREFIX = "cmcoord.notify.svc"
 UNREACHABLE = ("unlinked", "failed")  # no Telegram link, or Telegram refused it for good
 
 
@@ -76,22 +75,16 @@ async def message_figures(session: AsyncSession, reference: str) -> MessageFigur
     return count(list(rows), reference)
 
 
-class StatusQuery(BaseModel):
-    reference: str = Field(min_length=3, max_length=20)
-
-
 class MessageQueries:
     def __init__(self, *, db: Database) -> None:
         self.db = db
 
-    async def status(self, payload: dict[str, Any]) -> Any:
-        q = StatusQuery.model_validate(payload)
+    async def status(self, q: MessageStatusRequest) -> MessageStatus:
         async with self.db.read() as session:
             found = await message_figures(session, q.reference.strip().upper())
         if found is None:
             raise LookupError(f"no message {q.reference!r}")
-        return found.as_dict()
+        return MessageStatus.model_validate(asdict(found))
 
     async def serve_on(self, service: Service) -> None:
-        group = service.add_group(name=SUBJECT_PREFIX)
-        await group.add_endpoint(name="message_status", handler=json_endpoint(self.status, name="message_status"))
+        await answer(service, MESSAGE_STATUS, self.status)

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
 import structlog
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.micro import add_service
 from nats.micro.service import Service
-from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
@@ -29,27 +27,28 @@ from services.notify import calls
 from services.notify.models import Notification
 from services.notify.recipients import Roster
 from services.notify.schedule import Schedule, next_occurrence
-from shared.bus import QueryError, json_endpoint
+from shared.bus import QueryError
 from shared.clock import Clock
+from shared.contracts import notify as contract
+from shared.contracts.notify import (
+    CallAnswers,
+    CallBrief,
+    Calls,
+    CallsRequest,
+    NextCall,
+    Pending,
+    PendingNotification,
+    PendingRequest,
+)
+from shared.contracts.query import answer
 from shared.regions import REGIONS, resolve_region
 from shared.store import Database
 
 log = structlog.get_logger("notify")
-SUBJECT_PREFIX = "cmcoord.notify.svc"
 AWAITING = ("sent", "escalated", "folded")  # delivered (one by one or in a summary), not answered
 
 
 CHAIR_CHECK_SECONDS = 1.0
-
-
-class PendingQuery(BaseModel):
-    person_id: uuid.UUID
-    limit: int = 20
-
-
-class CallsQuery(BaseModel):
-    person_id: uuid.UUID
-    region: str | None = None  # None: every region's next call
 
 
 class NotifyQueries:
@@ -74,12 +73,11 @@ class NotifyQueries:
             return False
         return any(c.person_id == person_id for c in chairs)
 
-    async def calls(self, payload: dict[str, Any]) -> Any:
+    async def calls(self, q: CallsRequest) -> Calls:
         """A region's next call with its agenda, the person's answer and the counts; or every region's next call.
 
         The reply's `you_chair` says whether the asker chairs the call; only then does it carry
         `answers_by_name`. A reply without them (an older notify, or not the chair) shows no names."""
-        q = CallsQuery.model_validate(payload)
         now = self.clock.now()
         async with self.db.read() as session:
             if q.region is None:
@@ -87,9 +85,9 @@ class NotifyQueries:
                 for schedule in (await calls.schedules(session)).values():
                     o = next_occurrence(schedule, await calls.changes_of(session, schedule.region), now=now)
                     if o is not None:
-                        found.append({"region": o.region, "name": REGIONS[o.region].name, "start": o.start.isoformat(),
-                                      "link": schedule.link})
-                return sorted(found, key=lambda c: c["start"])
+                        found.append(CallBrief(region=o.region, name=REGIONS[o.region].name, start=o.start,
+                                               link=schedule.link))
+                return Calls(sorted(found, key=lambda c: c.start.isoformat()))
             region = resolve_region(q.region)
             if region is None:
                 raise ValueError(f"unknown region {q.region!r}")
@@ -108,26 +106,24 @@ class NotifyQueries:
         chair, names = await asyncio.gather(self._chairs(schedule, q.person_id),
                                             calls.author_names(self.roster, entries, known))
         agenda = [calls.shown(e, names) for e in entries]
-        answer: dict[str, Any] = {
-            "region": region, "name": REGIONS[region].name, "start": o.start.isoformat(), "end": o.end.isoformat(),
-            "timezone": schedule.timezone, "link": schedule.link, "chair_email": schedule.chair_email,
-            "moved": o.moved, "agenda": agenda, "my_answer": mine,
+        return Calls(NextCall(
+            region=region, name=REGIONS[region].name, start=o.start, end=o.end,
+            timezone=schedule.timezone, link=schedule.link, chair_email=schedule.chair_email,
+            moved=o.moved, agenda=agenda, my_answer=mine,
             # "person": this person's items reached AGENDA_PER_PERSON; "call": the call is full; None: room
-            "agenda_full": agenda_full, "agenda_per_person": calls.AGENDA_PER_PERSON,
-            "answers": {"join": sum(r == "join" for _, r, _ in replies),
-                        "decline": sum(r == "decline" for _, r, _ in replies),
-                        "none": sum(r is None for _, r, _ in replies)},
-            "you_chair": chair,
-        }
-        if chair:  # the chair's only: who answered what
-            answer["answers_by_name"] = sorted(([name, reply] for _, reply, name in replies), key=lambda a: a[0])
-        return answer
+            agenda_full=agenda_full, agenda_per_person=calls.AGENDA_PER_PERSON,
+            answers=CallAnswers(join=sum(r == "join" for _, r, _ in replies),
+                                decline=sum(r == "decline" for _, r, _ in replies),
+                                none=sum(r is None for _, r, _ in replies)),
+            you_chair=chair,
+            # the chair's only: who answered what
+            answers_by_name=sorted(((name, reply) for _, reply, name in replies), key=lambda a: a[0]) if chair else None,
+        ))
 
-    async def pending(self, payload: dict[str, Any]) -> Any:
+    async def pending(self, q: PendingRequest) -> Pending:
         """A person's notifications delivered and still waiting for their answer, oldest first; with
         them what was kept while they had no Telegram link and is owed now, even if quiet hours or
         the daily cap still hold its message (`caught_up`: kept for them before they linked)."""
-        q = PendingQuery.model_validate(payload)
         now = self.clock.now()
         async with self.db.read() as session:
             rows = (await session.exec(
@@ -137,15 +133,14 @@ class NotifyQueries:
                          col(Notification.owed_at) <= now)))
                 .order_by(func.coalesce(col(Notification.sent_at), col(Notification.owed_at)))
                 .limit(max(1, min(q.limit, 50))))).all()
-        return [{"notification_id": str(n.id), "kind": n.kind, "text": n.text, "state": n.state,
-                 "sent_at": n.sent_at.isoformat() if n.sent_at else None, "buttons": json.loads(n.buttons),
-                 "caught_up": n.owed_at is not None}
-                for n in rows]
+        return Pending([PendingNotification(notification_id=n.id, kind=n.kind, text=n.text, state=n.state,
+                                            sent_at=n.sent_at, buttons=json.loads(n.buttons),
+                                            caught_up=n.owed_at is not None)
+                        for n in rows])
 
     async def serve(self, nc: NATS, *, version: str) -> Service:
         service = await add_service(nc, name="notify", version=version, description="CMCoord notifications",
                                     queue_group="notify")
-        group = service.add_group(name=SUBJECT_PREFIX)
-        await group.add_endpoint(name="pending", handler=json_endpoint(self.pending, name="pending"))
-        await group.add_endpoint(name="calls", handler=json_endpoint(self.calls, name="calls"))
+        await answer(service, contract.PENDING, self.pending)
+        await answer(service, contract.CALLS, self.calls)
         return service

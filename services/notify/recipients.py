@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
-
 from shared.bus import Bus, QueryError
+from shared.contracts import roster as contract
+from shared.contracts.query import ask
+from shared.contracts.roster import HandoverNoteCard, HandoverNoteRequest, Placement, PostHolderRequest, RecipientsRequest
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,10 @@ class Recipient:
         return self.regions[0] if self.regions else None
 
     @classmethod
-    def from_answer(cls, row: dict[str, Any]) -> Recipient:
-        return cls(person_id=uuid.UUID(row["person_id"]), name=row["name"], telegram_user_id=row["telegram_user_id"],
-                   timezone=row["timezone"] or "UTC", regions=tuple(row["regions"]),
-                   organisation=row.get("organisation", ""), phone=row.get("phone", ""), email=row.get("email", ""),
-                   telegram_username=row.get("telegram_username", ""), member=row.get("member", True))
+    def from_answer(cls, row: contract.Recipient) -> Recipient:
+        return cls(person_id=row.person_id, name=row.name, telegram_user_id=row.telegram_user_id,
+                   timezone=row.timezone or "UTC", regions=tuple(row.regions), organisation=row.organisation,
+                   phone=row.phone, email=row.email, telegram_username=row.telegram_username, member=row.member)
 
 
 class Roster:
@@ -50,37 +50,36 @@ class Roster:
         self.cache_seconds = cache_seconds
         self._roles: dict[tuple[str, str | None], tuple[float, list[Recipient]]] = {}
 
-    async def _ask(self, payload: dict[str, Any]) -> list[Recipient]:
-        rows = await self.bus.request("cmcoord.roster.svc.recipients", payload, timeout=self.timeout)
-        return [Recipient.from_answer(r) for r in rows]
+    async def _ask(self, request: RecipientsRequest) -> list[Recipient]:
+        rows = await ask(self.bus, contract.RECIPIENTS, request, timeout=self.timeout)
+        return [Recipient.from_answer(r) for r in rows.root]
 
     async def people(self, person_ids: Sequence[uuid.UUID]) -> list[Recipient]:
         if not person_ids:
             return []
-        return await self._ask({"person_ids": [str(p) for p in person_ids]})
+        return await self._ask(RecipientsRequest(person_ids=list(person_ids)))
 
     async def everyone(self) -> list[Recipient]:
         """Every member with a linked Telegram account (a newsletter's audience): the roster leaves
         out those whose last deployment ended more than its grace period ago."""
-        return await self._ask({"linked": True})
+        return await self._ask(RecipientsRequest(linked=True))
 
     async def deployed_in(self, region: str, on: date) -> list[Recipient]:
         """Everyone deployed in the region that day (a regional call's participants)."""
-        return await self._ask({"region": region, "on": on.isoformat()})
+        return await self._ask(RecipientsRequest(region=region, on=on))
 
     async def by_email(self, emails: Sequence[str]) -> list[Recipient]:
-        return await self._ask({"emails": list(emails)}) if emails else []
+        return await self._ask(RecipientsRequest(emails=list(emails))) if emails else []
 
-    async def post_holders(self, post_id: uuid.UUID) -> list[dict[str, Any]]:
-        """Who holds a post today: [{person: card, deployment: card}]."""
-        answer = await self.bus.request("cmcoord.roster.svc.post_holder", {"post_id": str(post_id)},
-                                        timeout=self.timeout)
-        return list(answer["holders"])
+    async def post_holders(self, post_id: uuid.UUID) -> list[Placement]:
+        """Who holds a post today: a person's card and the deployment each."""
+        answer = await ask(self.bus, contract.POST_HOLDER, PostHolderRequest(post_id=post_id), timeout=self.timeout)
+        return list(answer.holders)
 
-    async def handover_note(self, deployment_id: uuid.UUID) -> dict[str, Any] | None:
+    async def handover_note(self, deployment_id: uuid.UUID) -> HandoverNoteCard | None:
         try:
-            return await self.bus.request("cmcoord.roster.svc.handover_note", {"deployment_id": str(deployment_id)},
-                                          timeout=self.timeout)
+            return await ask(self.bus, contract.HANDOVER_NOTE, HandoverNoteRequest(deployment_id=deployment_id),
+                             timeout=self.timeout)
         except QueryError as err:
             if err.code == "404":
                 return None
@@ -92,6 +91,6 @@ class Roster:
         cached = self._roles.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        found = await self._ask({"role": role, "region": region})
+        found = await self._ask(RecipientsRequest(role=role, region=region))  # type: ignore[arg-type]  # validated there
         self._roles[key] = (now, found)
         return found

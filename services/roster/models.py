@@ -9,6 +9,16 @@ from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, col
 
+from shared.contracts.roster import (  # noqa: F401  the shapes of its answers: its query contracts
+    ContactCard,
+    ContactsPage,
+    CounterpartCard,
+    DeploymentCard,
+    GapCard,
+    PersonCard,
+    PostPlace,
+    SearchMatch,
+)
 from shared.store import SHARED_TABLES
 
 
@@ -192,82 +202,3 @@ ROSTER_TABLES: tuple[Table, ...] = (
         )
     ),
 )
-
-
-# --- answers (data models, not tables) ------------------------------------
-
-
-class PostPlace(SQLModel):
-    """Where a post is, as answers show it."""
-
-    post_id: uuid.UUID
-    country: str
-    country_name: str
-    duty_station: str
-    region: str
-    title: str
-
-
-class DeploymentCard(PostPlace):
-    deployment_id: uuid.UUID
-    role: str
-    start: date
-    planned_end: date
-    hats: list[str]
-
-
-class ContactCard(SQLModel):
-    person_id: uuid.UUID
-    name: str
-    organisation: str
-    email: str
-    phone: str
-    telegram_username: str
-    languages: list[str]
-    timezone: str
-    deployments: list[DeploymentCard]
-    other_hats: list[str]
-    flags: list[str]
-
-
-class PersonCard(ContactCard):
-    """A linked person's own card (person_by_telegram, register): whether they are a member of the
-    community today (a deployment not ended, or ended within the grace period) comes with it."""
-
-    member: bool = True
-
-
-class SearchMatch(SQLModel):
-    """What a contacts query was understood as: kind is country (value: ISO alpha-2), region
-    (its code), station, organisation, hat (as written on the roster), role or language (ISO 639
-    code, or the name as stored when ISO has none)."""
-
-    kind: str
-    value: str
-
-
-class GapCard(PostPlace):
-    """A post with nobody in it that a contacts query named (its duty station, country or region),
-    and who covers it meanwhile: the region's regional advisers, else the CMCS desk."""
-
-    gapped_since: date
-    covered_by: list[ContactCard]
-    cover_role: str  # regional_adviser | cmcs_desk | "" (nobody on the roster covers it)
-
-
-class ContactsPage(SQLModel):
-    query: str
-    total: int
-    offset: int
-    items: list[ContactCard]
-    matched: list[SearchMatch] = []
-    gaps: list[GapCard] = []  # at most a few; gaps_total says how many the query named
-    gaps_total: int = 0
-
-
-class CounterpartCard(SQLModel):
-    country: str
-    unit: str
-    function: str
-    channel: str
-    classification: str

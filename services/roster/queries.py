@@ -1,4 +1,5 @@
-"""Request/reply queries the roster answers under cmcoord.roster.svc.<verb>."""
+"""Request/reply queries the roster answers under cmcoord.roster.svc.<verb> (their contracts:
+shared/contracts/roster.py)."""
 
 from __future__ import annotations
 
@@ -11,71 +12,47 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
-from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from services.roster import store
 from services.roster.directory import DirectorySnapshot, load_snapshot
-from services.roster.models import ContactCard, CounterpartCard, Deployment, Person, PersonCard, Post, TelegramLink
-from shared.bus import QueryFailure, json_endpoint
+from services.roster.models import Deployment, Person, Post, TelegramLink
+from shared.bus import QueryFailure
 from shared.clock import Clock
-from shared.events import Role
+from shared.contracts import roster as contract
+from shared.contracts.query import answer
+from shared.contracts.roster import (
+    ContactCard,
+    ContactsPage,
+    ContactsRequest,
+    CounterpartCard,
+    Counterparts,
+    CounterpartsRequest,
+    Directory,
+    DirectoryRequest,
+    HandoverNoteCard,
+    HandoverNoteRequest,
+    PersonByTelegramRequest,
+    PersonCard,
+    Placement,
+    PostHolderRequest,
+    PostHolders,
+    Recipient,
+    Recipients,
+    RecipientsRequest,
+    RegisterRequest,
+    Rights,
+    RightsRequest,
+)
 from shared.countries import resolve_country
 from shared.regions import region_for_country, resolve_region
 from shared.store import Database
-
-SUBJECT_PREFIX = "cmcoord.roster.svc"
 
 # Who may see restricted counterpart (armed actor) contacts of a country: these roles,
 # deployed in that country's region, and the CMCS desk (every country). `community` entries go
 # to every member of the community, `public` ones to anyone on the roster.
 COUNTERPART_ROLES = frozenset({"cmcoord_officer", "regional_adviser"})
 CLASSIFICATION_ORDER = {"public": 0, "community": 1, "restricted": 2}
-
-
-class ContactsQuery(BaseModel):
-    query: str = Field(min_length=1, max_length=200)
-    offset: int = Field(default=0, ge=0)
-    limit: int = Field(default=10, ge=1, le=100)
-
-
-class DirectoryQuery(BaseModel):
-    region: str | None = None
-    country: str | None = None
-
-
-class TelegramQuery(BaseModel):
-    telegram_user_id: int
-
-
-class PostQuery(BaseModel):
-    post_id: uuid.UUID
-
-
-class DeploymentQuery(BaseModel):
-    deployment_id: uuid.UUID
-
-
-class RecipientsQuery(BaseModel):
-    """People by id or by email, the holders of a role (in a region), everyone deployed
-    in a region on a day (`region` and `on`, no role: a regional call's participants),
-    or every member with a linked Telegram account (`linked`: members only, see `member` below).
-    Each answer says whether the person is a member today (`member`)."""
-
-    person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    emails: list[str] = Field(default_factory=list, max_length=100)
-    role: Role | None = None
-    region: str | None = None
-    on: date | None = None
-    linked: bool = False  # every member with a linked Telegram account ("everyone")
-
-
-class RegisterQuery(BaseModel):
-    token: str = Field(min_length=1, max_length=200)
-    telegram_user_id: int
-    # the registering account's username ("" for none); compared with the roster's, when it has one.
-    # Absent (a bot that does not send it): not compared.
-    telegram_username: str | None = Field(default=None, max_length=64)
 
 
 # the answer a refused registration gets: (code, description)
@@ -90,28 +67,18 @@ REGISTRATION_REFUSALS = {
 # username is not the one the roster has); the bot tells the person so.
 REGISTRATION_HELD = (202, "the link waits for the CMCS desk to confirm it")
 
-
-class RightsQuery(BaseModel):
-    person_id: uuid.UUID
-
-
 # The roles that let a person read others' restricted material (lessons' classification):
 # the CMCS desk all of it, a regional adviser what concerns their region.
 RIGHTS_ROLES = ("cmcs_desk", "regional_adviser")
 
 
-class CounterpartQuery(BaseModel):
-    country: str
-    requester_person_id: uuid.UUID
-
-
-def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> dict[str, Any]:
+def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> Recipient:
     """A person (roster row or contact card) as `recipients` answers it."""
     person_id = getattr(person, "person_id", None) or person.id
-    return {"person_id": str(person_id), "name": person.name, "telegram_user_id": telegram_user_id,
-            "timezone": person.timezone, "regions": list(regions), "organisation": person.organisation,
-            "phone": person.phone, "email": person.email, "telegram_username": person.telegram_username,
-            "member": member}
+    return Recipient(person_id=person_id, name=person.name, telegram_user_id=telegram_user_id,
+                     timezone=person.timezone, regions=list(regions), organisation=person.organisation,
+                     phone=person.phone, email=person.email, telegram_username=person.telegram_username,
+                     member=member)
 
 
 class RosterQueries:
@@ -167,12 +134,10 @@ class RosterQueries:
                 self._snapshot = current
         return current
 
-    async def contacts(self, payload: dict[str, Any]) -> Any:
-        q = ContactsQuery.model_validate(payload)
+    async def contacts(self, q: ContactsRequest) -> ContactsPage:
         return (await self.snapshot()).search(q.query, offset=q.offset, limit=q.limit)
 
-    async def directory(self, payload: dict[str, Any]) -> Any:
-        q = DirectoryQuery.model_validate(payload)
+    async def directory(self, q: DirectoryRequest) -> Directory:
         region = resolve_region(q.region) if q.region else None
         country = resolve_country(q.country) if q.country else None
         if q.region and region is None:
@@ -180,13 +145,12 @@ class RosterQueries:
         if q.country and country is None:
             raise ValueError(f"unknown country {q.country!r}")
         rows = (await self.snapshot()).directory(region=region, country=country)
-        return [{"person": card.model_dump(mode="json"), "deployment": dep.model_dump(mode="json")} for card, dep in rows]
+        return Directory([Placement(person=card, deployment=dep) for card, dep in rows])
 
-    async def person_by_telegram(self, payload: dict[str, Any]) -> Any:
+    async def person_by_telegram(self, q: PersonByTelegramRequest) -> PersonCard:
         """The linked person's card, and whether they are a member today (`member`): the bot
         gates the community's commands on it. Membership is read from the tables, not the
         snapshot, by the roster's clock."""
-        q = TelegramQuery.model_validate(payload)
         async with self.db.read() as session:
             person = await store.person_by_telegram(session, telegram_user_id=q.telegram_user_id)
             if person is None:
@@ -195,8 +159,7 @@ class RosterQueries:
             member = await store.is_member(session, person_id, day=self.clock.now().date(), grace=self.member_grace)
         return await self._person_card(person_id, member=member)
 
-    async def register(self, payload: dict[str, Any]) -> Any:
-        q = RegisterQuery.model_validate(payload)
+    async def register(self, q: RegisterRequest) -> PersonCard:
         try:
             async with self.db.unit_of_work(source="roster", clock=self.clock) as uow:
                 registration = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id,
@@ -211,20 +174,18 @@ class RosterQueries:
             raise QueryFailure(*REGISTRATION_HELD)
         return await self._person_card(person_id, member=member)
 
-    async def post_holder(self, payload: dict[str, Any]) -> Any:
-        q = PostQuery.model_validate(payload)
+    async def post_holder(self, q: PostHolderRequest) -> PostHolders:
         snapshot = await self.fresh_snapshot()  # services decide on it: never from an older snapshot
         holders = [
-            {"person": e.card.model_dump(mode="json"), "deployment": d.model_dump(mode="json")}
+            Placement(person=e.card, deployment=d)
             for e in snapshot.deployed
             for d in e.card.deployments
             if d.post_id == q.post_id
         ]
-        return {"post_id": str(q.post_id), "holders": holders}
+        return PostHolders(post_id=q.post_id, holders=holders)
 
-    async def recipients(self, payload: dict[str, Any]) -> Any:
+    async def recipients(self, q: RecipientsRequest) -> Recipients:
         """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""
-        q = RecipientsQuery.model_validate(payload)
         today = self.clock.now().date()
         if q.person_ids or q.emails or q.linked or (q.role is None and q.region and q.on):
             day = q.on or today
@@ -242,7 +203,8 @@ class RosterQueries:
                 rows = await store.recipients_by_id(session, list(dict.fromkeys(ids)), day=day)
                 members = await store.members_among(session, [r.person.id for r in rows], day=today,
                                                     grace=self.member_grace)
-            return [_recipient(r.person, r.regions, r.telegram_user_id, r.person.id in members) for r in rows]
+            return Recipients([_recipient(r.person, r.regions, r.telegram_user_id, r.person.id in members)
+                               for r in rows])
         if q.role is None:
             raise ValueError("ask for person_ids, emails, a role, or a region and a day")
         # who gets told must be current: never an answer from a snapshot older than the roster
@@ -253,26 +215,24 @@ class RosterQueries:
         async with self.db.read() as session:
             links = await store.telegram_links(session, [c.person_id for c in cards])
         # deployed today: members
-        return [_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id), True)
-                for c in cards]
+        return Recipients([_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id), True)
+                           for c in cards])
 
-    async def handover_note(self, payload: dict[str, Any]) -> Any:
+    async def handover_note(self, q: HandoverNoteRequest) -> HandoverNoteCard:
         """The handover note written for a deployment (for its successor)."""
-        q = DeploymentQuery.model_validate(payload)
         async with self.db.read() as session:
             note = await store.handover_note(session, deployment_id=q.deployment_id)
         if note is None:
             raise LookupError("no handover note for this deployment")
-        return note.model_dump(mode="json")
+        return HandoverNoteCard.model_validate(note, from_attributes=True)
 
-    async def rights(self, payload: dict[str, Any]) -> Any:
+    async def rights(self, q: RightsRequest) -> Rights:
         """What a person may read of what others wrote, as the roster knows them today:
         `member` (a verified member of the community: linked to the bot, with a deployment not
         ended or ended within the grace period), `desk` (deployed as CMCS desk),
         `adviser_regions` (deployed as regional adviser there). Someone not on the roster has
         none. Read straight from the tables, never from an older snapshot: other services
         decide on it (lessons, for every search)."""
-        q = RightsQuery.model_validate(payload)
         day = self.clock.now().date()
         async with self.db.read() as session:
             linked = await session.get(TelegramLink, q.person_id) is not None
@@ -281,11 +241,10 @@ class RosterQueries:
                 select(Deployment.role, Post.region).join(Post)
                 .where(Deployment.person_id == q.person_id, Deployment.on(day), col(Deployment.role).in_(RIGHTS_ROLES))
             )).all()
-        return {"person_id": str(q.person_id), "member": member, "desk": any(role == "cmcs_desk" for role, _ in held),
-                "adviser_regions": sorted({region for role, region in held if role == "regional_adviser"})}
+        return Rights(person_id=q.person_id, member=member, desk=any(role == "cmcs_desk" for role, _ in held),
+                      adviser_regions=sorted({region for role, region in held if role == "regional_adviser"}))
 
-    async def counterparts(self, payload: dict[str, Any]) -> Any:
-        q = CounterpartQuery.model_validate(payload)
+    async def counterparts(self, q: CounterpartsRequest) -> Counterparts:
         country = resolve_country(q.country)
         if country is None:
             raise ValueError(f"unknown country {q.country!r}")
@@ -307,7 +266,7 @@ class RosterQueries:
                 visible.add("community")
             rows = [r for r in await store.counterparts_in(session, country=country) if r.classification in visible]
         rows.sort(key=lambda r: (CLASSIFICATION_ORDER.get(r.classification, 2), r.unit))
-        return [CounterpartCard.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
+        return Counterparts([CounterpartCard.model_validate(r, from_attributes=True) for r in rows])
 
     async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:
         card = await self._card(person_id)
@@ -325,17 +284,13 @@ class RosterQueries:
         service = await add_service(
             nc, name="roster", version=version, description="CMCoord roster queries", queue_group="roster"
         )
-        group = service.add_group(name=SUBJECT_PREFIX)
-        for name, handler in (
-            ("contacts", self.contacts),
-            ("directory", self.directory),
-            ("person_by_telegram", self.person_by_telegram),
-            ("post_holder", self.post_holder),
-            ("register", self.register),
-            ("counterparts", self.counterparts),
-            ("recipients", self.recipients),
-            ("handover_note", self.handover_note),
-            ("rights", self.rights),
-        ):
-            await group.add_endpoint(name=name, handler=json_endpoint(handler, name=name))
+        await answer(service, contract.CONTACTS, self.contacts)
+        await answer(service, contract.DIRECTORY, self.directory)
+        await answer(service, contract.PERSON_BY_TELEGRAM, self.person_by_telegram)
+        await answer(service, contract.POST_HOLDER, self.post_holder)
+        await answer(service, contract.REGISTER, self.register)
+        await answer(service, contract.COUNTERPARTS, self.counterparts)
+        await answer(service, contract.RECIPIENTS, self.recipients)
+        await answer(service, contract.HANDOVER_NOTE, self.handover_note)
+        await answer(service, contract.RIGHTS, self.rights)
         return service

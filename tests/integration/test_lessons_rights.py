@@ -14,10 +14,11 @@ import pytest
 from nats.aio.msg import Msg
 
 from services.lessons.classification import Viewer
-from services.lessons.rights import SUBJECT, RosterRights
+from services.lessons.rights import RosterRights
 from services.roster.bootstrap import RosterApp
 from shared.bus import Bus
 from shared.clock import ManualClock
+from shared.contracts.roster import RIGHTS
 from tests.helpers import eventually
 
 DESK, MEMBER, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -26,7 +27,7 @@ DESK, MEMBER, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 async def test_the_roster_tells_what_a_person_may_read(roster: RosterApp, bus: Bus,
                                                        people: dict[str, uuid.UUID]) -> None:
     async def rights(person_id: uuid.UUID) -> Any:
-        return await bus.request(SUBJECT, {"person_id": str(person_id)})
+        return await bus.request(RIGHTS.subject, {"person_id": str(person_id)})
 
     def no_rights(person_id: uuid.UUID) -> dict[str, Any]:
         return {"person_id": str(person_id), "member": False, "desk": False, "adviser_regions": []}
@@ -66,7 +67,7 @@ class StandInRoster:
 @pytest.fixture
 async def stand_in(bus: Bus) -> AsyncIterator[StandInRoster]:
     roster = StandInRoster()
-    sub = await bus.nc.subscribe(SUBJECT, cb=roster.answer)
+    sub = await bus.nc.subscribe(RIGHTS.subject, cb=roster.answer)
     yield roster
     roster.held.set()
     await sub.unsubscribe()

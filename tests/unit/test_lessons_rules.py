@@ -11,7 +11,7 @@ from services.lessons.classification import UnknownViewer, Viewer
 from services.lessons.duties import DutyPolicy
 from services.lessons.figures import aar_figures, build_digest, recurring_themes
 from services.lessons.periods import parse_period, quarter
-from services.lessons.queries import SearchQuery
+from shared.contracts.lessons import SearchRequest
 from services.lessons.recurrence import Candidate, clusters, similar, words
 
 DUE = date(2026, 8, 3)
@@ -143,9 +143,9 @@ def test_a_search_says_who_asks_and_nothing_of_their_rights() -> None:
     """Rights claimed in a search (a `viewer`, as bots before the roster answered it sent)
     are dropped with the request's unknown fields: only the roster's answer grants any."""
     claimed = {"person_id": str(AUTHOR), "member": True, "desk": True, "adviser_regions": ["ROWCA"]}
-    q = SearchQuery.model_validate({"person_id": str(AUTHOR), "viewer": claimed, "query": "ferry"})
+    q = SearchRequest.model_validate({"person_id": str(AUTHOR), "viewer": claimed, "query": "ferry"})
     assert q.person_id == AUTHOR and "viewer" not in q.model_dump() and "desk" not in q.model_dump()
-    assert SearchQuery.model_validate({"viewer": claimed}).person_id is None  # an old bot's search: the public's
+    assert SearchRequest.model_validate({"viewer": claimed}).person_id is None  # an old bot's search: the public's
 
 
 # --- periods ------------------------------------------------------------------
