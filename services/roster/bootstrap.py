@@ -52,7 +52,7 @@ class RosterApp:
         self._refused_gauge = self.metrics.gauge(
             "roster_scan_clock_refused", "1 while the rotation scan is refused for a clock jump, else 0")
         self._jump_gauge = self.metrics.gauge(
-            "roster_scan_clock_jump_hours", "How far past the last accepted scan the refused scan's clock is")
+            "roster_scan_clock_jump_seconds", "How far past the last accepted scan the refused scan's clock is")
 
     async def start(self) -> None:
         s = self.settings
@@ -121,7 +121,7 @@ class RosterApp:
         self.scan_refused = refused
         assert self._refused_gauge is not None and self._jump_gauge is not None
         self._refused_gauge.set(1)
-        self._jump_gauge.set(refused.jump_hours)
+        self._jump_gauge.set(refused.jump_hours * 3600)
 
     async def readiness(self) -> dict[str, bool]:
         return {

@@ -157,7 +157,7 @@ async def test_a_scan_800_days_ahead_is_refused_and_a_confirmed_one_loses_no_tru
     assert await last_scan_at(roster_settings) == at(t)
     assert await published(bus, roster_settings) == before
     assert await gauge(roster, "cmcoord_roster_scan_clock_refused") == 1
-    assert await gauge(roster, "cmcoord_roster_scan_clock_jump_hours") == 800 * 24
+    assert await gauge(roster, "cmcoord_roster_scan_clock_jump_seconds") == 800 * 24 * 3600
 
     # the operator confirms it (wrongly): false gap alerts go out, ends are marked
     await roster.scan(confirm_jump=True)
