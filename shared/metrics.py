@@ -3,13 +3,19 @@
 Every service: events handled, failed and dead-lettered per consumer, and each
 consumer's lag (messages not yet delivered, and delivered but not acknowledged),
 read from JetStream at scrape time. A service adds its own: notifications by
-state (notify), delivery latency (bot), AARs overdue (lessons). One registry per
-service object, so several services can share a process (the tests do).
+state (notify), delivery latency (bot), AARs overdue (lessons). And the process
+itself (`process_*`: CPU seconds, resident memory, open file descriptors, start
+time; `python_info`) with `cmcoord_build_info` (service, package version, Python)
+for dashboards and alerts (deploy/prometheus, deploy/grafana). One registry per
+service object, so several services can share a process (the tests do): each
+then shows the same process figures.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Awaitable, Callable, Iterator
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 import structlog
@@ -19,6 +25,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -28,6 +36,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("metrics")
 PREFIX = "cmcoord"
+PACKAGE = "cmcoord-hub"
+
+
+def package_version() -> str:
+    """The installed package's version (what `pip install` put there), "unknown" when run from a bare tree."""
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class ServiceMetrics:
@@ -39,6 +56,11 @@ class ServiceMetrics:
         self._lag: dict[str, tuple[int, int]] = {}
         self._refresh: list[Callable[[], Awaitable[None]]] = []
         self.registry.register(_Consumers(self))
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, _resident_memory_bytes, _open_fds...
+        PlatformCollector(registry=self.registry)  # python_info
+        self.gauge("build_info", "Always 1: the service, its package version and Python",
+                   ("service", "version", "python")).labels(service, package_version(),
+                                                            platform.python_version()).set(1)
 
     def gauge(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)

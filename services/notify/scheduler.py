@@ -11,7 +11,7 @@ at most once a day."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import func, update
@@ -54,8 +54,26 @@ class DueWork(Periodic):
         self.rules = rules
         self.batch = batch
         self.done = 0
-        self.failed = (metrics or ServiceMetrics("notify")).counter(
+        metrics = metrics or ServiceMetrics("notify")
+        self.failed = metrics.counter(
             "due_steps_failed", "Scheduled steps that failed, by kind and outcome", ("kind", "outcome"))
+        # the steps due and not done yet (send, re-notify, escalate, expire): a loop that stalls shows here first
+        self._due_waiting = metrics.gauge("due_steps_waiting", "Scheduled steps due now and not yet performed")
+        self._due_lag = metrics.gauge("due_step_lag_seconds", "How long the oldest step due has waited (0: none)")
+        metrics.on_scrape(self.measure_due)
+
+    async def measure_due(self) -> None:
+        """At each scrape: how many steps are due and how late the oldest is (read from the store)."""
+        now = self.clock.now()
+        due = col(Notification.due_at) <= now
+        async with self.db.read() as session:
+            waiting = (await session.exec(select(func.count()).select_from(Notification).where(due))).one()
+            oldest = (await session.exec(select(Notification.due_at).where(due)
+                                         .order_by(col(Notification.due_at)).limit(1))).first()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        self._due_waiting.set(waiting)
+        self._due_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
 
     async def run_pass(self) -> None:
         while await self.run_due() >= self.batch and not self._stopping.is_set():
