@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast test-field test-cluster test-soak soak bench messages postgres clean
+.PHONY: up demo test test-fast test-field test-cluster test-soak soak bench messages postgres promtool clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,16 @@ postgres:
 	  echo "installing PostgreSQL (Debian package) for the database tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# The alert rules' tests and the check of each service's /metrics use promtool: install
+# Debian's prometheus package when missing (the binaries only; no server is started).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian's prometheus package) for the alert rule and metrics tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 # Two workers (pytest-xdist), a test module per worker: the suite mostly waits on
 # processes, the network and the clock of Telegram's limits.
-test: $(STAMP) postgres
+test: $(STAMP) postgres promtool
 	$(BIN)/python -m mypy  # the bot, strictly ([tool.mypy] in pyproject.toml)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10
 
