@@ -543,3 +543,40 @@ async def test_the_digest_goes_to_every_member_as_a_document(
 
 async def _documents(user_id: int, sandbox_url: str) -> list[str]:
     return [m["document"] for m in await User(sandbox_url, user_id).messages() if m.get("document")]
+
+
+async def test_every_services_metrics_pass_promtool_and_hold_what_the_alerts_and_dashboard_read(
+    lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, roster: RosterApp,
+) -> None:
+    import asyncio
+    import json
+
+    import yaml
+
+    from tests.unit.test_alert_rules import BUILTIN, RULES, metric_names, promtool
+    from tests.unit.test_deploy import GRAFANA, panel_exprs
+
+    tool = promtool()
+    served: set[str] = set()
+    for name, app in (("roster", roster), ("notify", notify), ("lessons", lessons), ("bot", bot)):
+        assert app.health is not None
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{app.health.port}/metrics") as resp:
+            assert resp.status == 200
+            body = await resp.read()
+        check = await asyncio.create_subprocess_exec(tool, "check", "metrics", stdin=asyncio.subprocess.PIPE,
+                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        said, _ = await check.communicate(body)
+        assert check.returncode == 0 and not said.strip(), f"{name}: {said.decode()}"
+        families = list(text_string_to_metric_families(body.decode()))
+        samples = {s.name: s for f in families for s in f.samples}
+        assert samples["cmcoord_build_info"].labels["service"] == name
+        assert samples["process_open_fds"].value > 0 and samples["process_resident_memory_bytes"].value > 0
+        for family in families:  # a family without samples yet (labels never used) is still served
+            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(family.type, ("",))
+            served.update({family.name + suffix for suffix in suffixes} | set(samples))
+    read = {name for rule in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+            for name in metric_names(rule["expr"])}
+    read |= {name for _, expr in panel_exprs(json.loads((GRAFANA / "dashboards" / "cmcoord.json").read_text()))
+             for name in metric_names(expr)}
+    assert read - BUILTIN <= served, f"read by alerts or panels, served by no service: {sorted(read - BUILTIN - served)}"
