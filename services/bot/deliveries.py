@@ -31,7 +31,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC
 from html import escape
-from typing import Any
 
 import structlog
 from aiogram import Bot, F, Router
@@ -55,6 +54,7 @@ from services.bot.routers import aar, departure, handover
 from shared import events
 from shared.bus import TransientError
 from shared.clock import Clock
+from shared.contracts.roster import PersonCard
 from shared.documents import Documents
 from shared.events import Envelope
 from shared.store import Database
@@ -215,7 +215,7 @@ def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient |
     router = Router(name="notification-replies")
 
     @router.callback_query(NotificationReply.filter(F.r.regexp(r"^[a-z_]{1,16}$")))
-    async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: dict[str, Any] | None,
+    async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: PersonCard | None,
                       state: FSMContext) -> None:
         try:
             notification_id = uuid.UUID(hex=callback_data.n)

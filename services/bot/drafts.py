@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
@@ -24,6 +23,7 @@ from services.bot.callbacks import DraftChoice
 from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.states import AarWriting, HandoverWriting, ReportWriting
 from services.bot.storage import Draft, Drafts, SqlStorage
+from shared.contracts.roster import PersonCard
 
 KINDS = {ReportWriting.__full_group_name__: "report", AarWriting.__full_group_name__: "aar",
          HandoverWriting.__full_group_name__: "handover"}
@@ -37,15 +37,15 @@ def drafts_of(state: FSMContext) -> Drafts:
     return storage.drafts
 
 
-def _person(person: dict[str, Any]) -> uuid.UUID:
-    return uuid.UUID(str(person["person_id"]))
+def _person(person: PersonCard) -> uuid.UUID:
+    return person.person_id
 
 
 def kind_of(step: str | None) -> str | None:
     return KINDS.get((step or "").split(":")[0])
 
 
-async def keep(state: FSMContext, person: dict[str, Any]) -> None:
+async def keep(state: FSMContext, person: PersonCard) -> None:
     """The conversation under way, as its kind's draft: its step and the answers so far."""
     step = await state.get_state()
     kind = kind_of(step)
@@ -54,13 +54,13 @@ async def keep(state: FSMContext, person: dict[str, Any]) -> None:
     await drafts_of(state).keep(_person(person), kind, step, await state.get_data())
 
 
-async def found(state: FSMContext, person: dict[str, Any], kind: str, steps: set[str]) -> Draft | None:
+async def found(state: FSMContext, person: PersonCard, kind: str, steps: set[str]) -> Draft | None:
     """The person's draft of `kind`, if it is at one of `steps` (a step the conversation still has)."""
     draft = await drafts_of(state).get(_person(person), kind)
     return draft if draft is not None and draft.step in steps else None
 
 
-async def drop(state: FSMContext, person: dict[str, Any], kind: str) -> None:
+async def drop(state: FSMContext, person: PersonCard, kind: str) -> None:
     await drafts_of(state).drop(_person(person), kind)
 
 
@@ -70,7 +70,7 @@ async def restore(state: FSMContext, draft: Draft) -> None:
     await state.set_data(draft.data)
 
 
-async def choose(state: FSMContext, person: dict[str, Any], kind: str, steps: set[str], *, resume: bool) -> None:
+async def choose(state: FSMContext, person: PersonCard, kind: str, steps: set[str], *, resume: bool) -> None:
     """A press of "Resume" or "Start again": the draft back in the conversation, or deleted
     (with a conversation of its kind under way). The caller then opens the conversation."""
     draft = await found(state, person, kind, steps)
@@ -95,13 +95,13 @@ async def offer(message: Pressed, kind: str, text: str) -> None:
 
 
 def on_choice(router: Router, kind: str, steps: set[str],
-              then: Callable[[Pressed, FSMContext, dict[str, Any]], Awaitable[None]]) -> None:
+              then: Callable[[Pressed, FSMContext, PersonCard], Awaitable[None]]) -> None:
     """The offer's buttons for `kind` on `router`: the choice is made (the draft restored, or
     deleted), the buttons go, and `then` opens the conversation where the draft left it."""
 
     @router.callback_query(DraftChoice.filter(F.k == kind))
     async def draft_choice(callback: CallbackQuery, callback_data: DraftChoice, state: FSMContext,
-                           person: dict[str, Any]) -> None:
+                           person: PersonCard) -> None:
         await callback.answer()
         await set_buttons(callback, None)
         await choose(state, person, kind, steps, resume=callback_data.a == "resume")

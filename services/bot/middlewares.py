@@ -14,7 +14,7 @@ from services.bot.roster_client import RosterClient
 
 
 class IdentityMiddleware(BaseMiddleware):
-    """Looks up who is writing: data["person"] is their roster card, or None.
+    """Looks up who is writing: data["person"] is their roster card (a PersonCard), or None.
     Binds the log context to the update (never the message text)."""
 
     def __init__(self, roster: RosterClient) -> None:

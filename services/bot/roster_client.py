@@ -1,11 +1,22 @@
-"""The roster's answers over NATS request/reply (the bot never reads its tables)."""
+"""The roster's answers over NATS request/reply (the bot never reads its tables); the
+requests and replies are the roster's query contracts (shared/contracts/roster.py)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+import uuid
 
 from shared.bus import Bus, QueryError
+from shared.contracts import roster as contract
+from shared.contracts.query import ask
+from shared.contracts.roster import (
+    ContactsPage,
+    CounterpartCard,
+    PersonByTelegramRequest,
+    PersonCard,
+    Rights,
+    RightsRequest,
+)
 
 REGISTER_REFUSALS = {"404": "unknown", "409": "used", "410": "expired"}
 
@@ -19,19 +30,18 @@ class RosterClient:
         self.bus = bus
         self.timeout = timeout
         self.person_cache_seconds = person_cache_seconds
-        self._people: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._people: dict[int, tuple[float, PersonCard | None]] = {}
 
-    async def _ask(self, verb: str, payload: dict[str, Any]) -> Any:
-        return await self.bus.request(f"cmcoord.roster.svc.{verb}", payload, timeout=self.timeout)
-
-    async def person(self, telegram_user_id: int) -> dict[str, Any] | None:
+    async def person(self, telegram_user_id: int) -> PersonCard | None:
         """The linked roster person, or None for someone not registered."""
         now = time.monotonic()
         cached = self._people.get(telegram_user_id)
         if cached is not None and now - cached[0] < self.person_cache_seconds:
             return cached[1]
+        found: PersonCard | None
         try:
-            found: dict[str, Any] | None = await self._ask("person_by_telegram", {"telegram_user_id": telegram_user_id})
+            found = await ask(self.bus, contract.PERSON_BY_TELEGRAM,
+                              PersonByTelegramRequest(telegram_user_id=telegram_user_id), timeout=self.timeout)
         except QueryError as err:
             if err.code != "404":
                 raise
@@ -46,33 +56,34 @@ class RosterClient:
         """The roster changed this user's link: the next update asks it again."""
         self._people.pop(telegram_user_id, None)
 
-    async def register(self, token: str, telegram_user_id: int, username: str | None) -> dict[str, Any]:
+    async def register(self, token: str, telegram_user_id: int, username: str | None) -> PersonCard:
         """Links the Telegram user; the answer is their card (kept as `person` would). The roster
         compares `username` (None: the account has none) with the one it has for the person, and
         holds the link for the CMCS desk when they differ (QueryError 202)."""
         self._people.pop(telegram_user_id, None)
-        card: dict[str, Any] = await self._ask("register", {"token": token, "telegram_user_id": telegram_user_id,
-                                                            "telegram_username": username or ""})
+        # a token that cannot be one (too long) is refused as the roster would refuse it (400)
+        request = contract.REGISTER.build(token=token, telegram_user_id=telegram_user_id,
+                                          telegram_username=username or "")
+        card = await ask(self.bus, contract.REGISTER, request, timeout=self.timeout)
         if self.person_cache_seconds > 0:
             self._people[telegram_user_id] = (time.monotonic(), card)
         return card
 
-    async def contacts(self, query: str, *, offset: int, limit: int) -> dict[str, Any]:
-        found: dict[str, Any] = await self._ask("contacts", {"query": query, "offset": offset, "limit": limit})
-        return found
+    async def contacts(self, query: str, *, offset: int, limit: int) -> ContactsPage:
+        return await ask(self.bus, contract.CONTACTS, contract.CONTACTS.build(query=query, offset=offset, limit=limit),
+                         timeout=self.timeout)
 
-    async def counterparts(self, country: str, *, requester_person_id: str) -> list[dict[str, Any]] | None:
+    async def counterparts(self, country: str, *, requester_person_id: uuid.UUID) -> list[CounterpartCard] | None:
         """Counterpart contacts of a country, or None when the requester may not see them."""
         try:
-            found: list[dict[str, Any]] = await self._ask(
-                "counterparts", {"country": country, "requester_person_id": requester_person_id})
-            return found
+            request = contract.COUNTERPARTS.build(country=country, requester_person_id=requester_person_id)
+            found = await ask(self.bus, contract.COUNTERPARTS, request, timeout=self.timeout)
         except QueryError as err:
             if err.code in ("403", "400"):
                 return None
             raise
+        return list(found.root)
 
-    async def rights(self, person_id: str) -> dict[str, Any]:
+    async def rights(self, person_id: uuid.UUID) -> Rights:
         """What the person may do beyond their own: `desk`, `adviser_regions` (the roster's tables, today)."""
-        found: dict[str, Any] = await self._ask("rights", {"person_id": person_id})
-        return found
+        return await ask(self.bus, contract.RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)

@@ -23,8 +23,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError
 
 from shared.bus import Bus, QueryError, json_endpoint
-
-SUBJECT_ROOT = "cmcoord"
+from shared.events import SUBJECT_ROOT
 
 # A time on the wire as today's services write it (`datetime.isoformat()`: "+00:00", not "Z").
 IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")]
@@ -59,6 +58,21 @@ class Query(Generic[Req, Rep]):
     @property
     def subject(self) -> str:
         return f"{SUBJECT_ROOT}.{self.owner}.svc.{self.verb}"
+
+    def build(self, **fields: Any) -> Req:
+        """The request from what a person typed: one that does not fit the contract fails as the
+        server would have answered it (RequestInvalid, a QueryError with code 400)."""
+        try:
+            return self.request.model_validate(fields)
+        except ValidationError as err:
+            raise RequestInvalid(self, err) from err
+
+
+class RequestInvalid(QueryError):
+    """The request does not fit the contract: refused before it is sent, as the server would (400)."""
+
+    def __init__(self, query: Query[Any, Any], error: ValidationError) -> None:
+        super().__init__("400", f"{query.subject}: request does not fit {query.request.__name__} ({_first(error)})")
 
 
 class ReplyInvalid(QueryError):

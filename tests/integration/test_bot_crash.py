@@ -9,6 +9,7 @@ from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from shared.bus import Bus
 from shared.clock import ManualClock
+from shared.contracts.roster import PersonByTelegramRequest
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import eventually, service_env, start_service, stop_process
 from tests.integration.telegram_users import User, invite
@@ -35,7 +36,8 @@ async def test_kill_9_mid_handler_then_handled_once_after_restart(
             hold.set()
 
         async def who(msg: Any) -> None:  # identity lookups still answered, by the roster's own code
-            card = await roster.queries.person_by_telegram(json.loads(msg.data))  # type: ignore[union-attr]
+            card = await roster.queries.person_by_telegram(  # type: ignore[union-attr]
+                PersonByTelegramRequest.model_validate_json(msg.data))
             await msg.respond(card.model_dump_json().encode())
 
         await roster.service.stop()  # type: ignore[union-attr]  # only the stand-in answers now

@@ -88,14 +88,15 @@ def test_each_role_is_found_by_its_label_as_the_bot_shows_it(locale: str) -> Non
 
 def test_page_buttons_carry_a_long_query_as_what_it_was_understood_as() -> None:
     from services.bot.routers.contacts import paging_key
+    from shared.contracts.roster import SearchMatch
 
-    assert paging_key("Tchad", [{"kind": "country", "value": "TD"}]) == "Tchad"  # fits: as typed
+    assert paging_key("Tchad", [SearchMatch(kind="country", value="TD")]) == "Tchad"  # fits: as typed
     long_name = "جمهورية الكونغو الديمقراطية"
     assert len(long_name.encode()) > 48 and resolve_country(long_name) == "CD"
-    key = paging_key(long_name, [{"kind": "country", "value": "CD"}])
+    key = paging_key(long_name, [SearchMatch(kind="country", value="CD")])
     assert key == "Congo, The Democratic Republic of the"
     assert resolve_country(key) == "CD" and resolve_language(key) is None
-    assert paging_key("مستشار إقليمي " * 3, [{"kind": "role", "value": "regional_adviser"}]) == "regional_adviser"
+    assert paging_key("مستشار إقليمي " * 3, [SearchMatch(kind="role", value="regional_adviser")]) == "regional_adviser"
     assert paging_key("x" * 60, []) is None  # no buttons rather than a broken one
 
 

@@ -12,7 +12,6 @@ the review goes to lessons as bot.aar.submitted (outbox), which ends its reminde
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from html import escape
 from typing import Any, cast
 
@@ -38,6 +37,7 @@ from services.bot.routers.report import (
 from services.bot.states import AarWriting
 from shared import events
 from shared.clock import Clock
+from shared.contracts.roster import PersonCard
 from shared.regions import country_name
 from shared.store import Database
 from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, Classification, reference
@@ -59,7 +59,7 @@ def _field(step: State) -> str:
     return str(step.state).split(":")[1]
 
 
-async def begin(message: Pressed, state: FSMContext, person: dict[str, Any], *, lessons: LessonsClient) -> None:
+async def begin(message: Pressed, state: FSMContext, person: PersonCard, *, lessons: LessonsClient) -> None:
     """Start the review owed (or resume one under way, or offer the draft left)."""
     current = await state.get_state()
     for i, (step, question) in enumerate(QUESTIONS):
@@ -84,19 +84,19 @@ async def begin(message: Pressed, state: FSMContext, person: dict[str, Any], *, 
             day=draft.updated_at.date().isoformat(), n=answered))
         return
     try:
-        owed = await lessons.aars(str(person["person_id"]))
+        owed = await lessons.aars(person.person_id)
     except LessonsUnavailable:
         await message.answer(_("I cannot reach the lessons service right now. Please try again in a moment."))
         return
     if owed:
         aar = owed[0]
-        about = escape(aar["operation"] or "") or _("your deployment in {country}").format(
-            country=escape(aar["country_name"]))
+        about = escape(aar.operation or "") or _("your deployment in {country}").format(
+            country=escape(aar.country_name))
         intro = _("Your after action review of {about}, due on {due}.").format(
-            about=about, due=date.fromisoformat(aar["due_on"]).strftime("%d %b %Y"))
+            about=about, due=aar.due_on.strftime("%d %b %Y"))
         if len(owed) > 1:
             intro += " " + _("({n} more after this one.)").format(n=len(owed) - 1)
-        data = {"aar_id": aar["aar_id"], "country": aar["country"]}
+        data = {"aar_id": str(aar.aar_id), "country": aar.country}
     else:
         country = post_country(person)
         if country is None:
@@ -117,20 +117,20 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
     router.callback_query.filter(IsRegistered())
 
     @router.message(Command("aar"))
-    async def aar(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def aar(message: Message, state: FSMContext, person: PersonCard) -> None:
         await begin(message, state, person, lessons=lessons)
 
     drafts.on_choice(router, KIND, STEP_STATES, lambda message, state, person: begin(message, state, person,
                                                                                     lessons=lessons))
 
     @router.message(Command("cancel"), StateFilter(AarWriting))
-    async def pause(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def pause(message: Message, state: FSMContext, person: PersonCard) -> None:
         await drafts.keep(state, person)
         await state.clear()  # the draft holds the answers: /aar offers it back
         await message.answer(_("Paused. Your answers are kept: /aar continues where you left off."))
 
     @router.message(StateFilter(*[s for s, _q in QUESTIONS]), F.text, ~F.text.startswith("/"))
-    async def answer(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def answer(message: Message, state: FSMContext, person: PersonCard) -> None:
         text = (message.text or "").strip()
         if len(text) > MAX_ANSWER:
             await message.answer(_("Please keep each answer under {n} characters.").format(n=MAX_ANSWER))
@@ -150,7 +150,7 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
     router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(AarWriting.themes), LessonStep.filter(F.a == "done"))
-    async def themes_done(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def themes_done(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         await state.set_state(AarWriting.classification)
         await drafts.keep(state, person)
@@ -159,14 +159,14 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
 
     @router.callback_query(StateFilter(AarWriting.classification), LessonStep.filter(F.a == "class"))
     async def submit(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
-                     person: dict[str, Any]) -> None:
+                     person: PersonCard) -> None:
         await callback.answer()
         if callback_data.v not in CLASSIFICATIONS:
             return
         data = await state.get_data()
         aar_id = uuid.UUID(data["aar_id"])
         await db.emit_once([(events.deterministic_id("aar.submitted", aar_id), events.AarSubmitted(
-            aar_id=aar_id, person_id=person["person_id"], planned=data.get("planned", ""),
+            aar_id=aar_id, person_id=person.person_id, planned=data.get("planned", ""),
             happened=data.get("happened", ""), difference=data.get("difference", ""),
             sustain=data.get("sustain", ""), improve=data.get("improve", ""), themes=data.get("themes", []),
             classification=cast(Classification, callback_data.v), country=data.get("country", ""),

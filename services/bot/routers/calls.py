@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiogram import Router
@@ -32,6 +31,8 @@ from services.bot.filters import IsMember
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from shared import events
 from shared.clock import Clock
+from shared.contracts.notify import NextCall
+from shared.contracts.roster import PersonCard
 from shared.regions import resolve_region
 from shared.store import Database
 
@@ -39,48 +40,48 @@ SOURCE = "bot"
 AGENDA_MAX = 500
 
 
-def own_region(person: dict[str, Any]) -> str | None:
-    regions = [d["region"] for d in person.get("deployments", [])]
+def own_region(person: PersonCard) -> str | None:
+    regions = [d.region for d in person.deployments]
     return regions[0] if regions else None
 
 
-def _local(iso: str, person: dict[str, Any]) -> str:
+def _local(when: datetime, person: PersonCard) -> str:
     try:
-        zone = ZoneInfo(person.get("timezone") or "UTC")
+        zone = ZoneInfo(person.timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    return f"{datetime.fromisoformat(iso).astimezone(zone):%a %d %b %H:%M} ({zone.key})"
+    return f"{when.astimezone(zone):%a %d %b %H:%M} ({zone.key})"
 
 
-def _call_text(call: dict[str, Any], person: dict[str, Any]) -> str:
-    answer = {"join": _("you will join"), "decline": _("you cannot join")}.get(call["my_answer"] or "",
+def _call_text(call: NextCall, person: PersonCard) -> str:
+    answer = {"join": _("you will join"), "decline": _("you cannot join")}.get(call.my_answer or "",
                                                                            _("not answered yet"))
-    lines = [f"<b>{escape(call['name'])}</b>", _local(call["start"], person)]
-    if call["link"]:
-        lines.append(_("Link: {link}").format(link=escape(call["link"])))
-    if call["chair_email"]:
-        lines.append(_("Chair: {email}").format(email=escape(call["chair_email"])))
+    lines = [f"<b>{escape(call.name)}</b>", _local(call.start, person)]
+    if call.link:
+        lines.append(_("Link: {link}").format(link=escape(call.link)))
+    if call.chair_email:
+        lines.append(_("Chair: {email}").format(email=escape(call.chair_email)))
     lines.append(_("Your answer: {answer}").format(answer=answer))
-    lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(**call["answers"]))
+    lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(join=call.answers.join, decline=call.answers.decline, none=call.answers.none))
     # notify's word, not the bot's; an older notify (names for everyone, no "you_chair") shows none
-    if call.get("you_chair"):
-        for name, reply in call.get("answers_by_name") or []:
+    if call.you_chair:
+        for name, reply in call.answers_by_name or []:
             said = {"join": _("will join"), "decline": _("cannot join")}.get(reply or "", _("no answer yet"))
             lines.append(f"  {escape(name)}: {said}")
     lines.append(_("<b>Agenda</b>"))
-    lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
+    lines += [f"• {escape(item)}" for item in call.agenda] or [_("• nothing yet: add an item with /agenda")]
     return "\n".join(lines)
 
 
-def _chairs(call: dict[str, Any], person: dict[str, Any]) -> bool:
+def _chairs(call: NextCall, person: PersonCard) -> bool:
     """Whether the person chairs the call, as notify says; an older notify does not say (the e-mails
     compared then, as before: notify keeps the summary's audience, the bot only gates the command)."""
-    if "you_chair" in call:
-        return bool(call["you_chair"])
-    return bool(call["chair_email"]) and call["chair_email"] == (person.get("email") or "").lower()
+    if "you_chair" in call.model_fields_set:
+        return call.you_chair
+    return bool(call.chair_email) and call.chair_email == (person.email or "").lower()
 
 
-def _region_and_text(args: str, person: dict[str, Any]) -> tuple[str | None, str]:
+def _region_and_text(args: str, person: PersonCard) -> tuple[str | None, str]:
     """"ROAP: text" names the region; plain text is for the person's own region."""
     text = args.strip()
     head, sep, rest = text.partition(":")
@@ -94,48 +95,48 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
     router.message.filter(IsMember())
 
     @router.message(Command("calls"))
-    async def calls(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+    async def calls(message: Message, command: CommandObject, person: PersonCard) -> None:
         words = (command.args or "").split()
         if words[:1] in (["subscribe"], ["unsubscribe"]):
             await _subscription(message, person, words)
             return
         try:
             if words[:1] == ["all"]:
-                found = await notify.next_calls(person["person_id"])
+                found = await notify.next_calls(person.person_id)
                 lines = [_("<b>Next regional calls</b>")]
-                lines += [f"{escape(c['region'])} · {escape(c['name'])}: {_local(c['start'], person)}" for c in found]
+                lines += [f"{escape(c.region)} · {escape(c.name)}: {_local(c.start, person)}" for c in found]
                 await message.answer("\n".join(lines))
                 return
             region = resolve_region(words[0]) if words else own_region(person)
             if region is None:
                 await message.answer(_("Which region? For example /calls ROAP, or /calls all for every region."))
                 return
-            await message.answer(_call_text(await notify.next_call(person["person_id"], region), person))
+            await message.answer(_call_text(await notify.next_call(person.person_id, region), person))
         except NotifyUnavailable:
             await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
 
-    async def _subscription(message: Message, person: dict[str, Any], words: list[str]) -> None:
+    async def _subscription(message: Message, person: PersonCard, words: list[str]) -> None:
         region = resolve_region(words[1]) if len(words) > 1 else None
         if region is None:
             await message.answer(_("Which region? For example /calls subscribe ROAP."))
             return
         subscribed = words[0] == "subscribe"
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            uow.emit(events.CallSubscriptionChanged(person_id=person["person_id"], region=region, subscribed=subscribed,
+            uow.emit(events.CallSubscriptionChanged(person_id=person.person_id, region=region, subscribed=subscribed,
                                                     at=clock.now()))
         await message.answer((_("You will get the {region} call's reminders.") if subscribed
                               else _("You will no longer get the {region} call's reminders, unless you are "
                                      "deployed there.")).format(region=region))
 
     @router.message(Command("summary"))
-    async def summary(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+    async def summary(message: Message, command: CommandObject, person: PersonCard) -> None:
         region, text = _region_and_text(command.args or "", person)
         if not text or region is None:
             await message.answer(_("Write the summary after the command, for example:\n/summary ROAP: what was "
                                    "agreed, who follows up"))
             return
         try:
-            call = await notify.next_call(person["person_id"], region)
+            call = await notify.next_call(person.person_id, region)
         except NotifyUnavailable:
             await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
             return
@@ -143,39 +144,39 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("Only the chair of the {region} call sends its summary.").format(region=region))
             return
         try:  # notify says what the summary would do: the bot claims nothing it did not do
-            would = await notify.summary_audience(person["person_id"], region)
+            would = await notify.summary_audience(person.person_id, region)
         except NotifyUnavailable:
             await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
             return
-        if not would.get("call_start"):
+        if would.call_start is None:
             await message.answer(_("No {region} call has taken place yet, so there is nobody to send a summary "
                                    "to: nothing was sent or kept. Send it after the call.").format(region=region))
             return
-        held = _local(str(would["call_start"]), person)
-        if not would.get("audience"):
+        held = _local(would.call_start, person)
+        if not would.audience:
             await message.answer(_("Nobody was invited to the {region} call of {when}, so there is nobody to send "
                                    "the summary to: nothing was sent or kept.").format(region=region, when=held))
             return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            uow.emit(events.CallSummarySent(person_id=person["person_id"], region=region, text=text[:3000],
+            uow.emit(events.CallSummarySent(person_id=person.person_id, region=region, text=text[:3000],
                                             sent_at=clock.now()))
         await message.answer(_("Sent to those invited to the {region} call of {when}, and kept.").format(
             region=region, when=held))
 
-    async def _agenda_so_far(region: str | None, person: dict[str, Any]) -> list[str]:
+    async def _agenda_so_far(region: str | None, person: PersonCard) -> list[str]:
         """The next call's agenda as it stands, each item with who added it (nothing when notify is away)."""
         if region is None:
             return []
         try:
-            call = await notify.next_call(person["person_id"], region)
+            call = await notify.next_call(person.person_id, region)
         except NotifyUnavailable:
             return []
         lines = [_("<b>Agenda of the next {region} call</b>").format(region=region)]
-        lines += [f"• {escape(item)}" for item in call["agenda"]] or [_("• nothing yet: add an item with /agenda")]
+        lines += [f"• {escape(item)}" for item in call.agenda] or [_("• nothing yet: add an item with /agenda")]
         return ["\n".join(lines)]
 
     @router.message(Command("agenda"))
-    async def agenda(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+    async def agenda(message: Message, command: CommandObject, person: PersonCard) -> None:
         region, text = _region_and_text(command.args or "", person)
         if not text:
             hint = _("Write the item after the command, for example:\n/agenda Access to Mopti since "
@@ -190,7 +191,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
                                    "your item."))
             return
         try:
-            full = (await notify.next_call(person["person_id"], region)).get("agenda_full")
+            full = (await notify.next_call(person.person_id, region)).agenda_full
         except NotifyUnavailable:
             full = None  # notify holds the same bounds when the item reaches it
         if full == "person":
@@ -202,7 +203,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
                                    "or write to the chair.").format(region=region))
             return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            uow.emit(events.CallAgendaAdded(person_id=person["person_id"], region=region, text=text,
+            uow.emit(events.CallAgendaAdded(person_id=person.person_id, region=region, text=text,
                                             added_at=clock.now()))
         await message.answer(_("Added to the agenda of the next {region} call.").format(region=region))
 

@@ -7,7 +7,6 @@ the planned end, and the handover campaign follows the new date.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import StateFilter
@@ -21,21 +20,22 @@ from services.bot.routers.handover import current_deployment
 from services.bot.states import DepartureChange
 from shared import events
 from shared.clock import Clock
+from shared.contracts.roster import PersonCard
 from shared.store import Database
 
 SOURCE = "bot"
 FURTHEST = timedelta(days=730)
 
 
-async def ask(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+async def ask(message: Pressed, state: FSMContext, person: PersonCard) -> None:
     deployment = current_deployment(person)
     if deployment is None:
         await message.answer(_("You have no current deployment, so there is no departure date to change."))
         return
     await state.set_state(DepartureChange.new_date)
-    await state.set_data({"deployment_id": deployment["deployment_id"]})
+    await state.set_data({"deployment_id": str(deployment.deployment_id)})
     await message.answer(_("Send your new departure date as YYYY-MM-DD, for example {example}.").format(
-        example=date.fromisoformat(deployment["planned_end"]) + timedelta(days=14)))
+        example=deployment.planned_end + timedelta(days=14)))
 
 
 def build_departure_router(*, db: Database, clock: Clock) -> Router:
@@ -43,7 +43,7 @@ def build_departure_router(*, db: Database, clock: Clock) -> Router:
     router.message.filter(IsRegistered())
 
     @router.message(StateFilter(DepartureChange.new_date), F.text, ~F.text.startswith("/"))
-    async def new_date(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def new_date(message: Message, state: FSMContext, person: PersonCard) -> None:
         today = clock.now().date()
         try:
             day = date.fromisoformat((message.text or "").strip())
@@ -56,7 +56,7 @@ def build_departure_router(*, db: Database, clock: Clock) -> Router:
             return
         data = await state.get_data()
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            uow.emit(events.DepartureChanged(person_id=person["person_id"], deployment_id=data["deployment_id"],
+            uow.emit(events.DepartureChanged(person_id=person.person_id, deployment_id=data["deployment_id"],
                                              planned_end=day, changed_at=clock.now()))
         await state.clear()
         await message.answer(_("Thank you: your departure is now on {day}. The roster is updated; your reminders "

@@ -11,7 +11,6 @@ post and tells notify it exists.
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 from typing import Any
 
@@ -29,6 +28,7 @@ from services.bot.filters import IsRegistered
 from services.bot.states import HandoverWriting
 from shared import events
 from shared.clock import Clock
+from shared.contracts.roster import DeploymentCard, PersonCard
 from shared.store import Database
 
 SOURCE = "bot"
@@ -44,13 +44,13 @@ KIND = "handover"
 STEP_STATES = {str(step.state) for step, _q in STEPS}
 
 
-def current_deployment(person: dict[str, Any]) -> dict[str, Any] | None:
+def current_deployment(person: PersonCard) -> DeploymentCard | None:
     """The deployment a note is for: the one ending first."""
-    deployments = sorted(person["deployments"], key=lambda d: date.fromisoformat(d["planned_end"]))
+    deployments = sorted(person.deployments, key=lambda d: d.planned_end)
     return deployments[0] if deployments else None
 
 
-async def begin(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+async def begin(message: Pressed, state: FSMContext, person: PersonCard) -> None:
     """The note under way, or the choice of the draft left, or a new one."""
     current = await state.get_state()
     for i, (step, question) in enumerate(STEPS):
@@ -68,16 +68,16 @@ async def begin(message: Pressed, state: FSMContext, person: dict[str, Any]) -> 
     await start(message, state, person)
 
 
-async def start(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+async def start(message: Pressed, state: FSMContext, person: PersonCard) -> None:
     deployment = current_deployment(person)
     if deployment is None:
         await message.answer(_("You have no current deployment, so there is no handover note to write."))
         return
     await state.set_state(STEPS[0][0])
-    await state.set_data({"deployment_id": deployment["deployment_id"]})
+    await state.set_data({"deployment_id": str(deployment.deployment_id)})
     await message.answer(_("Your handover note for {post}, {station}. Five short questions; send - to skip one, "
                            "/cancel to stop (your answers so far are kept).").format(
-        post=escape(deployment["title"]), station=escape(deployment["duty_station"]))  # roster data: may hold < or &
+        post=escape(deployment.title), station=escape(deployment.duty_station))  # roster data: may hold < or &
         + "\n\n" + str(STEPS[0][1]))
 
 
@@ -87,19 +87,19 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
     router.callback_query.filter(IsRegistered())
 
     @router.message(Command("handover"))
-    async def handover(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def handover(message: Message, state: FSMContext, person: PersonCard) -> None:
         await begin(message, state, person)
 
     drafts.on_choice(router, KIND, STEP_STATES, begin)
 
     @router.message(Command("cancel"), StateFilter(HandoverWriting))
-    async def cancel(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def cancel(message: Message, state: FSMContext, person: PersonCard) -> None:
         await drafts.keep(state, person)
         await state.clear()  # the draft holds the answers: /handover offers it back
         await message.answer(_("Stopped. Your answers are kept: /handover continues where you left off."))
 
     @router.message(StateFilter(HandoverWriting), F.text, ~F.text.startswith("/"))
-    async def answer(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def answer(message: Message, state: FSMContext, person: PersonCard) -> None:
         text = (message.text or "").strip()
         if len(text) > MAX_ANSWER:
             await message.answer(_("Please keep each answer under {n} characters.").format(n=MAX_ANSWER))
@@ -116,7 +116,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
         data = await state.get_data()
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
             uow.emit(events.HandoverNoteSubmitted(
-                person_id=person["person_id"], deployment_id=data["deployment_id"],
+                person_id=person.person_id, deployment_id=data["deployment_id"],
                 key_counterparts=data.get("key_counterparts", ""), open_issues=data.get("open_issues", ""),
                 recurring_meetings=data.get("recurring_meetings", ""),
                 where_files_live=data.get("where_files_live", ""),

@@ -7,7 +7,6 @@ and the officer is told there may be more."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -17,19 +16,21 @@ from aiogram.utils.i18n import gettext as _
 from services.bot.filters import IsMember
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
 from services.bot.routers.report import themes_in
+from shared.contracts.lessons import ItemCard
+from shared.contracts.roster import PersonCard
 from shared.themes import THEMES
 
 SHOWN = 5
 MAX_QUERY = 300  # characters: what lessons' search takes
 
 
-def _card(item: dict[str, Any]) -> str:
-    status = {"identified": _("lesson identified"), "learned": _("lesson learned")}.get(item["status"], "")
-    head = f"<b>{escape(item['reference'])}</b> {escape(item['title'])}"
-    meta = " · ".join(p for p in (escape(item["country_name"]), status) if p)
-    lines = [head, f"<i>{meta}</i>", escape(item["snippet"])]
-    if item.get("action"):
-        lines.append(_("Action taken: {action}").format(action=escape(item["action"])))
+def _card(item: ItemCard) -> str:
+    status = {"identified": _("lesson identified"), "learned": _("lesson learned")}.get(item.status, "")
+    head = f"<b>{escape(item.reference)}</b> {escape(item.title)}"
+    meta = " · ".join(p for p in (escape(item.country_name), status) if p)
+    lines = [head, f"<i>{meta}</i>", escape(item.snippet)]
+    if item.action:
+        lines.append(_("Action taken: {action}").format(action=escape(item.action)))
     return "\n".join(lines)
 
 
@@ -38,7 +39,7 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
     router.message.filter(IsMember())
 
     @router.message(Command("lessons"))
-    async def search(message: Message, command: CommandObject, person: dict[str, Any]) -> None:
+    async def search(message: Message, command: CommandObject, person: PersonCard) -> None:
         themes, words = themes_in((command.args or "").strip())
         if not words and not themes:
             await message.answer(_("What are you looking for? For example: /lessons checkpoint convoy, or "
@@ -50,7 +51,7 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
                                    "example: /lessons checkpoint convoy").format(n=MAX_QUERY))
             return
         try:
-            found = await lessons.search(str(person["person_id"]), query=words, theme=themes[0] if themes else None,
+            found = await lessons.search(person.person_id, query=words, theme=themes[0] if themes else None,
                                          limit=SHOWN)
         except ValueError:  # lessons refused the search itself
             await message.answer(_("I cannot search for that. A few words will do, for example: /lessons "
@@ -61,17 +62,17 @@ def build_lessons_router(*, lessons: LessonsClient) -> Router:
             return
         # the roster did not tell lessons what the asker may read: the public lessons only, and said so
         partial = [_("I could not check just now what else you may read, so only public lessons are shown. "
-                     "Try again in a moment to see them all.")] if found.get("rights_unknown") else []
-        if not found["items"]:
+                     "Try again in a moment to see them all.")] if found.rights_unknown else []
+        if not found.items:
             await message.answer("\n\n".join([_("Nothing found. Try fewer or other words."), *partial]))
             return
-        if found.get("more_than"):
+        if found.more_than is not None:
             head = _("More than {total} found; the {n} newest (add a word to narrow it down):").format(
-                total=found["more_than"], n=len(found["items"]))
-        elif found.get("newest_first"):
-            head = _("{total} found; the {n} newest:").format(total=found["total"], n=len(found["items"]))
+                total=found.more_than, n=len(found.items))
+        elif found.newest_first:
+            head = _("{total} found; the {n} newest:").format(total=found.total, n=len(found.items))
         else:
-            head = _("{total} found; the {n} most relevant:").format(total=found["total"], n=len(found["items"]))
-        await message.answer("\n\n".join([head, *(_card(i) for i in found["items"]), *partial]))
+            head = _("{total} found; the {n} most relevant:").format(total=found.total, n=len(found.items))
+        await message.answer("\n\n".join([head, *(_card(i) for i in found.items), *partial]))
 
     return router

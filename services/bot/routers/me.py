@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import BotCommand, Message
@@ -16,6 +14,7 @@ from services.bot.render import contact_card
 from services.bot.routers.members import former_member_help
 from services.bot.routers.pending import owed_lines
 from services.bot.routers.start import NOT_REGISTERED
+from shared.contracts.roster import PersonCard
 
 COMMANDS = {
     "contacts": __("Who to call: /contacts Mali, ROWCA, WFP or a name"),
@@ -65,17 +64,17 @@ def build_me_router(*, notify: NotifyClient) -> Router:
     router = Router(name="me")
 
     @router.message(Command("help"))
-    async def help_(message: Message, person: dict[str, Any] | None) -> None:
+    async def help_(message: Message, person: PersonCard | None) -> None:
         if person is None:
             await message.answer(str(NOT_REGISTERED))
         else:
             await message.answer(help_text() if is_member(person) else former_member_help())
 
     @router.message(Command("me"), IsRegistered())
-    async def me(message: Message, person: dict[str, Any]) -> None:
+    async def me(message: Message, person: PersonCard) -> None:
         text = _("<b>You</b>") + "\n" + contact_card(person)
         try:
-            owed = owed_lines(await notify.pending(person["person_id"]))
+            owed = owed_lines(await notify.pending(person.person_id))
         except NotifyUnavailable:
             owed = [_("(what you still owe is not available right now)")]
         if owed:

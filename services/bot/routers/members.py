@@ -12,8 +12,6 @@ membership themselves too (services/bot/filters.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram import Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -24,6 +22,7 @@ from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember
 from services.bot.states import ContactsSearch, ReportWriting
+from shared.contracts.roster import PersonCard
 
 MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons")
 MEMBER_STATES = (ContactsSearch, ReportWriting)
@@ -54,19 +53,19 @@ def build_members_only_router() -> Router:
     router.message.filter(IsFormerMember())
     router.callback_query.filter(IsFormerMember())
 
-    async def end_member_conversation(state: FSMContext, person: dict[str, Any]) -> None:
+    async def end_member_conversation(state: FSMContext, person: PersonCard) -> None:
         current = await state.get_state()
         if current is not None and any(current in group.__all_states_names__ for group in MEMBER_STATES):
             await state.clear()
         await drafts.drop(state, person, "report")
 
     @router.message(Command(*MEMBER_COMMANDS))
-    async def command(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def command(message: Message, state: FSMContext, person: PersonCard) -> None:
         await end_member_conversation(state, person)
         await message.answer(members_only())
 
     @router.message(StateFilter(*MEMBER_STATES))
-    async def in_conversation(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def in_conversation(message: Message, state: FSMContext, person: PersonCard) -> None:
         await end_member_conversation(state, person)
         await message.answer(members_only())
 
@@ -75,7 +74,7 @@ def build_members_only_router() -> Router:
         await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
 
     @router.callback_query(StateFilter(*MEMBER_STATES))
-    async def member_step(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def member_step(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await end_member_conversation(state, person)
         await callback.answer(_("This is for members of the CMCoord community only."), show_alert=True)
 

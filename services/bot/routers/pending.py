@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command
@@ -14,16 +13,18 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot.callbacks import NotificationReply
 from services.bot.filters import IsRegistered
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
+from shared.contracts.notify import PendingNotification
+from shared.contracts.roster import PersonCard
 
 SHOWN = 10
 
 
-def owed_lines(items: list[dict[str, Any]]) -> list[str]:
+def owed_lines(items: list[PendingNotification]) -> list[str]:
     """What /me lists under "you still owe"."""
     lines = []
-    if any(i["kind"].startswith("handover.") for i in items):
+    if any(i.kind.startswith("handover.") for i in items):
         lines.append(_("• your handover note: /handover"))
-    answers = [i for i in items if not i["kind"].startswith("handover.")]
+    answers = [i for i in items if not i.kind.startswith("handover.")]
     if answers:
         lines.append(_("• answers to {n} messages: /pending").format(n=len(answers)))
     return lines
@@ -34,9 +35,9 @@ def build_pending_router(*, notify: NotifyClient) -> Router:
     router.message.filter(IsRegistered())
 
     @router.message(Command("pending"))
-    async def pending(message: Message, person: dict[str, Any]) -> None:
+    async def pending(message: Message, person: PersonCard) -> None:
         try:
-            items = await notify.pending(person["person_id"])
+            items = await notify.pending(person.person_id)
         except NotifyUnavailable:
             await message.answer(_("I cannot reach the notifications right now. Please try again in a moment."))
             return
@@ -44,17 +45,16 @@ def build_pending_router(*, notify: NotifyClient) -> Router:
             await message.answer(_("Nothing is waiting for your answer."))
             return
         lines = [_("<b>Waiting for your answer</b>")]
-        if any(item.get("caught_up") for item in items[:SHOWN]):  # kept for them until they linked Telegram
+        if any(item.caught_up for item in items[:SHOWN]):  # kept for them until they linked Telegram
             lines.append(_("Marked ⟲: sent while you were not yet registered here."))
         keyboard = InlineKeyboardBuilder()
         for number, item in enumerate(items[:SHOWN], start=1):
-            first_line = item["text"].splitlines()[0]
-            mark = " ⟲" if item.get("caught_up") else ""
+            first_line = item.text.splitlines()[0]
+            mark = " ⟲" if item.caught_up else ""
             lines.append(f"{number}.{mark} {escape(first_line[:160])}")
-            for button in item["buttons"]:
-                keyboard.button(text=f"{number}. {button['label']}",
-                                callback_data=NotificationReply(n=item["notification_id"].replace("-", ""),
-                                                                r=button["reply"]))
+            for button in item.buttons:
+                keyboard.button(text=f"{number}. {button.label}",
+                                callback_data=NotificationReply(n=item.notification_id.hex, r=button.reply))
         keyboard.adjust(2)
         await message.answer("\n".join(lines), reply_markup=keyboard.as_markup())
 

@@ -11,7 +11,6 @@ like an import's (roster.person.changed). A later import that has those columns 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
@@ -25,6 +24,7 @@ from services.bot.filters import IsRegistered
 from services.bot.roster_client import RosterClient
 from shared import events
 from shared.clock import Clock
+from shared.contracts.roster import PersonCard
 from shared.languages import language_label
 from shared.profile import (
     KNOWN_HATS,
@@ -51,8 +51,8 @@ def _languages(codes: list[str]) -> str:
     return ", ".join(f"{language_label(c, locale)} ({c})" for c in codes) or "-"
 
 
-def _hats(person: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(h for d in person.get("deployments", []) for h in d.get("hats", [])))
+def _hats(person: PersonCard) -> list[str]:
+    return list(dict.fromkeys(h for d in person.deployments for h in d.hats))
 
 
 def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) -> Router:
@@ -60,12 +60,12 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
     router.message.filter(IsRegistered())
 
     @router.message(Command("profile"))
-    async def profile(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def profile(message: Message, state: FSMContext, person: PersonCard) -> None:
         await state.set_state(ProfileEditing.phone)
         await state.set_data({})
         await message.answer(
             _("<b>Your profile</b>\nPhone: {phone}\nLanguages: {languages}\nOther hats: {hats}").format(
-                phone=escape(person.get("phone") or "-"), languages=escape(_languages(person.get("languages", []))),
+                phone=escape(person.phone or "-"), languages=escape(_languages(person.languages)),
                 hats=escape(", ".join(_hats(person)) or "-"))
             + "\n\n" + _("1/3 Your phone number in international form, for example +223 70 00 00 01. "
                          "Send - to keep it, /cancel to stop."))
@@ -91,7 +91,7 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
                                "example fr, en, Arabic. Send - to keep them."))
 
     @router.message(StateFilter(ProfileEditing.languages), F.text, ~F.text.startswith("/"))
-    async def languages(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def languages(message: Message, state: FSMContext, person: PersonCard) -> None:
         text = (message.text or "").strip()
         if text != KEEP:
             try:
@@ -101,7 +101,7 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
                                        "separated by commas, for example fr, en, Arabic.").format(
                     word=escape(bad.value)))
                 return
-        if not person.get("deployments"):  # hats belong to a deployment
+        if not person.deployments:  # hats belong to a deployment
             await finish(message, state, person)
             return
         await state.set_state(ProfileEditing.hats)
@@ -109,7 +109,7 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
                                "hat, or - to keep them.").format(known=escape(", ".join(KNOWN_HATS))))
 
     @router.message(StateFilter(ProfileEditing.hats), F.text, ~F.text.startswith("/"))
-    async def hats(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def hats(message: Message, state: FSMContext, person: PersonCard) -> None:
         text = (message.text or "").strip()
         if text != KEEP:
             try:
@@ -120,17 +120,17 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
                 return
         await finish(message, state, person)
 
-    async def finish(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def finish(message: Message, state: FSMContext, person: PersonCard) -> None:
         data = await state.get_data()
         await state.clear()
-        phone_ = data.get("phone") if data.get("phone") != person.get("phone") else None
-        languages_ = data.get("languages") if data.get("languages") != person.get("languages") else None
+        phone_ = data.get("phone") if data.get("phone") != person.phone else None
+        languages_ = data.get("languages") if data.get("languages") != person.languages else None
         hats_ = data.get("hats") if data.get("hats") is not None and data.get("hats") != _hats(person) else None
         if phone_ is None and languages_ is None and hats_ is None:
             await message.answer(_("Nothing changed: your profile stays as it is."))
             return
         async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            uow.emit(events.ProfileUpdated(person_id=person["person_id"], phone=phone_, languages=languages_,
+            uow.emit(events.ProfileUpdated(person_id=person.person_id, phone=phone_, languages=languages_,
                                            hats=hats_, updated_at=clock.now()))
         if message.chat is not None:
             roster.forget(message.chat.id)  # the next update asks the roster again

@@ -35,6 +35,7 @@ from services.bot.quality import nudges
 from services.bot.states import ReportWriting
 from shared import events
 from shared.clock import Clock
+from shared.contracts.roster import PersonCard
 from shared.regions import country_name, resolve_country
 from shared.store import Database
 from shared.themes import (
@@ -49,9 +50,9 @@ SOURCE = "bot"
 MAX_TEXT = 6000
 
 
-def post_country(person: dict[str, Any]) -> str | None:
-    deployments = person.get("deployments", [])
-    return deployments[0]["country"] if deployments else None
+def post_country(person: PersonCard) -> str | None:
+    deployments = person.deployments
+    return deployments[0].country if deployments else None
 
 
 def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
@@ -64,7 +65,7 @@ def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
 
 
 async def toggle_theme(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
-                       person: dict[str, Any]) -> None:
+                       person: PersonCard) -> None:
     """A theme button of /report or /aar: the theme on or off, and the buttons show it."""
     await callback.answer()
     chosen = list((await state.get_data()).get("themes", []))
@@ -136,11 +137,11 @@ def _summary(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def submit(db: Database, clock: Clock, person: dict[str, Any], data: dict[str, Any]) -> str:
+async def submit(db: Database, clock: Clock, person: PersonCard, data: dict[str, Any]) -> str:
     report_id = uuid.UUID(data["report_id"])
     ref = reference("R", report_id)
     await db.emit_once([(events.deterministic_id("report", report_id), events.ReportSubmitted(
-        report_id=report_id, reference=ref, person_id=person["person_id"], text=data["text"],
+        report_id=report_id, reference=ref, person_id=person.person_id, text=data["text"],
         country=data["country"], themes=data.get("themes", []), classification=data["classification"],
         attachment_kind=data.get("attachment_kind"), attachment_file_id=data.get("attachment_file_id"),
         attachment_name=data.get("attachment_name"), submitted_at=clock.now()))],
@@ -169,7 +170,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     router.message.filter(IsMember())
     router.callback_query.filter(IsMember())
 
-    async def ask(message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+    async def ask(message: Pressed, state: FSMContext, person: PersonCard) -> None:
         """The question of the step the conversation is at."""
         current, data = await state.get_state(), await state.get_data()
         if current == ReportWriting.text.state:
@@ -198,12 +199,12 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             keyboard.button(text=_("Cancel"), callback_data=LessonStep(a="cancel"))
             await message.answer(_summary(data), reply_markup=keyboard.as_markup())
 
-    async def to(step: Any, message: Pressed, state: FSMContext, person: dict[str, Any]) -> None:
+    async def to(step: Any, message: Pressed, state: FSMContext, person: PersonCard) -> None:
         await state.set_state(step)
         await drafts.keep(state, person)  # the answers so far, whatever ends the conversation now
         await ask(message, state, person)
 
-    async def open_report(message: Pressed, state: FSMContext, person: dict[str, Any],
+    async def open_report(message: Pressed, state: FSMContext, person: PersonCard,
                           themes: list[str] | None = None) -> None:
         """The report under way, or the choice of the draft left, or a new one (with `themes` chosen)."""
         current = await state.get_state()
@@ -223,7 +224,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         await to(ReportWriting.text, message, state, person)
 
     @router.message(Command("report"))
-    async def report(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
+    async def report(message: Message, command: CommandObject, state: FSMContext, person: PersonCard) -> None:
         if command.args and command.args.strip():
             await one_message(message, command.args, state, person)
             return
@@ -231,7 +232,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
 
     drafts.on_choice(router, KIND, set(STEP_NUMBER), lambda message, state, person: open_report(message, state, person))
 
-    async def one_message(message: Message, args: str, state: FSMContext, person: dict[str, Any]) -> None:
+    async def one_message(message: Message, args: str, state: FSMContext, person: PersonCard) -> None:
         themes, text = themes_in(args)
         country = post_country(person)
         if not has_content(text):  # nothing but #tags: the conversation asks what happened
@@ -254,13 +255,13 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             ref=ref, country=escape(country_name(country))) + ("\n\n" + tips if tips else ""))
 
     @router.message(Command("cancel"), StateFilter(ReportWriting))
-    async def cancel(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def cancel(message: Message, state: FSMContext, person: PersonCard) -> None:
         await drafts.keep(state, person)
         await state.clear()  # the draft holds the answers: /report offers it back
         await message.answer(_("Stopped. What you wrote is kept: /report continues where you left off."))
 
     @router.message(StateFilter(ReportWriting.text), F.text, ~F.text.startswith("/"))
-    async def text(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def text(message: Message, state: FSMContext, person: PersonCard) -> None:
         body = (message.text or "").strip()
         if len(body) > MAX_TEXT:
             await message.answer(_("Please keep a report under {n} characters.").format(n=MAX_TEXT))
@@ -279,7 +280,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         await to(ReportWriting.country, message, state, person)
 
     @router.message(StateFilter(ReportWriting.country), F.text, ~F.text.startswith("/"))
-    async def country_typed(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def country_typed(message: Message, state: FSMContext, person: PersonCard) -> None:
         code = resolve_country(message.text or "")
         if code is None:
             await message.answer(_("I do not know that country. Write its name or its two-letter code, e.g. Mali "
@@ -290,7 +291,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
 
     @router.callback_query(StateFilter(ReportWriting.country), LessonStep.filter(F.a == "country"))
     async def country_pressed(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
-                              person: dict[str, Any]) -> None:
+                              person: PersonCard) -> None:
         await callback.answer()
         if resolve_country(callback_data.v) is None:
             return
@@ -300,20 +301,20 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
     router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "theme"))(toggle_theme)
 
     @router.callback_query(StateFilter(ReportWriting.themes), LessonStep.filter(F.a == "done"))
-    async def themes_done(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def themes_done(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         await to(ReportWriting.classification, pressed(callback), state, person)
 
     @router.callback_query(StateFilter(ReportWriting.classification), LessonStep.filter(F.a == "class"))
     async def classification(callback: CallbackQuery, callback_data: LessonStep, state: FSMContext,
-                             person: dict[str, Any]) -> None:
+                             person: PersonCard) -> None:
         await callback.answer()
         if callback_data.v in CLASSIFICATIONS:
             await state.update_data({"classification": callback_data.v})
             await to(ReportWriting.attachment, pressed(callback), state, person)
 
     @router.message(StateFilter(ReportWriting.attachment), F.photo | F.document)
-    async def attachment(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def attachment(message: Message, state: FSMContext, person: PersonCard) -> None:
         if message.photo:
             found = {"attachment_kind": "photo", "attachment_file_id": message.photo[-1].file_id,
                      "attachment_name": "photo"}
@@ -325,12 +326,12 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         await to(ReportWriting.confirm, message, state, person)
 
     @router.callback_query(StateFilter(ReportWriting.attachment), LessonStep.filter(F.a == "skip"))
-    async def no_attachment(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def no_attachment(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         await to(ReportWriting.confirm, pressed(callback), state, person)
 
     @router.callback_query(StateFilter(ReportWriting.confirm), LessonStep.filter(F.a == "send"))
-    async def send(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def send(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         ref = await submit(db, clock, person, await state.get_data())
         await drafts.drop(state, person, KIND)
@@ -339,14 +340,14 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
                                          "every report.").format(ref=ref))
 
     @router.callback_query(StateFilter(ReportWriting.confirm), LessonStep.filter(F.a == "cancel"))
-    async def discard(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def discard(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(_("Report discarded."))
 
     @router.message(StateFilter(ReportWriting), ~F.text.startswith("/"))
-    async def unexpected(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def unexpected(message: Message, state: FSMContext, person: PersonCard) -> None:
         """Something that does not answer the question: ask it again."""
         await ask(message, state, person)
 

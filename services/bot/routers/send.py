@@ -13,7 +13,6 @@ deployed in the region, each with an Acknowledge button, under notify's usual po
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
@@ -32,6 +31,9 @@ from services.bot.roster_client import RosterClient
 from shared import adhoc
 from shared.bus import QueryError
 from shared.clock import Clock
+from shared.contracts.notify import MessageStatus
+from shared.contracts.roster import PersonCard
+from shared.contracts.roster import Rights as RosterRights
 from shared.regions import fold, resolve_region
 from shared.store import Database
 
@@ -54,9 +56,9 @@ class SendStep(CallbackData, prefix="sd"):
 
 
 class Rights:
-    def __init__(self, answer: dict[str, Any]) -> None:
-        self.desk = bool(answer.get("desk"))
-        self.regions = [str(r) for r in answer.get("adviser_regions", [])]
+    def __init__(self, answer: RosterRights) -> None:
+        self.desk = answer.desk
+        self.regions = list(answer.adviser_regions)
 
     @property
     def any(self) -> bool:
@@ -72,15 +74,15 @@ def _names(names: list[str]) -> str:
     return (shown + _(" and {n} more").format(n=more)) if more > 0 else (shown or "-")
 
 
-def figures_text(found: dict[str, Any]) -> str:
+def figures_text(found: MessageStatus) -> str:
     lines = [_("<b>Message {ref}</b> to {audience}").format(
-        ref=escape(found["reference"]), audience=escape(found["region"] or _("everyone"))),
+        ref=escape(found.reference), audience=escape(found.region or _("everyone"))),
         _("Sent {sent} of {total}: acknowledged {acknowledged}, pending {pending}, unreachable {unreachable}").format(
-            sent=found["sent"], total=found["total"], acknowledged=len(found["acknowledged"]),
-            pending=len(found["pending"]), unreachable=len(found["unreachable"])),
-        _("Acknowledged: {names}").format(names=_names(found["acknowledged"])),
-        _("Pending: {names}").format(names=_names(found["pending"])),
-        _("Unreachable: {names}").format(names=_names(found["unreachable"]))]
+            sent=found.sent, total=found.total, acknowledged=len(found.acknowledged),
+            pending=len(found.pending), unreachable=len(found.unreachable)),
+        _("Acknowledged: {names}").format(names=_names(found.acknowledged)),
+        _("Pending: {names}").format(names=_names(found.pending)),
+        _("Unreachable: {names}").format(names=_names(found.unreachable))]
     return "\n".join(lines)
 
 
@@ -89,9 +91,9 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
     router.message.filter(IsMember())
     router.callback_query.filter(IsMember())
 
-    async def rights_of(message: Pressed, person: dict[str, Any]) -> Rights | None:
+    async def rights_of(message: Pressed, person: PersonCard) -> Rights | None:
         try:
-            return Rights(await roster.rights(person["person_id"]))
+            return Rights(await roster.rights(person.person_id))
         except (QueryError, NatsError, TimeoutError):
             await message.answer(_("I cannot reach the roster right now. Please try again in a moment."))
             return None
@@ -99,7 +101,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
     def refusal() -> str:
         return _("Only regional advisers (to their region) and the CMCS desk can send messages with /send.")
 
-    async def sender_rights(message: Pressed, person: dict[str, Any]) -> Rights | None:
+    async def sender_rights(message: Pressed, person: PersonCard) -> Rights | None:
         """The person's rights if they may send at all (an adviser or the desk); else they are told why."""
         rights = await rights_of(message, person)
         if rights is not None and not rights.any:
@@ -108,7 +110,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         return rights
 
     @router.message(Command("send"))
-    async def send(message: Message, command: CommandObject, state: FSMContext, person: dict[str, Any]) -> None:
+    async def send(message: Message, command: CommandObject, state: FSMContext, person: PersonCard) -> None:
         words = (command.args or "").split()
         if words[:1] == ["status"]:
             await status(message, words[1] if len(words) > 1 else "", person)
@@ -128,7 +130,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         await message.answer(_("Stopped: nothing was sent."))
 
     @router.message(StateFilter(SendWriting.region), F.text, ~F.text.startswith("/"))
-    async def region(message: Message, state: FSMContext, person: dict[str, Any]) -> None:
+    async def region(message: Message, state: FSMContext, person: PersonCard) -> None:
         rights = await rights_of(message, person)
         if rights is None:
             return
@@ -185,7 +187,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         await pressed(callback).answer(_("Stopped: nothing was sent."))
 
     @router.callback_query(StateFilter(SendWriting.confirm), SendStep.filter(F.a == "send"))
-    async def confirm(callback: CallbackQuery, state: FSMContext, person: dict[str, Any]) -> None:
+    async def confirm(callback: CallbackQuery, state: FSMContext, person: PersonCard) -> None:
         await callback.answer()
         message = pressed(callback)
         data = await state.get_data()
@@ -211,7 +213,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
                 return
         ref = data.get("ref") or adhoc.new_reference()
         role = "CMCS desk" if rights.desk else "regional adviser"
-        body = adhoc.message_text(sender=f"{person['name']} ({role})", audience="everyone" if everyone else
+        body = adhoc.message_text(sender=f"{person.name} ({role})", audience="everyone" if everyone else
                                   f"everyone in {region}", text=data["text"], ref=ref)
         # a replayed confirmation makes the same events (from the reference): recognised, not sent again
         await db.emit_once(adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")), region=region,
@@ -222,7 +224,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         await message.answer(_("Sent to {whom}. Reference {ref}: /send status {ref} shows who acknowledged.").format(
             whom=whom, ref=ref))
 
-    async def status(message: Message, reference: str, person: dict[str, Any]) -> None:
+    async def status(message: Message, reference: str, person: PersonCard) -> None:
         ref = adhoc.clean_reference(reference)
         if ref is None:
             await message.answer(_("Give the message's reference, for example /send status M-7KQ2M9XA."))
@@ -238,7 +240,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
         if found is None:
             await message.answer(_("No message {ref} (yet).").format(ref=ref))
             return
-        if not rights.may_send_to(found.get("region")):
+        if not rights.may_send_to(found.region):
             await message.answer(_("You can see the figures of messages to your own region only."))
             return
         await message.answer(figures_text(found))

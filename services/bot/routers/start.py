@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from html import escape
-from typing import Any
 
 from aiogram import Router
 from aiogram.filters import CommandObject, CommandStart
@@ -16,6 +15,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot.filters import is_member
 from services.bot.roster_client import RosterClient
 from shared.bus import QueryError
+from shared.contracts.roster import PersonCard
 
 NOT_REGISTERED = __(
     "This bot serves the UN-CMCoord community: officers, focal points and advisers on the CMCS roster.\n"
@@ -58,7 +58,7 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
     router = Router(name="start")
 
     @router.message(CommandStart(deep_link=True))
-    async def start_with_token(message: Message, command: CommandObject, person: dict[str, Any] | None) -> None:
+    async def start_with_token(message: Message, command: CommandObject, person: PersonCard | None) -> None:
         assert message.from_user is not None
         user_id = message.from_user.id
         if attempts.blocked(user_id):
@@ -81,17 +81,17 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts) -> Router:
         if not is_member(card):
             await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord "
                                    "roster. Your deployment has ended, so you can use /me, /aar, /handover and "
-                                   "/pending.").format(name=escape(card["name"])))
+                                   "/pending.").format(name=escape(card.name)))
             return
         await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord roster.\n"
-                               "Try /contacts Mali, /me or /help.").format(name=escape(card["name"])))
+                               "Try /contacts Mali, /me or /help.").format(name=escape(card.name)))
 
     @router.message(CommandStart())
-    async def start(message: Message, person: dict[str, Any] | None) -> None:
+    async def start(message: Message, person: PersonCard | None) -> None:
         if person is None:
             await message.answer(str(NOT_REGISTERED))
         else:
             await message.answer(_("Welcome back, <b>{name}</b>. /help lists what I can do.").format(
-                name=escape(person["name"])))
+                name=escape(person.name)))
 
     return router
