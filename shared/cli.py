@@ -140,21 +140,24 @@ def events_catalogue(
     fmt: str = typer.Option("markdown", "--format", help="markdown or json"),
     write: Path | None = typer.Option(None, help="write a JSON Schema and an example per event into this folder"),
 ) -> None:
-    """The event catalogue generated from the schemas."""
+    """The catalogue of events and queries (request/reply, `cmcoord.<owner>.svc.<verb>`) from their schemas."""
+    from shared.contracts.catalogue import query_catalogue, query_contract_files
     from shared.events import catalogue, contract_files
 
     if write is not None:
         write.mkdir(parents=True, exist_ok=True)
-        for name, text in contract_files().items():
+        files = {**contract_files(), **query_contract_files()}
+        for name, text in files.items():
             (write / name).write_text(text)
-        typer.echo(f"wrote {len(contract_files())} files to {write}")
+        typer.echo(f"wrote {len(files)} files to {write}")
         return
     items = catalogue()
+    queries = query_catalogue()
     if fmt == "json":
-        typer.echo(json.dumps(items, indent=2, default=str))
+        typer.echo(json.dumps([*items, *queries], indent=2, default=str))
         return
     typer.echo("| subject | description |\n|---|---|")
-    for item in items:
+    for item in [*items, *queries]:
         typer.echo(f"| `{item['subject']}` | {item['description'] or ''} |")
 
 

@@ -322,8 +322,8 @@ async def summary_audience(session: AsyncSession, region: str, *, person_id: uui
 
 
 class CallQueries:
-    """`cmcoord.notify.svc.call_summary`: what a chair's summary sent now would do (the call it is about,
-    how many it would reach), asked by the bot before it says anything was sent."""
+    """The `call_summary` query (shared/contracts/notify.py CALL_SUMMARY): what a chair's summary sent now
+    would do (the call it is about, how many it would reach), asked by the bot before it says anything was sent."""
 
     def __init__(self, *, db: Database, clock: Clock) -> None:
         self.db = db

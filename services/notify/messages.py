@@ -3,7 +3,7 @@ acknowledged, still pending or could not reach their person, with names, counted
 message's notifications (kind `adhoc.message`, subject its reference).
 
 `cmcoord notify send-status` reads them from the store; the bot asks `message_status`
-(cmcoord.notify.svc.message_status) and decides itself who may see a message's figures
+(shared/contracts/notify.py MESSAGE_STATUS) and decides itself who may see a message's figures
 (the CMCS desk any, a regional adviser those of their region).
 """
 
