@@ -1,6 +1,6 @@
-"""Run a service app until SIGTERM or SIGINT, then stop it gracefully.
+"""Run a service host until SIGTERM or SIGINT, then stop it gracefully.
 
-An app may also say it can no longer work (`async def failure() -> str`, e.g.
+A host may also say it can no longer work (`failure()` returns a reason, e.g.
 the bot whose store stayed unwritable): it is then stopped and the process
 exits with code 1, for its supervisor (`cmcoord up`, the orchestrator) to
 restart it. A stop that overruns `STOP_DEADLINE_S` is cut short, also with
@@ -20,9 +20,10 @@ log = structlog.get_logger("runner")
 STOP_DEADLINE_S = 9.0  # within the 10 s a supervisor grants after SIGTERM
 
 
-class App(Protocol):
+class App(Protocol):  # a `shared.service.ServiceHost`
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def failure(self) -> str: ...
 
 
 async def run_until_signalled(app: App, *, stop_deadline: float = STOP_DEADLINE_S) -> None:
@@ -32,17 +33,12 @@ async def run_until_signalled(app: App, *, stop_deadline: float = STOP_DEADLINE_
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     signalled = asyncio.ensure_future(stop.wait())
-    waits: set[asyncio.Future[object]] = {signalled}
-    failure_check = getattr(app, "failure", None)
-    failing = asyncio.ensure_future(failure_check()) if failure_check is not None else None
-    if failing is not None:
-        waits.add(failing)
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    failed = failing is not None and failing.done() and not signalled.done()
-    for waiting in waits:
+    failing = asyncio.ensure_future(app.failure())
+    await asyncio.wait({signalled, failing}, return_when=asyncio.FIRST_COMPLETED)
+    failed = failing.done() and not signalled.done()
+    for waiting in (signalled, failing):
         waiting.cancel()
     if failed:
-        assert failing is not None
         log.error("service_failed_exiting", reason=failing.result())
     else:
         log.info("stopping")

@@ -1,4 +1,5 @@
-"""What the bot's store keeps, and for how long (pruned hourly, and once at start).
+"""What the bot's store keeps, and for how long (pruned hourly, and once at start: a job
+of the service's scheduler, cut short at a stop).
 
 - handled Telegram updates: `inbox_keep_days` (7). Telegram never sends an update
   again once it is confirmed, and never one older than a day; the inbox only has to
@@ -17,9 +18,7 @@ Each kind goes in batches of `batch` rows, a short write transaction each.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -50,7 +49,7 @@ class Housekeeping:
     draft_keep: timedelta
     batch: int = 1000
     tick_seconds: float = 3600.0
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    name = "bot_housekeeping"  # its job's name (`bot_housekeeping_failed` in the logs)
 
     async def run_pass(self) -> Pruned:
         now = self.clock.now()
@@ -67,21 +66,3 @@ class Housekeeping:
                         drafts=await prune_in_batches(drafts, batch=self.batch))
         log.info("bot_store_pruned", inbox=pruned.inbox, conversations=pruned.conversations, drafts=pruned.drafts)
         return pruned
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="bot-housekeeping")
-
-    async def stop(self) -> None:
-        """At once: a batch cut short is rolled back, and the next start prunes it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_pass()
-            except Exception:  # the store is down or locked: the next tick tries again
-                log.exception("bot_housekeeping_failed")
-            await asyncio.sleep(self.tick_seconds)

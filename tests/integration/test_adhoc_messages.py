@@ -120,8 +120,8 @@ async def test_an_adviser_sends_to_their_region_and_an_officer_is_refused(
     await jean.press(question["message_id"], buttons(question)["Urgent"])
     confirm = await eventually(lambda: last_with(jean, "To: ROWCA (urgent)"), what="the confirmation")
     assert "Security meeting moved" in confirm["text"]
-    assert bot._poller is not None
-    storage, key = bot._poller.dp.storage, StorageKey(bot_id=bot.bot.id, chat_id=JEAN, user_id=JEAN)
+    assert bot.parts.poller is not None
+    storage, key = bot.parts.poller.dp.storage, StorageKey(bot_id=bot.parts.bot.id, chat_id=JEAN, user_id=JEAN)
     asked = await storage.get_state(key), await storage.get_data(key)
     await jean.press(confirm["message_id"], buttons(confirm)["Send"])
     sent = await eventually(lambda: last_with(jean, "Reference M-"), what="sent")

@@ -81,7 +81,7 @@ async def test_the_bot_rides_out_flood_control_and_server_errors(
     officer = User(sandbox_url, 9005)
     token = await invite(roster_settings, clock, "o5@ocha.example")
     await officer.reply_to(f"/start {token}")
-    bot_app.gate.chat_interval = 0  # the bot's own pacing off: Telegram's 429s reach it
+    bot_app.parts.gate.chat_interval = 0  # the bot's own pacing off: Telegram's 429s reach it
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"fail_next": 3, "error_status": 502})
     replies = []
@@ -132,7 +132,7 @@ async def _bot_idle(app: Any) -> bool:
     """Nothing in hand and nothing unhandled in the bot's inbox."""
     from services.bot.polling import unhandled
 
-    return not app._poller.in_flight and not await unhandled(app.db, app.bot)
+    return not app.parts.poller.in_flight and not await unhandled(app.db, app.parts.bot)
 
 
 async def test_webhook_mode_needs_a_secret_and_checks_it(
@@ -201,7 +201,7 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
                                 buttons=[ReplyButton(label="Acknowledge", reply="ack")], **kw)
         return Envelope.wrap(event, source="notify", occurred_at=datetime.now(UTC))
 
-    await eventually(lambda: bot_app.deliveries.bound, what="deliveries consumer bound")
+    await eventually(lambda: bot_app.parts.deliveries.bound, what="deliveries consumer bound")
     await mark_started(sandbox_url, [9401, 9402])  # they pressed Start earlier
     mine, theirs = command(9401), command(9402)
     for env in (mine, theirs):
@@ -212,7 +212,7 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
     await eventually(other.messages, what="the other notification")
     # the same command again (a redelivery past the duplicate window): not sent twice
     await bus.publish_raw(mine.subject, mine.to_bytes(), msg_id=f"{mine.id}-again")
-    await eventually(lambda: bot_app.deliveries.stats.handled == 3, what="redelivery handled")
+    await eventually(lambda: bot_app.parts.deliveries.stats.handled == 3, what="redelivery handled")
     assert len(await officer.messages()) == 1
     sent = await eventually(lambda: _events(bus, "bot.delivery.sent", 2), what="sent events")
     assert {e.data["notification_id"] for e in sent} == {str(mine.decode().notification_id),

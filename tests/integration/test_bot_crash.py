@@ -36,11 +36,11 @@ async def test_kill_9_mid_handler_then_handled_once_after_restart(
             hold.set()
 
         async def who(msg: Any) -> None:  # identity lookups still answered, by the roster's own code
-            card = await roster.queries.person_by_telegram(  # type: ignore[union-attr]
+            card = await roster.parts.queries.person_by_telegram(  # type: ignore[union-attr]
                 PersonByTelegramRequest.model_validate_json(msg.data))
             await msg.respond(card.model_dump_json().encode())
 
-        await roster.service.stop()  # type: ignore[union-attr]  # only the stand-in answers now
+        await roster.query_service.stop()  # type: ignore[union-attr]  # only the stand-in answers now
         subs = [await bus.nc.subscribe("cmcoord.roster.svc.contacts", cb=slow),
                 await bus.nc.subscribe("cmcoord.roster.svc.person_by_telegram", cb=who)]
         before = len(await officer.messages())
@@ -49,7 +49,7 @@ async def test_kill_9_mid_handler_then_handled_once_after_restart(
         stop_process(bot, kill=True)
         for sub in subs:
             await sub.unsubscribe()
-        roster.service = await roster.queries.serve(roster.bus.nc, version="0.1.0")  # type: ignore[union-attr]
+        roster.query_service = await roster.parts.queries.serve(roster.bus.nc, version="0.1.0")  # type: ignore[union-attr]
 
         bot = start_service("services.bot", env, tmp_path / "bot-restarted.log")
         reply = await eventually(lambda: _nth(officer, before), timeout=30, what="the answer after restart")

@@ -48,7 +48,7 @@ async def test_replies_follow_the_telegram_language_then_lang(
 
 
 async def test_the_command_menu_exists_in_each_language(bot_app: Any) -> None:
-    bot: Bot = bot_app.bot
+    bot: Bot = bot_app.parts.bot
     assert "Qui appeler" in (await bot.get_my_commands(language_code="fr"))[0].description
     assert "بمن تتصل" in (await bot.get_my_commands(language_code="ar"))[0].description
     assert [c.command for c in await bot.get_my_commands()] == ["contacts", "me", "handover", "pending", "calls", "agenda",

@@ -109,7 +109,7 @@ async def test_a_notification_acknowledged_three_days_later_is_acknowledged_once
     first = (await eventually(awa.messages, what="the notification"))[0]
     await eventually(lambda: notifications(notify, state="sent"), what="Telegram's acceptance recorded")
     clock.advance(timedelta(days=3))  # re-notified after a day, the adviser told after two
-    notify.due.wake()
+    notify.parts.due.wake()
     await eventually(lambda: count_texts(JEAN, sandbox_url, 1), what="the adviser told")
 
     # the first message is three days old: Telegram sends its press with an InaccessibleMessage
@@ -142,10 +142,10 @@ async def test_a_recipient_who_never_started_the_bot_fails_as_chat_not_found_and
     bot_failed = await stream_events(bus.js, "BOT", type_prefix="bot.delivery.failed")
     assert [e.data["reason"] for e in bot_failed] == ["chat not found", "chat not found"]
     clock.advance(timedelta(minutes=11))  # the failures have gathered
-    notify.due.wake()
+    notify.parts.due.wake()
     (desk,) = await eventually(lambda: count_texts(MARIA, sandbox_url, 1), what="one summary to the desk")
     assert "• Nadia Unlinked (chat not found), 2 messages" in desk
-    await notify.due.run_pass()
+    await notify.parts.due.run_pass()
     assert len(await texts(MARIA, sandbox_url)) == 1
     assert await texts(NEVER_STARTED, sandbox_url) == []
 
@@ -161,7 +161,7 @@ async def test_a_forged_reply_opens_nothing_and_is_not_recorded(
     bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
 ) -> None:
     await started(sandbox_url, AWA)
-    await eventually(lambda: bot.deliveries is not None and bot.deliveries.bound, what="deliveries bound")
+    await eventually(lambda: bot.parts.deliveries is not None and bot.parts.deliveries.bound, what="deliveries bound")
     reminder = uuid.uuid4()
     await bus.publish(deliver(AWA, "ROWCA call tomorrow 10:00. Will you join?", kind="call.reminder",
                               notification_id=reminder,
@@ -214,7 +214,7 @@ async def test_html_502s_from_telegrams_edge_during_a_fan_out_lose_and_double_no
 ) -> None:
     chats = list(range(7100, 7200))
     await started(sandbox_url, *chats)
-    await eventually(lambda: bot.deliveries is not None and bot.deliveries.bound, what="deliveries bound")
+    await eventually(lambda: bot.parts.deliveries is not None and bot.parts.deliveries.bound, what="deliveries bound")
     await control(sandbox_url, "faults", {"error_rate": 0.1, "error_status": 502, "error_body": "html"})
     text = "Fan-out under 502s: the Mopti convoy leaves at 06:00."
     for chat in chats:
@@ -234,7 +234,7 @@ async def test_a_thirty_second_flood_wait_during_a_fan_out_loses_and_doubles_not
 ) -> None:
     chats = list(range(7300, 7600))  # 300 at 28 a second: about 11 s, plus the 30 s wait
     await started(sandbox_url, *chats)
-    await eventually(lambda: bot.deliveries is not None and bot.deliveries.bound, what="deliveries bound")
+    await eventually(lambda: bot.parts.deliveries is not None and bot.parts.deliveries.bound, what="deliveries bound")
     text = "Fan-out under a flood wait: the Gao route is closed."
     for chat in chats:
         await bus.publish(deliver(chat, text))

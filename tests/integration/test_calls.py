@@ -94,9 +94,9 @@ async def test_notify_serves_each_region_s_calendar_on_its_own_port_at_a_url_nob
     app = notify_bootstrap.build(settings)
     await app.start()
     try:
-        assert app.health is not None and app.calendar is not None
+        assert app.health is not None and app.parts.calendar is not None
         secret = feed_secret(settings)
-        base, health = f"http://127.0.0.1:{app.calendar.port}", f"http://127.0.0.1:{app.health.port}"
+        base, health = f"http://127.0.0.1:{app.parts.calendar.port}", f"http://127.0.0.1:{app.health.port}"
         url = feed_url(base, secret, "ROWCA")
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as resp:
@@ -152,9 +152,9 @@ async def test_notify_serves_each_region_s_calendar_on_its_own_port_at_a_url_nob
         await app.stop()  # a restart keeps the URLs (the key kept under the service's home)
         app = notify_bootstrap.build(settings)
         await app.start()
-        assert app.calendar is not None
+        assert app.parts.calendar is not None
         async with aiohttp.ClientSession() as http, \
-                http.get(feed_url(f"http://127.0.0.1:{app.calendar.port}", secret, "ROWCA")) as resp:
+                http.get(feed_url(f"http://127.0.0.1:{app.parts.calendar.port}", secret, "ROWCA")) as resp:
             assert resp.status == 200
     finally:
         await app.stop()
@@ -167,7 +167,7 @@ async def test_the_feed_is_off_unless_given_a_port_and_the_operator_prints_its_u
     app = notify_bootstrap.build(settings)
     await app.start()
     try:
-        assert app.calendar is None and not (settings.home / SECRET_FILE).exists()
+        assert app.parts.calendar is None and not (settings.home / SECRET_FILE).exists()
     finally:
         await app.stop()
 
@@ -211,8 +211,8 @@ async def _roap(app: notify_bootstrap.NotifyApp, clock: ManualClock, **fields: o
 
 
 async def _plan(app: notify_bootstrap.NotifyApp) -> None:
-    assert app.planner is not None
-    await app.planner.run_pass()
+    assert app.parts.planner is not None
+    await app.parts.planner.run_pass()
 
 
 async def test_reminders_a_day_and_an_hour_before_once_each_and_the_answer_recorded(
@@ -490,7 +490,7 @@ async def test_an_agenda_flood_is_bounded_and_the_reminder_still_fits_and_goes(
         (chair,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the chair's agenda")
         for text in (reminder, chair):
             assert len(text) <= 4096 and "…and " in text and " more" in text
-        assert app.planner is not None and app.planner.failures == 0
+        assert app.parts.planner is not None and app.parts.planner.failures == 0
     finally:
         await app.stop()
 
@@ -595,10 +595,10 @@ async def test_the_escalation_item_leaves_the_agenda_once_the_message_is_acknowl
         await publish(bus, request([people["somchai@ocha.example"]], region="ROAP"))
         await eventually(lambda: _notes(app, kind="test.notice", state="sent"), what="the message sent")
         clock.advance(timedelta(hours=24, minutes=1))
-        app.due.wake()
+        app.parts.due.wake()
         await eventually(lambda: _attempts(app, 2), what="re-sent after 24 h")
         clock.advance(timedelta(hours=24))
-        app.due.wake()
+        app.parts.due.wake()
         await eventually(lambda: _notes(app, kind="escalation"), what="escalated after 48 h")
         somchai = people["somchai@ocha.example"]
         assert item in (await _ask_calls(bus, somchai))["agenda"]

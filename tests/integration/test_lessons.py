@@ -85,7 +85,7 @@ async def aar_of(app: lessons_bootstrap.LessonsApp, person_id: uuid.UUID) -> Aar
 
 async def at_step(clock: ManualClock, app: lessons_bootstrap.LessonsApp, day: date, hour: int = 8) -> None:
     clock.set(datetime(day.year, day.month, day.day, hour, 1, tzinfo=UTC))
-    app.duties.wake()  # type: ignore[union-attr]
+    app.parts.duties.wake()  # type: ignore[union-attr]
 
 
 async def aar_texts(user: int, sandbox_url: str) -> list[str]:
@@ -245,7 +245,7 @@ async def _recorded_and_reminders_ended(lessons: lessons_bootstrap.LessonsApp, n
                                                                                  "due": "expired"}
     for day in (aar.due_on + timedelta(days=7), aar.due_on + timedelta(days=14)):
         clock.set(datetime(day.year, day.month, day.day, 8, 1, tzinfo=UTC))
-        await lessons.duties.run_pass()  # type: ignore[union-attr]  # a pass, as the service's loop runs it
+        await lessons.parts.duties.run_pass()  # type: ignore[union-attr]  # a pass, as the service's loop runs it
     async with lessons.db.read() as session:
         assert (await session.get(Aar, aar.id)).next_at is None  # type: ignore[union-attr]
     requests = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.requested")
@@ -499,7 +499,7 @@ async def test_when_the_roster_does_not_answer_a_search_shows_the_public_lessons
     try:
         maria, maria_id = User(sandbox_url, MARIA), str(people["maria@ocha.example"])
         assert "3 found" in (await maria.reply_to("/lessons ferry #access"))["text"]
-        await roster.service.stop()  # type: ignore[union-attr]  # the roster answers nothing now ...
+        await roster.query_service.stop()  # type: ignore[union-attr]  # the roster answers nothing now ...
         hung = await bus.nc.subscribe("cmcoord.roster.svc.rights")  # ... and a hung replica takes the questions
         clock.advance(timedelta(seconds=lessons.settings.rights_cache_seconds + 1))  # lessons' answer is old
 
@@ -512,7 +512,7 @@ async def test_when_the_roster_does_not_answer_a_search_shows_the_public_lessons
         assert (await search_directly(bus))["rights_unknown"] is False  # the public's search needs no roster
 
         await hung.unsubscribe()  # the roster answers again
-        roster.service = await roster.queries.serve(roster.bus.nc, version="0.1.0")  # type: ignore[union-attr]
+        roster.query_service = await roster.parts.queries.serve(roster.bus.nc, version="0.1.0")  # type: ignore[union-attr]
         # a missed answer is not kept: the next search asks the roster again
         found = await search_directly(bus, person_id=maria_id)
         assert found["rights_unknown"] is False and "R-REST0001" in refs(found)

@@ -96,7 +96,7 @@ async def test_a_departed_officer_keeps_the_community_for_the_grace_period_then_
     _, errors, _ = await import_text(PEOPLE_HEADER.replace("\n", ",actual_end\n") + row + "\n",
                                      settings=roster_settings, clock=clock, publish=False)
     assert errors == []
-    await roster.scan()  # the end is announced: lessons expects her AAR
+    await roster.parts.scan.run_pass()  # the end is announced: lessons expects her AAR
     await eventually(lambda: stream_events(bus.js, "LESSONS", type_prefix="lessons.aar.due"), what="the AAR due")
 
     awa = User(sandbox_url, AWA)

@@ -190,7 +190,7 @@ async def test_every_service_works_under_its_own_user(
         due: date = today + timedelta(days=30)
         await eventually(lambda: _aar_owed(lessons), what="lessons heard the roster")
         clock.set(datetime.combine(due - timedelta(days=7), datetime.min.time(), tzinfo=UTC) + timedelta(hours=8))
-        lessons.duties.wake()  # type: ignore[union-attr]
+        lessons.parts.duties.wake()  # type: ignore[union-attr]
         # lessons -> notify (request) -> roster (who) -> notify -> bot -> Telegram, each under its own user
         reminder = await eventually(lambda: _reminder(awa), what="the AAR reminder in the chat")
         assert f"is due on {due:%d %B %Y}" in reminder

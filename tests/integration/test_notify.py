@@ -101,16 +101,16 @@ async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowle
     await eventually(lambda: count_texts(9801, sandbox_url, 1), what="first send")
     await eventually(lambda: _state(notify, "sent"), what="Telegram's acceptance recorded before time moves on")
     clock.advance(timedelta(hours=24, minutes=1))
-    notify.due.wake()
+    notify.parts.due.wake()
     await eventually(lambda: count_texts(9801, sandbox_url, 2), what="re-notified after 24 h")
     assert await texts(9802, sandbox_url) == []  # the adviser not yet
     clock.advance(timedelta(hours=24))
-    notify.due.wake()
+    notify.parts.due.wake()
     adviser = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the regional adviser told at 48 h")
     assert adviser[0].startswith("Not acknowledged: Awa Traoré has not answered")
     assert await texts(9803, sandbox_url) == []
     clock.advance(timedelta(hours=48))
-    notify.due.wake()
+    notify.parts.due.wake()
     desk = await eventually(lambda: count_texts(9803, sandbox_url, 1), what="the CMCS desk told at 96 h")
     assert "Awa Traoré" in desk[0]
     (original,) = await notifications(notify, kind="test.notice")
@@ -159,7 +159,7 @@ async def test_quiet_hours_hold_non_urgent_until_seven_local_and_urgent_goes_at_
     assert held.due_at.replace(tzinfo=UTC) == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 07:00 Bangkok
     assert await texts(9804, sandbox_url) == ["Urgent: convoy incident."]
     clock.set(datetime(2026, 3, 3, 0, 0, 5, tzinfo=UTC))
-    notify.due.wake()
+    notify.parts.due.wake()
     got = await eventually(lambda: count_texts(9804, sandbox_url, 2), what="released at 07:00 local")
     assert got[1].startswith("Mopti route closed")
 
@@ -179,7 +179,7 @@ async def test_blocked_or_unlinked_recipients_fail_and_the_desk_is_told_once_in_
     await publish(bus, request([people["awa@ocha.example"], people["noone@ocha.example"]], about="subject-2"))
     await eventually(lambda: _state(notify, "failed", 2), what="the second message failed too")
     clock.advance(timedelta(minutes=11))  # the failures have gathered
-    notify.due.wake()
+    notify.parts.due.wake()
     (desk,) = await eventually(lambda: count_texts(9803, sandbox_url, 1), what="one summary to the desk")
     assert desk.startswith("Could not reach on Telegram (2)")
     assert "• Awa Traoré (blocked), 2 messages" in desk and "• Nadia Unlinked (no Telegram link), 2 messages" in desk
@@ -188,8 +188,8 @@ async def test_blocked_or_unlinked_recipients_fail_and_the_desk_is_told_once_in_
     await publish(bus, request([people["noone@ocha.example"]], about="subject-3"))
     await eventually(lambda: _state(notify, "unlinked", 3), what="the third message kept")
     clock.advance(timedelta(minutes=11))
-    notify.due.wake()
-    await notify.due.run_pass()
+    notify.parts.due.wake()
+    await notify.parts.due.run_pass()
     assert len(await texts(9803, sandbox_url)) == 1
 
 
@@ -210,13 +210,13 @@ async def test_two_notify_processes_send_each_message_once(
                              timeout=40)
         clock.advance(timedelta(hours=24, minutes=1))  # both processes see the re-notify steps fall due
         for app in apps:
-            app.due.wake()
+            app.parts.due.wake()
         for user_id in (9801, 9802, 9803):
             got = await eventually(lambda u=user_id: count_texts(u, sandbox_url, 10), what="the re-notifications",
                                    timeout=60)
             assert sorted(got) == sorted([f"Notice {i}" for i in range(5)] * 2)
         # the first sends went out with the notifications; each re-send was done by one process
-        assert sum(app.due.done for app in apps) == 15
+        assert sum(app.parts.due.done for app in apps) == 15
         await eventually(lambda: _bot_delivered(bot, 30), what="the bot's deliveries recorded")
         assert len(await texts(9801, sandbox_url)) == 10
     finally:
@@ -321,7 +321,7 @@ async def test_the_handover_story_prompt_note_over_a_bot_restart_then_reminders_
     assert [e.data["deployment_id"] for e in recorded] == [str(dep.id)]
     sent_before = len(await awa.messages())
     clock.set(datetime.combine(end - timedelta(days=7), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12))
-    notify.due.wake()
+    notify.parts.due.wake()
     await eventually(lambda: _no_due(notify), what="nothing due")
     assert len(await awa.messages()) == sent_before
 
@@ -342,7 +342,7 @@ async def test_without_a_note_reminders_come_then_the_desk_hears_when_the_office
     assert fourteen.due_at.replace(tzinfo=UTC) == datetime.combine(end - timedelta(days=14), datetime.min.time(),
                                                                    tzinfo=UTC) + timedelta(hours=2)
     clock.set(fourteen.due_at.replace(tzinfo=UTC) + timedelta(minutes=1))
-    notify.due.wake()
+    notify.parts.due.wake()
     reminder = await eventually(lambda: _last_with(somchai, "Reminder: your deployment"), what="the 14-day reminder")
     assert "(14 days)" in reminder["text"]
     await publish(bus, events.DeploymentEnded(
@@ -356,7 +356,7 @@ async def test_without_a_note_reminders_come_then_the_desk_hears_when_the_office
     (missing,) = await eventually(held, what="the alert held for the night")
     assert missing.due_at is not None
     clock.set(missing.due_at.replace(tzinfo=UTC))
-    notify.due.wake()
+    notify.parts.due.wake()
     desk = await eventually(lambda: _last_with(User(sandbox_url, 9803), "No handover note"), what="the desk told")
     assert desk["text"].startswith("No handover note: Somchai Wong left")
     (seven,) = [n for n in await notifications(notify, kind="handover.reminder") if n.occurrence.endswith("-7d")]
@@ -411,7 +411,7 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
 ) -> None:
     _, _, end, awa = await campaign_started(bus, sandbox_url, roster_settings, clock, people["awa@ocha.example"], 9801)
     clock.set(datetime.combine(end - timedelta(days=2), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9))
-    notify.due.wake()  # 09:00 in Bamako, two days before the end
+    notify.parts.due.wake()  # 09:00 in Bamako, two days before the end
     question = await eventually(lambda: _last_with(awa, "Please confirm your departure date"), what="the question")
     assert [b["text"] for b in question["reply_markup"]["inline_keyboard"][0]] == ["Confirm", "Change the date"]
     await awa.press(question["message_id"], question["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
@@ -431,7 +431,7 @@ async def test_a_changed_departure_date_goes_to_the_roster_and_the_campaign_foll
 
     await eventually(old_campaign_closed, what="the campaign of the old date closed")
     # the roster's next scan (the test moved its clock 19 days at once): the new end is 12 days ahead
-    await roster.scan(confirm_jump=True)
+    await roster.parts.scan.run_pass(confirm_jump=True)
     again = await eventually(lambda: _last_with(awa, f"ends on {new_end.day} {new_end:%B %Y}"), what="re-timed")
     assert f"({(new_end - clock.now().date()).days} days)" in again["text"]
     timed = sorted(n.occurrence for n in await notifications(notify, kind="handover.reminder")
@@ -491,8 +491,8 @@ async def test_an_acknowledgement_at_0624_stops_the_escalation_quiet_hours_held_
     await eventually(lambda: _state(notify, "sent"), what="the urgent message sent")
     clock.set(datetime(2026, 3, 4, 2, 0, 30, tzinfo=UTC))  # 48 h: re-sent at 24 h, then the adviser's turn
     for _ in range(2):
-        notify.due.wake()
-        await notify.due.run_pass()
+        notify.parts.due.wake()
+        await notify.parts.due.run_pass()
     (held,) = await eventually(lambda: notifications(notify, kind="escalation"), what="the escalation")
     assert held.state == "queued" and held.due_at is not None
     assert held.due_at.replace(tzinfo=UTC) == datetime(2026, 3, 4, 7, 0, tzinfo=UTC)  # 07:00 in Dakar
@@ -507,8 +507,8 @@ async def test_an_acknowledgement_at_0624_stops_the_escalation_quiet_hours_held_
                                      .order_by(col(Transition.id).desc()))).first()
     assert reason == "acknowledged by Awa Traoré at 04 Mar 06:24 UTC"
     clock.set(datetime(2026, 3, 4, 7, 0, 5, tzinfo=UTC))
-    notify.due.wake()
-    await notify.due.run_pass()
+    notify.parts.due.wake()
+    await notify.parts.due.run_pass()
     assert await texts(9802, sandbox_url) == []  # the adviser is not woken for a matter settled
 
 
@@ -553,8 +553,8 @@ async def test_one_desk_member_acknowledges_a_role_alert_and_the_others_copy_say
     (lenas,) = await notifications(notify, kind="test.alert", chat_id=9805)
     assert (lenas.state, lenas.due_at) == ("expired", None)
     clock.advance(timedelta(hours=25))  # past the re-send time of an alert
-    notify.due.wake()
-    await notify.due.run_pass()
+    notify.parts.due.wake()
+    await notify.parts.due.run_pass()
     assert len([m for m in await lena_chat.messages() if "Convoy 7" in (m["text"] or "")]) == 1
 
 
@@ -586,8 +586,8 @@ async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
     from services.bot.i18n import Languages
     from services.bot.models import Delivery
 
-    assert bot.bot is not None
-    sent = await bot.bot.send_message(9803, "Gap in Mopti")
+    assert bot.parts.bot is not None
+    sent = await bot.parts.bot.send_message(9803, "Gap in Mopti")
     nid = uuid.uuid4()
     async with bot.db.write() as session:
         for attempt, message_id in ((1, sent.message_id), (2, 999_999)):  # the second no longer exists
@@ -599,13 +599,13 @@ async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
     envelope = Envelope.wrap(closed, source="notify", occurred_at=datetime.now(UTC))
     languages = Languages(bot.db)
     for _ in range(2):  # the command delivered again: Telegram says "not modified", nothing more happens
-        await on_closed(envelope, closed, bot=bot.bot, db=bot.db, languages=languages)
+        await on_closed(envelope, closed, bot=bot.parts.bot, db=bot.db, languages=languages)
     (message,) = await User(sandbox_url, 9803).messages()
     assert message["text"] == "Gap in Mopti\n\n✓ <i>Acknowledged by Jean Ndiaye, 06:24 UTC</i>"
     assert not message["reply_markup"]
 
     # a copy sent as a file: its buttons go and the note follows, once however often the close comes
-    filed = await bot.bot.send_document(9804, BufferedInputFile(b"%PDF", filename="sitrep.pdf"), caption="Sitrep",
+    filed = await bot.parts.bot.send_document(9804, BufferedInputFile(b"%PDF", filename="sitrep.pdf"), caption="Sitrep",
                                         reply_markup=InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
                                             text="Acknowledge", callback_data="x")]]))
     nid = uuid.uuid4()
@@ -615,7 +615,7 @@ async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
     closed = closed.model_copy(update={"notification_id": nid, "person_id": people["somchai@ocha.example"],
                                       "chat_id": 9804, "document": True})
     for _ in range(2):
-        await on_closed(envelope, closed, bot=bot.bot, db=bot.db, languages=languages)
+        await on_closed(envelope, closed, bot=bot.parts.bot, db=bot.db, languages=languages)
     document, note = await User(sandbox_url, 9804).messages()
     assert document["text"] == "Sitrep" and not document["reply_markup"]  # the caption as it was
     assert note["text"] == "✓ <i>Acknowledged by Jean Ndiaye, 06:24 UTC</i>"

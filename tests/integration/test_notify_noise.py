@@ -58,7 +58,7 @@ async def _count(app: notify_bootstrap.NotifyApp, **where: object) -> int:
 
 async def _settled(app: notify_bootstrap.NotifyApp) -> None:
     """Every step due now done (a pass of the loop, run here so the test knows when it ended)."""
-    await app.due.run_pass()
+    await app.parts.due.run_pass()
 
 
 async def test_an_unlinked_desk_hears_once_and_nothing_cascades(

@@ -143,15 +143,15 @@ async def test_a_scan_800_days_ahead_is_refused_and_a_confirmed_one_loses_no_tru
 ) -> None:
     t = clock.now().date()
     await import_text(small_roster(t), settings=roster_settings, clock=clock, publish=False)
-    await roster.scan()
+    await roster.parts.scan.run_pass()
     assert await last_scan_at(roster_settings) == clock.now()
     before = await published(bus, roster_settings)
 
     # the probe: one scan 800 days ahead. Refused, told once, nothing announced or recorded
     clock.set(at(t + timedelta(days=800)))
     with structlog.testing.capture_logs() as logs:
-        await roster.scan()
-        await roster.scan()
+        await roster.parts.scan.run_pass()
+        await roster.parts.scan.run_pass()
     refusals = [entry for entry in logs if entry["event"] == "rotation_scan_clock_jump_refused"]
     assert len(refusals) == 1 and refusals[0]["log_level"] == "error"
     assert await last_scan_at(roster_settings) == at(t)
@@ -160,14 +160,14 @@ async def test_a_scan_800_days_ahead_is_refused_and_a_confirmed_one_loses_no_tru
     assert await gauge(roster, "cmcoord_roster_scan_clock_jump_seconds") == 800 * 24 * 3600
 
     # the operator confirms it (wrongly): false gap alerts go out, ends are marked
-    await roster.scan(confirm_jump=True)
+    await roster.parts.scan.run_pass(confirm_jump=True)
     assert await gauge(roster, "cmcoord_roster_scan_clock_refused") == 0
     confirmed = await published(bus, roster_settings)
     assert {k for k, _ in facts(confirmed, len(before))} == {"post.gapped"}
 
     # the clock is right again: what was announced for later days is taken back, nothing is said
     clock.set(at(t))
-    await roster.scan()
+    await roster.parts.scan.run_pass()
     assert await published(bus, roster_settings) == confirmed
 
     # then day by day, as the service scans: each true end (and gap, and start) exactly once, on its day
@@ -175,7 +175,7 @@ async def test_a_scan_800_days_ahead_is_refused_and_a_confirmed_one_loses_no_tru
     for day in range(1, 15):
         clock.set(at(t + timedelta(days=day)))
         seen = len(await published(bus, roster_settings))
-        await roster.scan()
+        await roster.parts.scan.run_pass()
         for fact in facts(await published(bus, roster_settings), seen):
             announced_on.setdefault(fact, []).append(t + timedelta(days=day))
     ids = await deployment_ids(roster_settings)

@@ -159,7 +159,7 @@ async def test_a_starting_service_says_on_readyz_what_it_waits_for(tmp_path: Pat
     from shared.bus import Bus
     from shared.health import HealthServer
     from shared.natsserver import NatsServer
-    from shared.service import _topology_when_ready
+    from shared.service import topology_when_ready
 
     async def not_ready() -> dict[str, bool]:
         return {"nats": True, "consumers": False}
@@ -168,7 +168,7 @@ async def test_a_starting_service_says_on_readyz_what_it_waits_for(tmp_path: Pat
     health = HealthServer(service="lessons", host="127.0.0.1", port=0, readiness=not_ready)
     port = await health.start()
     bus = await Bus.open(server.url, source="lessons", patience=10)
-    waiting = asyncio.create_task(_topology_when_ready(bus, "lessons", health))
+    waiting = asyncio.create_task(topology_when_ready(bus, "lessons", health))
     try:
         async def said() -> str | None:
             async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
