@@ -46,7 +46,9 @@ GAPS_SHOWN = 5  # gapped posts a contacts answer details (a region may have many
 ROLE_FORMS: dict[str, tuple[str, ...]] = {
     "cmcoord_officer": ("cmcoord officer", "cmcoord officers", "humanitarian civil-military coordination officer",
                         "charge de coordination civilo-militaire", "chargee de coordination civilo-militaire",
-                        "chargé(e) de coordination civilo-militaire", "مسؤول التنسيق المدني العسكري"),
+                        "chargé(e) de coordination civilo-militaire", "مسؤول التنسيق المدني العسكري",
+                        "spécialiste de la coordination civilo-militaire",
+                        "spécialistes de la coordination civilo-militaire"),
     "focal_point": ("focal point", "focal points", "point focal", "points focaux", "جهة اتصال", "منسق اتصال",
                     "جهة تنسيق"),
     "surge": ("surge", "surge staff", "renfort", "renforts", "دعم طارئ"),
