@@ -200,8 +200,21 @@ class UnitOfWork:
         self.source = source
         self.clock = clock
         self.correlation_id = correlation_id
+        self._cause: Envelope | None = None
         self.emitted: list[Envelope] = []
         self._claims: list[dict[str, Any]] = []
+
+    @property
+    def cause(self) -> Envelope:
+        """The envelope of the event a consumer applies in this unit of work (its id names what
+        the handler emits; its occurred_at is when the fact happened)."""
+        if self._cause is None:
+            raise RuntimeError("this unit of work applies no event")
+        return self._cause
+
+    @cause.setter
+    def cause(self, envelope: Envelope) -> None:
+        self._cause = envelope
 
     async def claim(self, consumer: str, event_id: uuid.UUID) -> bool:
         """Record that `consumer` applies `event_id` now; False if it already did."""
@@ -246,7 +259,9 @@ class UnitOfWork:
             await self.session.exec(insert(OutboxMessage.__table__), params=rows)  # type: ignore[attr-defined]
 
 
-Apply = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+# A handler: `async def on_x(event, *, uow, clock)`, the service's clients bound by its
+# consumers table (functools.partial); the event's envelope is `uow.cause`.
+Apply = Callable[..., Awaitable[None]]
 # Loads what a batch will read; returns the rows so they stay in the session's
 # (weakly referenced) identity map while the batch is applied.
 Prefetch = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[Any]]]
@@ -299,8 +314,9 @@ class Transactional:
             if not await uow.claim(self.consumer, envelope.id):
                 log.info("event_already_applied")
                 return
+            uow.cause = envelope
             with uow.session.no_autoflush:
-                await self.apply[type(event)](uow, envelope, event)
+                await self.apply[type(event)](event, uow=uow, clock=self.clock)
 
     async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
@@ -313,9 +329,9 @@ class Transactional:
                     if envelope.id in done:  # the same event twice in one batch
                         continue
                     done.add(envelope.id)
-                    uow.correlation_id = envelope.correlation_id
+                    uow.correlation_id, uow.cause = envelope.correlation_id, envelope
                     uow.record_claim(self.consumer, envelope.id)
-                    await self.apply[type(event)](uow, envelope, event)
+                    await self.apply[type(event)](event, uow=uow, clock=self.clock)
 
 
 class Publisher(Protocol):

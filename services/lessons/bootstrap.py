@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.lessons import store
+from services.lessons import search, store
 from services.lessons.config import Settings
 from services.lessons.consumers import build_consumers
 from services.lessons.duties import DutyPolicy
@@ -39,7 +39,7 @@ async def compose(host: LessonsApp) -> None:
     s = host.settings
     assert isinstance(s, Settings)
     await host.enter_store(LESSONS_TABLES, package="services.lessons")
-    await store.search_index(host.db)  # on the tables just made (or migrated)
+    await search.search_index(host.db)  # on the tables just made (or migrated)
     await host.enter_health()
     bus = await host.enter_bus()
     host.enter_relay()

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import typer
 from sqlmodel import col, select
 
-from services.lessons import lifecycle, store
+from services.lessons import handlers, lifecycle, store
+from services.lessons import search as full_text
 from services.lessons.bootstrap import duty_policy
 from services.lessons.classification import UnknownViewer, Viewer
 from services.lessons.config import Settings
@@ -150,7 +151,7 @@ def aar_request(
         async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
             for person_id in dict.fromkeys(ids.values()):
                 aar_id = events.deterministic_id("aar.operation", code, operation.strip().casefold(), person_id)
-                made += await store.expect_aar(uow, aar_id=aar_id, person_id=person_id, country=code, due_on=due_on,
+                made += await handlers.expect_aar(uow, aar_id=aar_id, person_id=person_id, country=code, due_on=due_on,
                                                policy=duty_policy(settings), operation=operation.strip(),
                                                requested_by=_reviewer(by)) is not None
         return made
@@ -247,7 +248,7 @@ def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many
 def _review(ref: str, action: lifecycle.Action, by: str | None, **kw: Any) -> None:
     async def work(db: Database) -> Item:
         async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
-            return await store.review(uow, ref=ref, action=action, by=_reviewer(by), **kw)
+            return await handlers.review(uow, ref=ref, action=action, by=_reviewer(by), **kw)
 
     item = _run(work)
     typer.echo(f"{item.reference}: {action} by {_reviewer(by)}; now {item.status}")
@@ -310,7 +311,7 @@ def review_learn(ref: str, action: str = typer.Option(..., help="what was done: 
 # --- search and export ------------------------------------------------------------
 
 
-def _filters(**kw: Any) -> store.Filters:
+def _filters(**kw: Any) -> full_text.Filters:
     try:
         return filters_from(**kw)
     except ValueError as err:
@@ -328,13 +329,13 @@ def search(
     viewer, filters = _viewer(as_), _filters(query=query, theme=theme, country=country, region=region, period=period,
                                              status=status, kind=kind)
 
-    async def work(db: Database) -> store.Found:
+    async def work(db: Database) -> full_text.Found:
         async with db.read() as session:
-            return await store.search(session, viewer=viewer, filters=filters, limit=limit)
+            return await full_text.search(session, viewer=viewer, filters=filters, limit=limit)
 
     found = _run(work)
     order = "newest first" if found.newest_first else "most relevant first"
-    typer.echo(f"more than {store.COUNT_CAP} found ({order})" if found.more_than_counted
+    typer.echo(f"more than {full_text.COUNT_CAP} found ({order})" if found.more_than_counted
                else f"{found.total} found ({order})")
     for item in found.items:
         typer.echo(_show(item))
@@ -357,7 +358,7 @@ def export(
 
     async def work(db: Database) -> list[dict[str, Any]]:
         async with db.read() as session:
-            found = await store.search(session, viewer=viewer, filters=filters, limit=None)
+            found = await full_text.search(session, viewer=viewer, filters=filters, limit=None)
         return [{**card(i).model_dump(mode="json"), "body": i.body} for i in found.items]
 
     rows = _run(work)
@@ -420,11 +421,11 @@ def digest(
             year_start = period.end - timedelta(days=364)
             return build_digest(
                 period=period, as_of=as_of,
-                items=await store.items_between(session, store.start_of(period.start), store.start_of(period.end + timedelta(days=1))),
-                year_items=await store.items_between(session, store.start_of(year_start),
-                                                     store.start_of(period.end + timedelta(days=1))),
-                previous_items=await store.items_between(session, store.start_of(period.previous().start),
-                                                         store.start_of(period.start)),
+                items=await store.items_between(session, full_text.start_of(period.start), full_text.start_of(period.end + timedelta(days=1))),
+                year_items=await store.items_between(session, full_text.start_of(year_start),
+                                                     full_text.start_of(period.end + timedelta(days=1))),
+                previous_items=await store.items_between(session, full_text.start_of(period.previous().start),
+                                                         full_text.start_of(period.start)),
                 aars=await store.all_aars(session))
 
     made = _run(work)

@@ -29,7 +29,7 @@ class Item(SQLModel, table=True):
     title: str = Field(max_length=200)
     body: str
     tags: str = Field(default="", max_length=500)
-    facets: str = ""  # what the full-text index knows besides the text (store.facets_of), for filters
+    facets: str = ""  # what the full-text index knows besides the text (search.facets_of), for filters
     action: str = ""  # what was done about it (lesson learned)
     merged_into: uuid.UUID | None = None
     aar_id: uuid.UUID | None = None

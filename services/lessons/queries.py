@@ -11,12 +11,12 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
 
-from services.lessons import store
+from services.lessons import search, store
 from services.lessons.classification import Viewer
 from services.lessons.models import Item
 from services.lessons.periods import parse_period
 from services.lessons.rights import RosterRights
-from services.lessons.store import COUNT_CAP
+from services.lessons.search import COUNT_CAP
 from shared.contracts import lessons as contract
 from shared.contracts.lessons import AarsRequest, ItemCard, OwedAar, OwedAars, SearchPage, SearchRequest
 from shared.contracts.query import answer
@@ -29,7 +29,7 @@ SNIPPET = 200
 
 def filters_from(*, query: str = "", theme: str | None = None, country: str | None = None,
                  region: str | None = None, period: str | None = None, status: str | None = None,
-                 kind: str | None = None) -> store.Filters:
+                 kind: str | None = None) -> search.Filters:
     """Filters as people write them; ValueError names what was not understood."""
     def resolved(value: str | None, resolve: Any, what: str) -> str | None:
         if not value:
@@ -44,7 +44,7 @@ def filters_from(*, query: str = "", theme: str | None = None, country: str | No
         raise ValueError(f"unknown status {status!r}: new, identified, learned or merged")
     if kind and kind not in ("observation", "aar"):
         raise ValueError(f"unknown kind {kind!r}: observation or aar")
-    return store.Filters(query=query, theme=resolved(theme, resolve_theme, "theme"),
+    return search.Filters(query=query, theme=resolved(theme, resolve_theme, "theme"),
                          country=resolved(country, resolve_country, "country"),
                          region=resolved(region, resolve_region, "region"),
                          since=span.start if span else None, until=span.end if span else None, status=status,
@@ -72,7 +72,7 @@ class LessonsQueries:
                                status=q.status, kind=q.kind)
         viewer = await self.rights.viewer(q.person_id)
         async with self.db.read() as session:
-            found = await store.search(session, viewer=viewer or Viewer(), filters=filters, limit=q.limit,
+            found = await search.search(session, viewer=viewer or Viewer(), filters=filters, limit=q.limit,
                                        offset=q.offset)
         return SearchPage(total=found.total, more_than=COUNT_CAP if found.more_than_counted else None,
                           newest_first=found.newest_first, offset=q.offset, items=[card(i) for i in found.items],

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from services.lessons import store
+from services.lessons import handlers, store
 from services.lessons.duties import DutyPolicy, Step
 from services.lessons.models import Aar
 from shared import events
@@ -92,7 +92,7 @@ class AarDuties(Periodic):
             steps, next_index = self.policy.due_now(aar.due_on, aar.next_step, now)
             async with self.db.unit_of_work(source=store.SOURCE, clock=self.clock,
                                             correlation_id=str(aar.id)) as uow:
-                if not await store.claim_steps(uow, aar, next_step=next_index,
+                if not await handlers.claim_steps(uow, aar, next_step=next_index,
                                                next_at=self.policy.at(aar.due_on, next_index)):
                     continue  # another process took it, or the AAR was submitted meanwhile
                 for step in steps:

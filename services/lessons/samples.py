@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from services.lessons.models import Item, ItemTheme
-from services.lessons.store import facets_of
+from services.lessons.search import facets_of
 from shared.regions import region_for_country
 from shared.store import Database
 from shared.themes import THEMES, reference

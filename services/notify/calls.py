@@ -16,16 +16,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify.models import (
-    CallAgendaItem,
-    CallChange,
-    CallSchedule,
-    CallSubscriber,
-    CallSummary,
-    Notification,
-)
-from services.notify.policy import OPEN_STATES, zone
-from services.notify.recipients import Recipient, Roster
+from services.notify.models import CallAgendaItem, CallChange, CallSchedule, CallSubscriber, Notification
+from services.notify.policy import OPEN_STATES
+from services.notify.recipients import Roster
 from services.notify.schedule import (
     ANCHOR,
     Change,
@@ -35,20 +28,15 @@ from services.notify.schedule import (
     default_schedules,
     is_occurrence,
     last_held,
-    next_occurrence,
     occurrences,
     stamp,
-    title,
 )
-from services.notify.store import Request, create_all
-from shared import events
 from shared.bus import QueryError
 from shared.clock import Clock
 from shared.contracts.notify import CALL_SUMMARY, CallSummaryAudience, CallSummaryRequest
 from shared.contracts.query import answer
-from shared.events import Envelope
 from shared.regions import REGIONS, resolve_region
-from shared.store import Database, UnitOfWork
+from shared.store import Database
 
 log = structlog.get_logger("notify")
 REMINDED = ("call.reminder", "call.link")  # the kinds that tell who was invited to a call
@@ -147,35 +135,6 @@ async def revised_at(session: AsyncSession, region: str) -> datetime:
 
 
 # --- what officers send from the bot ----------------------------------------------------------------
-
-
-async def on_agenda_added(uow: UnitOfWork, envelope: Envelope, e: events.CallAgendaAdded) -> None:
-    """The item goes to the region's next call as of when it was added."""
-    region = resolve_region(e.region)
-    if region is None:
-        return  # the bot checks the region; an unknown one has no call to add to
-    schedule = await schedule_of(uow.session, region)
-    upcoming = next_occurrence(schedule, await changes_of(uow.session, region), now=e.added_at)
-    if upcoming is None:
-        return
-    full = await agenda_full(uow.session, upcoming, e.person_id)
-    if full is not None:  # the bot refuses first; this holds against a flood that outran it
-        log.warning("agenda_item_refused", region=region, reason=full)
-        return
-    uow.session.add(CallAgendaItem(region=region, occurrence=upcoming.key, person_id=e.person_id, text=e.text,
-                                   added_at=e.added_at, event_id=envelope.id))
-    await uow.session.flush()  # the next item of the same batch counts this one
-
-
-async def on_subscription_changed(uow: UnitOfWork, envelope: Envelope, e: events.CallSubscriptionChanged) -> None:
-    region = resolve_region(e.region)
-    if region is None:
-        return
-    row = await uow.session.get(CallSubscriber, (region, e.person_id))
-    if e.subscribed and row is None:
-        uow.session.add(CallSubscriber(region=region, person_id=e.person_id, since=e.at))
-    elif not e.subscribed and row is not None:
-        await uow.session.delete(row)
 
 
 @dataclass(frozen=True)
@@ -340,28 +299,3 @@ class CallQueries:
     async def serve_on(self, service: Service) -> None:
         await answer(service, CALL_SUMMARY, self.summary)
 
-
-async def on_summary_sent(uow: UnitOfWork, envelope: Envelope, e: events.CallSummarySent) -> None:
-    """The summary is kept and goes to those reminded of the call that last took place (within two weeks).
-    With no such call, or nobody to send it to, nothing is kept or sent (the bot asked first and said so)."""
-    region = resolve_region(e.region)
-    if region is None:
-        return
-    schedule = await schedule_of(uow.session, region)
-    o = last_held(schedule, await changes_of(uow.session, region), now=e.sent_at)
-    if o is None:
-        log.warning("call_summary_without_call", region=region)
-        return
-    reminded = await invited(uow.session, o)
-    people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
-                                     timezone=n.timezone, regions=(region,)) for n in reminded
-              if n.person_id != e.person_id}
-    if not people:
-        log.warning("call_summary_without_audience", region=region, call=call_about(o))
-        return
-    uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
-                                sent_at=e.sent_at, event_id=envelope.id))
-    asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
-                     text=f"Summary of the {title(region)} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
-            for p in people.values()]
-    await create_all(uow, asks, now=uow.clock.now())

@@ -20,7 +20,7 @@ import structlog
 from nats.errors import Error as NatsError
 from sqlmodel import select
 
-from services.notify import calls, campaigns
+from services.notify import campaigns, handlers
 from services.notify import store as st
 from services.notify.campaigns import Ask, Audience
 from services.notify.models import HandoverSeen, Succession
@@ -31,7 +31,7 @@ from shared import adhoc, events
 from shared.bus import Bus, ConsumerRunner, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
-from shared.store import Database, Transactional, UnitOfWork
+from shared.store import Apply, Database, Transactional, UnitOfWork
 
 log = structlog.get_logger("notify")
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
@@ -50,27 +50,15 @@ def bot_refusal(e: events.NotificationRequested) -> str | None:
     return None
 
 
-def _bot_apply(fn: Callable[[UnitOfWork, Any, Any], Awaitable[None]]) -> Callable[[UnitOfWork, Envelope, Any],
-                                                                                   Awaitable[None]]:
-    async def apply(uow: UnitOfWork, envelope: Envelope, event: Any) -> None:
-        await fn(uow, event, uow.clock.now())
-
-    return apply
-
-
-async def _sent(uow: UnitOfWork, envelope: Envelope, event: events.DeliverySent) -> None:
-    # sent when Telegram accepted it, as the bot recorded it, not when notify heard of it
-    await st.on_delivery_sent(uow, event, envelope.occurred_at)
-
-
-BOT_REPORTS: dict[type[events.Event], Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]] = {
-    events.CallAgendaAdded: calls.on_agenda_added,
-    events.CallSubscriptionChanged: calls.on_subscription_changed,
-    events.CallSummarySent: calls.on_summary_sent,
-    events.DeliverySent: _sent,
-    events.DeliveryFailed: _bot_apply(st.on_delivery_failed),
-    events.NotificationReplied: _bot_apply(st.on_replied),
-    events.DepartureChanged: _bot_apply(st.on_departure_changed),
+# The bot's reports, applied batches at a time in the consumer's transaction.
+BOT_REPORTS: dict[type[events.Event], Apply] = {
+    events.CallAgendaAdded: handlers.on_agenda_added,
+    events.CallSubscriptionChanged: handlers.on_subscription_changed,
+    events.CallSummarySent: handlers.on_summary_sent,
+    events.DeliverySent: handlers.on_delivery_sent,
+    events.DeliveryFailed: handlers.on_delivery_failed,
+    events.NotificationReplied: handlers.on_replied,
+    events.DepartureChanged: handlers.on_departure_changed,
 }
 
 

@@ -297,38 +297,6 @@ async def locked(uow: UnitOfWork, notification_id: uuid.UUID) -> Notification | 
         select(Notification).where(col(Notification.id) == notification_id).with_for_update())).first()
 
 
-async def on_delivery_sent(uow: UnitOfWork, event: events.DeliverySent, now: datetime) -> None:
-    n = await locked(uow, event.notification_id)
-    if n is None:
-        return
-    if n.sent_at is None:
-        n.sent_at = now
-    if n.state in ("queued", "folded"):
-        transition(uow, n, "sent", f"Telegram accepted attempt {event.attempt}", now)
-    uow.session.add(n)
-
-
-async def on_delivery_failed(uow: UnitOfWork, event: events.DeliveryFailed, now: datetime) -> None:
-    n = await locked(uow, event.notification_id)
-    if n is None or n.state not in OPEN_STATES:
-        return
-    await fail(uow, n, event.reason, now)
-
-
-async def on_replied(uow: UnitOfWork, event: events.NotificationReplied, now: datetime) -> None:
-    n = await locked(uow, event.notification_id)
-    if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
-        return
-    acknowledge(uow, n, event.reply, event.replied_at, now)
-    answered = [n]
-    if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
-        for folded in await folded_into(uow, n):
-            acknowledge(uow, folded, event.reply, event.replied_at, now)
-            answered.append(folded)
-    for done in answered:
-        await close_after(uow, done, now)
-
-
 def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
     n.reply, n.acknowledged_at = reply, replied_at
     n.due_at, n.due_action = None, None
@@ -445,13 +413,6 @@ def _days_left_now(n: Notification, now: datetime) -> str:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-async def on_departure_changed(uow: UnitOfWork, event: events.DepartureChanged, now: datetime) -> None:
-    """The campaign timed from the old end date stops; the roster's next ending_soon starts the new one."""
-    await expire_open(uow, kinds=("handover.prompt", "handover.reminder", "handover.departure"),
-                      about=str(event.deployment_id), reason=f"departure moved to {event.planned_end}", now=now,
-                      keep_occurrence=str(event.planned_end))
 
 
 async def handover_seen(uow: UnitOfWork, event: events.HandoverRecorded, now: datetime) -> None:

@@ -1,4 +1,9 @@
-"""Roster handlers: plain async functions taking their dependencies as arguments."""
+"""Roster handlers: every change to the roster's state that an event or a command asks for.
+
+An event handler is `async def on_x(event, *, uow, clock)`, applied once per event in the
+consumer's unit of work (services/roster/consumers.py says which durable takes which event);
+the event's envelope is `uow.cause`. Use cases of the service and the CLI (the rotation scan,
+revoking or confirming a link) take the store and the clock as keywords too."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from services.roster.models import Deployment, Person, join_list
 from shared import events
 from shared.bus import PermanentError
 from shared.clock import Clock
-from shared.events import Envelope, deterministic_id
+from shared.events import deterministic_id
 from shared.profile import ProfileValueError, hat_name, language_code, normalise_phone
 from shared.store import Database, UnitOfWork
 
@@ -23,7 +28,7 @@ log = structlog.get_logger("roster")
 SOURCE = store.SOURCE
 
 
-async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: events.HandoverNoteSubmitted) -> None:
+async def on_handover_submitted(event: events.HandoverNoteSubmitted, *, uow: UnitOfWork, clock: Clock) -> None:
     """Store the note against the post; runs inside the consumer's transaction,
     after the event id was claimed."""
     recorded = await store.record_handover(uow, note=event)
@@ -32,13 +37,13 @@ async def on_handover_submitted(uow: UnitOfWork, envelope: Envelope, event: even
     log.debug("handover_recorded", deployment_id=str(event.deployment_id), revision=recorded[1])
 
 
-async def on_departure_changed(uow: UnitOfWork, envelope: Envelope, event: events.DepartureChanged) -> None:
-    if not await store.change_planned_end(uow, change=event, today=uow.clock.now().date()):
+async def on_departure_changed(event: events.DepartureChanged, *, uow: UnitOfWork, clock: Clock) -> None:
+    if not await store.change_planned_end(uow, change=event, today=clock.now().date()):
         raise PermanentError(f"deployment {event.deployment_id}: not the sender's, over, or a date before its start")
     log.info("planned_end_changed", deployment_id=str(event.deployment_id))
 
 
-async def on_profile_updated(uow: UnitOfWork, envelope: Envelope, event: events.ProfileUpdated) -> None:
+async def on_profile_updated(event: events.ProfileUpdated, *, uow: UnitOfWork, clock: Clock) -> None:
     """An officer's own phone, languages or hats (/profile), written as an import would write them:
     a roster.person.changed when anything changed. Hats go on the deployments the person holds
     today. Checked again here: only what the bot may send is written."""
@@ -54,7 +59,7 @@ async def on_profile_updated(uow: UnitOfWork, envelope: Envelope, event: events.
         hats = join_list([hat_name(h) for h in event.hats]) if event.hats is not None else None
     except ProfileValueError:
         raise PermanentError(f"profile of {event.person_id}: a value of its {field} is not allowed") from None
-    now = uow.clock.now()
+    now = clock.now()
     changed = []
     for field, value in (("phone", phone), ("languages", languages)):
         if value is not None and getattr(person, field) != value:
@@ -73,7 +78,7 @@ async def on_profile_updated(uow: UnitOfWork, envelope: Envelope, event: events.
         person.updated_at = now
         uow.session.add(person)
         await store.bump_revision(uow.session)
-        uow.emit(events.PersonChanged(person_id=person.id, created=False), id=deterministic_id("profile", envelope.id))
+        uow.emit(events.PersonChanged(person_id=person.id, created=False), id=deterministic_id("profile", uow.cause.id))
     log.info("profile_updated", person_id=str(person.id), changed=changed)
 
 

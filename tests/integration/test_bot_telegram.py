@@ -14,7 +14,7 @@ from sqlmodel import select
 from services.bot.bootstrap import BotApp
 from services.bot.models import Delivery
 from services.lessons import bootstrap as lessons_bootstrap
-from services.lessons import store as lessons_store
+from services.lessons import handlers as lessons_handlers
 from services.lessons.config import Settings as LessonsSettings
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.cli import import_text
@@ -285,7 +285,7 @@ async def test_markup_characters_in_a_post_title_and_an_operation_name_arrive_as
     try:
         person_id = await _person_of(roster_settings, lina.id)
         async with lessons.db.unit_of_work(source="test", clock=clock) as uow:
-            await lessons_store.expect_aar(uow, aar_id=uuid.uuid4(), person_id=person_id, country="ML",
+            await lessons_handlers.expect_aar(uow, aar_id=uuid.uuid4(), person_id=person_id, country="ML",
                                            due_on=today + timedelta(days=30),
                                            policy=lessons_bootstrap.duty_policy(settings),
                                            operation="Floods <Mopti> & Gao response")

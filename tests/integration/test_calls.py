@@ -19,7 +19,7 @@ from services.notify import calls
 from services.notify.calendar_feed import SECRET_FILE, etag_of, feed_path, feed_secret, feed_url
 from services.notify.config import Settings as NotifySettings
 from services.notify.models import CallAgendaItem, CallSummary, Notification
-from services.notify.schedule import Change, Occurrence, default_schedules, occurrences
+from services.notify.schedule import Change, Occurrence, default_schedules, next_occurrence, occurrences
 from services.roster import bootstrap as roster_bootstrap
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
@@ -305,7 +305,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         async def agenda_in_notify() -> bool:
             async with app.db.read() as session:
                 return bool(await calls.subscribers(session, "ROAP")) and bool(
-                    await calls.agenda_items(session, calls.next_occurrence(await calls.schedule_of(session, "ROAP"),
+                    await calls.agenda_items(session, next_occurrence(await calls.schedule_of(session, "ROAP"),
                                                                             [], now=clock.now())))
         await eventually(agenda_in_notify, what="the bot's events applied by notify")
         early = await _ask_calls(bus, people["awa@ocha.example"])  # notify has written nothing to Somchai yet:

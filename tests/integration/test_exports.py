@@ -12,6 +12,7 @@ from pathlib import Path
 import hxl
 import pytest
 
+from services.lessons import handlers as lessons_handlers
 from services.lessons import store as lessons_store
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
@@ -123,7 +124,7 @@ async def lessons_home(tmp_path: Path) -> Path:
     for day, (ref, (title, classification)) in enumerate(TITLES.items(), start=1):
         clock = ManualClock(datetime(2026, 7, day, 9, tzinfo=UTC))
         async with db.unit_of_work(source="test", clock=clock) as uow:
-            await lessons_store.record_report(uow, events.ReportSubmitted(
+            await lessons_handlers.record_report(uow, events.ReportSubmitted(
                 report_id=uuid.uuid4(), reference=ref, person_id=uuid.uuid4(), country="ML", themes=["access"],
                 text=f"{title}\n=1+1 in the body too, and the text goes on for a while.",
                 classification=classification, submitted_at=clock.now()), threshold=0.3)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from services.lessons.models import Aar, Item
 from services.notify import bootstrap as notify_bootstrap
 from services.notify import calls
 from services.notify.models import Notification
+from services.notify.schedule import next_occurrence
 from services.roster.bootstrap import RosterApp
 from services.roster.cli import import_text
 from services.roster.config import Settings as RosterSettings
@@ -118,7 +119,7 @@ async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_writ
     adviser = await eventually(lambda: aar_texts(JEAN, sandbox_url), what="the regional adviser told")
     assert "Awa Traoré" in adviser[0] and "7 days overdue" in adviser[0]
     async with notify.db.read() as session:  # and the region's next call has it on its agenda
-        o = calls.next_occurrence(await calls.schedule_of(session, "ROWCA"),
+        o = next_occurrence(await calls.schedule_of(session, "ROWCA"),
                                   await calls.changes_of(session, "ROWCA"), now=clock.now())
         assert o is not None
         assert "After action reviews overdue: 1" in [calls.shown(e, {}) for e in await calls.agenda_entries(session, o)]

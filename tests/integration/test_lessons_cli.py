@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.lessons import store
+from services.lessons import handlers, store
 from services.lessons.duties import DutyPolicy
 from services.lessons.models import Aar
 from services.roster.bootstrap import RosterApp
@@ -45,7 +45,7 @@ async def home(tmp_path: Path) -> Path:
     for ref, country, themes, classification, day, text in REPORTS:
         clock = ManualClock(datetime(day.year, day.month, day.day, 9, tzinfo=UTC))
         async with db.unit_of_work(source="test", clock=clock) as uow:
-            await store.record_report(uow, events.ReportSubmitted(
+            await handlers.record_report(uow, events.ReportSubmitted(
                 report_id=uuid.uuid4(), reference=ref, person_id=AUTHOR, text=text, country=country, themes=themes,
                 classification=classification, submitted_at=clock.now()), threshold=0.3)  # type: ignore[arg-type]
     aars = [  # country, due, submitted on
@@ -55,7 +55,7 @@ async def home(tmp_path: Path) -> Path:
     clock = ManualClock(datetime(2026, 6, 1, tzinfo=UTC))
     async with db.unit_of_work(source="test", clock=clock) as uow:
         for i, (country, due, submitted) in enumerate(aars):
-            aar = await store.expect_aar(uow, aar_id=uuid.uuid4(), person_id=uuid.UUID(int=i + 1), country=country,
+            aar = await handlers.expect_aar(uow, aar_id=uuid.uuid4(), person_id=uuid.UUID(int=i + 1), country=country,
                                          due_on=due, policy=DutyPolicy())
             assert aar is not None
             if submitted is not None:

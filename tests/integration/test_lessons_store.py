@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.lessons import lifecycle, samples, store
+from services.lessons import handlers, lifecycle, samples, search, store
 from services.lessons.classification import Viewer
 from services.lessons.models import Item, ReviewStep
 from shared import events
@@ -81,13 +81,13 @@ CASES = [
 async def test_search_with_filters_matches_the_data_for_every_role(db: Database, loaded: list[Item]) -> None:
     for name, viewer in roles(loaded).items():
         for case in CASES:
-            filters = store.Filters(query=str(case.get("word", "")), theme=case.get("theme"),  # type: ignore[arg-type]
+            filters = search.Filters(query=str(case.get("word", "")), theme=case.get("theme"),  # type: ignore[arg-type]
                                     country=case.get("country"), region=case.get("region"),  # type: ignore[arg-type]
                                     status=case.get("status"), since=case.get("since"),  # type: ignore[arg-type]
                                     until=case.get("until"))  # type: ignore[arg-type]
             want = expected(loaded, viewer, **case)
             async with db.read() as session:
-                found = await store.search(session, viewer=viewer, filters=filters, limit=None)
+                found = await search.search(session, viewer=viewer, filters=filters, limit=None)
             assert found.total == len(want), (name, case)
             assert {i.reference for i in found.items} == want, (name, case)
             assert all(viewer.can_see(classification=i.classification, author_id=i.author_id, region=i.region)
@@ -98,7 +98,7 @@ async def test_the_restricted_share_is_seen_only_by_author_adviser_and_desk(db: 
     counts = {}
     for name, viewer in roles(loaded).items():
         async with db.read() as session:
-            found = await store.search(session, viewer=viewer, filters=store.Filters(), limit=None)
+            found = await search.search(session, viewer=viewer, filters=search.Filters(), limit=None)
         counts[name] = sum(i.classification == "restricted" for i in found.items)
     restricted = [i for i in loaded if i.classification == "restricted" and i.status != "merged"]
     assert counts["public"] == counts["community"] == 0
@@ -109,8 +109,8 @@ async def test_the_restricted_share_is_seen_only_by_author_adviser_and_desk(db: 
 
 async def test_stemmed_words_and_ranked_results(db: Database, loaded: list[Item]) -> None:
     async with db.read() as session:
-        found = await store.search(session, viewer=Viewer(member=True, desk=True),
-                                   filters=store.Filters(query="evacuations helicopter"), limit=5)
+        found = await search.search(session, viewer=Viewer(member=True, desk=True),
+                                   filters=search.Filters(query="evacuations helicopter"), limit=5)
     assert found.total > 0 and len(found.items) == 5
     assert all("helicopters for an evacuation" in i.body for i in found.items)
 
@@ -126,9 +126,9 @@ def report(text: str, *, country: str, themes: list[str], at: datetime, person: 
 async def test_review_steps_are_recorded_with_who_and_when(db: Database) -> None:
     clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
     async with db.unit_of_work(source="test", clock=clock) as uow:
-        first = await store.record_report(uow, report("Convoys turned back at the Mopti bridge", country="ML",
+        first = await handlers.record_report(uow, report("Convoys turned back at the Mopti bridge", country="ML",
                                                       themes=["access"], at=clock.now()), threshold=0.3)
-        dup = await store.record_report(uow, report("Mopti bridge checkpoint turned convoys back", country="ML",
+        dup = await handlers.record_report(uow, report("Mopti bridge checkpoint turned convoys back", country="ML",
                                                     themes=["access"], at=clock.now()), threshold=0.3)
     assert first is not None and dup is not None
     steps = [("tagged", {"themes": ["hns4d"]}), ("identified", {"note": "seen in three rotations"}),
@@ -136,17 +136,17 @@ async def test_review_steps_are_recorded_with_who_and_when(db: Database) -> None
     for action, kw in steps:
         clock.advance(timedelta(hours=1))
         async with db.unit_of_work(source="test", clock=clock) as uow:
-            item = await store.review(uow, ref=first.reference, action=action, by="maria@ocha.example", **kw)  # type: ignore[arg-type]
+            item = await handlers.review(uow, ref=first.reference, action=action, by="maria@ocha.example", **kw)  # type: ignore[arg-type]
     async with db.unit_of_work(source="test", clock=clock) as uow:
-        await store.review(uow, ref=dup.reference, action="merged", by="maria@ocha.example", into=first.reference)
+        await handlers.review(uow, ref=dup.reference, action="merged", by="maria@ocha.example", into=first.reference)
         with pytest.raises(lifecycle.ReviewRefused):
-            await store.review(uow, ref=first.reference, action="identified", by="maria@ocha.example")
+            await handlers.review(uow, ref=first.reference, action="identified", by="maria@ocha.example")
     async with db.read() as session:
         item = await store.item_by_reference(session, first.reference)
         history = await store.history(session, first.id)
         merged = await store.item_by_reference(session, dup.reference)
-        themed = await store.search(session, viewer=Viewer(member=True), filters=store.Filters(theme="hns4d"))
-        hidden = await store.search(session, viewer=Viewer(member=True), filters=store.Filters(query="Mopti"))
+        themed = await search.search(session, viewer=Viewer(member=True), filters=search.Filters(theme="hns4d"))
+        hidden = await search.search(session, viewer=Viewer(member=True), filters=search.Filters(query="Mopti"))
     assert item is not None and merged is not None
     assert (item.status, item.action, item.themes) == ("learned", "Notification guidance updated (section 4)",
                                                        "access hns4d")
@@ -168,7 +168,7 @@ async def test_a_problem_back_in_another_country_is_linked_to_the_earlier_one(db
     for country, themes, text in texts:
         clock.advance(timedelta(days=30))
         async with db.unit_of_work(source="test", clock=clock) as uow:
-            made.append(await store.record_report(uow, report(text, country=country, themes=themes, at=clock.now()),
+            made.append(await handlers.record_report(uow, report(text, country=country, themes=themes, at=clock.now()),
                                                   threshold=0.3))
             recorded = [e for e in uow.emitted if e.type == "lessons.item.recorded"]
         assert len(recorded) == 1
@@ -182,13 +182,13 @@ async def test_a_page_counts_up_to_a_thousand_and_lists_the_latest_when_more_mat
         db: Database, loaded: list[Item]) -> None:
     viewer = roles(loaded)["community"]
     async with db.read() as session:
-        broad = await store.search(session, viewer=viewer, filters=store.Filters(query="airstrip"), limit=5)
-        narrow = await store.search(session, viewer=viewer, filters=store.Filters(
+        broad = await search.search(session, viewer=viewer, filters=search.Filters(query="airstrip"), limit=5)
+        narrow = await search.search(session, viewer=viewer, filters=search.Filters(
             query="airstrip", country="ML", status="identified", since=date(2026, 1, 1), until=date(2026, 12, 31)),
             limit=5)
     want = expected(loaded, viewer, word="airstrip")
     latest = sorted((i for i in loaded if i.reference in want), key=lambda i: i.seq or 0)[-5:]
-    assert len(want) > store.COUNT_CAP and broad.total == store.COUNT_CAP + 1 and broad.more_than_counted
+    assert len(want) > search.COUNT_CAP and broad.total == search.COUNT_CAP + 1 and broad.more_than_counted
     assert broad.newest_first and [i.reference for i in broad.items] == [i.reference for i in reversed(latest)]
     few = expected(loaded, viewer, word="airstrip", country="ML", status="identified", since=date(2026, 1, 1),
                    until=date(2026, 12, 31))
