@@ -1,0 +1,214 @@
+"""The services' event handlers, one rule at a time: each applied as its consumer applies it
+(tests/unit/handling.py: the idempotency record, the change and the emitted events in one
+transaction of a real SQLite store), with no NATS and no other process."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from services.lessons import handlers as lessons
+from services.lessons.duties import DutyPolicy
+from services.lessons.models import LESSONS_TABLES, Aar, Item
+from services.lessons.store import prepare
+from services.notify import handlers as notify
+from services.notify.models import NOTIFY_TABLES, Notification
+from services.roster import handlers as roster
+from services.roster.models import ROSTER_TABLES, Deployment, Person, Post
+from shared import events
+from shared.bus import PermanentError
+from shared.clock import ManualClock
+from shared.events import deterministic_id
+from shared.store import Database
+from tests.unit.handling import apply, envelope_of, store
+
+NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+# --- roster ---------------------------------------------------------------------------------
+
+
+async def _deployed(db: Database, *, start: date = date(2026, 1, 5), planned_end: date = date(2026, 7, 4)
+                    ) -> tuple[Person, Deployment]:
+    async with db.write() as session:
+        person = Person(email="awa@example.org", name="Awa Traoré", phone="+223 70 00 00 01", languages="fr",
+                        created_at=NOW, updated_at=NOW)
+        post = Post(country="ML", duty_station="Mopti", region="ROWCA", title="CMCoord Officer")
+        session.add_all([person, post])
+        await session.flush()
+        dep = Deployment(person_id=person.id, post_id=post.id, role="cmcoord_officer", start=start,
+                         planned_end=planned_end, created_at=NOW, updated_at=NOW)
+        session.add(dep)
+    return person, dep
+
+
+async def test_a_profile_change_is_written_once_and_announced_with_an_id_from_the_event(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, ROSTER_TABLES, "roster")
+    person, _ = await _deployed(db)
+    event = envelope_of(events.ProfileUpdated(person_id=person.id, phone="+223 76 12 34 56", languages=["fr", "en"],
+                                              updated_at=NOW), at=NOW)
+    emitted = await apply(roster.on_profile_updated, event, db=db, clock=clock, source="roster")
+    assert [e.type for e in emitted] == ["roster.person.changed"]
+    assert emitted[0].id == deterministic_id("profile", event.id) and emitted[0].correlation_id == event.correlation_id
+    async with db.read() as session:
+        stored = await session.get(Person, person.id)
+    assert stored is not None and stored.phone == "+223 76 12 34 56" and stored.languages == "fr;en"
+    assert await apply(roster.on_profile_updated, event, db=db, clock=clock, source="roster") == []  # redelivered
+
+
+async def test_a_refused_profile_value_is_dead_lettered_naming_the_field_never_the_value(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, ROSTER_TABLES, "roster")
+    person, _ = await _deployed(db)
+    with pytest.raises(PermanentError) as refused:
+        await apply(roster.on_profile_updated, events.ProfileUpdated(person_id=person.id, phone="call me maybe",
+                                                                     updated_at=NOW), db=db, clock=clock,
+                    source="roster")
+    assert "phone" in str(refused.value) and "call me maybe" not in str(refused.value)
+    async with db.read() as session:
+        assert (await session.get(Person, person.id)).phone == "+223 70 00 00 01"  # type: ignore[union-attr]
+
+
+async def test_a_departure_moves_only_the_senders_running_deployment_and_never_into_the_past(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, ROSTER_TABLES, "roster")
+    person, dep = await _deployed(db)
+
+    def moved(to: date, *, by: uuid.UUID = person.id) -> events.DepartureChanged:
+        return events.DepartureChanged(person_id=by, deployment_id=dep.id, planned_end=to, changed_at=NOW)
+
+    with pytest.raises(PermanentError, match="not the sender's"):
+        await apply(roster.on_departure_changed, moved(date(2026, 8, 1), by=uuid.uuid4()), db=db, clock=clock,
+                    source="roster")
+    with pytest.raises(PermanentError):
+        await apply(roster.on_departure_changed, moved(NOW.date() - timedelta(days=1)), db=db, clock=clock,
+                    source="roster")
+    await apply(roster.on_departure_changed, moved(date(2026, 8, 1)), db=db, clock=clock, source="roster")
+    async with db.read() as session:
+        assert (await session.get(Deployment, dep.id)).planned_end == date(2026, 8, 1)  # type: ignore[union-attr]
+
+
+async def test_a_handover_note_is_kept_against_the_post_and_revised_by_a_second_one(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, ROSTER_TABLES, "roster")
+    person, dep = await _deployed(db)
+
+    def note(advice: str) -> events.HandoverNoteSubmitted:
+        return events.HandoverNoteSubmitted(person_id=person.id, deployment_id=dep.id, advice_to_successor=advice,
+                                            submitted_at=NOW)
+
+    first = await apply(roster.on_handover_submitted, note("Call the brigade first"), db=db, clock=clock,
+                        source="roster")
+    second = await apply(roster.on_handover_submitted, note("Call the brigade, then OCHA"), db=db, clock=clock,
+                         source="roster")
+    recorded = [e.decode() for e in first + second]
+    assert [(type(r).__name__, r.revision) for r in recorded] == [("HandoverRecorded", 1),  # type: ignore[attr-defined]
+                                                                  ("HandoverRecorded", 2)]
+    assert {r.post_id for r in recorded} == {dep.post_id}  # type: ignore[attr-defined]
+    with pytest.raises(PermanentError, match="not held by the sender"):
+        await apply(roster.on_handover_submitted, events.HandoverNoteSubmitted(
+            person_id=uuid.uuid4(), deployment_id=dep.id, submitted_at=NOW), db=db, clock=clock, source="roster")
+
+
+# --- lessons --------------------------------------------------------------------------------
+
+POLICY = DutyPolicy()
+
+
+def _ended(person_id: uuid.UUID, deployment_id: uuid.UUID) -> events.DeploymentEnded:
+    return events.DeploymentEnded(deployment_id=deployment_id, person_id=person_id, post_id=uuid.uuid4(), country="ml",
+                                  region="ROWCA", role="cmcoord_officer", start=date(2026, 1, 5),
+                                  planned_end=date(2026, 5, 31), ended_on=date(2026, 5, 31))
+
+
+async def test_an_ended_deployment_owes_one_aar_due_as_the_settings_say(tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, LESSONS_TABLES, "lessons")
+    person_id, deployment_id = uuid.uuid4(), uuid.uuid4()
+    emitted = await apply(lessons.on_deployment_ended, _ended(person_id, deployment_id), db=db, clock=clock,
+                          source="lessons", policy=POLICY, due_days=14)
+    due = [e.decode() for e in emitted]
+    assert len(due) == 1 and isinstance(due[0], events.AarDue)
+    assert due[0].due_on == date(2026, 6, 14) and due[0].country == "ML" and due[0].region == "ROWCA"
+    assert emitted[0].id == deterministic_id("aar.due", deterministic_id("aar", deployment_id))
+    # the same end announced again (another event id: a re-announcement) owes nothing more
+    assert await apply(lessons.on_deployment_ended, _ended(person_id, deployment_id), db=db, clock=clock,
+                       source="lessons", policy=POLICY, due_days=14) == []
+    async with db.read() as session:
+        aars = (await session.exec(select(Aar))).all()
+    assert [(a.state, a.next_at) for a in aars] == [("open", POLICY.at(date(2026, 6, 14), 0))]
+
+
+async def test_a_submitted_aar_closes_what_was_owed_and_becomes_a_lesson(tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, LESSONS_TABLES, "lessons")
+    await prepare(db)  # and its full-text index, which finds the earlier lessons it resembles
+    person_id, deployment_id = uuid.uuid4(), uuid.uuid4()
+    await apply(lessons.on_deployment_ended, _ended(person_id, deployment_id), db=db, clock=clock, source="lessons",
+                policy=POLICY, due_days=14)
+    aar_id = deterministic_id("aar", deployment_id)
+    submitted = events.AarSubmitted(aar_id=aar_id, person_id=person_id, planned="Notify every convoy",
+                                    happened="Two convoys went unannounced", difference="", sustain="",
+                                    improve="Share the list with the checkpoint", themes=["hns4d"],
+                                    classification="community", submitted_at=NOW)
+    emitted = await apply(lessons.on_aar_submitted, submitted, db=db, clock=clock, source="lessons", threshold=0.5)
+    assert sorted(e.type for e in emitted) == ["lessons.aar.completed", "lessons.item.recorded"]
+    async with db.read() as session:
+        aar = await session.get(Aar, aar_id)
+        item = (await session.exec(select(Item))).one()
+    assert aar is not None and aar.state == "submitted" and aar.next_at is None and aar.item_id == item.id
+    assert item.kind == "aar" and "What was planned:\nNotify every convoy" in item.body and "sustain" not in item.body
+    assert await apply(lessons.on_aar_submitted, submitted.model_copy(update={"happened": "again"}), db=db,
+                       clock=clock, source="lessons", threshold=0.5) == []  # submitted once only
+
+
+# --- notify ---------------------------------------------------------------------------------
+
+
+async def _sent(db: Database, *, person_id: uuid.UUID, state: str = "sent") -> Notification:
+    async with db.write() as session:
+        n = Notification(id=uuid.uuid4(), kind="post.gapped", subject="post:1", occurrence="1", person_id=person_id,
+                         person_name="Awa Traoré", chat_id=4242, text="The Mopti post is gapped.", state=state,
+                         created_at=NOW - timedelta(hours=1), due_at=NOW + timedelta(hours=4), due_action="remind")
+        session.add(n)
+    return n
+
+
+async def test_a_reply_from_the_recipient_acknowledges_and_ends_what_was_due(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    person_id = uuid.uuid4()
+    n = await _sent(db, person_id=person_id)
+    stranger = events.NotificationReplied(notification_id=n.id, person_id=uuid.uuid4(), reply="ack", replied_at=NOW)
+    assert await apply(notify.on_replied, stranger, db=db, clock=clock, source="notify") == []
+    replied = events.NotificationReplied(notification_id=n.id, person_id=person_id, reply="ack",
+                                         replied_at=NOW - timedelta(minutes=2))
+    emitted = [e.decode() for e in await apply(notify.on_replied, replied, db=db, clock=clock, source="notify")]
+    assert [(t.from_state, t.to_state) for t in emitted if isinstance(t, events.NotificationTransitioned)] == [
+        ("sent", "acknowledged")]
+    async with db.read() as session:
+        stored = await session.get(Notification, n.id)
+    assert stored is not None and stored.acknowledged_at is not None and stored.due_at is None
+    assert stored.acknowledged_at.replace(tzinfo=UTC) == NOW - timedelta(minutes=2)  # when pressed, not when heard
+
+
+async def test_a_delivery_is_sent_when_telegram_took_it_not_when_notify_heard(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    n = await _sent(db, person_id=uuid.uuid4(), state="queued")
+    accepted = envelope_of(events.DeliverySent(notification_id=n.id, attempt=1, person_id=n.person_id, message_id=7),
+                           at=NOW - timedelta(seconds=30))
+    clock.advance(timedelta(minutes=5))  # notify hears of it later (a backlog)
+    await apply(notify.on_delivery_sent, accepted, db=db, clock=clock, source="notify")
+    async with db.read() as session:
+        stored = await session.get(Notification, n.id)
+    assert stored is not None and stored.state == "sent"
+    assert stored.sent_at is not None and stored.sent_at.replace(tzinfo=UTC) == NOW - timedelta(seconds=30)
