@@ -30,17 +30,15 @@ from services.lessons.models import Aar, Item
 from services.lessons.periods import Period, parse_period, quarter_of
 from services.lessons.queries import card, filters_from
 from services.lessons.recurrence import clusters
-from shared import events
 from shared.bus import Bus, QueryError
 from shared.clock import Clock, clock_for
 from shared.contracts.query import ask
 from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.documents import Documents
-from shared.events import Envelope
 from shared.exports import csv_text
 from shared.logging import configure_logging
 from shared.regions import resolve_country
-from shared.store import Database
+from shared.store import Database, OutboxRelay
 
 app = typer.Typer(no_args_is_help=True, help="Lessons: AARs, review, search, export, digest, figures.")
 aar_app = typer.Typer(no_args_is_help=True, help="After action reviews owed.")
@@ -147,14 +145,10 @@ def aar_request(
         ids.update(found)
 
     async def work(db: Database) -> int:
-        made = 0
         async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
-            for person_id in dict.fromkeys(ids.values()):
-                aar_id = events.deterministic_id("aar.operation", code, operation.strip().casefold(), person_id)
-                made += await handlers.expect_aar(uow, aar_id=aar_id, person_id=person_id, country=code, due_on=due_on,
-                                               policy=duty_policy(settings), operation=operation.strip(),
-                                               requested_by=_reviewer(by)) is not None
-        return made
+            return await handlers.request_aars(uow, country=code, operation=operation, person_ids=list(ids.values()),
+                                               due_on=due_on, policy=duty_policy(settings),
+                                               requested_by=_reviewer(by))
 
     made = _run(work)
     typer.echo(f"{made} AAR(s) requested on {operation!r} ({code}), due {due_on}; "
@@ -388,20 +382,21 @@ def _period(text: str) -> Period:
 
 
 async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
+    """The document goes to NATS' object store, the request to notify through the outbox: published
+    now, or by the lessons service's relay if NATS goes away in between."""
     digest = html.encode()
     name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
     bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds,
                          auth=settings.nats_auth())
+    db = Database(settings.db_url)
     try:
         await Documents(bus.js).put(name, digest)
-        request = events.NotificationRequested(
-            kind="lessons.digest", about=f"digest-{period.label.replace(' ', '')}", occurrence=name, everyone=True,
-            document=name, text=f"The CMCoord lessons digest for {period.label}: what the community learned, "
-                                f"by theme and region, and how after action reviews are coming in.")
-        await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=_clock().now(),
-                                        id=events.deterministic_id("digest", name)))
+        await db.emit_once([handlers.digest_request(period_label=period.label, document=name)], source=store.SOURCE,
+                           clock=_clock())
+        await OutboxRelay(db, bus, clock=_clock()).flush()
     finally:
         await bus.close()
+        await db.dispose()
     return name
 
 
@@ -419,11 +414,11 @@ def digest(
     async def work(db: Database) -> Any:
         async with db.read() as session:
             year_start = period.end - timedelta(days=364)
+            after = full_text.start_of(period.end + timedelta(days=1))
             return build_digest(
                 period=period, as_of=as_of,
-                items=await store.items_between(session, full_text.start_of(period.start), full_text.start_of(period.end + timedelta(days=1))),
-                year_items=await store.items_between(session, full_text.start_of(year_start),
-                                                     full_text.start_of(period.end + timedelta(days=1))),
+                items=await store.items_between(session, full_text.start_of(period.start), after),
+                year_items=await store.items_between(session, full_text.start_of(year_start), after),
                 previous_items=await store.items_between(session, full_text.start_of(period.previous().start),
                                                          full_text.start_of(period.start)),
                 aars=await store.all_aars(session))

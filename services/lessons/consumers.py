@@ -16,7 +16,10 @@ from shared.events import Envelope
 from shared.store import Apply, Database, Transactional
 
 
-def consumers(*, policy: DutyPolicy, due_days: int, threshold: float) -> dict[str, tuple[str, dict[type[events.Event], Apply]]]:
+Table = dict[str, tuple[str, dict[type[events.Event], Apply]]]  # durable -> (stream, {event type: handler})
+
+
+def consumers(*, policy: DutyPolicy, due_days: int, threshold: float) -> Table:
     """The table, with the settings each handler needs bound."""
     return {
         "lessons--on_roster": ("ROSTER", {

@@ -192,3 +192,26 @@ async def claim_steps(uow: UnitOfWork, aar: Aar, *, next_step: int, next_at: dat
         update(Aar).where(col(Aar.id) == aar.id, col(Aar.version) == aar.version, col(Aar.state) == "open")
         .values(next_step=next_step, next_at=next_at, version=aar.version + 1))
     return bool(result.rowcount)
+
+
+async def request_aars(uow: UnitOfWork, *, country: str, operation: str, person_ids: Sequence[uuid.UUID], due_on: date,
+                       policy: DutyPolicy, requested_by: str) -> int:
+    """`cmcoord lessons aar request`: the CMCS desk asks each person for an AAR on an operation;
+    how many were asked for now (one asked for already is not asked again)."""
+    made = 0
+    for person_id in dict.fromkeys(person_ids):
+        aar_id = events.deterministic_id("aar.operation", country, operation.strip().casefold(), person_id)
+        made += await expect_aar(uow, aar_id=aar_id, person_id=person_id, country=country, due_on=due_on,
+                                 policy=policy, operation=operation.strip(), requested_by=requested_by) is not None
+    return made
+
+
+def digest_request(*, period_label: str, document: str) -> tuple[uuid.UUID, events.NotificationRequested]:
+    """The quarter's digest, sent as a document to every member: its id (one per document, so a
+    repeated send is one notification) and the request to notify."""
+    request = events.NotificationRequested(
+        kind="lessons.digest", about=f"digest-{period_label.replace(' ', '')}", occurrence=document, everyone=True,
+        document=document, text=f"The CMCoord lessons digest for {period_label}: what the community learned, "
+                                f"by theme and region, and how after action reviews are coming in.")
+    return events.deterministic_id("digest", document), request
+
