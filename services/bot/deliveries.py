@@ -49,7 +49,7 @@ from services.bot.edits import pressed, rewrite, set_buttons, unbutton
 from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, Languages
 from services.bot.lessons_client import LessonsClient
-from services.bot.models import Delivery
+from services.bot.models import SOURCE, Delivery
 from services.bot.routers import aar, departure, handover
 from shared import events
 from shared.bus import TransientError
@@ -60,7 +60,6 @@ from shared.events import Envelope
 from shared.store import Database
 
 log = structlog.get_logger("bot")
-SOURCE = "bot"
 WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
 CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
 WRITE_AAR = "aar"  # ... this one opens /aar (an AAR reminder's "write it now")

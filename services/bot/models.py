@@ -10,6 +10,8 @@ from sqlmodel import Field, SQLModel
 
 from shared.store import SHARED_TABLES
 
+SOURCE = "bot"  # the source of the bot's events
+
 
 class InboxUpdate(SQLModel, table=True):
     """A Telegram update as received: stored before it is confirmed to Telegram,

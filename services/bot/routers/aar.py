@@ -28,7 +28,8 @@ from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
-from services.bot.routers.report import (
+from services.bot.models import SOURCE
+from services.bot.routers.widgets import (
     classification_keyboard,
     post_country,
     themes_keyboard,
@@ -42,7 +43,6 @@ from shared.regions import country_name
 from shared.store import Database
 from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, Classification, reference
 
-SOURCE = "bot"
 MAX_ANSWER = 3000
 QUESTIONS: list[tuple[State, Any]] = [
     (AarWriting.planned, __("1/5 What was planned? What did you set out to do?")),

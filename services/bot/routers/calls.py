@@ -28,6 +28,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsMember
+from services.bot.models import SOURCE
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from shared import events
 from shared.clock import Clock
@@ -36,7 +37,6 @@ from shared.contracts.roster import PersonCard
 from shared.regions import resolve_region
 from shared.store import Database
 
-SOURCE = "bot"
 AGENDA_MAX = 500
 
 

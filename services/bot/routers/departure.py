@@ -16,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 
 from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
+from services.bot.models import SOURCE
 from services.bot.routers.handover import current_deployment
 from services.bot.states import DepartureChange
 from shared import events
@@ -23,7 +24,6 @@ from shared.clock import Clock
 from shared.contracts.roster import PersonCard
 from shared.store import Database
 
-SOURCE = "bot"
 FURTHEST = timedelta(days=730)
 
 

@@ -25,13 +25,13 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot import drafts
 from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
+from services.bot.models import SOURCE
 from services.bot.states import HandoverWriting
 from shared import events
 from shared.clock import Clock
 from shared.contracts.roster import DeploymentCard, PersonCard
 from shared.store import Database
 
-SOURCE = "bot"
 MAX_ANSWER = 2000
 STEPS: list[tuple[State, Any]] = [
     (HandoverWriting.key_counterparts, __("1/5 Key counterparts: who should your successor meet first, and how?")),

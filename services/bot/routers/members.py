@@ -21,31 +21,12 @@ from aiogram.utils.i18n import gettext as _
 from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember
+from services.bot.routers.replies import members_only
 from services.bot.states import ContactsSearch, ReportWriting
 from shared.contracts.roster import PersonCard
 
 MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons")
 MEMBER_STATES = (ContactsSearch, ReportWriting)
-
-
-def members_only() -> str:
-    return _("Sorry, that is for members of the CMCoord community, and your deployment on the roster ended some "
-             "time ago, so it is closed to you now. You can still finish what you owe: /aar for your after action "
-             "review, /handover for your handover note, /pending for messages waiting for your answer, and /me. "
-             "If you think this is a mistake, please write to the CMCS desk.")
-
-
-def former_member_help() -> str:
-    return _(
-        "<b>CMCoord Hub</b>\n"
-        "Your deployment on the roster has ended, so the community's contacts, calls and lessons are closed to you. "
-        "What you can still do:\n"
-        "/me: your details and what you still owe\n"
-        "/aar: your after action review\n"
-        "/handover: the handover note for your successor\n"
-        "/pending: what still waits for your answer\n"
-        "/lang: English, français or العربية"
-    )
 
 
 def build_members_only_router() -> Router:

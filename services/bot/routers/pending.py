@@ -13,21 +13,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot.callbacks import NotificationReply
 from services.bot.filters import IsRegistered
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
-from shared.contracts.notify import PendingNotification
 from shared.contracts.roster import PersonCard
 
 SHOWN = 10
-
-
-def owed_lines(items: list[PendingNotification]) -> list[str]:
-    """What /me lists under "you still owe"."""
-    lines = []
-    if any(i.kind.startswith("handover.") for i in items):
-        lines.append(_("• your handover note: /handover"))
-    answers = [i for i in items if not i.kind.startswith("handover.")]
-    if answers:
-        lines.append(_("• answers to {n} messages: /pending").format(n=len(answers)))
-    return lines
 
 
 def build_pending_router(*, notify: NotifyClient) -> Router:

@@ -21,6 +21,7 @@ from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsRegistered
+from services.bot.models import SOURCE
 from services.bot.roster_client import RosterClient
 from shared import events
 from shared.clock import Clock
@@ -35,7 +36,6 @@ from shared.profile import (
 )
 from shared.store import Database
 
-SOURCE = "bot"
 KEEP = "-"
 
 

@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
+from services.bot.models import SOURCE
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.roster_client import RosterClient
 from shared import adhoc
@@ -37,7 +38,6 @@ from shared.contracts.roster import Rights as RosterRights
 from shared.regions import fold, resolve_region
 from shared.store import Database
 
-SOURCE = "bot"
 EVERYONE_WORDS = frozenset({"everyone", "all", "tous", "tout le monde", "الجميع"})
 NAMES_SHOWN = 40  # per line of the figures: a message stays well within Telegram's 4,096 characters
 

@@ -14,14 +14,11 @@ from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.filters import is_member
 from services.bot.roster_client import RosterClient
+from services.bot.routers.replies import NOT_REGISTERED
 from shared.bus import QueryError
 from shared.contracts.roster import PersonCard
 
-NOT_REGISTERED = __(
-    "This bot serves the UN-CMCoord community: officers, focal points and advisers on the CMCS roster.\n"
-    "To use it, ask the CMCS desk or your regional adviser for an invitation link, then open it here. "
-    "/lang changes the language."
-)
+
 INVALID = __("That invitation link is not valid. Check that you opened the whole link, or ask for a new one.")
 REFUSED = {
     "400": INVALID,
