@@ -138,6 +138,9 @@ def test_the_polling_bot_is_recreated_and_the_webhook_variant_runs_replicas_behi
     port = int(env["CMCOORD_BOT_WEBHOOK_PORT"]["value"])
     assert {"name": "webhook", "containerPort": port} in container["ports"]
     assert webhook["Service"]["spec"]["selector"] == spec["selector"]["matchLabels"]
+    services = {d["metadata"]["name"]: d for d in yaml.safe_load_all((DEPLOY / "k8s" / "webhook" / "bot.yaml").read_text())
+                if d and d["kind"] == "Service"}
+    assert services["cmcoord-bot"] == polling["Service"]  # its health port scraped for /metrics in either mode
     (rule,) = webhook["Ingress"]["spec"]["rules"]
     assert webhook["Ingress"]["spec"]["tls"] and rule["http"]["paths"][0]["path"] == env["CMCOORD_BOT_WEBHOOK_PATH"]["value"]
     assert env["CMCOORD_BOT_WEBHOOK_URL"]["value"] == f"https://{rule['host']}{rule['http']['paths'][0]['path']}"
@@ -363,8 +366,9 @@ def test_the_service_monitor_scrapes_each_services_health_port() -> None:
         assert relabel.get("action", "replace") in {"replace", "keep", "drop", "hashmod", "labelmap", "labeldrop",
                                                      "labelkeep", "lowercase", "uppercase", "keepequal", "dropequal"}
     assert {"targetLabel": "job", "replacement": "cmcoord", "action": "replace"} in endpoint["relabelings"]
-    selected = [doc for _, doc in documents if doc["kind"] == "Service"
-                and spec["selector"]["matchLabels"].items() <= doc["metadata"].get("labels", {}).items()]
+    # by name: k8s/webhook/bot.yaml replaces k8s/bot.yaml and has the same health Service
+    selected = list({doc["metadata"]["name"]: doc for _, doc in documents if doc["kind"] == "Service"
+                     and spec["selector"]["matchLabels"].items() <= doc["metadata"].get("labels", {}).items()}.values())
     assert sorted(doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in selected) == sorted(SERVICES)
     assert all(any(p["name"] == "health" for p in doc["spec"]["ports"]) for doc in selected)
 
