@@ -140,18 +140,27 @@ async def measure(work: Path, *, rows: int = 50_000) -> list[dict[str, object]]:
               "lock_ratio_to_executemany": round(lock / bare_seconds, 2),
               "peak_ratio_to_executemany": round(peak / bare_peak, 2), "both_measured_s": round(wall, 1)}
     return [
-        result("roster_import_50k_seconds", seconds, "s", f"<= 5 where the bare executemany takes {REFERENCE_BARE_S} s",
-               seconds / bare_seconds <= SECONDS_RATIO, **detail),
-        result("roster_import_50k_seconds_ratio", seconds / bare_seconds, "ratio",
-               f"<= {SECONDS_RATIO:.1f} (the import over the bare executemany, same run)",
+        result("roster_import_50k_seconds", seconds, "s",
+               f"<= {SECONDS_RATIO:.1f} x the bare executemany of the same run (5 s where it takes {REFERENCE_BARE_S} s)",
                seconds / bare_seconds <= SECONDS_RATIO, **detail),
         result("roster_import_50k_peak_mb", peak, "MB", "<= 200", peak <= 200, **detail),
         result("roster_import_50k_executemany_seconds", bare_seconds, "s", "informational (the baseline)", True,
                **detail),
         result("roster_import_50k_lock_seconds", lock, "s",
-               f"<= 1 where the bare executemany takes {REFERENCE_BARE_S} s (the write transaction that swaps the "
-               "import in)", lock / bare_seconds <= LOCK_RATIO, **detail),
-        result("roster_import_50k_lock_ratio", lock / bare_seconds, "ratio",
-               f"<= {LOCK_RATIO:.2f} (the write lock held over the bare executemany, same run)",
-               lock / bare_seconds <= LOCK_RATIO, **detail),
+               f"<= {LOCK_RATIO:.2f} x the bare executemany of the same run (1 s where it takes {REFERENCE_BARE_S} s; "
+               "the write transaction that swaps the import in)", lock / bare_seconds <= LOCK_RATIO, **detail),
     ]
+
+
+if __name__ == "__main__":  # this group alone: its figures replace its earlier ones in bench-results.json
+    import asyncio
+    import tempfile
+
+    from tests.bench.common import write_figures
+
+    with tempfile.TemporaryDirectory(prefix="cmcoord-bench-import-") as tmp:
+        figures = asyncio.run(measure(Path(tmp)))
+    write_figures("roster_import_", figures)
+    for figure in figures:
+        print(f"{figure['name']:<40} {figure['value']:>10} {figure['unit']:<4} target {figure['target']}")
+    print(json.dumps(figures[0].get("detail"), indent=2))
