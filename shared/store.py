@@ -259,9 +259,13 @@ class UnitOfWork:
             await self.session.exec(insert(OutboxMessage.__table__), params=rows)  # type: ignore[attr-defined]
 
 
-# A handler: `async def on_x(event, *, uow, clock)`, the service's clients bound by its
-# consumers table (functools.partial); the event's envelope is `uow.cause`.
-Apply = Callable[..., Awaitable[None]]
+class Apply(Protocol):
+    """An event handler: `async def on_x(event, *, uow, clock)`, the service's clients and
+    settings bound by its consumers table (functools.partial); the event's envelope is `uow.cause`."""
+
+    def __call__(self, event: Any, /, *, uow: UnitOfWork, clock: Clock) -> Awaitable[None]: ...
+
+
 # Loads what a batch will read; returns the rows so they stay in the session's
 # (weakly referenced) identity map while the batch is applied.
 Prefetch = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[Any]]]

@@ -393,7 +393,11 @@ async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
         await Documents(bus.js).put(name, digest)
         await db.emit_once([handlers.digest_request(period_label=period.label, document=name)], source=store.SOURCE,
                            clock=_clock())
-        await OutboxRelay(db, bus, clock=_clock()).flush()
+        try:
+            await OutboxRelay(db, bus, clock=_clock()).flush()
+        except Exception as exc:  # written already: the lessons service's relay sends it
+            typer.echo(f"the request to send it waits in the outbox for the lessons service ({type(exc).__name__})",
+                       err=True)
     finally:
         await bus.close()
         await db.dispose()

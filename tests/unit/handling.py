@@ -46,3 +46,11 @@ async def apply(handler: Callable[..., Awaitable[None]], event: Event | Envelope
     async with db.read() as session:
         rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.seq)))).all()
     return [Envelope.from_bytes(row.payload) for row in rows[before:]]
+
+
+async def apply_batch(handlers: dict[type[Event], Callable[..., Awaitable[None]]], envelopes: list[Envelope], *,
+                      db: Database, clock: Clock, source: str) -> None:
+    """Apply a fetched batch in one transaction, as `Transactional.many` does for a consumer."""
+    applied = Transactional(db=db, clock=clock, source=source, consumer=f"{source}--test", apply=handlers)
+    await applied.many([(envelope, envelope.decode()) for envelope in envelopes])
+

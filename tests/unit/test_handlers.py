@@ -24,7 +24,7 @@ from shared.bus import PermanentError
 from shared.clock import ManualClock
 from shared.events import deterministic_id
 from shared.store import Database
-from tests.unit.handling import apply, envelope_of, store
+from tests.unit.handling import apply, apply_batch, envelope_of, store
 
 NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
 
@@ -212,3 +212,16 @@ async def test_a_delivery_is_sent_when_telegram_took_it_not_when_notify_heard(
         stored = await session.get(Notification, n.id)
     assert stored is not None and stored.state == "sent"
     assert stored.sent_at is not None and stored.sent_at.replace(tzinfo=UTC) == NOW - timedelta(seconds=30)
+
+
+async def test_in_a_batch_each_delivery_is_timed_by_its_own_event(tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    first, second = [await _sent(db, person_id=uuid.uuid4(), state="queued") for _ in range(2)]
+    batch = [envelope_of(events.DeliverySent(notification_id=n.id, attempt=1, person_id=n.person_id, message_id=i),
+                         at=NOW - timedelta(seconds=60 - 20 * i)) for i, n in enumerate((first, second))]
+    await apply_batch({events.DeliverySent: notify.on_delivery_sent}, batch, db=db, clock=clock, source="notify")
+    async with db.read() as session:
+        sent = [(await session.get(Notification, n.id)).sent_at.replace(tzinfo=UTC)  # type: ignore[union-attr]
+                for n in (first, second)]
+    assert sent == [NOW - timedelta(seconds=60), NOW - timedelta(seconds=40)]
+
