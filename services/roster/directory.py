@@ -18,18 +18,8 @@ from rapidfuzz import fuzz, process
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.roster.models import (
-    ContactCard,
-    ContactsPage,
-    Deployment,
-    DeploymentCard,
-    GapCard,
-    Person,
-    Post,
-    SearchMatch,
-    Training,
-    split_list,
-)
+from services.roster.models import Deployment, Person, Post, Training, split_list
+from shared.contracts.roster import ContactCard, ContactsPage, DeploymentCard, GapCard, SearchMatch
 from shared.countries import name_key, resolve_country
 from shared.exports import csv_text
 from shared.languages import language_key, resolve_language

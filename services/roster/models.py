@@ -1,4 +1,5 @@
-"""Roster tables (owned by the roster service alone) and the shapes of its answers."""
+"""Roster tables (owned by the roster service alone); the shapes of its answers are its query
+contracts (shared/contracts/roster.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,6 @@ from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, col
 
-from shared.contracts.roster import (  # noqa: F401  the shapes of its answers: its query contracts
-    ContactCard,
-    ContactsPage,
-    CounterpartCard,
-    DeploymentCard,
-    GapCard,
-    PersonCard,
-    PostPlace,
-    SearchMatch,
-)
 from shared.store import SHARED_TABLES
 
 

@@ -4,6 +4,7 @@ its reply; the clients hand the same classes on; and a renamed reply field fails
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import typing
@@ -22,7 +23,7 @@ from services.notify.calls import CallQueries
 from services.notify.messages import MessageQueries
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
-from services.roster import models as roster_models
+from services.roster import directory as roster_directory
 from services.roster.queries import RosterQueries
 from shared.bus import QueryError
 from shared.contracts import lessons, notify, roster
@@ -95,10 +96,15 @@ def test_the_schema_on_disk_pins_the_field_names(query: Query[Any, Any]) -> None
 
 
 def test_the_server_s_answer_models_are_the_contract_s_classes() -> None:
-    """One definition, not two: what the roster builds is what its callers read."""
-    for name in ("PostPlace", "DeploymentCard", "ContactCard", "PersonCard", "SearchMatch", "GapCard",
-                 "ContactsPage", "CounterpartCard"):
-        assert getattr(roster_models, name) is getattr(roster, name), name
+    """One definition, not two: what the roster builds is what its callers read. No module of the
+    roster defines an answer model of its own, and its directory builds the contract's."""
+    answers = {"PostPlace", "DeploymentCard", "ContactCard", "PersonCard", "SearchMatch", "GapCard", "ContactsPage",
+               "CounterpartCard"}
+    for path in sorted((Path(__file__).resolve().parents[2] / "services" / "roster").glob("*.py")):
+        defined = {node.name for node in ast.parse(path.read_text()).body if isinstance(node, ast.ClassDef)}
+        assert not defined & answers, f"{path.name} defines {sorted(defined & answers)}"
+    for name in ("ContactCard", "ContactsPage", "DeploymentCard", "GapCard", "SearchMatch"):
+        assert getattr(roster_directory, name) is getattr(roster, name), name
     assert roster.PERSON_BY_TELEGRAM.reply is roster.REGISTER.reply is roster.PersonCard
 
 
