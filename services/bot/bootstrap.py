@@ -21,10 +21,10 @@ from aiohttp import web
 
 from services.bot import retry
 from services.bot.config import Settings
-from services.bot.deliveries import build_replies_router, on_closed, on_deliver
+from services.bot.consumers import build_consumers
 from services.bot.gate import SendGate
-from services.bot.housekeeping import Housekeeping
 from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
+from services.bot.jobs import Housekeeping
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
@@ -43,15 +43,14 @@ from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.members import build_members_only_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.profile import build_profile_router
+from services.bot.routers.replies import build_replies_router
 from services.bot.routers.report import build_report_router
 from services.bot.routers.send import build_send_router
 from services.bot.routers.start import Attempts, build_start_router
-from services.bot.storage import SqlStorage, set_busy_timeout, writable
+from services.bot.store import SqlStorage, set_busy_timeout, writable
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
-from shared import events
 from shared.bus import ConsumerRunner
 from shared.clock import Clock, clock_for
-from shared.documents import Documents
 from shared.service import ServiceHost
 from shared.store import Database
 
@@ -153,19 +152,10 @@ async def compose(host: BotApp) -> None:
     dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, settings=s, db=db, clock=clock,
                          languages=languages, storage=storage)
     host.enter_relay()
-    parts.deliveries = ConsumerRunner(
-        bus=bus, stream="NOTIFY", durable="bot--on_deliver",
-        handlers={events.NotificationClosed: partial(on_closed, bot=bot, db=db, languages=languages),
-                  events.DeliverTelegram: partial(on_deliver, bot=bot, db=db, clock=clock,
-                                                  send_gate=gate, documents=Documents(bus.js),
-                                                  forget=roster.forget,
-                                                  latency=host.metrics.histogram(
-                                                      "delivery_seconds", "From notify's deliver command to "
-                                                      "Telegram's acceptance", DELIVERY_BUCKETS))},
-        key=lambda event: event.chat_id,  # type: ignore[attr-defined]  # chats side by side, each in order
-        batch=s.delivery_chats_at_once, in_hand=s.deliveries_in_hand,
-        max_deliver=s.max_deliver,
-    )
+    (parts.deliveries,) = build_consumers(
+        bus=bus, bot=bot, db=db, clock=clock, settings=s, languages=languages, gate=gate, forget=roster.forget,
+        latency=host.metrics.histogram("delivery_seconds", "From notify's deliver command to Telegram's acceptance",
+                                       DELIVERY_BUCKETS))
     # unacknowledged at the end of the grace: NATS delivers them again to the next start
     host.enter_consumers([parts.deliveries], stop_within=lambda: host.stop_budget_left(s.stop_grace_seconds))
     for locale in languages.i18n.available_locales:

@@ -24,7 +24,7 @@ class Settings(ServiceSettings):
     page_size: int = 5
     query_timeout_seconds: float = 5.0
     person_cache_seconds: float = 10.0
-    # what the bot's store keeps (services/bot/housekeeping.py): handled updates, and drafts
+    # what the bot's store keeps (services/bot/jobs.py): handled updates, and drafts
     # (conversations left with a step or data) untouched this long
     inbox_keep_days: float = Field(default=7, gt=0)
     draft_keep_days: float = Field(default=90, gt=0)

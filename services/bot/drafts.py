@@ -1,6 +1,6 @@
 """What a person wrote in a /report, /aar or /handover they did not finish.
 
-Each answer is kept at once as the person's draft of that kind (services/bot/storage.py
+Each answer is kept at once as the person's draft of that kind (services/bot/store.py
 `Drafts`), so whatever ends the conversation (/cancel, another command that takes over the
 chat, the end of a membership) loses nothing. The next command of that kind offers it
 back: "Resume" continues at the first question not answered, with the answers kept;
@@ -22,7 +22,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot.callbacks import DraftChoice
 from services.bot.edits import Pressed, pressed, set_buttons
 from services.bot.states import AarWriting, HandoverWriting, ReportWriting
-from services.bot.storage import Draft, Drafts, SqlStorage
+from services.bot.store import Draft, Drafts, SqlStorage
 from shared.contracts.roster import PersonCard
 
 KINDS = {ReportWriting.__full_group_name__: "report", AarWriting.__full_group_name__: "aar",

@@ -8,9 +8,9 @@ from services.lessons import search, store
 from services.lessons.config import Settings
 from services.lessons.consumers import build_consumers
 from services.lessons.duties import DutyPolicy
+from services.lessons.jobs import AarDuties
 from services.lessons.models import LESSONS_TABLES
 from services.lessons.queries import LessonsQueries
-from services.lessons.reminders import AarDuties
 from services.lessons.rights import RosterRights
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics

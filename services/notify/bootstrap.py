@@ -10,15 +10,15 @@ from sqlmodel import select
 
 from services.notify import calls
 from services.notify.calendar_feed import CalendarServer, feed_secret
-from services.notify.call_reminders import CallPlanner
 from services.notify.config import Settings
 from services.notify.consumers import build_consumers
+from services.notify.jobs.call_reminders import CallPlanner
+from services.notify.jobs.due import DueWork
 from services.notify.messages import MessageQueries
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import STATES
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
-from services.notify.scheduler import DueWork
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost

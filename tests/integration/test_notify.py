@@ -582,7 +582,7 @@ async def test_relinking_after_a_revoke_catches_up_and_open_messages_follow_the_
 async def test_closing_a_copy_twice_or_one_gone_neither_fails_nor_loops(
     bot: BotApp, sandbox_url: str, people: dict[str, uuid.UUID],
 ) -> None:
-    from services.bot.deliveries import on_closed
+    from services.bot.handlers import on_closed
     from services.bot.i18n import Languages
     from services.bot.models import Delivery
 

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from services.bot.config import Settings as BotSettings
-from services.bot.housekeeping import Housekeeping
+from services.bot.jobs import Housekeeping
 from services.bot.models import BOT_TABLES, ConversationDraft, ConversationState, InboxUpdate
-from services.bot.storage import SqlStorage
+from services.bot.store import SqlStorage
 from services.roster.config import Settings as RosterSettings
 from shared.bus import Bus, owner_stream
 from shared.clock import ManualClock

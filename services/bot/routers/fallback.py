@@ -6,7 +6,7 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from services.bot.routers.replies import NOT_REGISTERED
+from services.bot.routers.texts import NOT_REGISTERED
 from shared.contracts.roster import PersonCard
 
 

@@ -11,7 +11,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot.filters import IsRegistered, is_member
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.render import contact_card
-from services.bot.routers.replies import NOT_REGISTERED, former_member_help, owed_lines
+from services.bot.routers.texts import NOT_REGISTERED, former_member_help, owed_lines
 from shared.contracts.roster import PersonCard
 
 COMMANDS = {

@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember
-from services.bot.routers.replies import members_only
+from services.bot.routers.texts import members_only
 from services.bot.states import ContactsSearch, ReportWriting
 from shared.contracts.roster import PersonCard
 

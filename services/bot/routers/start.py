@@ -14,7 +14,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 
 from services.bot.filters import is_member
 from services.bot.roster_client import RosterClient
-from services.bot.routers.replies import NOT_REGISTERED
+from services.bot.routers.texts import NOT_REGISTERED
 from shared.bus import QueryError
 from shared.contracts.roster import PersonCard
 

@@ -10,7 +10,7 @@ of the service's scheduler, cut short at a stop).
   paused with /cancel, a handover note): `draft_keep_days` (90) after they were last
   touched. /aar and /handover resume a draft "days later"; one untouched for a quarter
   is abandoned, and what it says (field observations, names) is not kept for nothing.
-  The same for the drafts kept apart from the conversation (services/bot/storage.py
+  The same for the drafts kept apart from the conversation (services/bot/store.py
   `Drafts`: a /report, /aar or /handover that /cancel or another command ended).
 
 Each kind goes in batches of `batch` rows, a short write transaction each.
@@ -24,7 +24,7 @@ from datetime import timedelta
 import structlog
 
 from services.bot.polling import prune_inbox
-from services.bot.storage import SqlStorage
+from services.bot.store import SqlStorage
 from shared.clock import Clock
 from shared.store import Database, prune_in_batches
 

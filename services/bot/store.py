@@ -3,7 +3,7 @@
 A conversation's row holds its step (`state`) and what was said so far (`data`, the
 draft of a report, an AAR or a handover note). `prune` forgets rows of conversations
 that ended (no step, no data) and drafts nobody touched for long (see
-services/bot/housekeeping.py).
+services/bot/jobs.py).
 
 `Drafts` keeps, besides, each person's unfinished /report, /aar and /handover (one per
 kind) apart from the conversation: whatever ends a conversation (/cancel, another

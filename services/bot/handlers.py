@@ -1,4 +1,5 @@
-"""Notifications from notify: sent once per (notification, attempt), answered by a button.
+"""The bot's handlers of notify's commands: a notification sent once per (notification, attempt),
+the copies of an alert closed. (A press of a delivered message's button: routers/replies.py.)
 
 The Telegram call happens outside any database transaction: first the send
 waits for its slot under Telegram's limits (urgent ones first), then it is
@@ -14,9 +15,6 @@ tells the desk. A server error (5xx, or an HTML page from Telegram's edge that
 aiogram cannot decode) that outlasts the session's retries is transient: the
 command is delivered again later, never dead-lettered.
 
-A press counts only for a reply the delivered message's buttons offered (kept
-with the delivery): made-up callback data changes nothing.
-
 An alert to a role reaches each holder as a copy; when one acknowledges, notify
 closes the others (`notify.notification.closed`) and each delivered copy is
 rewritten to say who acknowledged and when, its buttons gone. Telegram's "message
@@ -26,17 +24,15 @@ chat that is gone is left as it is: neither is retried.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC
 from html import escape
 
 import structlog
-from aiogram import Bot, F, Router
+from aiogram import Bot
 from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramForbiddenError, TelegramServerError
-from aiogram.fsm.context import FSMContext
-from aiogram.types import BufferedInputFile, CallbackQuery
+from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.js.errors import ObjectNotFoundError
@@ -45,24 +41,18 @@ from sqlmodel import col, select
 
 from services.bot import gate
 from services.bot.callbacks import NotificationReply
-from services.bot.edits import pressed, rewrite, set_buttons, unbutton
+from services.bot.edits import rewrite, unbutton
 from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, Languages
-from services.bot.lessons_client import LessonsClient
 from services.bot.models import SOURCE, Delivery
-from services.bot.routers import aar, departure, handover
 from shared import events
 from shared.bus import TransientError
 from shared.clock import Clock
-from shared.contracts.roster import PersonCard
 from shared.documents import Documents
 from shared.events import Envelope
 from shared.store import Database
 
 log = structlog.get_logger("bot")
-WRITE_HANDOVER = "handover"  # a button answering this also opens the /handover conversation
-CHANGE_DATE = "change_date"  # ... this one asks for the new departure date
-WRITE_AAR = "aar"  # ... this one opens /aar (an AAR reminder's "write it now")
 CAPTION_MAX = 1024  # Telegram's limit for a document's caption
 MESSAGE_MAX = 4096  # ... and for a message's text
 
@@ -202,55 +192,3 @@ async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot
         except (TelegramBadRequest, TelegramForbiddenError) as err:
             log.warning("closed_note_refused", notification_id=str(event.notification_id), error=str(err)[:200])
     log.info("closed_rewritten", notification_id=str(event.notification_id), messages=len(rows), rewritten=rewritten)
-
-
-def offered(delivery: Delivery, reply: str) -> bool:
-    """Whether the delivered message's buttons offered `reply` (a delivery sent before
-    they were kept takes any, as it always did)."""
-    return delivery.replies is None or reply in delivery.replies.split()
-
-
-def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient | None = None) -> Router:
-    router = Router(name="notification-replies")
-
-    @router.callback_query(NotificationReply.filter(F.r.regexp(r"^[a-z_]{1,16}$")))
-    async def replied(callback: CallbackQuery, callback_data: NotificationReply, person: PersonCard | None,
-                      state: FSMContext) -> None:
-        try:
-            notification_id = uuid.UUID(hex=callback_data.n)
-        except ValueError:
-            notification_id = None
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
-            rows = [] if notification_id is None else list((await uow.session.exec(select(Delivery).where(
-                Delivery.notification_id == notification_id, col(Delivery.failed).is_(None)))).all())
-            mine = [d for d in rows if d.chat_id == callback.from_user.id]
-            allowed = any(offered(d, callback_data.r) for d in mine)  # on any copy it was sent on
-            unanswered = [d for d in rows if d.replied is None]
-            if allowed and unanswered:  # the first answer counts; pressing again changes nothing
-                for row in unanswered:
-                    row.replied = callback_data.r
-                    uow.session.add(row)
-                uow.emit(events.NotificationReplied(notification_id=mine[0].notification_id,
-                                                    person_id=mine[0].person_id, reply=callback_data.r,
-                                                    replied_at=clock.now()))
-        if not mine:  # someone else's notification, or made-up data: no effect
-            log.warning("notification_reply_refused", reason="not the recipient")
-            await callback.answer(_("This button is not for you."))
-            return
-        if not allowed:  # made-up data: an answer the message never offered
-            log.warning("notification_reply_refused", reason="not a button of the message")
-            await callback.answer(_("That answer is not one of this message's buttons: nothing was recorded."),
-                                  show_alert=True)
-            return
-        await callback.answer(_("Thank you: recorded."))
-        message = pressed(callback)
-        if not await set_buttons(callback, None):  # a message too old to edit: say so in a new one
-            await message.answer(_("Thank you: your answer is recorded."))
-        if callback_data.r == WRITE_HANDOVER and person is not None:  # the prompt's "write it now"
-            await handover.begin(message, state, person)
-        elif callback_data.r == CHANGE_DATE and person is not None:  # the departure question's "change"
-            await departure.ask(message, state, person)
-        elif callback_data.r == WRITE_AAR and person is not None and lessons is not None:  # "write it now"
-            await aar.begin(message, state, person, lessons=lessons)
-
-    return router
