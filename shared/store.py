@@ -88,9 +88,14 @@ SHARED_TABLES: tuple[Table, ...] = (ProcessedEvent.__table__, OutboxMessage.__ta
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    """A service's store. Its composition root names whose events it writes and by which clock
+    (`source`, `clock`): a unit of work then needs neither; a store opened without them (a
+    tool, a test) is told them at each unit of work."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, source: str | None = None, clock: Clock | None = None) -> None:
         parsed = make_url(url)
         self.url = url
+        self.source, self.clock = source, clock
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._outbox_listeners: list[Callable[[], None]] = []
         if self.is_sqlite:
@@ -125,9 +130,11 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(
-        self, *, source: str, clock: Clock, correlation_id: str | None = None
+        self, *, source: str | None = None, clock: Clock | None = None, correlation_id: str | None = None
     ) -> AsyncIterator[UnitOfWork]:
-        """Commit on normal exit, roll back on exception; wake the relay if events were written."""
+        """Commit on normal exit, roll back on exception; wake the relay if events were written.
+        `source` and `clock` default to the store's own."""
+        source, clock = self.bound(source, clock)
         async with self._write() as session:
             async with session.begin():
                 uow = UnitOfWork(session, source=source, clock=clock, correlation_id=correlation_id)
@@ -137,7 +144,16 @@ class Database:
             for listener in self._outbox_listeners:
                 listener()
 
-    async def emit_once(self, written: Sequence[tuple[uuid.UUID, Event]], *, source: str, clock: Clock) -> bool:
+    def bound(self, source: str | None = None, clock: Clock | None = None) -> tuple[str, Clock]:
+        """The source and clock given, else the store's own."""
+        source = self.source if source is None else source
+        clock = self.clock if clock is None else clock
+        if source is None or clock is None:
+            raise ValueError("a unit of work needs the source of its events and a clock (the store was opened without)")
+        return source, clock
+
+    async def emit_once(self, written: Sequence[tuple[uuid.UUID, Event]], *, source: str | None = None,
+                        clock: Clock | None = None) -> bool:
         """Write the events of one fact, each with the id the fact fixes (a report's, an AAR's, a message's
         reference), in one transaction: True when written now; False when they were written already, as
         when an update handled before a crash comes back."""
@@ -300,15 +316,14 @@ class Transactional:
         self,
         *,
         db: Database,
-        clock: Clock,
-        source: str,
         consumer: str,
         apply: dict[type[Event], Apply],
         prefetch: Prefetch | None = None,
+        clock: Clock | None = None,
+        source: str | None = None,
     ) -> None:
         self.db = db
-        self.clock = clock
-        self.source = source
+        self.source, self.clock = source, clock  # None: the store's own
         self.consumer = consumer
         self.apply = apply
         self.prefetch = prefetch
@@ -320,7 +335,7 @@ class Transactional:
                 return
             uow.cause = envelope
             with uow.session.no_autoflush:
-                await self.apply[type(event)](event, uow=uow, clock=self.clock)
+                await self.apply[type(event)](event, uow=uow, clock=uow.clock)
 
     async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
@@ -335,7 +350,7 @@ class Transactional:
                     done.add(envelope.id)
                     uow.correlation_id, uow.cause = envelope.correlation_id, envelope
                     uow.record_claim(self.consumer, envelope.id)
-                    await self.apply[type(event)](event, uow=uow, clock=self.clock)
+                    await self.apply[type(event)](event, uow=uow, clock=uow.clock)
 
 
 class Publisher(Protocol):

@@ -27,7 +27,7 @@ from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.jobs import Housekeeping
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
-from services.bot.models import BOT_TABLES
+from services.bot.models import BOT_TABLES, SOURCE
 from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, StoreOutage
 from services.bot.roster_client import RosterClient
@@ -245,7 +245,8 @@ async def _intake_failure(parts: BotParts) -> str:
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> BotApp:
-    db = Database(settings.db_url)
+    clock = clock or clock_for(settings.clock_file)
+    db = Database(settings.db_url, source=SOURCE, clock=clock)
     set_busy_timeout(db, settings.db_busy_timeout_seconds)
-    return ServiceHost(service="bot", settings=settings, clock=clock or clock_for(settings.clock_file), db=db,
+    return ServiceHost(service="bot", settings=settings, clock=clock, db=db,
                        parts=BotParts(), compose=compose, checks=("nats", "consumers", "store", "updates"))

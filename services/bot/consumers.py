@@ -14,7 +14,7 @@ from services.bot.gate import SendGate
 from services.bot.handlers import on_closed, on_deliver
 from services.bot.i18n import Languages
 from shared import events
-from shared.bus import Bus, ConsumerRunner
+from shared.bus import Bus, ConsumerRunner, Handler
 from shared.clock import Clock
 from shared.documents import Documents
 from shared.store import Database
@@ -25,7 +25,7 @@ STREAM = "NOTIFY"
 
 def build_consumers(*, bus: Bus, bot: Bot, db: Database, clock: Clock, settings: Settings, languages: Languages,
                     gate: SendGate, forget: Callable[[int], None], latency: Histogram) -> list[ConsumerRunner]:
-    handlers = {
+    handlers: dict[type[events.Event], Handler] = {
         events.DeliverTelegram: partial(on_deliver, bot=bot, db=db, clock=clock, send_gate=gate,
                                         documents=Documents(bus.js), forget=forget, latency=latency),
         events.NotificationClosed: partial(on_closed, bot=bot, db=db, languages=languages),

@@ -44,7 +44,7 @@ from services.bot.callbacks import NotificationReply
 from services.bot.edits import rewrite, unbutton
 from services.bot.gate import SendGate
 from services.bot.i18n import DEFAULT, Languages
-from services.bot.models import SOURCE, Delivery
+from services.bot.models import Delivery
 from shared import events
 from shared.bus import TransientError
 from shared.clock import Clock
@@ -128,7 +128,7 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
             failed = "chat not found" if "chat not found" in err.message.lower() else f"refused: {err.message}"[:200]
         except (TelegramServerError, ClientDecodeError) as err:  # Telegram unwell past the retries: later, again
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
-    async with db.unit_of_work(source=SOURCE, clock=clock, correlation_id=envelope.correlation_id) as uow:
+    async with db.unit_of_work(correlation_id=envelope.correlation_id) as uow:
         row = (await uow.session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).one()
         row.message_id, row.failed, row.at = message_id, failed, clock.now()

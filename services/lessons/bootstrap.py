@@ -57,7 +57,7 @@ async def compose(host: LessonsApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> LessonsApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url), ServiceMetrics("lessons")
+    db, metrics = Database(settings.db_url, source=store.SOURCE, clock=clock), ServiceMetrics("lessons")
     overdue = metrics.gauge("aars_overdue", "AARs open past their due date, by region", ("region",))
 
     async def count() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from services.lessons import handlers, store
+from services.lessons import handlers
 from services.lessons.duties import DutyPolicy
 from shared import events
 from shared.bus import Bus, ConsumerRunner
@@ -34,7 +34,7 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, policy: DutyPolicy,
                     wake: Callable[[], None], max_deliver: int) -> list[ConsumerRunner]:
     runners = []
     for durable, (stream, apply) in consumers(policy=policy, due_days=due_days, threshold=threshold).items():
-        applied = Transactional(db=db, clock=clock, source=store.SOURCE, consumer=durable, apply=apply)
+        applied = Transactional(db=db, consumer=durable, apply=apply)
 
         async def one(envelope: Envelope, event: events.Event, applied: Transactional = applied) -> None:
             await applied.one(envelope, event)

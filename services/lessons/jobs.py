@@ -90,8 +90,7 @@ class AarDuties(Periodic):
         names = await self._names(escalating) if escalating else {}
         for aar in due:
             steps, next_index = self.policy.due_now(aar.due_on, aar.next_step, now)
-            async with self.db.unit_of_work(source=store.SOURCE, clock=self.clock,
-                                            correlation_id=str(aar.id)) as uow:
+            async with self.db.unit_of_work(correlation_id=str(aar.id)) as uow:
                 if not await handlers.claim_steps(uow, aar, next_step=next_index,
                                                next_at=self.policy.at(aar.due_on, next_index)):
                     continue  # another process took it, or the AAR was submitted meanwhile

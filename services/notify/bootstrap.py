@@ -19,6 +19,7 @@ from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import STATES
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
+from services.notify.store import SOURCE
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
@@ -74,7 +75,7 @@ async def compose(host: NotifyApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> NotifyApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url), ServiceMetrics("notify")
+    db, metrics = Database(settings.db_url, source=SOURCE, clock=clock), ServiceMetrics("notify")
     by_state = metrics.gauge("notifications", "Notifications by state", ("state",))
 
     async def count() -> None:

@@ -26,7 +26,7 @@ from services.notify.campaigns import Ask, Audience
 from services.notify.models import HandoverSeen, Succession
 from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
-from services.notify.store import DEFAULT_RULES, SOURCE, Request
+from services.notify.store import DEFAULT_RULES, Request
 from shared import adhoc, events
 from shared.bus import Bus, ConsumerRunner, PermanentError, QueryError, TransientError
 from shared.clock import Clock
@@ -103,7 +103,7 @@ class FactsConsumer:
         resolved = [(replace(ask.request, group=True) if ask.audience.role and not ask.audience.person_ids
                      and ask.request.kind not in PER_PERSON_KINDS else ask.request,
                      answers[ask.audience]) for ask in asks]
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
+        async with self.db.unit_of_work(correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.durable, envelope.id):
                 return
             await st.create_all(uow, resolved, now=self.clock.now(), rules=self.rules)
@@ -262,7 +262,7 @@ def build_consumers(*, bus: Bus, db: Database, clock: Clock, roster: Roster, wak
                     max_deliver: int, rules: Rules = DEFAULT_RULES,
                     ) -> list[ConsumerRunner]:
     facts = FactsConsumer(db=db, clock=clock, roster=roster, wake=wake, rules=rules)
-    reports = Transactional(db=db, clock=clock, source=SOURCE, consumer="notify--on_bot_reports", apply=BOT_REPORTS)
+    reports = Transactional(db=db, consumer="notify--on_bot_reports", apply=BOT_REPORTS)
 
     async def reports_batch(items: Sequence[tuple[Envelope, events.Event]]) -> None:
         await reports.many(items)

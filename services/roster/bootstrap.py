@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.roster import store
 from services.roster.config import Settings
 from services.roster.consumers import build_consumers
 from services.roster.jobs import RotationScan
@@ -50,7 +51,7 @@ async def compose(host: RosterApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> RosterApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url), ServiceMetrics("roster")
+    db, metrics = Database(settings.db_url, source=store.SOURCE, clock=clock), ServiceMetrics("roster")
     scan = RotationScan(db=db, clock=clock, settings=settings, metrics=metrics)
     return ServiceHost(service="roster", settings=settings, clock=clock, db=db, metrics=metrics,
                        parts=Roster(scan=scan), compose=compose)

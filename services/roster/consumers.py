@@ -23,7 +23,7 @@ CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None
 def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int) -> list[ConsumerRunner]:
     runners = []
     for durable, (stream, apply, prefetch) in CONSUMERS.items():
-        tx = Transactional(db=db, clock=clock, source=handlers.SOURCE, consumer=durable, apply=apply, prefetch=prefetch)
+        tx = Transactional(db=db, consumer=durable, apply=apply, prefetch=prefetch)
         runners.append(
             ConsumerRunner(
                 bus=bus,

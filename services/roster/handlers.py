@@ -25,7 +25,6 @@ from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("roster")
 
-SOURCE = store.SOURCE
 
 
 async def on_handover_submitted(event: events.HandoverNoteSubmitted, *, uow: UnitOfWork, clock: Clock) -> None:
@@ -110,7 +109,7 @@ async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.Rota
     now = clock.now()
     for attempt in (1, 2, 3):
         try:
-            async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+            async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
                 scan_clock = await store.scan_clock(uow.session)
                 last = scan_clock.last_scan_at
                 jump = rotation.clock_jump(last, now, None if confirm_jump else max_jump)
@@ -142,7 +141,7 @@ async def run_rotation_scan(*, db: Database, clock: Clock, policy: rotation.Rota
 async def revoke_link(*, db: Database, clock: Clock, email: str) -> store.Revoked:
     """`cmcoord roster revoke`: the person's Telegram link is removed at once (the account is
     told: `roster.telegram.unlinked`), with their unused invitations and any link held."""
-    async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+    async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
         revoked = await store.revoke_link(uow, email=email)
     log.info("telegram_link_revoked", person_id=str(revoked.person_id), unlinked=revoked.telegram_user_id is not None,
              invites=revoked.invites)
@@ -151,7 +150,7 @@ async def revoke_link(*, db: Database, clock: Clock, email: str) -> store.Revoke
 
 async def confirm_link(*, db: Database, clock: Clock, email: str) -> store.Confirmed:
     """`cmcoord roster confirm-link`: the CMCS desk confirms a link held for the person."""
-    async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+    async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
         confirmed = await store.confirm_link(uow, email=email)
     log.info("telegram_link_confirmed", person_id=str(confirmed.person_id))
     return confirmed

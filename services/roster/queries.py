@@ -161,7 +161,7 @@ class RosterQueries:
 
     async def register(self, q: RegisterRequest) -> PersonCard:
         try:
-            async with self.db.unit_of_work(source="roster", clock=self.clock) as uow:
+            async with self.db.unit_of_work() as uow:
                 registration = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id,
                                                          telegram_username=q.telegram_username)
                 person_id, held = registration.person.id, registration.held

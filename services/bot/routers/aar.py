@@ -28,7 +28,6 @@ from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
-from services.bot.models import SOURCE
 from services.bot.routers.widgets import (
     classification_keyboard,
     post_country,
@@ -170,7 +169,7 @@ def build_aar_router(*, db: Database, clock: Clock, lessons: LessonsClient) -> R
             happened=data.get("happened", ""), difference=data.get("difference", ""),
             sustain=data.get("sustain", ""), improve=data.get("improve", ""), themes=data.get("themes", []),
             classification=cast(Classification, callback_data.v), country=data.get("country", ""),
-            submitted_at=clock.now()))], source=SOURCE, clock=clock)  # a replay: once
+            submitted_at=clock.now()))])  # a replay: once
         await drafts.drop(state, person, KIND)
         await state.clear()
         await pressed(callback).answer(

@@ -28,7 +28,6 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsMember
-from services.bot.models import SOURCE
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from shared import events
 from shared.clock import Clock
@@ -121,7 +120,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("Which region? For example /calls subscribe ROAP."))
             return
         subscribed = words[0] == "subscribe"
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.CallSubscriptionChanged(person_id=person.person_id, region=region, subscribed=subscribed,
                                                     at=clock.now()))
         await message.answer((_("You will get the {region} call's reminders.") if subscribed
@@ -157,7 +156,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("Nobody was invited to the {region} call of {when}, so there is nobody to send "
                                    "the summary to: nothing was sent or kept.").format(region=region, when=held))
             return
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.CallSummarySent(person_id=person.person_id, region=region, text=text[:3000],
                                             sent_at=clock.now()))
         await message.answer(_("Sent to those invited to the {region} call of {when}, and kept.").format(
@@ -202,7 +201,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("The agenda of the next {region} call is full. Raise your item during the call, "
                                    "or write to the chair.").format(region=region))
             return
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.CallAgendaAdded(person_id=person.person_id, region=region, text=text,
                                             added_at=clock.now()))
         await message.answer(_("Added to the agenda of the next {region} call.").format(region=region))

@@ -16,7 +16,6 @@ from aiogram.utils.i18n import gettext as _
 
 from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
-from services.bot.models import SOURCE
 from services.bot.routers.handover import current_deployment
 from services.bot.states import DepartureChange
 from shared import events
@@ -55,7 +54,7 @@ def build_departure_router(*, db: Database, clock: Clock) -> Router:
             await message.answer(_("Please give a date from today to two years ahead."))
             return
         data = await state.get_data()
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.DepartureChanged(person_id=person.person_id, deployment_id=data["deployment_id"],
                                              planned_end=day, changed_at=clock.now()))
         await state.clear()

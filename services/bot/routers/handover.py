@@ -25,7 +25,6 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot import drafts
 from services.bot.edits import Pressed
 from services.bot.filters import IsRegistered
-from services.bot.models import SOURCE
 from services.bot.states import HandoverWriting
 from shared import events
 from shared.clock import Clock
@@ -114,7 +113,7 @@ def build_handover_router(*, db: Database, clock: Clock) -> Router:
             await message.answer(str(STEPS[index + 1][1]))
             return
         data = await state.get_data()
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.HandoverNoteSubmitted(
                 person_id=person.person_id, deployment_id=data["deployment_id"],
                 key_counterparts=data.get("key_counterparts", ""), open_issues=data.get("open_issues", ""),

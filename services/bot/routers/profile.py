@@ -21,7 +21,6 @@ from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsRegistered
-from services.bot.models import SOURCE
 from services.bot.roster_client import RosterClient
 from shared import events
 from shared.clock import Clock
@@ -129,7 +128,7 @@ def build_profile_router(*, roster: RosterClient, db: Database, clock: Clock) ->
         if phone_ is None and languages_ is None and hats_ is None:
             await message.answer(_("Nothing changed: your profile stays as it is."))
             return
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             uow.emit(events.ProfileUpdated(person_id=person.person_id, phone=phone_, languages=languages_,
                                            hats=hats_, updated_at=clock.now()))
         if message.chat is not None:

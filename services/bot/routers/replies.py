@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from services.bot.callbacks import NotificationReply
 from services.bot.edits import pressed, set_buttons
 from services.bot.lessons_client import LessonsClient
-from services.bot.models import SOURCE, Delivery
+from services.bot.models import Delivery
 from services.bot.routers import aar, departure, handover
 from shared import events
 from shared.clock import Clock
@@ -46,7 +46,7 @@ def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient |
             notification_id = uuid.UUID(hex=callback_data.n)
         except ValueError:
             notification_id = None
-        async with db.unit_of_work(source=SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             rows = [] if notification_id is None else list((await uow.session.exec(select(Delivery).where(
                 Delivery.notification_id == notification_id, col(Delivery.failed).is_(None)))).all())
             mine = [d for d in rows if d.chat_id == callback.from_user.id]

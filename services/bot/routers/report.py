@@ -31,7 +31,6 @@ from services.bot import drafts
 from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
-from services.bot.models import SOURCE
 from services.bot.quality import nudges
 from services.bot.routers.widgets import (
     classification_keyboard,
@@ -110,8 +109,7 @@ async def submit(db: Database, clock: Clock, person: PersonCard, data: dict[str,
         report_id=report_id, reference=ref, person_id=person.person_id, text=data["text"],
         country=data["country"], themes=data.get("themes", []), classification=data["classification"],
         attachment_kind=data.get("attachment_kind"), attachment_file_id=data.get("attachment_file_id"),
-        attachment_name=data.get("attachment_name"), submitted_at=clock.now()))],
-        source=SOURCE, clock=clock)  # a replayed "Send": sent once
+        attachment_name=data.get("attachment_name"), submitted_at=clock.now()))])  # a replayed "Send": sent once
     return ref
 
 

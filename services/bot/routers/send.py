@@ -26,7 +26,6 @@ from nats.errors import Error as NatsError
 
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
-from services.bot.models import SOURCE
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.roster_client import RosterClient
 from shared import adhoc
@@ -217,7 +216,7 @@ def build_send_router(*, roster: RosterClient, notify: NotifyClient, db: Databas
                                   f"everyone in {region}", text=data["text"], ref=ref)
         # a replayed confirmation makes the same events (from the reference): recognised, not sent again
         await db.emit_once(adhoc.requests(ref=ref, text=body, urgent=bool(data.get("urgent")), region=region,
-                                          everyone=everyone, person_ids=people), source=SOURCE, clock=clock)
+                                          everyone=everyone, person_ids=people))
         await state.clear()
         whom = _("every member linked to the bot") if everyone else _(
             "{n} person in {region}", "{n} people in {region}", len(people)).format(n=len(people), region=region)

@@ -38,7 +38,7 @@ from services.notify.policy import OPEN_STATES, Rules, call_start, zone
 from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
 from services.notify.texts import bullets
-from services.notify.store import DEFAULT_RULES, SOURCE, Request
+from services.notify.store import DEFAULT_RULES, Request
 from shared.clock import Clock
 from shared.events import ReplyButton
 from shared.periodic import Periodic
@@ -112,7 +112,7 @@ class CallPlanner(Periodic):
             return
         asks = await make()
         try:
-            async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=call_about(o)) as uow:
+            async with self.db.unit_of_work(correlation_id=call_about(o)) as uow:
                 uow.session.add(CallPlanned(about=call_about(o), kind=kind, occurrence=when(o), at=self.clock.now()))
                 await st.create_all(uow, asks, now=self.clock.now(), rules=self.rules)
         except IntegrityError:  # another notify process planned it meanwhile
@@ -178,7 +178,7 @@ class CallPlanner(Periodic):
                 col(Notification.state).in_(OPEN_STATES)).limit(1))).first()
         if open_ is None:
             return
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=call_about(o)) as uow:
+        async with self.db.unit_of_work(correlation_id=call_about(o)) as uow:
             await st.expire_open(uow, kinds=CLOSED_AT_START, about=call_about(o), reason="the call started", now=now)
 
     async def _tell(self, change: CallChange, schedule: Schedule, now: datetime) -> None:
@@ -194,7 +194,7 @@ class CallPlanner(Periodic):
         reminded = list(dict.fromkeys(p for p, kind, _, _ in sent if kind in TOLD))
         was = last_told(change.original, [_heard(kind, occurrence, at) for _, kind, occurrence, at in sent])
         people = await self.roster.people(reminded) if reminded else []
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=about) as uow:
+        async with self.db.unit_of_work(correlation_id=about) as uow:
             moved = change.moved_to
             claimed = await uow.session.exec(update(CallChange)  # type: ignore[call-overload]
                                              .where(col(CallChange.region) == change.region,

@@ -22,7 +22,6 @@ from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import (
     DEFAULT_RULES,
-    SOURCE,
     Request,
     create,
     daily_summary_text,
@@ -102,7 +101,7 @@ class DueWork(Periodic):
         log.warning("due_step_put_back", notification_id=str(n.id), kind=n.kind, action=n.due_action,
                     error=f"{type(err).__name__}: {err}"[:200])
         self.failed.labels(n.kind, "retried").inc()
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=str(n.id)) as uow:
+        async with self.db.unit_of_work(correlation_id=str(n.id)) as uow:
             await uow.session.exec(update(Notification)  # type: ignore[call-overload]
                                    .where(col(Notification.id) == n.id, col(Notification.version) == n.version)
                                    .values(due_at=now + self.rules.step_retry, version=n.version + 1))
@@ -110,7 +109,7 @@ class DueWork(Periodic):
     async def _failed(self, n: Notification, now: datetime, err: Exception) -> None:
         self.failed.labels(n.kind, "failed").inc()
         reason = f"{n.due_action} failed: {type(err).__name__}: {err}"
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=str(n.id)) as uow:
+        async with self.db.unit_of_work(correlation_id=str(n.id)) as uow:
             row = await uow.session.get(Notification, n.id)
             if row is None or row.version != n.version:
                 return  # changed meanwhile: the step will be looked at afresh
@@ -133,7 +132,7 @@ class DueWork(Periodic):
         targets: tuple[int, list[Recipient]] | None = None
         if action == "escalate" and n.state in OPEN_STATES:
             targets = await self._targets(n, n.escalation_level + 1)
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=str(n.id)) as uow:
+        async with self.db.unit_of_work(correlation_id=str(n.id)) as uow:
             claimed = await uow.session.exec(update(Notification)  # type: ignore[call-overload]
                                              .where(col(Notification.id) == n.id, col(Notification.version) == n.version)
                                              .values(version=n.version + 1))
@@ -202,7 +201,7 @@ class DueWork(Periodic):
             if row.region:
                 by_region[row.region].append(row)
         advisers = {region: await self.roster.holders("regional_adviser", region) for region in by_region}
-        async with self.db.unit_of_work(source=SOURCE, clock=self.clock, correlation_id=f"unreached:{day}") as uow:
+        async with self.db.unit_of_work(correlation_id=f"unreached:{day}") as uow:
             depth = 1 + max(r.depth for r in untold)
             await create(uow, self._summary(untold, day), desk, now=now, rules=self.rules, depth=depth)
             for region, rows in by_region.items():
