@@ -26,7 +26,6 @@ from shared.store import Database, UnitOfWork
 log = structlog.get_logger("roster")
 
 
-
 async def on_handover_submitted(event: events.HandoverNoteSubmitted, *, uow: UnitOfWork, clock: Clock) -> None:
     """Store the note against the post; runs inside the consumer's transaction,
     after the event id was claimed."""

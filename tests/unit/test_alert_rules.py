@@ -118,8 +118,8 @@ async def test_notify_measures_the_due_step_lag_the_alert_reads(tmp_path: Path) 
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    from services.notify.models import NOTIFY_TABLES, Notification
     from services.notify.jobs.due import DueWork
+    from services.notify.models import NOTIFY_TABLES, Notification
     from shared.clock import ManualClock
     from shared.metrics import ServiceMetrics
     from shared.store import Database
