@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+
 from shared.bus import Bus, QueryError
 from shared.contracts import roster as contract
 from shared.contracts.query import ask
