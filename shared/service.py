@@ -34,7 +34,7 @@ from shared.metrics import ServiceMetrics
 from shared.migrations import migrate
 from shared.periodic import Scheduler
 from shared.settings import ServiceSettings
-from shared.store import Database, OutboxRelay
+from shared.store import Consumes, Database, OutboxRelay, Transactional
 from shared.topology import missing
 
 log = structlog.get_logger("service")
@@ -43,6 +43,21 @@ P = TypeVar("P")
 Check = Callable[[], Awaitable[bool]]
 QUERY_SERVICE_CHECKS = ("nats", "store", "consumers", "queries")
 INFRASTRUCTURE_STOP_BUDGET = 4.0  # seconds for the outbox flush and the NATS drain together
+
+
+def consumers_of(table: dict[str, Consumes], *, bus: Bus, db: Database, max_deliver: int,
+                 after: Callable[[], None] | None = None) -> list[ConsumerRunner]:
+    """A service's consumers table (durable name -> what it consumes) as consumer runners, each
+    applying its events once through `Transactional`; `after` is told after each commit."""
+    runners = []
+    for durable, consumes in table.items():
+        applied = Transactional(db=db, consumer=durable, apply=consumes.apply, lookup=consumes.lookup,
+                                prefetch=consumes.prefetch, after=after)
+        runners.append(ConsumerRunner(bus=bus, stream=consumes.stream, durable=durable,
+                                      handlers={cls: applied.one for cls in consumes.apply},
+                                      batch_handler=applied.many if consumes.batched else None,
+                                      max_deliver=max_deliver))
+    return runners
 
 
 class ServiceHost(Generic[P]):
@@ -194,6 +209,12 @@ class ServiceHost(Generic[P]):
 
         self.on_stop(flush)
         return relay
+
+    def consume(self, table: dict[str, Consumes], *, after: Callable[[], None] | None = None) -> list[ConsumerRunner]:
+        """Start the consumers of a service's table (`consumers_of`)."""
+        assert self.bus is not None, "enter_bus first"
+        return self.enter_consumers(consumers_of(table, bus=self.bus, db=self.db, max_deliver=self.settings.max_deliver,
+                                                 after=after))
 
     def enter_consumers(self, consumers: Sequence[ConsumerRunner], *,
                         stop_within: Callable[[], float] | None = None) -> list[ConsumerRunner]:

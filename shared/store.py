@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -282,6 +283,15 @@ class Apply(Protocol):
     def __call__(self, event: Any, /, *, uow: UnitOfWork, clock: Clock) -> Awaitable[None]: ...
 
 
+class Lookup(Protocol):
+    """What a handler needs from another service, asked before its transaction so that no network
+    call holds one open: `async def find_x(event, *, cause, clock)`, clients bound as for handlers.
+    What it returns reaches the handler as `found`; a service that does not answer raises
+    TransientError, and the event comes back later."""
+
+    def __call__(self, event: Any, /, *, cause: Envelope, clock: Clock) -> Awaitable[Any]: ...
+
+
 # Loads what a batch will read; returns the rows so they stay in the session's
 # (weakly referenced) identity map while the batch is applied.
 Prefetch = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[Any]]]
@@ -299,9 +309,23 @@ def upsert(db_or_session: Any, table: Any) -> Any:
     return sqlite_insert(table)
 
 
+@dataclass(frozen=True)
+class Consumes:
+    """A durable in a service's consumers table: the stream it reads and, by event type, the handler
+    applied in the consumer's transaction; what is looked up before it (`Lookup`), what a batch
+    prefetches, and whether fetched messages are applied a batch to a transaction."""
+
+    stream: str
+    apply: dict[type[Event], Apply]
+    lookup: dict[type[Event], Lookup] = field(default_factory=dict)
+    prefetch: Prefetch | None = None
+    batched: bool = False
+
+
 class Transactional:
     """Applies a consumer's events to the store once each: the idempotency
-    record, the state change and the outgoing events commit together.
+    record, the state change and the outgoing events commit together. The
+    one way every service's consumers apply events (shared/service.py).
 
     `one` applies a single message; `many` applies a fetched batch in one
     transaction (far fewer commits), and if it fails the consumer runner falls
@@ -319,6 +343,8 @@ class Transactional:
         consumer: str,
         apply: dict[type[Event], Apply],
         prefetch: Prefetch | None = None,
+        lookup: dict[type[Event], Lookup] | None = None,
+        after: Callable[[], None] | None = None,
         clock: Clock | None = None,
         source: str | None = None,
     ) -> None:
@@ -327,30 +353,49 @@ class Transactional:
         self.consumer = consumer
         self.apply = apply
         self.prefetch = prefetch
+        self.lookup = lookup or {}
+        self.after = after  # told once a transaction committed (a service's due work, woken)
+
+    async def _found(self, envelope: Envelope, event: Event) -> dict[str, Any]:
+        lookup = self.lookup.get(type(event))
+        if lookup is None:
+            return {}
+        clock = self.clock if self.clock is not None else self.db.clock
+        if clock is None:
+            raise RuntimeError("a lookup needs the store's clock, or the consumer's")
+        return {"found": await lookup(event, cause=envelope, clock=clock)}
 
     async def one(self, envelope: Envelope, event: Event) -> None:
+        found = await self._found(envelope, event)
         async with self.db.unit_of_work(source=self.source, clock=self.clock, correlation_id=envelope.correlation_id) as uow:
             if not await uow.claim(self.consumer, envelope.id):
                 log.info("event_already_applied")
                 return
             uow.cause = envelope
             with uow.session.no_autoflush:
-                await self.apply[type(event)](event, uow=uow, clock=uow.clock)
+                await self.apply[type(event)](event, uow=uow, clock=uow.clock, **found)
+        if self.after is not None:
+            self.after()
 
     async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        found = await asyncio.gather(*(self._found(envelope, event) for envelope, event in items))
         async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
             done = await uow.claimed(self.consumer, [envelope.id for envelope, _ in items])
-            fresh = [(envelope, event) for envelope, event in items if envelope.id not in done]
+            fresh = [(envelope, event, f) for (envelope, event), f in zip(items, found, strict=True)
+                     if envelope.id not in done]
             # held in this frame so the rows stay in the identity map until applied
-            _loaded = await self.prefetch(uow, [e for _, e in fresh]) if self.prefetch is not None and fresh else ()
+            _loaded = (await self.prefetch(uow, [e for _, e, _ in fresh]) if self.prefetch is not None and fresh
+                       else ())
             with uow.session.no_autoflush:
-                for envelope, event in fresh:
+                for envelope, event, f in fresh:
                     if envelope.id in done:  # the same event twice in one batch
                         continue
                     done.add(envelope.id)
                     uow.correlation_id, uow.cause = envelope.correlation_id, envelope
                     uow.record_claim(self.consumer, envelope.id)
-                    await self.apply[type(event)](event, uow=uow, clock=uow.clock)
+                    await self.apply[type(event)](event, uow=uow, clock=uow.clock, **f)
+        if self.after is not None:
+            self.after()
 
 
 class Publisher(Protocol):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from services.lessons import search, store
 from services.lessons.config import Settings
-from services.lessons.consumers import build_consumers
+from services.lessons.consumers import consumers
 from services.lessons.duties import DutyPolicy
 from services.lessons.jobs import AarDuties
 from services.lessons.models import LESSONS_TABLES
@@ -47,9 +47,8 @@ async def compose(host: LessonsApp) -> None:
     duties = host.parts.duties = AarDuties(db=host.db, clock=host.clock, policy=policy, bus=bus,
                                            tick_seconds=s.tick_seconds, query_timeout=s.query_timeout_seconds)
     host.scheduler.add(duties)
-    host.enter_consumers(build_consumers(bus=bus, db=host.db, clock=host.clock, policy=policy,
-                                         due_days=s.aar_due_days, threshold=s.similarity_threshold,
-                                         wake=duties.wake, max_deliver=s.max_deliver))
+    host.consume(consumers(policy=policy, due_days=s.aar_due_days, threshold=s.similarity_threshold),
+                 after=duties.wake)  # a new AAR may have a step due already
     rights = RosterRights(bus, clock=host.clock, cache_seconds=s.rights_cache_seconds, timeout=s.rights_timeout_seconds)
     host.enter_queries(await LessonsQueries(db=host.db, rights=rights).serve(bus.nc, version=VERSION))
     host.enter_jobs()

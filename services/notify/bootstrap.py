@@ -11,7 +11,7 @@ from sqlmodel import select
 from services.notify import calls
 from services.notify.calendar_feed import CalendarServer, feed_secret
 from services.notify.config import Settings
-from services.notify.consumers import build_consumers
+from services.notify.consumers import consumers
 from services.notify.jobs.call_reminders import CallPlanner
 from services.notify.jobs.due import DueWork
 from services.notify.messages import MessageQueries
@@ -53,8 +53,7 @@ async def compose(host: NotifyApp) -> None:
     parts.due = DueWork(db=host.db, clock=host.clock, roster=roster, rules=rules, tick_seconds=s.tick_seconds,
                         metrics=host.metrics)
     host.scheduler.add(parts.due)
-    host.enter_consumers(build_consumers(bus=bus, db=host.db, clock=host.clock, roster=roster, wake=parts.due.wake,
-                                         max_deliver=s.max_deliver, rules=rules))
+    host.consume(consumers(db=host.db, roster=roster, rules=rules), after=parts.due.wake)
     queries = NotifyQueries(db=host.db, clock=host.clock, roster=roster)  # roster: who chairs a call
     service = host.enter_queries(await queries.serve(bus.nc, version=VERSION))
     await MessageQueries(db=host.db).serve_on(service)  # ad-hoc messages' figures (/send status)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.roster import store
 from services.roster.config import Settings
-from services.roster.consumers import build_consumers
+from services.roster.consumers import CONSUMERS
 from services.roster.jobs import RotationScan
 from services.roster.models import ROSTER_TABLES
 from services.roster.queries import RosterQueries
@@ -38,7 +38,7 @@ async def compose(host: RosterApp) -> None:
     await host.enter_health()
     bus = await host.enter_bus()
     host.enter_relay()
-    host.enter_consumers(build_consumers(bus=bus, db=host.db, clock=host.clock, max_deliver=s.max_deliver))
+    host.consume(CONSUMERS)
     queries = host.parts.queries = RosterQueries(db=host.db, clock=host.clock, required_course=s.required_course,
                             revision_check_seconds=s.query_cache_seconds, member_grace=s.member_grace)
     await queries.snapshot()  # built before the first query, not by it

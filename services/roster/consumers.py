@@ -1,37 +1,18 @@
-"""What the roster consumes: subject -> handler, durable names, in one table."""
+"""What the roster consumes, in one table: durable name -> the stream it reads and, by event type,
+the handler applied in the consumer's transaction (services/roster/handlers.py), a batch at a time."""
 
 from __future__ import annotations
 
 from services.roster import handlers
 from shared import events
-from shared.bus import Bus, ConsumerRunner
-from shared.clock import Clock
-from shared.store import Apply, Database, Prefetch, Transactional
+from shared.store import Consumes
 
-# durable name -> (stream, {event class: handler applied in the consumer's transaction}, batch prefetch)
-CONSUMERS: dict[str, tuple[str, dict[type[events.Event], Apply], Prefetch | None]] = {
-    "roster--on_handover_submitted": (
-        "BOT",
-        {events.HandoverNoteSubmitted: handlers.on_handover_submitted},
-        handlers.prefetch_deployments,
-    ),
-    "roster--on_departure_changed": ("BOT", {events.DepartureChanged: handlers.on_departure_changed}, None),
-    "roster--on_profile_updated": ("BOT", {events.ProfileUpdated: handlers.on_profile_updated}, None),
+CONSUMERS: dict[str, Consumes] = {
+    "roster--on_handover_submitted": Consumes(
+        "BOT", {events.HandoverNoteSubmitted: handlers.on_handover_submitted},
+        prefetch=handlers.prefetch_deployments, batched=True),
+    "roster--on_departure_changed": Consumes(
+        "BOT", {events.DepartureChanged: handlers.on_departure_changed}, batched=True),
+    "roster--on_profile_updated": Consumes(
+        "BOT", {events.ProfileUpdated: handlers.on_profile_updated}, batched=True),
 }
-
-
-def build_consumers(*, bus: Bus, db: Database, clock: Clock, max_deliver: int) -> list[ConsumerRunner]:
-    runners = []
-    for durable, (stream, apply, prefetch) in CONSUMERS.items():
-        tx = Transactional(db=db, consumer=durable, apply=apply, prefetch=prefetch)
-        runners.append(
-            ConsumerRunner(
-                bus=bus,
-                stream=stream,
-                durable=durable,
-                handlers={cls: tx.one for cls in apply},
-                batch_handler=tx.many,
-                max_deliver=max_deliver,
-            )
-        )
-    return runners

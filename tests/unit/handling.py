@@ -33,15 +33,17 @@ def envelope_of(event: Event, *, at: datetime) -> Envelope:
 
 
 async def apply(handler: Callable[..., Awaitable[None]], event: Event | Envelope, *, db: Database, clock: Clock,
-                source: str, **bound: Any) -> list[Envelope]:
+                source: str, lookup: Callable[..., Awaitable[Any]] | None = None, **bound: Any) -> list[Envelope]:
     """Apply one event (or an envelope, to apply the same one twice) with `handler` and the
-    settings or clients `bound` to it; the envelopes it emitted, in order."""
+    settings or clients `bound` to it, after its `lookup` (its clients bound); the envelopes it
+    emitted, in order."""
     envelope = event if isinstance(event, Envelope) else envelope_of(event, at=clock.now())
     decoded = envelope.decode()
     async with db.read() as session:
         before = len((await session.exec(select(OutboxMessage.seq))).all())
     applied = Transactional(db=db, clock=clock, source=source, consumer=f"{source}--test",
-                            apply={type(decoded): partial(handler, **bound)})
+                            apply={type(decoded): partial(handler, **bound)},
+                            lookup={type(decoded): lookup} if lookup is not None else None)
     await applied.one(envelope, decoded)
     async with db.read() as session:
         rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.seq)))).all()

@@ -5,7 +5,9 @@ transaction of a real SQLite store), with no NATS and no other process."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,13 @@ from services.lessons.models import LESSONS_TABLES, Aar, Item
 from services.lessons.store import prepare
 from services.notify import handlers as notify
 from services.notify.models import NOTIFY_TABLES, Notification
+from services.notify.recipients import Recipient
 from services.roster import handlers as roster
 from services.roster.models import ROSTER_TABLES, Deployment, Person, Post
 from shared import events
-from shared.bus import PermanentError
+from shared.bus import PermanentError, QueryError, TransientError
 from shared.clock import ManualClock
-from shared.events import deterministic_id
+from shared.events import Envelope, deterministic_id
 from shared.store import Database
 from tests.unit.handling import apply, apply_batch, envelope_of, store
 
@@ -225,3 +228,106 @@ async def test_in_a_batch_each_delivery_is_timed_by_its_own_event(tmp_path: Path
                 for n in (first, second)]
     assert sent == [NOW - timedelta(seconds=60), NOW - timedelta(seconds=40)]
 
+
+
+# --- notify: roster facts, looked up before the transaction ----------------------------------
+
+
+class FakeRoster:
+    """The roster as notify's lookups ask it (services/notify/recipients.py): by id, and role holders."""
+
+    def __init__(self, people: list[Recipient], holders: dict[str, list[Recipient]] | None = None) -> None:
+        self.by_id = {p.person_id: p for p in people}
+        self.by_role = holders or {}
+        self.answering = True
+        self.asked: list[str] = []
+
+    async def people(self, person_ids: Sequence[uuid.UUID]) -> list[Recipient]:
+        self.asked.append("people")
+        if not self.answering:
+            raise QueryError("503", "no responders")
+        return [self.by_id[i] for i in person_ids if i in self.by_id]
+
+    async def holders(self, role: str, region: str | None = None) -> list[Recipient]:
+        self.asked.append(f"holders {role}")
+        if not self.answering:
+            raise QueryError("503", "no responders")
+        return self.by_role.get(role, [])
+
+
+def _recipient(name: str, chat_id: int | None) -> Recipient:
+    return Recipient(person_id=uuid.uuid4(), name=name, telegram_user_id=chat_id, timezone="Africa/Dakar",
+                     regions=("ROWCA",))
+
+
+def _gapped() -> events.PostGapped:
+    return events.PostGapped(post_id=uuid.uuid4(), country="ML", region="ROWCA", title="CMCoord Officer",
+                             duty_station="Mopti", gapped_since=date(2026, 5, 30), alert_number=1)
+
+
+async def test_a_gapped_post_is_one_alert_to_the_advisers_and_the_desk_and_redelivery_adds_nothing(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    adviser, desk = _recipient("Awa", 101), _recipient("Desk officer", 202)
+    roster = FakeRoster([], {"regional_adviser": [adviser], "cmcs_desk": [desk]})
+    fact = envelope_of(_gapped(), at=NOW)
+    lookup = partial(notify.find_gapped, roster=roster)
+    emitted = [e.decode() for e in await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock,
+                                               source="notify")]
+    sent = [e for e in emitted if isinstance(e, events.DeliverTelegram)]
+    assert sorted(d.chat_id for d in sent) == [101, 202]
+    async with db.read() as session:
+        stored = (await session.exec(select(Notification))).all()
+    assert {n.person_id for n in stored} == {adviser.person_id, desk.person_id}
+    assert all(n.kind == "post.gapped" and n.group_id is not None for n in stored)  # each role: one alert
+    assert await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify") == []
+
+
+async def test_a_roster_that_does_not_answer_brings_the_fact_back_later_with_nothing_written(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    roster = FakeRoster([], {"regional_adviser": [_recipient("Awa", 101)]})
+    roster.answering = False
+    fact = envelope_of(_gapped(), at=NOW)
+    lookup = partial(notify.find_gapped, roster=roster)
+    with pytest.raises(TransientError):
+        await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
+    roster.answering = True  # back: the same fact, redelivered, is applied in full
+    emitted = await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
+    assert [e.decode().chat_id for e in emitted if e.type == events.DeliverTelegram.type] == [101]  # type: ignore[attr-defined]
+
+
+async def test_the_bot_may_request_only_an_adhoc_message_and_is_dead_lettered_otherwise(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    roster = FakeRoster([], {"cmcs_desk": [_recipient("Desk officer", 202)]})
+    request = events.NotificationRequested(kind="post.gapped", about="x", occurrence="1", text="Ring the desk",
+                                           role="cmcs_desk")
+    from_bot = Envelope.wrap(request, source="bot", occurred_at=NOW)
+    with pytest.raises(PermanentError, match="the bot may request"):
+        await apply(notify.on_found, from_bot, lookup=partial(notify.find_requested, roster=roster), db=db,
+                    clock=clock, source="notify")
+    assert roster.asked == []  # refused before anyone was asked
+    from_lessons = Envelope.wrap(request, source="lessons", occurred_at=NOW)
+    emitted = await apply(notify.on_found, from_lessons, lookup=partial(notify.find_requested, roster=roster), db=db,
+                          clock=clock, source="notify")
+    assert [e.type for e in emitted].count(events.DeliverTelegram.type) == 1
+
+
+async def test_a_handover_campaign_does_not_start_for_a_note_already_written(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    officer = _recipient("Awa", 101)
+    roster = FakeRoster([officer])
+    ending = events.DeploymentEndingSoon(deployment_id=uuid.uuid4(), person_id=officer.person_id, post_id=uuid.uuid4(),
+                                         country="ML", region="ROWCA", role="cmcoord_officer", start=date(2026, 1, 5),
+                                         planned_end=date(2026, 6, 30), days_left=29)
+    written = events.HandoverRecorded(note_id=uuid.uuid4(), deployment_id=ending.deployment_id,
+                                      person_id=officer.person_id, post_id=ending.post_id, revision=1)
+    await apply(notify.on_handover_recorded, written, lookup=partial(notify.find_successors, roster=roster, db=db),
+                db=db, clock=clock, source="notify")
+    emitted = await apply(notify.on_ending_soon, ending, lookup=partial(notify.find_ending_soon, roster=roster),
+                          db=db, clock=clock, source="notify")
+    assert emitted == []
+    async with db.read() as session:
+        assert (await session.exec(select(Notification))).all() == []

@@ -1,18 +1,17 @@
 """The topology table (shared/topology.py) says what each service's code consumes: a durable
 declared by `cmcoord nats-init` takes exactly the subjects its service handles."""
 
-from datetime import UTC, datetime
 from typing import Any
 
-from services.lessons.consumers import build_consumers as lessons_consumers
+from services.lessons.consumers import consumers as lessons_consumers
 from services.lessons.duties import DutyPolicy
-from services.notify.consumers import build_consumers as notify_consumers
-from services.roster.consumers import build_consumers as roster_consumers
+from services.notify.consumers import consumers as notify_consumers
+from services.roster.consumers import CONSUMERS as ROSTER_CONSUMERS
 from shared import events
 from shared.bus import ConsumerRunner
-from shared.clock import ManualClock
 from shared.events import REGISTRY
 from shared.permissions import commands_of
+from shared.service import consumers_of
 from shared.topology import BY_NAME, DURABLES
 
 
@@ -25,11 +24,10 @@ class _NoBus:
 
 def _runners() -> list[ConsumerRunner]:
     bus: Any = _NoBus()
-    clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
-    common: dict[str, Any] = {"bus": bus, "db": None, "clock": clock, "max_deliver": 5}
-    return [*roster_consumers(**common),
-            *notify_consumers(**common, roster=None, wake=lambda: None),  # type: ignore[arg-type]
-            *lessons_consumers(**common, policy=DutyPolicy(), due_days=30, threshold=0.5, wake=lambda: None)]
+    tables = [ROSTER_CONSUMERS, notify_consumers(db=None, roster=None),  # type: ignore[arg-type]
+              lessons_consumers(policy=DutyPolicy(), due_days=30, threshold=0.5)]
+    return [runner for table in tables
+            for runner in consumers_of(table, bus=bus, db=None, max_deliver=5)]  # type: ignore[arg-type]
 
 
 def test_every_service_durable_is_declared_with_the_subjects_its_code_handles() -> None:
