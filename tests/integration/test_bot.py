@@ -75,6 +75,7 @@ async def test_bad_tokens_get_clear_answers_and_brute_force_is_throttled(
     assert "Too many" in (await guesser.reply_to(f"/start {valid}"))["text"]  # even a good one waits
 
 
+@pytest.mark.field  # Telegram's flood control and server errors: `make test-field` (CI runs it)
 async def test_the_bot_rides_out_flood_control_and_server_errors(
     bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock
 ) -> None:

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from shared.bus import Bus
@@ -13,6 +15,8 @@ from shared.contracts.roster import PersonByTelegramRequest
 from shared.natsserver import NatsServer, free_port
 from tests.helpers import eventually, service_env, start_service, stop_process
 from tests.integration.telegram_users import User, invite
+
+pytestmark = pytest.mark.field  # a kill -9 mid-handler: `make test-field` (CI runs it), apart from `make test`
 
 
 async def test_kill_9_mid_handler_then_handled_once_after_restart(

@@ -229,6 +229,7 @@ async def test_html_502s_from_telegrams_edge_during_a_fan_out_lose_and_double_no
     assert len(sent) == len(chats) and len({e.data["notification_id"] for e in sent}) == len(chats)
 
 
+@pytest.mark.field  # Telegram's flood wait for half a minute: `make test-field` (CI runs it)
 async def test_a_thirty_second_flood_wait_during_a_fan_out_loses_and_doubles_nothing(
     bot: BotApp, bus: Bus, sandbox_url: str,
 ) -> None:

@@ -19,6 +19,8 @@ from shared.natsserver import NatsServer, free_port
 from shared.permissions import authorization
 from tests.helpers import ADMIN_AUTH, NATS_PASSWORDS, declare_topology, eventually
 
+pytestmark = pytest.mark.field  # a stream leader lost: `make test-field` (CI runs it), apart from `make test`
+
 NODES = 3
 
 

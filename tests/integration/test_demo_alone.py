@@ -4,12 +4,15 @@ desk included. An hour passes on the stack's shared clock; nothing feeds on itse
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
 from services.notify.models import DeskNotice, Notification
 from tests.helpers import eventually
 from tests.soak.stack import Stack, idle_cpu_percent, log_exceptions
+
+pytestmark = pytest.mark.field  # the demo left alone for minutes: `make test-field` (CI runs it), apart from `make test`
 
 
 async def test_the_demo_left_alone_stays_quiet(tmp_path: Path) -> None:
