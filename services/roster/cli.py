@@ -331,13 +331,15 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock, force: 
     """A new invitation for the person: (name, token, valid until). Someone already registered
     gets one only with `force` (AlreadyRegistered): it revokes their older invitations, and
     opening it from another Telegram account moves their link there."""
+    from services.roster import handlers  # the store's writers: for the commands that write
+
     db = await _open(settings)
     try:
         async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
             person, link = await store.person_and_link(uow.session, email=email)
             if link is not None and not force:
                 raise AlreadyRegistered(person.name, link.linked_at)
-            person, token = await store.create_invite(uow, email=email, ttl=timedelta(days=settings.invite_ttl_days))
+            person, token = await handlers.create_invite(uow, email=email, ttl=timedelta(days=settings.invite_ttl_days))
             name = person.name
     finally:
         await db.dispose()
@@ -387,6 +389,8 @@ async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | Non
     overwritten) before the transaction commits: if the file cannot be written, no invitation
     is issued and nobody's older link stops working; if the invitations cannot be saved, the
     file is removed (its links would never work)."""
+    from services.roster import handlers  # the store's writers: for the commands that write
+
     db = await _open(settings)
     issued: list[tuple[str, str, str, datetime]] = []
     try:
@@ -401,7 +405,7 @@ async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | Non
                 for u in found:
                     if u in held or u in invited:
                         continue
-                    person, token = await store.create_invite(uow, email=u.person.email, ttl=ttl)
+                    person, token = await handlers.create_invite(uow, email=u.person.email, ttl=ttl)
                     issued.append((person.name, person.email, token, now + ttl))
                 f.write(invitations_csv(settings, issued))  # the links are keys to the roster: the file is 0600
                 f.flush()
@@ -571,7 +575,7 @@ def confirm_link(email: str = typer.Argument(..., help="the roster email of the 
 
     try:
         confirmed, note = asyncio.run(_write_then_publish(settings, clock, partial(handlers.confirm_link, email=email)))
-    except (LookupError, store.NothingToConfirm) as exc:
+    except (LookupError, handlers.NothingToConfirm) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     username = f"@{confirmed.telegram_username}" if confirmed.telegram_username else "(no username)"
@@ -595,7 +599,7 @@ def scan(
     if at is not None:
         clock = ManualClock(at if at.tzinfo else at.replace(tzinfo=UTC))
 
-    async def run() -> tuple[store.ScanResult, str]:
+    async def run() -> tuple[handlers.ScanResult, str]:
         db = await _open(settings)
         try:
             connecting = asyncio.create_task(_connect(settings))

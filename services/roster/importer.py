@@ -1164,7 +1164,7 @@ def _plan_deployment(
 
 def _plan_rotation(plan: ImportPlan, posts: list[PlannedPost], snapshot: Snapshot, *, today: date,
                    policy: rotation.RotationPolicy) -> None:
-    """The rotation scan's rules (store.rotation_scan) on the posts the file names, each
+    """The rotation scan's rules (handlers.rotation_scan) on the posts the file names, each
     outcome applied as it comes (event ids depend on the epoch, settled when staged)."""
     for post in posts:
         view = rotation.PostView(id=post.id, gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent,

@@ -14,7 +14,7 @@ from nats.micro import add_service
 from nats.micro.service import Service
 from sqlmodel import col, select
 
-from services.roster import store
+from services.roster import handlers, store
 from services.roster.directory import DirectorySnapshot, load_snapshot
 from services.roster.models import Deployment, Person, Post, TelegramLink
 from shared.bus import QueryFailure
@@ -162,12 +162,12 @@ class RosterQueries:
     async def register(self, q: RegisterRequest) -> PersonCard:
         try:
             async with self.db.unit_of_work() as uow:
-                registration = await store.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id,
+                registration = await handlers.redeem_invite(uow, token=q.token, telegram_user_id=q.telegram_user_id,
                                                          telegram_username=q.telegram_username)
                 person_id, held = registration.person.id, registration.held
                 member = await store.is_member(uow.session, person_id, day=self.clock.now().date(),
                                                grace=self.member_grace)
-        except store.RegistrationRefused as refused:
+        except handlers.RegistrationRefused as refused:
             code, description = REGISTRATION_REFUSALS[refused.reason]
             raise QueryFailure(code, description) from refused
         if held:  # nothing of the person for an account the desk has not confirmed

@@ -1,12 +1,12 @@
-"""Roster reads and writes. Functions take a session or unit of work and
-keyword-only arguments; nothing here talks to NATS."""
+"""The roster's reads and repository functions (the import's all-or-nothing swap among them);
+what changes the roster's state and says so in events is services/roster/handlers.py.
+Functions take a session or unit of work and keyword-only arguments; nothing here talks to NATS."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -55,7 +55,7 @@ from services.roster.models import (
 )
 from shared import events
 from shared.clock import Clock
-from shared.store import Database, OutboxMessage, UnitOfWork, upsert
+from shared.store import Database, OutboxMessage, UnitOfWork
 
 SOURCE = "roster"  # the source of the roster's events
 
@@ -80,8 +80,6 @@ async def revision_now(db: Database) -> int:
     return int(value or 0)
 
 
-# --- import -----------------------------------------------------------------
-#
 # How an import of 50,000 rows stays all-or-nothing without holding the store's write
 # lock for more than a moment (issue 16):
 #
@@ -559,7 +557,7 @@ def _on(post: PlannedPost, deployment_id: uuid.UUID) -> PlannedDeployment:
     return next(dep for dep in post.deployments if dep.id == deployment_id)
 
 
-def _deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
+def deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
     return {
         "deployment_id": dep.id,
         "person_id": dep.person_id,
@@ -572,18 +570,6 @@ def _deployment_facts(dep: Deployment, post: Post) -> dict[str, object]:
     }
 
 
-# --- rotation scan ----------------------------------------------------------
-
-
-@dataclass
-class ScanResult:
-    announced: list[events.Event]
-    reopened: list[rotation.Reopened] = field(default_factory=list)
-
-    def count(self, event_type: type[events.Event]) -> int:
-        return sum(isinstance(e, event_type) for e in self.announced)
-
-
 async def scan_clock(session: AsyncSession) -> ScanClock:
     """The scan clock's row, locked until the transaction ends (PostgreSQL; SQLite writes are serial anyway)."""
     row = (await session.exec(select(ScanClock).where(ScanClock.id == 1).with_for_update())).first()
@@ -591,137 +577,8 @@ async def scan_clock(session: AsyncSession) -> ScanClock:
         row = ScanClock(id=1)
         session.add(row)
     elif row.last_scan_at is not None:
-        row.last_scan_at = _as_utc(row.last_scan_at)
+        row.last_scan_at = as_utc(row.last_scan_at)
     return row
-
-
-async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.RotationPolicy) -> ScanResult:
-    """Apply the rotation rules to every post; take back what was announced early, record and emit what is due."""
-    session = uow.session
-    clock_row = await scan_clock(session)
-    posts = {p.id: p for p in (await session.exec(select(Post))).all()}
-    deployments = (await session.exec(select(Deployment))).all()
-    by_post: dict[uuid.UUID, list[Deployment]] = {}
-    for dep in deployments:
-        by_post.setdefault(dep.post_id, []).append(dep)
-    rows = {dep.id: dep for dep in deployments}
-    outcomes: list[tuple[Post, rotation.PostOutcome]] = []
-    for post in posts.values():
-        view = rotation.PostView(
-            id=post.id,
-            gapped_since=post.gapped_since,
-            gap_alerts_sent=post.gap_alerts_sent,
-            deployments=tuple(
-                rotation.DeploymentView(
-                    id=d.id, person_id=d.person_id, post_id=d.post_id, start=d.start, planned_end=d.planned_end,
-                    actual_end=d.actual_end, started_announced=d.started_announced,
-                    ending_soon_announced_for=d.ending_soon_announced_for, ended_announced=d.ended_announced,
-                )
-                for d in by_post.get(post.id, [])
-            ),
-        )
-        outcomes.append((post, rotation.assess_post(view, today, policy, jump_from=clock_row.jump_from)))
-    reopened = [r for _, outcome in outcomes for r in outcome.reopened]
-    if reopened:  # the jump was wrong, and is undone: what is announced again from now on carries new ids
-        clock_row.epoch += 1
-        clock_row.jump_from = None
-    announced: list[events.Event] = []
-    for post, outcome in outcomes:
-        for dep_id, marks in outcome.markers.items():
-            row = rows[dep_id]
-            row.started_announced = marks.started_announced
-            row.ending_soon_announced_for = marks.ending_soon_announced_for
-            row.ended_announced = marks.ended_announced
-        for decision in outcome.decisions:
-            event = _record(decision, post=post, rows=rows)
-            if event is not None:
-                uow.emit(event, id=rotation.announcement_id(decision, clock_row.epoch))
-                announced.append(event)
-        if (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent):
-            post.gapped_since, post.gap_alerts_sent = outcome.gapped_since, outcome.gap_alerts_sent
-            session.add(post)
-    return ScanResult(announced, reopened)
-
-
-def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, Deployment]) -> events.Event | None:
-    """Mark the decision on its row; the event to announce, if any."""
-    match decision:
-        case rotation.Started(deployment=view, announce=announce):
-            dep = rows[view.id]
-            dep.started_announced = True
-            return events.DeploymentStarted(**_deployment_facts(dep, post)) if announce else None
-        case rotation.EndingSoon(deployment=view, days_left=days_left, successor_person_id=successor):
-            dep = rows[view.id]
-            dep.ending_soon_announced_for = dep.planned_end
-            return events.DeploymentEndingSoon(
-                **_deployment_facts(dep, post), days_left=days_left, successor_person_id=successor
-            )
-        case rotation.Ended(deployment=view, announce=announce):
-            dep = rows[view.id]
-            dep.ended_announced = True
-            return events.DeploymentEnded(**_deployment_facts(dep, post), ended_on=dep.end) if announce else None
-        case rotation.Gapped(gapped_since=since, alert_number=n, last_deployment_id=last):
-            return events.PostGapped(
-                post_id=post.id, country=post.country, region=post.region, title=post.title,
-                duty_station=post.duty_station, gapped_since=since, alert_number=n, last_deployment_id=last,
-            )
-        case rotation.Filled(gapped_since=since, deployment=view):
-            return events.PostFilled(
-                post_id=post.id, country=post.country, region=post.region, deployment_id=view.id,
-                person_id=view.person_id, filled_on=max(view.start, since), gapped_since=since,
-            )
-    raise AssertionError(f"unhandled decision {decision!r}")
-
-
-# --- handover notes ---------------------------------------------------------
-
-
-async def change_planned_end(uow: UnitOfWork, *, change: events.DepartureChanged, today: date) -> bool:
-    """The officer's new departure date; False if the deployment is not theirs, is over, or the
-    date is before its start or in the past. The rotation scan re-times what follows."""
-    dep = await uow.session.get(Deployment, change.deployment_id)
-    if dep is None or dep.person_id != change.person_id or dep.actual_end is not None:
-        return False
-    if change.planned_end < max(dep.start, today):
-        return False
-    if dep.planned_end != change.planned_end:
-        dep.planned_end = change.planned_end
-        dep.updated_at = uow.clock.now()
-        uow.session.add(dep)
-        await bump_revision(uow.session)
-    return True
-
-
-async def record_handover(uow: UnitOfWork, *, note: events.HandoverNoteSubmitted) -> tuple[uuid.UUID, int] | None:
-    """Store (or revise) the note against the deployment's post in one
-    statement; (note id, revision), or None if the deployment is unknown or not
-    the sender's."""
-    session = uow.session
-    dep = await session.get(Deployment, note.deployment_id)
-    if dep is None or dep.person_id != note.person_id:
-        return None
-    fields = {
-        "key_counterparts": note.key_counterparts,
-        "open_issues": note.open_issues,
-        "recurring_meetings": note.recurring_meetings,
-        "where_files_live": note.where_files_live,
-        "advice_to_successor": note.advice_to_successor,
-        "submitted_at": note.submitted_at,
-    }
-    table = HandoverNote.__table__  # type: ignore[attr-defined]
-    statement = (
-        upsert(session, table)
-        .values(id=uuid.uuid4(), deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=1, **fields)
-        .on_conflict_do_update(index_elements=["deployment_id"], set_={**fields, "revision": table.c.revision + 1})
-        .returning(table.c.id, table.c.revision)
-    )
-    note_id, revision = (await session.exec(statement)).one()
-    uow.emit(
-        events.HandoverRecorded(
-            note_id=note_id, deployment_id=dep.id, post_id=dep.post_id, person_id=dep.person_id, revision=revision
-        )
-    )
-    return note_id, revision
 
 
 async def load_deployments(uow: UnitOfWork, *, ids: list[uuid.UUID]) -> list[Deployment]:
@@ -729,20 +586,11 @@ async def load_deployments(uow: UnitOfWork, *, ids: list[uuid.UUID]) -> list[Dep
     return list((await uow.session.exec(select(Deployment).where(col(Deployment.id).in_(ids)))).all())
 
 
-# --- registration -----------------------------------------------------------
-#
-# A person has at most one linked Telegram account. An invitation is single use, and only
-# the newest one works (a new one revokes the older unused ones). An account whose username
-# is not the one the roster has for the person is held for the CMCS desk to confirm. Every
-# change of link is an event: `telegram.linked`, and `telegram.unlinked` with the account that
-# lost it (revoked by the desk, or moved to another account), which notify tells.
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _person_by_email(session: AsyncSession, email: str) -> Person:
+async def person_by_email(session: AsyncSession, email: str) -> Person:
     person = (await session.exec(select(Person).where(Person.email == email.strip().lower()))).first()
     if person is None:
         raise LookupError(f"nobody on the roster has the email {email!r}")
@@ -751,11 +599,11 @@ async def _person_by_email(session: AsyncSession, email: str) -> Person:
 
 async def person_and_link(session: AsyncSession, *, email: str) -> tuple[Person, TelegramLink | None]:
     """The person with this email (LookupError: nobody) and their Telegram link, if registered."""
-    person = await _person_by_email(session, email)
+    person = await person_by_email(session, email)
     return person, await session.get(TelegramLink, person.id)
 
 
-async def _revoke_invites(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
+async def revoke_invites(session: AsyncSession, *, person_id: uuid.UUID, now: datetime) -> int:
     """The person's unused invitations stop working; how many there were."""
     rows = (await session.exec(select(RegistrationToken).where(
         RegistrationToken.person_id == person_id, col(RegistrationToken.used_at).is_(None),
@@ -766,31 +614,7 @@ async def _revoke_invites(session: AsyncSession, *, person_id: uuid.UUID, now: d
     return len(rows)
 
 
-async def create_invite(uow: UnitOfWork, *, email: str, ttl: timedelta) -> tuple[Person, str]:
-    """A single-use registration token for the person with this email; their older unused
-    invitations stop working (only the newest link sent to them does)."""
-    session = uow.session
-    person = await _person_by_email(session, email)
-    token = secrets.token_urlsafe(24)  # 192 bits
-    now = uow.clock.now()
-    await _revoke_invites(session, person_id=person.id, now=now)
-    session.add(RegistrationToken(token_hash=hash_token(token), person_id=person.id, created_at=now, expires_at=now + ttl))
-    return person, token
-
-
-class RegistrationRefused(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason  # unknown | used | revoked | expired | taken
-
-
-@dataclass(frozen=True)
-class Registration:
-    person: Person
-    held: bool = False  # the link waits for the CMCS desk (a username not the roster's)
-
-
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     # SQLite (and PostgreSQL's timestamp without time zone) hand datetimes back naive; they are UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -798,119 +622,6 @@ def _as_utc(value: datetime) -> datetime:
 def same_username(a: str, b: str) -> bool:
     """Telegram usernames compare without the @ and case-insensitively."""
     return a.strip().lstrip("@").casefold() == b.strip().lstrip("@").casefold()
-
-
-async def _link(uow: UnitOfWork, *, person_id: uuid.UUID, telegram_user_id: int, now: datetime,
-                confirmed_by_desk: bool = False) -> None:
-    """Link the account to the person; an account linked to them before loses the link and is told."""
-    session = uow.session
-    link = await session.get(TelegramLink, person_id)
-    if link is None:
-        session.add(TelegramLink(person_id=person_id, telegram_user_id=telegram_user_id, linked_at=now))
-    elif link.telegram_user_id != telegram_user_id:  # a new phone or account: the link moves to it
-        uow.emit(events.TelegramUnlinked(person_id=person_id, telegram_user_id=link.telegram_user_id, reason="moved"))
-        link.telegram_user_id, link.linked_at = telegram_user_id, now
-        session.add(link)
-    hold = await session.get(TelegramLinkHold, person_id)
-    if hold is not None:  # settled: a link held earlier is not confirmed later by mistake
-        await session.delete(hold)
-    uow.emit(events.TelegramLinked(person_id=person_id, telegram_user_id=telegram_user_id,
-                                   confirmed_by_desk=confirmed_by_desk))
-    # no revision bump: a Telegram link is not part of any contact card or directory row
-
-
-async def redeem_invite(uow: UnitOfWork, *, token: str, telegram_user_id: int,
-                        telegram_username: str | None = None) -> Registration:
-    """Link a Telegram account to the token's person; the token is spent. When the roster has a
-    Telegram username for the person and the account's (`telegram_username`, "" for none) is
-    another, the link is held for the CMCS desk instead (`confirm_link`), and the desk is told;
-    None (a caller that does not say) is not checked."""
-    session, now = uow.session, uow.clock.now()
-    row = await session.get(RegistrationToken, hash_token(token))
-    if row is None:
-        raise RegistrationRefused("unknown")
-    if row.used_at is not None:
-        raise RegistrationRefused("used")
-    if row.revoked_at is not None:
-        raise RegistrationRefused("revoked")
-    if _as_utc(row.expires_at) <= now:
-        raise RegistrationRefused("expired")
-    taken = (await session.exec(select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))).first()
-    if taken is not None and taken.person_id != row.person_id:
-        raise RegistrationRefused("taken")
-    person = await session.get(Person, row.person_id)
-    assert person is not None
-    row.used_at = now
-    session.add(row)
-    expected = person.telegram_username
-    if (taken is None and telegram_username is not None and expected
-            and not same_username(expected, telegram_username)):
-        hold = await session.get(TelegramLinkHold, person.id)
-        if hold is None:
-            hold = TelegramLinkHold(person_id=person.id, telegram_user_id=telegram_user_id, held_at=now)
-        hold.telegram_user_id, hold.telegram_username, hold.held_at = telegram_user_id, telegram_username[:64], now
-        session.add(hold)
-        uow.emit(events.TelegramLinkHeld(person_id=person.id, telegram_user_id=telegram_user_id,
-                                         telegram_username=telegram_username[:64]))
-        return Registration(person, held=True)
-    await _link(uow, person_id=person.id, telegram_user_id=telegram_user_id, now=now)
-    return Registration(person)
-
-
-@dataclass(frozen=True)
-class Revoked:
-    person_id: uuid.UUID
-    name: str
-    telegram_user_id: int | None  # the account unlinked; None: none was linked
-    invites: int  # unused invitations that stopped working
-    hold_dropped: bool
-
-
-async def revoke_link(uow: UnitOfWork, *, email: str) -> Revoked:
-    """Unlink the person's Telegram account at once (it is told), and stop their unused
-    invitations and any link held for confirmation."""
-    session, now = uow.session, uow.clock.now()
-    person = await _person_by_email(session, email)
-    link = await session.get(TelegramLink, person.id)
-    unlinked = None
-    if link is not None:
-        unlinked = link.telegram_user_id
-        await session.delete(link)
-        uow.emit(events.TelegramUnlinked(person_id=person.id, telegram_user_id=unlinked, reason="revoked"))
-    invites = await _revoke_invites(session, person_id=person.id, now=now)
-    hold = await session.get(TelegramLinkHold, person.id)
-    if hold is not None:
-        await session.delete(hold)
-    return Revoked(person.id, person.name, unlinked, invites, hold is not None)
-
-
-class NothingToConfirm(Exception):
-    """No link waits for the desk for this person, or the account is linked to someone else now."""
-
-
-@dataclass(frozen=True)
-class Confirmed:
-    person_id: uuid.UUID
-    name: str
-    telegram_user_id: int
-    telegram_username: str
-
-
-async def confirm_link(uow: UnitOfWork, *, email: str) -> Confirmed:
-    """The CMCS desk confirms the link held for the person: it is made (the account is told; an
-    account linked to them before loses the link and is told)."""
-    session, now = uow.session, uow.clock.now()
-    person = await _person_by_email(session, email)
-    hold = await session.get(TelegramLinkHold, person.id)
-    if hold is None:
-        raise NothingToConfirm(f"no Telegram link waits for confirmation for {person.email}")
-    taken = (await session.exec(select(TelegramLink).where(
-        TelegramLink.telegram_user_id == hold.telegram_user_id))).first()
-    if taken is not None and taken.person_id != person.id:
-        raise NothingToConfirm(f"the Telegram account held for {person.email} is linked to someone else now")
-    confirmed = Confirmed(person.id, person.name, hold.telegram_user_id, hold.telegram_username)
-    await _link(uow, person_id=person.id, telegram_user_id=hold.telegram_user_id, now=now, confirmed_by_desk=True)
-    return confirmed
 
 
 async def person_by_telegram(session: AsyncSession, *, telegram_user_id: int) -> Person | None:
@@ -987,17 +698,11 @@ async def telegram_links(session: AsyncSession, person_ids: list[uuid.UUID]) -> 
     return {link.person_id: link.telegram_user_id for link in rows.all()}
 
 
-# --- counterparts -----------------------------------------------------------
-
-
 async def counterparts_in(session: AsyncSession, *, country: str) -> list[CounterpartContact]:
     result = await session.exec(
         select(CounterpartContact).where(CounterpartContact.country == country).order_by(col(CounterpartContact.unit))
     )
     return list(result.all())
-
-
-# --- registration: who is not linked ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -1041,7 +746,7 @@ async def unlinked_members(session: AsyncSession, *, day: date, now: datetime, g
             col(RegistrationToken.person_id).in_(ids), col(RegistrationToken.used_at).is_(None),
             col(RegistrationToken.revoked_at).is_(None)))
         for token in tokens.all():
-            expires = _as_utc(token.expires_at)
+            expires = as_utc(token.expires_at)
             if expires > now and (token.person_id not in invited or expires > invited[token.person_id]):
                 invited[token.person_id] = expires
         holds = set((await session.exec(select(TelegramLinkHold.person_id).where(

@@ -24,7 +24,7 @@ import aiohttp
 from services.roster.cli import import_text
 from services.roster.config import Settings
 from services.roster.samples import LAST, STATIONS, generate
-from services.roster.store import create_invite
+from services.roster.handlers import create_invite
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database

@@ -6,7 +6,7 @@ from typing import Any
 import aiohttp
 
 from services.roster.config import Settings
-from services.roster.store import create_invite
+from services.roster.handlers import create_invite
 from shared.clock import ManualClock
 from shared.store import Database
 from tests.helpers import eventually

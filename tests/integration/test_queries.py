@@ -185,7 +185,7 @@ async def test_counterparts_follow_their_classification_and_the_desk_sees_them(
 
 
 async def invite(settings: Settings, clock: ManualClock, email: str) -> str:
-    from services.roster.store import create_invite
+    from services.roster.handlers import create_invite
 
     db = Database(settings.db_url)
     async with db.unit_of_work(source="test", clock=clock) as uow:

@@ -34,7 +34,7 @@ from services.notify.models import DeskNotice, Notification, Transition
 from services.notify.policy import zone
 from services.notify.schedule import default_schedules, occurrences
 from services.roster.models import Deployment, Person, Post
-from services.roster.store import create_invite
+from services.roster.handlers import create_invite
 from shared.regions import REGIONS
 from tests.bench.common import result, write_figures
 from tests.helpers import eventually
