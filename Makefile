@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test test-fast test-field test-cluster test-soak soak bench messages postgres promtool clean
+.PHONY: up demo test test-loaded test-fast test-field test-cluster test-soak soak bench messages postgres promtool clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ promtool:
 test: $(STAMP) postgres promtool
 	$(BIN)/python -m mypy  # the bot, strictly ([tool.mypy] in pyproject.toml)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10
+
+# The same suite on a machine whose other work takes a core: a process spinning for the whole run.
+test-loaded: $(STAMP) postgres promtool
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 --cpu-hog
 
 # Faults as the field brings them, each minutes of processes, locks and waits (CI runs it after `make test`).
 test-field: $(STAMP)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +24,30 @@ from tests.helpers import ADMIN_AUTH, NATS_PASSWORDS, declare_topology, nats_cre
 from tests.postgres import PostgresCluster, pg_bindir
 
 TODAY = date(2026, 3, 2)
+_HOG: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-hog", action="store_true",
+                     help="keep one core busy for the whole run (a spinning process): the suite must pass on a "
+                          "machine whose other work takes a core (`make test-loaded`)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the controller only (pytest-xdist's workers have `workerinput`): one hog for the run, whatever the workers
+    if config.getoption("--cpu-hog") and not hasattr(config, "workerinput"):
+        _HOG.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _HOG:
+        hog = _HOG.pop()
+        hog.kill()
+        hog.wait()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return "cpu hog: one core kept busy by a spinning process" if config.getoption("--cpu-hog") else None
 
 
 @pytest.fixture(autouse=True, scope="session")
