@@ -33,22 +33,22 @@ promtool:
 	  echo "installing promtool (Debian's prometheus package) for the alert rule and metrics tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-# Two workers (pytest-xdist), a test module per worker: the suite mostly waits on
-# processes, the network and the clock of Telegram's limits.
+# Four workers (pytest-xdist) on two cores, a test module per worker: the suite mostly waits on
+# processes, the network and the clock of Telegram's limits (it takes as long with a core kept busy).
 test: $(STAMP) postgres promtool
 	$(BIN)/python -m mypy  # the bot, strictly ([tool.mypy] in pyproject.toml)
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10
+	$(BIN)/python -m pytest -n 4 --dist loadfile --durations=10
 
 # The same suite on a machine whose other work takes a core: a process spinning for the whole run.
 test-loaded: $(STAMP) postgres promtool
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 --cpu-hog
+	$(BIN)/python -m pytest -n 4 --dist loadfile --durations=10 --cpu-hog
 
 # Faults as the field brings them, each minutes of processes, locks and waits (CI runs it after `make test`).
 test-field: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m field tests/integration
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not cluster"
+	$(BIN)/python -m pytest -n 4 --dist loadfile -m "not slow and not cluster and not soak and not field"
 
 # Scale-out under faults: three NATS nodes, PostgreSQL, two processes of each service (minutes).
 test-cluster: $(STAMP) postgres

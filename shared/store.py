@@ -278,7 +278,8 @@ class UnitOfWork:
 
 class Apply(Protocol):
     """An event handler: `async def on_x(event, *, uow, clock)`, the service's clients and
-    settings bound by its consumers table (functools.partial); the event's envelope is `uow.cause`."""
+    settings bound by its consumers table (functools.partial); the event's envelope is `uow.cause`.
+    A handler whose event has a `Lookup` also takes what it found: `found=`."""
 
     def __call__(self, event: Any, /, *, uow: UnitOfWork, clock: Clock) -> Awaitable[None]: ...
 
@@ -321,11 +322,17 @@ class Consumes:
     prefetch: Prefetch | None = None
     batched: bool = False
 
+    def __post_init__(self) -> None:
+        # a batch's lookups would all be asked before its transaction, and one that fails puts the whole batch back
+        if self.batched and self.lookup:
+            raise ValueError("a consumer with lookups applies its events one at a time (batched=False)")
+
 
 class Transactional:
     """Applies a consumer's events to the store once each: the idempotency
-    record, the state change and the outgoing events commit together. The
-    one way every service's consumers apply events (shared/service.py).
+    record, the state change and the outgoing events commit together. How
+    roster's, notify's and lessons' consumers apply events (shared/service.py);
+    the bot's send to Telegram outside any transaction (services/bot/handlers.py).
 
     `one` applies a single message; `many` applies a fetched batch in one
     transaction (far fewer commits), and if it fails the consumer runner falls

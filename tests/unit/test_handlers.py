@@ -26,7 +26,7 @@ from shared import events
 from shared.bus import PermanentError, QueryError, TransientError
 from shared.clock import ManualClock
 from shared.events import Envelope, deterministic_id
-from shared.store import Database
+from shared.store import Consumes, Database
 from tests.unit.handling import apply, apply_batch, envelope_of, store
 
 NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
@@ -229,7 +229,6 @@ async def test_in_a_batch_each_delivery_is_timed_by_its_own_event(tmp_path: Path
     assert sent == [NOW - timedelta(seconds=60), NOW - timedelta(seconds=40)]
 
 
-
 # --- notify: roster facts, looked up before the transaction ----------------------------------
 
 
@@ -269,9 +268,9 @@ async def test_a_gapped_post_is_one_alert_to_the_advisers_and_the_desk_and_redel
         tmp_path: Path, clock: ManualClock) -> None:
     db = await store(tmp_path, NOTIFY_TABLES, "notify")
     adviser, desk = _recipient("Awa", 101), _recipient("Desk officer", 202)
-    roster = FakeRoster([], {"regional_adviser": [adviser], "cmcs_desk": [desk]})
+    fake = FakeRoster([], {"regional_adviser": [adviser], "cmcs_desk": [desk]})
     fact = envelope_of(_gapped(), at=NOW)
-    lookup = partial(notify.find_gapped, roster=roster)
+    lookup = partial(notify.find_gapped, roster=fake)
     emitted = [e.decode() for e in await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock,
                                                source="notify")]
     sent = [e for e in emitted if isinstance(e, events.DeliverTelegram)]
@@ -286,13 +285,13 @@ async def test_a_gapped_post_is_one_alert_to_the_advisers_and_the_desk_and_redel
 async def test_a_roster_that_does_not_answer_brings_the_fact_back_later_with_nothing_written(
         tmp_path: Path, clock: ManualClock) -> None:
     db = await store(tmp_path, NOTIFY_TABLES, "notify")
-    roster = FakeRoster([], {"regional_adviser": [_recipient("Awa", 101)]})
-    roster.answering = False
+    fake = FakeRoster([], {"regional_adviser": [_recipient("Awa", 101)]})
+    fake.answering = False
     fact = envelope_of(_gapped(), at=NOW)
-    lookup = partial(notify.find_gapped, roster=roster)
+    lookup = partial(notify.find_gapped, roster=fake)
     with pytest.raises(TransientError):
         await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
-    roster.answering = True  # back: the same fact, redelivered, is applied in full
+    fake.answering = True  # back: the same fact, redelivered, is applied in full
     emitted = await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
     assert [e.decode().chat_id for e in emitted if e.type == events.DeliverTelegram.type] == [101]  # type: ignore[attr-defined]
 
@@ -300,16 +299,16 @@ async def test_a_roster_that_does_not_answer_brings_the_fact_back_later_with_not
 async def test_the_bot_may_request_only_an_adhoc_message_and_is_dead_lettered_otherwise(
         tmp_path: Path, clock: ManualClock) -> None:
     db = await store(tmp_path, NOTIFY_TABLES, "notify")
-    roster = FakeRoster([], {"cmcs_desk": [_recipient("Desk officer", 202)]})
+    fake = FakeRoster([], {"cmcs_desk": [_recipient("Desk officer", 202)]})
     request = events.NotificationRequested(kind="post.gapped", about="x", occurrence="1", text="Ring the desk",
                                            role="cmcs_desk")
     from_bot = Envelope.wrap(request, source="bot", occurred_at=NOW)
     with pytest.raises(PermanentError, match="the bot may request"):
-        await apply(notify.on_found, from_bot, lookup=partial(notify.find_requested, roster=roster), db=db,
+        await apply(notify.on_found, from_bot, lookup=partial(notify.find_requested, roster=fake), db=db,
                     clock=clock, source="notify")
-    assert roster.asked == []  # refused before anyone was asked
+    assert fake.asked == []  # refused before anyone was asked
     from_lessons = Envelope.wrap(request, source="lessons", occurred_at=NOW)
-    emitted = await apply(notify.on_found, from_lessons, lookup=partial(notify.find_requested, roster=roster), db=db,
+    emitted = await apply(notify.on_found, from_lessons, lookup=partial(notify.find_requested, roster=fake), db=db,
                           clock=clock, source="notify")
     assert [e.type for e in emitted].count(events.DeliverTelegram.type) == 1
 
@@ -318,16 +317,22 @@ async def test_a_handover_campaign_does_not_start_for_a_note_already_written(
         tmp_path: Path, clock: ManualClock) -> None:
     db = await store(tmp_path, NOTIFY_TABLES, "notify")
     officer = _recipient("Awa", 101)
-    roster = FakeRoster([officer])
+    fake = FakeRoster([officer])
     ending = events.DeploymentEndingSoon(deployment_id=uuid.uuid4(), person_id=officer.person_id, post_id=uuid.uuid4(),
                                          country="ML", region="ROWCA", role="cmcoord_officer", start=date(2026, 1, 5),
                                          planned_end=date(2026, 6, 30), days_left=29)
     written = events.HandoverRecorded(note_id=uuid.uuid4(), deployment_id=ending.deployment_id,
                                       person_id=officer.person_id, post_id=ending.post_id, revision=1)
-    await apply(notify.on_handover_recorded, written, lookup=partial(notify.find_successors, roster=roster, db=db),
+    await apply(notify.on_handover_recorded, written, lookup=partial(notify.find_successors, roster=fake, db=db),
                 db=db, clock=clock, source="notify")
-    emitted = await apply(notify.on_ending_soon, ending, lookup=partial(notify.find_ending_soon, roster=roster),
+    emitted = await apply(notify.on_ending_soon, ending, lookup=partial(notify.find_ending_soon, roster=fake),
                           db=db, clock=clock, source="notify")
     assert emitted == []
     async with db.read() as session:
         assert (await session.exec(select(Notification))).all() == []
+
+
+def test_a_consumer_with_lookups_applies_its_events_one_at_a_time() -> None:
+    with pytest.raises(ValueError, match="one at a time"):
+        Consumes("ROSTER", {events.PostGapped: notify.on_found}, lookup={events.PostGapped: notify.find_gapped},
+                 batched=True)
