@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.notify import store as st
+from services.notify.handlers import notifications
 from services.notify.messages import count, message_figures
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.recipients import Recipient
@@ -56,7 +57,7 @@ async def test_a_message_to_everyone_is_nobody_s_region_even_if_all_are_in_one(t
             for ref, region in (("M-0000AAAA", None), ("M-0000BBBB", "ROWCA"))]
     try:
         async with db.unit_of_work(source="notify", clock=ManualClock(now)) as uow:
-            await st.create_all(uow, asks, now=now)
+            await notifications.create_all(uow, asks, now=now)
         async with db.read() as session:
             everyone, region = [await message_figures(session, ref) for ref in ("M-0000AAAA", "M-0000BBBB")]
     finally:

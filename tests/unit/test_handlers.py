@@ -17,7 +17,8 @@ from services.lessons import handlers as lessons
 from services.lessons.duties import DutyPolicy
 from services.lessons.models import LESSONS_TABLES, Aar, Item
 from services.lessons.store import prepare
-from services.notify import handlers as notify
+from services.notify.handlers import facts as notify_facts
+from services.notify.handlers import reports as notify
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.recipients import Recipient
 from services.roster import handlers as roster
@@ -270,8 +271,8 @@ async def test_a_gapped_post_is_one_alert_to_the_advisers_and_the_desk_and_redel
     adviser, desk = _recipient("Awa", 101), _recipient("Desk officer", 202)
     fake = FakeRoster([], {"regional_adviser": [adviser], "cmcs_desk": [desk]})
     fact = envelope_of(_gapped(), at=NOW)
-    lookup = partial(notify.find_gapped, roster=fake)
-    emitted = [e.decode() for e in await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock,
+    lookup = partial(notify_facts.find_gapped, roster=fake)
+    emitted = [e.decode() for e in await apply(notify_facts.on_found, fact, lookup=lookup, db=db, clock=clock,
                                                source="notify")]
     sent = [e for e in emitted if isinstance(e, events.DeliverTelegram)]
     assert sorted(d.chat_id for d in sent) == [101, 202]
@@ -279,7 +280,7 @@ async def test_a_gapped_post_is_one_alert_to_the_advisers_and_the_desk_and_redel
         stored = (await session.exec(select(Notification))).all()
     assert {n.person_id for n in stored} == {adviser.person_id, desk.person_id}
     assert all(n.kind == "post.gapped" and n.group_id is not None for n in stored)  # each role: one alert
-    assert await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify") == []
+    assert await apply(notify_facts.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify") == []
 
 
 async def test_a_roster_that_does_not_answer_brings_the_fact_back_later_with_nothing_written(
@@ -288,11 +289,11 @@ async def test_a_roster_that_does_not_answer_brings_the_fact_back_later_with_not
     fake = FakeRoster([], {"regional_adviser": [_recipient("Awa", 101)]})
     fake.answering = False
     fact = envelope_of(_gapped(), at=NOW)
-    lookup = partial(notify.find_gapped, roster=fake)
+    lookup = partial(notify_facts.find_gapped, roster=fake)
     with pytest.raises(TransientError):
-        await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
+        await apply(notify_facts.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
     fake.answering = True  # back: the same fact, redelivered, is applied in full
-    emitted = await apply(notify.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
+    emitted = await apply(notify_facts.on_found, fact, lookup=lookup, db=db, clock=clock, source="notify")
     assert [e.decode().chat_id for e in emitted if e.type == events.DeliverTelegram.type] == [101]  # type: ignore[attr-defined]
 
 
@@ -304,11 +305,11 @@ async def test_the_bot_may_request_only_an_adhoc_message_and_is_dead_lettered_ot
                                            role="cmcs_desk")
     from_bot = Envelope.wrap(request, source="bot", occurred_at=NOW)
     with pytest.raises(PermanentError, match="the bot may request"):
-        await apply(notify.on_found, from_bot, lookup=partial(notify.find_requested, roster=fake), db=db,
+        await apply(notify_facts.on_found, from_bot, lookup=partial(notify_facts.find_requested, roster=fake), db=db,
                     clock=clock, source="notify")
     assert fake.asked == []  # refused before anyone was asked
     from_lessons = Envelope.wrap(request, source="lessons", occurred_at=NOW)
-    emitted = await apply(notify.on_found, from_lessons, lookup=partial(notify.find_requested, roster=fake), db=db,
+    emitted = await apply(notify_facts.on_found, from_lessons, lookup=partial(notify_facts.find_requested, roster=fake), db=db,
                           clock=clock, source="notify")
     assert [e.type for e in emitted].count(events.DeliverTelegram.type) == 1
 
@@ -323,9 +324,9 @@ async def test_a_handover_campaign_does_not_start_for_a_note_already_written(
                                          planned_end=date(2026, 6, 30), days_left=29)
     written = events.HandoverRecorded(note_id=uuid.uuid4(), deployment_id=ending.deployment_id,
                                       person_id=officer.person_id, post_id=ending.post_id, revision=1)
-    await apply(notify.on_handover_recorded, written, lookup=partial(notify.find_successors, roster=fake, db=db),
+    await apply(notify_facts.on_handover_recorded, written, lookup=partial(notify_facts.find_successors, roster=fake, db=db),
                 db=db, clock=clock, source="notify")
-    emitted = await apply(notify.on_ending_soon, ending, lookup=partial(notify.find_ending_soon, roster=fake),
+    emitted = await apply(notify_facts.on_ending_soon, ending, lookup=partial(notify_facts.find_ending_soon, roster=fake),
                           db=db, clock=clock, source="notify")
     assert emitted == []
     async with db.read() as session:
@@ -334,5 +335,5 @@ async def test_a_handover_campaign_does_not_start_for_a_note_already_written(
 
 def test_a_consumer_with_lookups_applies_its_events_one_at_a_time() -> None:
     with pytest.raises(ValueError, match="one at a time"):
-        Consumes("ROSTER", {events.PostGapped: notify.on_found}, lookup={events.PostGapped: notify.find_gapped},
+        Consumes("ROSTER", {events.PostGapped: notify_facts.on_found}, lookup={events.PostGapped: notify_facts.find_gapped},
                  batched=True)

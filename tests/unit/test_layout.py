@@ -32,6 +32,15 @@ def test_each_service_has_the_same_modules(service: str) -> None:
     assert not missing, f"services/{service} lacks {sorted(missing)}"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_store_reads_and_keeps_records_and_emits_no_event(service: str) -> None:
+    """What changes state and says so in an event is a handler's: no store calls `emit`."""
+    store = SERVICES_DIR / service / "store.py"
+    emits = [node.lineno for node in ast.walk(ast.parse(store.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "emit"]
+    assert not emits, f"services/{service}/store.py emits at lines {emits}"
+
+
 def _imported(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):

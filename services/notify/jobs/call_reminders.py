@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.notify import calls
-from services.notify import store as st
+from services.notify.handlers import notifications
 from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
 from services.notify.policy import OPEN_STATES, Rules, call_start, zone
@@ -114,7 +114,7 @@ class CallPlanner(Periodic):
         try:
             async with self.db.unit_of_work(correlation_id=call_about(o)) as uow:
                 uow.session.add(CallPlanned(about=call_about(o), kind=kind, occurrence=when(o), at=self.clock.now()))
-                await st.create_all(uow, asks, now=self.clock.now(), rules=self.rules)
+                await notifications.create_all(uow, asks, now=self.clock.now(), rules=self.rules)
         except IntegrityError:  # another notify process planned it meanwhile
             return
         log.info("call_reminders_planned", call=call_about(o), kind=kind, people=sum(len(p) for _, p in asks))
@@ -179,7 +179,8 @@ class CallPlanner(Periodic):
         if open_ is None:
             return
         async with self.db.unit_of_work(correlation_id=call_about(o)) as uow:
-            await st.expire_open(uow, kinds=CLOSED_AT_START, about=call_about(o), reason="the call started", now=now)
+            await notifications.expire_open(uow, kinds=CLOSED_AT_START, about=call_about(o), reason="the call started",
+                                            now=now)
 
     async def _tell(self, change: CallChange, schedule: Schedule, now: datetime) -> None:
         """Those reminded of a call that was then cancelled or moved hear of it, once per change: a move
@@ -207,7 +208,7 @@ class CallPlanner(Periodic):
             if claimed.rowcount != 1:
                 return  # told by another notify process, or changed again since read (told at the next pass)
             keep = stamp(moved) if moved is not None else None
-            await st.expire_open(uow, kinds=TOLD, about=about, now=now, keep_occurrence=keep,
+            await notifications.expire_open(uow, kinds=TOLD, about=about, now=now, keep_occurrence=keep,
                                  reason="the call was moved" if moved else "the call was cancelled")
             # one per change and person: told twice (two processes, a retry) it is one notification
             occurrence = f"{change.changed_at:%Y%m%dT%H%M%S%f}>{stamp(moved) if moved is not None else CANCELLED}"
@@ -217,7 +218,7 @@ class CallPlanner(Periodic):
                 text = (f"{before} is moved to {_local(moved, p.timezone)}." if moved else f"{before} is cancelled.")
                 asks.append((Request(kind=CHANGED, about=about, occurrence=occurrence, region=change.region,
                                      text=text), [p]))
-            await st.create_all(uow, asks, now=now, rules=self.rules)
+            await notifications.create_all(uow, asks, now=now, rules=self.rules)
         log.info("call_change_told", call=about, moved=moved is not None, people=len(asks))
         self.due()
 

@@ -20,9 +20,8 @@ from sqlmodel import col, select
 from services.notify.models import DeskNotice, Notification
 from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY, Rules
 from services.notify.recipients import Recipient, Roster
-from services.notify.store import (
-    DEFAULT_RULES,
-    Request,
+from services.notify.store import DEFAULT_RULES, Request
+from services.notify.handlers.notifications import (
     create,
     daily_summary_text,
     fail,

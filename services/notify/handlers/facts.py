@@ -1,13 +1,10 @@
-"""Notify handlers: what the bot reports (deliveries sent, failed, replied; departures moved;
-call agendas, subscriptions and summaries), applied to notifications and calls; and the roster's
-facts, notification requests and submitted AARs, made into notifications or settling them.
+"""The roster's facts, notification requests and submitted AARs, made into notifications or
+settling them.
 
-An event handler is `async def on_x(event, *, uow, clock)`, applied once per event in the
-consumer's unit of work (services/notify/consumers.py); the event's envelope is `uow.cause`.
-Who to tell is asked of the roster before that transaction, by the event's lookup
-(`find_x(event, *, cause, clock, roster)`, a network call); its answer reaches the handler as
-`found`. A roster that does not answer makes the event come back later: nothing is lost.
-"""
+Who to tell is asked of the roster before the consumer's transaction, by the event's lookup
+(`find_x(event, *, cause, clock, roster)`, a network call); its answer reaches the handler,
+`on_x(event, *, uow, clock, found)`, as `found`. A roster that does not answer makes the event
+come back later: nothing is lost."""
 
 from __future__ import annotations
 
@@ -17,141 +14,25 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-import structlog
 from nats.errors import Error as NatsError
 from sqlmodel import select
 
 from services.notify import campaigns
-from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
 from services.notify.campaigns import Audience
-from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary, HandoverSeen, Succession
-from services.notify.policy import OPEN_STATES, PER_PERSON_KINDS, Rules, zone
+from services.notify.handlers.notifications import catch_up, create_all, expire_open, handover_seen
+from services.notify.models import HandoverSeen, Succession
+from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
-from services.notify.schedule import last_held, next_occurrence, title
-from services.notify.store import (
-    DAILY_SUMMARY,
-    DEFAULT_RULES,
-    Request,
-    acknowledge,
-    catch_up,
-    close_after,
-    create_all,
-    expire_open,
-    fail,
-    folded_into,
-    handover_seen,
-    locked,
-    transition,
-)
+from services.notify.store import DEFAULT_RULES, Request
 from shared import adhoc, events
 from shared.bus import PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
-from shared.regions import resolve_region
 from shared.store import Database, UnitOfWork
 
-log = structlog.get_logger("notify")
-
-
-async def on_delivery_sent(event: events.DeliverySent, *, uow: UnitOfWork, clock: Clock) -> None:
-    now = uow.cause.occurred_at  # when Telegram accepted it, as the bot recorded it, not when notify heard
-    n = await locked(uow, event.notification_id)
-    if n is None:
-        return
-    if n.sent_at is None:
-        n.sent_at = now
-    if n.state in ("queued", "folded"):
-        transition(uow, n, "sent", f"Telegram accepted attempt {event.attempt}", now)
-    uow.session.add(n)
-
-
-async def on_delivery_failed(event: events.DeliveryFailed, *, uow: UnitOfWork, clock: Clock) -> None:
-    now = clock.now()
-    n = await locked(uow, event.notification_id)
-    if n is None or n.state not in OPEN_STATES:
-        return
-    await fail(uow, n, event.reason, now)
-
-
-async def on_replied(event: events.NotificationReplied, *, uow: UnitOfWork, clock: Clock) -> None:
-    now = clock.now()
-    n = await locked(uow, event.notification_id)
-    if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
-        return
-    acknowledge(uow, n, event.reply, event.replied_at, now)
-    answered = [n]
-    if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
-        for folded in await folded_into(uow, n):
-            acknowledge(uow, folded, event.reply, event.replied_at, now)
-            answered.append(folded)
-    for done in answered:
-        await close_after(uow, done, now)
-
-
-async def on_departure_changed(event: events.DepartureChanged, *, uow: UnitOfWork, clock: Clock) -> None:
-    """The campaign timed from the old end date stops; the roster's next ending_soon starts the new one."""
-    now = clock.now()
-    await expire_open(uow, kinds=("handover.prompt", "handover.reminder", "handover.departure"),
-                      about=str(event.deployment_id), reason=f"departure moved to {event.planned_end}", now=now,
-                      keep_occurrence=str(event.planned_end))
-
-
-async def on_agenda_added(e: events.CallAgendaAdded, *, uow: UnitOfWork, clock: Clock) -> None:
-    """The item goes to the region's next call as of when it was added."""
-    region = resolve_region(e.region)
-    if region is None:
-        return  # the bot checks the region; an unknown one has no call to add to
-    schedule = await schedule_of(uow.session, region)
-    upcoming = next_occurrence(schedule, await changes_of(uow.session, region), now=e.added_at)
-    if upcoming is None:
-        return
-    full = await agenda_full(uow.session, upcoming, e.person_id)
-    if full is not None:  # the bot refuses first; this holds against a flood that outran it
-        log.warning("agenda_item_refused", region=region, reason=full)
-        return
-    uow.session.add(CallAgendaItem(region=region, occurrence=upcoming.key, person_id=e.person_id, text=e.text,
-                                   added_at=e.added_at, event_id=uow.cause.id))
-    await uow.session.flush()  # the next item of the same batch counts this one
-
-
-async def on_subscription_changed(e: events.CallSubscriptionChanged, *, uow: UnitOfWork, clock: Clock) -> None:
-    region = resolve_region(e.region)
-    if region is None:
-        return
-    row = await uow.session.get(CallSubscriber, (region, e.person_id))
-    if e.subscribed and row is None:
-        uow.session.add(CallSubscriber(region=region, person_id=e.person_id, since=e.at))
-    elif not e.subscribed and row is not None:
-        await uow.session.delete(row)
-
-
-async def on_summary_sent(e: events.CallSummarySent, *, uow: UnitOfWork, clock: Clock) -> None:
-    """The summary is kept and goes to those reminded of the call that last took place (within two weeks).
-    With no such call, or nobody to send it to, nothing is kept or sent (the bot asked first and said so)."""
-    region = resolve_region(e.region)
-    if region is None:
-        return
-    schedule = await schedule_of(uow.session, region)
-    o = last_held(schedule, await changes_of(uow.session, region), now=e.sent_at)
-    if o is None:
-        log.warning("call_summary_without_call", region=region)
-        return
-    reminded = await invited(uow.session, o)
-    people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
-                                     timezone=n.timezone, regions=(region,)) for n in reminded
-              if n.person_id != e.person_id}
-    if not people:
-        log.warning("call_summary_without_audience", region=region, call=call_about(o))
-        return
-    uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
-                                sent_at=e.sent_at, event_id=uow.cause.id))
-    asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
-                     text=f"Summary of the {title(region)} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
-            for p in people.values()]
-    await create_all(uow, asks, now=clock.now())
-
-
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
+
+
 T = TypeVar("T")
 
 
@@ -252,7 +133,8 @@ async def find_successors(e: events.HandoverRecorded, *, cause: Envelope, clock:
         return Found()
     author = await who(roster, Audience(person_ids=(e.person_id,)))
     return await find(roster, [campaigns.note_for_successor(
-        outgoing_deployment_id=e.deployment_id, note=note, outgoing_name=author[0].name if author else "your predecessor",
+        outgoing_deployment_id=e.deployment_id, note=note,
+        outgoing_name=author[0].name if author else "your predecessor",
         incoming=incoming) for incoming in successors])
 
 
@@ -294,7 +176,8 @@ async def find_linked(e: events.TelegramLinked, *, cause: Envelope, clock: Clock
     return await find(roster, [campaigns.telegram_link_confirmed(e, cause.id)] if e.confirmed_by_desk else [])
 
 
-async def on_found(e: events.Event, *, uow: UnitOfWork, clock: Clock, found: Found, rules: Rules = DEFAULT_RULES) -> None:
+async def on_found(e: events.Event, *, uow: UnitOfWork, clock: Clock, found: Found,
+                   rules: Rules = DEFAULT_RULES) -> None:
     """The notifications the lookup found recipients for (a gapped post, a handover campaign, a request...)."""
     await create_all(uow, found.asks, now=clock.now(), rules=rules)
 
@@ -354,7 +237,7 @@ async def on_unlinked(e: events.TelegramUnlinked, *, uow: UnitOfWork, clock: Clo
 async def on_linked(e: events.TelegramLinked, *, uow: UnitOfWork, clock: Clock, found: Found,
                     rules: Rules = DEFAULT_RULES) -> None:
     """A link the desk confirmed is told to the account (one made by an invitation, the bot told already);
-    then what was kept for the person while they had no link is caught up (`store.catch_up`)."""
+    then what was kept for the person while they had no link is caught up (`notifications.catch_up`)."""
     await create_all(uow, found.asks, now=clock.now(), rules=rules)
     await _settle_held(uow, e.person_id, "link confirmed" if e.confirmed_by_desk else "linked", clock)
     await catch_up(uow, person_id=e.person_id, chat_id=e.telegram_user_id, now=clock.now(), rules=rules)
