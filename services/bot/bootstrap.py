@@ -27,7 +27,7 @@ from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
 from services.bot.jobs import Housekeeping
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
-from services.bot.models import BOT_TABLES, SOURCE
+from services.bot.models import BOT_TABLES
 from services.bot.notify_client import NotifyClient
 from services.bot.polling import Poller, StoreOutage
 from services.bot.roster_client import RosterClient
@@ -47,7 +47,7 @@ from services.bot.routers.replies import build_replies_router
 from services.bot.routers.report import build_report_router
 from services.bot.routers.send import build_send_router
 from services.bot.routers.start import Attempts, build_start_router
-from services.bot.store import SqlStorage, set_busy_timeout, writable
+from services.bot.store import SqlStorage, open_store, set_busy_timeout, writable
 from services.bot.webhook import WebhookSecretMissing, build_webhook_app
 from shared.bus import ConsumerRunner
 from shared.clock import Clock, clock_for
@@ -246,7 +246,7 @@ async def _intake_failure(parts: BotParts) -> str:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> BotApp:
     clock = clock or clock_for(settings.clock_file)
-    db = Database(settings.db_url, source=SOURCE, clock=clock)
+    db = open_store(settings.db_url, clock=clock)
     set_busy_timeout(db, settings.db_busy_timeout_seconds)
     return ServiceHost(service="bot", settings=settings, clock=clock, db=db,
                        parts=BotParts(), compose=compose, checks=("nats", "consumers", "store", "updates"))

@@ -27,9 +27,15 @@ from sqlalchemy import ColumnElement, and_, delete, event, or_
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from services.bot.models import ConversationDraft, ConversationState
+from services.bot.models import SOURCE, ConversationDraft, ConversationState
 from shared.clock import Clock, SystemClock
 from shared.store import Database
+
+
+def open_store(url: str, *, clock: Clock | None) -> Database:
+    """The bot store, as the bot and its commands open it: its units of work write events as
+    `SOURCE`, at `clock`'s time."""
+    return Database(url, source=SOURCE, clock=clock)
 
 
 def _key(key: StorageKey) -> str:

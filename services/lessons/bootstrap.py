@@ -15,7 +15,6 @@ from services.lessons.rights import RosterRights
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
-from shared.store import Database
 
 VERSION = "0.1.0"
 
@@ -56,7 +55,7 @@ async def compose(host: LessonsApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> LessonsApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url, source=store.SOURCE, clock=clock), ServiceMetrics("lessons")
+    db, metrics = store.open_store(settings.db_url, clock=clock), ServiceMetrics("lessons")
     overdue = metrics.gauge("aars_overdue", "AARs open past their due date, by region", ("region",))
 
     async def count() -> None:

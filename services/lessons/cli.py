@@ -63,7 +63,7 @@ def _clock() -> Clock:
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
-        db = Database(Settings().db_url)
+        db = store.open_store(Settings().db_url, clock=_clock())
         await store.prepare(db)
         try:
             return await work(db)
@@ -145,7 +145,7 @@ def aar_request(
         ids.update(found)
 
     async def work(db: Database) -> int:
-        async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
+        async with db.unit_of_work() as uow:
             return await handlers.request_aars(uow, country=code, operation=operation, person_ids=list(ids.values()),
                                                due_on=due_on, policy=duty_policy(settings),
                                                requested_by=_reviewer(by))
@@ -241,7 +241,7 @@ def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many
 
 def _review(ref: str, action: lifecycle.Action, by: str | None, **kw: Any) -> None:
     async def work(db: Database) -> Item:
-        async with db.unit_of_work(source=store.SOURCE, clock=_clock()) as uow:
+        async with db.unit_of_work() as uow:
             return await handlers.review(uow, ref=ref, action=action, by=_reviewer(by), **kw)
 
     item = _run(work)
@@ -388,11 +388,10 @@ async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
     name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
     bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds,
                          auth=settings.nats_auth())
-    db = Database(settings.db_url)
+    db = store.open_store(settings.db_url, clock=_clock())
     try:
         await Documents(bus.js).put(name, digest)
-        await db.emit_once([handlers.digest_request(period_label=period.label, document=name)], source=store.SOURCE,
-                           clock=_clock())
+        await db.emit_once([handlers.digest_request(period_label=period.label, document=name)])
         try:
             await OutboxRelay(db, bus, clock=_clock()).flush()
         except Exception as exc:  # written already: the lessons service's relay sends it

@@ -16,10 +16,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.lessons.models import LESSONS_TABLES, Aar, Item, ItemLink, ReviewStep
 from services.lessons.search import search_index
+from shared.clock import Clock
 from shared.store import Database
 
-
 SOURCE = "lessons"
+
+
+def open_store(url: str, *, clock: Clock | None) -> Database:
+    """The lessons store, as its service and its commands open it: its units of work write events as
+    `SOURCE`, at `clock`'s time."""
+    return Database(url, source=SOURCE, clock=clock)
 
 
 async def prepare(db: Database) -> None:

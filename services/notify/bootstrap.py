@@ -19,11 +19,10 @@ from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import STATES
 from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
-from services.notify.store import SOURCE
+from services.notify.store import open_store
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
-from shared.store import Database
 
 VERSION = "0.1.0"
 
@@ -74,7 +73,7 @@ async def compose(host: NotifyApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> NotifyApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url, source=SOURCE, clock=clock), ServiceMetrics("notify")
+    db, metrics = open_store(settings.db_url, clock=clock), ServiceMetrics("notify")
     by_state = metrics.gauge("notifications", "Notifications by state", ("state",))
 
     async def count() -> None:

@@ -18,10 +18,10 @@ from services.notify.calendar_feed import feed_secret, feed_url
 from services.notify.config import Settings
 from services.notify.models import NOTIFY_TABLES
 from services.notify.schedule import Schedule, ScheduleError
+from services.notify.store import open_store
 from shared.clock import SystemClock
 from shared.logging import configure_logging
 from shared.regions import REGIONS, resolve_region
-from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Regional coordination calls: schedules, changes, calendars.")
 T = TypeVar("T")
@@ -34,7 +34,7 @@ def _logging() -> None:
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False) -> T:
     async def run() -> T:
-        db = Database(Settings().db_url)
+        db = open_store(Settings().db_url, clock=None)
         await db.create_tables(NOTIFY_TABLES)
         try:
             async with db.write() if write else db.read() as session:

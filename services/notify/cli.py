@@ -14,9 +14,9 @@ from services.notify.config import Settings
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import DAILY_SUMMARY
 from services.notify.stats import Figures, figures
+from services.notify.store import open_store
 from shared.logging import configure_logging
 from shared.regions import resolve_region
-from shared.store import Database
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
 send_cli.register(app)  # send, send-status: the desk's ad-hoc messages
@@ -36,7 +36,7 @@ def _logging() -> None:
 
 
 async def load(settings: Settings, *, since: date | None, region: str | None, kind: str | None) -> list[Figures]:
-    db = Database(settings.db_url)
+    db = open_store(settings.db_url, clock=None)
     await db.create_tables(NOTIFY_TABLES)
     try:
         query = select(Notification)

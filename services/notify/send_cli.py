@@ -18,11 +18,11 @@ from nats.errors import Error as NatsError
 
 from services.notify.config import Settings
 from services.notify.messages import MessageFigures, message_figures
+from services.notify.store import open_store
 from shared import adhoc
 from shared.bus import Bus, QueryError
 from shared.events import ROLES, Envelope
 from shared.regions import resolve_region
-from shared.store import Database
 
 
 def register(app: typer.Typer) -> None:
@@ -99,7 +99,7 @@ def send(
 
 
 async def _status(settings: Settings, reference: str) -> MessageFigures | None:
-    db = Database(settings.db_url)
+    db = open_store(settings.db_url, clock=None)
     try:
         async with db.read() as session:
             return await message_figures(session, reference)

@@ -14,8 +14,9 @@ from sqlmodel import col, select
 from services.notify.models import DailySent, Notification
 from services.notify.policy import OPEN_STATES, Rules, zone
 from services.notify.recipients import Recipient
+from shared.clock import Clock
 from shared.events import ReplyButton, deterministic_id
-from shared.store import UnitOfWork
+from shared.store import Database, UnitOfWork
 
 SOURCE = "notify"
 ACKNOWLEDGE = (ReplyButton(label="Acknowledge", reply="ack"),)
@@ -23,6 +24,12 @@ ACKNOWLEDGE_ALL = ReplyButton(label="Acknowledge all", reply="ack")
 DEFAULT_RULES = Rules()
 DUE_LOCAL_TIME = time(9, 0)  # campaign messages timed by date go out at 09:00 local
 CLOSABLE_STATES = OPEN_STATES | {"unlinked"}  # what a settled matter or an acknowledgement closes
+
+
+def open_store(url: str, *, clock: Clock | None) -> Database:
+    """The notify store, as its service and its commands open it: its units of work write events as
+    `SOURCE`, at `clock`'s time."""
+    return Database(url, source=SOURCE, clock=clock)
 
 
 def notification_id(kind: str, about: str, person_id: uuid.UUID, occurrence: str) -> uuid.UUID:

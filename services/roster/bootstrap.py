@@ -14,7 +14,6 @@ from services.roster.queries import RosterQueries
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
-from shared.store import Database
 
 VERSION = "0.1.0"
 
@@ -51,7 +50,7 @@ async def compose(host: RosterApp) -> None:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> RosterApp:
     clock = clock or clock_for(settings.clock_file)
-    db, metrics = Database(settings.db_url, source=store.SOURCE, clock=clock), ServiceMetrics("roster")
+    db, metrics = store.open_store(settings.db_url, clock=clock), ServiceMetrics("roster")
     scan = RotationScan(db=db, clock=clock, settings=settings, metrics=metrics)
     return ServiceHost(service="roster", settings=settings, clock=clock, db=db, metrics=metrics,
                        parts=Roster(scan=scan), compose=compose)

@@ -61,8 +61,8 @@ SAMPLE = Path(__file__).parent / "sample" / "roster.csv"
 CONNECT_EARLY_ROWS = 5_000  # see import_file
 
 
-async def _open(settings: Settings) -> Database:
-    db = Database(settings.db_url)
+async def _open(settings: Settings, clock: Clock) -> Database:
+    db = store.open_store(settings.db_url, clock=clock)
     await db.create_tables(ROSTER_TABLES)
     return db
 
@@ -147,7 +147,7 @@ async def import_file(
             return first.pop() if first else parse_roster(data, filename=filename).rows
 
         connecting = asyncio.create_task(_connect(settings)) if early else None
-        db = await _open(settings)
+        db = await _open(settings, clock)
         try:
             outcome = await store.import_rows(db, rows=rows, clock=clock, policy=settings.rotation_policy,
                                               source=store.SOURCE, dry_run=dry_run, progress=progress,
@@ -271,7 +271,7 @@ def import_(
 async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:
     from services.roster.directory import load_snapshot  # the directory's search tables: its commands only
 
-    db = await _open(settings)
+    db = await _open(settings, clock)
     try:
         async with db.read() as session:
             revision = await store.revision_now(db)
@@ -333,9 +333,9 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock, force: 
     opening it from another Telegram account moves their link there."""
     from services.roster import handlers  # the store's writers: for the commands that write
 
-    db = await _open(settings)
+    db = await _open(settings, clock)
     try:
-        async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
+        async with db.unit_of_work() as uow:
             person, link = await store.person_and_link(uow.session, email=email)
             if link is not None and not force:
                 raise AlreadyRegistered(person.name, link.linked_at)
@@ -391,11 +391,11 @@ async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | Non
     file is removed (its links would never work)."""
     from services.roster import handlers  # the store's writers: for the commands that write
 
-    db = await _open(settings)
+    db = await _open(settings, clock)
     issued: list[tuple[str, str, str, datetime]] = []
     try:
         with private_file(out) as f:  # made first: a file that exists stops it before anything is issued
-            async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
+            async with db.unit_of_work() as uow:
                 now = clock.now()
                 found = await store.unlinked_members(uow.session, day=now.date(), now=now, grace=settings.member_grace,
                                                      region=region)
@@ -492,7 +492,7 @@ def _region_option(region: str | None) -> str | None:
 
 
 async def unlinked_rows(*, settings: Settings, clock: Clock, region: str | None) -> list[store.Unlinked]:
-    db = await _open(settings)
+    db = await _open(settings, clock)
     try:
         async with db.read() as session:
             now = clock.now()
@@ -529,7 +529,7 @@ T = TypeVar("T")
 async def _write_then_publish(settings: Settings, clock: Clock, write: Callable[..., Awaitable[T]]) -> tuple[T, str]:
     """`write(db=, clock=)` in the store, then its events published at once (the account is told
     without waiting for the service's relay); what it returned, and what became of the events."""
-    db = await _open(settings)
+    db = await _open(settings, clock)
     connecting = asyncio.create_task(_connect(settings))
     try:
         done = await write(db=db, clock=clock)
@@ -600,7 +600,7 @@ def scan(
         clock = ManualClock(at if at.tzinfo else at.replace(tzinfo=UTC))
 
     async def run() -> tuple[handlers.ScanResult, str]:
-        db = await _open(settings)
+        db = await _open(settings, clock)
         try:
             connecting = asyncio.create_task(_connect(settings))
             try:
@@ -655,10 +655,10 @@ def counterparts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) 
     async def run() -> None:
         from sqlmodel import select
 
-        db = await _open(settings)
         clock = SystemClock()
+        db = await _open(settings, clock)
         try:
-            async with db.unit_of_work(source=store.SOURCE, clock=clock) as uow:
+            async with db.unit_of_work() as uow:
                 for country, unit, function, channel, classification in clean:
                     found = (await uow.session.exec(select(CounterpartContact).where(
                         CounterpartContact.country == country, CounterpartContact.unit == unit,

@@ -41,6 +41,15 @@ def test_a_store_reads_and_keeps_records_and_emits_no_event(service: str) -> Non
     assert not emits, f"services/{service}/store.py emits at lines {emits}"
 
 
+def test_a_service_and_its_commands_open_its_store_one_way() -> None:
+    """`store.open_store`: the service's bootstrap and its CLIs write events under the same source."""
+    opened = [f"{path.relative_to(SERVICES_DIR.parent)}:{node.lineno}" for service in SERVICES
+              for path in (SERVICES_DIR / service).rglob("*.py") if path.name != "store.py"
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Database"]
+    assert not opened, f"a store opened apart from store.open_store: {opened}"
+
+
 def _imported(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
