@@ -32,7 +32,7 @@ from shared.clock import Clock, SystemClock
 from shared.store import Database
 
 
-def open_store(url: str, *, clock: Clock | None) -> Database:
+def open_store(url: str, *, clock: Clock) -> Database:
     """The bot store, as the bot and its commands open it: its units of work write events as
     `SOURCE`, at `clock`'s time."""
     return Database(url, source=SOURCE, clock=clock)

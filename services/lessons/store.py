@@ -22,7 +22,7 @@ from shared.store import Database
 SOURCE = "lessons"
 
 
-def open_store(url: str, *, clock: Clock | None) -> Database:
+def open_store(url: str, *, clock: Clock) -> Database:
     """The lessons store, as its service and its commands open it: its units of work write events as
     `SOURCE`, at `clock`'s time."""
     return Database(url, source=SOURCE, clock=clock)

@@ -34,7 +34,7 @@ def _logging() -> None:
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False) -> T:
     async def run() -> T:
-        db = open_store(Settings().db_url, clock=None)
+        db = open_store(Settings().db_url, clock=SystemClock())
         await db.create_tables(NOTIFY_TABLES)
         try:
             async with db.write() if write else db.read() as session:

@@ -15,6 +15,7 @@ from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import DAILY_SUMMARY
 from services.notify.stats import Figures, figures
 from services.notify.store import open_store
+from shared.clock import clock_for
 from shared.logging import configure_logging
 from shared.regions import resolve_region
 
@@ -36,7 +37,7 @@ def _logging() -> None:
 
 
 async def load(settings: Settings, *, since: date | None, region: str | None, kind: str | None) -> list[Figures]:
-    db = open_store(settings.db_url, clock=None)
+    db = open_store(settings.db_url, clock=clock_for(settings.clock_file))
     await db.create_tables(NOTIFY_TABLES)
     try:
         query = select(Notification)

@@ -29,7 +29,7 @@ UNREACHABLE = ("unlinked", "failed")  # no Telegram link, or Telegram refused it
 @dataclass
 class MessageFigures:
     reference: str
-    region: str | None  # the message's region, as every copy holds it (store._region); None: to everyone
+    region: str | None  # the message's region, as every copy holds it (handlers/notifications._region); None: to everyone
     urgent: bool
     created_at: datetime
     text: str

@@ -21,6 +21,7 @@ from services.notify.messages import MessageFigures, message_figures
 from services.notify.store import open_store
 from shared import adhoc
 from shared.bus import Bus, QueryError
+from shared.clock import clock_for
 from shared.events import ROLES, Envelope
 from shared.regions import resolve_region
 
@@ -99,7 +100,7 @@ def send(
 
 
 async def _status(settings: Settings, reference: str) -> MessageFigures | None:
-    db = open_store(settings.db_url, clock=None)
+    db = open_store(settings.db_url, clock=clock_for(settings.clock_file))
     try:
         async with db.read() as session:
             return await message_figures(session, reference)

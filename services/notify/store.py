@@ -26,7 +26,7 @@ DUE_LOCAL_TIME = time(9, 0)  # campaign messages timed by date go out at 09:00 l
 CLOSABLE_STATES = OPEN_STATES | {"unlinked"}  # what a settled matter or an acknowledgement closes
 
 
-def open_store(url: str, *, clock: Clock | None) -> Database:
+def open_store(url: str, *, clock: Clock) -> Database:
     """The notify store, as its service and its commands open it: its units of work write events as
     `SOURCE`, at `clock`'s time."""
     return Database(url, source=SOURCE, clock=clock)

@@ -655,7 +655,7 @@ def counterparts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) 
     async def run() -> None:
         from sqlmodel import select
 
-        clock = SystemClock()
+        clock = clock_for(settings.clock_file)  # the shared (training) clock too
         db = await _open(settings, clock)
         try:
             async with db.unit_of_work() as uow:

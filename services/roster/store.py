@@ -60,10 +60,11 @@ from shared.store import Database, OutboxMessage, UnitOfWork
 SOURCE = "roster"  # the source of the roster's events
 
 
-def open_store(url: str, *, clock: Clock | None) -> Database:
+def open_store(url: str, *, clock: Clock) -> Database:
     """The roster store, as its service and its commands open it: its units of work write events as
     `SOURCE`, at `clock`'s time."""
     return Database(url, source=SOURCE, clock=clock)
+
 
 log = structlog.get_logger("roster.store")
 

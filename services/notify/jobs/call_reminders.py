@@ -209,7 +209,7 @@ class CallPlanner(Periodic):
                 return  # told by another notify process, or changed again since read (told at the next pass)
             keep = stamp(moved) if moved is not None else None
             await notifications.expire_open(uow, kinds=TOLD, about=about, now=now, keep_occurrence=keep,
-                                 reason="the call was moved" if moved else "the call was cancelled")
+                                            reason="the call was moved" if moved else "the call was cancelled")
             # one per change and person: told twice (two processes, a retry) it is one notification
             occurrence = f"{change.changed_at:%Y%m%dT%H%M%S%f}>{stamp(moved) if moved is not None else CANCELLED}"
             asks = []

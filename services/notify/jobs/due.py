@@ -17,10 +17,6 @@ import structlog
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
-from services.notify.models import DeskNotice, Notification
-from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY, Rules
-from services.notify.recipients import Recipient, Roster
-from services.notify.store import DEFAULT_RULES, Request
 from services.notify.handlers.notifications import (
     create,
     daily_summary_text,
@@ -30,6 +26,10 @@ from services.notify.handlers.notifications import (
     send,
     transition,
 )
+from services.notify.models import DeskNotice, Notification
+from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY, Rules
+from services.notify.recipients import Recipient, Roster
+from services.notify.store import DEFAULT_RULES, Request
 from services.notify.texts import bullets, fit
 from shared.bus import QueryError, is_transient
 from shared.clock import Clock
