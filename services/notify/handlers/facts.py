@@ -31,8 +31,6 @@ from shared.events import Envelope
 from shared.store import Database, UnitOfWork
 
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
-
-
 T = TypeVar("T")
 
 
@@ -53,6 +51,7 @@ async def _asked(call: Awaitable[T]) -> T:
 
 
 async def who(roster: Roster, audience: Audience) -> list[Recipient]:
+    """The people an audience names, as the roster answers now."""
     if audience.chat_id is not None:  # one person, at this chat (an account the roster no longer links)
         people = await _asked(roster.people(audience.person_ids))
         person = people[0] if people else Recipient(person_id=audience.person_ids[0], name="", telegram_user_id=None,
