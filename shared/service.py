@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Generic, TypeVar
 
+import nats.errors
 import structlog
 from aiohttp import web
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -95,8 +96,19 @@ class ServiceHost(Generic[P]):
         except BaseException:
             await self._stack.aclose()  # what was entered stops, in reverse
             raise
+        await self._subscribed()
         log.info(f"{self.service}_started", health_port=self.health.port if self.health else None,
                  **self.started_details)
+
+    async def _subscribed(self) -> None:
+        """Started means asked: the server holds the query service's subscriptions before anyone is told the
+        service started (a loaded machine otherwise answers the first question with "no responders")."""
+        if self.bus is None:
+            return
+        try:
+            await self.bus.nc.flush(timeout=5)
+        except nats.errors.Error as exc:  # NATS away: the subscriptions go again at the reconnect
+            log.warning("subscriptions_not_confirmed", error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
