@@ -106,7 +106,8 @@ class DueWork(Periodic):
                                    .values(due_at=now + self.rules.step_retry, version=n.version + 1))
 
     async def _failed(self, n: Notification, now: datetime, err: Exception) -> None:
-        self.failed.labels(n.kind, "failed").inc()
+        """The notification fails with the step's error, counted once: a pass that finds it changed meanwhile
+        (another pass or process failed it first) leaves it, and the count, to that one."""
         reason = f"{n.due_action} failed: {type(err).__name__}: {err}"
         async with self.db.unit_of_work(correlation_id=str(n.id)) as uow:
             row = await uow.session.get(Notification, n.id)
@@ -117,6 +118,7 @@ class DueWork(Periodic):
             transition(uow, row, "failed", reason, now)
             await notice(uow, key=f"step:{n.kind}:{type(err).__name__}"[:120], region=None, depth=0, now=now,
                          line=f"'{n.kind}' messages could not be prepared ({type(err).__name__}: {err})"[:400])
+        self.failed.labels(n.kind, "failed").inc()
 
     async def _targets(self, n: Notification, level: int) -> tuple[int, list[Recipient]]:
         """Who hears of an escalation: the regional adviser, else (or next) the CMCS desk."""
