@@ -385,7 +385,9 @@ class Transactional:
             self.after()
 
     async def many(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        found = await asyncio.gather(*(self._found(envelope, event) for envelope, event in items))
+        # lookups are for consumers applied one at a time (Consumes refuses them batched): a batch has none to await
+        found = ([await self._found(envelope, event) for envelope, event in items] if self.lookup
+                 else [{}] * len(items))
         async with self.db.unit_of_work(source=self.source, clock=self.clock) as uow:
             done = await uow.claimed(self.consumer, [envelope.id for envelope, _ in items])
             fresh = [(envelope, event, f) for (envelope, event), f in zip(items, found, strict=True)
