@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.bot.bootstrap import BotApp
 from services.bot.models import Delivery
@@ -25,7 +25,7 @@ from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import DeliverTelegram, Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
-from shared.store import Database
+from shared.store import Database, OutboxMessage
 from tests.helpers import eventually, stream_events
 from tests.integration.telegram_users import User, invite
 from tests.integration.test_notify import count_texts, notifications, publish, request, texts
@@ -70,6 +70,14 @@ async def per_chat(url: str, contains: str) -> dict[str, int]:
 
 async def replied_events(bus: Bus) -> list[Envelope]:
     return await stream_events(bus.js, "BOT", type_prefix="bot.notification.replied")
+
+
+async def replies_written(bot: BotApp) -> int:
+    """The answers the bot has recorded to send (its outbox, written with the press it answers:
+    final once the press is answered, unlike the stream, which the relay reaches later)."""
+    async with bot.db.read() as session:
+        return len((await session.exec(select(OutboxMessage).where(
+            col(OutboxMessage.subject).contains("notification.replied")))).all())
 
 
 async def last_with(user: User, needle: str) -> dict[str, Any] | None:
@@ -121,10 +129,45 @@ async def test_a_notification_acknowledged_three_days_later_is_acknowledged_once
     before = len(await awa.messages())
     await press(sandbox_url, AWA, first["message_id"], data, inaccessible=True)  # pressed again
     await eventually(lambda: count_texts(AWA, sandbox_url, before + 1), what="the second press answered")
+    assert await replies_written(bot) == 1
     assert len(await replied_events(bus)) == 1
     (acknowledged,) = await notifications(notify, kind="test.notice")
     assert acknowledged.state == "acknowledged" and acknowledged.reply == "ack"
     await no_error_shown(awa)
+
+
+async def test_a_re_notification_that_crosses_the_answer_is_not_answered_a_second_time(
+    bot: BotApp, bus: Bus, sandbox_url: str,
+) -> None:
+    """Notify re-sends a day later while the officer answers the first copy: the copy that lands
+    after the answer is one more button to press, and pressing it records nothing new."""
+    await started(sandbox_url, AWA)
+    await eventually(lambda: bot.parts.deliveries is not None and bot.parts.deliveries.bound, what="deliveries bound")
+    notice, person = uuid.uuid4(), uuid.uuid4()
+    ack = [ReplyButton(label="Acknowledge", reply="ack")]
+
+    def copy(text: str, attempt: int) -> Envelope:
+        return Envelope.wrap(DeliverTelegram(notification_id=notice, attempt=attempt, person_id=person, chat_id=AWA,
+                                             kind="test.notice", text=text, buttons=ack),
+                             source="notify", occurred_at=datetime.now(UTC))
+
+    awa = User(sandbox_url, AWA)
+    await bus.publish(copy("Road closed at Gao.", 1))
+    first = (await eventually(awa.messages, what="the first copy"))[0]
+    await awa.press(first["message_id"], first["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await eventually(lambda: replied_events(bus), what="the answer recorded")
+    await bus.publish(copy("Reminder: Road closed at Gao.", 2))  # the re-notification, sent before notify heard
+    second = await eventually(lambda: last_with(awa, "Reminder:"), what="the second copy")
+    await awa.press(second["message_id"], second["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    await eventually(lambda: _buttons_gone(awa, second["message_id"]), what="the second press answered")
+    assert await replies_written(bot) == 1
+    (replied,) = await replied_events(bus)
+    assert replied.data["notification_id"] == str(notice)
+    await no_error_shown(awa)
+
+
+async def _buttons_gone(user: User, message_id: int) -> bool:
+    return any(m["message_id"] == message_id and not m.get("reply_markup") for m in await user.messages())
 
 
 async def test_a_recipient_who_never_started_the_bot_fails_as_chat_not_found_and_the_desk_hears_once(

@@ -51,9 +51,10 @@ def build_replies_router(*, db: Database, clock: Clock, lessons: LessonsClient |
                 Delivery.notification_id == notification_id, col(Delivery.failed).is_(None)))).all())
             mine = [d for d in rows if d.chat_id == callback.from_user.id]
             allowed = any(offered(d, callback_data.r) for d in mine)  # on any copy it was sent on
-            unanswered = [d for d in rows if d.replied is None]
-            if allowed and unanswered:  # the first answer counts; pressing again changes nothing
-                for row in unanswered:
+            # the first answer counts, on whichever copy it was given; pressing again, or on a copy
+            # delivered after it (a re-notification that crossed the answer), changes nothing
+            if allowed and not any(d.replied is not None for d in rows):
+                for row in rows:
                     row.replied = callback_data.r
                     uow.session.add(row)
                 uow.emit(events.NotificationReplied(notification_id=mine[0].notification_id,
