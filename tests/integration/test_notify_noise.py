@@ -68,7 +68,8 @@ async def test_an_unlinked_desk_hears_once_and_nothing_cascades(
     nadia = people["noone@ocha.example"]
     for i in range(30):
         await publish(bus, request([nadia], about=f"subject-{i}", text=f"Notice {i}"))
-    await eventually(lambda: _at_least(capped, 30, state="unlinked"), what="thirty kept, none tried")
+    # thirty requests, each asked of the roster then applied in turn: a deadline for thirty, not one
+    await eventually(lambda: _at_least(capped, 30, state="unlinked"), timeout=30, what="thirty kept, none tried")
     assert await _count(capped, state="failed") == 0
     for _ in range(3):  # the gathering window passes, then hours: nothing grows by itself
         clock.advance(timedelta(minutes=11))
