@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import os
+
 import aiohttp
 
 REPORT = Path(__file__).resolve().parents[2] / "bench-results.json"
@@ -47,3 +49,13 @@ async def wait_ready(port: int, what: str, timeout: float = 60) -> None:
                 pass
             await asyncio.sleep(0.1)  # polling readiness with a deadline
     raise TimeoutError(f"{what} not ready")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU a process has used so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
