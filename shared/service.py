@@ -53,7 +53,7 @@ def consumers_of(table: dict[str, Consumes], *, bus: Bus, db: Database, max_deli
     runners = []
     for durable, consumes in table.items():
         applied = Transactional(db=db, consumer=durable, apply=consumes.apply, lookup=consumes.lookup,
-                                prefetch=consumes.prefetch, after=after)
+                                prefetch=consumes.prefetch, after=after if consumes.wakes else None)
         runners.append(ConsumerRunner(bus=bus, stream=consumes.stream, durable=durable,
                                       handlers={cls: applied.one for cls in consumes.apply},
                                       batch_handler=applied.many if consumes.batched else None,

@@ -314,13 +314,16 @@ def upsert(db_or_session: Any, table: Any) -> Any:
 class Consumes:
     """A durable in a service's consumers table: the stream it reads and, by event type, the handler
     applied in the consumer's transaction; what is looked up before it (`Lookup`), what a batch
-    prefetches, and whether fetched messages are applied a batch to a transaction."""
+    prefetches, whether fetched messages are applied a batch to a transaction, and whether the
+    service's `after` hears of its commits (`wakes`: False for events that leave nothing due sooner
+    than the service's next tick, such as the bot's reports of sends, whose commits come 30 a second)."""
 
     stream: str
     apply: dict[type[Event], Apply]
     lookup: dict[type[Event], Lookup] = field(default_factory=dict)
     prefetch: Prefetch | None = None
     batched: bool = False
+    wakes: bool = True
 
     def __post_init__(self) -> None:
         # a batch's lookups would all be asked before its transaction, and one that fails puts the whole batch back
@@ -616,6 +619,8 @@ class OutboxRelay:
                 self.published += len(done)
             if len(done) < len(rows):  # refused or unanswered: the same rows again after the back-off
                 raise ConnectionError(f"{len(rows) - len(done)} outbox event(s) not acknowledged by JetStream")
+            if len(rows) < self.batch:  # all there was: a row written since has woken the relay for another flush
+                return total
 
     async def _mark_published(self, seqs: list[int]) -> None:
         async with self.db.write() as session:

@@ -55,5 +55,5 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES) -> 
             events.DeliveryFailed: reports.on_delivery_failed,
             events.NotificationReplied: reports.on_replied,
             events.DepartureChanged: reports.on_departure_changed,
-        }, batched=True),
+        }, batched=True, wakes=False),  # what they change is settled in their transaction, nothing left due
     }

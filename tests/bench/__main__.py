@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from shared.natsserver import nats_server_binary
@@ -49,6 +51,22 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
     return results
 
 
+@contextlib.contextmanager
+def cpu_hog() -> Iterator[None]:
+    """One core kept busy for as long as the block runs: a spinning process, as the machine's other work."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def loaded(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The same figures measured beside the hog, named `*_loaded` beside the quiet ones."""
+    return [{**r, "name": f"{r['name']}_loaded"} for r in results]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--events", type=int, default=3000)
@@ -63,9 +81,14 @@ def main() -> None:
     parser.add_argument("--import-rows", type=int, default=50_000, help="roster rows imported (and bare executemany)")
     parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout", "import"],
                         help="run one group")
+    parser.add_argument("--quiet-only", action="store_true",
+                        help="skip the second pass, with one core kept busy by a spinning process (`*_loaded`)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args))
+    if not args.quiet_only:
+        with cpu_hog():
+            results += loaded(asyncio.run(run(args)))
     report = {"results": results, "machine": machine()}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for r in results:
