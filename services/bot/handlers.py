@@ -37,6 +37,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.js.errors import ObjectNotFoundError
 from prometheus_client import Histogram
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from services.bot import gate
@@ -50,7 +51,7 @@ from shared.bus import TransientError
 from shared.clock import Clock
 from shared.documents import Documents
 from shared.events import Envelope
-from shared.store import Database
+from shared.store import Database, upsert
 
 log = structlog.get_logger("bot")
 CAPTION_MAX = 1024  # Telegram's limit for a document's caption
@@ -67,20 +68,20 @@ async def _done(db: Database, event: events.DeliverTelegram) -> bool:
 async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> bool:
     """Mark the send in flight (committed before the Telegram call); False if it
     was done already. A marker left by a crash means Telegram may have taken the
-    message: the send is repeated, and counted."""
+    message: the send is repeated, and counted. One statement: the marker written,
+    or the one a crash left counted, unless the send was done."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
     async with db.write() as session:
-        row = (await session.exec(select(Delivery).where(
-            Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).first()
-        if row is not None and (row.message_id is not None or row.failed is not None):
-            return False
-        if row is None:
-            row = Delivery(notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
-                           chat_id=event.chat_id, at=clock.now(), replies=" ".join(b.reply for b in event.buttons))
-        else:
-            log.warning("delivery_repeated_after_crash", sends=row.sends + 1)
-        row.sends += 1
-        session.add(row)
-    return True
+        marked = upsert(session, table).values(
+            notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
+            chat_id=event.chat_id, at=clock.now(), replies=" ".join(b.reply for b in event.buttons), sends=1)
+        marked = marked.on_conflict_do_update(
+            index_elements=[table.c.notification_id, table.c.attempt], set_={"sends": table.c.sends + 1},
+            where=table.c.message_id.is_(None) & table.c.failed.is_(None)).returning(table.c.sends)
+        sends = (await session.exec(marked)).scalar_one_or_none()
+    if sends is not None and sends > 1:
+        log.warning("delivery_repeated_after_crash", sends=sends)
+    return sends is not None
 
 
 async def _document(event: events.DeliverTelegram, documents: Documents | None) -> bytes | None:
@@ -129,10 +130,9 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
         except (TelegramServerError, ClientDecodeError) as err:  # Telegram unwell past the retries: later, again
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
     async with db.unit_of_work(correlation_id=envelope.correlation_id) as uow:
-        row = (await uow.session.exec(select(Delivery).where(
-            Delivery.notification_id == event.notification_id, Delivery.attempt == event.attempt))).one()
-        row.message_id, row.failed, row.at = message_id, failed, clock.now()
-        uow.session.add(row)
+        await uow.session.exec(update(Delivery).where(
+            col(Delivery.notification_id) == event.notification_id, col(Delivery.attempt) == event.attempt,
+        ).values(message_id=message_id, failed=failed, at=clock.now()))
         if failed is None:
             assert message_id is not None
             uow.emit(events.DeliverySent(notification_id=event.notification_id, attempt=event.attempt,
