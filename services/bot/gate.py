@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -42,13 +41,8 @@ def with_slot_taken() -> AbstractContextManager[None]:
 
 @dataclass(eq=False)
 class _Waiter:
-    urgent: bool
-    seq: int
     chat_id: int
     turn: asyncio.Future[None]
-
-    def order(self) -> tuple[bool, int]:
-        return (not self.urgent, self.seq)
 
 
 class SendGate:
@@ -67,14 +61,16 @@ class SendGate:
         self._next_at = 0.0  # sends are spaced evenly: a burst would reach Telegram as one
         self._spaced_until = 0.0
         self._called: dict[int, float] = {}
-        self._waiting: list[_Waiter] = []
-        self._seq = itertools.count()
+        # waiting sends in arrival order, urgent ones apart: a turn goes to the first of either that may go
+        # now, found in a step or two (a thousand bulk sends to a thousand chats: the first one)
+        self._urgent: list[_Waiter] = []
+        self._bulk: list[_Waiter] = []
         self._changed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self._urgent) + len(self._bulk)
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
@@ -111,16 +107,18 @@ class SendGate:
 
     async def acquire(self, chat_id: int) -> None:
         """Wait for this send's turn (urgent unless inside `bulk()`)."""
-        waiter = _Waiter(urgency.get(), next(self._seq), chat_id, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiter)
+        waiter = _Waiter(chat_id, asyncio.get_running_loop().create_future())
+        queue = self._urgent if urgency.get() else self._bulk
+        queue.append(waiter)
         self._changed.set()
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="send-gate")
         try:
             await waiter.turn
         finally:
-            if waiter in self._waiting:  # cancelled while waiting
-                self._waiting.remove(waiter)
+            if not waiter.turn.done() or waiter.turn.cancelled():  # given up while waiting
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
 
     async def spaced(self, chat_id: int) -> None:
         """Just before the call to Telegram of a send that had its turn: what it did between
@@ -145,18 +143,24 @@ class SendGate:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=max(seconds, 0.001))
 
+    def _first_ready(self, queue: list[_Waiter], now: float) -> tuple[list[_Waiter], _Waiter] | None:
+        """The first send of `queue` that may go now (its chat's interval passed), with its queue."""
+        for waiter in queue:
+            if not waiter.turn.done() and self._chat_wait(waiter.chat_id, now) <= 0:
+                return queue, waiter
+        return None
+
     async def _dispatch(self) -> None:
-        while self._waiting:
+        while self._urgent or self._bulk:
             now = self.clock()
             wait = self._bot_wait(now)
             if wait > 0:
                 await self._nap(wait)
                 continue
-            ready = [w for w in self._waiting if not w.turn.done() and self._chat_wait(w.chat_id, now) <= 0]
-            if not ready:
-                await self._nap(min(self._chat_wait(w.chat_id, now) for w in self._waiting))
+            queue, chosen = self._first_ready(self._urgent, now) or self._first_ready(self._bulk, now) or (None, None)
+            if queue is None or chosen is None:
+                await self._nap(min(self._chat_wait(w.chat_id, now) for w in (*self._urgent, *self._bulk)))
                 continue
-            chosen = min(ready, key=_Waiter.order)
-            self._waiting.remove(chosen)
+            queue.remove(chosen)
             self._record(chosen.chat_id, now)
             chosen.turn.set_result(None)

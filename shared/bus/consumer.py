@@ -94,6 +94,7 @@ class ConsumerRunner:
         self._by_subject = {cls.subject(): (cls, h) for cls, h in self.handlers.items()}
         self._in_hand: set[asyncio.Task[None]] = set()
         self._tails: dict[Hashable, asyncio.Task[None]] = {}
+        self._room = asyncio.Event()  # set when a message in hand is done (keyed mode)
         self._stopping = asyncio.Event()
         self._rebind = asyncio.Event()
         self._bound = asyncio.Event()
@@ -169,7 +170,9 @@ class ConsumerRunner:
                     backoff = 0.5
                     idle_since = time.monotonic()
                 if self.key is not None and (len(self._tails) >= self.batch or len(self._in_hand) >= self.in_hand):
-                    await asyncio.wait(set(self._in_hand), return_when=asyncio.FIRST_COMPLETED)
+                    # full: wait for one to be done (not asyncio.wait on a thousand tasks each time)
+                    self._room.clear()
+                    await self._room.wait()
                     continue
                 wanted = (min(self.batch - len(self._tails), self.in_hand - len(self._in_hand)) if self.key is not None
                           else self.batch)  # each message fetched adds at most one key
@@ -262,6 +265,7 @@ class ConsumerRunner:
             self._in_hand.discard(t)
             if self._tails.get(k) is t:
                 del self._tails[k]
+            self._room.set()
 
         task.add_done_callback(done)
 
