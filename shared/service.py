@@ -57,7 +57,7 @@ def consumers_of(table: dict[str, Consumes], *, bus: Bus, db: Database, max_deli
         runners.append(ConsumerRunner(bus=bus, stream=consumes.stream, durable=durable,
                                       handlers={cls: applied.one for cls in consumes.apply},
                                       batch_handler=applied.many if consumes.batched else None,
-                                      max_deliver=max_deliver))
+                                      max_deliver=max_deliver, linger=consumes.linger))
     return runners
 
 

@@ -314,9 +314,10 @@ def upsert(db_or_session: Any, table: Any) -> Any:
 class Consumes:
     """A durable in a service's consumers table: the stream it reads and, by event type, the handler
     applied in the consumer's transaction; what is looked up before it (`Lookup`), what a batch
-    prefetches, whether fetched messages are applied a batch to a transaction, and whether the
-    service's `after` hears of its commits (`wakes`: False for events that leave nothing due sooner
-    than the service's next tick, such as the bot's reports of sends, whose commits come 30 a second)."""
+    prefetches, whether fetched messages are applied a batch to a transaction (and how long a batch
+    short of full waits for more to join it: `linger`, seconds), and whether the service's `after`
+    hears of its commits (`wakes`: False for events that leave nothing due sooner than the service's
+    next tick, such as the bot's reports of sends, whose commits come 30 a second)."""
 
     stream: str
     apply: dict[type[Event], Apply]
@@ -324,11 +325,14 @@ class Consumes:
     prefetch: Prefetch | None = None
     batched: bool = False
     wakes: bool = True
+    linger: float = 0.0
 
     def __post_init__(self) -> None:
         # a batch's lookups would all be asked before its transaction, and one that fails puts the whole batch back
         if self.batched and self.lookup:
             raise ValueError("a consumer with lookups applies its events one at a time (batched=False)")
+        if self.linger and not self.batched:
+            raise ValueError("only a batched consumer lingers for more events to join a batch")
 
 
 class Transactional:

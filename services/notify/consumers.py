@@ -47,6 +47,8 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES) -> 
             "NOTIFY", {events.NotificationRequested: creates},
             lookup={events.NotificationRequested: partial(facts.find_requested, roster=roster)}),
         "notify--on_lessons": Consumes("LESSONS", {events.AarCompleted: facts.on_aar_completed}),
+        # the bot's reports settle what they change in their transaction and leave nothing due; a fan-out's,
+        # 30 a second, are applied a few to a transaction (a tenth of a second later than each could be)
         "notify--on_bot_reports": Consumes("BOT", {
             events.CallAgendaAdded: reports.on_agenda_added,
             events.CallSubscriptionChanged: reports.on_subscription_changed,
@@ -55,5 +57,5 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES) -> 
             events.DeliveryFailed: reports.on_delivery_failed,
             events.NotificationReplied: reports.on_replied,
             events.DepartureChanged: reports.on_departure_changed,
-        }, batched=True, wakes=False),  # what they change is settled in their transaction, nothing left due
+        }, batched=True, wakes=False, linger=0.1),
     }

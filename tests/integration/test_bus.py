@@ -152,3 +152,33 @@ async def test_a_long_queue_for_one_key_holds_up_no_other_and_is_not_redelivered
     assert [n for person, n in handled if person == alice] == list(range(10))
     assert runner.stats.redelivered == 0
     await runner.stop()
+
+
+async def test_a_batched_consumer_lingers_for_the_rest_of_a_wave_to_join_its_batch(bus: Bus) -> None:
+    """The bot's reports of a fan-out come 30 a second: one fetched alone waits `linger` for the
+    others, and they are applied together, in one call (one transaction in a service)."""
+    batches: list[list[uuid.UUID]] = []
+
+    async def one(envelope: Envelope, event: object) -> None:
+        batches.append([envelope.id])
+
+    async def batch(items: list[tuple[Envelope, object]]) -> None:
+        batches.append([envelope.id for envelope, _ in items])
+
+    runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--linger", declare=True, handlers={PersonChanged: one},
+                            batch_handler=batch, max_deliver=3, ack_wait=5, linger=2.0)
+    runner.start()
+    await runner.wait_bound()
+    first = person_changed()
+    await bus.publish(first)
+
+    async def fetched() -> bool:  # the first is in the consumer's hands, not yet applied
+        return (await bus.js.consumer_info("ROSTER", "test--linger")).num_ack_pending == 1
+
+    await eventually(fetched, what="the first event fetched")
+    rest = [person_changed() for _ in range(4)]
+    for envelope in rest:
+        await bus.publish(envelope)
+    await eventually(lambda: runner.stats.handled == 5, what="all five applied")
+    await runner.stop()
+    assert batches == [[first.id, *(e.id for e in rest)]]
