@@ -205,12 +205,13 @@ class ServiceHost(Generic[P]):
         self.metrics.bus = bus
         return bus
 
-    def enter_relay(self) -> OutboxRelay:
-        """Publish what the outbox holds, at once after an outage; at stop, flush it (for half the budget)."""
+    def enter_relay(self, *, linger: float = 0.0) -> OutboxRelay:
+        """Publish what the outbox holds, at once after an outage; at stop, flush it (for half the budget).
+        `linger`: seconds a commit's events wait for those of the commits right behind it (OutboxRelay)."""
         assert self.bus is not None, "enter_bus first"
         s = self.settings
         relay = OutboxRelay(self.db, self.bus, clock=self.clock, keep_published=s.outbox_keep,
-                            keep_processed=s.processed_events_keep)
+                            keep_processed=s.processed_events_keep, linger=linger)
         self.bus.on_reconnect(relay.wake)
         relay.start()
         self.relay = relay

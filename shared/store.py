@@ -489,9 +489,10 @@ class OutboxRelay:
     def __init__(
         self, db: Database, publisher: Publisher, *, clock: Clock, sweep_interval: float = 1.0, batch: int = 500,
         max_backoff: float = 5.0, keep_published: timedelta = timedelta(days=7),
-        keep_processed: timedelta = timedelta(days=35), prune_batch: int = 1000,
+        keep_processed: timedelta = timedelta(days=35), prune_batch: int = 1000, linger: float = 0.0,
     ) -> None:
         self.db = db
+        self.linger = linger  # woken by a commit: wait this long for the commits right behind it to go with it
         self.publisher = publisher
         self.clock = clock
         self.sweep_interval = sweep_interval
@@ -541,6 +542,9 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval)
                 except TimeoutError:
                     pass
+                else:
+                    if self.linger and not self._stopping.is_set():
+                        await asyncio.sleep(self.linger)  # one read and one mark for several commits
             else:  # in an outage each attempt waits its back-off, whatever is written meanwhile
                 try:
                     await asyncio.wait_for(self._stopping.wait(), timeout=backoff)

@@ -151,7 +151,7 @@ async def compose(host: BotApp) -> None:
     lessons = LessonsClient(bus, timeout=s.query_timeout_seconds)
     dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, settings=s, db=db, clock=clock,
                          languages=languages, storage=storage)
-    host.enter_relay()
+    host.enter_relay(linger=0.05)  # a fan-out's reports, 30 a second: a few to a publish, not one each
     (parts.deliveries,) = build_consumers(
         bus=bus, bot=bot, db=db, clock=clock, settings=s, languages=languages, gate=gate, forget=roster.forget,
         latency=host.metrics.histogram("delivery_seconds", "From notify's deliver command to Telegram's acceptance",
