@@ -120,6 +120,7 @@ class ConsumerRunner:
     async def stop(self) -> None:
         """Stop pulling, finish the messages in hand, return."""
         self._stopping.set()
+        self._room.set()  # a loop waiting for room looks at `_stopping` at once
         if self._task is not None:
             await self._task
         if self._in_hand:
@@ -189,8 +190,7 @@ class ConsumerRunner:
                     continue
                 idle_since = time.monotonic()
                 if self.linger and self.batch_handler is not None and len(msgs) < wanted:
-                    await asyncio.sleep(self.linger)  # the rest of the wave joins this batch
-                    msgs += await sub.fetch(wanted - len(msgs), timeout=0.01, stop=self._stopping)
+                    msgs += await self._rest_of_wave(sub, wanted - len(msgs))
                 await self._handle_fetched(msgs)
             except asyncio.CancelledError:
                 raise
@@ -214,6 +214,19 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, 5.0)
         if sub is not None:
             await quietly(sub.unsubscribe())
+
+    async def _rest_of_wave(self, sub: PullRequests, wanted: int) -> list[Msg]:
+        """After `linger`, what came meanwhile (none when stopping); a failure to fetch leaves those
+        in hand to be applied, and the consumer binds again after them."""
+        await asyncio.sleep(self.linger)
+        if self._stopping.is_set():
+            return []
+        try:  # without `stop`: a pull sent is read to its end (a short one), nothing is left in the server's hands
+            return await sub.fetch(wanted, timeout=0.01)
+        except Exception as exc:
+            log.warning("linger_fetch_failed", consumer=self.durable, error=short_error(exc))
+            self._rebind.set()
+            return []
 
     def _bind_log(self, msg: Msg, envelope: Envelope | None = None) -> None:
         structlog.contextvars.clear_contextvars()

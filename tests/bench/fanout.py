@@ -116,9 +116,9 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
                 if len(got["per_chat"]) >= officers or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)  # polling the sandbox with a deadline
-            await asyncio.sleep(3)  # a late duplicate would show now
             await _drained(bus)  # notify has recorded what the bot reported: the end of the message's path
             cpu_after = cpu_by_process(pids)
+            await asyncio.sleep(3)  # a late duplicate would show now
             got = await _get(http, f"{url}/sandbox/counts", contains=TEXT)
             stats = await _get(http, f"{url}/sandbox/stats")
             per_chat = got["per_chat"]

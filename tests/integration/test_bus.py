@@ -166,7 +166,7 @@ async def test_a_batched_consumer_lingers_for_the_rest_of_a_wave_to_join_its_bat
         batches.append([envelope.id for envelope, _ in items])
 
     runner = ConsumerRunner(bus=bus, stream="ROSTER", durable="test--linger", declare=True, handlers={PersonChanged: one},
-                            batch_handler=batch, max_deliver=3, ack_wait=5, linger=2.0)
+                            batch_handler=batch, max_deliver=3, ack_wait=30, linger=5.0)  # time to publish four
     runner.start()
     await runner.wait_bound()
     first = person_changed()
