@@ -36,7 +36,9 @@ async def test_profile_updates_phone_languages_and_hats_and_refuses_a_bad_phone(
     saved = await said(awa, "hns4d, access", "Saved.")
     assert "+223 70 12 34 56" in saved and "Bambara (bm)" in saved
 
-    updates = await stream_events(bus.js, "BOT", type_prefix="bot.profile.updated")
+    # published by the bot's relay a moment after the commit that said "Saved."
+    updates = await eventually(lambda: stream_events(bus.js, "BOT", type_prefix="bot.profile.updated"),
+                               what="the profile's event on the stream")
     assert [(e.data["phone"], e.data["languages"], e.data["hats"]) for e in updates] == [
         ("+223 70 12 34 56", ["fr", "bm"], ["HNS4D focal point", "Access focal point"])]  # one event: the bad one sent none
     awa_id = str(people["awa@ocha.example"])
