@@ -143,12 +143,9 @@ class SendGate:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=max(seconds, 0.001))
 
-    def _first_ready(self, queue: list[_Waiter], now: float) -> tuple[list[_Waiter], _Waiter] | None:
-        """The first send of `queue` that may go now (its chat's interval passed), with its queue."""
-        for waiter in queue:
-            if not waiter.turn.done() and self._chat_wait(waiter.chat_id, now) <= 0:
-                return queue, waiter
-        return None
+    def _first_ready(self, queue: list[_Waiter], now: float) -> _Waiter | None:
+        """The first send of `queue` that may go now (its chat's interval passed)."""
+        return next((w for w in queue if not w.turn.done() and self._chat_wait(w.chat_id, now) <= 0), None)
 
     async def _dispatch(self) -> None:
         while self._urgent or self._bulk:
@@ -157,8 +154,10 @@ class SendGate:
             if wait > 0:
                 await self._nap(wait)
                 continue
-            queue, chosen = self._first_ready(self._urgent, now) or self._first_ready(self._bulk, now) or (None, None)
-            if queue is None or chosen is None:
+            queue, chosen = self._urgent, self._first_ready(self._urgent, now)
+            if chosen is None:
+                queue, chosen = self._bulk, self._first_ready(self._bulk, now)
+            if chosen is None:
                 await self._nap(min(self._chat_wait(w.chat_id, now) for w in (*self._urgent, *self._bulk)))
                 continue
             queue.remove(chosen)
