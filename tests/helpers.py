@@ -81,6 +81,17 @@ async def stream_events(js: JetStreamContext, stream: str, *, type_prefix: str =
     return [e for e in envelopes if e.type.startswith(type_prefix)]
 
 
+async def published(js: JetStreamContext, stream: str, type_prefix: str, n: int) -> list[Envelope]:
+    """The events of this type on the stream once there are at least `n` (a service's relay publishes
+    after the commit that wrote them, a moment later); more than `n` shows in the caller's exact check."""
+    async def found() -> list[Envelope] | None:
+        events = await stream_events(js, stream, type_prefix=type_prefix)
+        return events if len(events) >= n else None
+
+    result: list[Envelope] = await eventually(found, what=f"{n} {type_prefix} on {stream}")
+    return result
+
+
 def service_env(home: Path, nats_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
     env.update({"CMCOORD_HOME": str(home), "CMCOORD_NATS_URL": nats_url, "CMCOORD_LOG_FORMAT": "json"})

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-import os
 
 import aiohttp
 

@@ -155,7 +155,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
                sent=sent, measured="/proc utime+stime from the request's publication until every consumer has caught up"),
         result("fanout_peer_fraction_of_ceiling", peer_rate / CEILING, "ratio", "informational", True,
                sent=peer_sent, cpu_ms_per_message=peer_cpu_ms,
-               peer="a bare aiogram loop, paced at 30/s, waiting out any 429, to the same chats"),
+               peer="a bare aiogram loop, at most 30 sends in any second, waiting out any 429, to the same chats"),
         result("fanout_lost", lost, "messages", "0", lost == 0, **detail),
         result("fanout_duplicates", duplicates, "messages", "0", duplicates == 0, **detail),
         result("rotation_to_prompt_p50_ms", p50, "ms", "<= 50", p50 <= 50, **latency_detail),

@@ -13,7 +13,7 @@ from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import eventually
+from tests.helpers import eventually, published, stream_events
 from tests.integration.telegram_users import User, invite
 
 
@@ -215,7 +215,7 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
     await bus.publish_raw(mine.subject, mine.to_bytes(), msg_id=f"{mine.id}-again")
     await eventually(lambda: bot_app.parts.deliveries.stats.handled == 3, what="redelivery handled")
     assert len(await officer.messages()) == 1
-    sent = await eventually(lambda: _events(bus, "bot.delivery.sent", 2), what="sent events")
+    sent = await published(bus.js, "BOT", "bot.delivery.sent", 2)
     assert {e.data["notification_id"] for e in sent} == {str(mine.decode().notification_id),
                                                           str(theirs.decode().notification_id)}
 
@@ -224,24 +224,17 @@ async def test_deliver_commands_become_messages_and_a_press_the_acknowledgement(
     await officer.press(shown["message_id"], their_data, tampered=True)
     button = shown["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     await officer.press(shown["message_id"], button)
-    replied = await eventually(lambda: _events(bus, "bot.notification.replied", 1), what="the acknowledgement")
+    replied = await published(bus.js, "BOT", "bot.notification.replied", 1)
     assert replied[0].data["notification_id"] == str(mine.decode().notification_id) and replied[0].data["reply"] == "ack"
     await eventually(lambda: _no_buttons(officer), what="buttons removed after the answer")
-    assert len(await _events(bus, "bot.notification.replied", 0)) == 1  # the tampered press produced nothing
+    assert len(await stream_events(bus.js, "BOT", type_prefix="bot.notification.replied")) == 1  # the tampered press produced nothing
 
     # a user who blocked the bot: failed, not sent
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9403]})
     await bus.publish(command(9403))
-    failed = await eventually(lambda: _events(bus, "bot.delivery.failed", 1), what="failed event")
+    failed = await published(bus.js, "BOT", "bot.delivery.failed", 1)
     assert failed[0].data["reason"] == "blocked"
-
-
-async def _events(bus: Any, type_prefix: str, n: int) -> list[Any] | None:
-    from tests.helpers import stream_events
-
-    found = await stream_events(bus.js, "BOT", type_prefix=type_prefix)
-    return found if len(found) >= n else None
 
 
 async def _no_buttons(user: User) -> bool:

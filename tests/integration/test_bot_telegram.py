@@ -26,7 +26,7 @@ from shared.clock import ManualClock
 from shared.events import DeliverTelegram, Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database, OutboxMessage
-from tests.helpers import eventually, stream_events
+from tests.helpers import eventually, published, stream_events
 from tests.integration.telegram_users import User, invite
 from tests.integration.test_notify import count_texts, notifications, publish, request, texts
 from tests.integration.test_notify import notify  # noqa: F401 - the fixture, shared with notify's tests
@@ -70,17 +70,6 @@ async def per_chat(url: str, contains: str) -> dict[str, int]:
 
 async def replied_events(bus: Bus) -> list[Envelope]:
     return await stream_events(bus.js, "BOT", type_prefix="bot.notification.replied")
-
-
-async def published(bus: Bus, type_prefix: str, n: int) -> list[Envelope]:
-    """The bot's events of this type on the stream once there are `n` (its relay publishes after the
-    commit that wrote them, a moment later); more than `n` shows in the caller's exact check."""
-    async def found() -> list[Envelope] | None:
-        events = await stream_events(bus.js, "BOT", type_prefix=type_prefix)
-        return events if len(events) >= n else None
-
-    result: list[Envelope] = await eventually(found, what=f"{n} {type_prefix} on the stream")
-    return result
 
 
 async def replies_written(bot: BotApp) -> int:
@@ -141,7 +130,7 @@ async def test_a_notification_acknowledged_three_days_later_is_acknowledged_once
     await press(sandbox_url, AWA, first["message_id"], data, inaccessible=True)  # pressed again
     await eventually(lambda: count_texts(AWA, sandbox_url, before + 1), what="the second press answered")
     assert await replies_written(bot) == 1
-    assert len(await published(bus, "bot.notification.replied", 1)) == 1
+    assert len(await published(bus.js, "BOT", "bot.notification.replied", 1)) == 1
     (acknowledged,) = await notifications(notify, kind="test.notice")
     assert acknowledged.state == "acknowledged" and acknowledged.reply == "ack"
     await no_error_shown(awa)
@@ -172,7 +161,7 @@ async def test_a_re_notification_that_crosses_the_answer_is_not_answered_a_secon
     await awa.press(second["message_id"], second["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
     await eventually(lambda: _buttons_gone(awa, second["message_id"]), what="the second press answered")
     assert await replies_written(bot) == 1
-    (replied,) = await published(bus, "bot.notification.replied", 1)
+    (replied,) = await published(bus.js, "BOT", "bot.notification.replied", 1)
     assert replied.data["notification_id"] == str(notice)
     await no_error_shown(awa)
 
@@ -280,7 +269,7 @@ async def test_html_502s_from_telegrams_edge_during_a_fan_out_lose_and_double_no
     stats = await sandbox_stats(sandbox_url)
     assert stats["errors"] >= 1  # the edge's HTML pages were met, and ridden out
     assert all(d.failed is None and d.sends == 1 for d in await deliveries(bot))
-    sent = await published(bus, "bot.delivery.sent", len(chats))
+    sent = await published(bus.js, "BOT", "bot.delivery.sent", len(chats))
     assert len(sent) == len(chats) and len({e.data["notification_id"] for e in sent}) == len(chats)
 
 
@@ -303,7 +292,7 @@ async def test_a_thirty_second_flood_wait_during_a_fan_out_loses_and_doubles_not
     assert found["per_chat"] == {str(c): 1 for c in chats}
     assert found["last_at"] - found["first_at"] >= 30  # the wait was kept (at 28 a second: 11 s without it)
     assert all(d.failed is None and d.sends == 1 for d in await deliveries(bot))
-    sent = await published(bus, "bot.delivery.sent", len(chats))
+    sent = await published(bus.js, "BOT", "bot.delivery.sent", len(chats))
     assert len({e.data["notification_id"] for e in sent}) == len(sent) == len(chats)
 
 
