@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import text
 
 from services.bot.models import Delivery
 from services.sandbox.app import build_app
@@ -50,12 +51,17 @@ async def ready(port: int) -> bool:
 
 
 async def delivery_in_flight(db_file: Path) -> bool:
+    """The bot has begun the send (its row is written). Not yet while the store or its table
+    is missing: if the bot never made them, the wait fails saying so."""
     if not db_file.exists():
         return False
     db = Database(f"sqlite+aiosqlite:///{db_file}")
     try:
         async with db.read() as session:
-            return bool((await session.exec(Delivery.__table__.select())).all())  # type: ignore[attr-defined]
+            made = (await session.exec(text(  # type: ignore[call-overload]
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery'"))).first()
+            return made is not None and bool(
+                (await session.exec(Delivery.__table__.select())).all())  # type: ignore[attr-defined]
     finally:
         await db.dispose()
 
