@@ -3,21 +3,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shared.clock_cli import app as clock_app
-from shared.settings import CommonSettings, record_home, recorded_home, recorded_home_file
-from shared.store import StoreMissing, refuse_missing_stores
+from shared.home import StoreMissing, record_home, recorded_home, recorded_home_file, refuse_missing_stores
 
-app = typer.Typer(no_args_is_help=True, help="CMCoord Hub: roster, notifications, regional calls and lessons.")
+if TYPE_CHECKING:
+    from shared.settings import CommonSettings
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                  help="CMCoord Hub: roster, notifications, regional calls and lessons.")
 _home_from_record = False  # CMCOORD_HOME was not set: this process took the home `cmcoord up` recorded
 # The commands whose job may be to make their service's store (besides `up`): a first import starts a roster,
 # `migrate` readies a store before the service's first start, a region's call may be set before notify starts.
@@ -82,6 +84,9 @@ def up(
         "and says what is slow (default CMCOORD_UP_READY_TIMEOUT_SECONDS, 300)"),
 ) -> None:
     """Run nats-server and every service on this machine until Ctrl-C."""
+    import asyncio
+
+    from shared.settings import CommonSettings
     from shared.supervisor import NotReady, Supervisor, UpSettings
 
     settings = CommonSettings()
@@ -126,6 +131,9 @@ def _training_clock(settings: CommonSettings, speed: float | None) -> None:
 @app.command()
 def status() -> None:
     """Each service's health and each consumer's lag."""
+    import asyncio
+
+    from shared.settings import CommonSettings
     from shared.status import collect_status
 
     settings = CommonSettings()
@@ -191,6 +199,8 @@ app.add_typer(deadletter_app, name="deadletter")
 async def _operator_connection(error: type[Exception]) -> Any:
     """A NATS connection with the operator's identity (OperatorSettings); `error` with a clear
     message when NATS cannot be reached or refuses the identity."""
+    import asyncio
+
     import nats
     import nats.errors
 
@@ -217,6 +227,8 @@ async def _operator_connection(error: type[Exception]) -> Any:
 
 def _dead_letters(work: Any) -> Any:
     """Run `work(js)` against CMCOORD_NATS_URL as the operator; a clear message and exit code 1 when it fails."""
+    import asyncio
+
     import nats.errors
 
     from shared.deadletter import DeadLetterError
@@ -252,6 +264,8 @@ def nats_init(
 
     The services only check that these exist; run this before the first start and after an upgrade.
     """
+    import asyncio
+
     import nats.errors
 
     from shared.topology import init_topology_when_ready
@@ -354,14 +368,13 @@ def _add_service_commands(argv: list[str]) -> None:
     """Each service's commands, from the `cmcoord.cli` entry points: only the group the command line
     names (`cmcoord roster …` imports the roster's modules, not the bot's), none for a command of
     this module (`up`, `status`, `clock` …), every group for the overview (`cmcoord --help`, a typo)."""
-    groups = {ep.name: ep for ep in entry_points(group="cmcoord.cli")}
     named = next(iter(_words(argv)), None)
-    if named in groups:
-        chosen = [groups[named]]
-    elif named is not None and named in typer.main.get_group(app).commands:
-        chosen = []
-    else:
-        chosen = list(groups.values())
+    own = {info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands
+           if info.callback is not None} | {info.name for info in app.registered_groups}
+    if named in own:
+        return
+    groups = {ep.name: ep for ep in entry_points(group="cmcoord.cli")}
+    chosen = [groups[named]] if named in groups else list(groups.values())
     for ep in chosen:
         app.add_typer(ep.load(), name=ep.name)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shared.clock import MAX_SPEED, read_shared_clock, set_shared_clock
-from shared.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from shared.settings import CommonSettings
 
 CLOCK_FILE = "clock"  # in the home folder, for `cmcoord up --speed`
 UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -36,6 +39,8 @@ def parse_duration(text: str) -> timedelta:
 def training_clock_file(settings: CommonSettings | None = None) -> Path:
     """The clock file the running services read: CMCOORD_CLOCK_FILE, else the one `cmcoord up --speed`
     keeps in the home folder. None of them: the services run on the system clock, and this says so."""
+    from shared.settings import CommonSettings  # pydantic: read when a command runs, not for --help
+
     settings = settings or CommonSettings()
     path = settings.clock_file or settings.home / CLOCK_FILE
     if not path.exists():

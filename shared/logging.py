@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import sys
 
-import structlog
-
 
 def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -> None:
+    import structlog
+
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor
@@ -36,3 +36,11 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def configure_command_logging(service: str) -> None:
+    """A `cmcoord` command's: it speaks to the operator on stdout, and only real problems go to the
+    log. Asked only for its help, it configures nothing (the help imports no structlog)."""
+    if "--help" in sys.argv[1:]:
+        return
+    configure_logging(service=service, fmt="console", level="error")

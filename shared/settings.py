@@ -113,35 +113,6 @@ class OperatorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CMCOORD_ADMIN_", extra="ignore", populate_by_name=True)
 
 
-def recorded_home_file() -> Path:
-    """Where `cmcoord up` records the absolute path of its home: `$XDG_CONFIG_HOME/cmcoord/home`,
-    else `~/.config/cmcoord/home`."""
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "cmcoord" / "home"
-
-
-def record_home(home: Path) -> None:
-    """Remember `home` (made absolute) for `cmcoord` commands run later from any folder. Written
-    aside, then renamed into place: a reader sees the old path or the new one, never half of one."""
-    path = recorded_home_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    try:
-        draft.write_text(str(home.resolve()) + "\n")
-        os.replace(draft, path)
-    finally:
-        draft.unlink(missing_ok=True)
-
-
-def recorded_home() -> Path | None:
-    """The home the last `cmcoord up` recorded, if any."""
-    try:
-        text = recorded_home_file().read_text().strip()
-    except OSError:
-        return None
-    return Path(text) if text else None
-
-
 def nats_secret_file(home: Path, identity: str) -> Path:
     """Where `cmcoord up` keeps an identity's generated NATS password (mode 0600, folder 0700)."""
     return home / "secrets" / f"nats-{identity}.password"

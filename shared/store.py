@@ -34,36 +34,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock
 from shared.events import Envelope, Event
+from shared.home import StoreMissing, creates_missing_stores
 
 log = structlog.get_logger("store")
 
 SQLITE_BUSY_TIMEOUT_S = 30
-
-
-class StoreMissing(Exception):
-    """A SQLite store that is not there, opened by a command that must not create it."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"no store at {path}")
-        self.path = path
-
-
-_create_missing = True  # the services make their store at first start; `cmcoord` commands turn this off
-
-
-def refuse_missing_stores() -> Callable[[], None]:
-    """From now on in this process, a Database opened on a SQLite file that does not exist raises
-    StoreMissing: a command run from the wrong folder must say so, not work on a new, empty store.
-    (A server database's URL is not checked.) Returns what puts the earlier rule back, for a command
-    run inside a longer-lived process."""
-    global _create_missing
-    before, _create_missing = _create_missing, False
-
-    def restore() -> None:
-        global _create_missing
-        _create_missing = before
-
-    return restore
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -102,7 +77,7 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 path = Path(parsed.database)
-                if not _create_missing and not path.exists():
+                if not creates_missing_stores() and not path.exists():
                     raise StoreMissing(path)
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.roster import bootstrap
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from services.roster.samples import generate
 from shared.bus import Bus

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from services.bot.config import Settings
-
 app = typer.Typer(no_args_is_help=True, help="The Telegram bot's store.")
 
 
@@ -17,6 +15,7 @@ def _bot() -> None:
 @app.command("migrate")
 def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
     """Upgrade the bot store's tables (Alembic; its own version table)."""
+    from services.bot.config import Settings
     from services.bot.models import BOT_TABLES
     from shared.migrations import upgrade_store
 

@@ -6,7 +6,6 @@ person:ID, and shows only what that viewer may see."""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import hashlib
 import json
@@ -15,30 +14,22 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from sqlmodel import col, select
 
-from services.lessons import handlers, lifecycle, store
-from services.lessons import search as full_text
-from services.lessons.bootstrap import duty_policy
-from services.lessons.classification import UnknownViewer, Viewer
-from services.lessons.config import Settings
-from services.lessons.figures import aar_figures, build_digest
-from services.lessons.models import Aar, Item
-from services.lessons.periods import Period, parse_period, quarter_of
-from services.lessons.queries import card, filters_from
-from services.lessons.recurrence import clusters
-from shared.bus import Bus, QueryError
-from shared.clock import Clock, clock_for
-from shared.contracts.query import ask
-from shared.contracts.roster import RECIPIENTS, RecipientsRequest
-from shared.documents import Documents
-from shared.exports import csv_text
-from shared.logging import configure_logging
-from shared.regions import resolve_country
-from shared.store import Database, OutboxRelay
+from shared.logging import configure_command_logging
+
+if TYPE_CHECKING:
+    from services.lessons import lifecycle
+    from services.lessons import search as full_text
+    from services.lessons.classification import Viewer
+    from services.lessons.config import Settings
+    from services.lessons.models import Aar, Item
+    from services.lessons.periods import Period
+    from shared.clock import Clock
+    from shared.store import Database
+
 
 app = typer.Typer(no_args_is_help=True, help="Lessons: AARs, review, search, export, digest, figures.")
 aar_app = typer.Typer(no_args_is_help=True, help="After action reviews owed.")
@@ -54,14 +45,22 @@ class CliError(Exception):
 
 @app.callback()
 def _logging() -> None:
-    configure_logging(service="lessons-cli", fmt="console", level="error")
+    configure_command_logging("lessons-cli")
 
 
 def _clock() -> Clock:
+    from services.lessons.config import Settings
+    from shared.clock import clock_for
+
     return clock_for(Settings().clock_file)
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    import asyncio
+
+    from services.lessons import lifecycle, store
+    from services.lessons.config import Settings
+
     async def run() -> T:
         db = store.open_store(Settings().db_url, clock=_clock())
         await store.prepare(db)
@@ -78,6 +77,8 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def _viewer(spec: str) -> Viewer:
+    from services.lessons.classification import UnknownViewer, Viewer
+
     try:
         return Viewer.parse(spec)
     except UnknownViewer as err:
@@ -95,6 +96,10 @@ VIEWER = typer.Option("community", "--as", help="whose eyes: public, community, 
 
 
 async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]:
+    from shared.bus import Bus, QueryError
+    from shared.contracts.query import ask
+    from shared.contracts.roster import RECIPIENTS, RecipientsRequest
+
     bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds,
                          auth=settings.nats_auth())
     try:
@@ -115,6 +120,13 @@ def aar_request(
     by: str | None = typer.Option(None, help="who asks (default: CMCOORD_LESSONS_REVIEWER or the login name)"),
 ) -> None:
     """CMCS asks for an AAR on an operation: one per person, with reminders and escalation."""
+    import asyncio
+
+    from services.lessons import handlers
+    from services.lessons.bootstrap import duty_policy
+    from services.lessons.config import Settings
+    from shared.regions import resolve_country
+
     settings = Settings()
     code = resolve_country(country)
     if code is None:
@@ -158,6 +170,10 @@ def aar_request(
 async def _names(person_ids: set[uuid.UUID], settings: Settings) -> tuple[dict[str, str], str]:
     """People's names from the roster (its `recipients` query, as the AAR reminders ask it), and a note
     when it could not answer: then the ids stand in for the names."""
+    from shared.bus import Bus
+    from shared.contracts.query import ask
+    from shared.contracts.roster import RECIPIENTS, RecipientsRequest
+
     if not person_ids:
         return {}, ""
     try:
@@ -182,6 +198,13 @@ def _named(names: dict[str, str], person_id: uuid.UUID) -> str:
 def aar_list(all_: bool = typer.Option(False, "--all", help="submitted ones too")) -> None:
     """AARs owed (open), oldest due first, with each officer's name (from the roster; the id when it does not
     answer)."""
+    import asyncio
+
+    from sqlmodel import col, select
+
+    from services.lessons.config import Settings
+    from services.lessons.models import Aar
+
     async def work(db: Database) -> list[Aar]:
         async with db.read() as session:
             query = select(Aar).order_by(col(Aar.due_on))
@@ -214,6 +237,12 @@ def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many
     """New observations and AARs, each with the earlier ones it resembles."""
     if ctx.invoked_subcommand is not None:
         return
+    from sqlmodel import col, select
+
+    from services.lessons import store
+    from services.lessons.config import Settings
+    from services.lessons.models import Item
+    from services.lessons.recurrence import clusters
 
     async def work(db: Database) -> list[str]:
         async with db.read() as session:
@@ -240,6 +269,8 @@ def review_list(ctx: typer.Context, limit: int = typer.Option(50, help="how many
 
 
 def _review(ref: str, action: lifecycle.Action, by: str | None, **kw: Any) -> None:
+    from services.lessons import handlers
+
     async def work(db: Database) -> Item:
         async with db.unit_of_work() as uow:
             return await handlers.review(uow, ref=ref, action=action, by=_reviewer(by), **kw)
@@ -254,6 +285,9 @@ BY = typer.Option(None, help="the reviewer (default: CMCOORD_LESSONS_REVIEWER or
 @review_app.command("show")
 def review_show(ref: str) -> None:
     """An item in full, with its review history and the items it resembles."""
+    from services.lessons import store
+    from services.lessons.config import Settings
+
     async def work(db: Database) -> list[str]:
         async with db.read() as session:
             item = await store.item_by_reference(session, ref)
@@ -306,6 +340,8 @@ def review_learn(ref: str, action: str = typer.Option(..., help="what was done: 
 
 
 def _filters(**kw: Any) -> full_text.Filters:
+    from services.lessons.queries import filters_from
+
     try:
         return filters_from(**kw)
     except ValueError as err:
@@ -320,6 +356,8 @@ def search(
     status: str | None = None, kind: str | None = None, limit: int = 20, as_: str = VIEWER,
 ) -> None:
     """Full-text search with filters, as the viewer may see it."""
+    from services.lessons import search as full_text
+
     viewer, filters = _viewer(as_), _filters(query=query, theme=theme, country=country, region=region, period=period,
                                              status=status, kind=kind)
 
@@ -347,6 +385,10 @@ def export(
     period: str | None = None, status: str | None = None, as_: str = typer.Option("public", "--as", help=VIEWER.help),
 ) -> None:
     """Every item the viewer may see (public by default), for sharing outside."""
+    from services.lessons.queries import card
+    from services.lessons import search as full_text
+    from shared.exports import csv_text
+
     viewer = _viewer(as_)
     filters = _filters(theme=theme, country=country, region=region, period=period, status=status)
 
@@ -375,6 +417,8 @@ def export(
 
 
 def _period(text: str) -> Period:
+    from services.lessons.periods import parse_period
+
     try:
         return parse_period(text)
     except ValueError as err:
@@ -384,6 +428,11 @@ def _period(text: str) -> Period:
 async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
     """The document goes to NATS' object store, the request to notify through the outbox: published
     now, or by the lessons service's relay if NATS goes away in between."""
+    from services.lessons import handlers, store
+    from shared.bus import Bus
+    from shared.documents import Documents
+    from shared.store import OutboxRelay
+
     digest = html.encode()
     name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
     bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds,
@@ -411,6 +460,13 @@ def digest(
 ) -> None:
     """The quarter's newsletter: new lessons by theme and region (community and public only),
     AAR completion and overdue per region, trends."""
+    import asyncio
+
+    from services.lessons import store
+    from services.lessons.config import Settings
+    from services.lessons.figures import build_digest
+    from services.lessons import search as full_text
+
     period = _period(quarter)
     as_of = _clock().now().date()
 
@@ -441,6 +497,10 @@ def digest(
 def stats(period: str = typer.Option(None, help="default: this year; quarters are shown one by one"),
           fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
     """AAR completion rate and median days late per region and quarter."""
+    from services.lessons import store
+    from services.lessons.figures import aar_figures
+    from services.lessons.periods import Period, quarter_of
+
     today = _clock().now().date()
     whole = _period(period) if period else Period(date(today.year, 1, 1), date(today.year, 12, 31), str(today.year))
 
@@ -470,6 +530,8 @@ def stats(period: str = typer.Option(None, help="default: this year; quarters ar
 @app.command("migrate")
 def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
     """Upgrade the lessons store's tables (Alembic; its own version table)."""
+    from services.lessons.config import Settings
+
     from services.lessons.models import LESSONS_TABLES
     from shared.migrations import upgrade_store
 

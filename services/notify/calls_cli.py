@@ -4,24 +4,19 @@ the feeds' URLs are keyed by CMCOORD_NOTIFY_CALENDAR_SECRET or the key notify ke
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import calls
-from services.notify.calendar_feed import feed_secret, feed_url
-from services.notify.config import Settings
-from services.notify.models import NOTIFY_TABLES
-from services.notify.schedule import Schedule, ScheduleError
-from services.notify.store import open_store
-from shared.clock import SystemClock
-from shared.logging import configure_logging
-from shared.regions import REGIONS, resolve_region
+from shared.logging import configure_command_logging
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from services.notify.schedule import Schedule
 
 app = typer.Typer(no_args_is_help=True, help="Regional coordination calls: schedules, changes, calendars.")
 T = TypeVar("T")
@@ -29,10 +24,19 @@ T = TypeVar("T")
 
 @app.callback()
 def _logging() -> None:
-    configure_logging(service="calls-cli", fmt="console", level="error")
+    configure_command_logging("calls-cli")
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False) -> T:
+    import asyncio
+
+    from services.notify import calls
+    from services.notify.config import Settings
+    from services.notify.models import NOTIFY_TABLES
+    from services.notify.schedule import ScheduleError
+    from services.notify.store import open_store
+    from shared.clock import SystemClock
+
     async def run() -> T:
         db = open_store(Settings().db_url, clock=SystemClock())
         await db.create_tables(NOTIFY_TABLES)
@@ -50,6 +54,8 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False) -
 
 
 def _region(value: str) -> str:
+    from shared.regions import resolve_region
+
     code = resolve_region(value)
     if code is None:
         raise typer.BadParameter(f"unknown region {value!r} (ROAP, ROMENA, ROWCA, ROSEA, ROLAC, ...)")
@@ -64,6 +70,8 @@ def _day(value: str, name: str) -> date:
 
 
 def _describe(s: Schedule, now: datetime) -> str:
+    from services.notify import calls
+
     upcoming = calls.upcoming(s, [], now=now, days=60)
     nxt = f"next {upcoming[0].start.astimezone(s.zone):%a %d %b %Y %H:%M} local" if upcoming else "no call ahead"
     return (f"{s.region:<7} {s.rrule}  {s.local_time:%H:%M} {s.timezone}  {int(s.duration.total_seconds() // 60)} min  "
@@ -73,6 +81,9 @@ def _describe(s: Schedule, now: datetime) -> str:
 @app.command("list")
 def list_() -> None:
     """Every region's call: recurrence, local time, chair, link, next occurrence."""
+    from services.notify import calls
+    from shared.clock import SystemClock
+
     now = SystemClock().now()
     for schedule in _run(calls.schedules).values():
         typer.echo(_describe(schedule, now))
@@ -90,6 +101,9 @@ def set_(
     first_day: str = typer.Option(None, help="the first call's date (where an INTERVAL counts from)"),
 ) -> None:
     """Change a region's call; what is not given stays as it was."""
+    from services.notify import calls
+    from shared.clock import SystemClock
+
     code = _region(region)
     local_time = None
     if at is not None:
@@ -115,6 +129,9 @@ def set_(
 @app.command()
 def cancel(region: str = typer.Argument(...), day: str = typer.Argument(..., help="the call's date, YYYY-MM-DD")) -> None:
     """Cancel one call (by its date in the region's time zone)."""
+    from services.notify import calls
+    from shared.clock import SystemClock
+
     code, on = _region(region), _day(day, "DAY")
 
     async def work(session: AsyncSession) -> str:
@@ -133,6 +150,9 @@ def move(
     new: str = typer.Argument(..., help="new start, YYYY-MM-DDTHH:MM (the region's time unless an offset is given)"),
 ) -> None:
     """Move one call to another time."""
+    from services.notify import calls
+    from shared.clock import SystemClock
+
     code, on = _region(region), _day(day, "DAY")
     try:
         to = datetime.fromisoformat(new)
@@ -157,6 +177,9 @@ def move(
 def ics(region: str = typer.Argument(...),
         out: Path = typer.Option(None, help="write to this file instead of the screen")) -> None:
     """The region's calendar feed (iCalendar): the series, cancellations and moves."""
+    from services.notify import calls
+    from shared.clock import SystemClock
+
     code = _region(region)
 
     async def work(session: AsyncSession) -> bytes:
@@ -180,6 +203,10 @@ def feed_url_(
 ) -> None:
     """The URL of a region's calendar feed, to give its officers (anyone with it reads the calls' times and
     links). Run it with notify's CMCOORD_HOME or its CMCOORD_NOTIFY_CALENDAR_SECRET: the URLs hang on that key."""
+    from services.notify.calendar_feed import feed_secret, feed_url
+    from services.notify.config import Settings
+    from shared.regions import REGIONS
+
     codes = sorted(REGIONS) if region.strip().lower() == "all" else [_region(region)]
     settings = Settings()
     base = base_url or settings.calendar_base_url

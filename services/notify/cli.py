@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import typer
-from sqlmodel import col, select
 
 from services.notify import send_cli
-from services.notify.config import Settings
-from services.notify.models import NOTIFY_TABLES, Notification
-from services.notify.policy import DAILY_SUMMARY
-from services.notify.stats import Figures, figures
-from services.notify.store import open_store
-from shared.clock import clock_for
-from shared.logging import configure_logging
-from shared.regions import resolve_region
+from shared.logging import configure_command_logging
+
+if TYPE_CHECKING:
+    from services.notify.config import Settings
+    from services.notify.stats import Figures
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: figures.")
 send_cli.register(app)  # send, send-status: the desk's ad-hoc messages
@@ -33,10 +29,18 @@ ack_rate: acknowledged / sent; ack_median_minutes, ack_p90_minutes: from sending
 
 @app.callback()
 def _logging() -> None:
-    configure_logging(service="notify-cli", fmt="console", level="error")
+    configure_command_logging("notify-cli")
 
 
 async def load(settings: Settings, *, since: date | None, region: str | None, kind: str | None) -> list[Figures]:
+    from sqlmodel import col, select
+
+    from services.notify.models import NOTIFY_TABLES, Notification
+    from services.notify.policy import DAILY_SUMMARY
+    from services.notify.stats import figures
+    from services.notify.store import open_store
+    from shared.clock import clock_for
+
     db = open_store(settings.db_url, clock=clock_for(settings.clock_file))
     await db.create_tables(NOTIFY_TABLES)
     try:
@@ -65,6 +69,11 @@ def stats(
 ) -> None:
     """Per kind and region, where the messages stand (the figures add up: the legend below the table says how and
     what each means), the acknowledgement rate and the time to acknowledge."""
+    import asyncio
+
+    from services.notify.config import Settings
+    from shared.regions import resolve_region
+
     day = None
     if since:
         try:
@@ -93,6 +102,7 @@ def stats(
 @app.command("migrate")
 def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
     """Upgrade the notify store's tables (Alembic; its own version table)."""
+    from services.notify.config import Settings
     from services.notify.models import NOTIFY_TABLES
     from shared.migrations import upgrade_store
 

@@ -9,21 +9,17 @@ unacknowledged, never escalated). `send-status` counts the message's notificatio
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
-from nats.errors import Error as NatsError
 
-from services.notify.config import Settings
-from services.notify.messages import MessageFigures, message_figures
-from services.notify.store import open_store
-from shared import adhoc
-from shared.bus import Bus, QueryError
-from shared.clock import clock_for
-from shared.events import ROLES, Envelope
-from shared.regions import resolve_region
+from shared.roles import ROLES
+
+if TYPE_CHECKING:
+    from services.notify.config import Settings
+    from services.notify.messages import MessageFigures
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +34,12 @@ class Refused(Exception):
 async def _send(settings: Settings, *, region: str | None, role: str | None, everyone: bool, text: str, urgent: bool,
                 sender: str) -> tuple[str, int | None]:
     """The reference and how many people were asked for (None: notify resolves a role or everyone)."""
+    from nats.errors import Error as NatsError
+
+    from shared import adhoc
+    from shared.bus import Bus, QueryError
+    from shared.events import Envelope
+
     try:
         bus = await Bus.open(settings.nats_url, source="notify", instance="cli", patience=3.0, auth=settings.nats_auth())
     except (NatsError, OSError, TimeoutError) as err:
@@ -75,6 +77,12 @@ def send(
     sender: str = typer.Option("the CMCS desk", "--from", help="who it is from, as the recipients read it"),
 ) -> None:
     """Send a message to a region (or a role in it), or to everyone; prints its reference for send-status."""
+    import asyncio
+
+    from services.notify.config import Settings
+    from shared import adhoc
+    from shared.regions import resolve_region
+
     if everyone == bool(region):
         raise typer.BadParameter("give either --region or --everyone", param_hint="--region")
     code = None
@@ -100,6 +108,10 @@ def send(
 
 
 async def _status(settings: Settings, reference: str) -> MessageFigures | None:
+    from services.notify.messages import message_figures
+    from services.notify.store import open_store
+    from shared.clock import clock_for
+
     db = open_store(settings.db_url, clock=clock_for(settings.clock_file))
     try:
         async with db.read() as session:
@@ -117,6 +129,11 @@ def send_status(
     fmt: str = typer.Option("table", "--format", help="table or json"),
 ) -> None:
     """How many got the message, acknowledged it, are still pending or could not be reached; with names."""
+    import asyncio
+
+    from services.notify.config import Settings
+    from shared import adhoc
+
     ref = adhoc.clean_reference(reference)
     if ref is None:
         raise typer.BadParameter(f"{reference!r} is not a message reference (M- and 8 characters)")

@@ -17,12 +17,10 @@ registers every event, and each name is importable from `shared.events`.
 from shared.events.envelope import (
     EVENT_NAMESPACE,
     REGISTRY,
-    ROLES,
     SUBJECT_ROOT,
     TEXT_MAX,
     Envelope,
     Event,
-    Role,
     deterministic_id,
     register,
 )
@@ -65,6 +63,7 @@ from shared.events.bot import (
 )
 from shared.events.lessons import AarCompleted, AarDue, AarOverdue, LessonKind, LessonRecorded, LessonReviewed
 from shared.events.catalogue import EXAMPLES, catalogue, contract_files, example_envelope
+from shared.roles import ROLES, Role
 
 __all__ = [
     "EVENT_NAMESPACE", "EXAMPLES", "LINK_CHANGED_KINDS", "REGISTRY", "ROLES", "SUBJECT_ROOT",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
@@ -108,6 +108,3 @@ def register(cls: type[Event]) -> type[Event]:
     REGISTRY[key] = cls
     return cls
 
-
-Role = Literal["cmcoord_officer", "focal_point", "surge", "regional_adviser", "cmcs_desk"]
-ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]

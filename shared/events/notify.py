@@ -6,7 +6,8 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events.envelope import TEXT_MAX, Event, Role, register
+from shared.events.envelope import TEXT_MAX, Event, register
+from shared.roles import Role
 
 
 class ReplyButton(BaseModel):

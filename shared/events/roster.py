@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.events.envelope import Event, Role, register
+from shared.events.envelope import Event, register
+from shared.roles import Role
 
 
 class _DeploymentFacts(Event):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from shared.natsserver import nats_server_binary
-from tests.bench import bot_contacts, contacts, fanout, lessons_search, roster_import, throughput
+from tests.bench import bot_contacts, cli_start, contacts, fanout, lessons_search, roster_import, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
             results += await fanout.measure(Path(tmp) / "fanout", people=args.officers, prompts=args.prompts)
         if args.only in (None, "import"):
             results += await roster_import.measure(Path(tmp) / "import", rows=args.import_rows)
+        if args.only in (None, "cli"):
+            results += cli_start.measure(Path(tmp) / "cli")
     return results
 
 
@@ -79,7 +81,7 @@ def main() -> None:
     parser.add_argument("--lessons", type=int, default=100_000, help="lessons in the store searched")
     parser.add_argument("--lessons-concurrency", type=int, default=4, help="lessons searches at once")
     parser.add_argument("--import-rows", type=int, default=50_000, help="roster rows imported (and bare executemany)")
-    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout", "import"],
+    parser.add_argument("--only", choices=["throughput", "contacts", "bot", "lessons", "fanout", "import", "cli"],
                         help="run one group")
     parser.add_argument("--quiet-only", action="store_true",
                         help="skip the second pass, with one core kept busy by a spinning process (`*_loaded`)")

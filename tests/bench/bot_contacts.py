@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.samples import LAST, STATIONS, generate
 from services.roster.handlers import create_invite

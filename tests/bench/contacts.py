@@ -8,7 +8,7 @@ import random
 import time
 from pathlib import Path
 
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.samples import FIRST, LAST, STATIONS, generate
 from shared.bus import Bus

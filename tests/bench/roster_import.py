@@ -3,7 +3,7 @@ the same rows measured in the same run.
 
 Each side runs in a fresh Python process of its own, so the peak memory reported (the
 process's maximum resident set) is that side's alone:
-- the import: `services.roster.cli.import_file` on the file's bytes, the path
+- the import: `services.roster.admin.import_file` on the file's bytes, the path
   `cmcoord roster import FILE` takes (every row validated, planned against the store,
   its ~120,000 events written to the outbox, all or nothing), events left for the relay
   (the NATS client the command then loads to publish them counts in the peak memory);
@@ -40,7 +40,7 @@ IMPORT = """
 import asyncio, json, resource, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
-from services.roster.cli import import_file
+from services.roster.admin import import_file
 from services.roster.config import Settings
 from shared.clock import ManualClock
 

@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from sqlmodel import select
 
 from services.roster import bootstrap
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.models import Deployment
 from services.roster.samples import generate

@@ -24,7 +24,7 @@ from sqlmodel import select
 
 from services.bot.models import Delivery
 from services.notify.store import notification_id
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from services.roster.models import Deployment, Person
 from services.roster.samples import generate

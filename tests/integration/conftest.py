@@ -13,7 +13,7 @@ from services.bot import bootstrap as bot_bootstrap
 from services.bot.bootstrap import BotApp
 from services.bot.config import Settings as BotSettings
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.models import Person, TelegramLink
 from shared.clock import ManualClock

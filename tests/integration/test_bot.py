@@ -270,7 +270,7 @@ async def _texts_with(user: User, needle: str) -> list[str] | None:
 async def test_contacts_in_the_readers_language_by_hat_and_language_with_gaps_and_classified_counterparts(
     bot_app: Any, sandbox_url: str, roster_settings: Settings, clock: ManualClock, tmp_path: Any
 ) -> None:
-    from services.roster.cli import import_text
+    from services.roster.admin import import_text
     from tests.helpers import cli, roster_env
 
     t = clock.now().date()

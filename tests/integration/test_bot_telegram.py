@@ -18,7 +18,7 @@ from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons import handlers as lessons_handlers
 from services.lessons.config import Settings as LessonsSettings
 from services.notify import bootstrap as notify_bootstrap
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.models import TelegramLink
 from shared.bus import Bus

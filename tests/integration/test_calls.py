@@ -22,7 +22,7 @@ from services.notify.models import CallAgendaItem, CallSummary, Notification
 from services.notify.schedule import Change, Occurrence, default_schedules, next_occurrence, occurrences
 from services.roster import bootstrap as roster_bootstrap
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from shared import events
 from shared.bus import Bus

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from services.roster.cli import private_file
+from services.roster.admin import private_file
 from services.roster.config import Settings
 from services.roster.models import RegistrationToken
 from services.roster.store import hash_token

@@ -19,7 +19,7 @@ from services.notify import bootstrap as notify_bootstrap
 from services.notify.config import Settings as NotifySettings
 from services.notify.models import Notification
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.samples import generate
 from shared import events

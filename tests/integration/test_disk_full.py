@@ -24,7 +24,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.roster import bootstrap
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from shared.bus import Bus
 from shared.clock import SystemClock

@@ -14,7 +14,7 @@ import pytest
 
 from services.lessons import handlers as lessons_handlers
 from services.lessons import store as lessons_store
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from services.roster.directory import CSV_COLUMNS, HXL_COLUMNS
 from shared import events

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.importer import RosterFileError
 from services.roster.models import Person

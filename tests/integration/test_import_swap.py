@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from services.roster.cli import import_file
+from services.roster.admin import import_file
 from services.roster.config import Settings
 from services.roster.samples import generate
 from shared.clock import ManualClock

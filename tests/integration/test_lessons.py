@@ -32,7 +32,7 @@ from services.notify import calls
 from services.notify.models import Notification
 from services.notify.schedule import next_occurrence
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from shared import events
 from shared.bus import Bus

@@ -27,7 +27,7 @@ from services.bot.models import ConversationDraft
 from services.lessons import bootstrap as lessons_bootstrap
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings as RosterSettings
 from shared.bus import Bus
 from shared.clock import ManualClock

@@ -516,7 +516,7 @@ async def test_one_desk_member_acknowledges_a_role_alert_and_the_others_copy_say
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     roster_settings: Settings, people: dict[str, uuid.UUID],
 ) -> None:
-    from services.roster.cli import import_text
+    from services.roster.admin import import_text
     from services.roster.models import Person, TelegramLink
     from tests.helpers import mark_started
     from tests.integration.conftest import PEOPLE_HEADER

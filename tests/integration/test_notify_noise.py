@@ -15,7 +15,7 @@ from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
 from services.notify.models import DeskNotice, Notification
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from shared.bus import Bus
 from shared.clock import ManualClock

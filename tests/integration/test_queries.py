@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.models import TelegramLink
 from shared.bus import Bus, QueryError

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from services.roster import handlers
 from services.roster.bootstrap import RosterApp
-from services.roster.cli import import_text
+from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.models import Deployment, Person, ScanClock
 from shared.bus import Bus
