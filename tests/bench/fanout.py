@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramRetryAfter
+from nats.js.api import DeliverPolicy
 
 from services.bot.config import SANDBOX_TOKEN
 from services.roster.admin import import_text
@@ -136,7 +138,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
             # --- roster change -> prompt in the chat, limits off
             async with http.post(f"{url}/sandbox/faults", json={"global_per_sec": 0, "per_chat_per_sec": 0}):
                 pass
-            latencies = await _prompts(http, url, bus, settings, clock, rows=rows, probes=probes)
+            latencies, stages = await _prompts(http, url, bus, settings, clock, rows=rows, probes=probes)
     finally:
         await bus.close()
         for proc in procs:
@@ -148,7 +150,8 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
     cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(sent, 1), 2) for name in cpu_before}
     per_message = sum(cpu_ms.values())
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-    latency_detail = {"samples": len(latencies), "telegram_limits": "off"}
+    latency_detail = {"samples": len(latencies), "telegram_limits": "off",
+                      "stage_p50_ms": {name: round(percentile(v, 0.5), 1) for name, v in stages.items() if v}}
     return [
         result("fanout_rate_fraction_of_ceiling", rate / CEILING, "ratio", ">= 0.9", rate / CEILING >= 0.9, **detail),
         result("fanout_cpu_ms_per_message", per_message, "ms", "<= 10", per_message <= 10, by_process=cpu_ms,
@@ -164,12 +167,18 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
 
 
 async def _prompts(http: aiohttp.ClientSession, url: str, bus: Bus, settings: Settings, clock: SystemClock, *,
-                   rows: list[str], probes: dict[str, tuple[Any, int]]) -> list[float]:
-    """One probe at a time: move its planned end into the handover window, wait for its prompt."""
-    latencies = []
+                   rows: list[str], probes: dict[str, tuple[Any, int]]) -> tuple[list[float], dict[str, list[float]]]:
+    """One probe at a time: move its planned end into the handover window, wait for its prompt. The
+    latencies, and where each went, in ms: the roster's event stored in its stream (from `occurred_at`),
+    notify's deliver command written (its `occurred_at`), that command stored, the prompt in the chat."""
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {"roster_event_stored": [], "deliver_written": [], "deliver_stored": [],
+                                      "in_the_chat": []}
     today = clock.now().date()
     await _drained(bus)
     sub = await bus.js.subscribe("cmcoord.roster.deployment.ending_soon.v1", ordered_consumer=True)
+    deliveries = await bus.js.subscribe("cmcoord.notify.deliver.telegram.v1", ordered_consumer=True,
+                                        deliver_policy=DeliverPolicy.NEW)
     try:
         for row in rows:
             start, _, zone = row.rsplit(",", 2)
@@ -178,17 +187,27 @@ async def _prompts(http: aiohttp.ClientSession, url: str, bus: Bus, settings: Se
             person_id, chat = probes[email]
             await import_text(HEADER + moved + "\n", settings=settings, clock=clock)
             while True:  # the stream also holds the sample roster's own ending_soon events
-                envelope = Envelope.from_bytes((await sub.next_msg(timeout=10)).data)
+                msg = await sub.next_msg(timeout=10)
+                envelope = Envelope.from_bytes(msg.data)
                 if envelope.data["person_id"] == str(person_id):
+                    break
+            while True:
+                command = await deliveries.next_msg(timeout=10)
+                deliver = Envelope.from_bytes(command.data)
+                if deliver.data["person_id"] == str(person_id):
                     break
             occurred = envelope.occurred_at
             waited = await _get(http, f"{url}/sandbox/chats/{chat}/wait", after=0, timeout=10)
             arrived = datetime.now(UTC)
             if waited:
                 latencies.append((arrived - occurred).total_seconds() * 1000)
+                marks = [occurred, msg.metadata.timestamp, deliver.occurred_at, command.metadata.timestamp, arrived]
+                for name, (a, b) in zip(stages, itertools.pairwise(marks), strict=True):
+                    stages[name].append((b - a).total_seconds() * 1000)
     finally:
         await sub.unsubscribe()
-    return latencies
+        await deliveries.unsubscribe()
+    return latencies, stages
 
 
 async def _drained(bus: Bus) -> None:
