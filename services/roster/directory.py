@@ -10,9 +10,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from sys import intern
 
 from rapidfuzz import fuzz, process
 from sqlmodel import col, select
@@ -64,17 +65,21 @@ def flags_for(*, hats: list[str], courses: set[str], deployed: bool, required_co
     return flags
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
+    """A person as the directory indexes them. The keys are tuples without repeats, not sets: most
+    hold one or two values, and the snapshot holds one entry per person on the roster (a frozenset
+    of one takes four times a tuple's memory)."""
+
     card: ContactCard
     name_key: str
     org_key: str
-    countries: frozenset[str]
-    regions: frozenset[str]
-    stations: frozenset[str]
-    hats: frozenset[str] = frozenset()  # name keys of the hats held on current deployments
-    roles: frozenset[str] = frozenset()  # roles of current deployments
-    languages: frozenset[str] = frozenset()  # shared.languages.language_key of each language spoken
+    countries: tuple[str, ...]
+    regions: tuple[str, ...]
+    stations: tuple[str, ...]
+    hats: tuple[str, ...] = ()  # name keys of the hats held on current deployments
+    roles: tuple[str, ...] = ()  # roles of current deployments
+    languages: tuple[str, ...] = ()  # shared.languages.language_key of each language spoken
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,12 @@ class DirectorySnapshot:
         return rows
 
 
+def _distinct(values: Iterable[str]) -> tuple[str, ...]:
+    """Each value once, in order, as the one string object the snapshot keeps for it (sys.intern): a
+    region's or a country's code read from fifty thousand rows is then held once, not fifty thousand times."""
+    return tuple(dict.fromkeys(intern(v) for v in values))
+
+
 async def load_snapshot(
     session: AsyncSession, *, day: date, revision: int, required_course: str = REQUIRED_COURSE
 ) -> DirectorySnapshot:
@@ -277,10 +288,11 @@ async def load_snapshot(
     for dep, post in active.all():
         held.add(post.id)
         by_person.setdefault(dep.person_id, []).append(
-            DeploymentCard(
-                deployment_id=dep.id, post_id=post.id, country=post.country, country_name=country_name(post.country),
-                duty_station=post.duty_station, region=post.region, title=post.title, role=dep.role, start=dep.start,
-                planned_end=dep.planned_end, hats=split_list(dep.hats),
+            DeploymentCard(  # the values many rows repeat are held once (sys.intern)
+                deployment_id=dep.id, post_id=post.id, country=intern(post.country),
+                country_name=country_name(post.country), duty_station=intern(post.duty_station),
+                region=intern(post.region), title=intern(post.title), role=intern(dep.role), start=dep.start,
+                planned_end=dep.planned_end, hats=[intern(h) for h in split_list(dep.hats)],
             )
         )
     entries = []
@@ -288,9 +300,10 @@ async def load_snapshot(
         deps = sorted(by_person.get(person.id, []), key=lambda d: d.start)
         hats = sorted({h for d in deps for h in d.hats})
         card = ContactCard(
-            person_id=person.id, name=person.name, organisation=person.organisation, email=person.email,
-            phone=person.phone, telegram_username=person.telegram_username, languages=split_list(person.languages),
-            timezone=person.timezone, deployments=deps, other_hats=hats,
+            person_id=person.id, name=person.name, organisation=intern(person.organisation), email=person.email,
+            phone=person.phone, telegram_username=person.telegram_username,
+            languages=[intern(language) for language in split_list(person.languages)],
+            timezone=intern(person.timezone), deployments=deps, other_hats=hats,
             flags=flags_for(hats=hats, courses=courses.get(person.id, set()), deployed=bool(deps),
                             required_course=required_course),
         )
@@ -299,12 +312,12 @@ async def load_snapshot(
                 card=card,
                 name_key=fold(person.name),
                 org_key=fold(person.organisation),
-                countries=frozenset(d.country for d in deps),
-                regions=frozenset(d.region for d in deps),
-                stations=frozenset(fold(d.duty_station) for d in deps),
-                hats=frozenset(name_key(h) for h in hats),
-                roles=frozenset(d.role for d in deps),
-                languages=frozenset(language_key(language) for language in card.languages),
+                countries=_distinct(d.country for d in deps),
+                regions=_distinct(d.region for d in deps),
+                stations=_distinct(fold(d.duty_station) for d in deps),
+                hats=_distinct(name_key(h) for h in hats),
+                roles=_distinct(d.role for d in deps),
+                languages=_distinct(language_key(language) for language in card.languages),
             )
         )
     entries.sort(key=lambda e: e.name_key)
