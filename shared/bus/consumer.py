@@ -7,6 +7,7 @@ import contextlib
 import random
 import time
 from collections import OrderedDict
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +31,15 @@ from shared.bus.streams import (
 from shared.events import Envelope, Event
 
 log = structlog.get_logger("bus")
+
+# How many times the server has delivered the message a handler is applying (1: the first time; 0: the
+# handler was called outside a consumer). A first delivery was never handed to any handler before: its
+# handler may skip looking for what an earlier try did.
+_delivery_count: ContextVar[int] = ContextVar("delivery_count", default=0)
+
+
+def delivery_count() -> int:
+    return _delivery_count.get()
 
 
 Handler = Callable[[Envelope, Event], Awaitable[None]]
@@ -341,6 +351,7 @@ class ConsumerRunner:
         delivered = msg.metadata.num_delivered
         seq = msg.metadata.sequence.stream
         started = time.perf_counter()
+        counted = _delivery_count.set(delivered)
         try:
             await handler(envelope, event)
         except PermanentError as exc:
@@ -365,6 +376,8 @@ class ConsumerRunner:
                 self._failures.popitem(last=False)
             await msg.nak(delay=min(2.0**failures * 0.2, 10.0))
             return None
+        finally:
+            _delivery_count.reset(counted)
         await msg.ack()
         self._failures.pop(seq, None)
         self.stats.handled += 1
