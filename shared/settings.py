@@ -3,7 +3,7 @@
 Each service defines its own `Settings(ServiceSettings)` with the prefix
 `CMCOORD_<SERVICE>_`; the NATS URL and the data folder are common to all and read
 from `CMCOORD_NATS_URL` and `CMCOORD_HOME`. `cmcoord` commands run by hand without
-`CMCOORD_HOME` use the home the last `cmcoord up` recorded (`recorded_home`).
+`CMCOORD_HOME` use the home the last `cmcoord up` recorded (shared/home.py).
 """
 
 from __future__ import annotations

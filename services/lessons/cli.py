@@ -385,8 +385,8 @@ def export(
     period: str | None = None, status: str | None = None, as_: str = typer.Option("public", "--as", help=VIEWER.help),
 ) -> None:
     """Every item the viewer may see (public by default), for sharing outside."""
-    from services.lessons.queries import card
     from services.lessons import search as full_text
+    from services.lessons.queries import card
     from shared.exports import csv_text
 
     viewer = _viewer(as_)
@@ -463,9 +463,9 @@ def digest(
     import asyncio
 
     from services.lessons import store
+    from services.lessons import search as full_text
     from services.lessons.config import Settings
     from services.lessons.figures import build_digest
-    from services.lessons import search as full_text
 
     period = _period(quarter)
     as_of = _clock().now().date()
@@ -531,7 +531,6 @@ def stats(period: str = typer.Option(None, help="default: this year; quarters ar
 def migrate_store(revision: str = typer.Option("head", help="the revision to upgrade to")) -> None:
     """Upgrade the lessons store's tables (Alembic; its own version table)."""
     from services.lessons.config import Settings
-
     from services.lessons.models import LESSONS_TABLES
     from shared.migrations import upgrade_store
 

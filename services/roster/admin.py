@@ -164,7 +164,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-
 async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:
     from services.roster.directory import load_snapshot  # the directory's search tables: its commands only
 
@@ -187,7 +186,6 @@ async def directory_rows(*, settings: Settings, clock: Clock, region: str | None
             "flags": ";".join(card.flags),
         })
     return out
-
 
 
 class AlreadyRegistered(Exception):
@@ -224,11 +222,11 @@ class BulkInvitations:
     skipped_held: list[store.Unlinked]  # a link waiting for `confirm-link`
 
 
-def invitation_link(settings: Settings, token: str) -> str:
+def invitation_link(*, settings: Settings, token: str) -> str:
     return f"https://t.me/{settings.bot_username}?start={token}"
 
 
-def invitations_csv(settings: Settings, issued: list[tuple[str, str, str, datetime]]) -> str:
+def invitations_csv(*, settings: Settings, issued: list[tuple[str, str, str, datetime]]) -> str:
     """The links as CSV: name, email, link, token, valid_until. The name and e-mail are
     neutralised against formula injection (shared/exports.py); the link and the token are ours
     (URL-safe characters) and stay exactly as issued, so they work when copied."""
@@ -236,7 +234,8 @@ def invitations_csv(settings: Settings, issued: list[tuple[str, str, str, dateti
         return csv_line([text]).rstrip("\n")  # neutralised, quoted when it must be
 
     lines = [csv_line(["name", "email", "link", "token", "valid_until"])]
-    lines += [",".join([cell(name), cell(email), invitation_link(settings, token), token, f"{until:%Y-%m-%d %H:%M}Z"]) + "\n"
+    lines += [",".join([cell(name), cell(email), invitation_link(settings=settings, token=token), token,
+                        f"{until:%Y-%m-%d %H:%M}Z"]) + "\n"
               for name, email, token, until in issued]
     return "".join(lines)
 
@@ -278,12 +277,11 @@ async def invite_unlinked(*, settings: Settings, clock: Clock, region: str | Non
                         continue
                     person, token = await handlers.create_invite(uow, email=u.person.email, ttl=ttl)
                     issued.append((person.name, person.email, token, now + ttl))
-                f.write(invitations_csv(settings, issued))  # the links are keys to the roster: the file is 0600
+                f.write(invitations_csv(settings=settings, issued=issued))  # the links are keys to the roster: the file is 0600
                 f.flush()
     finally:
         await db.dispose()
     return BulkInvitations(issued, invited, held)
-
 
 
 async def unlinked_rows(*, settings: Settings, clock: Clock, region: str | None) -> list[store.Unlinked]:
@@ -297,11 +295,10 @@ async def unlinked_rows(*, settings: Settings, clock: Clock, region: str | None)
         await db.dispose()
 
 
-
 T = TypeVar("T")
 
 
-async def write_then_publish(settings: Settings, clock: Clock, write: Callable[..., Awaitable[T]]) -> tuple[T, str]:
+async def write_then_publish(*, settings: Settings, clock: Clock, write: Callable[..., Awaitable[T]]) -> tuple[T, str]:
     """`write(db=, clock=)` in the store, then its events published at once (the account is told
     without waiting for the service's relay); what it returned, and what became of the events."""
     db = await _open(settings, clock)
@@ -317,7 +314,7 @@ async def write_then_publish(settings: Settings, clock: Clock, write: Callable[.
     return done, note
 
 
-async def scan_now(settings: Settings, clock: Clock, *, confirm_jump: bool) -> tuple[ScanResult, str]:
+async def scan_now(*, settings: Settings, clock: Clock, confirm_jump: bool) -> tuple[ScanResult, str]:
     """One rotation scan as of `clock`, its announcements published at once; (result, what became of
     the events). handlers.ClockJumpRefused when the clock is too far past the last scan."""
     from services.roster import handlers  # with NATS: what announces the facts
@@ -336,7 +333,7 @@ async def scan_now(settings: Settings, clock: Clock, *, confirm_jump: bool) -> t
         await db.dispose()
 
 
-async def store_counterparts(settings: Settings, clock: Clock, rows: list[tuple[str, str, str, str, str]]) -> None:
+async def store_counterparts(*, settings: Settings, clock: Clock, rows: list[tuple[str, str, str, str, str]]) -> None:
     """Upsert counterpart contacts (country, unit, function, channel, classification), by country, unit and
     function, in one transaction."""
     from sqlmodel import select

@@ -213,7 +213,7 @@ def invite(
         typer.echo(f"warning: {name} was registered; the link moves to the account that opens this invitation")
     typer.echo(f"invitation for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC, single use (older unused "
                "invitations for them no longer work):")
-    typer.echo(invitation_link(settings, token))
+    typer.echo(invitation_link(settings=settings, token=token))
     # the token alone, last, so a script takes it with `tail -n 1` and nobody cuts it out of the link
     typer.echo("the token, to send as /start <token> (the sandbox has no t.me links):")
     typer.echo(token)
@@ -272,7 +272,8 @@ def revoke(email: str = typer.Argument(..., help="the roster email of the person
     clock = clock_for(settings.clock_file)
 
     try:
-        revoked, note = asyncio.run(write_then_publish(settings, clock, partial(handlers.revoke_link, email=email)))
+        revoked, note = asyncio.run(write_then_publish(settings=settings, clock=clock,
+                                                       write=partial(handlers.revoke_link, email=email)))
     except LookupError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -301,7 +302,8 @@ def confirm_link(email: str = typer.Argument(..., help="the roster email of the 
     clock = clock_for(settings.clock_file)
 
     try:
-        confirmed, note = asyncio.run(write_then_publish(settings, clock, partial(handlers.confirm_link, email=email)))
+        confirmed, note = asyncio.run(write_then_publish(settings=settings, clock=clock,
+                                                         write=partial(handlers.confirm_link, email=email)))
     except (LookupError, handlers.NothingToConfirm) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -331,7 +333,7 @@ def scan(
     if at is not None:
         clock = ManualClock(at if at.tzinfo else at.replace(tzinfo=UTC))
     try:
-        result, note = asyncio.run(scan_now(settings, clock, confirm_jump=confirm_jump))
+        result, note = asyncio.run(scan_now(settings=settings, clock=clock, confirm_jump=confirm_jump))
     except handlers.ClockJumpRefused as refused:
         typer.echo(f"{refused}; nothing was announced or recorded.", err=True)
         typer.echo("If the clock is right (the roster was not scanning for that long), run it again with "
@@ -378,7 +380,7 @@ def counterparts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) 
         typer.echo("\n".join(errors) + f"\n{len(errors)} error(s); nothing was written", err=True)
         raise typer.Exit(1)
 
-    asyncio.run(store_counterparts(settings, clock_for(settings.clock_file), clean))  # the shared (training) clock too
+    asyncio.run(store_counterparts(settings=settings, clock=clock_for(settings.clock_file), rows=clean))
     typer.echo(f"{len(clean)} counterpart contact(s) stored")
 
 

@@ -30,14 +30,16 @@ COMMANDS = {  # the figure's name: the command line after `cmcoord`
 # peak would count the pages it shares with the benchmark until it execs.
 LAUNCHER = ("import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
-            "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+            "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n")
 
 
 def _once(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(seconds, peak resident KB) of one run."""
+    """(seconds, peak resident KB) of one run; a command that fails is not timed as a start."""
     out = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *argv], cwd=REPO, env=env, capture_output=True,
                          text=True, check=True).stdout.split()
+    if out[2] != "0":
+        raise RuntimeError(f"{' '.join(argv[3:])} exited with {out[2]}")
     return float(out[0]), int(out[1])
 
 
@@ -47,7 +49,11 @@ def _median(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, int
 
 
 def measure(home: Path, *, runs: int = 9) -> list[dict[str, object]]:
+    from shared.clock import set_shared_clock
+    from shared.clock_cli import CLOCK_FILE
+
     home.mkdir(parents=True, exist_ok=True)
+    set_shared_clock(home / CLOCK_FILE, speed=1)  # the training clock `clock show` shows
     env = {**os.environ, "CMCOORD_HOME": str(home)}
     bare_s, bare_kb = _median([sys.executable, "-c", BARE, "--help"], env, runs)
     out = []
