@@ -51,7 +51,7 @@ from shared.bus.streams import (
 __all__ = [
     "DEAD_LETTER_PREFIX", "OWNERS", "BatchHandler", "Bus", "ConsumerRunner", "ConsumerStats", "Handler",
     "PermanentError", "PullRequests", "QueryError", "QueryFailure", "QueryHandler", "StreamSpec", "TopologyMissing",
-    "TransientError", "all_streams", "connect", "dead_letter_stream", "decode_reply", "delivery_count", "durable_config",
-    "ensure_streams", "explain_missing", "filters_of", "inbox_prefix", "is_transient", "json_endpoint",
-    "owner_stream", "raise_if_placement_pending", "replay_subject",
+    "TransientError", "all_streams", "connect", "dead_letter_stream", "decode_reply", "delivery_count",
+    "durable_config", "ensure_streams", "explain_missing", "filters_of", "inbox_prefix", "is_transient",
+    "json_endpoint", "owner_stream", "raise_if_placement_pending", "replay_subject",
 ]

@@ -7,8 +7,8 @@ import contextlib
 import random
 import time
 from collections import OrderedDict
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import nats.js.errors
