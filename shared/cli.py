@@ -369,7 +369,7 @@ def _add_service_commands(argv: list[str]) -> None:
     names (`cmcoord roster …` imports the roster's modules, not the bot's), none for a command of
     this module (`up`, `status`, `clock` …), every group for the overview (`cmcoord --help`, a typo)."""
     named = next(iter(_words(argv)), None)
-    own = {info.name or info.callback.__name__.replace("_", "-") for info in app.registered_commands
+    own = {info.name or typer.main.get_command_name(info.callback.__name__) for info in app.registered_commands
            if info.callback is not None} | {info.name for info in app.registered_groups}
     if named in own:
         return
