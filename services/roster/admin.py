@@ -25,7 +25,7 @@ from services.roster.importer import Change, Progress, RosterRow, RowError, pars
 from services.roster.models import ROSTER_TABLES, CounterpartContact
 from shared.clock import Clock
 from shared.exports import csv_line
-from shared.regions import country_alpha3
+from shared.regions import country_alpha3, country_name
 from shared.store import Database, OutboxRelay
 
 if TYPE_CHECKING:
@@ -176,14 +176,14 @@ async def directory_rows(*, settings: Settings, clock: Clock, region: str | None
     finally:
         await db.dispose()
     out = []
-    for card, dep in snapshot.directory(region=region, country=country):
+    for entry, dep in snapshot.directory(region=region, country=country):
         out.append({
-            "name": card.name, "email": card.email, "phone": card.phone, "telegram": card.telegram_username,
-            "organisation": card.organisation, "country": dep.country, "country_iso3": country_alpha3(dep.country),
-            "country_name": dep.country_name,
+            "name": entry.name, "email": entry.email, "phone": entry.phone, "telegram": entry.telegram_username,
+            "organisation": entry.organisation, "country": dep.country, "country_iso3": country_alpha3(dep.country),
+            "country_name": country_name(dep.country),
             "duty_station": dep.duty_station, "region": dep.region, "post_title": dep.title, "role": dep.role,
             "start": dep.start.isoformat(), "planned_end": dep.planned_end.isoformat(), "hats": ";".join(dep.hats),
-            "flags": ";".join(card.flags),
+            "flags": ";".join(entry.flags),
         })
     return out
 

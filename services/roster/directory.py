@@ -14,9 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from sys import intern
+from typing import NamedTuple
 
 from rapidfuzz import fuzz, process
-from sqlmodel import col, select
+from sqlalchemy import Table, select
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.roster.models import Deployment, Person, Post, Training, split_list
@@ -65,13 +67,46 @@ def flags_for(*, hats: list[str], courses: set[str], deployed: bool, required_co
     return flags
 
 
+class Held(NamedTuple):
+    """A deployment active on the snapshot's day, as the directory keeps it: plain values, made a
+    `DeploymentCard` when an answer shows it."""
+
+    deployment_id: uuid.UUID
+    post_id: uuid.UUID
+    country: str
+    duty_station: str
+    region: str
+    title: str
+    role: str
+    start: date
+    planned_end: date
+    hats: tuple[str, ...]
+
+    def card(self) -> DeploymentCard:
+        return DeploymentCard(deployment_id=self.deployment_id, post_id=self.post_id, country=self.country,
+                              country_name=country_name(self.country), duty_station=self.duty_station,
+                              region=self.region, title=self.title, role=self.role, start=self.start,
+                              planned_end=self.planned_end, hats=list(self.hats))
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A person as the directory indexes them. The keys are tuples without repeats, not sets: most
-    hold one or two values, and the snapshot holds one entry per person on the roster (a frozenset
-    of one takes four times a tuple's memory)."""
+    """A person as the directory indexes them: plain values (the `ContactCard` is made when an answer
+    shows it), the keys as tuples without repeats, not sets. The snapshot holds one entry per person
+    on the roster: fifty thousand pydantic cards took 4 KB a person and a million objects for the
+    garbage collector to walk, a frozenset of one takes four times a tuple's memory."""
 
-    card: ContactCard
+    person_id: uuid.UUID
+    name: str
+    organisation: str
+    email: str
+    phone: str
+    telegram_username: str
+    languages: tuple[str, ...]  # as the roster has them
+    timezone: str
+    deployments: tuple[Held, ...]  # active on the snapshot's day, by start
+    other_hats: tuple[str, ...]
+    flags: tuple[str, ...]
     name_key: str
     org_key: str
     countries: tuple[str, ...]
@@ -79,7 +114,14 @@ class Entry:
     stations: tuple[str, ...]
     hats: tuple[str, ...] = ()  # name keys of the hats held on current deployments
     roles: tuple[str, ...] = ()  # roles of current deployments
-    languages: tuple[str, ...] = ()  # shared.languages.language_key of each language spoken
+    language_keys: tuple[str, ...] = ()  # shared.languages.language_key of each language spoken
+
+    @property
+    def card(self) -> ContactCard:
+        return ContactCard(person_id=self.person_id, name=self.name, organisation=self.organisation, email=self.email,
+                           phone=self.phone, telegram_username=self.telegram_username, languages=list(self.languages),
+                           timezone=self.timezone, deployments=[d.card() for d in self.deployments],
+                           other_hats=list(self.other_hats), flags=list(self.flags))
 
 
 @dataclass(frozen=True)
@@ -105,7 +147,7 @@ class DirectorySnapshot:
     gaps: list[Gap] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._by_person = {e.card.person_id: e for e in self.entries}
+        self._by_person = {e.person_id: e for e in self.entries}
         self._by_region: dict[str, list[int]] = {}
         self._by_country: dict[str, list[int]] = {}
         self._by_org: dict[str, list[int]] = {}
@@ -134,9 +176,9 @@ class DirectorySnapshot:
                     self._by_hat_token.setdefault(token, set()).add(i)
             for role in e.roles:
                 self._by_role.setdefault(role, []).append(i)
-            for language in e.languages:
+            for language in e.language_keys:
                 self._by_language.setdefault(language, []).append(i)
-            for dep in e.card.deployments:
+            for dep in e.deployments:
                 if dep.role == "regional_adviser":
                     self._advisers.setdefault(dep.region, []).append(i)
                 elif dep.role == "cmcs_desk" and (not self._desk or self._desk[-1] != i):
@@ -148,7 +190,7 @@ class DirectorySnapshot:
 
     @property
     def deployed(self) -> list[Entry]:
-        return [e for e in self.entries if e.card.deployments]
+        return [e for e in self.entries if e.deployments]
 
     def card(self, person_id: uuid.UUID) -> ContactCard | None:
         entry = self._by_person.get(person_id)
@@ -256,15 +298,9 @@ class DirectorySnapshot:
             hits = found if hits is None else hits & found
         return hits or set()
 
-    def directory(self, *, region: str | None = None, country: str | None = None) -> list[tuple[ContactCard, DeploymentCard]]:
-        rows = []
-        for entry in self.deployed:
-            for dep in entry.card.deployments:
-                if region and dep.region != region:
-                    continue
-                if country and dep.country != country:
-                    continue
-                rows.append((entry.card, dep))
+    def directory(self, *, region: str | None = None, country: str | None = None) -> list[tuple[Entry, Held]]:
+        rows = [(entry, dep) for entry in self.deployed for dep in entry.deployments
+                if (not region or dep.region == region) and (not country or dep.country == country)]
         rows.sort(key=lambda r: (r[1].region, r[1].country, r[1].duty_station, r[0].name))
         return rows
 
@@ -278,53 +314,56 @@ def _distinct(values: Iterable[str]) -> tuple[str, ...]:
 async def load_snapshot(
     session: AsyncSession, *, day: date, revision: int, required_course: str = REQUIRED_COURSE
 ) -> DirectorySnapshot:
-    people = {p.id: p for p in (await session.exec(select(Person))).all()}
+    """The directory on `day`, read as plain rows (no ORM objects: fifty thousand people in a few seconds)."""
+    conn = await session.connection()
+    person, post, deployment, training = (_table(m) for m in (Person, Post, Deployment, Training))
     courses: dict[uuid.UUID, set[str]] = {}
-    for training in (await session.exec(select(Training))).all():
-        courses.setdefault(training.person_id, set()).add(training.course)
-    active = await session.exec(select(Deployment, Post).join(Post).where(Deployment.on(day)))
-    by_person: dict[uuid.UUID, list[DeploymentCard]] = {}
+    for person_id, course in await conn.execute(select(training.c.person_id, training.c.course)):
+        courses.setdefault(person_id, set()).add(course)
+    active = await conn.execute(
+        select(deployment.c.id, deployment.c.person_id, deployment.c.role, deployment.c.start, deployment.c.planned_end,
+               deployment.c.hats, post.c.id, post.c.country, post.c.duty_station, post.c.region, post.c.title)
+        .join(post, deployment.c.post_id == post.c.id).where(Deployment.on(day)))
+    by_person: dict[uuid.UUID, list[Held]] = {}
     held: set[uuid.UUID] = set()
-    for dep, post in active.all():
-        held.add(post.id)
-        by_person.setdefault(dep.person_id, []).append(
-            DeploymentCard(  # the values many rows repeat are held once (sys.intern)
-                deployment_id=dep.id, post_id=post.id, country=intern(post.country),
-                country_name=country_name(post.country), duty_station=intern(post.duty_station),
-                region=intern(post.region), title=intern(post.title), role=intern(dep.role), start=dep.start,
-                planned_end=dep.planned_end, hats=[intern(h) for h in split_list(dep.hats)],
-            )
-        )
+    for dep_id, person_id, role, start, planned_end, hats, post_id, country, station, region, title in active:
+        held.add(post_id)
+        by_person.setdefault(person_id, []).append(Held(  # the values many rows repeat are held once (sys.intern)
+            deployment_id=dep_id, post_id=post_id, country=intern(country), duty_station=intern(station),
+            region=intern(region), title=intern(title), role=intern(role), start=start, planned_end=planned_end,
+            hats=tuple(intern(h) for h in split_list(hats))))
     entries = []
-    for person in people.values():
-        deps = sorted(by_person.get(person.id, []), key=lambda d: d.start)
+    people = await conn.execute(select(person.c.id, person.c.name, person.c.organisation, person.c.email,
+                                       person.c.phone, person.c.telegram_username, person.c.languages,
+                                       person.c.timezone))
+    for person_id, name, organisation, email, phone, telegram_username, languages, timezone in people:
+        deps = tuple(sorted(by_person.get(person_id, ()), key=lambda d: d.start))
         hats = sorted({h for d in deps for h in d.hats})
-        card = ContactCard(
-            person_id=person.id, name=person.name, organisation=intern(person.organisation), email=person.email,
-            phone=person.phone, telegram_username=person.telegram_username,
-            languages=[intern(language) for language in split_list(person.languages)],
-            timezone=intern(person.timezone), deployments=deps, other_hats=hats,
-            flags=flags_for(hats=hats, courses=courses.get(person.id, set()), deployed=bool(deps),
-                            required_course=required_course),
-        )
-        entries.append(
-            Entry(
-                card=card,
-                name_key=fold(person.name),
-                org_key=fold(person.organisation),
-                countries=_distinct(d.country for d in deps),
-                regions=_distinct(d.region for d in deps),
-                stations=_distinct(fold(d.duty_station) for d in deps),
-                hats=_distinct(name_key(h) for h in hats),
-                roles=_distinct(d.role for d in deps),
-                languages=_distinct(language_key(language) for language in card.languages),
-            )
-        )
+        spoken = tuple(intern(language) for language in split_list(languages))
+        entries.append(Entry(
+            person_id=person_id, name=name, organisation=intern(organisation), email=email, phone=phone,
+            telegram_username=telegram_username, languages=spoken, timezone=intern(timezone), deployments=deps,
+            other_hats=tuple(hats), flags=tuple(flags_for(hats=hats, courses=courses.get(person_id, set()),
+                                                          deployed=bool(deps), required_course=required_course)),
+            name_key=fold(name), org_key=intern(fold(organisation)),
+            countries=_distinct(d.country for d in deps),
+            regions=_distinct(d.region for d in deps),
+            stations=_distinct(fold(d.duty_station) for d in deps),
+            hats=_distinct(name_key(h) for h in hats),
+            roles=_distinct(d.role for d in deps),
+            language_keys=_distinct(language_key(language) for language in spoken),
+        ))
     entries.sort(key=lambda e: e.name_key)
-    gapped = await session.exec(select(Post).where(col(Post.gapped_since).is_not(None), col(Post.gapped_since) <= day))
-    gaps = [Gap(post_id=p.id, country=p.country, duty_station=p.duty_station, region=p.region, title=p.title,
-                since=p.gapped_since) for p in gapped.all() if p.id not in held and p.gapped_since is not None]
+    gapped = await conn.execute(
+        select(post.c.id, post.c.country, post.c.duty_station, post.c.region, post.c.title, post.c.gapped_since)
+        .where(post.c.gapped_since.is_not(None), post.c.gapped_since <= day))
+    gaps = [Gap(post_id=post_id, country=country, duty_station=station, region=region, title=title, since=since)
+            for post_id, country, station, region, title, since in gapped if post_id not in held]
     return DirectorySnapshot(day=day, revision=revision, entries=entries, gaps=gaps)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
 def region_name(code: str) -> str:

@@ -145,7 +145,8 @@ class RosterQueries:
         if q.country and country is None:
             raise ValueError(f"unknown country {q.country!r}")
         rows = (await self.snapshot()).directory(region=region, country=country)
-        return Directory([Placement(person=card, deployment=dep) for card, dep in rows])
+        cards = {entry.person_id: entry.card for entry, _ in rows}  # made once for a person holding two posts
+        return Directory([Placement(person=cards[entry.person_id], deployment=dep.card()) for entry, dep in rows])
 
     async def person_by_telegram(self, q: PersonByTelegramRequest) -> PersonCard:
         """The linked person's card, and whether they are a member today (`member`): the bot
@@ -177,9 +178,9 @@ class RosterQueries:
     async def post_holder(self, q: PostHolderRequest) -> PostHolders:
         snapshot = await self.fresh_snapshot()  # services decide on it: never from an older snapshot
         holders = [
-            Placement(person=e.card, deployment=d)
+            Placement(person=e.card, deployment=d.card())
             for e in snapshot.deployed
-            for d in e.card.deployments
+            for d in e.deployments
             if d.post_id == q.post_id
         ]
         return PostHolders(post_id=q.post_id, holders=holders)
@@ -211,7 +212,7 @@ class RosterQueries:
         snapshot = await self.fresh_snapshot()
         region = resolve_region(q.region) if q.region else None
         cards = [e.card for e in snapshot.deployed
-                 if any(d.role == q.role and (region is None or d.region == region) for d in e.card.deployments)]
+                 if any(d.role == q.role and (region is None or d.region == region) for d in e.deployments)]
         async with self.db.read() as session:
             links = await store.telegram_links(session, [c.person_id for c in cards])
         # deployed today: members
