@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -106,7 +105,7 @@ async def import_file(
     says how it is written without holding the write lock for long. Python's cyclic
     garbage collector is paused meanwhile: the import makes hundreds of thousands of
     objects and no cycles, and the collector's passes over them took a third of the time."""
-    with _collector_paused():
+    with store.collector_paused():
         parsed = parse_roster(data, filename=filename, progress=progress)
         if parsed.errors:
             return ImportReport([], {}, parsed.errors)
@@ -151,17 +150,6 @@ async def import_text(
     report = await import_file(text, settings=settings, clock=clock, dry_run=dry_run, publish=publish,
                                filename=filename)
     return report.changes, report.errors, report.note
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 async def directory_rows(*, settings: Settings, clock: Clock, region: str | None, country: str | None) -> list[dict[str, Any]]:

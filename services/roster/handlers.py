@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import structlog
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -24,7 +26,6 @@ from services.roster.models import (
     Deployment,
     HandoverNote,
     Person,
-    Post,
     RegistrationToken,
     TelegramLink,
     TelegramLinkHold,
@@ -156,70 +157,70 @@ class ScanResult:
 
 
 async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.RotationPolicy) -> ScanResult:
-    """Apply the rotation rules to every post; take back what was announced early, record and emit what is due."""
-    session = uow.session
-    clock_row = await store.scan_clock(session)
-    posts = {p.id: p for p in (await session.exec(select(Post))).all()}
-    deployments = (await session.exec(select(Deployment))).all()
-    by_post: dict[uuid.UUID, list[Deployment]] = {}
-    for dep in deployments:
-        by_post.setdefault(dep.post_id, []).append(dep)
-    rows = {dep.id: dep for dep in deployments}
-    outcomes: list[tuple[Post, rotation.PostOutcome]] = []
-    for post in posts.values():
-        view = rotation.PostView(
-            id=post.id,
-            gapped_since=post.gapped_since,
-            gap_alerts_sent=post.gap_alerts_sent,
-            deployments=tuple(
-                rotation.DeploymentView(
-                    id=d.id, person_id=d.person_id, post_id=d.post_id, start=d.start, planned_end=d.planned_end,
-                    actual_end=d.actual_end, started_announced=d.started_announced,
-                    ending_soon_announced_for=d.ending_soon_announced_for, ended_announced=d.ended_announced,
-                )
-                for d in by_post.get(post.id, [])
-            ),
-        )
-        outcomes.append((post, rotation.assess_post(view, today, policy, jump_from=clock_row.jump_from)))
-    reopened = [r for _, outcome in outcomes for r in outcome.reopened]
-    if reopened:  # the jump was wrong, and is undone: what is announced again from now on carries new ids
-        clock_row.epoch += 1
-        clock_row.jump_from = None
-    announced: list[events.Event] = []
-    for post, outcome in outcomes:
-        for dep_id, marks in outcome.markers.items():
-            row = rows[dep_id]
-            row.started_announced = marks.started_announced
-            row.ending_soon_announced_for = marks.ending_soon_announced_for
-            row.ended_announced = marks.ended_announced
-        for decision in outcome.decisions:
-            event = _record(decision, post=post, rows=rows)
-            if event is not None:
-                uow.emit(event, id=rotation.announcement_id(decision, clock_row.epoch))
-                announced.append(event)
-        if (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent):
-            post.gapped_since, post.gap_alerts_sent = outcome.gapped_since, outcome.gap_alerts_sent
-            session.add(post)
+    """Apply the rotation rules to every post; take back what was announced early, record and emit what is due.
+
+    The posts and deployments are read as plain rows; only what changed is written back, in the
+    caller's transaction, with one UPDATE per table. The collector is paused meanwhile (a scan of
+    50,000 people makes a few hundred thousand objects, and no cycles)."""
+    with store.collector_paused():
+        clock_row = await store.scan_clock(uow.session)
+        assessed: list[tuple[Row[Any], dict[uuid.UUID, Row[Any]], rotation.PostOutcome]] = []
+        for post, rows in await store.rotation_rows(uow.session):
+            view = rotation.PostView(id=post.id, gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent,
+                                     deployments=tuple(_deployment_view(row) for row in rows))
+            outcome = rotation.assess_post(view, today, policy, jump_from=clock_row.jump_from)
+            if outcome.decisions or outcome.markers or outcome.reopened or (
+                    (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent)):
+                assessed.append((post, {row.id: row for row in rows}, outcome))
+        reopened = [r for _, _, outcome in assessed for r in outcome.reopened]
+        if reopened:  # the jump was wrong, and is undone: what is announced again from now on carries new ids
+            clock_row.epoch += 1
+            clock_row.jump_from = None
+        announced: list[events.Event] = []
+        marks: dict[uuid.UUID, dict[str, object]] = {}  # deployment id -> its rotation columns, as they now are
+        gaps: dict[uuid.UUID, dict[str, object]] = {}  # post id -> its gap columns, as they now are
+        for post, rows, outcome in assessed:
+            for dep_id, marked in outcome.markers.items():
+                marks[dep_id] = _marks(marked)
+            for decision in outcome.decisions:
+                event = _record(decision, post=post, rows=rows, marks=marks)
+                if event is not None:
+                    uow.emit(event, id=rotation.announcement_id(decision, clock_row.epoch))
+                    announced.append(event)
+            if (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent):
+                gaps[post.id] = {"gapped_since": outcome.gapped_since, "gap_alerts_sent": outcome.gap_alerts_sent}
+        await store.mark_rotation(uow.session, deployments=marks, posts=gaps)
     return ScanResult(announced, reopened)
 
 
-def _record(decision: rotation.Decision, *, post: Post, rows: dict[uuid.UUID, Deployment]) -> events.Event | None:
-    """Mark the decision on its row; the event to announce, if any."""
+def _deployment_view(row: Row[Any]) -> rotation.DeploymentView:
+    return rotation.DeploymentView(*row[:-1])  # the row: the view's fields in order, then the role (store.rotation_rows)
+
+
+def _marks(view: rotation.DeploymentView) -> dict[str, object]:
+    return {"started_announced": view.started_announced, "ending_soon_announced_for": view.ending_soon_announced_for,
+            "ended_announced": view.ended_announced}
+
+
+def _record(decision: rotation.Decision, *, post: Row[Any], rows: dict[uuid.UUID, Row[Any]],
+            marks: dict[uuid.UUID, dict[str, object]]) -> events.Event | None:
+    """Mark the decision on its deployment's rotation columns (`marks`); the event to announce, if any."""
+
+    def mark(view: rotation.DeploymentView, **columns: object) -> Row[Any]:
+        marks.setdefault(view.id, _marks(view)).update(columns)
+        return rows[view.id]
+
     match decision:
         case rotation.Started(deployment=view, announce=announce):
-            dep = rows[view.id]
-            dep.started_announced = True
+            dep = mark(view, started_announced=True)
             return events.DeploymentStarted(**store.deployment_facts(dep, post)) if announce else None
         case rotation.EndingSoon(deployment=view, days_left=days_left, successor_person_id=successor):
-            dep = rows[view.id]
-            dep.ending_soon_announced_for = dep.planned_end
-            return events.DeploymentEndingSoon(
-                **store.deployment_facts(dep, post), days_left=days_left, successor_person_id=successor
-            )
+            dep = mark(view, ending_soon_announced_for=view.planned_end)
+            return events.DeploymentEndingSoon(**store.deployment_facts(dep, post), days_left=days_left,
+                                               successor_person_id=successor)
         case rotation.Ended(deployment=view, announce=announce):
-            dep = rows[view.id]
-            dep.ended_announced = True
-            return events.DeploymentEnded(**store.deployment_facts(dep, post), ended_on=dep.end) if announce else None
+            dep = mark(view, ended_announced=True)
+            return events.DeploymentEnded(**store.deployment_facts(dep, post), ended_on=view.end) if announce else None
         case rotation.Gapped(gapped_since=since, alert_number=n, last_deployment_id=last):
             return events.PostGapped(
                 post_id=post.id, country=post.country, region=post.region, title=post.title,
