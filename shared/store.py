@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Table, delete, event, insert, update
+from sqlalchemy import Connection, Table, delete, event, insert, inspect, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -89,8 +89,17 @@ class Database:
         self._write = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
 
     async def create_tables(self, tables: Sequence[Table]) -> None:
+        """Create those of the tables the store lacks (one query for the names it has, not one per table:
+        every command that opens a store calls this)."""
+
+        def create(sync: Connection) -> None:
+            have = set(inspect(sync).get_table_names())
+            missing = [table for table in tables if table.name not in have]
+            if missing:
+                SQLModel.metadata.create_all(sync, tables=missing)
+
         async with self.engine.begin() as conn:
-            await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=list(tables)))
+            await conn.run_sync(create)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
