@@ -5,6 +5,7 @@ Functions take a session or unit of work and keyword-only arguments; nothing her
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -12,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -35,8 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.schema import DropTable
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import DropTable
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -375,12 +375,17 @@ async def _stage(conn: AsyncConnection, plan: ImportPlan, *, now: datetime, sour
         """Rows as tuples in the table's column order, sent a batch per executemany straight
         to the driver: the column types' own conversions are applied here, without building a
         statement per row (SQLAlchemy's per-row parameter handling took most of the time)."""
-        sql, steps, plain = _staging_insert(table, dialect)
+        names = [c.name for c in table.columns]
+        compiled = insert(table).compile(dialect=dialect, column_keys=names)
+        order = [names.index(name) for name in (compiled.positiontup or names)]
+        processors = [_processor(table.columns[names[i]], dialect) for i in order]
+        plain = all(p is None for p in processors) and order == list(range(len(names)))
+        steps = list(zip(order, processors, strict=True))
         batch: list[tuple[Any, ...]] = []
 
         async def send() -> None:
             nonlocal done, batch
-            await conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+            await conn.exec_driver_sql(compiled.string, batch)  # type: ignore[arg-type]
             done += len(batch)
             batch = []
             if progress is not None:
@@ -414,19 +419,6 @@ async def _stage(conn: AsyncConnection, plan: ImportPlan, *, now: datetime, sour
         envelopes = _Envelopes(source=source, occurred_at=now, epoch=plan.epoch)
         await put(_STAGED_OUTBOX, ((n, *envelopes.row(event)) for n, event in enumerate(plan.events)))
     return len(plan.events)
-
-
-@functools.cache
-def _staging_insert(table: Table, dialect: Any) -> tuple[str, list[tuple[int, Callable[[Any], Any] | None]], bool]:
-    """A staging table's INSERT for the driver: its SQL, each parameter's place in a row tuple with the
-    column type's conversion (None: the value as it is), and whether the tuple goes as it is. Made once
-    per table and dialect (compiling it took a tenth of a one-row import)."""
-    names = [c.name for c in table.columns]
-    compiled = insert(table).compile(dialect=dialect, column_keys=names)
-    order = [names.index(name) for name in (compiled.positiontup or names)]
-    processors = [_processor(table.columns[names[i]], dialect) for i in order]
-    plain = all(p is None for p in processors) and order == list(range(len(names)))
-    return compiled.string, list(zip(order, processors, strict=True)), plain
 
 
 def _processor(column: Column[Any], dialect: Any) -> Callable[[Any], Any] | None:
@@ -637,7 +629,9 @@ async def mark_rotation(session: AsyncSession, *, deployments: dict[uuid.UUID, d
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused for a bulk step that makes hundreds of thousands of
     objects and no reference cycles (an import, a rotation scan): its passes over them, and over
-    everything else the process holds, took a third of the import's time and half the scan's."""
+    everything else the process holds, took a third of the import's time and half the scan's. The
+    pause is the whole process's: in the roster service, what runs beside a scan runs without the
+    collector for those seconds too (reference counting still frees everything but cycles)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
