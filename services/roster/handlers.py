@@ -14,10 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import structlog
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -164,14 +162,14 @@ async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.Rotati
     50,000 people makes a few hundred thousand objects, and no cycles)."""
     with store.collector_paused():
         clock_row = await store.scan_clock(uow.session)
-        assessed: list[tuple[Row[Any], dict[uuid.UUID, Row[Any]], rotation.PostOutcome]] = []
-        for post, rows in await store.rotation_rows(uow.session):
+        assessed: list[tuple[store.ScanPost, dict[uuid.UUID, str], rotation.PostOutcome]] = []
+        for post, deployments in await store.rotation_rows(uow.session):
             view = rotation.PostView(id=post.id, gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent,
-                                     deployments=tuple(_deployment_view(row) for row in rows))
+                                     deployments=tuple(d.view for d in deployments))
             outcome = rotation.assess_post(view, today, policy, jump_from=clock_row.jump_from)
             if outcome.decisions or outcome.markers or outcome.reopened or (
                     (post.gapped_since, post.gap_alerts_sent) != (outcome.gapped_since, outcome.gap_alerts_sent)):
-                assessed.append((post, {row.id: row for row in rows}, outcome))
+                assessed.append((post, {d.view.id: d.role for d in deployments}, outcome))
         reopened = [r for _, _, outcome in assessed for r in outcome.reopened]
         if reopened:  # the jump was wrong, and is undone: what is announced again from now on carries new ids
             clock_row.epoch += 1
@@ -179,11 +177,11 @@ async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.Rotati
         announced: list[events.Event] = []
         marks: dict[uuid.UUID, dict[str, object]] = {}  # deployment id -> its rotation columns, as they now are
         gaps: dict[uuid.UUID, dict[str, object]] = {}  # post id -> its gap columns, as they now are
-        for post, rows, outcome in assessed:
+        for post, roles, outcome in assessed:
             for dep_id, marked in outcome.markers.items():
                 marks[dep_id] = _marks(marked)
             for decision in outcome.decisions:
-                event = _record(decision, post=post, rows=rows, marks=marks)
+                event = _record(decision, post=post, roles=roles, marks=marks)
                 if event is not None:
                     uow.emit(event, id=rotation.announcement_id(decision, clock_row.epoch))
                     announced.append(event)
@@ -193,34 +191,29 @@ async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.Rotati
     return ScanResult(announced, reopened)
 
 
-def _deployment_view(row: Row[Any]) -> rotation.DeploymentView:
-    return rotation.DeploymentView(*row[:-1])  # the row: the view's fields in order, then the role (store.rotation_rows)
-
-
 def _marks(view: rotation.DeploymentView) -> dict[str, object]:
     return {"started_announced": view.started_announced, "ending_soon_announced_for": view.ending_soon_announced_for,
             "ended_announced": view.ended_announced}
 
 
-def _record(decision: rotation.Decision, *, post: Row[Any], rows: dict[uuid.UUID, Row[Any]],
+def _record(decision: rotation.Decision, *, post: store.ScanPost, roles: dict[uuid.UUID, str],
             marks: dict[uuid.UUID, dict[str, object]]) -> events.Event | None:
     """Mark the decision on its deployment's rotation columns (`marks`); the event to announce, if any."""
 
-    def mark(view: rotation.DeploymentView, **columns: object) -> Row[Any]:
+    def facts(view: rotation.DeploymentView, **columns: object) -> dict[str, object]:
         marks.setdefault(view.id, _marks(view)).update(columns)
-        return rows[view.id]
+        return store.deployment_facts(view, post, role=roles[view.id])
 
     match decision:
         case rotation.Started(deployment=view, announce=announce):
-            dep = mark(view, started_announced=True)
-            return events.DeploymentStarted(**store.deployment_facts(dep, post)) if announce else None
+            started = facts(view, started_announced=True)
+            return events.DeploymentStarted(**started) if announce else None
         case rotation.EndingSoon(deployment=view, days_left=days_left, successor_person_id=successor):
-            dep = mark(view, ending_soon_announced_for=view.planned_end)
-            return events.DeploymentEndingSoon(**store.deployment_facts(dep, post), days_left=days_left,
-                                               successor_person_id=successor)
+            return events.DeploymentEndingSoon(**facts(view, ending_soon_announced_for=view.planned_end),
+                                               days_left=days_left, successor_person_id=successor)
         case rotation.Ended(deployment=view, announce=announce):
-            dep = mark(view, ended_announced=True)
-            return events.DeploymentEnded(**store.deployment_facts(dep, post), ended_on=view.end) if announce else None
+            ended = facts(view, ended_announced=True)
+            return events.DeploymentEnded(**ended, ended_on=view.end) if announce else None
         case rotation.Gapped(gapped_since=since, alert_number=n, last_deployment_id=last):
             return events.PostGapped(
                 post_id=post.id, country=post.country, region=post.region, title=post.title,

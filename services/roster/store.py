@@ -5,7 +5,6 @@ Functions take a session or unit of work and keyword-only arguments; nothing her
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import gc
 import hashlib
@@ -15,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import (
@@ -23,7 +22,6 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
-    Row,
     String,
     Table,
     Uuid,
@@ -584,18 +582,32 @@ def _on(post: PlannedPost, deployment_id: uuid.UUID) -> PlannedDeployment:
     return next(dep for dep in post.deployments if dep.id == deployment_id)
 
 
-def deployment_facts(dep: Any, post: Any) -> dict[str, object]:
-    """What a deployment event says of a deployment and its post (rows or models)."""
+def deployment_facts(dep: rotation.DeploymentView, post: ScanPost, *, role: str) -> dict[str, object]:
+    """What a deployment event says of a deployment and its post."""
     return {"deployment_id": dep.id, "person_id": dep.person_id, "post_id": post.id, "country": post.country,
-            "region": post.region, "role": dep.role, "start": dep.start, "planned_end": dep.planned_end}
+            "region": post.region, "role": role, "start": dep.start, "planned_end": dep.planned_end}
 
 
-# What a rotation scan reads of every post and deployment, as plain rows (no ORM objects: fifty thousand
-# of those took seconds to make), and how it writes back the rotation columns of those that changed.
-_SCAN_POSTS = core_select(*(_POST.c[name] for name in ("id", "country", "duty_station", "region", "title",
-                                                        "gapped_since", "gap_alerts_sent")))
-_SCAN_DEPLOYMENTS = core_select(*(_DEPLOYMENT.c[name] for name in (  # rotation.DeploymentView's fields, in order
-    *(f.name for f in dataclasses.fields(rotation.DeploymentView)), "role")))
+class ScanPost(NamedTuple):
+    """A post as the rotation scan reads it."""
+
+    id: uuid.UUID
+    country: str
+    duty_station: str
+    region: str
+    title: str
+    gapped_since: date | None
+    gap_alerts_sent: int
+
+
+class ScanDeployment(NamedTuple):
+    """A deployment as the rotation scan reads it: what the rules look at, and the role its events name."""
+
+    view: rotation.DeploymentView
+    role: str
+
+
+# The rotation columns a scan writes back, for the rows whose values changed.
 _MARK_DEPLOYMENT = (update(_DEPLOYMENT).where(_DEPLOYMENT.c.id == bindparam("row_id"))
                     .values(started_announced=bindparam("started_announced"),
                             ending_soon_announced_for=bindparam("ending_soon_announced_for"),
@@ -604,15 +616,33 @@ _MARK_POST = (update(_POST).where(_POST.c.id == bindparam("row_id"))
               .values(gapped_since=bindparam("gapped_since"), gap_alerts_sent=bindparam("gap_alerts_sent")))
 
 
-async def rotation_rows(session: AsyncSession) -> Iterator[tuple[Row[Any], list[Row[Any]]]]:
-    """Every post's row (id, place, gap) with its deployments' rows (the fields of a
-    rotation.DeploymentView, in order, then the role), read in the session's transaction."""
+async def rotation_rows(session: AsyncSession) -> list[tuple[ScanPost, list[ScanDeployment]]]:
+    """Every post with its deployments, read in the session's transaction as plain rows, not ORM
+    objects (fifty thousand of those took seconds to make). On SQLite the ids and dates are read as
+    the stored text and converted once per distinct value (`_Raw`): a deployment's post id is its
+    post's, and fifty thousand deployments share a few thousand dates."""
     conn = await session.connection()
-    by_post: dict[uuid.UUID, list[Row[Any]]] = {}
-    for dep in await conn.execute(_SCAN_DEPLOYMENTS):
-        by_post.setdefault(dep.post_id, []).append(dep)
-    posts = (await conn.execute(_SCAN_POSTS)).all()
-    return ((post, by_post.get(post.id, [])) for post in posts)
+    raw = _Raw(conn)
+    ident, day = raw.id, raw.date
+    d, p = _DEPLOYMENT.c, _POST.c
+    deployments = core_select(raw.column(d.id), raw.column(d.person_id), raw.column(d.post_id), raw.column(d.start),
+                              raw.column(d.planned_end), raw.column(d.actual_end), d.started_announced,
+                              raw.column(d.ending_soon_announced_for), d.ended_announced, d.role)
+    by_post: dict[uuid.UUID, list[ScanDeployment]] = {}
+    for dep_id, person_id, post_id, start, planned_end, actual_end, started, soon_for, ended, role in (
+            await conn.execute(deployments)):
+        view = rotation.DeploymentView(
+            id=ident(dep_id), person_id=ident(person_id), post_id=ident(post_id), start=day(start),
+            planned_end=day(planned_end), actual_end=day(actual_end), started_announced=started,
+            ending_soon_announced_for=day(soon_for), ended_announced=ended)
+        by_post.setdefault(view.post_id, []).append(ScanDeployment(view, role))
+    posts = core_select(raw.column(p.id), p.country, p.duty_station, p.region, p.title, raw.column(p.gapped_since),
+                        p.gap_alerts_sent)
+    out = []
+    for post_id, country, station, region, title, gapped_since, alerts in await conn.execute(posts):
+        post = ScanPost(ident(post_id), country, station, region, title, day(gapped_since), alerts)
+        out.append((post, by_post.get(post.id, [])))
+    return out
 
 
 async def mark_rotation(session: AsyncSession, *, deployments: dict[uuid.UUID, dict[str, object]],
