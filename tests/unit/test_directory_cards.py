@@ -29,11 +29,12 @@ def test_a_card_shows_the_entry_and_is_made_once_while_kept(monkeypatch: pytest.
     first = snapshot.card(entries[0].person_id)
     assert first is not None and first.name == "Person 000" and first.deployments[0].country_name == "Mali"
     assert first.deployments[0].hats == ["Security focal point"] and first.languages == ["French"]
-    assert snapshot.card(entries[0].person_id) is first  # kept: not made again
-    for entry in entries[1:4]:  # three more shown: the first, least recently shown, is let go
-        snapshot.card(entry.person_id)
-    again = snapshot.card(entries[0].person_id)
-    assert again is not first and again == first
+    second, third = (snapshot.card(entry.person_id) for entry in entries[1:3])
+    assert snapshot.card(entries[0].person_id) is first  # kept: not made again, and now the last shown
+    snapshot.card(entries[3].person_id)  # a fourth: the least recently shown (the second) is let go
+    assert snapshot.card(entries[0].person_id) is first and snapshot.card(entries[2].person_id) is third
+    again = snapshot.card(entries[1].person_id)
+    assert again is not second and again == second
     assert snapshot.card(uuid.uuid4()) is None
 
 
