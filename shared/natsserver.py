@@ -8,6 +8,7 @@ volume is small.
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import shutil
@@ -36,22 +37,31 @@ def nats_server_binary() -> str:
 def free_port() -> int:
     """A port free on the loopback now, below the range the system hands out to outgoing
     connections: a port taken from that range (bind to 0) can be given to some process's
-    connection before the server meant for it binds, and the server then fails to start."""
-    low = _ephemeral_low()
+    connection before the server meant for it binds, and the server then fails to start.
+
+    `CMCOORD_FREE_PORTS` ("LOW-HIGH") narrows the range: processes that start servers side by
+    side (the test suite's workers) each take their own, so no two pick the same port between
+    its check and its bind. A port this process handed out lately is not handed out again."""
+    low, high = _port_range()
     for _ in range(200):
-        port = random.randrange(FREE_PORTS_FROM, low)
+        port = random.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.append(port)
+        return port
     with socket.socket() as s:  # that range all taken: any port the system gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 FREE_PORTS_FROM = 20_000
+FREE_PORTS_ENV = "CMCOORD_FREE_PORTS"
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
 
 
 def _ephemeral_low() -> int:
@@ -60,6 +70,22 @@ def _ephemeral_low() -> int:
     except (OSError, ValueError, IndexError):
         low = 32_768
     return max(low, FREE_PORTS_FROM + 1_000)
+
+
+def port_share(index: int, count: int) -> str:
+    """The index-th of `count` equal shares of the default range, as CMCOORD_FREE_PORTS takes it."""
+    low, high = FREE_PORTS_FROM, _ephemeral_low()
+    size = (high - low) // count
+    return f"{low + index * size}-{low + (index + 1) * size}"
+
+
+def _port_range() -> tuple[int, int]:
+    """[low, high): CMCOORD_FREE_PORTS when set, else from FREE_PORTS_FROM to the system's ephemeral range."""
+    given = os.environ.get(FREE_PORTS_ENV, "")
+    low_text, _, high_text = given.partition("-")
+    if low_text.strip().isdigit() and high_text.strip().isdigit() and int(low_text) < int(high_text):
+        return int(low_text), int(high_text)
+    return FREE_PORTS_FROM, _ephemeral_low()
 
 
 @dataclass

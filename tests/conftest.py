@@ -18,7 +18,7 @@ from services.roster.config import Settings as RosterSettings
 from services.roster.samples import generate
 from shared.bus import Bus
 from shared.clock import ManualClock
-from shared.natsserver import NatsServer, free_port
+from shared.natsserver import FREE_PORTS_ENV, NatsServer, free_port, port_share
 from shared.permissions import authorization
 from tests.helpers import ADMIN_AUTH, NATS_PASSWORDS, declare_topology, nats_credentials_env
 from tests.postgres import PostgresCluster, pg_bindir
@@ -34,9 +34,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # the controller only (pytest-xdist's workers have `workerinput`): one hog for the run, whatever the workers
-    if config.getoption("--cpu-hog") and not hasattr(config, "workerinput"):
-        _HOG.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+    worker = getattr(config, "workerinput", None)  # pytest-xdist's workers have it, the controller does not
+    if worker is None:  # one hog for the run, whatever the workers
+        if config.getoption("--cpu-hog"):
+            _HOG.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        return
+    # Each worker picks its servers' ports in a share of the range of its own (and so do the processes it
+    # starts): a port another worker found free and has not bound yet is never found free here too, and a
+    # server can never take another worker's server, listening on the port it failed to bind, for its own.
+    index, count = int(worker["workerid"].removeprefix("gw")), int(worker["workercount"])
+    os.environ[FREE_PORTS_ENV] = port_share(index, count)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
