@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.roster import rotation, store
+from services.roster.importer import StoredPost
 from services.roster.models import (
     Deployment,
     HandoverNote,
@@ -162,7 +163,7 @@ async def rotation_scan(uow: UnitOfWork, *, today: date, policy: rotation.Rotati
     50,000 people makes a few hundred thousand objects, and no cycles)."""
     with store.collector_paused():
         clock_row = await store.scan_clock(uow.session)
-        assessed: list[tuple[store.ScanPost, dict[uuid.UUID, str], rotation.PostOutcome]] = []
+        assessed: list[tuple[StoredPost, dict[uuid.UUID, str], rotation.PostOutcome]] = []
         for post, deployments in await store.rotation_rows(uow.session):
             view = rotation.PostView(id=post.id, gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent,
                                      deployments=tuple(d.view for d in deployments))
@@ -196,7 +197,7 @@ def _marks(view: rotation.DeploymentView) -> dict[str, object]:
             "ended_announced": view.ended_announced}
 
 
-def _record(decision: rotation.Decision, *, post: store.ScanPost, roles: dict[uuid.UUID, str],
+def _record(decision: rotation.Decision, *, post: StoredPost, roles: dict[uuid.UUID, str],
             marks: dict[uuid.UUID, dict[str, object]]) -> events.Event | None:
     """Mark the decision on its deployment's rotation columns (`marks`); the event to announce, if any."""
 
