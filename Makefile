@@ -63,12 +63,15 @@ soak: test-soak
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-# After changing the bot's texts: refresh the template and the French and Arabic
-# catalogues, then translate the new entries (a unit test lists any missing).
-LOCALES := services/bot/locales
+# After changing the bot's texts or the services' notices (shared/notices.py): refresh the
+# templates and the French and Arabic catalogues, then translate the new entries (a unit
+# test lists any missing).
+LOCALES := shared/locales
 messages: $(STAMP)
 	$(BIN)/pybabel extract -k _:1,1t -k _:1,2,3t -k __ --no-location --omit-header -o $(LOCALES)/messages.pot services/bot
 	$(BIN)/pybabel update --no-fuzzy-matching --width 100 -i $(LOCALES)/messages.pot -d $(LOCALES)
+	$(BIN)/python -m shared.notices $(LOCALES)/notices.pot
+	$(BIN)/pybabel update --no-fuzzy-matching --width 100 -D notices -i $(LOCALES)/notices.pot -d $(LOCALES)
 
 clean:
 	rm -rf $(VENV) .cmcoord bench-results.json

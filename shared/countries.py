@@ -1,4 +1,5 @@
-"""Countries by what a reader types, in English, French or Arabic, and their names in a reader's language.
+"""Countries by what a reader types, in English, French or Arabic, and their names in a reader's language
+(CLDR's, through Babel).
 
 Names come from pycountry's ISO 3166 data and the gettext catalogues it ships (iso3166-1, fr
 and ar); a short list adds the common forms people use where the ISO name is formal ("RDC",
@@ -139,16 +140,31 @@ def resolve_country(text: str) -> str | None:
     return _country_keys().get(name_key(raw))
 
 
+# Where CLDR's name reads badly in a sentence ("Congo - Kinshasa") or is not the one the UN and OCHA use.
+UN_NAMES: dict[str, dict[str, str]] = {
+    "CD": {"en": "Democratic Republic of the Congo", "fr": "République démocratique du Congo",
+           "ar": "جمهورية الكونغو الديمقراطية"},
+    "CG": {"en": "Republic of the Congo", "fr": "République du Congo", "ar": "جمهورية الكونغو"},
+    "PS": {"en": "occupied Palestinian territory", "fr": "Territoire palestinien occupé",
+           "ar": "الأرض الفلسطينية المحتلة"},
+    "MM": {"en": "Myanmar", "fr": "Myanmar", "ar": "ميانمار"},
+}
+
+
+@functools.cache
+def _territories(locale: str) -> dict[str, str]:
+    from babel import Locale  # read when a name is first shown: commands that show none do not pay for it
+
+    return dict(Locale.parse("en_GB" if locale == "en" else locale).territories)
+
+
 def country_label(alpha2: str, locale: str = "en") -> str:
-    """The country's usual name in `locale` (en, fr, ar): its common name where ISO has one
-    ("Syria", "Bolivia"), else its ISO name; the English one where the catalogue lacks it."""
-    found = pycountry.countries.get(alpha_2=alpha2.upper()) if len(alpha2) == 2 else None
-    if found is None:
+    """The country's name as people write it in `locale` (en, fr, ar): CLDR's ("Syria", "Tchad", "سوريا"),
+    the UN's where CLDR's reads badly in a sentence (UN_NAMES); the code when it names no country."""
+    code = alpha2.upper()
+    if code in UN_NAMES:
+        return UN_NAMES[code].get(locale) or UN_NAMES[code]["en"]
+    names = _territories(locale) if locale in ("en", *CATALOGUE_LANGUAGES) else _territories("en")
+    if len(code) != 2 or not code.isalpha() or code not in names:
         return alpha2
-    english = [n for n in (getattr(found, "common_name", None), found.name) if n]
-    if locale != "en":
-        catalogue = _catalogue("iso3166-1", locale)
-        for name in english:
-            if name in catalogue:
-                return catalogue[name]
-    return str(english[0])
+    return names[code]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pycountry
 
+from shared.countries import country_label
+
 
 @dataclass(frozen=True)
 class Region:
@@ -112,10 +114,8 @@ def resolve_country(text: str) -> str | None:
 
 
 def country_name(alpha2: str) -> str:
-    found = pycountry.countries.get(alpha_2=alpha2.upper())
-    if found is None:
-        return alpha2
-    return str(getattr(found, "common_name", None) or found.name)
+    """The country's English name as people write it ("Syria", "Democratic Republic of the Congo")."""
+    return country_label(alpha2, "en")
 
 
 # Codes in use in the humanitarian system that ISO 3166 does not assign (HDX uses these).

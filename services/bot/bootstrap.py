@@ -23,7 +23,8 @@ from services.bot import retry
 from services.bot.config import Settings
 from services.bot.consumers import build_consumers
 from services.bot.gate import SendGate
-from services.bot.i18n import DEFAULT, LanguageMiddleware, Languages
+from services.bot.i18n import LanguageMiddleware, Languages
+from shared.i18n import DEFAULT
 from services.bot.jobs import Housekeeping
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
@@ -79,8 +80,8 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
     dp.callback_query.outer_middleware(language)
     dp.callback_query.outer_middleware(identity)
     dp.include_routers(
-        build_start_router(roster=roster, attempts=Attempts()),
-        build_language_router(),
+        build_start_router(roster=roster, attempts=Attempts(), db=db, clock=clock),
+        build_language_router(db=db, clock=clock),
         build_members_only_router(),  # before the routers it guards
         build_me_router(notify=notify),
         build_pending_router(notify=notify),

@@ -44,7 +44,8 @@ from services.bot import gate
 from services.bot.callbacks import NotificationReply
 from services.bot.edits import rewrite, unbutton
 from services.bot.gate import SendGate
-from services.bot.i18n import DEFAULT, Languages
+from services.bot.i18n import Languages
+from shared.i18n import DEFAULT
 from services.bot.models import Delivery
 from shared import events
 from shared.bus import TransientError, delivery_count

@@ -1,9 +1,8 @@
 """English, French and Arabic.
 
 The bot's texts are English msgids marked with gettext (`_`, `__` for texts
-defined at import time); `locales/<lang>/LC_MESSAGES/messages.po` hold the
-translations. The catalogues are compiled in memory when the bot starts (Babel),
-so the repository holds only the reviewable .po text. A user's language is the
+defined at import time); `shared/locales/<lang>/LC_MESSAGES/messages.po` hold the
+translations (shared/i18n.py: one place for every service's catalogues). A user's language is the
 one chosen with /lang, else their Telegram app's language when we have it, else
 English.
 """
@@ -14,39 +13,25 @@ import gettext
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from sqlmodel import select
 
 from services.bot.models import LanguageChoice
+from shared.i18n import DEFAULT, LANGUAGES, LOCALES, compile_catalogues
 from shared.store import Database, upsert
 
-LOCALES = Path(__file__).parent / "locales"
 DOMAIN = "messages"
-DEFAULT = "en"
-LANGUAGES = {"en": "English", "fr": "Français", "ar": "العربية"}
 
 
 class Catalogues(I18n):
     """aiogram's I18n reading the .po catalogues themselves."""
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
-        found: dict[str, gettext.GNUTranslations] = {}
-        for po in sorted(self.path.glob(f"*/LC_MESSAGES/{self.domain}.po")):
-            locale = po.parent.parent.name
-            with po.open("rb") as f:
-                catalog = read_po(f, locale=locale, domain=self.domain)
-            compiled = BytesIO()
-            write_mo(compiled, catalog, use_fuzzy=False)  # an unreviewed (fuzzy) entry stays English
-            compiled.seek(0)
-            found[locale] = gettext.GNUTranslations(compiled)
-        return found
+        return compile_catalogues(self.domain, Path(self.path))  # an unreviewed (fuzzy) entry stays English
 
     @property
     def available_locales(self) -> tuple[str, ...]:

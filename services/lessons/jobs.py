@@ -16,46 +16,40 @@ import structlog
 from services.lessons import handlers, store
 from services.lessons.duties import DutyPolicy, Step
 from services.lessons.models import Aar
-from shared import events
+from shared import events, notices
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.contracts.query import ask
 from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.events import ReplyButton
 from shared.periodic import Periodic
-from shared.regions import country_name
 from shared.store import Database
 
 log = structlog.get_logger("lessons")
 WRITE_AAR = "aar"  # the bot opens /aar when this button is pressed
 
 
-def _what(aar: Aar) -> str:
-    return aar.operation or f"your deployment in {country_name(aar.country)}"
+def _subject(aar: Aar) -> tuple[str, dict[str, str]]:
+    """The key's suffix and parameter naming what the AAR is of: its operation, else the deployment's country."""
+    return ("", {"operation": aar.operation}) if aar.operation else (".country", {"country": aar.country})
 
 
 def request_for(aar: Aar, step: Step, *, officer: str, today: date) -> events.NotificationRequested:
-    due = f"{aar.due_on:%d %B %Y}"
     common: dict[str, Any] = {"about": str(aar.id), "occurrence": step.name}
+    suffix, subject = _subject(aar)
     if step.audience == "officer":
-        if step.offset_days < 0:
-            text = (f"Your after action review of {_what(aar)} is due on {due}. It takes five short questions: "
-                    "what was planned, what happened, why the difference, what to sustain, what to improve. "
-                    "Send /aar, or press the button.")
-        else:
-            when = "is due today" if aar.due_on >= today else "was due on"
-            text = (f"Your after action review of {_what(aar)} {when} ({due}). Send /aar to write it: "
-                    "what you learned is what the next officer needs.")
-        return events.NotificationRequested(kind="aar.reminder", person_ids=[aar.person_id], text=text,
+        timing = "aar.reminder" if step.offset_days < 0 else "aar.today" if aar.due_on >= today else "aar.late"
+        notice, text = notices.english(timing + suffix, due=aar.due_on, **subject)
+        return events.NotificationRequested(kind="aar.reminder", person_ids=[aar.person_id], text=text, notice=notice,
                                             buttons=[ReplyButton(label="Write it now", reply=WRITE_AAR)],
                                             region=aar.region, **common)
-    what = aar.operation or f"the deployment in {country_name(aar.country)}"
-    text = (f"The after action review of {what} by {officer} was due on {due} and is "
-            f"{step.offset_days} days overdue. Please follow up with them.")
+    notice, text = notices.english("aar.overdue" + suffix, officer=officer, due=aar.due_on, days=step.offset_days,
+                                   **subject)
     role = step.audience if aar.region is not None or step.audience == "cmcs_desk" else "cmcs_desk"
     return events.NotificationRequested(kind="aar.overdue", role=role,  # type: ignore[arg-type]
                                         region=aar.region if role == "regional_adviser" else None, text=text,
-                                        buttons=[ReplyButton(label="Acknowledge", reply="ack")], **common)
+                                        notice=notice, buttons=[ReplyButton(label="Acknowledge", reply="ack")],
+                                        **common)
 
 
 class AarDuties(Periodic):

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from services.notify.recipients import Recipient
 from services.notify.store import Request
-from shared import events
+from shared import events, notices
 from shared.contracts.roster import HandoverNoteCard
 from shared.events import ReplyButton
 from shared.regions import country_name
@@ -56,36 +56,26 @@ def post_gapped(e: events.PostGapped) -> list[Ask]:
 
 
 def handover_campaign(e: events.DeploymentEndingSoon) -> list[Ask]:
-    where = country_name(e.country)
     about, occurrence = str(e.deployment_id), str(e.planned_end)
     officer = Audience(person_ids=(e.person_id,))
-    prompt = Request(
-        kind="handover.prompt", about=about, occurrence=occurrence, region=e.region,
-        text=(f"Your deployment in {where} ends on {_day(e.planned_end)} ({e.days_left} days). Time to write the "
-              "handover note for your successor:\n"
-              "• key counterparts\n• open access or humanitarian notification issues\n• recurring meetings\n"
-              "• where files live\n• advice to your successor\n"
-              "Press the button or send /handover and I will take it step by step."),
-        buttons=(ReplyButton(label="Write it now", reply="handover"),),
-    )
+    notice, text = notices.english("handover.prompt", country=e.country, end=e.planned_end, days=e.days_left)
+    prompt = Request(kind="handover.prompt", about=about, occurrence=occurrence, region=e.region, text=text,
+                     notice=notice, buttons=(ReplyButton(label="Write it now", reply="handover"),))
     asks = [Ask(prompt, officer)]
     if DEPARTURE_DAYS < e.days_left:
+        notice, text = notices.english("handover.departure", country=e.country, end=e.planned_end)
         asks.append(Ask(Request(
             kind="handover.departure", about=about, occurrence=f"{occurrence}-{DEPARTURE_DAYS}d", region=e.region,
             due_on=e.planned_end - timedelta(days=DEPARTURE_DAYS),
             buttons=(ReplyButton(label="Confirm", reply="confirm"), ReplyButton(label="Change the date",
                                                                                reply="change_date")),
-            text=(f"Your deployment in {where} ends on {_day(e.planned_end)}. Please confirm your departure date, "
-                  "or give the new one: your handover reminders and your successor follow it."),
-        ), officer))
+            text=text, notice=notice), officer))
     for days in REMINDER_DAYS:
         if days < e.days_left:
+            notice, text = notices.english("handover.reminder", country=e.country, end=e.planned_end, days=days)
             asks.append(Ask(Request(
                 kind="handover.reminder", about=about, occurrence=f"{occurrence}-{days}d", region=e.region,
-                due_on=e.planned_end - timedelta(days=days),
-                text=(f"Reminder: your deployment in {where} ends on {_day(e.planned_end)} ({days} days) and your "
-                      "handover note is not written yet. Send /handover to write it."),
-            ), officer))
+                due_on=e.planned_end - timedelta(days=days), text=text, notice=notice), officer))
     return asks
 
 

@@ -26,6 +26,7 @@ class Recipient:
     email: str = ""
     telegram_username: str = ""
     member: bool = True  # a member of the community today (an older roster does not say: as before)
+    locale: str = "en"  # the language to write to them in
 
     def contact_line(self) -> str:
         parts = [self.phone, self.email, f"@{self.telegram_username}" if self.telegram_username else ""]
@@ -39,7 +40,8 @@ class Recipient:
     def from_answer(cls, row: contract.Recipient) -> Recipient:
         return cls(person_id=row.person_id, name=row.name, telegram_user_id=row.telegram_user_id,
                    timezone=row.timezone or "UTC", regions=tuple(row.regions), organisation=row.organisation,
-                   phone=row.phone, email=row.email, telegram_username=row.telegram_username, member=row.member)
+                   phone=row.phone, email=row.email, telegram_username=row.telegram_username, member=row.member,
+                   locale=row.locale)
 
 
 class Roster:

@@ -15,7 +15,8 @@ from services.notify.models import DailySent, Notification
 from services.notify.policy import OPEN_STATES, Rules, zone
 from services.notify.recipients import Recipient
 from shared.clock import Clock
-from shared.events import ReplyButton, deterministic_id
+from shared.events import Notice, ReplyButton, deterministic_id
+from shared.notices import button_label, render
 from shared.store import Database, UnitOfWork
 
 SOURCE = "notify"
@@ -39,7 +40,8 @@ def notification_id(kind: str, about: str, person_id: uuid.UUID, occurrence: str
 @dataclass(frozen=True)
 class Request:
     """What to tell; `due_at` None means now. `region` is the matter's (a gapped
-    post's region), else the recipient's own."""
+    post's region), else the recipient's own. With a `notice`, each recipient reads it in their
+    language (`text` is its English, for a notice this process cannot write)."""
 
     kind: str
     about: str
@@ -53,6 +55,15 @@ class Request:
     exclude: frozenset[uuid.UUID] = field(default_factory=frozenset)
     document: str | None = None  # a file of the DOCUMENTS object store, sent with the text
     group: bool = False  # to a role's holders: one alert, closed for all by the first acknowledgement
+    notice: Notice | None = None
+
+    def text_for(self, recipient: Recipient) -> str:
+        if self.notice is not None:
+            return render(self.notice, recipient.locale, recipient.timezone) or self.text
+        return self.text
+
+    def buttons_for(self, recipient: Recipient) -> list[ReplyButton]:
+        return [ReplyButton(label=button_label(b.label, recipient.locale), reply=b.reply) for b in self.buttons]
 
     @property
     def group_id(self) -> uuid.UUID | None:

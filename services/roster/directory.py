@@ -26,6 +26,7 @@ from services.roster.models import Deployment, Person, Post, Training, split_lis
 from shared.contracts.roster import ContactCard, ContactsPage, DeploymentCard, GapCard, SearchMatch
 from shared.countries import name_key, resolve_country
 from shared.exports import csv_text
+from shared.i18n import reader_locale
 from shared.languages import language_key, resolve_language
 from shared.regions import REGIONS, country_name, fold, resolve_region
 
@@ -117,6 +118,7 @@ class Entry:
     hats: tuple[str, ...] = ()  # name keys of the hats held on current deployments
     roles: tuple[str, ...] = ()  # roles of current deployments
     language_keys: tuple[str, ...] = ()  # shared.languages.language_key of each language spoken
+    locale: str = "en"  # what notifications are written in (shared.i18n.reader_locale)
 
     @property
     def card(self) -> ContactCard:
@@ -351,8 +353,8 @@ async def load_snapshot(
     entries = []
     people = await conn.execute(select(person.c.id, person.c.name, person.c.organisation, person.c.email,
                                        person.c.phone, person.c.telegram_username, person.c.languages,
-                                       person.c.timezone))
-    for person_id, name, organisation, email, phone, telegram_username, languages, timezone in people:
+                                       person.c.timezone, person.c.locale))
+    for person_id, name, organisation, email, phone, telegram_username, languages, timezone, chosen in people:
         deps = tuple(sorted(by_person.get(person_id, ()), key=lambda d: d.start))
         hats = sorted({h for d in deps for h in d.hats})
         spoken = tuple(intern(language) for language in split_list(languages))
@@ -368,6 +370,7 @@ async def load_snapshot(
             hats=_distinct(name_key(h) for h in hats),
             roles=_distinct(d.role for d in deps),
             language_keys=_distinct(language_key(language) for language in spoken),
+            locale=reader_locale(chosen, spoken),
         ))
     entries.sort(key=lambda e: e.name_key)
     gapped = await conn.execute(

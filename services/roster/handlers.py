@@ -104,7 +104,8 @@ async def change_planned_end(uow: UnitOfWork, *, change: events.DepartureChanged
 
 
 async def on_profile_updated(event: events.ProfileUpdated, *, uow: UnitOfWork, clock: Clock) -> None:
-    """An officer's own phone, languages or hats (/profile), written as an import would write them:
+    """An officer's own phone, languages or hats (/profile), written as an import would write them, and the
+    language they read the bot in (not an import's):
     a roster.person.changed when anything changed. Hats go on the deployments the person holds
     today. Checked again here: only what the bot may send is written."""
     person = await uow.session.get(Person, event.person_id)
@@ -121,7 +122,7 @@ async def on_profile_updated(event: events.ProfileUpdated, *, uow: UnitOfWork, c
         raise PermanentError(f"profile of {event.person_id}: a value of its {field} is not allowed") from None
     now = clock.now()
     changed = []
-    for field, value in (("phone", phone), ("languages", languages)):
+    for field, value in (("phone", phone), ("languages", languages), ("locale", event.locale)):
         if value is not None and getattr(person, field) != value:
             setattr(person, field, value)
             changed.append(field)

@@ -36,6 +36,8 @@ class Person(SQLModel, table=True):
     timezone: str = Field(default="UTC", max_length=64)
     created_at: datetime
     updated_at: datetime
+    # The bot's, not an import's: the language the person reads the bot in (en, fr, ar); None: not told yet.
+    locale: str | None = Field(default=None, max_length=8)
 
 
 class Post(SQLModel, table=True):

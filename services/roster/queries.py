@@ -15,8 +15,8 @@ from nats.micro.service import Service
 from sqlmodel import col, select
 
 from services.roster import handlers, store
-from services.roster.directory import DirectorySnapshot, load_snapshot
-from services.roster.models import Deployment, Person, Post, TelegramLink
+from services.roster.directory import DirectorySnapshot, Entry, load_snapshot
+from services.roster.models import Deployment, Person, Post, TelegramLink, split_list
 from shared.bus import QueryFailure
 from shared.clock import Clock
 from shared.contracts import roster as contract
@@ -45,6 +45,7 @@ from shared.contracts.roster import (
     RightsRequest,
 )
 from shared.countries import resolve_country
+from shared.i18n import reader_locale
 from shared.regions import region_for_country, resolve_region
 from shared.store import Database
 
@@ -75,10 +76,11 @@ RIGHTS_ROLES = ("cmcs_desk", "regional_adviser")
 def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> Recipient:
     """A person (roster row or directory entry) as `recipients` answers it."""
     person_id = getattr(person, "person_id", None) or person.id
+    locale = person.locale if isinstance(person, Entry) else reader_locale(person.locale, split_list(person.languages))
     return Recipient(person_id=person_id, name=person.name, telegram_user_id=telegram_user_id,
                      timezone=person.timezone, regions=list(regions), organisation=person.organisation,
                      phone=person.phone, email=person.email, telegram_username=person.telegram_username,
-                     member=member)
+                     member=member, locale=locale)
 
 
 class RosterQueries:

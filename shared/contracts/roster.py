@@ -112,6 +112,9 @@ class Recipient(Reply):
     email: str = ""
     telegram_username: str = ""
     member: bool = True  # an older roster does not say: a member, as before
+    locale: str = Field(default="en", max_length=8,
+                        description="the language to write to them in (en, fr, ar): their choice in the bot, else "
+                                    "the first language they speak that is written here")
 
 
 class HandoverNoteCard(Reply):

@@ -46,6 +46,7 @@ from shared.events.notify import (
     NotificationClosed,
     NotificationRequested,
     NotificationTransitioned,
+    Notice,
     ReplyButton,
 )
 from shared.events.bot import (
@@ -73,6 +74,6 @@ __all__ = [
     "DeploymentEnded", "DeploymentEndingSoon", "DeploymentStarted", "Envelope", "Event", "HandoverNoteSubmitted",
     "HandoverRecorded", "LessonKind", "LessonRecorded", "LessonReviewed", "NotificationClosed",
     "NotificationReplied", "NotificationRequested", "NotificationTransitioned", "PersonChanged", "PostFilled",
-    "PostGapped", "ProfileUpdated", "ReplyButton", "ReportSubmitted", "Role", "TelegramLinkHeld", "TelegramLinked",
+    "Notice", "PostGapped", "ProfileUpdated", "ReplyButton", "ReportSubmitted", "Role", "TelegramLinkHeld", "TelegramLinked",
     "TelegramUnlinked", "catalogue", "contract_files", "deterministic_id", "example_envelope", "register",
 ]

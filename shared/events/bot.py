@@ -143,7 +143,8 @@ class HandoverNoteSubmitted(Event):
 
 @register
 class ProfileUpdated(Event):
-    """An officer changed their own phone, languages or hats in the bot (/profile); a field left out
+    """An officer changed their own phone, languages or hats in the bot (/profile), or the language
+    they read it in (/lang, or linking an account whose Telegram app has one); a field left out
     (None) is unchanged. The roster applies it (roster.person.changed); a later import that has
     those columns sets them again."""
 
@@ -152,4 +153,7 @@ class ProfileUpdated(Event):
     phone: str | None = Field(default=None, max_length=32, description="international form, e.g. +223 70 00 00 01")
     languages: list[str] | None = Field(default=None, max_length=10, description="ISO 639 codes")
     hats: list[str] | None = Field(default=None, max_length=11, description="other hats, from the known list")
+    locale: Literal["en", "fr", "ar"] | None = Field(
+        default=None, description="the language they read the bot in (/lang, else their Telegram app's): "
+                                  "what notifications are written in")
     updated_at: AwareDatetime

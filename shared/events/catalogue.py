@@ -26,6 +26,7 @@ from shared.events.notify import (
     NotificationClosed,
     NotificationRequested,
     NotificationTransitioned,
+    Notice,
     ReplyButton,
 )
 from shared.events.roster import (
@@ -81,7 +82,11 @@ EXAMPLES: dict[type[Event], Event] = {
         buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=False),
     NotificationRequested: NotificationRequested(
         kind="aar.reminder", about=str(_D), occurrence="due-7d", person_ids=[_P],
-        text="Your after action review for Mali is due on 3 August.", buttons=[ReplyButton(label="Start", reply="start")]),
+        text="Your after action review of your deployment in Mali is due on 3 August 2026. It takes five short "
+             "questions: what was planned, what happened, why the difference, what to sustain, what to improve. "
+             "Send /aar, or press the button.",
+        notice=Notice(key="aar.reminder.country", params={"country": "ML", "due": "2026-08-03"}),
+        buttons=[ReplyButton(label="Write it now", reply="aar")]),
     NotificationClosed: NotificationClosed(
         notification_id=_N, person_id=_P, chat_id=424242, text="CMCoord Officer post in Mopti (Mali) has been gapped "
         "since 5 July.", acknowledged_by="Jean Ndiaye", acknowledged_at=datetime(2026, 7, 5, 6, 24, tzinfo=UTC)),

@@ -17,6 +17,16 @@ class ReplyButton(BaseModel):
     reply: str = Field(pattern=r"^[a-z_]{1,16}$", description="what pressing it answers, e.g. ack, join, decline")
 
 
+class Notice(BaseModel):
+    """A text by its key (shared/notices.py TEMPLATES) and the values of its placeholders, written in each
+    reader's language by notify."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9_.]{1,60}$")
+    params: dict[str, str | int] = Field(default_factory=dict, max_length=20)
+
+
 @register
 class DeliverTelegram(Event):
     """Command to the bot: send this notification (attempt N) to a Telegram chat."""
@@ -64,7 +74,9 @@ class NotificationRequested(Event):
     role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
     everyone: bool = Field(default=False, description="or every member with a linked Telegram account")
     region: str | None = None
-    text: str = Field(min_length=1, max_length=TEXT_MAX)
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="in English: what a reader gets when their "
+                      "language cannot be written (no `notice`, or one the receiving notify does not know)")
+    notice: Notice | None = Field(default=None, description="the text by key and parameters, in each reader's language")
     buttons: list[ReplyButton] = Field(default_factory=list, max_length=6)
     urgent: bool = False
     document: str | None = Field(default=None, max_length=200,

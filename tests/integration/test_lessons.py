@@ -109,7 +109,7 @@ async def test_an_aar_falls_due_after_a_deployment_ends_and_escalates_until_writ
     await at_step(clock, lessons, aar.due_on - timedelta(days=7), hour=7)  # an hour early: nothing yet
     await at_step(clock, lessons, aar.due_on - timedelta(days=7))
     first = await eventually(lambda: count_texts(AWA, sandbox_url, 1), what="the reminder a week before")
-    assert f"is due on {aar.due_on:%d %B %Y}" in first[0] and "/aar" in first[0]
+    assert f"is due on {aar.due_on.day} {aar.due_on:%B %Y}" in first[0] and "/aar" in first[0]
     await at_step(clock, lessons, aar.due_on)
     second = await eventually(lambda: count_texts(AWA, sandbox_url, 2), what="the reminder on the due date")
     assert "is due today" in second[1]

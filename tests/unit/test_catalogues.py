@@ -1,4 +1,5 @@
-"""Every text the bot sends exists in French and Arabic, with the same placeholders and markup."""
+"""Every text the bot sends, and every notice the services send (shared/notices.py), exists in French and
+Arabic, with the same placeholders and markup, and follows the glossary and the writing rules."""
 
 import gettext
 import re
@@ -10,7 +11,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_keywords
 from babel.messages.pofile import read_po
 
-from services.bot.i18n import LOCALES, Catalogues
+from services.bot.i18n import Catalogues
+from shared.i18n import LOCALES
 from shared.profile import hat_names
 
 BOT = Path(__file__).resolve().parents[2] / "services" / "bot"
@@ -26,9 +28,18 @@ def marked_texts() -> set[Any]:
     return {message for _file, _line, message, _comments, _context in found}
 
 
-def catalogue(locale: str) -> dict[Any, tuple[Any, bool]]:
-    with (LOCALES / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        return {m.id: (m.string, m.fuzzy) for m in read_po(f, locale=locale) if m.id}
+DOMAINS = ("messages", "notices")
+
+
+def catalogue(locale: str, domain: str = "messages") -> dict[Any, tuple[Any, bool]]:
+    """msgid (or (msgctxt, msgid) in `notices`, whose texts have a context) -> (msgstr, fuzzy)."""
+    with (LOCALES / locale / "LC_MESSAGES" / f"{domain}.po").open("rb") as f:
+        return {(m.context, m.id) if m.context else m.id: (m.string, m.fuzzy) for m in read_po(f, locale=locale)
+                if m.id}
+
+
+def both(locale: str) -> dict[Any, tuple[Any, bool]]:
+    return {**catalogue(locale, "messages"), **catalogue(locale, "notices")}
 
 
 def test_the_bot_marks_its_texts_for_translation() -> None:
@@ -86,7 +97,7 @@ def test_catalogues_compile_in_memory() -> None:
     assert i18n.gettext("Choose your language:", locale="en") == "Choose your language:"
 
 
-# The glossary (services/bot/locales/GLOSSARY.md) and the writing rules every catalogue follows.
+# The glossary (shared/locales/GLOSSARY.md) and the writing rules every catalogue follows.
 
 GLOSSARY = LOCALES / "GLOSSARY.md"
 COMMAND = re.compile(r"/[a-z_]+")
@@ -144,7 +155,7 @@ def test_the_glossary_names_the_forbidden_renderings() -> None:
 
 @pytest.mark.parametrize("locale", ["fr", "ar"])
 def test_no_translation_uses_a_forbidden_term_of_the_glossary(locale: str) -> None:
-    assert glossary_problems(locale, catalogue(locale)) == []
+    assert glossary_problems(locale, both(locale)) == []
 
 
 def french_writing_problems(translations: dict[Any, tuple[Any, bool]]) -> list[str]:
@@ -157,7 +168,7 @@ def french_writing_problems(translations: dict[Any, tuple[Any, bool]]) -> list[s
 def test_french_has_no_point_median_and_no_parenthesised_endings() -> None:
     assert french_writing_problems({"x": ("Seul·e la présidence", False), "y": ("{total} trouvé(s)", False)}) == [
         "Seul·e la présidence", "{total} trouvé(s)"]
-    assert french_writing_problems(catalogue("fr")) == []
+    assert french_writing_problems(both("fr")) == []
 
 
 def french_country_preposition_problems(translations: dict[Any, tuple[Any, bool]]) -> list[str]:
@@ -168,7 +179,7 @@ def french_country_preposition_problems(translations: dict[Any, tuple[Any, bool]
 
 def test_french_needs_no_preposition_that_depends_on_the_country() -> None:
     assert french_country_preposition_problems({"x": ("votre poste au {country}", False)})
-    assert french_country_preposition_problems(catalogue("fr")) == []
+    assert french_country_preposition_problems(both("fr")) == []
 
 
 def bare_commands(translations: dict[Any, tuple[Any, bool]]) -> list[str]:
@@ -180,7 +191,7 @@ def bare_commands(translations: dict[Any, tuple[Any, bool]]) -> list[str]:
 def test_every_arabic_command_is_marked_left_to_right() -> None:
     assert bare_commands({"x": ("يعرض /help ما يمكنني فعله.", False), "y": ("و‎/cancel للتوقف </b>", False)}) == [
         "يعرض /help ما يمكنني فعله."]
-    assert bare_commands(catalogue("ar")) == []
+    assert bare_commands(both("ar")) == []
 
 
 def test_arabic_plural_forms_are_cldr_s_six() -> None:
@@ -252,3 +263,34 @@ def test_placeholders_commands_and_markup_match_the_source() -> None:
     assert [msgid for msgid, _ in markup_problems(bad)] == list(bad)
     for locale in ("fr", "ar"):
         assert markup_problems(catalogue(locale)) == [], locale
+
+
+# The services' notices (shared/notices.py): the catalogue template is TEMPLATES, each entry is translated
+# in every plural form, with the placeholders of its English text.
+
+def test_the_notices_template_is_the_registry() -> None:
+    from shared import notices
+
+    with (LOCALES / "notices.pot").open("rb") as f:
+        template = {(m.context, m.id) for m in read_po(f) if m.id}
+    assert template == set(notices.messages()), "run `make messages` after changing shared/notices.py"
+
+
+@pytest.mark.parametrize("locale", ["fr", "ar"])
+def test_every_notice_is_translated(locale: str) -> None:
+    from shared import notices
+
+    translated = catalogue(locale, "notices")
+    assert sorted(set(notices.messages()) - set(translated), key=str) == []
+    for (context, msgid), (msgstr, fuzzy) in translated.items():
+        assert msgstr and not fuzzy, f"{locale}: untranslated or fuzzy: {msgid!r}"
+        if isinstance(msgid, tuple):
+            assert len(msgstr) == NPLURALS[locale] and all(msgstr), msgid
+            for form in msgstr:  # a form may leave the count out ("يومين"), never add a placeholder
+                wanted = set(PLACEHOLDER.findall(msgid[1]))
+                assert set(PLACEHOLDER.findall(form)) <= wanted, (msgid, form)
+                assert wanted - set(PLACEHOLDER.findall(form)) <= {"{" + str(notices.TEMPLATES[context].count) + "}"}
+            continue
+        assert sorted(PLACEHOLDER.findall(msgstr)) == sorted(PLACEHOLDER.findall(msgid)), msgid
+        if context == notices.BUTTON:
+            assert len(msgstr) <= 40, msgstr  # a reply button's label (shared/events ReplyButton)

@@ -38,7 +38,10 @@ def test_country_names_in_the_readers_language() -> None:
     assert country_label("ML", "ar") == "مالي"
     assert country_label("SY", "en") == "Syria" and country_label("SY", "fr") == "Syrie"
     assert country_label("CD", "fr") == "République démocratique du Congo"
-    assert country_label("XK", "fr") == "XK"  # not in ISO 3166: the code as it is
+    assert country_label("XK", "fr") == "Kosovo"  # CLDR names it, ISO 3166 does not
+    assert country_label("CD", "en") == "Democratic Republic of the Congo"  # not "Congo, The Democratic Republic of the"
+    assert country_label("PS", "ar") == "الأرض الفلسطينية المحتلة" and country_label("BO", "en") == "Bolivia"
+    assert country_label("QQ", "fr") == "QQ"  # no country: the code as it is
 
 
 def test_matching_ignores_case_accents_diacritics_and_punctuation() -> None:
@@ -75,7 +78,8 @@ def test_roles_by_their_usual_names(text: str, role: str | None) -> None:
 
 @pytest.mark.parametrize("locale", ["en", "fr", "ar"])
 def test_each_role_is_found_by_its_label_as_the_bot_shows_it(locale: str) -> None:
-    from services.bot.i18n import LOCALES, Catalogues
+    from services.bot.i18n import Catalogues
+    from shared.i18n import LOCALES
     from services.bot.render import ROLE_TEXT
 
     labels = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point", "surge": "surge",
@@ -94,7 +98,7 @@ def test_page_buttons_carry_a_long_query_as_what_it_was_understood_as() -> None:
     long_name = "جمهورية الكونغو الديمقراطية"
     assert len(long_name.encode()) > 48 and resolve_country(long_name) == "CD"
     key = paging_key(long_name, [SearchMatch(kind="country", value="CD")])
-    assert key == "Congo, The Democratic Republic of the"
+    assert key == "Democratic Republic of the Congo"
     assert resolve_country(key) == "CD" and resolve_language(key) is None
     assert paging_key("مستشار إقليمي " * 3, [SearchMatch(kind="role", value="regional_adviser")]) == "regional_adviser"
     assert paging_key("x" * 60, []) is None  # no buttons rather than a broken one

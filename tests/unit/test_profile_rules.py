@@ -2,7 +2,8 @@
 
 import pytest
 
-from services.bot.i18n import DEFAULT, DOMAIN, LOCALES, Catalogues
+from services.bot.i18n import DOMAIN, Catalogues
+from shared.i18n import DEFAULT, LOCALES
 from services.bot.routers.profile import _languages
 from shared.profile import ProfileValueError, hat_names, language_codes, normalise_phone
 

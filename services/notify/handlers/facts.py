@@ -98,7 +98,7 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     if refused:
         raise PermanentError(refused)
     request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
-                      urgent=e.urgent, region=e.region, document=e.document)
+                      urgent=e.urgent, region=e.region, document=e.document, notice=e.notice)
     # a region without an adviser: the CMCS desk instead, as for notify's own escalations
     fallback = "cmcs_desk" if e.role == "regional_adviser" else None
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,

@@ -39,6 +39,7 @@ from services.notify.recipients import Recipient, Roster
 from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
 from services.notify.texts import bullets
 from services.notify.store import DEFAULT_RULES, Request
+from shared import notices
 from shared.clock import Clock
 from shared.events import ReplyButton
 from shared.periodic import Periodic
@@ -57,8 +58,7 @@ Ask = tuple[Request, list[Recipient]]
 
 
 def _local(at: datetime, tz: str) -> str:
-    local = at.astimezone(zone(tz))
-    return f"{local:%A %d %B, %H:%M} ({tz or 'UTC'})"
+    return notices.local_time(at, tz)
 
 
 class CallPlanner(Periodic):
@@ -144,19 +144,22 @@ class CallPlanner(Periodic):
         return bullets(items, budget=AGENDA_BUDGET, empty="• (nothing yet: add an item with /agenda)")
 
     async def _day_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
-        agenda = self._agenda_text(await self._agenda(o))
+        items = await self._agenda(o)
+        key = "call.reminder" if items else "call.reminder.empty"
+        agenda = {"agenda": self._agenda_text(items)} if items else {}
         minutes = int(schedule.duration.total_seconds() // 60)
+        notice, text = notices.english(key, call=o.region, start=o.start, minutes=minutes, **agenda)
         return [(Request(kind="call.reminder", about=call_about(o), occurrence=when(o), region=o.region, buttons=RSVP,
-                         text=(f"{title(o.region)}: {_local(o.start, p.timezone)}, {minutes} minutes.\n"
-                               f"Agenda so far:\n{agenda}\nWill you join?")), [p])
+                         text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
                 for p in await self._reachable(o)]
 
     async def _hour_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
-        link = f"Link: {schedule.link}" if schedule.link else "The chair will share the link."
         late = self.clock.now() >= o.start  # notify was down at the hour mark: still useful until the end
-        starts = "has started" if late else "starts in one hour"
+        key = ("call.started" if late else "call.link") + ("" if schedule.link else ".none")
+        link = {"link": schedule.link} if schedule.link else {}
+        notice, text = notices.english(key, call=o.region, start=o.start, **link)
         return [(Request(kind="call.link", about=call_about(o), occurrence=when(o), region=o.region, buttons=(),
-                         text=f"{title(o.region)} {starts}: {_local(o.start, p.timezone)}.\n{link}"), [p])
+                         text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
                 for p in await self._reachable(o)]
 
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:

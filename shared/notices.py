@@ -1,0 +1,225 @@
+"""What the services tell people, as a key and its parameters, written in each reader's language.
+
+A service asks notify for a notification with a `Notice` (and an English text, which a reader's
+language falls back to). Notify writes it for each recipient when it creates their copy: the
+template's English text is the msgid of the `notices` catalogues (shared/locales, msgctxt the
+key), a count picks its plural form (`npgettext`; Arabic's six), and typed parameters are shown
+in the reader's locale and time zone: dates and times by Babel, countries by their CLDR names,
+regions by name. A key this process does not know (a newer sender) or a parameter missing: the
+English text it came with is sent.
+
+`python -m shared.notices FILE` writes the catalogue template from TEMPLATES (`make messages`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from string import Formatter
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.dates import format_date, format_datetime
+from shared.countries import country_label
+from shared.events.notify import Notice
+from shared.i18n import DEFAULT, translations
+from shared.regions import REGIONS
+
+DOMAIN = "notices"
+BUTTON, REGION = "button", "region"  # the msgctxt of a button's label and of a region's name
+BABEL_LOCALES = {"en": "en_GB"}  # "3 March 2026", as the UN writes it
+# A call's time: the weekday, day and month, the 24-hour time; the reader's zone follows in brackets.
+TIME_PATTERNS = {"en": "EEEE dd MMMM, HH:mm", "fr": "EEEE d MMMM 'à' HH:mm", "ar": "EEEE d MMMM، HH:mm"}
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str  # English, with {placeholders}
+    plural: str | None = None  # English for a count other than one; `count` names the count
+    count: str | None = None
+    dates: tuple[str, ...] = ()  # ISO dates, shown long ("3 March 2026", "3 mars 2026")
+    times: tuple[str, ...] = ()  # ISO date-times, shown in the reader's time zone
+    countries: tuple[str, ...] = ()  # ISO 3166 alpha-2, shown by name
+    regions: tuple[str, ...] = ()  # region codes (ROWCA), shown by name
+    calls: tuple[str, ...] = ()  # region codes, shown as that region's call ("West and Central Africa regional …")
+
+    def placeholders(self) -> set[str]:
+        texts = [self.text] + ([self.plural] if self.plural else [])
+        return {name for text in texts for _, name, _, _ in Formatter().parse(text) if name}
+
+
+_AAR_BEFORE = ("It takes five short questions: what was planned, what happened, why the difference, what to sustain, "
+               "what to improve. Send /aar, or press the button.")
+_AAR_AFTER = "Send /aar to write it: what you learned is what the next officer needs."
+
+TEMPLATES: dict[str, Template] = {
+    "handover.prompt": Template(
+        "Your deployment in {country} ends on {end} ({days} day). Time to write the handover note for your "
+        "successor:\n• key counterparts\n• open access or humanitarian notification issues\n• recurring meetings\n"
+        "• where files live\n• advice to your successor\nPress the button or send /handover and I will take it "
+        "step by step.",
+        "Your deployment in {country} ends on {end} ({days} days). Time to write the handover note for your "
+        "successor:\n• key counterparts\n• open access or humanitarian notification issues\n• recurring meetings\n"
+        "• where files live\n• advice to your successor\nPress the button or send /handover and I will take it "
+        "step by step.",
+        count="days", dates=("end",), countries=("country",)),
+    "handover.departure": Template(
+        "Your deployment in {country} ends on {end}. Please confirm your departure date, or give the new one: your "
+        "handover reminders and your successor follow it.", dates=("end",), countries=("country",)),
+    "handover.reminder": Template(
+        "Reminder: your deployment in {country} ends on {end} ({days} day) and your handover note is not written "
+        "yet. Send /handover to write it.",
+        "Reminder: your deployment in {country} ends on {end} ({days} days) and your handover note is not written "
+        "yet. Send /handover to write it.",
+        count="days", dates=("end",), countries=("country",)),
+    "call.reminder": Template(
+        "{call}: {start}, {minutes} minute.\nAgenda so far:\n{agenda}\nWill you join?",
+        "{call}: {start}, {minutes} minutes.\nAgenda so far:\n{agenda}\nWill you join?",
+        count="minutes", times=("start",), calls=("call",)),
+    "call.reminder.empty": Template(
+        "{call}: {start}, {minutes} minute.\nAgenda so far:\n• (nothing yet: add an item with /agenda)\nWill you join?",
+        "{call}: {start}, {minutes} minutes.\nAgenda so far:\n• (nothing yet: add an item with /agenda)\n"
+        "Will you join?",
+        count="minutes", times=("start",), calls=("call",)),
+    "call.link": Template("{call} starts in one hour: {start}.\nLink: {link}", times=("start",), calls=("call",)),
+    "call.link.none": Template("{call} starts in one hour: {start}.\nThe chair will share the link.",
+                               times=("start",), calls=("call",)),
+    "call.started": Template("{call} has started: {start}.\nLink: {link}", times=("start",), calls=("call",)),
+    "call.started.none": Template("{call} has started: {start}.\nThe chair will share the link.",
+                                  times=("start",), calls=("call",)),
+    "aar.reminder": Template(f"Your after action review of {{operation}} is due on {{due}}. {_AAR_BEFORE}",
+                             dates=("due",)),
+    "aar.reminder.country": Template(
+        f"Your after action review of your deployment in {{country}} is due on {{due}}. {_AAR_BEFORE}",
+        dates=("due",), countries=("country",)),
+    "aar.today": Template(f"Your after action review of {{operation}} is due today ({{due}}). {_AAR_AFTER}",
+                          dates=("due",)),
+    "aar.today.country": Template(
+        f"Your after action review of your deployment in {{country}} is due today ({{due}}). {_AAR_AFTER}",
+        dates=("due",), countries=("country",)),
+    "aar.late": Template(f"Your after action review of {{operation}} was due on {{due}}. {_AAR_AFTER}",
+                         dates=("due",)),
+    "aar.late.country": Template(
+        f"Your after action review of your deployment in {{country}} was due on {{due}}. {_AAR_AFTER}",
+        dates=("due",), countries=("country",)),
+    "aar.overdue": Template(
+        "The after action review of {operation} by {officer} was due on {due} and is {days} day overdue. "
+        "Please follow up with them.",
+        "The after action review of {operation} by {officer} was due on {due} and is {days} days overdue. "
+        "Please follow up with them.",
+        count="days", dates=("due",)),
+    "aar.overdue.country": Template(
+        "The after action review of the deployment in {country} by {officer} was due on {due} and is {days} day "
+        "overdue. Please follow up with them.",
+        "The after action review of the deployment in {country} by {officer} was due on {due} and is {days} days "
+        "overdue. Please follow up with them.",
+        count="days", dates=("due",), countries=("country",)),
+}
+
+# Button labels the services send (their English label is the msgid, in msgctxt "button").
+BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
+CALL_TITLE = "{region} regional CMCoord call"
+
+
+def _babel(locale: str) -> str:
+    return BABEL_LOCALES.get(locale, locale)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def region_name(code: str, locale: str) -> str:
+    region = REGIONS.get(code)
+    return translations(DOMAIN, locale).pgettext(REGION, region.name) if region else code
+
+
+def call_title(region: str, locale: str) -> str:
+    return translations(DOMAIN, locale).pgettext(REGION, CALL_TITLE).format(region=region_name(region, locale))
+
+
+def local_time(at: datetime, timezone: str, locale: str = DEFAULT) -> str:
+    """A call's start as its reader reads it: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
+    local = at.astimezone(_zone(timezone))
+    return f"{format_datetime(local, TIME_PATTERNS.get(locale, TIME_PATTERNS[DEFAULT]), locale=_babel(locale))} " \
+           f"({timezone or 'UTC'})"
+
+
+def long_date(day: date, locale: str = DEFAULT) -> str:
+    return format_date(day, "long", locale=_babel(locale))
+
+
+def button_label(label: str, locale: str) -> str:
+    return translations(DOMAIN, locale).pgettext(BUTTON, label)
+
+
+def _shown(template: Template, name: str, value: str | int, locale: str, timezone: str) -> str | int:
+    if name in template.dates:
+        return long_date(date.fromisoformat(str(value)), locale)
+    if name in template.times:
+        return local_time(datetime.fromisoformat(str(value)), timezone, locale)
+    if name in template.countries:
+        return country_label(str(value), locale)
+    if name in template.regions:
+        return region_name(str(value), locale)
+    if name in template.calls:
+        return call_title(str(value), locale)
+    return value
+
+
+def render(notice: Notice, locale: str, timezone: str = "UTC") -> str | None:
+    """The notice in `locale` for a reader in `timezone`; None when this process cannot write it (an unknown
+    key, a parameter missing or malformed): the sender's English text goes instead."""
+    template = TEMPLATES.get(notice.key)
+    if template is None or not template.placeholders() <= set(notice.params):
+        return None
+    catalogue = translations(DOMAIN, locale)
+    try:
+        values = {name: _shown(template, name, value, locale, timezone) for name, value in notice.params.items()}
+        if template.plural is not None and template.count is not None:
+            text = catalogue.npgettext(notice.key, template.text, template.plural, int(notice.params[template.count]))
+        else:
+            text = catalogue.pgettext(notice.key, template.text)
+        return text.format(**values)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
+def english(key: str, **params: str | int | date | datetime) -> tuple[Notice, str]:
+    """A notice from Python values (dates and date-times as ISO), and its English text for the request."""
+    notice = Notice(key=key, params={k: v.isoformat() if isinstance(v, date | datetime) else v
+                                     for k, v in params.items()})
+    text = render(notice, DEFAULT)
+    if text is None:
+        raise ValueError(f"notice {key!r}: unknown key or missing parameters")
+    return notice, text
+
+
+def messages() -> Iterable[tuple[str, str | tuple[str, str]]]:
+    """(msgctxt, msgid) of every text of the catalogue: templates, button labels, region names."""
+    for key, template in TEMPLATES.items():
+        yield key, (template.text, template.plural) if template.plural else template.text
+    for label in BUTTONS:
+        yield BUTTON, label
+    yield REGION, CALL_TITLE
+    for region in REGIONS.values():
+        yield REGION, region.name
+
+
+def write_template(path: str) -> None:
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    catalog = Catalog(project="CMCoord Hub", domain=DOMAIN)
+    for context, msgid in messages():
+        catalog.add(msgid, context=context)
+    with open(path, "wb") as f:
+        write_po(f, catalog, width=100, omit_header=True)
+
+
+if __name__ == "__main__":
+    write_template(sys.argv[1])

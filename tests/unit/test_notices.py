@@ -1,0 +1,64 @@
+"""Notices written in the reader's language: plural forms, dates and times in the reader's zone, country
+and region names, and the English text when a notice cannot be written."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from shared.events import Notice
+from shared.i18n import reader_locale
+from shared.notices import TEMPLATES, button_label, english, local_time, render
+
+
+@pytest.mark.parametrize("locale, days, expected", [
+    ("en", 1, "(1 day)"), ("en", 14, "(14 days)"),
+    ("fr", 1, "(dans 1 jour)"), ("fr", 14, "(dans 14 jours)"),
+    ("ar", 1, "(بعد يوم واحد)"), ("ar", 2, "(بعد يومين)"), ("ar", 7, "(بعد 7 أيام)"), ("ar", 14, "(بعد 14 يومًا)"),
+    ("ar", 100, "(بعد 100 يوم)"),
+])
+def test_a_count_of_days_takes_the_language_s_plural_form(locale: str, days: int, expected: str) -> None:
+    notice, _ = english("handover.reminder", country="NE", end=date(2026, 12, 20), days=days)
+    assert expected in (render(notice, locale) or "")
+
+
+def test_dates_countries_and_regions_are_the_reader_s() -> None:
+    notice, text = english("handover.departure", country="CD", end=date(2026, 3, 3))
+    assert text.startswith("Your deployment in Democratic Republic of the Congo ends on 3 March 2026.")
+    assert (render(notice, "fr") or "").startswith("Votre déploiement (République démocratique du Congo) prend fin "
+                                                  "le 3 mars 2026.")
+    assert "في جمهورية الكونغو الديمقراطية يوم 3 مارس 2026" in (render(notice, "ar") or "")
+    call, _ = english("call.link.none", call="ROMENA", start=datetime(2026, 3, 3, 6, 0, tzinfo=UTC))
+    assert render(call, "ar", "Asia/Beirut") == ("يبدأ اجتماع التنسيق الإقليمي (الشرق الأوسط وشمال أفريقيا) بعد ساعة: "
+                                                "الثلاثاء 3 مارس، 08:00 (Asia/Beirut).\nسيشارك رئيس الاجتماع الرابط.")
+
+
+def test_a_time_is_shown_in_the_reader_s_zone() -> None:
+    start = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+    assert local_time(start, "Asia/Bangkok") == "Tuesday 03 March, 13:00 (Asia/Bangkok)"
+    assert local_time(start, "Africa/Niamey", "fr") == "mardi 3 mars à 07:00 (Africa/Niamey)"
+    assert local_time(start, "Not/AZone") == "Tuesday 03 March, 06:00 (Not/AZone)"  # a zone unknown here: UTC
+
+
+def test_what_cannot_be_written_is_none_and_the_sender_s_english_goes() -> None:
+    assert render(Notice(key="hns4d.later", params={"x": 1}), "fr") is None  # a newer sender's key
+    assert render(Notice(key="handover.departure", params={"country": "NE"}), "fr") is None  # a parameter missing
+    assert render(Notice(key="handover.departure", params={"country": "NE", "end": "soon"}), "fr") is None
+    with pytest.raises(ValueError):
+        english("handover.departure", country="NE")
+
+
+def test_button_labels_and_every_template_s_placeholders() -> None:
+    assert button_label("Acknowledge", "fr") == "Accuser réception"
+    assert button_label("Acknowledge", "ar") == "أقرّ بالاستلام"
+    assert button_label("A label nobody translated", "ar") == "A label nobody translated"
+    for key, template in TEMPLATES.items():
+        assert template.count is None or template.count in template.placeholders(), key
+
+
+@pytest.mark.parametrize("chosen, spoken, expected", [
+    ("fr", ["English"], "fr"),  # the bot's /lang (or the Telegram app's) first
+    (None, ["Bambara", "Arabic", "French"], "ar"),  # else the first the roster has that is written here
+    (None, ["fra"], "fr"), (None, ["Swahili"], "en"), (None, [], "en"), ("sw", [], "en"),
+])
+def test_the_reader_s_language(chosen: str | None, spoken: list[str], expected: str) -> None:
+    assert reader_locale(chosen, spoken) == expected
