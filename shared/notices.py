@@ -27,7 +27,8 @@ from shared.i18n import DEFAULT, translations
 from shared.regions import REGIONS
 
 DOMAIN = "notices"
-BUTTON, REGION = "button", "region"  # the msgctxt of a button's label and of a region's name
+# the msgctxt of a button's label, a region's name, a role's name and a handover note's section title
+BUTTON, REGION, ROLE, SECTION = "button", "region", "role", "section"
 BABEL_LOCALES = {"en": "en_GB"}  # "3 March 2026", as the UN writes it
 # A call's time: the weekday, day and month, the 24-hour time; the reader's zone follows in brackets.
 TIME_PATTERNS = {"en": "EEEE dd MMMM, HH:mm", "fr": "EEEE d MMMM 'à' HH:mm", "ar": "EEEE d MMMM، HH:mm"}
@@ -43,6 +44,7 @@ class Template:
     countries: tuple[str, ...] = ()  # ISO 3166 alpha-2, shown by name
     regions: tuple[str, ...] = ()  # region codes (ROWCA), shown by name
     calls: tuple[str, ...] = ()  # region codes, shown as that region's call ("West and Central Africa regional …")
+    roles: tuple[str, ...] = ()  # roles (cmcoord_officer), shown by name
 
     def placeholders(self) -> set[str]:
         texts = [self.text] + ([self.plural] if self.plural else [])
@@ -115,7 +117,51 @@ TEMPLATES: dict[str, Template] = {
         "The after action review of the deployment in {country} by {officer} was due on {due} and is {days} days "
         "overdue. Please follow up with them.",
         count="days", dates=("due",), countries=("country",)),
+    "escalation": Template(
+        "Not acknowledged: {name} has not answered this message, first sent {sent}:\n{text}", times=("sent",)),
+    "summary.daily": Template(
+        "{n} more message today, not sent one by one so that your chat stays readable. Answer it from /pending, "
+        "or acknowledge it with the button.",
+        "{n} more messages today, not sent one by one so that your chat stays readable. Answer them from "
+        "/pending, or acknowledge them all with the button.", count="n"),
+    "unreached.people": Template(
+        "Could not reach on Telegram ({n}): they have not linked Telegram, blocked the bot, or Telegram refused. "
+        "Each is listed once; later messages that do not reach them are counted here, not told again."),
+    "unreached.people.region": Template(
+        "Could not reach on Telegram in {region} ({n}): they have not linked Telegram, blocked the bot, or "
+        "Telegram refused. Each is listed once; later messages that do not reach them are counted here, not told "
+        "again."),
+    "unreached.person": Template("{line}, {n} message", "{line}, {n} messages", count="n"),
+    "unreached.steps": Template("Messages that could not be prepared:"),
+    "unreached.step": Template("{line}, {n} time", "{line}, {n} times", count="n"),
+    "post.gapped": Template(
+        "Post gapped: {title}, {station} ({country}, {region}) has had nobody in it since {since}. Alert {alert}; "
+        "it repeats every 7 days until the post is filled.", dates=("since",), countries=("country",)),
+    "handover.missing": Template(
+        "No handover note: {name} left the {role} post in {country} on {day} without one. Their successor starts "
+        "without it.", dates=("day",), countries=("country",), roles=("role",)),
+    "handover.introduction.outgoing": Template(
+        "Your successor on {post}: {name}{organisation}, starting {start}.\n{contacts}\nYour handover note goes to "
+        "them as soon as it is written (/handover).", dates=("start",)),
+    "handover.introduction.incoming": Template(
+        "You take over {post} from {name}{organisation}, who leaves on {end}.\n{contacts}\nTheir handover note "
+        "comes to you here as soon as it exists.", dates=("end",)),
+    "handover.note": Template("Handover note from {name}:\n{body}"),
+    "handover.note.section": Template("{section}: {text}"),
+    "call.chair": Template(
+        "You chair the {call}: {start}.\nAgenda:\n{agenda}\nParticipants: {n} ({linked} on Telegram), asked now "
+        "whether they will join; /calls shows their answers.", times=("start",), calls=("call",)),
+    "call.summary": Template("Summary of the {call} of {start}:\n{text}", times=("start",), calls=("call",)),
+    "call.moved": Template("{call} of {was} is moved to {start}.", times=("was", "start"), calls=("call",)),
+    "call.cancelled": Template("{call} of {was} is cancelled.", times=("was",), calls=("call",)),
 }
+
+# The handover note's sections, as its successor reads them (msgctxt "section").
+NOTE_SECTIONS = ("Key counterparts", "Open access or notification issues", "Recurring meetings", "Where files live",
+                 "Advice")
+NOTE_EMPTY = "(empty)"
+ROLE_NAMES = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point", "surge": "surge",
+              "regional_adviser": "regional adviser", "cmcs_desk": "CMCS desk"}
 
 # Button labels the services send (their English label is the msgid, in msgctxt "button").
 BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
@@ -157,6 +203,18 @@ def button_label(label: str, locale: str) -> str:
     return translations(DOMAIN, locale).pgettext(BUTTON, label)
 
 
+def word(context: str, english: str, locale: str) -> str:
+    """A word of the catalogue by its context (a section title, a role's name) in `locale`."""
+    return translations(DOMAIN, locale).pgettext(context, english)
+
+
+def say(key: str, locale: str, timezone: str = "UTC", **params: str | int | date | datetime) -> str:
+    """The template `key` written in `locale` for a reader in `timezone` (a text composed by the service
+    itself from several, such as a summary)."""
+    notice, text = english(key, **params)
+    return render(notice, locale, timezone) or text
+
+
 def _shown(template: Template, name: str, value: str | int, locale: str, timezone: str) -> str | int:
     if name in template.dates:
         return long_date(date.fromisoformat(str(value)), locale)
@@ -168,6 +226,8 @@ def _shown(template: Template, name: str, value: str | int, locale: str, timezon
         return region_name(str(value), locale)
     if name in template.calls:
         return call_title(str(value), locale)
+    if name in template.roles:
+        return word(ROLE, ROLE_NAMES.get(str(value), str(value)), locale)
     return value
 
 
@@ -208,6 +268,10 @@ def messages() -> Iterable[tuple[str, str | tuple[str, str]]]:
     yield REGION, CALL_TITLE
     for region in REGIONS.values():
         yield REGION, region.name
+    for role in ROLE_NAMES.values():
+        yield ROLE, role
+    for title in (*NOTE_SECTIONS, NOTE_EMPTY):
+        yield SECTION, title
 
 
 def write_template(path: str) -> None:

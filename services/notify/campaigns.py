@@ -19,7 +19,6 @@ from services.notify.store import Request
 from shared import events, notices
 from shared.contracts.roster import HandoverNoteCard
 from shared.events import ReplyButton
-from shared.regions import country_name
 
 REMINDER_DAYS = (14, 7)
 DEPARTURE_DAYS = 2  # "confirm your departure date"
@@ -43,15 +42,11 @@ class Ask:
     audience: Audience
 
 
-def _day(d: date) -> str:
-    return f"{d.day} {d:%B %Y}"
-
-
 def post_gapped(e: events.PostGapped) -> list[Ask]:
-    text = (f"Post gapped: {e.title}, {e.duty_station} ({country_name(e.country)}, {e.region}) has had nobody in it "
-            f"since {_day(e.gapped_since)}. Alert {e.alert_number}; it repeats every 7 days until the post is filled.")
+    notice, text = notices.english("post.gapped", title=e.title, station=e.duty_station, country=e.country,
+                                   region=e.region, since=e.gapped_since, alert=e.alert_number)
     request = Request(kind="post.gapped", about=str(e.post_id), occurrence=f"{e.gapped_since}#{e.alert_number}",
-                      text=text, region=e.region)
+                      text=text, notice=notice, region=e.region)
     return [Ask(request, Audience(role="regional_adviser", region=e.region)), Ask(request, Audience(role="cmcs_desk"))]
 
 
@@ -80,10 +75,10 @@ def handover_campaign(e: events.DeploymentEndingSoon) -> list[Ask]:
 
 
 def handover_missing(e: events.DeploymentEnded, officer_name: str) -> list[Ask]:
-    text = (f"No handover note: {officer_name} left the {e.role.replace('_', ' ')} post in {country_name(e.country)} "
-            f"on {_day(e.ended_on)} without one. Their successor starts without it.")
+    notice, text = notices.english("handover.missing", name=officer_name, role=e.role, country=e.country,
+                                   day=e.ended_on)
     request = Request(kind="handover.missing", about=str(e.deployment_id), occurrence=str(e.ended_on), text=text,
-                      region=e.region)
+                      notice=notice, region=e.region)
     return [Ask(request, Audience(role="regional_adviser", region=e.region, or_role="cmcs_desk"))]
 
 
@@ -91,28 +86,39 @@ def introductions(e: events.DeploymentAssigned, *, outgoing: Recipient, outgoing
                   post_title: str, station: str) -> list[Ask]:
     """A successor assigned: each gets the other's contacts."""
     about, where = str(e.deployment_id), f"{post_title}, {station}"
-    to_outgoing = Request(
-        kind="handover.introduction", about=about, occurrence="outgoing", region=e.region,
-        text=(f"Your successor on {where}: {incoming.name}" + (f" ({incoming.organisation})" if incoming.organisation
-              else "") + f", starting {_day(e.start)}.\n{incoming.contact_line()}\nYour handover note goes to them "
-              "as soon as it is written (/handover)."))
-    to_incoming = Request(
-        kind="handover.introduction", about=about, occurrence="incoming", region=e.region,
-        text=(f"You take over {where} from {outgoing.name}" + (f" ({outgoing.organisation})" if outgoing.organisation
-              else "") + f", who leaves on {_day(outgoing_end)}.\n{outgoing.contact_line()}\nTheir handover note "
-              "comes to you here as soon as it exists."))
+
+    def organisation(r: Recipient) -> str:
+        return f" ({r.organisation})" if r.organisation else ""
+
+    notice, text = notices.english("handover.introduction.outgoing", post=where, name=incoming.name,
+                                   organisation=organisation(incoming), start=e.start,
+                                   contacts=incoming.contact_line())
+    to_outgoing = Request(kind="handover.introduction", about=about, occurrence="outgoing", region=e.region,
+                          text=text, notice=notice)
+    notice, text = notices.english("handover.introduction.incoming", post=where, name=outgoing.name,
+                                   organisation=organisation(outgoing), end=outgoing_end,
+                                   contacts=outgoing.contact_line())
+    to_incoming = Request(kind="handover.introduction", about=about, occurrence="incoming", region=e.region,
+                          text=text, notice=notice)
     return [Ask(to_outgoing, Audience(person_ids=(outgoing.person_id,))),
             Ask(to_incoming, Audience(person_ids=(incoming.person_id,)))]
 
 
 def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: HandoverNoteCard, outgoing_name: str,
                        incoming: uuid.UUID) -> Ask:
-    sections = [("Key counterparts", note.key_counterparts), ("Open access or notification issues", note.open_issues),
-                ("Recurring meetings", note.recurring_meetings), ("Where files live", note.where_files_live),
-                ("Advice", note.advice_to_successor)]
-    body = "\n".join(f"{title}: {text}" for title, text in sections if text)
+    texts = (note.key_counterparts, note.open_issues, note.recurring_meetings, note.where_files_live,
+             note.advice_to_successor)
+
+    def write(reader: Recipient) -> str:
+        body = "\n".join(notices.say("handover.note.section", reader.locale, text=text,
+                                     section=notices.word(notices.SECTION, title, reader.locale))
+                         for title, text in zip(notices.NOTE_SECTIONS, texts, strict=True) if text)
+        empty = notices.word(notices.SECTION, notices.NOTE_EMPTY, reader.locale)
+        return notices.say("handover.note", reader.locale, name=outgoing_name, body=body or empty)[:3400]
+
+    english = write(Recipient(person_id=incoming, name="", telegram_user_id=None, timezone="UTC", regions=()))
     request = Request(kind="handover.note", about=str(outgoing_deployment_id), occurrence=f"rev{note.revision}",
-                      text=f"Handover note from {outgoing_name}:\n{body or '(empty)'}"[:3400])
+                      text=english, writer=write)
     return Ask(request, Audience(person_ids=(incoming,)))
 
 

@@ -46,6 +46,7 @@ class Notification(SQLModel, table=True):
     group_id: uuid.UUID | None = Field(default=None, index=True)
     # when it was meant to go to a person without Telegram: sent then (or at once) when they link
     owed_at: datetime | None = None
+    locale: str = Field(default="en", max_length=8)  # the reader's language: what a summary sent later is written in
 
 
 class Transition(SQLModel, table=True):

@@ -5,7 +5,7 @@ notification, with its transition and event, is services/notify/handlers/notific
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -56,8 +56,12 @@ class Request:
     document: str | None = None  # a file of the DOCUMENTS object store, sent with the text
     group: bool = False  # to a role's holders: one alert, closed for all by the first acknowledgement
     notice: Notice | None = None
+    # or a text notify composes itself from several notices, written for each reader
+    writer: Callable[[Recipient], str] | None = None
 
     def text_for(self, recipient: Recipient) -> str:
+        if self.writer is not None:
+            return self.writer(recipient)
         if self.notice is not None:
             return render(self.notice, recipient.locale, recipient.timezone) or self.text
         return self.text

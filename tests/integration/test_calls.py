@@ -354,7 +354,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         sent = await jean.reply_to("/summary ROAP: Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
         assert sent["text"] == "Sent to those invited to the ROAP call of Tue 03 Mar 06:00 (Africa/Dakar), and kept."
         got = await eventually(lambda: count_texts(9804, sandbox_url, 7), what="the summary")
-        assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of 03 March:\n"
+        assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of Tuesday 03 March, 13:00 (Asia/Bangkok):\n"
                            "Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
         await eventually(lambda: count_texts(9801, sandbox_url, 4), what="the subscriber's summary too")
     finally:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indire
 STORES: dict[str, tuple[tuple[Table, ...], tuple[tuple[str, str], ...]]] = {
     "roster": (ROSTER_TABLES, ()), "notify": (NOTIFY_TABLES, ()), "lessons": (LESSONS_TABLES, UNMAPPED_COLUMNS),
     "bot": (BOT_TABLES, ())}
-HEADS = {"roster": "0004", "notify": "0003", "lessons": FIRST, "bot": "0003"}  # each history's last revision
+HEADS = {"roster": "0004", "notify": "0004", "lessons": FIRST, "bot": "0003"}  # each history's last revision
 
 
 async def url(backend: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:

@@ -34,7 +34,7 @@ EXPECTED = {
         "prompt": "Votre déploiement (Thaïlande) prend fin le 23 mars 2026 (dans 21 jours). Il est temps de rédiger "
                   "la note de passation",
         "button": "Rédiger maintenant",
-        "call": "L’appel de coordination régional (Asie et Pacifique) : mardi 3 mars à 13:00 (Asia/Bangkok), "
+        "call": "Rappel – l’appel de coordination régional (Asie et Pacifique) : mardi 3 mars à 13:00 (Asia/Bangkok), "
                 "60 minutes.\nOrdre du jour à ce stade :\n• (rien pour l’instant : ajoutez un point avec /agenda)\n"
                 "Participerez-vous ?",
         "rsvp": ["Je participerai", "Je ne pourrai pas"],

@@ -1,6 +1,7 @@
 """Notices written in the reader's language: plural forms, dates and times in the reader's zone, country
 and region names, and the English text when a notice cannot be written."""
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -62,3 +63,26 @@ def test_button_labels_and_every_template_s_placeholders() -> None:
 ])
 def test_the_reader_s_language(chosen: str | None, spoken: list[str], expected: str) -> None:
     assert reader_locale(chosen, spoken) == expected
+
+
+def test_texts_notify_composes_are_written_for_each_reader() -> None:
+    import uuid
+
+    from services.notify.campaigns import note_for_successor
+    from services.notify.recipients import Recipient
+    from shared.contracts.roster import HandoverNoteCard
+
+    note = HandoverNoteCard(id=uuid.uuid4(), deployment_id=uuid.uuid4(), post_id=uuid.uuid4(), person_id=uuid.uuid4(),
+                            key_counterparts="G-CMCoord cell", advice_to_successor="Meet the liaison early.",
+                            submitted_at=datetime(2026, 3, 1, tzinfo=UTC))
+    ask = note_for_successor(outgoing_deployment_id=note.deployment_id, note=note, outgoing_name="Awa Traoré",
+                             incoming=uuid.uuid4())
+    reader = Recipient(person_id=uuid.uuid4(), name="", telegram_user_id=1, timezone="Africa/Niamey", regions=())
+    assert ask.request.text == "Handover note from Awa Traoré:\nKey counterparts: G-CMCoord cell\nAdvice: Meet the liaison early."
+    assert ask.request.text_for(replace(reader, locale="fr")) == (
+        "Note de passation de Awa Traoré :\nInterlocuteurs clés : G-CMCoord cell\nConseils : Meet the liaison early.")
+    assert ask.request.text_for(replace(reader, locale="ar")).startswith("مذكرة التسليم من Awa Traoré:\nالمحاورون الرئيسيون:")
+    escalation, _ = english("escalation", name="Awa Traoré", sent=datetime(2026, 3, 3, 6, 24, tzinfo=UTC), text="…")
+    assert "envoyé pour la première fois le mardi 3 mars à 07:24 (Africa/Niamey)" in (
+        render(escalation, "fr", "Africa/Niamey") or "")
+    assert [b.label for b in ask.request.buttons_for(replace(reader, locale="ar"))] == ["أقرّ بالاستلام"]

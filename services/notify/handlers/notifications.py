@@ -43,8 +43,9 @@ from services.notify.store import (
     notification_id,
 )
 from services.notify.texts import bullets, fit
-from shared import adhoc, events
+from shared import adhoc, events, notices
 from shared.events import TEXT_MAX, ReplyButton, deterministic_id
+from shared.notices import button_label
 from shared.store import UnitOfWork
 
 log = structlog.get_logger("notify")
@@ -96,7 +97,7 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=_region(request, r),
             text=fit(request.text_for(r)), buttons=json.dumps([b.model_dump() for b in request.buttons_for(r)]),
             urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
-            group_id=request.group_id,
+            group_id=request.group_id, locale=r.locale,
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
@@ -164,7 +165,9 @@ async def _fold(uow: UnitOfWork, n: Notification, now: datetime, rules: Rules) -
         summary = Notification(
             id=summary_id, kind=DAILY_SUMMARY, subject=str(n.person_id), occurrence=day, person_id=n.person_id,
             person_name=n.person_name, chat_id=n.chat_id, timezone=n.timezone, region=n.region,
-            text="(written when it is sent)", buttons=json.dumps([ACKNOWLEDGE_ALL.model_dump()]), created_at=now,
+            text="(written when it is sent)", created_at=now, locale=n.locale,
+            buttons=json.dumps([ReplyButton(label=button_label(ACKNOWLEDGE_ALL.label, n.locale), reply="ack")
+                                .model_dump()]),
             depth=n.depth, due_at=summary_due(now, n.timezone, rules.summary_at), due_action="send")
         transition(uow, summary, "queued", "messages over the daily cap", now, new=True)
         await uow.session.flush()
@@ -175,8 +178,7 @@ async def daily_summary_text(uow: UnitOfWork, summary: Notification) -> str | No
     folded = await folded_into(uow, summary)
     if not folded:
         return None
-    heading = (f"{len(folded)} more messages today, not sent one by one so that your chat stays readable. "
-               "Answer them from /pending, or acknowledge them all with the button.\n")
+    heading = notices.say("summary.daily", summary.locale, n=len(folded)) + "\n"
     return heading + bullets([f.text.split("\n", 1)[0] for f in folded], budget=TEXT_MAX - len(heading))
 
 

@@ -12,11 +12,11 @@ import structlog
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
 from services.notify.handlers.notifications import acknowledge, close_after, create_all, expire_open, fail, transition
 from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary
-from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, zone
+from services.notify.policy import DAILY_SUMMARY, OPEN_STATES
 from services.notify.recipients import Recipient
-from services.notify.schedule import last_held, next_occurrence, title
+from services.notify.schedule import last_held, next_occurrence
 from services.notify.store import Request, folded_into, locked
-from shared import events
+from shared import events, notices
 from shared.clock import Clock
 from shared.regions import resolve_region
 from shared.store import UnitOfWork
@@ -109,14 +109,15 @@ async def on_summary_sent(e: events.CallSummarySent, *, uow: UnitOfWork, clock: 
         return
     reminded = await invited(uow.session, o)
     people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
-                                     timezone=n.timezone, regions=(region,)) for n in reminded
+                                     timezone=n.timezone, regions=(region,), locale=n.locale) for n in reminded
               if n.person_id != e.person_id}
     if not people:
         log.warning("call_summary_without_audience", region=region, call=call_about(o))
         return
     uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
                                 sent_at=e.sent_at, event_id=uow.cause.id))
+    notice, text = notices.english("call.summary", call=region, start=o.start, text=e.text)
     asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
-                     text=f"Summary of the {title(region)} of {o.start.astimezone(zone(p.timezone)):%d %B}:\n{e.text}"), [p])
+                     text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
             for p in people.values()]
     await create_all(uow, asks, now=clock.now())

@@ -36,7 +36,7 @@ from services.notify.calls import REMINDED, call_about, when
 from services.notify.models import CallChange, CallPlanned, Notification
 from services.notify.policy import OPEN_STATES, Rules, call_start, zone
 from services.notify.recipients import Recipient, Roster
-from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp, title
+from services.notify.schedule import Change, Occurrence, Schedule, last_told, occurrences, stamp
 from services.notify.texts import bullets
 from services.notify.store import DEFAULT_RULES, Request
 from shared import notices
@@ -55,10 +55,6 @@ TOLD = (*REMINDED, "call.chair")  # those reminded of a call, the chair too, are
 CHANGED, CANCELLED = "call.changed", "cancelled"
 AGENDA_BUDGET = 2500  # characters of agenda in a reminder: the rest of the text fits beside it
 Ask = tuple[Request, list[Recipient]]
-
-
-def _local(at: datetime, tz: str) -> str:
-    return notices.local_time(at, tz)
 
 
 class CallPlanner(Periodic):
@@ -167,10 +163,10 @@ class CallPlanner(Periodic):
         participants = await self._participants(o)
         agenda = self._agenda_text(await self._agenda(o))
         linked = sum(p.telegram_user_id is not None for p in participants)
+        notice, text = notices.english("call.chair", call=o.region, start=o.start, agenda=agenda, n=len(participants),
+                                       linked=linked)
         return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
-                         text=(f"You chair the {title(o.region)}: {_local(o.start, c.timezone)}.\n"
-                               f"Agenda:\n{agenda}\nParticipants: {len(participants)} ({linked} on Telegram), "
-                               "asked now whether they will join; /calls shows their answers.")), [c])
+                         text=notices.render(notice, "en", c.timezone) or text, notice=notice), [c])
                 for c in chairs]
 
     async def _close(self, o: Occurrence, now: datetime) -> None:
@@ -216,11 +212,14 @@ class CallPlanner(Periodic):
             # one per change and person: told twice (two processes, a retry) it is one notification
             occurrence = f"{change.changed_at:%Y%m%dT%H%M%S%f}>{stamp(moved) if moved is not None else CANCELLED}"
             asks = []
+            if moved is not None:
+                notice, text = notices.english("call.moved", call=change.region, was=was or change.original,
+                                               start=moved)
+            else:
+                notice, text = notices.english("call.cancelled", call=change.region, was=was or change.original)
             for p in people:
-                before = f"{title(change.region)} of {_local(was or change.original, p.timezone)}"
-                text = (f"{before} is moved to {_local(moved, p.timezone)}." if moved else f"{before} is cancelled.")
                 asks.append((Request(kind=CHANGED, about=about, occurrence=occurrence, region=change.region,
-                                     text=text), [p]))
+                                     text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p]))
             await notifications.create_all(uow, asks, now=now, rules=self.rules)
         log.info("call_change_told", call=about, moved=moved is not None, people=len(asks))
         self.due()

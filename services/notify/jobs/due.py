@@ -10,8 +10,10 @@ at most once a day."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from sqlalchemy import func, update
@@ -31,6 +33,7 @@ from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import DEFAULT_RULES, Request
 from services.notify.texts import bullets, fit
+from shared import notices
 from shared.bus import QueryError, is_transient
 from shared.clock import Clock
 from shared.events import TEXT_MAX
@@ -166,10 +169,12 @@ class DueWork(Periodic):
         elif action == "escalate":
             assert targets is not None
             level, people = targets
+            assert n.first_sent_at is not None
+            notice, text = notices.english("escalation", name=n.person_name, sent=n.first_sent_at.replace(tzinfo=UTC),
+                                           text=n.text)
             await create(uow, Request(
-                kind="escalation", about=str(n.id), occurrence=f"level-{level}", region=n.region,
-                text=fit(f"Not acknowledged: {n.person_name} has not answered this message, first sent "
-                         f"{n.first_sent_at:%d %b %H:%M} UTC:\n{n.text}"), group=True,
+                kind="escalation", about=str(n.id), occurrence=f"level-{level}", region=n.region, text=fit(text),
+                notice=notice, group=True,
             ), people, now=now, rules=self.rules, depth=n.depth + 1)
             n.escalation_level = level
             transition(uow, n, "escalated", ROLE_TOLD[level][1], now)
@@ -218,19 +223,24 @@ class DueWork(Periodic):
     def _summary(rows: list[DeskNotice], day: str, *, region: str | None = None) -> Request:
         people = [r for r in rows if r.key.startswith("unreached:")]
         steps = [r for r in rows if not r.key.startswith("unreached:")]
-        where = f" in {region}" if region else ""
-        parts = []
-        if people:
-            parts.append(f"Could not reach on Telegram{where} ({len(people)}): they have not linked Telegram, "
-                         "blocked the bot, or Telegram refused. Each is listed once; later messages that do not "
-                         "reach them are counted here, not told again.")
-        budget = TEXT_MAX - 400
-        if people:
-            parts.append(bullets([f"{r.line}, {r.count} message{'s' if r.count != 1 else ''}" for r in people],
-                                 budget=budget // (2 if steps else 1)))
-        if steps:
-            parts.append("Messages that could not be prepared:")
-            parts.append(bullets([f"{r.line}, {r.count} time{'s' if r.count != 1 else ''}" for r in steps],
-                                 budget=budget // (2 if people else 1)))
+
+        def write(reader: Recipient) -> str:
+            say = partial(notices.say, locale=reader.locale)
+            parts = []
+            if people:
+                parts.append(say("unreached.people.region", region=region, n=len(people)) if region
+                             else say("unreached.people", n=len(people)))
+            budget = TEXT_MAX - 400
+            if people:
+                parts.append(bullets([say("unreached.person", line=r.line, n=r.count) for r in people],
+                                     budget=budget // (2 if steps else 1)))
+            if steps:
+                parts.append(say("unreached.steps"))
+                parts.append(bullets([say("unreached.step", line=r.line, n=r.count) for r in steps],
+                                     budget=budget // (2 if people else 1)))
+            return fit("\n".join(parts))
+
+        english = write(Recipient(person_id=uuid.UUID(int=0), name="", telegram_user_id=None, timezone="UTC",
+                                  regions=()))
         return Request(kind=UNREACHED_SUMMARY, about=f"unreached:{region or 'all'}", occurrence=day, region=region,
-                       text=fit("\n".join(parts)), group=True)
+                       text=english, writer=write, group=True)
