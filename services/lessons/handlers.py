@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.lessons import lifecycle
 from services.lessons.duties import DutyPolicy
 from services.lessons.models import Aar, Item, ItemLink, ItemTheme, ReviewStep
-from services.lessons.search import facets_of, similar_to
+from services.lessons.search import facets_of, fill_index, similar_to
 from services.lessons.store import item_by_reference
 from shared import events
 from shared.clock import Clock
@@ -69,7 +69,7 @@ async def _add_item(uow: UnitOfWork, item: Item, *, threshold: float) -> Item | 
     if (await session.exec(select(Item).where(Item.id == item.id))).first() is not None:
         return None
     item.reference = await _unique_reference(session, item.reference, item.id)
-    item.facets = facets_of(item)
+    fill_index(item)
     similar = await similar_to(session, item, threshold=threshold)
     session.add(item)
     await session.flush()  # the row id the theme rows and the full-text index point to

@@ -30,6 +30,9 @@ class Item(SQLModel, table=True):
     body: str
     tags: str = Field(default="", max_length=500)
     facets: str = ""  # what the full-text index knows besides the text (search.facets_of), for filters
+    # the title's and body's words as the full-text index knows them: stems (services/lessons/stemming.py)
+    title_terms: str = ""
+    body_terms: str = ""
     action: str = ""  # what was done about it (lesson learned)
     merged_into: uuid.UUID | None = None
     aar_id: uuid.UUID | None = None

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from services.lessons.models import Item, ItemTheme
-from services.lessons.search import facets_of
+from services.lessons.search import fill_index
 from shared.regions import region_for_country
 from shared.store import Database
 from shared.themes import THEMES, reference
@@ -61,7 +61,7 @@ def generate(n: int, *, seed: int = 7, start: datetime = datetime(2025, 1, 1, tz
             classification=_pick(rng, "classification"), status=_pick(rng, "status"),
             title=body.split(".")[0][:120], body=body,
             created_at=start + timedelta(days=days_in[i])))
-        items[-1].facets = facets_of(items[-1])
+        fill_index(items[-1])
     return items
 
 

@@ -1,10 +1,13 @@
 """Lessons search: the full-text index and the queries over it.
 
 The index is SQLite FTS5 (an external-content index kept by triggers, so any insert is
-indexed) or, on PostgreSQL, a generated tsvector column with a GIN index. Both stem
-English words; a query's words must all match. On SQLite an item's classification,
-status, kind, country, region, author, period and themes are words of the index too
-(its facets), so a search's filters are resolved inside the index with the words.
+indexed) or, on PostgreSQL, a generated tsvector column with a GIN index. Neither stems:
+both index an item's `title_terms` and `body_terms`, its words as English, French and
+Arabic stems made in Python when it is written (services/lessons/stemming.py), and a
+query is stemmed the same way, so both stores answer a query alike. A query's words must
+all match, each through any of its stems. On SQLite an item's classification, status,
+kind, country, region, author, period and themes are words of the index too (its
+facets), so a search's filters are resolved inside the index with the words.
 """
 
 from __future__ import annotations
@@ -23,35 +26,37 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.lessons import recurrence
+from services.lessons import recurrence, stemming
 from services.lessons.classification import Viewer
 from services.lessons.models import Item, ItemTheme
 from shared.store import Database
 
 
-WORD = re.compile(r"\w+", re.UNICODE)
-
-
+# The terms are stemmed and folded already: the tokenizers only split them at the spaces
 SQLITE_SEARCH = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS item_fts USING fts5(title, body, facets, content='lesson_item', "
-    "content_rowid='seq', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS item_fts USING fts5(title_terms, body_terms, facets, "
+    "content='lesson_item', content_rowid='seq', tokenize='unicode61 remove_diacritics 0')",
     # relevance from the words only: the title counts five times the body, the facets nothing
     "INSERT INTO item_fts(item_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0, 0.0)')",
     "CREATE TRIGGER IF NOT EXISTS lesson_item_fts_insert AFTER INSERT ON lesson_item BEGIN "
-    "INSERT INTO item_fts(rowid, title, body, facets) VALUES (new.seq, new.title, new.body, new.facets); END",
+    "INSERT INTO item_fts(rowid, title_terms, body_terms, facets) "
+    "VALUES (new.seq, new.title_terms, new.body_terms, new.facets); END",
     "CREATE TRIGGER IF NOT EXISTS lesson_item_fts_delete AFTER DELETE ON lesson_item BEGIN "
-    "INSERT INTO item_fts(item_fts, rowid, title, body, facets) "
-    "VALUES ('delete', old.seq, old.title, old.body, old.facets); END",
-    "CREATE TRIGGER IF NOT EXISTS lesson_item_fts_update AFTER UPDATE OF title, body, facets ON lesson_item BEGIN "
-    "INSERT INTO item_fts(item_fts, rowid, title, body, facets) "
-    "VALUES ('delete', old.seq, old.title, old.body, old.facets); "
-    "INSERT INTO item_fts(rowid, title, body, facets) VALUES (new.seq, new.title, new.body, new.facets); END",
+    "INSERT INTO item_fts(item_fts, rowid, title_terms, body_terms, facets) "
+    "VALUES ('delete', old.seq, old.title_terms, old.body_terms, old.facets); END",
+    "CREATE TRIGGER IF NOT EXISTS lesson_item_fts_update AFTER UPDATE OF title_terms, body_terms, facets "
+    "ON lesson_item BEGIN "
+    "INSERT INTO item_fts(item_fts, rowid, title_terms, body_terms, facets) "
+    "VALUES ('delete', old.seq, old.title_terms, old.body_terms, old.facets); "
+    "INSERT INTO item_fts(rowid, title_terms, body_terms, facets) "
+    "VALUES (new.seq, new.title_terms, new.body_terms, new.facets); END",
 )
 
 
 POSTGRES_SEARCH = (
     "ALTER TABLE lesson_item ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS "
-    "(setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED",
+    "(setweight(to_tsvector('simple', title_terms), 'A') || setweight(to_tsvector('simple', body_terms), 'B')) "
+    "STORED",
     "CREATE INDEX IF NOT EXISTS lesson_item_search ON lesson_item USING gin (search)",
 )
 
@@ -68,6 +73,14 @@ async def search_index(db: Database) -> None:
 
 def _token(prefix: str, value: str) -> str:
     return prefix + re.sub(r"[^0-9a-z]", "", value.lower())
+
+
+def fill_index(item: Item) -> Item:
+    """What the full-text index reads of a new item: its title's and body's terms (stemming.item_terms)
+    and its facets."""
+    item.title_terms, item.body_terms = stemming.item_terms(item.title, item.body)
+    item.facets = facets_of(item)
+    return item
 
 
 def facets_of(item: Item) -> str:
@@ -98,17 +111,19 @@ def period_facet(since: date | None, until: date | None) -> str | None:
 async def similar_to(session: AsyncSession, item: Item, *, threshold: float, limit: int = 50) -> list[tuple[uuid.UUID, float]]:
     """Earlier items this one resembles: candidates sharing a theme, found by full-text search on its words."""
     mine = sorted(recurrence.words(item.body or item.title), key=len, reverse=True)[:16]
-    if not mine or not item.theme_list:
+    terms = tuple(dict.fromkeys(t for word in stemming.query_terms(" ".join(mine)) for t in word))
+    if not terms or not item.theme_list:
         return []
     stmt = select(Item).where(Unindexed(col(Item.created_at)) <= item.created_at)  # earlier ones
-    any_word = " OR ".join(f'"{w}"' for w in mine)
+    any_word = [terms]  # one alternative: any term of any of its words
     if _is_sqlite(session):
         themes = " OR ".join(_token("th", t) for t in item.theme_list)
-        stmt = _fts(stmt, f"{{title body}} : ({any_word}) AND facets : ({themes}) NOT facets : stmerged")
+        stmt = _fts(stmt, f"{{title_terms body_terms}} : ({fts_words(any_word)}) AND facets : ({themes}) "
+                          "NOT facets : stmerged")
     else:
         stmt = _pg_match(stmt.where(col(Item.status) != "merged", col(Item.seq).in_(
             select(ItemTheme.item_seq).where(col(ItemTheme.theme).in_(item.theme_list)))),
-            func.to_tsquery("english", " | ".join(mine)))
+            func.to_tsquery("simple", tsquery_words(any_word)))
     found = (await session.exec(stmt.limit(limit))).all()
     candidates = [recurrence.Candidate(id=c.id, country=c.country, themes=frozenset(c.theme_list), text=c.body,
                                        created_at=c.created_at, deployment_key=f"{c.author_id}|{c.country}")
@@ -151,7 +166,7 @@ def _visible_facets(viewer: Viewer) -> str:
 
 def fts_query(words: str, viewer: Viewer, filters: Filters) -> str:
     """The words (in titles and bodies) and every filter but the period, as one FTS5 query."""
-    parts = [f"{{title body}} : ({words})", f"facets : {_visible_facets(viewer)}"]
+    parts = [f"{{title_terms body_terms}} : ({words})", f"facets : {_visible_facets(viewer)}"]
     for prefix, value in (("st", filters.status), ("th", filters.theme), ("ct", filters.country),
                           ("rg", filters.region), ("kd", filters.kind)):
         if value:
@@ -238,9 +253,15 @@ def start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def match_words(text: str) -> str:
-    """A person's query as FTS5 syntax: every word must match (quoted, so nothing in it is an operator)."""
-    return " ".join(f'"{w}"' for w in WORD.findall(text))
+def fts_words(words: list[tuple[str, ...]]) -> str:
+    """Query words (stemming.query_terms) as FTS5 syntax: every word must match, through any of its
+    terms (quoted, so no term is an operator; terms are letters and digits only)."""
+    return " AND ".join("(" + " OR ".join(f'"{t}"' for t in terms) + ")" for terms in words)
+
+
+def tsquery_words(words: list[tuple[str, ...]]) -> str:
+    """The same as a PostgreSQL tsquery, for to_tsquery('simple', ...)."""
+    return " & ".join("(" + " | ".join(terms) + ")" for terms in words)
 
 
 def conditions(viewer: Viewer, filters: Filters, c: Callable[[Any], Any] = _same) -> list[ColumnElement[bool]]:
@@ -273,7 +294,8 @@ async def search(session: AsyncSession, *, viewer: Viewer, filters: Filters, lim
     page; exactly when `limit` is None). With words, the most relevant first, unless more than
     COUNT_CAP match: ranking them all costs more than it tells (people add a word), so the latest
     recorded come first. Without words, the newest first."""
-    words = match_words(filters.query)
+    stemmed = stemming.query_terms(filters.query)
+    words = fts_words(stemmed)
     if not words:  # down the created_at index until the page is full; the count may use any index
         stmt = select(Item).where(*conditions(viewer, filters, Unindexed)).order_by(col(Item.created_at).desc())
         counted = select(Item.seq).where(*conditions(viewer, filters))
@@ -288,7 +310,7 @@ async def search(session: AsyncSession, *, viewer: Viewer, filters: Filters, lim
         latest = stmt.order_by(None).order_by(_FTS.c.rowid.desc())
     else:
         stmt = _pg_match(select(Item).where(*conditions(viewer, filters)),
-                         func.plainto_tsquery("english", filters.query))
+                         func.to_tsquery("simple", tsquery_words(stemmed)))
         counted = stmt.order_by(None).with_only_columns(col(Item.seq))
         latest = stmt.order_by(None).order_by(col(Item.seq).desc())
     if limit is None:
