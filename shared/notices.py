@@ -154,6 +154,18 @@ TEMPLATES: dict[str, Template] = {
     "call.summary": Template("Summary of the {call} of {start}:\n{text}", times=("start",), calls=("call",)),
     "call.moved": Template("{call} of {was} is moved to {start}.", times=("was", "start"), calls=("call",)),
     "call.cancelled": Template("{call} of {was} is cancelled.", times=("was",), calls=("call",)),
+    "lessons.digest": Template(
+        "The CMCoord lessons digest for {period}: what the community learned, by theme and region, and how after "
+        "action reviews are coming in."),
+    "telegram.unlinked.revoked": Template(
+        "Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, so I will "
+        "not show roster information here any more. If you think this is a mistake, please write to the CMCS desk."),
+    "telegram.unlinked.replaced": Template(
+        "Your CMCoord roster profile is now linked to another Telegram account, so this one no longer is. If you did "
+        "not do this, please tell the CMCS desk at once."),
+    "telegram.confirmed": Template(
+        "The CMCS desk confirmed your Telegram account: it is now linked to the CMCoord roster. Send /help to see "
+        "what I can do."),
 }
 
 # The handover note's sections, as its successor reads them (msgctxt "section").

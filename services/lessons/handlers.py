@@ -21,7 +21,7 @@ from services.lessons.duties import DutyPolicy
 from services.lessons.models import Aar, Item, ItemLink, ItemTheme, ReviewStep
 from services.lessons.search import facets_of, fill_index, similar_to
 from services.lessons.store import item_by_reference
-from shared import events
+from shared import events, notices
 from shared.clock import Clock
 from shared.regions import region_for_country
 from shared.store import UnitOfWork
@@ -209,9 +209,9 @@ async def request_aars(uow: UnitOfWork, *, country: str, operation: str, person_
 def digest_request(*, period_label: str, document: str) -> tuple[uuid.UUID, events.NotificationRequested]:
     """The quarter's digest, sent as a document to every member: its id (one per document, so a
     repeated send is one notification) and the request to notify."""
+    notice, text = notices.english("lessons.digest", period=period_label)
     request = events.NotificationRequested(
         kind="lessons.digest", about=f"digest-{period_label.replace(' ', '')}", occurrence=document, everyone=True,
-        document=document, text=f"The CMCoord lessons digest for {period_label}: what the community learned, "
-                                f"by theme and region, and how after action reviews are coming in.")
+        document=document, text=text, notice=notice)
     return events.deterministic_id("digest", document), request
 

@@ -130,13 +130,9 @@ HANDOVER_OPEN_KINDS = ("handover.prompt", "handover.reminder")
 
 def telegram_unlinked(e: events.TelegramUnlinked, about_event: uuid.UUID) -> Ask:
     """The account that lost its link hears of it (at its own chat: the roster no longer links it)."""
-    text = ("Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, "
-            "so I will not show roster information here any more. If you think this is a mistake, please write "
-            "to the CMCS desk." if e.reason == "revoked" else
-            "Your CMCoord roster profile is now linked to another Telegram account, so this one no longer is. "
-            "If you did not do this, please tell the CMCS desk at once.")
+    notice, text = notices.english("telegram.unlinked.revoked" if e.reason == "revoked" else "telegram.unlinked.replaced")
     request = Request(kind=events.TELEGRAM_UNLINKED_KIND, about=str(e.person_id), occurrence=str(about_event),
-                      text=text, buttons=())
+                      text=text, notice=notice, buttons=())
     return Ask(request, Audience(person_ids=(e.person_id,), chat_id=e.telegram_user_id))
 
 
@@ -155,7 +151,7 @@ def telegram_link_held(e: events.TelegramLinkHeld, person: Recipient | None, abo
 
 
 def telegram_link_confirmed(e: events.TelegramLinked, about_event: uuid.UUID) -> Ask:
+    notice, text = notices.english("telegram.confirmed")
     request = Request(kind=events.TELEGRAM_LINK_CONFIRMED_KIND, about=str(e.person_id), occurrence=str(about_event),
-                      text="The CMCS desk confirmed your Telegram account: it is now linked to the CMCoord roster. "
-                           "Send /help to see what I can do.", buttons=())
+                      text=text, notice=notice, buttons=())
     return Ask(request, Audience(person_ids=(e.person_id,), chat_id=e.telegram_user_id))
