@@ -38,7 +38,7 @@ from services.bot.routers.contacts import build_contacts_router
 from services.bot.routers.departure import build_departure_router
 from services.bot.routers.fallback import build_fallback_router
 from services.bot.routers.handover import build_handover_router
-from services.bot.routers.language import build_language_router
+from services.bot.routers.language import ReaderLanguage, build_language_router
 from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.members import build_members_only_router
@@ -74,14 +74,17 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
                     db: Database, clock: Clock, languages: Languages, storage: SqlStorage) -> Dispatcher:
     dp = Dispatcher(storage=storage)
     language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
+    reader = ReaderLanguage(db=db, clock=clock, languages=languages)
     dp.message.outer_middleware(language)
     dp.message.outer_middleware(InputGuard())
     dp.message.outer_middleware(identity)
+    dp.message.outer_middleware(reader)
     dp.callback_query.outer_middleware(language)
     dp.callback_query.outer_middleware(identity)
+    dp.callback_query.outer_middleware(reader)
     dp.include_routers(
-        build_start_router(roster=roster, attempts=Attempts(), db=db, clock=clock),
-        build_language_router(db=db, clock=clock),
+        build_start_router(roster=roster, attempts=Attempts(), reader=reader),
+        build_language_router(reader=reader),
         build_members_only_router(),  # before the routers it guards
         build_me_router(notify=notify),
         build_pending_router(notify=notify),

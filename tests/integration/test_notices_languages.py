@@ -121,3 +121,13 @@ async def test_without_a_choice_the_telegram_language_then_the_roster_s_language
     await publish(bus, events.ProfileUpdated(person_id=other, languages=["bm", "ar", "fr"],
                                              updated_at=datetime.now(UTC)), source="bot")
     await eventually(lambda: _locale(bus, other, "ar"), what="Arabic, the first language written here")
+
+
+async def test_a_member_linked_before_is_heard_at_their_first_update(
+    bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    """Linked before the roster kept languages: their app's language reaches it with their next message."""
+    awa = people["awa@ocha.example"]
+    assert await _locale(bus, awa, "en")
+    await User(sandbox_url, 9801).reply_to("/help", language_code="ar")
+    await eventually(lambda: _locale(bus, awa, "ar"), what="the app's language, told with the first update")

@@ -3,9 +3,14 @@ roster too (bot.profile.updated), so that what the services tell them is written
 
 from __future__ import annotations
 
-from aiogram import F, Router
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiogram import BaseMiddleware, F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -18,22 +23,43 @@ from shared.contracts.roster import PersonCard
 from shared.i18n import LANGUAGES
 from shared.store import Database
 
+log = structlog.get_logger("bot")
+
 
 def confirmation(languages: Languages, code: str) -> str:
     with languages.using(code):
         return _("From now on I write to you in English. /help lists what I can do.")
 
 
-async def tell_roster(db: Database, clock: Clock, person: PersonCard | None, locale: str) -> None:
-    """The roster learns the language a member reads (nobody's, for someone not linked)."""
-    if person is None:
-        return
-    async with db.unit_of_work() as uow:
-        uow.emit(events.ProfileUpdated(person_id=person.person_id, locale=locale,  # type: ignore[arg-type]
-                                       updated_at=clock.now()))
+class ReaderLanguage(BaseMiddleware):
+    """The roster learns the language each member reads the bot in, and hears again when it changes:
+    at a member's first update after a start (a choice made before the roster kept it, an app whose
+    language changed), on /lang, and when an account is linked. Nothing for someone not linked."""
+
+    def __init__(self, *, db: Database, clock: Clock, languages: Languages) -> None:
+        self.db, self.clock, self.languages = db, clock, languages
+        self._told: dict[uuid.UUID, str] = {}
+
+    async def tell(self, person: PersonCard | None, locale: str) -> None:
+        if person is None or self._told.get(person.person_id) == locale:
+            return
+        async with self.db.unit_of_work() as uow:
+            uow.emit(events.ProfileUpdated(person_id=person.person_id, locale=locale,  # type: ignore[arg-type]
+                                           updated_at=self.clock.now()))
+        self._told[person.person_id] = locale
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        person: PersonCard | None = data.get("person")
+        if person is not None and person.person_id not in self._told:
+            try:
+                await self.tell(person, await self.languages.locale_for(data.get("event_from_user")))
+            except Exception as err:  # the bot's store away: the update is answered all the same, told next time
+                log.warning("reader_language_not_told", error=type(err).__name__)
+        return await handler(event, data)
 
 
-def build_language_router(*, db: Database, clock: Clock) -> Router:
+def build_language_router(*, reader: ReaderLanguage) -> Router:
     router = Router(name="language")
 
     @router.message(Command("lang"))
@@ -42,7 +68,7 @@ def build_language_router(*, db: Database, clock: Clock) -> Router:
         wanted = (command.args or "").strip().lower()
         if wanted in LANGUAGES:
             await languages.choose(message.from_user.id, wanted)
-            await tell_roster(db, clock, person, wanted)
+            await reader.tell(person, wanted)
             await message.answer(confirmation(languages, wanted))
             return
         keyboard = InlineKeyboardBuilder()
@@ -55,7 +81,7 @@ def build_language_router(*, db: Database, clock: Clock) -> Router:
                      person: PersonCard | None) -> None:
         await callback.answer()
         await languages.choose(callback.from_user.id, callback_data.code)
-        await tell_roster(db, clock, person, callback_data.code)
+        await reader.tell(person, callback_data.code)
         await show(callback, confirmation(languages, callback_data.code))  # picked again: not modified, no error
 
     return router

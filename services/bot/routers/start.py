@@ -15,12 +15,10 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot.filters import is_member
 from services.bot.i18n import Languages
 from services.bot.roster_client import RosterClient
-from services.bot.routers.language import tell_roster
+from services.bot.routers.language import ReaderLanguage
 from services.bot.routers.texts import NOT_REGISTERED
 from shared.bus import QueryError
-from shared.clock import Clock
 from shared.contracts.roster import PersonCard
-from shared.store import Database
 
 
 INVALID = __("That invitation link is not valid. Check that you opened the whole link, or ask for a new one.")
@@ -55,7 +53,7 @@ class Attempts:
         self._failures.setdefault(user_id, deque()).append(time.monotonic())
 
 
-def build_start_router(*, roster: RosterClient, attempts: Attempts, db: Database, clock: Clock) -> Router:
+def build_start_router(*, roster: RosterClient, attempts: Attempts, reader: ReaderLanguage) -> Router:
     router = Router(name="start")
 
     @router.message(CommandStart(deep_link=True))
@@ -80,7 +78,7 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts, db: Database
             attempts.failed(user_id)
             await message.answer(str(REFUSED[err.code]))
             return
-        await tell_roster(db, clock, card, await languages.locale_for(message.from_user))
+        await reader.tell(card, await languages.locale_for(message.from_user))
         if not is_member(card):
             await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord "
                                    "roster. Your deployment has ended, so you can use /me, /aar, /handover and "
