@@ -203,12 +203,15 @@ def call_title(region: str, locale: str) -> str:
 def local_time(at: datetime, timezone: str, locale: str = DEFAULT) -> str:
     """A call's start as its reader reads it: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
     local = at.astimezone(_zone(timezone))
-    return f"{format_datetime(local, TIME_PATTERNS.get(locale, TIME_PATTERNS[DEFAULT]), locale=_babel(locale))} " \
-           f"({timezone or 'UTC'})"
+    pattern = TIME_PATTERNS.get(locale, TIME_PATTERNS[DEFAULT])
+    if locale == "fr" and local.day == 1:
+        pattern = pattern.replace("d MMMM", "d'er' MMMM")  # "le 1er mars"
+    return f"{format_datetime(local, pattern, locale=_babel(locale))} ({timezone or 'UTC'})"
 
 
 def long_date(day: date, locale: str = DEFAULT) -> str:
-    return format_date(day, "long", locale=_babel(locale))
+    shown = format_date(day, "long", locale=_babel(locale))
+    return "1er" + shown[1:] if locale == "fr" and day.day == 1 else shown  # French writes the first "1er"
 
 
 def button_label(label: str, locale: str) -> str:

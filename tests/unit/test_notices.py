@@ -8,7 +8,7 @@ import pytest
 
 from shared.events import Notice
 from shared.i18n import reader_locale
-from shared.notices import TEMPLATES, button_label, english, local_time, render
+from shared.notices import TEMPLATES, button_label, english, local_time, long_date, render
 
 
 @pytest.mark.parametrize("locale, days, expected", [
@@ -30,13 +30,19 @@ def test_dates_countries_and_regions_are_the_reader_s() -> None:
     assert "في جمهورية الكونغو الديمقراطية يوم 3 مارس 2026" in (render(notice, "ar") or "")
     call, _ = english("call.link.none", call="ROMENA", start=datetime(2026, 3, 3, 6, 0, tzinfo=UTC))
     assert render(call, "ar", "Asia/Beirut") == ("يبدأ اجتماع التنسيق الإقليمي (الشرق الأوسط وشمال أفريقيا) بعد ساعة: "
-                                                "الثلاثاء 3 مارس، 08:00 (Asia/Beirut).\nسيشارك رئيس الاجتماع الرابط.")
+                                                "الثلاثاء 3 مارس، 08:00 (Asia/Beirut).\nسيرسل رئيس الاجتماع الرابط.")
+
+
+def test_the_first_of_a_month_in_french_is_1er() -> None:
+    assert long_date(date(2026, 1, 1), "fr") == "1er janvier 2026" and long_date(date(2026, 1, 11), "fr") == "11 janvier 2026"
+    assert long_date(date(2026, 1, 1)) == "1 January 2026"
 
 
 def test_a_time_is_shown_in_the_reader_s_zone() -> None:
     start = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
     assert local_time(start, "Asia/Bangkok") == "Tuesday 03 March, 13:00 (Asia/Bangkok)"
     assert local_time(start, "Africa/Niamey", "fr") == "mardi 3 mars à 07:00 (Africa/Niamey)"
+    assert local_time(datetime(2026, 3, 1, 9, tzinfo=UTC), "UTC", "fr") == "dimanche 1er mars à 09:00 (UTC)"
     assert local_time(start, "Not/AZone") == "Tuesday 03 March, 06:00 (Not/AZone)"  # a zone unknown here: UTC
 
 
