@@ -77,6 +77,10 @@ def up(
     nats_http_port: int = typer.Option(8222, help="nats-server monitoring port"),
     health_port_base: int = typer.Option(8101, help="first service health port; the others follow"),
     sandbox_port: int = typer.Option(8081, help="the local Telegram sandbox (when TELEGRAM_BOT_TOKEN is not set)"),
+    mail_port: int = typer.Option(8025, help="the sandbox's mail catcher (SMTP on loopback), which notify e-mails "
+                                  "those Telegram cannot reach; 0: no e-mail"),
+    public_port: int = typer.Option(8091, help="notify's public listener: calendar feeds and e-mail answer links; "
+                                    "0: none"),
     speed: float | None = typer.Option(None, help="training: run the services' clock this many times faster than "
                                        "real time (60: a minute is an hour); `cmcoord clock` moves it on"),
     ready_timeout: float | None = typer.Option(
@@ -98,6 +102,7 @@ def up(
         home=settings.home.resolve(), nats_port=nats_port, nats_http_port=nats_http_port,
         health_port_base=health_port_base,
         sandbox_port=None if os.environ.get("TELEGRAM_BOT_TOKEN") else sandbox_port, settings=up_settings,
+        mail_port=mail_port or None, public_port=public_port or None,
     )
     try:
         code = asyncio.run(supervisor.run(after_ready=after))

@@ -154,6 +154,13 @@ TEMPLATES: dict[str, Template] = {
     "call.summary": Template("Summary of the {call} of {start}:\n{text}", times=("start",), calls=("call",)),
     "call.moved": Template("{call} of {was} is moved to {start}.", times=("was", "start"), calls=("call",)),
     "call.cancelled": Template("{call} of {was} is cancelled.", times=("was",), calls=("call",)),
+    "email.footer": Template(
+        "This came by e-mail because it could not reach you on Telegram. Link your Telegram account with the "
+        "invitation the CMCS desk sends you, and messages will come there."),
+    "email.press": Template("Press the button to answer:"),
+    "email.recorded": Template("Thank you: your answer is recorded."),
+    "email.already": Template("This message was already answered, on {at}.", times=("at",)),
+    "email.closed": Template("This message no longer waits for an answer."),
     "lessons.digest": Template(
         "The CMCoord lessons digest for {period}: what the community learned, by theme and region, and how after "
         "action reviews are coming in."),

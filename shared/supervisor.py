@@ -113,6 +113,8 @@ class Supervisor:
     nats_http_port: int = 8222
     health_port_base: int = 8101
     sandbox_port: int | None = 8081  # None: a real Telegram token is set, no sandbox
+    mail_port: int | None = 8025  # the sandbox's mail catcher (SMTP), which notify e-mails to; None: no e-mail
+    public_port: int | None = 8091  # notify's public listener: calendar feeds and the e-mails' answer links
     services: tuple[ServiceSpec, ...] = SERVICES
     env: dict[str, str] = field(default_factory=dict)
     out: object = sys.stdout
@@ -144,6 +146,13 @@ class Supervisor:
         env.setdefault("CMCOORD_LOG_FORMAT", "json")
         if self.sandbox_port is not None:
             env["CMCOORD_SANDBOX_URL"] = self.sandbox_url
+            if self.mail_port is not None:  # notify e-mails the sandbox's catcher (unless told another server)
+                env["CMCOORD_SANDBOX_SMTP_PORT"] = str(self.mail_port)
+                if "CMCOORD_NOTIFY_SMTP_HOST" not in env:
+                    env.update({"CMCOORD_NOTIFY_SMTP_HOST": "127.0.0.1", "CMCOORD_NOTIFY_SMTP_PORT": str(self.mail_port),
+                                "CMCOORD_NOTIFY_SMTP_STARTTLS": "false"})
+        if self.public_port is not None:
+            env.setdefault("CMCOORD_NOTIFY_CALENDAR_PORT", str(self.public_port))
         return env
 
     def child_env(self, child: Child) -> dict[str, str]:
@@ -248,6 +257,8 @@ class Supervisor:
                 self.say(f"{child.spec.name:<9} http://127.0.0.1:{child.health_port}/readyz  log {child.log_path}")
             if self.sandbox_port is not None:
                 self.say(f"telegram  sandbox: open {self.sandbox_url}/ to chat with the bot as any user")
+                if self.mail_port is not None:
+                    self.say(f"mail      catcher: open {self.sandbox_url}/mail to read what notify e-mailed")
             for command in after_ready or []:
                 proc = await asyncio.create_subprocess_exec(*command, env=self.base_env())
                 await proc.wait()

@@ -67,6 +67,7 @@ DURABLES: tuple[Durable, ...] = (
         E.PostGapped, E.PostFilled, E.DeploymentEndingSoon, E.DeploymentEnded, E.HandoverRecorded,
         E.DeploymentAssigned, E.TelegramLinked, E.TelegramUnlinked, E.TelegramLinkHeld)),
     Durable("notify", "NOTIFY", "notify--on_requests", (E.NotificationRequested,)),
+    Durable("notify", "NOTIFY", "notify--on_deliver_email", (E.DeliverEmail,)),  # with e-mail on only
     Durable("notify", "LESSONS", "notify--on_lessons", (E.AarCompleted,)),
     Durable("notify", "BOT", "notify--on_bot_reports", (
         E.CallAgendaAdded, E.CallSubscriptionChanged, E.CallSummarySent, E.DeliverySent, E.DeliveryFailed,

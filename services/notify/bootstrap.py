@@ -14,6 +14,7 @@ from services.notify.config import Settings
 from services.notify.consumers import consumers
 from services.notify.jobs.call_reminders import CallPlanner
 from services.notify.jobs.due import DueWork
+from services.notify.mail import AnswerPages, Links, Mailer, link_secret
 from services.notify.messages import MessageQueries
 from services.notify.models import NOTIFY_TABLES, Notification
 from services.notify.policy import STATES
@@ -52,7 +53,12 @@ async def compose(host: NotifyApp) -> None:
     parts.due = DueWork(db=host.db, clock=host.clock, roster=roster, rules=rules, tick_seconds=s.tick_seconds,
                         metrics=host.metrics)
     host.scheduler.add(parts.due)
-    host.consume(consumers(db=host.db, roster=roster, rules=rules), after=parts.due.wake)
+    links = None
+    if s.smtp_host and s.calendar_port:  # the e-mails' buttons are links to the public listener
+        links = Links(link_secret(s), base_url=s.calendar_base_url or f"http://{s.calendar_host}:{s.calendar_port}",
+                      days=s.link_days, clock=host.clock)
+    mailer = Mailer(db=host.db, settings=s, links=links) if s.smtp_host else None
+    host.consume(consumers(db=host.db, roster=roster, rules=rules, mailer=mailer), after=parts.due.wake)
     queries = NotifyQueries(db=host.db, clock=host.clock, roster=roster)  # roster: who chairs a call
     service = host.enter_queries(await queries.serve(bus.nc, version=VERSION))
     await MessageQueries(db=host.db).serve_on(service)  # ad-hoc messages' figures (/send status)
@@ -63,8 +69,10 @@ async def compose(host: NotifyApp) -> None:
         host.scheduler.add(parts.planner)
     host.enter_jobs()
     if s.calendar_port:  # the feeds' own listener (the health port stays internal); the outside's way in closes first
+        answers = AnswerPages(db=host.db, clock=host.clock, links=links) if links is not None else None
         calendar = CalendarServer(db=host.db, clock=host.clock, secret=feed_secret(s), host=s.calendar_host,
-                                  port=s.calendar_port, requests=parts.feed_requests)
+                                  port=s.calendar_port, requests=parts.feed_requests,
+                                  routes=answers.routes if answers is not None else None)
         await calendar.start()
         parts.calendar = calendar
         host.on_stop(calendar.stop)

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 import stat
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -70,21 +71,25 @@ def etag_of(body: bytes) -> str:
 
 
 class CalendarServer:
-    """The feeds' own HTTP listener: GET /calendar/<region>/<token>.ics and nothing else."""
+    """Notify's public listener: GET /calendar/<region>/<token>.ics, and the e-mails' answer links
+    (`routes`: mail.AnswerPages) when e-mail is on; nothing else."""
 
     def __init__(self, *, db: Database, clock: Clock, secret: bytes, host: str, port: int,
-                 requests: Counter | None = None) -> None:
+                 requests: Counter | None = None, routes: Callable[[web.Application], None] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.secret = secret
         self.host = host
         self.port = port
         self.requests = requests  # by outcome: served, not_modified, not_found
+        self.routes = routes
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
         app = web.Application()
         app.router.add_get("/calendar/{region}/{token}.ics", self.feed)
+        if self.routes is not None:
+            self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)  # an access log would keep the tokens
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -31,9 +31,22 @@ class Settings(ServiceSettings):
         "keys each region's feed URL; empty: one generated and kept under CMCOORD_HOME (replicas without a "
         "shared home must be given the same one); changing it revokes every URL"))
     calendar_base_url: str = Field(default="", description=(
-        "the feed's public address, e.g. https://calls.cmcoord.example (`cmcoord calls feed-url`)"))
+        "the public listener's address (calendar feeds, e-mail links), e.g. https://calls.cmcoord.example "
+        "(`cmcoord calls feed-url`)"))
+    # E-mail, for those Telegram cannot reach (no link, the bot blocked, the chat gone). Off unless a host is
+    # given. Its buttons are links to the public listener above (calendar_port, calendar_base_url).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True  # off only for a mail server on the same host (the local mail catcher)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout_seconds: float = 20.0
+    mail_from: str = "CMCoord Hub <cmcoord-hub@localhost>"
+    link_days: int = Field(default=14, ge=1, description="how long an e-mail's links work")
+    link_secret: SecretStr = Field(default=SecretStr(""), description=(
+        "signs the e-mail links; empty: one generated and kept under CMCOORD_HOME"))
 
-    @field_validator("calendar_secret")
+    @field_validator("calendar_secret", "link_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:
         # a short secret makes every region's URL guessable from one of them
@@ -42,7 +55,8 @@ class Settings(ServiceSettings):
         return value
 
     def rules(self) -> Rules:
-        return Rules(daily_cap=self.daily_cap, unreached_gather=timedelta(minutes=self.unreached_gather_minutes))
+        return Rules(daily_cap=self.daily_cap, unreached_gather=timedelta(minutes=self.unreached_gather_minutes),
+                     email=bool(self.smtp_host))
 
     @property
     def db_url(self) -> str:

@@ -5,7 +5,9 @@ the handler applied in the consumer's transaction and what is looked up before i
 - the bot's reports (sent, failed, replied, departures moved, calls): a batch to a transaction;
 - roster facts, notification requests and submitted AARs: who to tell is asked of the roster
   first (a network call, outside any transaction), then the notifications are created with the
-  event's idempotency record in one transaction.
+  event's idempotency record in one transaction;
+- with e-mail on, its own deliver commands: the mail is sent first (outside any transaction),
+  then recorded (services/notify/mail.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.notify.handlers import facts, reports
+from services.notify.mail import Mailer
 from services.notify.policy import Rules
 from services.notify.recipients import Roster
 from services.notify.store import DEFAULT_RULES
@@ -20,9 +23,12 @@ from shared import events
 from shared.store import Consumes, Database
 
 
-def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES) -> dict[str, Consumes]:
+def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES,
+              mailer: Mailer | None = None) -> dict[str, Consumes]:
     creates = partial(facts.on_found, rules=rules)
-    return {
+    mail = {"notify--on_deliver_email": Consumes("NOTIFY", {events.DeliverEmail: mailer.record},
+                                                 lookup={events.DeliverEmail: mailer.send})} if mailer else {}
+    return mail | {
         "notify--on_facts": Consumes("ROSTER", {
             events.PostGapped: creates,
             events.PostFilled: facts.on_filled,
@@ -54,7 +60,7 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES) -> 
             events.CallSubscriptionChanged: reports.on_subscription_changed,
             events.CallSummarySent: reports.on_summary_sent,
             events.DeliverySent: reports.on_delivery_sent,
-            events.DeliveryFailed: reports.on_delivery_failed,
+            events.DeliveryFailed: partial(reports.on_delivery_failed, rules=rules),
             events.NotificationReplied: reports.on_replied,
             events.DepartureChanged: reports.on_departure_changed,
         }, batched=True, wakes=False, linger=0.1),

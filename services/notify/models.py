@@ -47,6 +47,8 @@ class Notification(SQLModel, table=True):
     # when it was meant to go to a person without Telegram: sent then (or at once) when they link
     owed_at: datetime | None = None
     locale: str = Field(default="en", max_length=8)  # the reader's language: what a summary sent later is written in
+    email: str = Field(default="", max_length=254)  # where it goes when Telegram cannot reach them ("": nowhere)
+    emailed_at: datetime | None = None  # when the mail server took it
 
 
 class Transition(SQLModel, table=True):

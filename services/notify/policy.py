@@ -94,6 +94,7 @@ class Rules:
     summary_at: time = time(18, 0)  # local time of a person's daily summary of what went over the cap
     unreached_gather: timedelta = timedelta(minutes=10)  # a wave of failures lands in one summary
     step_retry: timedelta = timedelta(minutes=1)  # a step that failed for a passing reason (roster away) tries again
+    email: bool = False  # those Telegram cannot reach get it by e-mail (an SMTP server is configured)
 
     def policy(self, kind: str) -> KindPolicy:
         return policy_for(kind, self.policies)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from services.sandbox import botapi
 from services.sandbox.formatting import parse_text
+from services.sandbox.mail import MailCatcher
 from services.sandbox.state import ApiError, Sandbox, public
 
 TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
@@ -204,7 +205,7 @@ async def _params(request: web.Request) -> Params:
     return params
 
 
-def build_app(sandbox: Sandbox) -> web.Application:
+def build_app(sandbox: Sandbox, *, mail: MailCatcher | None = None) -> web.Application:
     async def bot_api(request: web.Request) -> web.Response:
         token, method = request.match_info["token"], request.match_info["method"]
         try:
@@ -355,4 +356,6 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/", page)
+    if mail is not None:
+        mail.routes(app)
     return app

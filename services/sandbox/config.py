@@ -18,4 +18,5 @@ class Settings(ServiceSettings):
     per_chat_per_sec: float = 1.0
     token: str = SANDBOX_TOKEN  # the one bot token answered; any other gets 401, as from Telegram
     inaccessible_after_seconds: float = 48 * 3600  # Telegram's: older messages come as InaccessibleMessage
+    smtp_port: int = 0  # the mail catcher's SMTP port (services/sandbox/mail.py); 0: no catcher
     webhook_ca: str = ""  # a CA file the webhook calls trust besides the system's (a private or test CA)

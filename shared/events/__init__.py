@@ -42,6 +42,7 @@ from shared.events.roster import (
     TelegramUnlinked,
 )
 from shared.events.notify import (
+    DeliverEmail,
     DeliverTelegram,
     NotificationClosed,
     NotificationRequested,
@@ -70,7 +71,7 @@ __all__ = [
     "EVENT_NAMESPACE", "EXAMPLES", "LINK_CHANGED_KINDS", "REGISTRY", "ROLES", "SUBJECT_ROOT",
     "TELEGRAM_LINK_CONFIRMED_KIND", "TELEGRAM_LINK_HELD_KIND", "TELEGRAM_UNLINKED_KIND", "TEXT_MAX", "AarCompleted",
     "AarDue", "AarOverdue", "AarSubmitted", "CallAgendaAdded", "CallSubscriptionChanged", "CallSummarySent",
-    "DeliverTelegram", "DeliveryFailed", "DeliverySent", "DepartureChanged", "DeploymentAssigned",
+    "DeliverEmail", "DeliverTelegram", "DeliveryFailed", "DeliverySent", "DepartureChanged", "DeploymentAssigned",
     "DeploymentEnded", "DeploymentEndingSoon", "DeploymentStarted", "Envelope", "Event", "HandoverNoteSubmitted",
     "HandoverRecorded", "LessonKind", "LessonRecorded", "LessonReviewed", "NotificationClosed",
     "NotificationReplied", "NotificationRequested", "NotificationTransitioned", "PersonChanged", "PostFilled",

@@ -22,6 +22,7 @@ from shared.events.bot import (
 from shared.events.envelope import REGISTRY, Envelope, Event, deterministic_id
 from shared.events.lessons import AarCompleted, AarDue, AarOverdue, LessonRecorded, LessonReviewed
 from shared.events.notify import (
+    DeliverEmail,
     DeliverTelegram,
     NotificationClosed,
     NotificationRequested,
@@ -80,6 +81,7 @@ EXAMPLES: dict[type[Event], Event] = {
         notification_id=_N, attempt=1, person_id=_P, chat_id=424242, kind="post.gapped",
         text="CMCoord Officer post in Mopti (Mali) has been gapped since 5 July.",
         buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=False),
+    DeliverEmail: DeliverEmail(notification_id=_N, reason="no Telegram link"),
     NotificationRequested: NotificationRequested(
         kind="aar.reminder", about=str(_D), occurrence="due-7d", person_ids=[_P],
         text="Your after action review of your deployment in Mali is due on 3 August 2026. It takes five short "

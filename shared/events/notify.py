@@ -44,6 +44,17 @@ class DeliverTelegram(Event):
 
 
 @register
+class DeliverEmail(Event):
+    """Command to notify's mailer: e-mail this notification to its person, whom Telegram cannot reach
+    (no link, or it refused for good). The address and the text are read from notify's store when
+    it is sent, so no contact detail travels on the stream."""
+
+    type = "notify.deliver.email"
+    notification_id: uuid.UUID
+    reason: str = Field(default="", max_length=200, description="why Telegram cannot reach them")
+
+
+@register
 class NotificationClosed(Event):
     """Command to the bot: this delivered copy no longer waits for an answer (someone else
     acknowledged the alert it belongs to, or the notification it escalated): its message

@@ -3,10 +3,14 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
@@ -35,6 +39,14 @@ def up_ports() -> tuple[int, int, int]:
     return health, nats_port, sandbox
 
 
+def mail_ports(health: int) -> list[str]:
+    """`cmcoord up`'s options for the mail catcher's port and notify's public listener's, free and apart."""
+    mail, public = free_port(), free_port()
+    while {mail, public} & set(range(health, health + 4)):
+        mail, public = free_port(), free_port()
+    return ["--mail-port", str(mail), "--public-port", str(public)]
+
+
 async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMCOORD_")}
@@ -44,7 +56,7 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
     bot_secret = "bot-only-webhook-secret"  # a secret of one service, given to `up` by its operator
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(nats_port),
-        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox), *mail_ports(health),
         env={**env, "CMCOORD_BOT_WEBHOOK_SECRET": bot_secret}, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
@@ -94,6 +106,7 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         assert code == 0 and "roster    ready" in out and "notify    ready" in out and "bot       ready" in out
         assert "roster--on_handover_submitted" in out
         assert any(f"sandbox: open http://127.0.0.1:{sandbox}/" in line for line in lines[:ready_at])
+        assert any(f"catcher: open http://127.0.0.1:{sandbox}/mail" in line for line in lines[:ready_at])
 
         # a person invites themself, registers through the sandbox and asks who to call in Mali
         email = next(row.split(",")[1] for row in rows[1:] if ",ML," in row)
@@ -103,6 +116,17 @@ async def test_up_demo_directory_status_restart_and_stop(tmp_path: Path) -> None
         user = User(f"http://127.0.0.1:{sandbox}", 4711)
         assert "Welcome" in (await user.reply_to(f"/start {token}"))["text"]
         assert ",ML," in "".join(rows) and "Mali" in (await user.reply_to("/contacts Mali"))["text"]
+
+        # what the demo's campaigns tell people without Telegram goes to the mail catcher, links to answer with
+        async def caught() -> list[dict[str, Any]] | None:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{sandbox}/sandbox/mail") as got:
+                return await got.json() or None
+
+        mails = await eventually(caught, timeout=60, what="a mail in the catcher")
+        link = re.search(r"http://127\.0\.0\.1:\d+/answer/\S+", mails[0]["text"])
+        assert mails[0]["to"] and link is not None, mails[0]["text"]
+        async with aiohttp.ClientSession() as http, http.get(link.group(0)) as page:
+            assert page.status == 200 and '<form method="post">' in await page.text()
 
         state = json.loads((home / "up.json").read_text())
         old_pid = state["services"]["roster"]["pid"]
@@ -133,7 +157,7 @@ async def test_up_too_slow_says_what_it_waits_for_in_one_line_and_stops_what_it_
     health, nats_port, sandbox = up_ports()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--ready-timeout", "2", "--nats-port", str(nats_port),
-        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox), *mail_ports(health),
         env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     lines = err.decode().strip().splitlines()

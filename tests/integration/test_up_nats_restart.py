@@ -15,7 +15,7 @@ import pytest
 from shared.natsserver import free_port
 from tests.helpers import REPO, cli, eventually
 from tests.integration.telegram_users import User
-from tests.integration.test_up import up_ports
+from tests.integration.test_up import mail_ports, up_ports
 
 pytestmark = pytest.mark.field  # faults as the field brings them: `make test-field` (CI runs it), apart from `make test`
 
@@ -41,7 +41,7 @@ async def test_nats_server_killed_is_restarted_and_events_flow_again(tmp_path: P
     health, nats_port, sandbox = up_ports()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli", "up", "--nats-port", str(nats_port),
-        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox),
+        "--nats-http-port", str(free_port()), "--health-port-base", str(health), "--sandbox-port", str(sandbox), *mail_ports(health),
         env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []

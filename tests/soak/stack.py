@@ -28,7 +28,7 @@ from shared.natsserver import free_port
 from shared.settings import nats_secret_file
 from shared.store import Database, OutboxMessage
 from tests.helpers import REPO, eventually
-from tests.integration.test_up import up_ports
+from tests.integration.test_up import mail_ports, up_ports
 
 SERVICES = ("roster", "notify", "lessons", "bot")
 
@@ -72,7 +72,7 @@ class Stack:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shared.cli", "up", "--demo", "--nats-port", str(self.nats_port),
             "--nats-http-port", str(free_port()), "--health-port-base", str(health),
-            "--sandbox-port", str(self.sandbox_port), *self.up_args,
+            "--sandbox-port", str(self.sandbox_port), *mail_ports(health), *self.up_args,
             env=self.env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)
         asyncio.get_running_loop().create_task(self._read())

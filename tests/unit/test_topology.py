@@ -6,6 +6,7 @@ from typing import Any
 from services.lessons.consumers import consumers as lessons_consumers
 from services.lessons.duties import DutyPolicy
 from services.notify.consumers import consumers as notify_consumers
+from services.notify.mail import Mailer
 from services.roster.consumers import CONSUMERS as ROSTER_CONSUMERS
 from shared import events
 from shared.bus import ConsumerRunner
@@ -24,7 +25,8 @@ class _NoBus:
 
 def _runners() -> list[ConsumerRunner]:
     bus: Any = _NoBus()
-    tables = [ROSTER_CONSUMERS, notify_consumers(db=None, roster=None),  # type: ignore[arg-type]
+    mailer = Mailer(db=None, settings=None, links=None)  # type: ignore[arg-type]  # with e-mail on: one durable more
+    tables = [ROSTER_CONSUMERS, notify_consumers(db=None, roster=None, mailer=mailer),  # type: ignore[arg-type]
               lessons_consumers(policy=DutyPolicy(), due_days=30, threshold=0.5)]
     return [runner for table in tables
             for runner in consumers_of(table, bus=bus, db=None, max_deliver=5)]  # type: ignore[arg-type]

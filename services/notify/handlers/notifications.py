@@ -97,11 +97,11 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=_region(request, r),
             text=fit(request.text_for(r)), buttons=json.dumps([b.model_dump() for b in request.buttons_for(r)]),
             urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
-            group_id=request.group_id, locale=r.locale,
+            group_id=request.group_id, locale=r.locale, email=r.email,
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
-            await unreachable(uow, n, "no Telegram link", now, to_state="unlinked")
+            await unreachable(uow, n, "no Telegram link", now, to_state="unlinked", rules=rules)
             n.owed_at = request.due_for(r, now)  # kept for when they link (`catch_up`)
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
@@ -189,22 +189,31 @@ def schedule_next(n: Notification, rules: Rules = DEFAULT_RULES) -> None:
     n.due_at, n.due_action = plan.at, plan.action
 
 
-async def fail(uow: UnitOfWork, n: Notification, reason: str, now: datetime) -> None:
-    """Telegram cannot take it (blocked, refused): failed, and the desk hears of the person once."""
-    await unreachable(uow, n, reason, now, to_state="failed")
+async def fail(uow: UnitOfWork, n: Notification, reason: str, now: datetime, rules: Rules = DEFAULT_RULES) -> None:
+    """Telegram cannot take it (blocked, refused): failed, e-mailed when that is possible, and the desk
+    hears of the person once."""
+    await unreachable(uow, n, reason, now, to_state="failed", rules=rules)
 
 
-async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: datetime, *, to_state: str) -> None:
-    """Not delivered, for good (`failed`) or until the person links Telegram (`unlinked`); the
-    desk hears of the person once, in its daily summary. A summary that does not reach its
-    reader is not reported in turn: noise stops there."""
+async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: datetime, *, to_state: str,
+                      rules: Rules = DEFAULT_RULES) -> None:
+    """Not delivered on Telegram, for good (`failed`) or until the person links it (`unlinked`): it goes
+    by e-mail when notify has a mail server and the person an address (mail.py; the links in it answer
+    as the buttons would), and the desk hears of the person once, in its daily summary, with the
+    channels tried. A summary that does not reach its reader is not reported in turn: noise stops there."""
     n.failed_reason = reason[:200]
     n.due_at, n.due_action = None, None
     transition(uow, n, to_state, reason, now)
     if n.kind in SUMMARY_KINDS:
         log.warning("summary_not_delivered", notification_id=str(n.id), kind=n.kind, reason=reason[:200])
         return
-    await notice(uow, key=f"unreached:{n.person_id}", region=n.region, line=f"{n.person_name} ({reason[:100]})",
+    channels = reason[:100]
+    if rules.email:
+        if n.email:
+            uow.emit(events.DeliverEmail(notification_id=n.id, reason=reason[:200]),
+                     id=deterministic_id("deliver-email", n.id))
+        channels += "; e-mailed" if n.email else "; no e-mail address"
+    await notice(uow, key=f"unreached:{n.person_id}", region=n.region, line=f"{n.person_name} ({channels})",
                  depth=n.depth, now=now)
 
 

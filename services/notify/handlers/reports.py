@@ -12,10 +12,10 @@ import structlog
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
 from services.notify.handlers.notifications import acknowledge, close_after, create_all, expire_open, fail, transition
 from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary
-from services.notify.policy import DAILY_SUMMARY, OPEN_STATES
+from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, Rules
 from services.notify.recipients import Recipient
 from services.notify.schedule import last_held, next_occurrence
-from services.notify.store import Request, folded_into, locked
+from services.notify.store import DEFAULT_RULES, Request, folded_into, locked
 from shared import events, notices
 from shared.clock import Clock
 from shared.regions import resolve_region
@@ -36,12 +36,13 @@ async def on_delivery_sent(event: events.DeliverySent, *, uow: UnitOfWork, clock
     uow.session.add(n)
 
 
-async def on_delivery_failed(event: events.DeliveryFailed, *, uow: UnitOfWork, clock: Clock) -> None:
+async def on_delivery_failed(event: events.DeliveryFailed, *, uow: UnitOfWork, clock: Clock,
+                             rules: Rules = DEFAULT_RULES) -> None:
     now = clock.now()
     n = await locked(uow, event.notification_id)
     if n is None or n.state not in OPEN_STATES:
         return
-    await fail(uow, n, event.reason, now)
+    await fail(uow, n, event.reason, now, rules)
 
 
 async def on_replied(event: events.NotificationReplied, *, uow: UnitOfWork, clock: Clock) -> None:

@@ -154,7 +154,7 @@ class DueWork(Periodic):
                        targets: tuple[int, list[Recipient]] | None, now: datetime) -> None:
         n.due_at, n.due_action = None, None
         if action == "tell_desk":  # a step of a store written before daily summaries
-            await fail(uow, n, n.failed_reason or "failed", now)
+            await fail(uow, n, n.failed_reason or "failed", now, self.rules)
             return
         if n.state not in OPEN_STATES:
             return  # acknowledged, failed or expired meanwhile

@@ -1,0 +1,212 @@
+"""E-mail for those Telegram cannot reach: a real SMTP server on loopback (aiosmtpd), notify's public
+listener for the answer links, the roster and the bot on the sandbox; a clock the test sets."""
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import select
+
+from services.bot.bootstrap import BotApp
+from services.lessons.duties import Step
+from services.lessons.jobs import request_for
+from services.lessons.models import Aar
+from services.notify import bootstrap as notify_bootstrap
+from services.notify.models import Notification
+from services.roster.admin import import_text
+from services.roster.bootstrap import RosterApp
+from services.roster.config import Settings
+from services.roster.models import Person, TelegramLink
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.contracts.query import ask
+from shared.contracts.roster import RECIPIENTS, RecipientsRequest
+from shared.natsserver import NatsServer, free_port
+from shared.store import Database
+from tests.helpers import eventually, mark_started
+from tests.integration.conftest import PEOPLE, PEOPLE_HEADER
+from tests.integration.telegram_users import User
+from tests.integration.test_notify import notify_settings, publish, request
+
+DESK_BY_MAIL = "ines@ocha.example"  # on the CMCS desk, never linked to Telegram
+
+
+class Inbox:
+    """aiosmtpd's handler: every mail the server accepts, parsed; refuses the addresses it is told to."""
+
+    def __init__(self) -> None:
+        self.mails: list[EmailMessage] = []
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+    async def to(self, address: str, n: int = 1) -> list[EmailMessage] | None:
+        found = [m for m in self.mails if m["To"] == address]
+        return found if len(found) >= n else None
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+async def mail_people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
+    """The notify tests' people, and a desk member reached by e-mail only."""
+    t = clock.now().date()
+    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)}," for _, row in PEOPLE.values()]
+    rows.append(f"Ines Courriel,{DESK_BY_MAIL},+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,"
+                f"{t - timedelta(days=100)},{t + timedelta(days=150)},Europe/Zurich")
+    _, errors, _ = await import_text(PEOPLE_HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
+                                     publish=False)
+    assert errors == []
+    db = Database(roster_settings.db_url)
+    ids: dict[str, uuid.UUID] = {}
+    async with db.write() as session:
+        for person in (await session.exec(select(Person))).all():
+            ids[person.email] = person.id
+            telegram = PEOPLE.get(person.email, (None, ""))[0]
+            if telegram is not None:
+                session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
+    await db.dispose()
+    await mark_started(sandbox_url, [t for t, _ in PEOPLE.values() if t is not None])
+    return ids
+
+
+@pytest.fixture
+async def mailing_notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
+                         mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int]
+                         ) -> AsyncIterator[notify_bootstrap.NotifyApp]:
+    settings = notify_settings(tmp_path, nats_server.url).model_copy(update={
+        "smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_starttls": False, "calendar_port": free_port(),
+        "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
+    app = notify_bootstrap.build(settings, clock=clock)
+    await app.start()
+    for consumer in app.consumers:
+        await consumer.wait_bound()
+    yield app
+    await app.stop()
+
+
+def _links(mail: EmailMessage) -> dict[str, str]:
+    """The mail's answer links by label, from its plain-text part."""
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None
+    return dict(re.findall(r"^(.+?): (http://\S+/answer/\S+)$", plain.get_content().replace("\r\n", "\n"),
+                           re.MULTILINE))
+
+
+async def _state(app: notify_bootstrap.NotifyApp, **where: Any) -> list[Notification]:
+    async with app.db.read() as session:
+        query = select(Notification)
+        for name, value in where.items():
+            query = query.where(getattr(Notification, name) == value)
+        return list((await session.exec(query)).all())
+
+
+async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_the_mail_once(
+    mailing_notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
+) -> None:
+    inbox, _ = smtp
+    notify = mailing_notify
+    await publish(bus, request([mail_people["awa@ocha.example"]]))
+    await eventually(lambda: _state(notify, kind="test.notice", state="sent"), what="sent to the officer")
+    for hours, chat, what in ((24, 9801, "re-notified"), (24, 9802, "the adviser told"), (48, 9803, "the desk told")):
+        clock.advance(timedelta(hours=hours, minutes=1))
+        notify.parts.due.wake()
+        await eventually(lambda chat=chat: _any_text(sandbox_url, chat, 2 if chat == 9801 else 1), what=what)
+    (mail,) = await eventually(lambda: inbox.to(DESK_BY_MAIL), what="the escalation e-mailed to the desk")
+    assert mail["Subject"].startswith("CMCoord Hub: Not acknowledged: Awa Traoré has not answered")
+    assert mail["From"] == "CMCoord Hub <hub@cmcoord.example>" and mail["Content-Language"] == "en"
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None and "Mopti route closed &lt;today&gt; &amp; tomorrow." in html.get_content()
+    links = _links(mail)
+    assert list(links) == ["Acknowledge"]
+    async def emailed() -> list[Notification] | None:  # the server took it, then notify recorded so
+        found = await _state(notify, kind="escalation", person_name="Ines Courriel")
+        return found if found and found[0].emailed_at is not None else None
+
+    (copy,) = await eventually(emailed, what="the mail recorded")
+    assert copy.state == "unlinked"
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(links["Acknowledge"]) as shown:  # a mail scanner fetching the link changes nothing
+            page = await shown.text()
+            assert shown.status == 200 and '<form method="post">' in page and "Press the button" in page
+        assert (await _state(notify, kind="escalation", person_name="Ines Courriel"))[0].state == "unlinked"
+        async with http.post(links["Acknowledge"]) as pressed:
+            assert pressed.status == 200 and "your answer is recorded" in await pressed.text()
+        async with http.post(links["Acknowledge"]) as again:
+            assert again.status == 200 and "already answered" in await again.text()
+        async with http.post(links["Acknowledge"][:-3] + "xyz") as forged:
+            assert forged.status == 404
+
+    (copy,) = await _state(notify, kind="escalation", person_name="Ines Courriel")
+    assert copy.state == "acknowledged" and copy.reply == "ack"
+    (maria,) = await _state(notify, kind="escalation", person_name="Maria Keller")
+    assert maria.state == "expired"  # one alert to the desk: answered from the mail, closed for the other
+
+
+async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_language(
+    mailing_notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
+) -> None:
+    inbox, _ = smtp
+    somchai = User(sandbox_url, 9804)
+    await somchai.reply_to("/lang fr")
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9804]})
+    await eventually(lambda: _reads(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
+    aar = Aar(id=uuid.uuid4(), person_id=mail_people["somchai@ocha.example"], country="TH", region="ROAP",
+              due_on=date(2026, 3, 9), created_at=clock.now())
+    await publish(bus, request_for(aar, Step(name="reminder", offset_days=-7, audience="officer"), officer="",
+                                   today=clock.now().date()), source="lessons")
+    (mail,) = await eventually(lambda: inbox.to("somchai@ocha.example"), what="the reminder e-mailed")
+    assert mail["Content-Language"] == "fr"
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None and "Votre examen après action (déploiement : Thaïlande)" in plain.get_content()
+    assert _links(mail) == {}  # writing the AAR is a conversation in the bot: no link pretends otherwise
+    assert "n’a pas pu vous joindre sur Telegram" in plain.get_content()
+    (n,) = await _state(mailing_notify, kind="aar.reminder")
+    assert n.state == "failed" and n.failed_reason == "blocked"
+
+    # the desk's daily summary says which channels were tried
+    clock.advance(timedelta(minutes=11))
+    mailing_notify.parts.due.wake()
+    (desk,) = await eventually(lambda: _texts(sandbox_url, 9803), what="the desk's summary")
+    assert "• Somchai Wong (blocked; e-mailed), 1 message" in desk
+
+
+async def _any_text(sandbox_url: str, chat: int, n: int) -> bool:
+    return len(await User(sandbox_url, chat).messages()) >= n
+
+
+async def _reads(bus: Bus, person_id: uuid.UUID, locale: str) -> bool:
+    (found,) = (await ask(bus, RECIPIENTS, RecipientsRequest(person_ids=[person_id]), timeout=5)).root
+    return found.locale == locale
+
+
+async def _texts(sandbox_url: str, chat: int) -> list[str] | None:
+    found = [m["text"] for m in await User(sandbox_url, chat).messages() if "Could not reach" in (m["text"] or "")]
+    return found or None
