@@ -57,21 +57,22 @@ class NotifyQueries:
         self.clock = clock
         self.roster = roster
 
-    async def _chairs(self, schedule: Schedule, person_id: uuid.UUID) -> bool:
-        """Whether the person chairs the region's call: the roster's person with the schedule's chair e-mail.
+    async def _chair(self, schedule: Schedule, person_id: uuid.UUID) -> tuple[bool, str]:
+        """Whether the person chairs the region's call (the roster's person with the schedule's chair
+        e-mail), and the chair's name as the roster has it ("" when it does not say).
 
         A roster that does not answer means "no" (the names are left out, the rest of the
         answer still goes): failing closed costs the chair a retry, failing open would
         show every invitee's answer to whoever asked."""
         if not schedule.chair_email:
-            return False
+            return False, ""
         try:
             # well within the asker's own wait (the bot's 5 s): a slow roster costs the names, not the call
             chairs = await asyncio.wait_for(self.roster.by_email([schedule.chair_email]), CHAIR_CHECK_SECONDS)
         except (QueryError, NatsError, TimeoutError) as err:
             log.warning("call_chair_not_resolved", region=schedule.region, error=str(err)[:200] or type(err).__name__)
-            return False
-        return any(c.person_id == person_id for c in chairs)
+            return False, ""
+        return any(c.person_id == person_id for c in chairs), next((c.name for c in chairs), "")
 
     async def calls(self, q: CallsRequest) -> Calls:
         """A region's next call with its agenda, the person's answer and the counts; or every region's next call.
@@ -103,12 +104,12 @@ class NotifyQueries:
             agenda_full = await calls.agenda_full(session, o, q.person_id)
         mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
         # roster questions, outside the read above and side by side: who chairs, and the authors' names now
-        chair, names = await asyncio.gather(self._chairs(schedule, q.person_id),
-                                            calls.author_names(self.roster, entries, known))
+        (chair, chair_name), names = await asyncio.gather(self._chair(schedule, q.person_id),
+                                                          calls.author_names(self.roster, entries, known))
         agenda = [calls.shown(e, names) for e in entries]
         return Calls(NextCall(
             region=region, name=REGIONS[region].name, start=o.start, end=o.end,
-            timezone=schedule.timezone, link=schedule.link, chair_email=schedule.chair_email,
+            timezone=schedule.timezone, link=schedule.link, chair_email=schedule.chair_email, chair_name=chair_name,
             moved=o.moved, agenda=agenda, my_answer=mine,
             # "person": this person's items reached AGENDA_PER_PERSON; "call": the call is full; None: room
             agenda_full=agenda_full, agenda_per_person=calls.AGENDA_PER_PERSON,

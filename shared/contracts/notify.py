@@ -72,6 +72,7 @@ class NextCall(Reply):
     timezone: str
     link: str
     chair_email: str
+    chair_name: str = ""  # as the roster has it; an older notify, or a chair the roster does not know: ""
     moved: bool
     agenda: list[str]
     my_answer: str | None

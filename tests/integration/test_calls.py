@@ -326,6 +326,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         shown = await somchai.reply_to("/calls")
         assert shown["text"].startswith("<b>Asia and the Pacific</b>\nTue 03 Mar 13:00 (Asia/Bangkok)")
         assert "Your answer: you cannot join" in shown["text"]
+        assert "Chair: Jean Ndiaye" in shown["text"] and "jean@ocha.example" not in shown["text"]  # by name
         assert "Answers: 0 will join, 1 cannot, 1 not yet" in shown["text"]
         assert "• Somchai Wong: Convoy notifications to the Myanmar border" in shown["text"]
         listed = await somchai.reply_to("/agenda")  # the agenda so far, under how to add to it
@@ -347,6 +348,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
             answer = await _ask_calls(bus, other)
             assert answer["you_chair"] is False and "answers_by_name" not in answer
             assert answer["answers"] == as_chair["answers"] and answer["chair_email"] == "jean@ocha.example"
+            assert answer["chair_name"] == "Jean Ndiaye"
 
         clock.set(ROAP_CALL + timedelta(hours=2))  # after the call: the chair's summary
         refused = await somchai.reply_to("/summary ROAP: we agreed on nothing")

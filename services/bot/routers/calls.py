@@ -58,8 +58,8 @@ def _call_text(call: NextCall, person: PersonCard) -> str:
     lines = [f"<b>{escape(call.name)}</b>", _local(call.start, person)]
     if call.link:
         lines.append(_("Link: {link}").format(link=escape(call.link)))
-    if call.chair_email:
-        lines.append(_("Chair: {email}").format(email=escape(call.chair_email)))
+    if call.chair_name or call.chair_email:  # the chair by name; an older notify gives the e-mail only
+        lines.append(_("Chair: {name}").format(name=escape(call.chair_name or call.chair_email)))
     lines.append(_("Your answer: {answer}").format(answer=answer))
     lines.append(_("Answers: {join} will join, {decline} cannot, {none} not yet").format(join=call.answers.join, decline=call.answers.decline, none=call.answers.none))
     # notify's word, not the bot's; an older notify (names for everyone, no "you_chair") shows none
