@@ -130,13 +130,14 @@ TEMPLATES: dict[str, Template] = {
     "unreached.people.region": Template(
         "Could not reach on Telegram in {region} ({n}): they have not linked Telegram, blocked the bot, or "
         "Telegram refused. Each is listed once; later messages that do not reach them are counted here, not told "
-        "again."),
+        "again.", regions=("region",)),
     "unreached.person": Template("{line}, {n} message", "{line}, {n} messages", count="n"),
     "unreached.steps": Template("Messages that could not be prepared:"),
     "unreached.step": Template("{line}, {n} time", "{line}, {n} times", count="n"),
     "post.gapped": Template(
         "Post gapped: {title}, {station} ({country}, {region}) has had nobody in it since {since}. Alert {alert}; "
-        "it repeats every 7 days until the post is filled.", dates=("since",), countries=("country",)),
+        "it repeats every 7 days until the post is filled.", dates=("since",), countries=("country",),
+        regions=("region",)),
     "handover.missing": Template(
         "No handover note: {name} left the {role} post in {country} on {day} without one. Their successor starts "
         "without it.", dates=("day",), countries=("country",), roles=("role",)),
@@ -151,6 +152,10 @@ TEMPLATES: dict[str, Template] = {
     "call.chair": Template(
         "You chair the {call}: {start}.\nAgenda:\n{agenda}\nParticipants: {n} ({linked} on Telegram), asked now "
         "whether they will join; /calls shows their answers.", times=("start",), calls=("call",)),
+    "call.chair.empty": Template(
+        "You chair the {call}: {start}.\nAgenda:\n• (nothing yet: add an item with /agenda)\nParticipants: {n} "
+        "({linked} on Telegram), asked now whether they will join; /calls shows their answers.",
+        times=("start",), calls=("call",)),
     "call.summary": Template("Summary of the {call} of {start}:\n{text}", times=("start",), calls=("call",)),
     "call.moved": Template("{call} of {was} is moved to {start}.", times=("was", "start"), calls=("call",)),
     "call.cancelled": Template("{call} of {was} is cancelled.", times=("was",), calls=("call",)),

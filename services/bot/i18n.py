@@ -82,13 +82,18 @@ class Languages:
         self._chosen[user_id] = locale
 
     async def locale_for(self, user: User | None) -> str:
+        return await self.known_for(user) or DEFAULT
+
+    async def known_for(self, user: User | None) -> str | None:
+        """The user's /lang choice, else their Telegram app's language when we write it; None when
+        neither says (the bot writes English, the roster's languages may know better)."""
         if user is None:
-            return DEFAULT
+            return None
         chosen = await self.chosen(user.id)
         if chosen is not None:
             return chosen
         code = (user.language_code or "").replace("_", "-").split("-")[0].lower()
-        return code if code in self.i18n.available_locales else DEFAULT
+        return code if code in self.i18n.available_locales else None
 
     @contextmanager
     def using(self, locale: str) -> Iterator[None]:

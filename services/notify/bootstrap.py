@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from prometheus_client import Counter
 from sqlalchemy import func
 from sqlmodel import select
@@ -26,6 +27,7 @@ from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
 
 VERSION = "0.1.0"
+log = structlog.get_logger("notify")
 
 
 @dataclass
@@ -56,7 +58,11 @@ async def compose(host: NotifyApp) -> None:
     links = None
     if s.smtp_host and s.calendar_port:  # the e-mails' buttons are links to the public listener
         links = Links(link_secret(s), base_url=s.calendar_base_url or f"http://{s.calendar_host}:{s.calendar_port}",
-                      days=s.link_days, clock=host.clock)
+                      days=s.link_days)
+    if s.smtp_host and (not s.calendar_port or not s.calendar_base_url):  # said at every start until it is set
+        log.warning("email_links_local_or_missing", public_port=s.calendar_port or None,
+                    hint="set CMCOORD_NOTIFY_CALENDAR_PORT and CMCOORD_NOTIFY_CALENDAR_BASE_URL (the listener's "
+                         "public address) for answer links that work away from this machine")
     mailer = Mailer(db=host.db, settings=s, links=links) if s.smtp_host else None
     host.consume(consumers(db=host.db, roster=roster, rules=rules, mailer=mailer), after=parts.due.wake)
     queries = NotifyQueries(db=host.db, clock=host.clock, roster=roster)  # roster: who chairs a call

@@ -44,7 +44,8 @@ class Settings(ServiceSettings):
     mail_from: str = "CMCoord Hub <cmcoord-hub@localhost>"
     link_days: int = Field(default=14, ge=1, description="how long an e-mail's links work")
     link_secret: SecretStr = Field(default=SecretStr(""), description=(
-        "signs the e-mail links; empty: one generated and kept under CMCOORD_HOME"))
+        "signs the e-mail links; empty: one generated and kept under CMCOORD_HOME (replicas without a shared "
+        "home must be given the same one); changing it voids every link sent"))
 
     @field_validator("calendar_secret", "link_secret")
     @classmethod

@@ -17,12 +17,13 @@ it was already answered, and when.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from html import escape
 
 import aiosmtplib
@@ -31,7 +32,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from services.notify.config import Settings
-from services.notify.handlers.notifications import acknowledge, close_after, notice
+from services.notify.handlers.notifications import answer, notice
 from services.notify.models import Notification
 from services.notify.policy import OPEN_STATES
 from services.notify.store import locked
@@ -39,6 +40,7 @@ from shared import events, notices
 from shared.clock import Clock
 from shared.events import Envelope, ReplyButton
 from shared.settings import secret_file
+from shared.bus import TransientError
 from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")
@@ -47,6 +49,8 @@ SALT = "cmcoord-notify-email-link"
 ANSWERABLE = OPEN_STATES | {"unlinked", "failed"}  # an e-mailed copy is answered from its mail
 # The answers a link can give: an acknowledgement, an RSVP, a confirmation. "Write it now" (a handover
 # note, an AAR) and "change the date" open a conversation in the bot: no link pretends to do that.
+DEFERRED = 30.0  # seconds before a deferred mail is tried again
+ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 LINK_ANSWERS = frozenset({"ack", "join", "decline", "confirm"})
 
 
@@ -62,11 +66,10 @@ def link_secret(settings: Settings) -> str:
 class Links:
     """Signed answer links: /answer/<token>, the token naming a notification and a reply."""
 
-    def __init__(self, secret: str, *, base_url: str, days: int, clock: Clock) -> None:
-        self.signer = URLSafeTimedSerializer(secret, salt=SALT)
+    def __init__(self, secret: str, *, base_url: str, days: int) -> None:
+        self.signer = URLSafeTimedSerializer(secret, salt=SALT)  # its timestamps are the system clock's
         self.base_url = base_url.rstrip("/")
         self.max_age = int(timedelta(days=days).total_seconds())
-        self.clock = clock
 
     def url(self, notification_id: uuid.UUID, reply: str) -> str:
         return f"{self.base_url}/answer/{self.signer.dumps([notification_id.hex, reply])}"
@@ -102,11 +105,17 @@ def compose(n: Notification, *, links: Links | None, sender: str) -> EmailMessag
     message["From"] = sender
     message["To"] = n.email
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=n.id.hex, domain="cmcoord.hub")
+    message["Message-ID"] = make_msgid(idstring=n.id.hex, domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"  # no out-of-office replies to it (RFC 3834)
     message.set_content(plain)
     message.add_alternative(html, subtype="html")
     message["Content-Language"] = locale  # after the content: setting it clears the Content-* headers
     return message
+
+
+def _redacted(code: int, message: str) -> str:
+    """A refusal as the desk may read it: its code and status, never an address the server echoed."""
+    return f"{code} {ADDRESS.sub('<address>', message)}"[:100]
 
 
 def _buttons(n: Notification) -> list[dict[str, str]]:
@@ -145,9 +154,19 @@ class Mailer:
                                   password=s.smtp_password.get_secret_value() or None,
                                   timeout=s.smtp_timeout_seconds)
         except aiosmtplib.SMTPRecipientsRefused as refused:
-            reason = "; ".join(str(r.message)[:80] for r in refused.recipients) or "refused"
-            log.warning("email_refused", notification_id=str(n.id), reason=reason[:200])  # not the address
-            return Mailed(taken=False, refusal=reason[:200])
+            codes = [r.code for r in refused.recipients]
+            if not codes or any(code < 500 for code in codes):  # greylisted, a full mailbox: later
+                raise TransientError(f"the mail server deferred the address ({codes})", delay=DEFERRED) from None
+            reason = "; ".join(_redacted(r.code, r.message) for r in refused.recipients)
+            log.warning("email_refused", notification_id=str(n.id), reason=reason)
+            return Mailed(taken=False, refusal=reason)
+        except aiosmtplib.SMTPResponseException as err:
+            if err.code < 500:  # 421, a 451 on DATA: the server asks for a later try
+                raise TransientError(f"the mail server deferred the mail ({err.code})", delay=DEFERRED) from None
+            raise  # a 5xx to the sender or the login: dead-lettered after its tries, with the reason
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
+                OSError) as err:
+            raise TransientError(f"the mail server is out of reach ({type(err).__name__})", delay=DEFERRED) from None
         log.info("email_sent", notification_id=str(n.id), kind=n.kind)
         return Mailed(taken=True)
 
@@ -162,7 +181,7 @@ class Mailer:
             n.emailed_at = clock.now()
             uow.session.add(n)
             return
-        await notice(uow, key=f"unreached:{n.person_id}", region=n.region,
+        await notice(uow, key=f"unreached:{n.person_id}", region=n.region, counted=False,
                      line=f"{n.person_name} ({e.reason[:80]}; e-mail refused: {found.refusal[:80]})",
                      depth=n.depth, now=clock.now())
 
@@ -210,8 +229,7 @@ class AnswerPages:
                 return _page(row.locale, _already(row), row.text)
             if row.state not in ANSWERABLE:
                 return _page(row.locale, notices.say("email.closed", row.locale), row.text)
-            acknowledge(uow, row, reply, now, now)
-            await close_after(uow, row, now)
+            await answer(uow, row, reply, now, now)
             uow.session.add(row)
             locale, text = row.locale, row.text
         log.info("answered_by_email", notification_id=str(n.id), reply=reply)

@@ -1,4 +1,4 @@
-"""Message texts that fit by construction: a list is cut with "…and N more", a
+"""Message texts that fit by construction: a list is cut with "… (+N)", a
 long text with "…", never past what a deliver command (and Telegram) takes.
 Builders use these; nothing downstream has to refuse a text for its length."""
 
@@ -20,7 +20,8 @@ def fit(text: str, limit: int = TEXT_MAX) -> str:
 
 def bullets(items: Sequence[str], *, budget: int, empty: str = "", line_max: int = 300) -> str:
     """Items as "• item" lines within `budget` characters; those that do not fit are
-    counted in a last "…and N more" line. Each item is cut to `line_max`."""
+    counted in a last "… (+N)" line (no words: it reads alike in every language). Each item is
+    cut to `line_max`."""
     if not items:
         return empty
     lines: list[str] = []
@@ -28,10 +29,14 @@ def bullets(items: Sequence[str], *, budget: int, empty: str = "", line_max: int
     for i, item in enumerate(items):
         line = "• " + fit(" ".join(item.split()), line_max)
         rest = len(items) - i - 1
-        tail = len(f"\n…and {rest} more") if rest else 0
+        tail = len(f"\n{more(rest)}") if rest else 0
         if used + len(line) + (1 if lines else 0) + tail > budget:
-            lines.append(f"…and {len(items) - i} more")
+            lines.append(more(len(items) - i))
             break
         lines.append(line)
         used += len(line) + (1 if len(lines) > 1 else 0)
     return "\n".join(lines)
+
+
+def more(n: int) -> str:
+    return f"{ELLIPSIS} (+{n})"

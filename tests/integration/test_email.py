@@ -4,7 +4,7 @@ listener for the answer links, the roster and the bot on the sandbox; a clock th
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,7 +20,7 @@ from services.lessons.duties import Step
 from services.lessons.jobs import request_for
 from services.lessons.models import Aar
 from services.notify import bootstrap as notify_bootstrap
-from services.notify.models import Notification
+from services.notify.models import DeskNotice, Notification
 from services.roster.admin import import_text
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
@@ -34,7 +34,7 @@ from shared.store import Database
 from tests.helpers import eventually, mark_started
 from tests.integration.conftest import PEOPLE, PEOPLE_HEADER
 from tests.integration.telegram_users import User
-from tests.integration.test_notify import notify_settings, publish, request
+from tests.integration.test_notify import _deployment_of, ending_soon, notify_settings, publish, request
 
 DESK_BY_MAIL = "ines@ocha.example"  # on the CMCS desk, never linked to Telegram
 
@@ -210,3 +210,38 @@ async def _reads(bus: Bus, person_id: uuid.UUID, locale: str) -> bool:
 async def _texts(sandbox_url: str, chat: int) -> list[str] | None:
     found = [m["text"] for m in await User(sandbox_url, chat).messages() if "Could not reach" in (m["text"] or "")]
     return found or None
+
+
+async def test_a_campaign_for_someone_without_telegram_is_e_mailed_on_its_days_and_a_refusal_named_once(
+    mailing_notify: notify_bootstrap.NotifyApp, bus: Bus, clock: ManualClock, roster_settings: Settings,
+    mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
+) -> None:
+    inbox, notify, nadia = smtp[0], mailing_notify, "noone@ocha.example"
+    dep, post = await _deployment_of(roster_settings, mail_people[nadia])
+    end = clock.now().date() + timedelta(days=21)
+    await publish(bus, ending_soon(dep, post, end), source="roster")
+    (prompt,) = await eventually(lambda: inbox.to(nadia), what="the prompt e-mailed at once")
+    body = prompt.get_body(preferencelist=("plain",))
+    assert body is not None and "Time to write the handover note" in body.get_content()
+
+    async def waiting() -> list[Notification] | None:  # the reminders wait for their days, by e-mail too
+        found = await _state(notify, kind="handover.reminder")
+        return found if len(found) == 2 and all(n.due_action == "email" for n in found) else None
+
+    assert all(n.emailed_at is None for n in await eventually(waiting, what="the reminders scheduled"))
+    assert len(inbox.mails) == 1
+
+    inbox.refused.add(nadia)  # the mailbox is gone by the first reminder's day
+    clock.set(datetime.combine(end - timedelta(days=14), time(9, 1), tzinfo=UTC))
+    notify.parts.due.wake()
+
+    async def refused() -> DeskNotice | None:
+        async with notify.db.read() as session:
+            row = await session.get(DeskNotice, f"unreached:{mail_people[nadia]}")
+        return row if row is not None and "e-mail refused" in row.line else None
+
+    row = await eventually(refused, what="the refusal named for the desk")
+    assert row.line == "Nadia Unlinked (no Telegram link; e-mail refused: 550 5.1.1 no such mailbox)"
+    assert row.count == 4  # the prompt, the departure question, two reminders: the refusal is not one more
+    assert "@" not in row.line
+    assert len(inbox.mails) == 1

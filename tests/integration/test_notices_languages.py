@@ -21,7 +21,7 @@ from shared.clock import ManualClock
 from shared.contracts.query import ask
 from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.natsserver import NatsServer
-from tests.helpers import eventually
+from tests.helpers import eventually, stream_events
 from tests.integration.telegram_users import User, invite
 from tests.integration.test_calls import _calls_notify, _plan, _roap
 from tests.integration.test_notify import _deployment_of, _last_with, ending_soon, publish
@@ -131,3 +131,18 @@ async def test_a_member_linked_before_is_heard_at_their_first_update(
     assert await _locale(bus, awa, "en")
     await User(sandbox_url, 9801).reply_to("/help", language_code="ar")
     await eventually(lambda: _locale(bus, awa, "ar"), what="the app's language, told with the first update")
+
+
+async def test_an_app_language_not_written_here_tells_the_roster_nothing(
+    bot: BotApp, bus: Bus, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    """A French speaker whose phone is in Portuguese keeps French: the bot does not tell the roster "English"."""
+    awa = people["awa@ocha.example"]
+    await publish(bus, events.ProfileUpdated(person_id=awa, languages=["fr"], updated_at=datetime.now(UTC)),
+                  source="bot")
+    await eventually(lambda: _locale(bus, awa, "fr"), what="French, from the roster's languages")
+    await User(sandbox_url, 9801).reply_to("/help", language_code="pt-BR")
+    await User(sandbox_url, 9801).reply_to("/lang ar")  # then a choice: told, after whatever the first update told
+    await eventually(lambda: _locale(bus, awa, "ar"), what="the choice")
+    told = await stream_events(bus.js, "BOT", type_prefix="bot.profile.updated")
+    assert [e.data["locale"] for e in told if e.data["person_id"] == str(awa) and e.data["locale"]] == ["ar"]

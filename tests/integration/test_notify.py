@@ -240,7 +240,7 @@ async def test_gapped_alerts_until_filled(
                                              duty_station="Mopti", gapped_since=date(2026, 2, 20), alert_number=alert),
                       source="roster")
     adviser = await eventually(lambda: count_texts(9802, sandbox_url, 2), what="two alerts to the adviser")
-    assert adviser[0].startswith("Post gapped: CMCoord Officer, Mopti (Mali, ROWCA)") and "Alert 2" in adviser[1]
+    assert adviser[0].startswith("Post gapped: CMCoord Officer, Mopti (Mali, West and Central Africa)") and "Alert 2" in adviser[1]
     assert len(await eventually(lambda: count_texts(9803, sandbox_url, 2), what="and to the desk")) == 2
     await publish(bus, events.PostFilled(post_id=post, country="ML", region="ROWCA", deployment_id=uuid.uuid4(),
                                          person_id=uuid.uuid4(), filled_on=date(2026, 3, 2),

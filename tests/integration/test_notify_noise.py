@@ -77,7 +77,7 @@ async def test_an_unlinked_desk_hears_once_and_nothing_cascades(
     (desk,) = await eventually(lambda: count_texts(9803, sandbox_url, 1), what="the linked desk member's summary")
     assert "• Nadia Unlinked (no Telegram link), 30 messages" in desk
     (adviser,) = await eventually(lambda: count_texts(9802, sandbox_url, 1), what="the region's adviser told too")
-    assert adviser.startswith("Could not reach on Telegram in ROWCA (1)")
+    assert adviser.startswith("Could not reach on Telegram in West and Central Africa (1)")
     # the linked desk member's and the adviser's copies sent; the unlinked desk member's kept, not reported
     summaries = await eventually(lambda: _states_are(capped, "delivery.unreached", ["sent", "sent", "unlinked"]),
                                  what="the summaries' states")

@@ -19,7 +19,7 @@ def test_a_list_fits_its_budget_and_counts_what_it_left_out() -> None:
     assert len(text) <= 2500
     lines = text.split("\n")
     shown = [line for line in lines if line.startswith("• ")]
-    assert lines[-1] == f"…and {500 - len(shown)} more"
+    assert lines[-1] == f"… (+{500 - len(shown)})"
     assert len(shown) >= 4 and all(len(line) <= 302 for line in shown)  # each item cut at 300 characters
 
 
@@ -30,7 +30,7 @@ def test_a_short_list_is_whole_and_an_empty_one_says_so() -> None:
 
 
 def test_a_budget_smaller_than_the_first_item_still_says_how_many() -> None:
-    assert bullets(["x" * 200, "y"], budget=50) == "…and 2 more"
+    assert bullets(["x" * 200, "y"], budget=50) == "… (+2)"
 
 
 def test_the_cap_counts_the_recipients_own_day_and_the_summary_goes_at_its_local_hour() -> None:

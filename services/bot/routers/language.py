@@ -34,14 +34,15 @@ def confirmation(languages: Languages, code: str) -> str:
 class ReaderLanguage(BaseMiddleware):
     """The roster learns the language each member reads the bot in, and hears again when it changes:
     at a member's first update after a start (a choice made before the roster kept it, an app whose
-    language changed), on /lang, and when an account is linked. Nothing for someone not linked."""
+    language changed), on /lang, and when an account is linked. Nothing for someone not linked, nor
+    when neither a choice nor the app says (the roster's languages decide then)."""
 
     def __init__(self, *, db: Database, clock: Clock, languages: Languages) -> None:
         self.db, self.clock, self.languages = db, clock, languages
         self._told: dict[uuid.UUID, str] = {}
 
-    async def tell(self, person: PersonCard | None, locale: str) -> None:
-        if person is None or self._told.get(person.person_id) == locale:
+    async def tell(self, person: PersonCard | None, locale: str | None) -> None:
+        if person is None or locale is None or self._told.get(person.person_id) == locale:
             return
         async with self.db.unit_of_work() as uow:
             uow.emit(events.ProfileUpdated(person_id=person.person_id, locale=locale,  # type: ignore[arg-type]
@@ -52,8 +53,10 @@ class ReaderLanguage(BaseMiddleware):
                        event: TelegramObject, data: dict[str, Any]) -> Any:
         person: PersonCard | None = data.get("person")
         if person is not None and person.person_id not in self._told:
-            try:
-                await self.tell(person, await self.languages.locale_for(data.get("event_from_user")))
+            try:  # a language the user never chose and their app does not give is not told as English
+                known = await self.languages.known_for(data.get("event_from_user"))
+                if known is not None:
+                    await self.tell(person, known)
             except Exception as err:  # the bot's store away: the update is answered all the same, told next time
                 log.warning("reader_language_not_told", error=type(err).__name__)
         return await handler(event, data)

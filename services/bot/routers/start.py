@@ -78,7 +78,7 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts, reader: Read
             attempts.failed(user_id)
             await message.answer(str(REFUSED[err.code]))
             return
-        await reader.tell(card, await languages.locale_for(message.from_user))
+        await reader.tell(card, await languages.known_for(message.from_user))
         if not is_member(card):
             await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord "
                                    "roster. Your deployment has ended, so you can use /me, /aar, /handover and "

@@ -49,6 +49,7 @@ from shared.notices import button_label
 from shared.store import UnitOfWork
 
 log = structlog.get_logger("notify")
+EMAIL = "email"  # the due step of a message e-mailed on its day to someone without Telegram
 
 
 def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now: datetime, *,
@@ -101,8 +102,8 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
         )
         transition(uow, n, "queued", "requested", now, new=True)
         if r.telegram_user_id is None:  # never tried on Telegram; the desk hears of the person once
-            await unreachable(uow, n, "no Telegram link", now, to_state="unlinked", rules=rules)
             n.owed_at = request.due_for(r, now)  # kept for when they link (`catch_up`)
+            await unreachable(uow, n, "no Telegram link", now, to_state="unlinked", rules=rules, email_at=n.owed_at)
         else:
             n.due_at, n.due_action = request.due_for(r, now), "send"
             if n.due_at <= now:  # due now: the first send goes out with the creation, not a step later
@@ -196,11 +197,12 @@ async def fail(uow: UnitOfWork, n: Notification, reason: str, now: datetime, rul
 
 
 async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: datetime, *, to_state: str,
-                      rules: Rules = DEFAULT_RULES) -> None:
+                      rules: Rules = DEFAULT_RULES, email_at: datetime | None = None) -> None:
     """Not delivered on Telegram, for good (`failed`) or until the person links it (`unlinked`): it goes
     by e-mail when notify has a mail server and the person an address (mail.py; the links in it answer
-    as the buttons would), and the desk hears of the person once, in its daily summary, with the
-    channels tried. A summary that does not reach its reader is not reported in turn: noise stops there."""
+    as the buttons would), at `email_at` when that is later (a campaign's reminder on its day, not all
+    of them at once), and the desk hears of the person once, in its daily summary, with the channels
+    tried. A summary that does not reach its reader is not reported in turn: noise stops there."""
     n.failed_reason = reason[:200]
     n.due_at, n.due_action = None, None
     transition(uow, n, to_state, reason, now)
@@ -209,21 +211,30 @@ async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: dateti
         return
     channels = reason[:100]
     if rules.email:
-        if n.email:
-            uow.emit(events.DeliverEmail(notification_id=n.id, reason=reason[:200]),
-                     id=deterministic_id("deliver-email", n.id))
+        if n.email and email_at is not None and email_at > now:
+            n.due_at, n.due_action = email_at, EMAIL
+        elif n.email:
+            email(uow, n)
         channels += "; e-mailed" if n.email else "; no e-mail address"
     await notice(uow, key=f"unreached:{n.person_id}", region=n.region, line=f"{n.person_name} ({channels})",
                  depth=n.depth, now=now)
 
 
-async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, depth: int, now: datetime) -> None:
-    """Something for the desk's next summary; the same key again only counts (a new line is told again)."""
+def email(uow: UnitOfWork, n: Notification) -> None:
+    """The command to notify's mailer (mail.py): once per notification."""
+    uow.emit(events.DeliverEmail(notification_id=n.id, reason=(n.failed_reason or "")[:200]),
+             id=deterministic_id("deliver-email", n.id))
+
+
+async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, depth: int, now: datetime,
+                 counted: bool = True) -> None:
+    """Something for the desk's next summary; the same key again only counts (a new line is told again).
+    `counted` False: the same occurrence said anew (a mail refused after it was counted as e-mailed)."""
     row = await uow.session.get(DeskNotice, key)
     if row is None:
         row = DeskNotice(key=key, region=region, line=line[:400], depth=depth, first_at=now, last_at=now)
     else:
-        row.count += 1
+        row.count += counted
         row.last_at = now
         row.depth = max(row.depth, depth)
         if row.line != line[:400]:
@@ -252,6 +263,19 @@ def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: dateti
     n.reply, n.acknowledged_at = reply, replied_at
     n.due_at, n.due_action = None, None
     transition(uow, n, "acknowledged", f"pressed {reply}", now)
+
+
+async def answer(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
+    """A person's answer to a notification (its button in Telegram, or its link in a mail): acknowledged,
+    with every message a daily summary listed ("acknowledge all"), and what each closes."""
+    acknowledge(uow, n, reply, replied_at, now)
+    answered = [n]
+    if n.kind == DAILY_SUMMARY:
+        for folded in await folded_into(uow, n):
+            acknowledge(uow, folded, reply, replied_at, now)
+            answered.append(folded)
+    for done in answered:
+        await close_after(uow, done, now)
 
 
 async def close_after(uow: UnitOfWork, n: Notification, now: datetime) -> list[Notification]:

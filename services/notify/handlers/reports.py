@@ -10,12 +10,12 @@ from __future__ import annotations
 import structlog
 
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
-from services.notify.handlers.notifications import acknowledge, close_after, create_all, expire_open, fail, transition
+from services.notify.handlers.notifications import answer, create_all, expire_open, fail, transition
 from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary
-from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, Rules
+from services.notify.policy import OPEN_STATES, Rules
 from services.notify.recipients import Recipient
 from services.notify.schedule import last_held, next_occurrence
-from services.notify.store import DEFAULT_RULES, Request, folded_into, locked
+from services.notify.store import DEFAULT_RULES, Request, locked
 from shared import events, notices
 from shared.clock import Clock
 from shared.regions import resolve_region
@@ -50,14 +50,7 @@ async def on_replied(event: events.NotificationReplied, *, uow: UnitOfWork, cloc
     n = await locked(uow, event.notification_id)
     if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
         return
-    acknowledge(uow, n, event.reply, event.replied_at, now)
-    answered = [n]
-    if n.kind == DAILY_SUMMARY:  # "acknowledge all": every message the summary listed
-        for folded in await folded_into(uow, n):
-            acknowledge(uow, folded, event.reply, event.replied_at, now)
-            answered.append(folded)
-    for done in answered:
-        await close_after(uow, done, now)
+    await answer(uow, n, event.reply, event.replied_at, now)
 
 
 async def on_departure_changed(event: events.DepartureChanged, *, uow: UnitOfWork, clock: Clock) -> None:
@@ -110,7 +103,8 @@ async def on_summary_sent(e: events.CallSummarySent, *, uow: UnitOfWork, clock: 
         return
     reminded = await invited(uow.session, o)
     people = {n.person_id: Recipient(person_id=n.person_id, name=n.person_name, telegram_user_id=n.chat_id,
-                                     timezone=n.timezone, regions=(region,), locale=n.locale) for n in reminded
+                                     timezone=n.timezone, regions=(region,), locale=n.locale, email=n.email)
+              for n in reminded
               if n.person_id != e.person_id}
     if not people:
         log.warning("call_summary_without_audience", region=region, call=call_about(o))

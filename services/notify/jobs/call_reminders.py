@@ -137,7 +137,7 @@ class CallPlanner(Periodic):
         return [calls.shown(e, names) for e in entries]
 
     def _agenda_text(self, items: Sequence[str]) -> str:
-        return bullets(items, budget=AGENDA_BUDGET, empty="• (nothing yet: add an item with /agenda)")
+        return bullets(items, budget=AGENDA_BUDGET)  # a call without items has a text of its own (notices)
 
     async def _day_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         items = await self._agenda(o)
@@ -161,10 +161,11 @@ class CallPlanner(Periodic):
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         chairs = await self.roster.by_email([schedule.chair_email])
         participants = await self._participants(o)
-        agenda = self._agenda_text(await self._agenda(o))
+        items = await self._agenda(o)
         linked = sum(p.telegram_user_id is not None for p in participants)
-        notice, text = notices.english("call.chair", call=o.region, start=o.start, agenda=agenda, n=len(participants),
-                                       linked=linked)
+        agenda = {"agenda": self._agenda_text(items)} if items else {}
+        notice, text = notices.english("call.chair" if items else "call.chair.empty", call=o.region, start=o.start,
+                                       n=len(participants), linked=linked, **agenda)
         return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
                          text=notices.render(notice, "en", c.timezone) or text, notice=notice), [c])
                 for c in chairs]

@@ -20,8 +20,10 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from services.notify.handlers.notifications import (
+    EMAIL,
     create,
     daily_summary_text,
+    email,
     fail,
     notice,
     schedule_next,
@@ -155,6 +157,10 @@ class DueWork(Periodic):
         n.due_at, n.due_action = None, None
         if action == "tell_desk":  # a step of a store written before daily summaries
             await fail(uow, n, n.failed_reason or "failed", now, self.rules)
+            return
+        if action == EMAIL:  # its day has come, for someone without Telegram (still: linking sends it there)
+            if n.state == "unlinked":
+                email(uow, n)
             return
         if n.state not in OPEN_STATES:
             return  # acknowledged, failed or expired meanwhile
