@@ -7,10 +7,10 @@ outside any transaction, then recorded (at least once: a crash between the two s
 A passing failure (the server away, a 4xx) puts the command back for a later try; an address the
 server refuses is recorded and named in the desk's summary.
 
-Its answer buttons (acknowledge, RSVP, confirm) become links to notify's public listener (the calendar feeds' one, never the health
-port), each signed for one notification and one answer and valid `link_days` (itsdangerous). A
-link shows the message and asks for a press: mail scanners fetch links, and a fetch must not
-acknowledge anything. The press answers as the Telegram button would: once; a second press says
+Its answer buttons (acknowledge, RSVP, confirm) become links to notify's public listener (the
+calendar feeds' one, never the health port), each signed for one notification and one answer and
+valid `link_days` (itsdangerous). A link shows the message and asks for a press: mail scanners
+fetch links, and a fetch must not acknowledge anything. The press answers as the Telegram button would: once; a second press says
 it was already answered, and when.
 """
 
@@ -39,8 +39,8 @@ from services.notify.store import locked
 from shared import events, notices
 from shared.clock import Clock
 from shared.events import Envelope, ReplyButton
-from shared.settings import secret_file
 from shared.bus import TransientError
+from shared.settings import secret_file
 from shared.store import Database, UnitOfWork
 
 log = structlog.get_logger("notify")
@@ -49,9 +49,9 @@ SALT = "cmcoord-notify-email-link"
 ANSWERABLE = OPEN_STATES | {"unlinked", "failed"}  # an e-mailed copy is answered from its mail
 # The answers a link can give: an acknowledgement, an RSVP, a confirmation. "Write it now" (a handover
 # note, an AAR) and "change the date" open a conversation in the bot: no link pretends to do that.
-DEFERRED = 30.0  # seconds before a deferred mail is tried again
-ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 LINK_ANSWERS = frozenset({"ack", "join", "decline", "confirm"})
+DEFERRED = 30.0  # seconds before a deferred mail is tried again
+ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")  # what a refusal may echo of the recipient
 
 
 def link_secret(settings: Settings) -> str:
