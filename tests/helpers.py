@@ -27,6 +27,14 @@ NATS_PASSWORDS = {identity: f"{identity}-test-password" for identity in IDENTITI
 ADMIN_AUTH = {"user": ADMIN, "password": NATS_PASSWORDS[ADMIN]}
 TEST_ACK_WAIT = 5.0  # the durables' redelivery after a consumer died holding a message
 
+# What a notification says in each language the services write (shared/locales), to find it in a
+# chat whoever reads it: someone who never chose a language reads the roster's first one written
+# here (the sample roster's ROWCA officers read French, ROMENA's Arabic).
+HANDOVER_PROMPT = ("Time to write the handover note", "Il est temps de rédiger la note de passation",
+                   "حان وقت كتابة مذكرة التسليم")
+CALL_REMINDER = ("Will you join?", "Participerez-vous ?", "هل ستشارك؟")
+AAR_REMINDER = ("Your after action review of", "Votre examen après action", "استعراض ما بعد الإجراء الخاص بك")
+
 
 def nats_credentials_env() -> dict[str, str]:
     """Each identity's NATS user and password as its settings read them (CMCOORD_<IDENTITY>_NATS_…)."""

@@ -38,7 +38,9 @@ from shared.store import Database
 from tests.bench.common import write_figures
 from tests.bench.fanout import awake_zone
 from tests.helpers import (
+    AAR_REMINDER,
     ADMIN_AUTH,
+    HANDOVER_PROMPT,
     NATS_PASSWORDS,
     cli,
     eventually,
@@ -71,9 +73,15 @@ def nodes(tmp_path: Path) -> Iterator[list[NatsServer]]:
         server.stop()
 
 
-async def per_chat(url: str, text: str) -> dict[str, int]:
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/sandbox/counts", params={"contains": text}) as resp:
-        return dict((await resp.json())["per_chat"])
+async def per_chat(url: str, text: str | tuple[str, ...]) -> dict[str, int]:
+    """Messages per chat containing `text` (or any of several: a notification in each reader's language)."""
+    counts: dict[str, int] = {}
+    async with aiohttp.ClientSession() as http:
+        for needle in (text,) if isinstance(text, str) else text:
+            async with http.get(f"{url}/sandbox/counts", params={"contains": needle}) as resp:
+                for chat, n in (await resp.json())["per_chat"].items():
+                    counts[chat] = counts.get(chat, 0) + n
+    return counts
 
 
 async def handled(port: int) -> float:
@@ -180,10 +188,10 @@ async def test_a_fan_out_and_a_wave_of_aars_through_kills_a_lost_node_and_telegr
         # a reminder is not urgent: those in their quiet hours get it at 07:00 their time)
         awake = await awake_now(dbs["roster"], list(wave))
         wave_chats = {chat_of[person] for person in wave if person in awake}
-        reminders = await eventually(lambda: _chats(per_chat(sandbox_url, "after action review of your"), wave_chats),
+        reminders = await eventually(lambda: _chats(per_chat(sandbox_url, AAR_REMINDER), wave_chats),
                                      timeout=240, interval=1, what="every AAR of the wave reminded")
         requests = await eventually(lambda: _aar_requests(bus, aars), timeout=60, what="the AAR requests")
-        prompts = await eventually(lambda: _chats(per_chat(sandbox_url, "Time to write the"), rotation_chats),
+        prompts = await eventually(lambda: _chats(per_chat(sandbox_url, HANDOVER_PROMPT), rotation_chats),
                                    timeout=240, interval=1, what="every handover prompt of the rotation wave")
         db = Database(dbs["bot"])
         ours = {notification_id(fanout.kind, fanout.about, p, fanout.occurrence) for p in people}

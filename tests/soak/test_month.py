@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from babel.dates import get_month_names
 from sqlalchemy import func
 from sqlmodel import col, select
 
@@ -37,7 +38,7 @@ from services.roster.models import Deployment, Person, Post
 from services.roster.handlers import create_invite
 from shared.regions import REGIONS
 from tests.bench.common import result, write_figures
-from tests.helpers import eventually
+from tests.helpers import AAR_REMINDER, CALL_REMINDER, HANDOVER_PROMPT, eventually
 from tests.soak.stack import Stack, idle_cpu_percent, log_exceptions
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -153,10 +154,12 @@ class Month:
         messages = await self.stack.messages(self.http, chat)
         return messages[before]["text"] if len(messages) > before else None
 
-    def texts(self, chat: int, needle: str) -> list[str]:
-        """Notifications (messages that came with answer buttons) containing `needle`; not the
-        bot's answers to what the person did (pressing "Write it now" opens /aar, for example)."""
-        return [m["text"] for _, m in self.received[chat] if needle in (m["text"] or "") and _answerable(m)]
+    def texts(self, chat: int, needles: tuple[str, ...]) -> list[str]:
+        """Notifications (messages that came with answer buttons) containing one of `needles` (the same
+        notification in each language); not the bot's answers to what the person did (pressing "Write
+        it now" opens /aar, for example)."""
+        return [m["text"] for _, m in self.received[chat]
+                if any(n in (m["text"] or "") for n in needles) and _answerable(m)]
 
 
 def _answerable(message: dict[str, Any]) -> bool:
@@ -290,7 +293,7 @@ async def _expected(stack: Stack, month: Month, registered_at: datetime,
                           and registered_at.date() < d.planned_end
                           and d.planned_end - timedelta(days=21) < last.date())
     prompts = Counter((chat, _ends_on(text)) for chat in reachable.values()
-                      for text in month.texts(chat, "Time to write the handover note"))
+                      for text in month.texts(chat, HANDOVER_PROMPT))
     calls_due: Counter[int] = Counter()
     for schedule in default_schedules():
         region_zone = zone(REGIONS[schedule.region].timezone)
@@ -298,7 +301,7 @@ async def _expected(stack: Stack, month: Month, registered_at: datetime,
             day = o.start.astimezone(region_zone).date()
             calls_due.update({reachable[d.person_id] for d, post in rows if post.region == schedule.region
                               and d.person_id in reachable and d.start <= day <= (d.actual_end or d.planned_end)})
-    reminders = {chat: month.texts(chat, "Will you join?") for chat in reachable.values()}
+    reminders = {chat: month.texts(chat, CALL_REMINDER) for chat in reachable.values()}
     async with stack.dbs["lessons"].read() as session:
         owed = (await session.exec(select(Aar))).all()
     async with stack.dbs["notify"].read() as session:  # reminders kept while they had no link: caught up, newest
@@ -310,7 +313,7 @@ async def _expected(stack: Stack, month: Month, registered_at: datetime,
             aar_due[reachable[a.person_id]] += sum(
                 registered_at < _at(day, 8) < last for day in (a.due_on - timedelta(days=7), a.due_on))
             aar_due[reachable[a.person_id]] += str(a.id) in kept
-    aar = {chat: month.texts(chat, "Your after action review of") for chat in reachable.values()}
+    aar = {chat: month.texts(chat, AAR_REMINDER) for chat in reachable.values()}
     return {
         "handover prompts": (prompts_due, prompts),
         "call reminders per person": (calls_due, Counter({c: len(t) for c, t in reminders.items() if t})),
@@ -324,7 +327,12 @@ def _at(day: date, hour: int) -> datetime:
     return datetime.combine(day, time_of_day(hour), tzinfo=UTC)
 
 
+MONTHS = {name.casefold(): number for locale in ("en", "fr", "ar")
+          for number, name in get_month_names("wide", locale=locale).items()}
+
+
 def _ends_on(prompt: str) -> date:
-    found = re.search(r"ends on (\d{1,2} \w+ \d{4})", prompt)
-    assert found is not None, prompt
-    return datetime.strptime(found.group(1), "%d %B %Y").date()
+    """The deployment's end a handover prompt names, in whichever language it is written: its first date."""
+    found = re.search(r"(\d{1,2})(?:er)? (\w+) (\d{4})", prompt)
+    assert found is not None and found.group(2).casefold() in MONTHS, prompt
+    return date(int(found.group(3)), MONTHS[found.group(2).casefold()], int(found.group(1)))
