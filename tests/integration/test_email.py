@@ -25,13 +25,14 @@ from services.roster.admin import import_text
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from services.roster.models import Person, TelegramLink
+from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.contracts.query import ask
 from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import eventually, mark_started
+from tests.helpers import eventually, mark_started, stream_events
 from tests.integration.conftest import PEOPLE, PEOPLE_HEADER
 from tests.integration.telegram_users import User
 from tests.integration.test_notify import _deployment_of, ending_soon, notify_settings, publish, request
@@ -245,3 +246,29 @@ async def test_a_campaign_for_someone_without_telegram_is_e_mailed_on_its_days_a
     assert row.count == 4  # the prompt, the departure question, two reminders: the refusal is not one more
     assert "@" not in row.line
     assert len(inbox.mails) == 1
+
+
+async def test_mailed_while_unlinked_then_linked_and_blocked_fails_without_a_second_mail(
+    mailing_notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
+    mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
+) -> None:
+    """The message went by mail while she had no link; she links, it is caught up on Telegram, which refuses
+    it: the failure is recorded (its e-mail command is a new one, not a copy the outbox would refuse), and
+    the mailer, seeing it mailed already, sends nothing twice."""
+    inbox, nadia, chat = smtp[0], mail_people["noone@ocha.example"], 9811
+    await publish(bus, request([nadia]))
+    await eventually(lambda: inbox.to("noone@ocha.example"), what="mailed while unlinked")
+    await mark_started(sandbox_url, [chat])
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [chat]})
+    await publish(bus, events.TelegramLinked(person_id=nadia, telegram_user_id=chat), source="roster")
+
+    async def failed() -> list[Notification] | None:
+        found = await _state(mailing_notify, kind="test.notice", state="failed")
+        return found or None
+
+    (n,) = await eventually(failed, what="caught up on Telegram, refused there, recorded")
+    assert n.failed_reason == "blocked" and n.attempts == 1
+    sent = await stream_events(bus.js, "NOTIFY", type_prefix="notify.deliver.email")
+    assert len([e for e in sent if e.data["notification_id"] == str(n.id)]) == 2
+    assert len(await inbox.to("noone@ocha.example") or []) == 1

@@ -221,9 +221,11 @@ async def unreachable(uow: UnitOfWork, n: Notification, reason: str, now: dateti
 
 
 def email(uow: UnitOfWork, n: Notification) -> None:
-    """The command to notify's mailer (mail.py): once per notification."""
+    """The command to notify's mailer (mail.py), once per state and attempt: a message mailed while its
+    person had no Telegram link, then sent there and refused, asks again (and the mailer, seeing it
+    mailed already, sends nothing twice); the same id twice would be refused by the outbox."""
     uow.emit(events.DeliverEmail(notification_id=n.id, reason=(n.failed_reason or "")[:200]),
-             id=deterministic_id("deliver-email", n.id))
+             id=deterministic_id("deliver-email", n.id, n.state, n.attempts))
 
 
 async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, depth: int, now: datetime,
