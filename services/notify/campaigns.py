@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from services.notify.recipients import Recipient
+from services.notify.recipients import ENGLISH_READER, Recipient
 from services.notify.store import Request
 from shared import events, notices
 from shared.contracts.roster import HandoverNoteCard
@@ -116,9 +116,8 @@ def note_for_successor(*, outgoing_deployment_id: uuid.UUID, note: HandoverNoteC
         empty = notices.word(notices.SECTION, notices.NOTE_EMPTY, reader.locale)
         return notices.say("handover.note", reader.locale, name=outgoing_name, body=body or empty)[:3400]
 
-    english = write(Recipient(person_id=incoming, name="", telegram_user_id=None, timezone="UTC", regions=()))
     request = Request(kind="handover.note", about=str(outgoing_deployment_id), occurrence=f"rev{note.revision}",
-                      text=english, writer=write)
+                      text=write(ENGLISH_READER), writer=write)
     return Ask(request, Audience(person_ids=(incoming,)))
 
 

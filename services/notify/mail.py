@@ -92,7 +92,7 @@ def compose(n: Notification, *, links: Links | None, sender: str) -> EmailMessag
     footer = say("email.footer", locale)
     plain = n.text + ("\n\n" + "\n".join(f"{label}: {url}" for label, url in answers) if answers else "")
     plain += "\n\n-- \n" + footer
-    paragraphs = "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in n.text.split("\n\n"))
+    paragraphs = _paragraphs(n.text)
     actions = "".join(f'<p><a href="{escape(url)}" style="display:inline-block;padding:8px 16px;background:#0b5394;'
                       f'color:#ffffff;text-decoration:none;border-radius:4px">{escape(label)}</a></p>'
                       for label, url in answers)
@@ -111,6 +111,11 @@ def compose(n: Notification, *, links: Links | None, sender: str) -> EmailMessag
     message.add_alternative(html, subtype="html")
     message["Content-Language"] = locale  # after the content: setting it clears the Content-* headers
     return message
+
+
+def _paragraphs(text: str) -> str:
+    """Plain text as HTML paragraphs, escaped, its single line breaks kept."""
+    return "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in text.split("\n\n"))
 
 
 def _redacted(code: int, message: str) -> str:
@@ -243,11 +248,10 @@ def _already(n: Notification) -> str:
 
 def _page(locale: str, heading: str, text: str, *, form: str = "") -> web.Response:
     direction = "rtl" if locale == "ar" else "ltr"
-    body = "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in text.split("\n\n"))
     html = (f'<!doctype html><html lang="{locale}" dir="{direction}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(heading)}</title></head><body><h1>{escape(heading)}</h1>{form}"
-            f"<blockquote>{body}</blockquote></body></html>")
+            f"<blockquote>{_paragraphs(text)}</blockquote></body></html>")
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)

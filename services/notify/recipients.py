@@ -44,6 +44,11 @@ class Recipient:
                    locale=row.locale)
 
 
+# The reader a text notify composes itself (a summary, a handover note) is written for as its request's
+# English text: the one a reader gets when it cannot be written in theirs.
+ENGLISH_READER = Recipient(person_id=uuid.UUID(int=0), name="", telegram_user_id=None, timezone="UTC", regions=())
+
+
 class Roster:
     """Role holders are kept `cache_seconds` (an escalation wave asks the same question many times)."""
 

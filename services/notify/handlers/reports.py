@@ -112,7 +112,6 @@ async def on_summary_sent(e: events.CallSummarySent, *, uow: UnitOfWork, clock: 
     uow.session.add(CallSummary(region=region, occurrence=o.key, person_id=e.person_id, text=e.text,
                                 sent_at=e.sent_at, event_id=uow.cause.id))
     notice, text = notices.english("call.summary", call=region, start=o.start, text=e.text)
-    asks = [(Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region,
-                     text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
-            for p in people.values()]
-    await create_all(uow, asks, now=clock.now())
+    summary = Request(kind="call.summary", about=call_about(o), occurrence="summary", region=region, text=text,
+                      notice=notice)
+    await create_all(uow, [(summary, list(people.values()))], now=clock.now())

@@ -146,8 +146,7 @@ class CallPlanner(Periodic):
         minutes = int(schedule.duration.total_seconds() // 60)
         notice, text = notices.english(key, call=o.region, start=o.start, minutes=minutes, **agenda)
         return [(Request(kind="call.reminder", about=call_about(o), occurrence=when(o), region=o.region, buttons=RSVP,
-                         text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
-                for p in await self._reachable(o)]
+                         text=text, notice=notice), await self._reachable(o))]
 
     async def _hour_before(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         late = self.clock.now() >= o.start  # notify was down at the hour mark: still useful until the end
@@ -155,8 +154,7 @@ class CallPlanner(Periodic):
         link = {"link": schedule.link} if schedule.link else {}
         notice, text = notices.english(key, call=o.region, start=o.start, **link)
         return [(Request(kind="call.link", about=call_about(o), occurrence=when(o), region=o.region, buttons=(),
-                         text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p])
-                for p in await self._reachable(o)]
+                         text=text, notice=notice), await self._reachable(o))]
 
     async def _chair(self, schedule: Schedule, o: Occurrence) -> list[Ask]:
         chairs = await self.roster.by_email([schedule.chair_email])
@@ -167,8 +165,7 @@ class CallPlanner(Periodic):
         notice, text = notices.english("call.chair" if items else "call.chair.empty", call=o.region, start=o.start,
                                        n=len(participants), linked=linked, **agenda)
         return [(Request(kind="call.chair", about=call_about(o), occurrence=when(o), region=o.region,
-                         text=notices.render(notice, "en", c.timezone) or text, notice=notice), [c])
-                for c in chairs]
+                         text=text, notice=notice), chairs)]
 
     async def _close(self, o: Occurrence, now: datetime) -> None:
         """The call has started: a 24 h reminder or the chair's note still unanswered is no longer useful."""
@@ -212,17 +209,15 @@ class CallPlanner(Periodic):
                                             reason="the call was moved" if moved else "the call was cancelled")
             # one per change and person: told twice (two processes, a retry) it is one notification
             occurrence = f"{change.changed_at:%Y%m%dT%H%M%S%f}>{stamp(moved) if moved is not None else CANCELLED}"
-            asks = []
             if moved is not None:
                 notice, text = notices.english("call.moved", call=change.region, was=was or change.original,
                                                start=moved)
             else:
                 notice, text = notices.english("call.cancelled", call=change.region, was=was or change.original)
-            for p in people:
-                asks.append((Request(kind=CHANGED, about=about, occurrence=occurrence, region=change.region,
-                                     text=notices.render(notice, "en", p.timezone) or text, notice=notice), [p]))
-            await notifications.create_all(uow, asks, now=now, rules=self.rules)
-        log.info("call_change_told", call=about, moved=moved is not None, people=len(asks))
+            told = Request(kind=CHANGED, about=about, occurrence=occurrence, region=change.region, text=text,
+                           notice=notice)
+            await notifications.create_all(uow, [(told, people)], now=now, rules=self.rules)
+        log.info("call_change_told", call=about, moved=moved is not None, people=len(people))
         self.due()
 
 

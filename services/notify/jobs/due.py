@@ -10,7 +10,6 @@ at most once a day."""
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +31,7 @@ from services.notify.handlers.notifications import (
 )
 from services.notify.models import DeskNotice, Notification
 from services.notify.policy import DAILY_SUMMARY, OPEN_STATES, UNREACHED_SUMMARY, Rules
-from services.notify.recipients import Recipient, Roster
+from services.notify.recipients import ENGLISH_READER, Recipient, Roster
 from services.notify.store import DEFAULT_RULES, Request
 from services.notify.texts import bullets, fit
 from shared import notices
@@ -246,7 +245,5 @@ class DueWork(Periodic):
                                      budget=budget // (2 if people else 1)))
             return fit("\n".join(parts))
 
-        english = write(Recipient(person_id=uuid.UUID(int=0), name="", telegram_user_id=None, timezone="UTC",
-                                  regions=()))
         return Request(kind=UNREACHED_SUMMARY, about=f"unreached:{region or 'all'}", occurrence=day, region=region,
-                       text=english, writer=write, group=True)
+                       text=write(ENGLISH_READER), writer=write, group=True)
