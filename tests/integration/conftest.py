@@ -65,11 +65,14 @@ PEOPLE = {  # email -> (Telegram user id or None, row)
 ZONES = {"somchai@ocha.example": "Asia/Bangkok"}
 
 
-@pytest.fixture
-async def people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
+async def import_people(roster_settings: Settings, clock: ManualClock, sandbox_url: str,
+                        people: dict[str, tuple[int | None, str]] = PEOPLE,
+                        zones: dict[str, str] = ZONES) -> dict[str, uuid.UUID]:
+    """`people` imported (deployed from 100 days ago to 150 days ahead), those with a Telegram id linked
+    and started in the sandbox; their ids by e-mail."""
     t = clock.now().date()
-    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{ZONES.get(email, '')}"
-            for email, (_, row) in PEOPLE.items()]
+    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)},{zones.get(email, '')}"
+            for email, (_, row) in people.items()]
     _, errors, _ = await import_text(PEOPLE_HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
                                      publish=False)
     assert errors == []
@@ -78,12 +81,17 @@ async def people(roster_settings: Settings, clock: ManualClock, sandbox_url: str
     async with db.write() as session:
         for person in (await session.exec(select(Person))).all():
             ids[person.email] = person.id
-            telegram = PEOPLE[person.email][0]
+            telegram = people[person.email][0]
             if telegram is not None:
                 session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
     await db.dispose()
-    await mark_started(sandbox_url, [t for t, _ in PEOPLE.values() if t is not None])  # they pressed Start earlier
+    await mark_started(sandbox_url, [t for t, _ in people.values() if t is not None])  # they pressed Start earlier
     return ids
+
+
+@pytest.fixture
+async def people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
+    return await import_people(roster_settings, clock, sandbox_url)
 
 
 @pytest.fixture

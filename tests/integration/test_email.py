@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
-from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
 from services.lessons.duties import Step
@@ -21,21 +20,26 @@ from services.lessons.jobs import request_for
 from services.lessons.models import Aar
 from services.notify import bootstrap as notify_bootstrap
 from services.notify.models import DeskNotice, Notification
-from services.roster.admin import import_text
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
-from services.roster.models import Person, TelegramLink
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
-from shared.contracts.query import ask
-from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.natsserver import NatsServer, free_port
-from shared.store import Database
 from tests.helpers import eventually, mark_started, stream_events
-from tests.integration.conftest import PEOPLE, PEOPLE_HEADER
+from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
-from tests.integration.test_notify import _deployment_of, ending_soon, notify_settings, publish, request
+from tests.integration.test_notices_languages import _locale
+from tests.integration.test_notify import (
+    _deployment_of,
+    count_texts,
+    ending_soon,
+    notifications,
+    notify_settings,
+    publish,
+    request,
+    started_notify,
+)
 
 DESK_BY_MAIL = "ines@ocha.example"  # on the CMCS desk, never linked to Telegram
 
@@ -74,24 +78,9 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 @pytest.fixture
 async def mail_people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
     """The notify tests' people, and a desk member reached by e-mail only."""
-    t = clock.now().date()
-    rows = [f"{row},{t - timedelta(days=100)},{t + timedelta(days=150)}," for _, row in PEOPLE.values()]
-    rows.append(f"Ines Courriel,{DESK_BY_MAIL},+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,"
-                f"{t - timedelta(days=100)},{t + timedelta(days=150)},Europe/Zurich")
-    _, errors, _ = await import_text(PEOPLE_HEADER + "\n".join(rows) + "\n", settings=roster_settings, clock=clock,
-                                     publish=False)
-    assert errors == []
-    db = Database(roster_settings.db_url)
-    ids: dict[str, uuid.UUID] = {}
-    async with db.write() as session:
-        for person in (await session.exec(select(Person))).all():
-            ids[person.email] = person.id
-            telegram = PEOPLE.get(person.email, (None, ""))[0]
-            if telegram is not None:
-                session.add(TelegramLink(person_id=person.id, telegram_user_id=telegram, linked_at=clock.now()))
-    await db.dispose()
-    await mark_started(sandbox_url, [t for t, _ in PEOPLE.values() if t is not None])
-    return ids
+    ines = (None, f"Ines Courriel,{DESK_BY_MAIL},+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk")
+    return await import_people(roster_settings, clock, sandbox_url, {**PEOPLE, DESK_BY_MAIL: ines},
+                               {**ZONES, DESK_BY_MAIL: "Europe/Zurich"})
 
 
 @pytest.fixture
@@ -101,10 +90,7 @@ async def mailing_notify(tmp_path: Path, nats_server: NatsServer, clock: ManualC
     settings = notify_settings(tmp_path, nats_server.url).model_copy(update={
         "smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_starttls": False, "calendar_port": free_port(),
         "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
-    app = notify_bootstrap.build(settings, clock=clock)
-    await app.start()
-    for consumer in app.consumers:
-        await consumer.wait_bound()
+    app = await started_notify(settings, clock)
     yield app
     await app.stop()
 
@@ -117,14 +103,6 @@ def _links(mail: EmailMessage) -> dict[str, str]:
                            re.MULTILINE))
 
 
-async def _state(app: notify_bootstrap.NotifyApp, **where: Any) -> list[Notification]:
-    async with app.db.read() as session:
-        query = select(Notification)
-        for name, value in where.items():
-            query = query.where(getattr(Notification, name) == value)
-        return list((await session.exec(query)).all())
-
-
 async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_the_mail_once(
     mailing_notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
@@ -132,11 +110,11 @@ async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_th
     inbox, _ = smtp
     notify = mailing_notify
     await publish(bus, request([mail_people["awa@ocha.example"]]))
-    await eventually(lambda: _state(notify, kind="test.notice", state="sent"), what="sent to the officer")
+    await eventually(lambda: notifications(notify, kind="test.notice", state="sent"), what="sent to the officer")
     for hours, chat, what in ((24, 9801, "re-notified"), (24, 9802, "the adviser told"), (48, 9803, "the desk told")):
         clock.advance(timedelta(hours=hours, minutes=1))
         notify.parts.due.wake()
-        await eventually(lambda chat=chat: _any_text(sandbox_url, chat, 2 if chat == 9801 else 1), what=what)
+        await eventually(lambda chat=chat: count_texts(chat, sandbox_url, 2 if chat == 9801 else 1), what=what)
     (mail,) = await eventually(lambda: inbox.to(DESK_BY_MAIL), what="the escalation e-mailed to the desk")
     assert mail["Subject"].startswith("CMCoord Hub: Not acknowledged: Awa Traoré has not answered")
     assert mail["From"] == "CMCoord Hub <hub@cmcoord.example>" and mail["Content-Language"] == "en"
@@ -145,7 +123,7 @@ async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_th
     links = _links(mail)
     assert list(links) == ["Acknowledge"]
     async def emailed() -> list[Notification] | None:  # the server took it, then notify recorded so
-        found = await _state(notify, kind="escalation", person_name="Ines Courriel")
+        found = await notifications(notify, kind="escalation", person_name="Ines Courriel")
         return found if found and found[0].emailed_at is not None else None
 
     (copy,) = await eventually(emailed, what="the mail recorded")
@@ -155,7 +133,7 @@ async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_th
         async with http.get(links["Acknowledge"]) as shown:  # a mail scanner fetching the link changes nothing
             page = await shown.text()
             assert shown.status == 200 and '<form method="post">' in page and "Press the button" in page
-        assert (await _state(notify, kind="escalation", person_name="Ines Courriel"))[0].state == "unlinked"
+        assert (await notifications(notify, kind="escalation", person_name="Ines Courriel"))[0].state == "unlinked"
         async with http.post(links["Acknowledge"]) as pressed:
             assert pressed.status == 200 and "your answer is recorded" in await pressed.text()
         async with http.post(links["Acknowledge"]) as again:
@@ -163,9 +141,9 @@ async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_th
         async with http.post(links["Acknowledge"][:-3] + "xyz") as forged:
             assert forged.status == 404
 
-    (copy,) = await _state(notify, kind="escalation", person_name="Ines Courriel")
+    (copy,) = await notifications(notify, kind="escalation", person_name="Ines Courriel")
     assert copy.state == "acknowledged" and copy.reply == "ack"
-    (maria,) = await _state(notify, kind="escalation", person_name="Maria Keller")
+    (maria,) = await notifications(notify, kind="escalation", person_name="Maria Keller")
     assert maria.state == "expired"  # one alert to the desk: answered from the mail, closed for the other
 
 
@@ -178,7 +156,7 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     await somchai.reply_to("/lang fr")
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9804]})
-    await eventually(lambda: _reads(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
+    await eventually(lambda: _locale(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
     aar = Aar(id=uuid.uuid4(), person_id=mail_people["somchai@ocha.example"], country="TH", region="ROAP",
               due_on=date(2026, 3, 9), created_at=clock.now())
     await publish(bus, request_for(aar, Step(name="reminder", offset_days=-7, audience="officer"), officer="",
@@ -189,7 +167,7 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     assert plain is not None and "Votre examen après action (déploiement : Thaïlande)" in plain.get_content()
     assert _links(mail) == {}  # writing the AAR is a conversation in the bot: no link pretends otherwise
     assert "n’a pas pu vous joindre sur Telegram" in plain.get_content()
-    (n,) = await _state(mailing_notify, kind="aar.reminder")
+    (n,) = await notifications(mailing_notify, kind="aar.reminder")
     assert n.state == "failed" and n.failed_reason == "blocked"
 
     # the desk's daily summary says which channels were tried
@@ -197,15 +175,6 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     mailing_notify.parts.due.wake()
     (desk,) = await eventually(lambda: _texts(sandbox_url, 9803), what="the desk's summary")
     assert "• Somchai Wong (blocked; e-mailed), 1 message" in desk
-
-
-async def _any_text(sandbox_url: str, chat: int, n: int) -> bool:
-    return len(await User(sandbox_url, chat).messages()) >= n
-
-
-async def _reads(bus: Bus, person_id: uuid.UUID, locale: str) -> bool:
-    (found,) = (await ask(bus, RECIPIENTS, RecipientsRequest(person_ids=[person_id]), timeout=5)).root
-    return found.locale == locale
 
 
 async def _texts(sandbox_url: str, chat: int) -> list[str] | None:
@@ -226,7 +195,7 @@ async def test_a_campaign_for_someone_without_telegram_is_e_mailed_on_its_days_a
     assert body is not None and "Time to write the handover note" in body.get_content()
 
     async def waiting() -> list[Notification] | None:  # the reminders wait for their days, by e-mail too
-        found = await _state(notify, kind="handover.reminder")
+        found = await notifications(notify, kind="handover.reminder")
         return found if len(found) == 2 and all(n.due_action == "email" for n in found) else None
 
     assert all(n.emailed_at is None for n in await eventually(waiting, what="the reminders scheduled"))
@@ -264,7 +233,7 @@ async def test_mailed_while_unlinked_then_linked_and_blocked_fails_without_a_sec
     await publish(bus, events.TelegramLinked(person_id=nadia, telegram_user_id=chat), source="roster")
 
     async def failed() -> list[Notification] | None:
-        found = await _state(mailing_notify, kind="test.notice", state="failed")
+        found = await notifications(mailing_notify, kind="test.notice", state="failed")
         return found or None
 
     (n,) = await eventually(failed, what="caught up on Telegram, refused there, recorded")

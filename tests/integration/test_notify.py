@@ -35,13 +35,19 @@ def notify_settings(tmp_path: Path, nats_url: str) -> NotifySettings:
                           unreached_gather_minutes=10)
 
 
-@pytest.fixture
-async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
-                 people: dict[str, uuid.UUID]) -> AsyncIterator[notify_bootstrap.NotifyApp]:
-    app = notify_bootstrap.build(notify_settings(tmp_path, nats_server.url), clock=clock)
+async def started_notify(settings: NotifySettings, clock: ManualClock) -> notify_bootstrap.NotifyApp:
+    """Notify built and started, its consumers bound."""
+    app = notify_bootstrap.build(settings, clock=clock)
     await app.start()
     for consumer in app.consumers:
         await consumer.wait_bound()
+    return app
+
+
+@pytest.fixture
+async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
+                 people: dict[str, uuid.UUID]) -> AsyncIterator[notify_bootstrap.NotifyApp]:
+    app = await started_notify(notify_settings(tmp_path, nats_server.url), clock)
     yield app
     await app.stop()
 

@@ -23,7 +23,15 @@ from shared.natsserver import NatsServer
 from tests.helpers import eventually
 from tests.integration.conftest import PEOPLE_HEADER
 from tests.integration.telegram_users import User
-from tests.integration.test_notify import count_texts, notifications, notify_settings, publish, request, texts
+from tests.integration.test_notify import (
+    count_texts,
+    notifications,
+    notify_settings,
+    publish,
+    request,
+    started_notify,
+    texts,
+)
 
 
 @pytest.fixture
@@ -39,11 +47,7 @@ async def unlinked_desk(roster_settings: Settings, clock: ManualClock, people: d
 @pytest.fixture
 async def capped(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
                  people: dict[str, uuid.UUID], unlinked_desk: None) -> AsyncIterator[notify_bootstrap.NotifyApp]:
-    settings = notify_settings(tmp_path, nats_server.url).model_copy(update={"daily_cap": 5})
-    app = notify_bootstrap.build(settings, clock=clock)
-    await app.start()
-    for consumer in app.consumers:
-        await consumer.wait_bound()
+    app = await started_notify(notify_settings(tmp_path, nats_server.url).model_copy(update={"daily_cap": 5}), clock)
     yield app
     await app.stop()
 
