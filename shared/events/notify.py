@@ -19,9 +19,9 @@ class ReplyButton(BaseModel):
 
 class Notice(BaseModel):
     """A text by its key (shared/notices.py TEMPLATES) and the values of its placeholders, written in each
-    reader's language by notify."""
+    reader's language by notify. A field a newer sender adds is ignored, as in every event."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     key: str = Field(pattern=r"^[a-z0-9_.]{1,60}$")
     params: dict[str, str | int] = Field(default_factory=dict, max_length=20)

@@ -52,6 +52,9 @@ def test_what_cannot_be_written_is_none_and_the_sender_s_english_goes() -> None:
     assert render(Notice(key="handover.departure", params={"country": "NE", "end": "soon"}), "fr") is None
     with pytest.raises(ValueError):
         english("handover.departure", country="NE")
+    newer = Notice.model_validate({"key": "handover.departure", "params": {"country": "NE", "end": "2026-03-03"},
+                                   "style": "short"})  # a field a newer sender adds: ignored, not refused
+    assert (render(newer, "fr") or "").startswith("Votre déploiement (Niger) prend fin le 3 mars 2026.")
 
 
 def test_button_labels_and_every_template_s_placeholders() -> None:
