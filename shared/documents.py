@@ -12,6 +12,7 @@ from shared.bus import TopologyMissing
 
 BUCKET = "DOCUMENTS"
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # what Telegram's Bot API accepts in an upload, with margin
+CACHED_FILES = 4  # kept in memory by a reader: the digest's three languages, and one more
 
 
 class Documents:
@@ -39,5 +40,7 @@ class Documents:
         Raises nats.js.errors.ObjectNotFoundError when no such file was stored."""
         if name not in self._cache:
             result = await (await self._bucket()).get(name)
-            self._cache = {name: bytes(result.data or b"")}  # one file at a time is enough
+            while len(self._cache) >= CACHED_FILES:  # the oldest out: a fan-out sends a few files (one per language)
+                del self._cache[next(iter(self._cache))]
+            self._cache[name] = bytes(result.data or b"")
         return self._cache[name]

@@ -13,6 +13,7 @@ English text it came with is sent.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ from shared.countries import country_label
 from shared.events.notify import Notice
 from shared.i18n import DEFAULT, translations
 from shared.regions import REGIONS
+from shared.themes import THEMES
 
 DOMAIN = "notices"
-# the msgctxt of a button's label, a region's name, a role's name and a handover note's section title
-BUTTON, REGION, ROLE, SECTION = "button", "region", "role", "section"
+# the msgctxt of a button's label, a region's name, a role's name, a handover note's section title, a lessons
+# theme's name and a word of the digest
+BUTTON, REGION, ROLE, SECTION, THEME, DIGEST = "button", "region", "role", "section", "theme", "digest"
 BABEL_LOCALES = {"en": "en_GB"}  # "3 March 2026", as the UN writes it
 # A call's time: the weekday, day and month, the 24-hour time; the reader's zone follows in brackets.
 TIME_PATTERNS = {"en": "EEEE dd MMMM, HH:mm", "fr": "EEEE d MMMM 'à' HH:mm", "ar": "EEEE d MMMM، HH:mm"}
@@ -45,6 +48,7 @@ class Template:
     regions: tuple[str, ...] = ()  # region codes (ROWCA), shown by name
     calls: tuple[str, ...] = ()  # region codes, shown as that region's call ("West and Central Africa regional …")
     roles: tuple[str, ...] = ()  # roles (cmcoord_officer), shown by name
+    periods: tuple[str, ...] = ()  # a period's label ("2026 Q3"), a quarter shown as the locale writes it
 
     def placeholders(self) -> set[str]:
         texts = [self.text] + ([self.plural] if self.plural else [])
@@ -168,7 +172,18 @@ TEMPLATES: dict[str, Template] = {
     "email.closed": Template("This message no longer waits for an answer."),
     "lessons.digest": Template(
         "The CMCoord lessons digest for {period}: what the community learned, by theme and region, and how after "
-        "action reviews are coming in."),
+        "action reviews are coming in.", periods=("period",)),
+    # the quarterly digest (services/lessons/figures.py), one document per language
+    "digest.title": Template("CMCoord lessons digest, {period}", periods=("period",)),
+    "digest.span": Template("{start} to {end}; community and public lessons only.", dates=("start", "end")),
+    "digest.as_of": Template("After action reviews due in the period, as of {day}.", dates=("day",)),
+    "digest.count": Template("{what}: {n}"),
+    "digest.recurring": Template(
+        "Recurring: {theme}, raised in {n} country in the past twelve months ({countries}): the same problem is "
+        "coming back.",
+        "Recurring: {theme}, raised in {n} countries in the past twelve months ({countries}): the same problem is "
+        "coming back.", count="n"),
+    "digest.rising": Template("{theme}, new lessons: {now} in this period, {before} in the period before."),
     "telegram.unlinked.revoked": Template(
         "Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, so I will "
         "not show roster information here any more. If you think this is a mistake, please write to the CMCS desk."),
@@ -190,9 +205,15 @@ ROLE_NAMES = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point"
 # Button labels the services send (their English label is the msgid, in msgctxt "button").
 BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
 CALL_TITLE = "{region} regional CMCoord call"
+# The digest's headings, table columns and fixed lines (msgctxt "digest").
+DIGEST_WORDS = ("In numbers", "New lessons", "Field observations", "After action reviews", "Lessons identified",
+                "Lessons learned", "New lessons by theme", "No new lessons in this period.", "Not yet tagged",
+                "New lessons by region", "Region", "Observations", "AARs", "Due", "Submitted", "Completion",
+                "Overdue", "Other countries", "none due", "Trends", "No notable trends in this period.",
+                "lesson identified", "lesson learned")
 
 
-def _babel(locale: str) -> str:
+def babel_locale(locale: str) -> str:
     return BABEL_LOCALES.get(locale, locale)
 
 
@@ -212,17 +233,31 @@ def call_title(region: str, locale: str) -> str:
     return translations(DOMAIN, locale).pgettext(REGION, CALL_TITLE).format(region=region_name(region, locale))
 
 
+def period_name(label: str, locale: str) -> str:
+    """A period as its reader writes it: a quarter ("2026 Q3") by the locale ("3e trimestre 2026",
+    "الربع الثالث 2026"); English, and any other period, as labelled."""
+    found = re.fullmatch(r"(\d{4}) Q([1-4])", label)
+    if found is None or locale == DEFAULT:
+        return label
+    return format_date(date(int(found[1]), 3 * int(found[2]) - 2, 1), "QQQQ y", locale=babel_locale(locale))
+
+
+def theme_name(code: str, locale: str) -> str:
+    """A lessons theme by its name in `locale` (an unknown code as it is)."""
+    return word(THEME, THEMES[code], locale) if code in THEMES else code
+
+
 def local_time(at: datetime, timezone: str, locale: str = DEFAULT) -> str:
     """A call's start as its reader reads it: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
     local = at.astimezone(_zone(timezone))
     pattern = TIME_PATTERNS.get(locale, TIME_PATTERNS[DEFAULT])
     if locale == "fr" and local.day == 1:
         pattern = pattern.replace("d MMMM", "d'er' MMMM")  # "le 1er mars"
-    return f"{format_datetime(local, pattern, locale=_babel(locale))} ({timezone or 'UTC'})"
+    return f"{format_datetime(local, pattern, locale=babel_locale(locale))} ({timezone or 'UTC'})"
 
 
 def long_date(day: date, locale: str = DEFAULT) -> str:
-    shown = format_date(day, "long", locale=_babel(locale))
+    shown = format_date(day, "long", locale=babel_locale(locale))
     return "1er" + shown[1:] if locale == "fr" and day.day == 1 else shown  # French writes the first "1er"
 
 
@@ -255,6 +290,8 @@ def _shown(template: Template, name: str, value: str | int, locale: str, timezon
         return call_title(str(value), locale)
     if name in template.roles:
         return word(ROLE, ROLE_NAMES.get(str(value), str(value)), locale)
+    if name in template.periods:
+        return period_name(str(value), locale)
     return value
 
 
@@ -299,6 +336,10 @@ def messages() -> Iterable[tuple[str, str | tuple[str, str]]]:
         yield ROLE, role
     for title in (*NOTE_SECTIONS, NOTE_EMPTY):
         yield SECTION, title
+    for name in THEMES.values():
+        yield THEME, name
+    for text in DIGEST_WORDS:
+        yield DIGEST, text
 
 
 def write_template(path: str) -> None:

@@ -67,6 +67,15 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def reads_in(bus: Any, person_id: Any, locale: str) -> bool:
+    """Whether the roster says `person_id` reads `locale` (what notify writes to them in)."""
+    from shared.contracts.query import ask
+    from shared.contracts.roster import RECIPIENTS, RecipientsRequest
+
+    (found,) = (await ask(bus, RECIPIENTS, RecipientsRequest(person_ids=[person_id]), timeout=5)).root
+    return bool(found.locale == locale)
+
+
 async def stream_messages(js: JetStreamContext, stream: str) -> list[Any]:
     """Every message currently stored in `stream`, oldest first."""
     try:

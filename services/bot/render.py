@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from html import escape
 
 from aiogram.utils.i18n import get_i18n
@@ -11,6 +12,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from shared.contracts.roster import ContactCard, CounterpartCard, GapCard, SearchMatch
 from shared.countries import country_label
 from shared.languages import language_label
+from shared.notices import long_date, theme_name
 
 FLAG_TEXT = {"more_than_two_hats": __("more than two hats"), "no_cmcoord_course": __("no UN-CMCoord Course")}
 ROLE_TEXT = {"cmcoord_officer": __("CMCoord officer"), "focal_point": __("focal point"), "surge": __("surge"),
@@ -23,12 +25,22 @@ def country_of(code: str) -> str:
     return country_label(code, get_i18n().current_locale)
 
 
+def date_of(day: date) -> str:
+    """A day as the reader's language writes it ("9 March 2026", "9 mars 2026")."""
+    return long_date(day, get_i18n().current_locale)
+
+
+def theme_of(code: str) -> str:
+    """A lessons theme's name, from its code, in the reader's language."""
+    return theme_name(code, get_i18n().current_locale)
+
+
 def contact_card(card: ContactCard) -> str:
     lines = [f"<b>{escape(card.name)}</b>" + (f" · {escape(card.organisation)}" if card.organisation else "")]
     for dep in card.deployments:
         lines.append(_("{title}, {station} ({country}, {region}) until {end}").format(
             title=escape(dep.title), station=escape(dep.duty_station), country=escape(country_of(dep.country)),
-            region=escape(dep.region), end=dep.planned_end))
+            region=escape(dep.region), end=date_of(dep.planned_end)))
     if not card.deployments:
         lines.append(_("no current deployment"))
     contact = [escape(card.phone), escape(card.email)]
@@ -76,7 +88,7 @@ def gaps_text(gaps: list[GapCard], total: int) -> str:
     for group in groups.values():
         lines = ["⚠ " + _("Gapped post: {title}, {station} ({country}), nobody in post since {since}.").format(
             title=escape(g.title), station=escape(g.duty_station), country=escape(country_of(g.country)),
-            since=g.gapped_since) for g in group]
+            since=date_of(g.gapped_since)) for g in group]
         first = group[0]
         if first.cover_role == "regional_adviser":
             lines.append(_("Covered meanwhile by the regional adviser(s) for {region}:").format(

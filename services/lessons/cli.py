@@ -425,22 +425,26 @@ def _period(text: str) -> Period:
         raise typer.BadParameter(str(err)) from err
 
 
-async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
-    """The document goes to NATS' object store, the request to notify through the outbox: published
-    now, or by the lessons service's relay if NATS goes away in between."""
+async def _send_digest(*, settings: Settings, period: Period, html: dict[str, str]) -> dict[str, str]:
+    """Each language's document goes to NATS' object store, the request to notify through the outbox:
+    published now, or by the lessons service's relay if NATS goes away in between. Each member gets
+    the document in their language; the names by language."""
     from services.lessons import handlers, store
     from shared.bus import Bus
     from shared.documents import Documents
+    from shared.i18n import DEFAULT
     from shared.store import OutboxRelay
 
-    digest = html.encode()
-    name = f"cmcoord-digest-{period.label.replace(' ', '')}-{hashlib.sha256(digest).hexdigest()[:8]}.html"
+    files = {locale: text.encode() for locale, text in html.items()}
+    names = {locale: (f"cmcoord-digest-{period.label.replace(' ', '')}{'' if locale == DEFAULT else '-' + locale}"
+                      f"-{hashlib.sha256(data).hexdigest()[:8]}.html") for locale, data in files.items()}
     bus = await Bus.open(settings.nats_url, source="lessons", patience=settings.query_timeout_seconds,
                          auth=settings.nats_auth())
     db = store.open_store(settings.db_url, clock=_clock())
     try:
-        await Documents(bus.js).put(name, digest)
-        await db.emit_once([handlers.digest_request(period_label=period.label, document=name)])
+        for locale, data in files.items():
+            await Documents(bus.js).put(names[locale], data)
+        await db.emit_once([handlers.digest_request(period_label=period.label, documents=names)])
         try:
             await OutboxRelay(db, bus, clock=_clock()).flush()
         except Exception as exc:  # written already: the lessons service's relay sends it
@@ -449,48 +453,56 @@ async def _send_digest(*, settings: Settings, period: Period, html: str) -> str:
     finally:
         await bus.close()
         await db.dispose()
-    return name
+    return names
 
 
 @app.command("digest")
 def digest(
     quarter: str = typer.Option(..., help="e.g. 2026Q3"),
     out: Path = typer.Option(Path("."), help="folder for the Markdown and HTML files"),
-    send: bool = typer.Option(False, help="send the HTML to every member through notify, as a document"),
+    send: bool = typer.Option(False, help="send the HTML to every member through notify, as a document in their "
+                                          "language"),
 ) -> None:
     """The quarter's newsletter: new lessons by theme and region (community and public only),
-    AAR completion and overdue per region, trends."""
+    AAR completion and overdue per region, trends; one in each language (English, French, Arabic)."""
     import asyncio
 
     from services.lessons import store
     from services.lessons import search as full_text
     from services.lessons.config import Settings
-    from services.lessons.figures import build_digest
+    from services.lessons.figures import Digest, build_digest
+    from shared.i18n import DEFAULT, LANGUAGES
 
     period = _period(quarter)
     as_of = _clock().now().date()
 
-    async def work(db: Database) -> Any:
+    async def work(db: Database) -> dict[str, Digest]:
         async with db.read() as session:
             year_start = period.end - timedelta(days=364)
             after = full_text.start_of(period.end + timedelta(days=1))
-            return build_digest(
-                period=period, as_of=as_of,
-                items=await store.items_between(session, full_text.start_of(period.start), after),
-                year_items=await store.items_between(session, full_text.start_of(year_start), after),
-                previous_items=await store.items_between(session, full_text.start_of(period.previous().start),
-                                                         full_text.start_of(period.start)),
-                aars=await store.all_aars(session))
+            items = await store.items_between(session, full_text.start_of(period.start), after)
+            year_items = await store.items_between(session, full_text.start_of(year_start), after)
+            previous_items = await store.items_between(session, full_text.start_of(period.previous().start),
+                                                       full_text.start_of(period.start))
+            aars = await store.all_aars(session)
+        return {locale: build_digest(period=period, as_of=as_of, items=items, year_items=year_items,
+                                     previous_items=previous_items, aars=aars, locale=locale)
+                for locale in LANGUAGES}
 
     made = _run(work)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"cmcoord-digest-{period.label.replace(' ', '')}"
-    (out / f"{stem}.md").write_text(made.markdown)
-    (out / f"{stem}.html").write_text(made.html)
-    typer.echo(f"wrote {out / stem}.md and .html")
+    for locale, written in made.items():
+        name = stem if locale == DEFAULT else f"{stem}.{locale}"
+        (out / f"{name}.md").write_text(written.markdown)
+        (out / f"{name}.html").write_text(written.html)
+    others = ", ".join(f"{stem}.{locale}" for locale in made if locale != DEFAULT)
+    typer.echo(f"wrote {out / stem}.md and .html, and {others} beside them")
     if send:
-        name = asyncio.run(_send_digest(settings=Settings(), period=period, html=made.html))
-        typer.echo(f"sent to every member as {name}")
+        names = asyncio.run(_send_digest(settings=Settings(), period=period,
+                                         html={locale: written.html for locale, written in made.items()}))
+        typer.echo(f"sent to every member as {names[DEFAULT]}, or in their language: "
+                   + ", ".join(names[locale] for locale in names if locale != DEFAULT))
 
 
 @app.command("stats")

@@ -13,6 +13,7 @@ never a restricted one, and no merged duplicates.
 
 from __future__ import annotations
 
+import html
 import re
 import statistics
 import string
@@ -22,15 +23,23 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol
 
+from babel.lists import format_list
+from babel.numbers import format_percent
 from markdown_it import MarkdownIt
 
 from services.lessons.periods import Period
-from shared.regions import REGIONS, country_name
+from shared import notices
+from shared.countries import country_label
+from shared.i18n import DEFAULT
+from shared.notices import DIGEST
+from shared.regions import REGIONS
 from shared.themes import THEMES
 
 RECURRING_COUNTRIES = 3  # a theme raised in this many countries within a year is a trend to flag
 NO_REGION = "other"
 SHAREABLE = ("public", "community")
+UNTAGGED = "untagged"
+RIGHT_TO_LEFT = ("ar",)
 
 
 class AarLike(Protocol):
@@ -111,24 +120,27 @@ def recurring_themes(items: Iterable[ItemLike], *, end: date, within_days: int =
     return {t: sorted(c) for t, c in sorted(seen.items()) if len(c) >= countries}
 
 
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+def _percent(value: float | None, locale: str) -> str:
+    return "–" if value is None else format_percent(value, locale=notices.babel_locale(locale))
 
 
-def _region_name(code: str) -> str:
-    return REGIONS[code].name if code in REGIONS else "Other countries"
+def _region_name(code: str, locale: str) -> str:
+    return notices.region_name(code, locale) if code in REGIONS else notices.word(DIGEST, "Other countries", locale)
 
 
 @dataclass
 class Digest:
     period: Period
     markdown: str
+    locale: str = DEFAULT
+    title: str = ""
 
     @property
     def html(self) -> str:
         body = MarkdownIt("commonmark", {"html": False}).enable("table").render(self.markdown)
-        return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>CMCoord lessons digest, {self.period.label}</title>"
+        direction = ' dir="rtl"' if self.locale in RIGHT_TO_LEFT else ""
+        return (f"<!doctype html>\n<html lang=\"{self.locale}\"{direction}><head><meta charset=\"utf-8\">"
+                f"<title>{html.escape(self.title)}</title>"
                 "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;padding:0 1em}"
                 "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em}</style>"
                 f"</head><body>\n{body}</body></html>\n")
@@ -148,66 +160,87 @@ def md_text(text: str) -> str:
     return _MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(text.split()))
 
 
-def _line(item: ItemLike) -> str:
-    status = {"identified": " · lesson identified", "learned": " · lesson learned"}.get(item.status, "")
-    return f"- **{md_text(item.reference)}** {md_text(item.title)} ({md_text(country_name(item.country))}){status}"
+def _line(item: ItemLike, locale: str) -> str:
+    status = {"identified": "lesson identified", "learned": "lesson learned"}.get(item.status)
+    shown = f" · {notices.word(DIGEST, status, locale)}" if status else ""
+    country = md_text(country_label(item.country, locale))  # a code the roster does not know comes back as is
+    return f"- **{md_text(item.reference)}** {md_text(item.title)} ({country}){shown}"
 
 
 def build_digest(*, period: Period, items: Sequence[ItemLike], year_items: Sequence[ItemLike],
-                 previous_items: Sequence[ItemLike], aars: Sequence[AarLike], as_of: date) -> Digest:
-    """`items`: created in the period; `year_items`: the year up to its end; `previous_items`: the period before."""
+                 previous_items: Sequence[ItemLike], aars: Sequence[AarLike], as_of: date,
+                 locale: str = DEFAULT) -> Digest:
+    """`items`: created in the period; `year_items`: the year up to its end; `previous_items`: the period before.
+    Written in `locale`: its words from the notices catalogue, its dates, numbers and names as the locale
+    writes them."""
+    def w(english: str) -> str:
+        return notices.word(DIGEST, english, locale)
+
+    def say(key: str, **params: str | int | date) -> str:
+        return notices.say(key, locale, **params)
+
+    def theme(code: str) -> str:
+        return w("Not yet tagged") if code == UNTAGGED else notices.theme_name(code, locale)  # an unknown one as coded
+
     new = sorted(shareable(items), key=lambda i: (i.created_at, i.reference))  # type: ignore[arg-type, return-value]
-    md = [f"# CMCoord lessons digest, {period.label}",
-          f"_{period.start:%d %B %Y} to {period.end:%d %B %Y}; community and public lessons only._", ""]
+    title = say("digest.title", period=period.label)
+    # the catalogue's words are Markdown as they are; only what people wrote is escaped (md_text)
+    md = [f"# {title}", f"_{say('digest.span', start=period.start, end=period.end)}_", ""]
     kinds = Counter(i.kind for i in new)
     statuses = Counter(i.status for i in new)
-    md += ["## In numbers", "",
-           f"- {len(new)} new lessons: {kinds['observation']} field observations, {kinds['aar']} after action reviews",
-           f"- {statuses['identified']} lessons identified and {statuses['learned']} lessons learned among them", ""]
+    md += [f"## {w('In numbers')}", ""]
+    md += [f"- {say('digest.count', what=w(what), n=n)}" for what, n in (
+        ("New lessons", len(new)), ("Field observations", kinds["observation"]),
+        ("After action reviews", kinds["aar"]), ("Lessons identified", statuses["identified"]),
+        ("Lessons learned", statuses["learned"]))]
+    md.append("")
 
-    md += ["## New lessons by theme", ""]
+    md += [f"## {w('New lessons by theme')}", ""]
     by_theme: dict[str, list[ItemLike]] = defaultdict(list)
     for item in new:
-        for theme in item.themes.split() or ["untagged"]:
-            by_theme[theme].append(item)
+        for code in item.themes.split() or [UNTAGGED]:
+            by_theme[code].append(item)
     if not new:
-        md += ["No new lessons this quarter.", ""]
-    for theme in [*THEMES, "untagged"]:
-        if by_theme.get(theme):
-            md += [f"### {THEMES.get(theme, 'Not yet tagged')} ({len(by_theme[theme])})", ""]
-            md += [_line(i) for i in by_theme[theme]] + [""]
+        md += [w("No new lessons in this period."), ""]
+    for code in [*THEMES, UNTAGGED]:
+        if by_theme.get(code):
+            md += [f"### {theme(code)} ({len(by_theme[code])})", ""]
+            md += [_line(i, locale) for i in by_theme[code]] + [""]
 
-    md += ["## New lessons by region", "", "| Region | Observations | AARs |", "|---|---:|---:|"]
+    md += [f"## {w('New lessons by region')}", "", f"| {w('Region')} | {w('Observations')} | {w('AARs')} |",
+           "|---|---:|---:|"]
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     for item in new:
         by_region[item.region or NO_REGION][item.kind] += 1
     for code in [*REGIONS, NO_REGION]:
         if code in by_region:
-            md.append(f"| {_region_name(code)} | {by_region[code]['observation']} | {by_region[code]['aar']} |")
+            md.append(f"| {_region_name(code, locale)} | {by_region[code]['observation']} | {by_region[code]['aar']} |")
     md.append("")
 
     figures = aar_figures(aars, period, as_of=as_of)
-    md += ["## After action reviews", "", f"AARs due in the quarter, as of {as_of:%d %B %Y}.", "",
-           "| Region | Due | Submitted | Completion | Overdue |", "|---|---:|---:|---:|---:|"]
+    md += [f"## {w('After action reviews')}", "", say("digest.as_of", day=as_of), "",
+           f"| {w('Region')} | {w('Due')} | {w('Submitted')} | {w('Completion')} | {w('Overdue')} |",
+           "|---|---:|---:|---:|---:|"]
     for code in [*REGIONS, NO_REGION]:
         if code in figures:
             f = figures[code]
-            md.append(f"| {_region_name(code)} | {f.due} | {f.submitted} | {_percent(f.completion_rate)} | {f.overdue} |")
+            md.append(f"| {_region_name(code, locale)} | {f.due} | {f.submitted} | "
+                      f"{_percent(f.completion_rate, locale)} | {f.overdue} |")
     if not figures:
-        md.append("| (none due) | 0 | 0 | – | 0 |")
+        md.append(f"| ({w('none due')}) | 0 | 0 | – | 0 |")
     md.append("")
 
-    md += ["## Trends", ""]
+    md += [f"## {w('Trends')}", ""]
     recurring = recurring_themes(year_items, end=period.end)
-    for theme, countries in recurring.items():
-        names = ", ".join(country_name(c) for c in countries)
-        md.append(f"- **Recurring: {THEMES.get(theme, theme)}** raised in {len(countries)} countries in the past "
-                  f"twelve months ({names}): the same problem is coming back.")
+    for code, countries in recurring.items():
+        names = format_list(sorted(md_text(country_label(c, locale)) for c in countries),
+                            locale=notices.babel_locale(locale))
+        md.append(f"- {say('digest.recurring', theme=theme(code), n=len(countries), countries=names)}")
     before = Counter(t for i in shareable(previous_items) for t in i.themes.split())
     now = Counter(t for i in new for t in i.themes.split())
-    for theme in THEMES:
-        if now[theme] >= 2 and now[theme] >= 2 * max(before[theme], 1):
-            md.append(f"- {THEMES[theme]}: {now[theme]} new lessons, {before[theme]} the quarter before.")
+    for code in THEMES:
+        if now[code] >= 2 and now[code] >= 2 * max(before[code], 1):
+            md.append(f"- {say('digest.rising', theme=theme(code), before=before[code], now=now[code])}")
     if md[-1] == "":
-        md.append("No notable trends this quarter.")
-    return Digest(period=period, markdown="\n".join(md) + "\n")
+        md.append(w("No notable trends in this period."))
+    return Digest(period=period, markdown="\n".join(md) + "\n", locale=locale, title=title)

@@ -23,6 +23,7 @@ from services.lessons.search import facets_of, fill_index, similar_to
 from services.lessons.store import item_by_reference
 from shared import events, notices
 from shared.clock import Clock
+from shared.i18n import DEFAULT
 from shared.regions import region_for_country
 from shared.store import UnitOfWork
 from shared.themes import THEMES, reference
@@ -206,12 +207,16 @@ async def request_aars(uow: UnitOfWork, *, country: str, operation: str, person_
     return made
 
 
-def digest_request(*, period_label: str, document: str) -> tuple[uuid.UUID, events.NotificationRequested]:
-    """The quarter's digest, sent as a document to every member: its id (one per document, so a
-    repeated send is one notification) and the request to notify."""
+def digest_request(*, period_label: str, documents: dict[str, str]) -> tuple[uuid.UUID, events.NotificationRequested]:
+    """The quarter's digest, sent as a document to every member in their language (`documents`: the
+    file of each language, English first): its id (one per English document, so a repeated send is one
+    notification) and the request to notify."""
     notice, text = notices.english("lessons.digest", period=period_label)
+    english = documents.get(DEFAULT)
+    if english is None:
+        raise ValueError("the digest is sent with its English document, which readers of other languages fall back to")
     request = events.NotificationRequested(
-        kind="lessons.digest", about=f"digest-{period_label.replace(' ', '')}", occurrence=document, everyone=True,
-        document=document, text=text, notice=notice)
-    return events.deterministic_id("digest", document), request
+        kind="lessons.digest", about=f"digest-{period_label.replace(' ', '')}", occurrence=english, everyone=True,
+        document=english, documents={k: v for k, v in documents.items() if k != DEFAULT}, text=text, notice=notice)
+    return events.deterministic_id("digest", english), request
 

@@ -54,6 +54,7 @@ class Request:
     due_on: date | None = None  # or: on this day at `DUE_LOCAL_TIME` in the recipient's time zone
     exclude: frozenset[uuid.UUID] = field(default_factory=frozenset)
     document: str | None = None  # a file of the DOCUMENTS object store, sent with the text
+    documents: tuple[tuple[str, str], ...] = ()  # the same file in other languages: (language, file)
     group: bool = False  # to a role's holders: one alert, closed for all by the first acknowledgement
     notice: Notice | None = None
     # or a text notify composes itself from several notices, written for each reader
@@ -65,6 +66,9 @@ class Request:
         if self.notice is not None:
             return render(self.notice, recipient.locale, recipient.timezone) or self.text
         return self.text
+
+    def document_for(self, recipient: Recipient) -> str | None:
+        return dict(self.documents).get(recipient.locale, self.document) if self.document is not None else None
 
     def buttons_for(self, recipient: Recipient) -> list[ReplyButton]:
         return [ReplyButton(label=button_label(b.label, recipient.locale), reply=b.reply) for b in self.buttons]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events.envelope import TEXT_MAX, Event, register
 from shared.roles import Role
+
+
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+DocumentName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class ReplyButton(BaseModel):
@@ -92,6 +98,15 @@ class NotificationRequested(Event):
     urgent: bool = False
     document: str | None = Field(default=None, max_length=200,
                                  description="a file in the DOCUMENTS object store, sent with the text as caption")
+    documents: dict[Locale, DocumentName] = Field(
+        default_factory=dict, max_length=10,
+        description="the same file in other languages, by language code: a reader of one of them gets it instead")
+
+    @model_validator(mode="after")
+    def _documents_have_a_default(self) -> NotificationRequested:
+        if self.documents and self.document is None:
+            raise ValueError("`documents` are other languages of `document`, which readers of the rest get")
+        return self
 
 
 @register

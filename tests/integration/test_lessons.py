@@ -7,6 +7,7 @@ or start again), #tags alone refused;
 claim), kept a minute, and the public's when the roster does not answer; the digest sent to
 every member as a document."""
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -37,9 +38,10 @@ from services.roster.config import Settings as RosterSettings
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
+from shared.documents import Documents
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import cli, eventually, service_env, stream_events
+from tests.helpers import cli, eventually, reads_in, service_env, stream_events
 from tests.integration.conftest import PEOPLE_HEADER, started_bot
 from tests.integration.telegram_users import User
 from tests.integration.test_notify import count_texts, notify_settings, texts
@@ -314,6 +316,29 @@ async def test_a_report_through_the_conversation_survives_a_restart_and_one_mess
         await restarted.stop()
 
 
+async def test_a_report_is_written_in_the_reader_s_language_themes_and_country_included(
+    lessons: lessons_bootstrap.LessonsApp, bot: BotApp, sandbox_url: str, people: dict[str, uuid.UUID],
+) -> None:
+    awa = User(sandbox_url, AWA)
+    await awa.reply_to("/lang ar")
+    await awa.reply_to("/report")
+    await awa.reply_to("Convoys to Mopti waited three days at the bridge checkpoint.")
+    where = await eventually(lambda: last_with_button(awa, LessonStep(a="country", v="ML")), what="the country")
+    assert "مالي" in [b["text"] for row in where["reply_markup"]["inline_keyboard"] for b in row]
+    await press(awa, where, LessonStep(a="country", v="ML"))
+    themes = await eventually(lambda: last_with_button(awa, LessonStep(a="done")), what="the themes question")
+    labels = [b["text"] for row in themes["reply_markup"]["inline_keyboard"] for b in row]
+    assert "الوصول" in labels and "حماية المدنيين" in labels and "Access" not in labels
+    await press(awa, themes, LessonStep(a="theme", v="access"))
+    await press(awa, themes, LessonStep(a="done"))
+    classes = await eventually(lambda: last_with_button(awa, LessonStep(a="class", v="community")))
+    await press(awa, classes, LessonStep(a="class", v="community"))
+    skip = await eventually(lambda: last_with_button(awa, LessonStep(a="skip")), what="the attachment question")
+    await press(awa, skip, LessonStep(a="skip"))
+    summary = await eventually(lambda: last_with_button(awa, LessonStep(a="send")), what="the summary")
+    assert "مالي" in summary["text"] and "الوصول" in summary["text"] and "Mali" not in summary["text"]
+
+
 async def said_after(user: User, before: int, needle: str) -> str:
     """The text of the first message after the first `before` that holds `needle`."""
     async def found() -> str | None:
@@ -531,7 +556,7 @@ async def test_when_the_roster_does_not_answer_a_search_shows_the_public_lessons
         await app.stop()
 
 
-async def test_the_digest_goes_to_every_member_as_a_document(
+async def test_the_digest_goes_to_every_member_as_a_document_in_their_language(
     lessons: lessons_bootstrap.LessonsApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus,
     sandbox_url: str, clock: ManualClock, people: dict[str, uuid.UUID], tmp_path: Path,
 ) -> None:
@@ -541,19 +566,37 @@ async def test_the_digest_goes_to_every_member_as_a_document(
         themes=["info_sharing"], classification="community", submitted_at=clock.now()),
         source="bot", occurred_at=clock.now()))
     await eventually(lambda: item_by_ref(lessons, "R-DIGEST01"), what="the report recorded")
+    readers = {JEAN: ("jean@ocha.example", "fr"), AWA: ("awa@ocha.example", "ar")}
+    for user_id, (email, locale) in readers.items():
+        await User(sandbox_url, user_id).reply_to(f"/lang {locale}")
+        await eventually(lambda e=email, lc=locale: reads_in(bus, people[e], lc), what=f"{email} reads {locale}")
     env = service_env(lessons.settings.home, lessons.settings.nats_url)
     code, out, err = await cli("lessons", "digest", "--quarter", "2026Q1", "--out", str(tmp_path / "digest"),
                                "--send", env=env)
     assert code == 0, err
     markdown = (tmp_path / "digest" / "cmcoord-digest-2026Q1.md").read_text()
     assert "R-DIGEST01" in markdown and "Information sharing (1)" in markdown
+    got = {}
     for user_id in (AWA, JEAN, MARIA, SOMCHAI):  # every member with Telegram
-        got = await eventually(lambda u=user_id: _documents(u, sandbox_url), what=f"the digest for {user_id}")
-        assert got[0].startswith("cmcoord-digest-2026Q1-") and got[0].endswith(".html")
+        got[user_id] = (await eventually(lambda u=user_id: _documents(u, sandbox_url),
+                                         what=f"the digest for {user_id}"))[0]
+        assert got[user_id]["document"].startswith("cmcoord-digest-2026Q1-") and got[user_id]["document"].endswith(".html")
+    # each in their language: the file and its caption
+    assert got[MARIA]["document"] == got[SOMCHAI]["document"]
+    assert re.fullmatch(r"cmcoord-digest-2026Q1-[0-9a-f]{8}\.html", got[MARIA]["document"])  # English
+    assert got[MARIA]["text"].startswith("The CMCoord lessons digest for 2026 Q1:")
+    assert got[JEAN]["document"].startswith("cmcoord-digest-2026Q1-fr-")
+    assert got[JEAN]["text"].startswith("La synthèse des enseignements CMCoord (1er trimestre 2026) :")
+    assert got[AWA]["document"].startswith("cmcoord-digest-2026Q1-ar-")
+    assert got[AWA]["text"].startswith("موجز دروس CMCoord عن الربع الأول 2026:")
+    french = (await Documents(bus.js).get(got[JEAN]["document"])).decode()
+    assert "<h1>Synthèse des enseignements CMCoord, 1er trimestre 2026</h1>" in french and "R-DIGEST01" in french
+    arabic = (await Documents(bus.js).get(got[AWA]["document"])).decode()
+    assert '<html lang="ar" dir="rtl">' in arabic and "<h3>تبادل المعلومات (1)</h3>" in arabic
 
 
-async def _documents(user_id: int, sandbox_url: str) -> list[str]:
-    return [m["document"] for m in await User(sandbox_url, user_id).messages() if m.get("document")]
+async def _documents(user_id: int, sandbox_url: str) -> list[dict[str, Any]]:
+    return [m for m in await User(sandbox_url, user_id).messages() if m.get("document")]
 
 
 async def test_every_services_metrics_pass_promtool_and_hold_what_the_alerts_and_dashboard_read(

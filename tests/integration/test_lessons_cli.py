@@ -127,14 +127,20 @@ async def test_the_digest_counts_what_the_data_holds(home: Path, tmp_path: Path)
     markdown = (tmp_path / "out" / "cmcoord-digest-2026Q3.md").read_text()
     html = (tmp_path / "out" / "cmcoord-digest-2026Q3.html").read_text()
     # Q3: four shareable reports (R-CLI00003 is restricted; R-CLI00006 is from Q2)
-    assert "- 4 new lessons: 4 field observations, 0 after action reviews" in markdown
+    assert "- New lessons: 4\n- Field observations: 4\n- After action reviews: 0\n" in markdown
     assert "### Access (3)" in markdown and "R-CLI00003" not in markdown and "R-CLI00003" not in html
     assert "| West and Central Africa | 3 | 0 |" in markdown and "| Asia and the Pacific | 1 | 0 |" in markdown
     # AARs due in Q3, ROWCA: ML (on time), NE (10 d late), TD (open), SN (submitted in Q4): 3 of 4, 1 overdue
     assert "| West and Central Africa | 4 | 3 | 75% | 1 |" in markdown
     assert "| Asia and the Pacific | 1 | 0 | 0% | 1 |" in markdown
-    assert "**Recurring: Access** raised in 3 countries" in markdown  # ML, NE, BF (TD's is restricted)
+    assert "- Recurring: Access, raised in 3 countries" in markdown  # ML, NE, BF (TD's is restricted)
     assert "<table>" in html and "<h1>CMCoord lessons digest, 2026 Q3</h1>" in html
+    # the same figures in French and in Arabic, beside it
+    french = (tmp_path / "out" / "cmcoord-digest-2026Q3.fr.md").read_text()
+    assert "- Nouveaux enseignements : 4\n" in french and "### Accès (3)" in french
+    assert "| Afrique de l’Ouest et du Centre | 4 | 3 | 75\u00a0% | 1 |" in french
+    arabic = (tmp_path / "out" / "cmcoord-digest-2026Q3.ar.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in arabic and "<h3>الوصول (3)</h3>" in arabic
 
 
 async def test_figures_per_region_and_quarter(home: Path) -> None:

@@ -21,7 +21,7 @@ from shared.clock import ManualClock
 from shared.contracts.query import ask
 from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 from shared.natsserver import NatsServer
-from tests.helpers import eventually, stream_events
+from tests.helpers import eventually, reads_in, stream_events
 from tests.integration.telegram_users import User, invite
 from tests.integration.test_calls import _calls_notify, _plan, _roap
 from tests.integration.test_notify import _deployment_of, _last_with, ending_soon, publish
@@ -54,11 +54,6 @@ EXPECTED = {
 }
 
 
-async def _locale(bus: Bus, person_id: uuid.UUID, wanted: str) -> bool:
-    (found,) = (await ask(bus, RECIPIENTS, RecipientsRequest(person_ids=[person_id]), timeout=5)).root
-    return found.locale == wanted
-
-
 def _commands(text: str) -> list[str]:
     """Each /command with the character before it (a left-to-right mark in Arabic, a space in French)."""
     return [m.group(0).lstrip(" (") for m in re.finditer(r".?/[a-z]+", text)]
@@ -72,7 +67,7 @@ async def test_an_officer_gets_the_handover_prompt_the_call_reminder_and_the_aar
     expected = EXPECTED[locale]
     somchai, person_id = User(sandbox_url, SOMCHAI), people["somchai@ocha.example"]
     await somchai.reply_to(f"/lang {locale}")  # the Telegram app is in English
-    await eventually(lambda: _locale(bus, person_id, locale), what="the roster told of the choice")
+    await eventually(lambda: reads_in(bus, person_id, locale), what="the roster told of the choice")
 
     app = await _calls_notify(tmp_path, nats_server.url, clock)
     try:
@@ -113,14 +108,14 @@ async def test_without_a_choice_the_telegram_language_then_the_roster_s_language
     newcomer = User(sandbox_url, 9690)
     await newcomer.reply_to(f"/start {await invite(roster_settings, clock, 'o3@ocha.example')}", language_code="fr")
     newcomer_id = await _person(bus, "o3@ocha.example")
-    await eventually(lambda: _locale(bus, newcomer_id, "fr"), what="the app's language")
+    await eventually(lambda: reads_in(bus, newcomer_id, "fr"), what="the app's language")
 
     # no choice, no app language: the first language the roster has that is written here
     other = await _person(bus, "o4@ocha.example")
-    assert await _locale(bus, other, "en")
+    assert await reads_in(bus, other, "en")
     await publish(bus, events.ProfileUpdated(person_id=other, languages=["bm", "ar", "fr"],
                                              updated_at=datetime.now(UTC)), source="bot")
-    await eventually(lambda: _locale(bus, other, "ar"), what="Arabic, the first language written here")
+    await eventually(lambda: reads_in(bus, other, "ar"), what="Arabic, the first language written here")
 
 
 async def test_a_member_linked_before_is_heard_at_their_first_update(
@@ -128,9 +123,9 @@ async def test_a_member_linked_before_is_heard_at_their_first_update(
 ) -> None:
     """Linked before the roster kept languages: their app's language reaches it with their next message."""
     awa = people["awa@ocha.example"]
-    assert await _locale(bus, awa, "en")
+    assert await reads_in(bus, awa, "en")
     await User(sandbox_url, 9801).reply_to("/help", language_code="ar")
-    await eventually(lambda: _locale(bus, awa, "ar"), what="the app's language, told with the first update")
+    await eventually(lambda: reads_in(bus, awa, "ar"), what="the app's language, told with the first update")
 
 
 async def test_an_app_language_not_written_here_tells_the_roster_nothing(
@@ -140,9 +135,9 @@ async def test_an_app_language_not_written_here_tells_the_roster_nothing(
     awa = people["awa@ocha.example"]
     await publish(bus, events.ProfileUpdated(person_id=awa, languages=["fr"], updated_at=datetime.now(UTC)),
                   source="bot")
-    await eventually(lambda: _locale(bus, awa, "fr"), what="French, from the roster's languages")
+    await eventually(lambda: reads_in(bus, awa, "fr"), what="French, from the roster's languages")
     await User(sandbox_url, 9801).reply_to("/help", language_code="pt-BR")
     await User(sandbox_url, 9801).reply_to("/lang ar")  # then a choice: told, after whatever the first update told
-    await eventually(lambda: _locale(bus, awa, "ar"), what="the choice")
+    await eventually(lambda: reads_in(bus, awa, "ar"), what="the choice")
     told = await stream_events(bus.js, "BOT", type_prefix="bot.profile.updated")
     assert [e.data["locale"] for e in told if e.data["person_id"] == str(awa) and e.data["locale"]] == ["ar"]

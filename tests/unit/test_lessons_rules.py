@@ -214,3 +214,39 @@ def test_the_digest_holds_no_restricted_item() -> None:
                           as_of=date(2026, 10, 1))
     assert "R-OPEN" in digest.markdown and "R-SECRET" not in digest.markdown and "R-GONE" not in digest.markdown
     assert "R-SECRET" not in digest.html and "<h1>" in digest.html
+
+
+DIGEST_ITEMS = [FakeItem("R-ML1", "ML", "access", at(date(2026, 8, 1)), status="identified"),
+                FakeItem("R-NE1", "NE", "access", at(date(2026, 8, 2))),
+                FakeItem("R-CD1", "CD", "access", at(date(2026, 8, 3)), region="ROSEA"),
+                FakeItem("R-TH1", "TH", "", at(date(2026, 8, 4)), region="ROAP", kind="aar")]
+DIGEST_AARS = [FakeAar("ROWCA", date(2026, 7, 10), "submitted", at(date(2026, 7, 8))), FakeAar("ROWCA", date(2026, 9, 1))]
+# per language: what a reader of it must find, and English it must not hold
+DIGEST_WORDS = {
+    "en": (["# CMCoord lessons digest, 2026 Q3", "_1 July 2026 to 30 September 2026;", "- New lessons: 4",
+            "### Access (3)", "### Not yet tagged (1)", "(Mali) · lesson identified", "| West and Central Africa | 2 | 0 |",
+            "| West and Central Africa | 2 | 1 | 50% | 1 |", "Recurring: Access, raised in 3 countries",
+            "(Democratic Republic of the Congo, Mali and Niger)"], []),
+    "fr": (["# Synthèse des enseignements CMCoord, 3e trimestre 2026", "_Du 1er juillet 2026 au 30 septembre 2026 ;",
+            "- Nouveaux enseignements : 4", "### Accès (3)", "### Sans thème pour l’instant (1)",
+            "(Mali) · enseignement identifié", "| Afrique de l’Ouest et du Centre | 2 | 0 |", "| 50\u00a0% |",  # a no-break space, as CLDR writes it
+            "Thème récurrent : Accès ; thème soulevé dans 3 pays", "(Mali, Niger et République démocratique du Congo)"],
+           ["lesson", "Access", "Region", "Trends", "quarter"]),
+    "ar": (["# موجز دروس CMCoord، الربع الثالث 2026", "- الدروس الجديدة: 4", "### الوصول (3)",
+            "(مالي) · درس مستخلص", "موضوع متكرر: الوصول، أُثير في 3 بلدان", "جمهورية الكونغو الديمقراطية"],
+           ["lesson", "Access", "Region", "Trends", "quarter", "Mali"]),
+}
+
+
+@pytest.mark.parametrize("locale", DIGEST_WORDS)
+def test_the_digest_is_written_in_each_language(locale: str) -> None:
+    digest = build_digest(period=quarter(2026, 3), items=DIGEST_ITEMS, year_items=DIGEST_ITEMS, previous_items=[],
+                          aars=DIGEST_AARS, as_of=date(2026, 10, 1), locale=locale)
+    wanted, english = DIGEST_WORDS[locale]
+    for text in wanted:
+        assert text in digest.markdown, text
+    text_only = digest.markdown.replace("CMCoord", "")
+    for text in english:
+        assert text not in text_only, text
+    assert f'<html lang="{locale}"' in digest.html and (' dir="rtl"' in digest.html) == (locale == "ar")
+    assert f"<title>{digest.title}</title>" in digest.html and "2026" in digest.title

@@ -28,6 +28,7 @@ from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsRegistered
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
+from services.bot.render import country_of, date_of
 from services.bot.routers.widgets import (
     classification_keyboard,
     post_country,
@@ -38,7 +39,6 @@ from services.bot.states import AarWriting
 from shared import events
 from shared.clock import Clock
 from shared.contracts.roster import PersonCard
-from shared.regions import country_name
 from shared.store import Database
 from shared.themes import CLASSIFICATIONS, DEFAULT_CLASSIFICATION, Classification, reference
 
@@ -90,9 +90,9 @@ async def begin(message: Pressed, state: FSMContext, person: PersonCard, *, less
     if owed:
         aar = owed[0]
         about = escape(aar.operation or "") or _("your deployment in {country}").format(
-            country=escape(aar.country_name))
+            country=escape(country_of(aar.country)))
         intro = _("Your after action review of {about}, due on {due}.").format(
-            about=about, due=aar.due_on.strftime("%d %b %Y"))
+            about=about, due=date_of(aar.due_on))
         if len(owed) > 1:
             intro += " " + _("({n} more after this one.)").format(n=len(owed) - 1)
         data = {"aar_id": str(aar.aar_id), "country": aar.country}
@@ -102,7 +102,7 @@ async def begin(message: Pressed, state: FSMContext, person: PersonCard, *, less
             await message.answer(_("You owe no after action review now."))
             return
         intro = _("You owe no after action review now; this one is about your post in {country}, and welcome.") \
-            .format(country=escape(country_name(country)))
+            .format(country=escape(country_of(country)))
         data = {"aar_id": str(uuid.uuid4()), "country": country}
     await state.set_data({**data, "themes": [], "classification": DEFAULT_CLASSIFICATION})
     await state.set_state(QUESTIONS[0][0])

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsMember
 from services.bot.lessons_client import LessonsClient, LessonsUnavailable
+from services.bot.render import country_of
 from services.bot.routers.report import themes_in
 from shared.contracts.lessons import ItemCard
 from shared.contracts.roster import PersonCard
@@ -27,7 +28,7 @@ MAX_QUERY = 300  # characters: what lessons' search takes
 def _card(item: ItemCard) -> str:
     status = {"identified": _("lesson identified"), "learned": _("lesson learned")}.get(item.status, "")
     head = f"<b>{escape(item.reference)}</b> {escape(item.title)}"
-    meta = " · ".join(p for p in (escape(item.country_name), status) if p)
+    meta = " · ".join(p for p in (escape(country_of(item.country)), status) if p)
     lines = [head, f"<i>{meta}</i>", escape(item.snippet)]
     if item.action:
         lines.append(_("Action taken: {action}").format(action=escape(item.action)))

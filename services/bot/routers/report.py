@@ -32,6 +32,7 @@ from services.bot.callbacks import LessonStep
 from services.bot.edits import Pressed, pressed
 from services.bot.filters import IsMember
 from services.bot.quality import nudges
+from services.bot.render import country_of, theme_of
 from services.bot.routers.widgets import (
     classification_keyboard,
     classification_labels,
@@ -43,12 +44,11 @@ from services.bot.states import ReportWriting
 from shared import events
 from shared.clock import Clock
 from shared.contracts.roster import PersonCard
-from shared.regions import country_name, resolve_country
+from shared.regions import resolve_country
 from shared.store import Database
 from shared.themes import (
     CLASSIFICATIONS,
     DEFAULT_CLASSIFICATION,
-    THEMES,
     reference,
     resolve_theme,
 )
@@ -92,9 +92,9 @@ def unknown_tags(text: str) -> list[str]:
 
 
 def _summary(data: dict[str, Any]) -> str:
-    themes = ", ".join(THEMES[t] for t in data.get("themes", [])) or _("none")
+    themes = ", ".join(theme_of(t) for t in data.get("themes", [])) or _("none")
     lines = [_("<b>Your report</b>"), escape(data["text"]),
-             _("Where: {country}").format(country=escape(country_name(data["country"]))),
+             _("Where: {country}").format(country=escape(country_of(data["country"]))),
              _("Themes: {themes}").format(themes=escape(themes)),
              _("Who can read it: {c}").format(c=classification_labels()[data["classification"]])]
     if data.get("attachment_name"):
@@ -144,7 +144,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
             keyboard = InlineKeyboardBuilder()
             home = post_country(person)
             if home:
-                keyboard.button(text=country_name(home), callback_data=LessonStep(a="country", v=home))
+                keyboard.button(text=country_of(home), callback_data=LessonStep(a="country", v=home))
             await message.answer(_("Where? Press your post's country or write another country's name."),
                                  reply_markup=keyboard.as_markup() if home else None)
         elif current == ReportWriting.themes.state:
@@ -216,7 +216,7 @@ def build_report_router(*, db: Database, clock: Clock) -> Router:
         ref = await submit(db, clock, person, data)
         tips = nudge_text(text)
         await message.answer(_("Report received, reference {ref} ({country}, community).").format(
-            ref=ref, country=escape(country_name(country))) + ("\n\n" + tips if tips else ""))
+            ref=ref, country=escape(country_of(country))) + ("\n\n" + tips if tips else ""))
 
     @router.message(Command("cancel"), StateFilter(ReportWriting))
     async def cancel(message: Message, state: FSMContext, person: PersonCard) -> None:

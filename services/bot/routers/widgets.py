@@ -11,6 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot import drafts
 from services.bot.callbacks import LessonStep
 from services.bot.edits import pressed, set_buttons
+from services.bot.render import theme_of
 from shared.contracts.roster import PersonCard
 from shared.themes import THEMES
 
@@ -22,10 +23,11 @@ def post_country(person: PersonCard) -> str | None:
 
 def themes_keyboard(chosen: list[str]) -> InlineKeyboardMarkup:
     keyboard = InlineKeyboardBuilder()
-    for code, label in THEMES.items():
-        keyboard.button(text=("✓ " if code in chosen else "") + label, callback_data=LessonStep(a="theme", v=code))
+    for code in THEMES:
+        keyboard.button(text=("✓ " if code in chosen else "") + theme_of(code),
+                        callback_data=LessonStep(a="theme", v=code))
     keyboard.button(text=_("Done"), callback_data=LessonStep(a="done"))
-    keyboard.adjust(2)
+    keyboard.adjust(1)  # one a row: a French or Arabic theme's name is long for half a phone's width
     return keyboard.as_markup()
 
 

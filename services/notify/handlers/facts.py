@@ -83,7 +83,7 @@ def bot_refusal(e: events.NotificationRequested) -> str | None:
     an ad-hoc message with its Acknowledge button, to people by id in a region, or to everyone."""
     if e.kind != adhoc.KIND or adhoc.clean_reference(e.about) != e.about:
         return f"the bot may request {adhoc.KIND} notifications only, not {e.kind}"
-    if e.role is not None or e.document is not None or e.buttons != [adhoc.ACKNOWLEDGE]:
+    if e.role is not None or e.document is not None or e.documents or e.buttons != [adhoc.ACKNOWLEDGE]:
         return "an ad-hoc message from the bot has no role, no document and the Acknowledge button only"
     if not ((e.everyone and not e.person_ids and e.region is None)
             or (not e.everyone and e.person_ids and e.region is not None)):
@@ -98,7 +98,8 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     if refused:
         raise PermanentError(refused)
     request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
-                      urgent=e.urgent, region=e.region, document=e.document, notice=e.notice)
+                      urgent=e.urgent, region=e.region, document=e.document, documents=tuple(e.documents.items()),
+                      notice=e.notice)
     # a region without an adviser: the CMCS desk instead, as for notify's own escalations
     fallback = "cmcs_desk" if e.role == "regional_adviser" else None
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,

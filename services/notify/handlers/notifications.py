@@ -97,7 +97,7 @@ async def create_all(uow: UnitOfWork, asks: Iterable[tuple[Request, Iterable[Rec
             id=nid, kind=request.kind, subject=request.about, occurrence=request.occurrence, person_id=r.person_id,
             person_name=r.name, chat_id=r.telegram_user_id, timezone=r.timezone, region=_region(request, r),
             text=fit(request.text_for(r)), buttons=json.dumps([b.model_dump() for b in request.buttons_for(r)]),
-            urgent=request.urgent or policy.urgent, created_at=now, document=request.document, depth=depth,
+            urgent=request.urgent or policy.urgent, created_at=now, document=request.document_for(r), depth=depth,
             group_id=request.group_id, locale=r.locale, email=r.email,
         )
         transition(uow, n, "queued", "requested", now, new=True)
