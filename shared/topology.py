@@ -80,7 +80,7 @@ BY_NAME = {d.name: d for d in DURABLES}
 
 # Who reads and who writes the documents bucket (files sent with notifications).
 DOCUMENT_WRITERS = ("lessons",)
-DOCUMENT_READERS = ("lessons", "bot")
+DOCUMENT_READERS = ("lessons", "bot", "notify")  # notify: attached to a mail
 
 
 def durables_of(service: str) -> list[Durable]:

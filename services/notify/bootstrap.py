@@ -23,6 +23,7 @@ from services.notify.queries import NotifyQueries
 from services.notify.recipients import Roster
 from services.notify.store import open_store
 from shared.clock import Clock, clock_for
+from shared.documents import Documents
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
 
@@ -63,7 +64,7 @@ async def compose(host: NotifyApp) -> None:
         log.warning("email_links_local_or_missing", public_port=s.calendar_port or None,
                     hint="set CMCOORD_NOTIFY_CALENDAR_PORT and CMCOORD_NOTIFY_CALENDAR_BASE_URL (the listener's "
                          "public address) for answer links that work away from this machine")
-    mailer = Mailer(db=host.db, settings=s, links=links) if s.smtp_host else None
+    mailer = Mailer(db=host.db, settings=s, links=links, documents=Documents(bus.js)) if s.smtp_host else None
     host.consume(consumers(db=host.db, roster=roster, rules=rules, mailer=mailer), after=parts.due.wake)
     queries = NotifyQueries(db=host.db, clock=host.clock, roster=roster)  # roster: who chairs a call
     service = host.enter_queries(await queries.serve(bus.nc, version=VERSION))

@@ -16,7 +16,9 @@ it was already answered, and when.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import mimetypes
 import re
 import secrets
 import uuid
@@ -30,6 +32,8 @@ import aiosmtplib
 import structlog
 from aiohttp import web
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from nats.errors import Error as NatsError
+from nats.js.errors import ObjectNotFoundError
 
 from services.notify.config import Settings
 from services.notify.handlers.notifications import answer, notice
@@ -38,8 +42,9 @@ from services.notify.policy import OPEN_STATES
 from services.notify.store import locked
 from shared import events, notices
 from shared.clock import Clock
+from shared.documents import Documents
 from shared.events import Envelope, ReplyButton
-from shared.bus import TransientError
+from shared.bus import TopologyMissing, TransientError
 from shared.settings import secret_file
 from shared.store import Database, UnitOfWork
 
@@ -51,6 +56,7 @@ ANSWERABLE = OPEN_STATES | {"unlinked", "failed"}  # an e-mailed copy is answere
 # note, an AAR) and "change the date" open a conversation in the bot: no link pretends to do that.
 LINK_ANSWERS = frozenset({"ack", "join", "decline", "confirm"})
 DEFERRED = 30.0  # seconds before a deferred mail is tried again
+MAX_ATTACHMENT_BYTES = 7 * 1024 * 1024  # ~10 MB once base64-encoded: what most mail servers take
 ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")  # what a refusal may echo of the recipient
 
 
@@ -83,8 +89,9 @@ class Links:
             return None
 
 
-def compose(n: Notification, *, links: Links | None, sender: str) -> EmailMessage:
-    """The notification as a mail in its reader's language: plain text and HTML, its buttons as links."""
+def compose(n: Notification, *, links: Links | None, sender: str, attachment: bytes | None = None) -> EmailMessage:
+    """The notification as a mail in its reader's language: plain text and HTML, its buttons as links,
+    its document (`attachment`, the bytes of `n.document`) attached."""
     locale = n.locale
     buttons = [b for b in map(ReplyButton.model_validate, _buttons(n)) if b.reply in LINK_ANSWERS]
     say = notices.say
@@ -109,6 +116,10 @@ def compose(n: Notification, *, links: Links | None, sender: str) -> EmailMessag
     message["Auto-Submitted"] = "auto-generated"  # no out-of-office replies to it (RFC 3834)
     message.set_content(plain)
     message.add_alternative(html, subtype="html")
+    if attachment is not None and n.document:
+        kind, _ = mimetypes.guess_type(n.document)
+        maintype, _, subtype = (kind or "application/octet-stream").partition("/")
+        message.add_attachment(attachment, maintype=maintype, subtype=subtype, filename=n.document)
     message["Content-Language"] = locale  # after the content: setting it clears the Content-* headers
     return message
 
@@ -143,15 +154,33 @@ class Mailed:
 class Mailer:
     """Consumes `notify.deliver.email`: sends in the lookup (outside the transaction), records in it."""
 
-    def __init__(self, *, db: Database, settings: Settings, links: Links | None) -> None:
-        self.db, self.settings, self.links = db, settings, links
+    def __init__(self, *, db: Database, settings: Settings, links: Links | None,
+                 documents: Documents | None = None) -> None:
+        self.db, self.settings, self.links, self.documents = db, settings, links, documents
+
+    async def _attachment(self, n: Notification) -> bytes | None:
+        """The notification's document, or None: the mail goes without a file it cannot have now (gone
+        from the bucket, the bucket or NATS out of reach, too big to mail) rather than wait for it."""
+        if not n.document or self.documents is None:
+            return None
+        try:
+            data = await asyncio.wait_for(self.documents.get(n.document), self.settings.query_timeout_seconds)
+        except (ObjectNotFoundError, NatsError, TopologyMissing, TimeoutError) as err:
+            log.warning("document_not_attached", notification_id=str(n.id), document=n.document,
+                        reason=type(err).__name__)
+            return None
+        if len(data) > MAX_ATTACHMENT_BYTES:
+            log.warning("document_not_attached", notification_id=str(n.id), document=n.document,
+                        reason=f"{len(data)} bytes")
+            return None
+        return data
 
     async def send(self, e: events.DeliverEmail, *, cause: Envelope, clock: Clock) -> Mailed | None:
         async with self.db.read() as session:
             n = await session.get(Notification, e.notification_id)
         if n is None or not n.email or n.emailed_at is not None or n.state not in ANSWERABLE:
             return None  # gone, no address, sent already (a redelivery), or no longer waiting
-        message = compose(n, links=self.links, sender=self.settings.mail_from)
+        message = compose(n, links=self.links, sender=self.settings.mail_from, attachment=await self._attachment(n))
         s = self.settings
         try:
             await aiosmtplib.send(message, hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls,

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from services.bot.bootstrap import BotApp
 from services.lessons.duties import Step
+from services.lessons.handlers import digest_request
 from services.lessons.jobs import request_for
 from services.lessons.models import Aar
 from services.notify import bootstrap as notify_bootstrap
@@ -25,11 +26,12 @@ from services.roster.config import Settings
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
+from shared.events import Envelope
+from shared.documents import Documents
 from shared.natsserver import NatsServer, free_port
-from tests.helpers import eventually, mark_started, stream_events
+from tests.helpers import eventually, mark_started, reads_in, stream_events
 from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
-from tests.integration.test_notices_languages import _locale
 from tests.integration.test_notify import (
     _deployment_of,
     count_texts,
@@ -156,7 +158,7 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     await somchai.reply_to("/lang fr")
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9804]})
-    await eventually(lambda: _locale(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
+    await eventually(lambda: reads_in(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
     aar = Aar(id=uuid.uuid4(), person_id=mail_people["somchai@ocha.example"], country="TH", region="ROAP",
               due_on=date(2026, 3, 9), created_at=clock.now())
     await publish(bus, request_for(aar, Step(name="reminder", offset_days=-7, audience="officer"), officer="",
@@ -175,6 +177,36 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     mailing_notify.parts.due.wake()
     (desk,) = await eventually(lambda: _texts(sandbox_url, 9803), what="the desk's summary")
     assert "• Somchai Wong (blocked; e-mailed), 1 message" in desk
+
+
+async def test_a_document_reaches_a_blocked_reader_attached_to_the_mail_in_their_language(
+    mailing_notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],
+) -> None:
+    inbox, _ = smtp
+    await User(sandbox_url, 9804).reply_to("/lang fr")
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9804]})
+    await eventually(lambda: reads_in(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
+    files = {"en": ("digest-en.html", b"<h1>Digest</h1>"), "fr": ("digest-fr.html", "<h1>Synthèse</h1>".encode())}
+    for name, data in files.values():
+        await Documents(bus.js).put(name, data)
+    _, digest = digest_request(period_label="2026 Q1", documents={k: name for k, (name, _) in files.items()})
+    await publish(bus, digest.model_copy(update={"everyone": False, "person_ids": [mail_people["somchai@ocha.example"]]}),
+                  source="lessons")
+    (mail,) = await eventually(lambda: inbox.to("somchai@ocha.example"), what="the digest e-mailed")
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None and "La synthèse des enseignements CMCoord (1er trimestre 2026)" in plain.get_content()
+    assert mail.get_content_type() == "multipart/mixed" and mail["Content-Language"] == "fr"
+    (attached,) = list(mail.iter_attachments())
+    assert attached.get_filename() == "digest-fr.html" and attached.get_content_type() == "text/html"
+    assert attached.get_payload(decode=True) == files["fr"][1]
+
+    # a file gone from the bucket: the mail goes all the same, without it
+    await publish(bus, request([mail_people["somchai@ocha.example"]], about="subject-2", document="gone.html"))
+    _, second = await eventually(lambda: inbox.to("somchai@ocha.example", 2), what="the second mail")
+    plain = second.get_body(preferencelist=("plain",))
+    assert plain is not None and "Mopti route closed" in plain.get_content() and not list(second.iter_attachments())
 
 
 async def _texts(sandbox_url: str, chat: int) -> list[str] | None:
@@ -238,6 +270,11 @@ async def test_mailed_while_unlinked_then_linked_and_blocked_fails_without_a_sec
 
     (n,) = await eventually(failed, what="caught up on Telegram, refused there, recorded")
     assert n.failed_reason == "blocked" and n.attempts == 1
-    sent = await stream_events(bus.js, "NOTIFY", type_prefix="notify.deliver.email")
-    assert len([e for e in sent if e.data["notification_id"] == str(n.id)]) == 2
+
+    async def commands() -> list[Envelope] | None:  # the failure's command leaves through the outbox, after its commit
+        sent = await stream_events(bus.js, "NOTIFY", type_prefix="notify.deliver.email")
+        mine = [e for e in sent if e.data["notification_id"] == str(n.id)]
+        return mine if len(mine) >= 2 else None
+
+    assert len(await eventually(commands, what="the failure's e-mail command published")) == 2
     assert len(await inbox.to("noone@ocha.example") or []) == 1
