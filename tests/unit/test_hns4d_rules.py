@@ -1,0 +1,177 @@
+"""HNS4D's rules and exports, without I/O: positions inside the country, lead times, acknowledgement
+deadlines, what a party's answer reads as (receipt, never approval), the evidence per party, and exports
+read back by other people's parsers (geojson, libhxl, fastkml)."""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import geojson
+import hxl
+from fastkml import kml as fastkml
+
+from services.hns4d.exports import geojson as to_geojson
+from services.hns4d.exports import hxl_csv, kml
+from services.hns4d.rules import (
+    DEFAULT_POLICY,
+    Kind,
+    Point,
+    acknowledgement_due,
+    lead_problem,
+    lead_warning,
+    party_figures,
+    party_state,
+    point_problem,
+    route_problems,
+    status_line,
+)
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+MOPTI, SEVARE, BANDIAGARA = Point(14.4843, -4.1827), Point(14.5333, -4.1000), Point(14.3500, -3.6100)
+# what no text may say of an acknowledgement
+APPROVAL = re.compile(r"approv|clear(ed|ance)|authori[sz]|permi(t|ssion)|guarantee", re.IGNORECASE)
+
+
+def test_a_position_is_checked_against_the_country() -> None:
+    assert point_problem("ML", MOPTI) is None
+    assert point_problem("ml", Point(10.3, -12.2)) is None  # on the border with Guinea: inside, with the margin
+    swapped = point_problem("ML", Point(MOPTI.lon, MOPTI.lat))
+    assert swapped is not None and "swapped" in swapped
+    paris = point_problem("ML", Point(48.85, 2.35))
+    assert paris is not None and "outside ML" in paris and "swapped" not in paris
+    assert "not a position" in (point_problem("ML", Point(95, 10)) or "")
+    assert point_problem("PS", Point(31.50, 34.45)) is None  # Gaza: one of the country's two boxes
+    assert point_problem("XK", Point(42.6, 21.1)) is None  # no box known: the ranges only
+
+
+def test_a_route_has_two_points_or_more_each_in_the_country() -> None:
+    assert route_problems("ML", [MOPTI, SEVARE, BANDIAGARA]) == []
+    assert route_problems("ML", [MOPTI])[0].startswith("a route has at least two points")
+    (problem,) = route_problems("ML", [MOPTI, Point(48.85, 2.35)])
+    assert problem.startswith("point 2: ")
+
+
+def test_a_movement_is_notified_48_hours_ahead_or_flagged_as_an_emergency() -> None:
+    def refused(hours: float, emergency: bool = False) -> str | None:
+        return lead_problem(start=NOW + timedelta(hours=hours), submitted_at=NOW, policy=DEFAULT_POLICY,
+                            emergency=emergency)
+
+    assert refused(50) is None and refused(48) is None
+    assert "at least 48 hours ahead" in (refused(20) or "") and "emergency" in (refused(20) or "")
+    assert refused(20, emergency=True) is None  # sent, with a warning
+    assert "already started" in (refused(-1, emergency=True) or "")
+    warning = lead_warning(start=NOW + timedelta(hours=20), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=True)
+    assert warning is not None and "20 hours" in warning and "24 hours" in warning
+    assert lead_warning(start=NOW + timedelta(hours=30), submitted_at=NOW, policy=DEFAULT_POLICY,
+                        emergency=True) is None
+
+
+def test_each_party_is_asked_to_acknowledge_by_a_deadline() -> None:
+    start = NOW + timedelta(hours=50)
+    assert acknowledgement_due(sent_at=NOW, start=start, policy=DEFAULT_POLICY) == start - timedelta(hours=24)
+    late = NOW + timedelta(hours=20)  # an emergency: the window is never shorter than four hours
+    assert acknowledgement_due(sent_at=NOW, start=late, policy=DEFAULT_POLICY) == NOW + timedelta(hours=4)
+    assert acknowledgement_due(sent_at=NOW, start=None, policy=DEFAULT_POLICY) == NOW + timedelta(hours=72)
+
+
+def test_a_party_s_answer_reads_as_receipt_or_silence_never_approval() -> None:
+    due = NOW + timedelta(hours=26)
+    lines = {
+        "waiting": status_line(party="FAMa", sent_at=NOW, due_at=due, acknowledged_at=None, now=NOW),
+        "acknowledged": status_line(party="MINUSMA", sent_at=NOW, due_at=due, acknowledged_at=NOW + timedelta(hours=3),
+                                    now=NOW + timedelta(hours=5)),
+        "silent": status_line(party="CSP", sent_at=NOW, due_at=due, acknowledged_at=None, now=due),
+    }
+    assert lines["acknowledged"] == "MINUSMA: acknowledged receipt at 02 Mar 2026 11:00 UTC"
+    assert lines["silent"].startswith("CSP: silent since 02 Mar 2026 08:00 UTC")
+    assert "receipt asked for by 03 Mar 2026 10:00 UTC" in lines["waiting"]
+    assert party_state(acknowledged_at=None, due_at=due, now=due - timedelta(seconds=1)) == "waiting"
+    texts = [*lines.values(),
+             lead_problem(start=NOW + timedelta(hours=20), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=False),
+             lead_warning(start=NOW + timedelta(hours=2), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=True)]
+    for text in texts:
+        assert text is not None and not APPROVAL.search(text), text
+
+
+@dataclass
+class Delivery:
+    country: str
+    party: str
+    sent_at: datetime
+    due_at: datetime
+    acknowledged_at: datetime | None = None
+
+
+@dataclass
+class Incident:
+    country: str
+    party: str | None
+
+
+def test_the_evidence_per_party_counts_what_happened() -> None:
+    due = NOW + timedelta(hours=24)
+    deliveries = [Delivery("ML", "FAMa", NOW, due, NOW + timedelta(hours=2)),  # on time, 2 h
+                  Delivery("ML", "FAMa", NOW, due, NOW + timedelta(hours=30)),  # late, 30 h
+                  Delivery("ML", "FAMa", NOW, due, NOW + timedelta(hours=6)),  # on time, 6 h
+                  Delivery("ML", "FAMa", NOW, due),  # silent
+                  Delivery("ML", "FAMa", NOW, NOW + timedelta(days=5)),  # still waiting: neither
+                  Delivery("ML", "CSP", NOW, due),
+                  Delivery("NE", "FAMa", NOW, due, NOW + timedelta(hours=1))]  # another country's party of that name
+    figures = party_figures(deliveries, [Incident("ML", "FAMa"), Incident("ML", None), Incident("ML", "CSP")],
+                            now=NOW + timedelta(days=2))
+    fama = figures[("ML", "FAMa")]
+    assert (fama.sent, fama.acknowledged, fama.acknowledged_on_time, fama.silent, fama.incidents) == (5, 3, 2, 1, 1)
+    assert fama.median_hours_to_acknowledge == 6
+    csp = figures[("ML", "CSP")]
+    assert (csp.sent, csp.acknowledged, csp.silent, csp.incidents) == (1, 0, 1, 1)
+    assert csp.median_hours_to_acknowledge is None
+    assert figures[("NE", "FAMa")].sent == 1
+
+
+@dataclass
+class Record:
+    reference: str
+    kind: Kind
+    points: list[Point]
+    country: str = "ML"
+    organisation: str = "=WFP"  # a formula, as a spreadsheet would read it
+    name: str = "Convoy <Mopti> & Bandiagara"
+    starts_at: datetime | None = NOW + timedelta(hours=50)
+    ends_at: datetime | None = NOW + timedelta(hours=60)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+RECORDS = [Record("HN-ML-0001", "movement", [MOPTI, SEVARE, BANDIAGARA]),
+           Record("HN-ML-0002", "site", [MOPTI], name="Mopti warehouse", starts_at=None, ends_at=None)]
+
+
+def test_geojson_is_valid_for_a_geometry_library() -> None:
+    data = to_geojson(RECORDS)
+    parsed = geojson.loads(json.dumps(data))
+    assert parsed.is_valid, parsed.errors()
+    route, site = parsed["features"]
+    assert route["geometry"]["type"] == "LineString" and route["geometry"]["coordinates"][0] == [MOPTI.lon, MOPTI.lat]
+    assert site["geometry"]["type"] == "Point" and site["properties"]["reference"] == "HN-ML-0002"
+
+
+def test_hxl_reads_back_by_hashtag(tmp_path: Path) -> None:
+    path = tmp_path / "notifications.csv"
+    path.write_text(hxl_csv(RECORDS))
+    rows = list(hxl.data(str(path), hxl.InputOptions(allow_local=True)))
+    assert len(rows) == 4  # three route points and the site
+    assert [(r.get("#meta+ref"), float(r.get("#geo+lat")), float(r.get("#geo+lon"))) for r in rows][0] == (
+        "HN-ML-0001", MOPTI.lat, MOPTI.lon)
+    assert rows[0].get("#org") == "'=WFP"  # never a formula
+
+
+def test_kml_parses_with_its_points_and_route() -> None:
+    text = kml(RECORDS)
+    document = fastkml.KML.from_string(text.encode())
+    (folder,) = document.features
+    route, site = folder.features
+    assert route.name == "HN-ML-0001: Convoy <Mopti> & Bandiagara"
+    assert [(round(c[0], 4), round(c[1], 4)) for c in route.geometry.coords] == [
+        (MOPTI.lon, MOPTI.lat), (SEVARE.lon, SEVARE.lat), (BANDIAGARA.lon, BANDIAGARA.lat)]
+    assert (round(site.geometry.x, 4), round(site.geometry.y, 4)) == (MOPTI.lon, MOPTI.lat)
