@@ -325,7 +325,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         await somchai.press(reminder["message_id"], reminder["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
         await eventually(lambda: _notes(app, kind="call.reminder", state="acknowledged"), what="the answer recorded")
         shown = await somchai.reply_to("/calls")
-        assert shown["text"].startswith("<b>Asia and the Pacific</b>\nTue 03 Mar 13:00 (Asia/Bangkok)")
+        assert shown["text"].startswith("<b>Asia and the Pacific</b>\nTuesday 03 March, 13:00 (Asia/Bangkok)")
         assert "Your answer: you cannot join" in shown["text"]
         assert "Chair: Jean Ndiaye" in shown["text"] and "jean@ocha.example" not in shown["text"]  # by name
         assert "Answers: 0 will join, 1 cannot, 1 not yet" in shown["text"]
@@ -355,7 +355,7 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         refused = await somchai.reply_to("/summary ROAP: we agreed on nothing")
         assert refused["text"] == "Only the chair of the ROAP call sends its summary."
         sent = await jean.reply_to("/summary ROAP: Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
-        assert sent["text"] == "Sent to those invited to the ROAP call of Tue 03 Mar 06:00 (Africa/Dakar), and kept."
+        assert sent["text"] == "Sent to those invited to the ROAP call of Tuesday 03 March, 06:00 (Africa/Dakar), and kept."
         got = await eventually(lambda: count_texts(9804, sandbox_url, 7), what="the summary")
         assert got[-1] == ("Summary of the Asia and the Pacific regional CMCoord call of Tuesday 03 March, 13:00 (Asia/Bangkok):\n"
                            "Convoys to the border: notify 72 h ahead. Next: Mae Sot access.")
@@ -568,7 +568,7 @@ async def test_a_summary_with_no_call_taken_place_or_nobody_invited_says_so_and_
         jean = User(sandbox_url, 9802)
         # ROAP's call of 17 February took place, but nobody was reminded of it (notify was not running)
         answer = await jean.reply_to("/summary ROAP: Nothing agreed, no follow-up.")
-        assert answer["text"] == ("Nobody was invited to the ROAP call of Tue 17 Feb 06:00 (Africa/Dakar), so there is "
+        assert answer["text"] == ("Nobody was invited to the ROAP call of Tuesday 17 February, 06:00 (Africa/Dakar), so there is "
                                   "nobody to send the summary to: nothing was sent or kept.")
         await _roap(app, clock, first_day=ROAP_CALL.date())  # a series whose first call is tomorrow
         answer = await jean.reply_to("/summary ROAP: Nothing agreed, no follow-up.")

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from services.bot.filters import IsMember
@@ -33,6 +34,7 @@ from shared import events
 from shared.clock import Clock
 from shared.contracts.notify import NextCall
 from shared.contracts.roster import PersonCard
+from shared.notices import local_time
 from shared.regions import resolve_region
 from shared.store import Database
 
@@ -45,11 +47,12 @@ def own_region(person: PersonCard) -> str | None:
 
 
 def _local(when: datetime, person: PersonCard) -> str:
+    """A call's time in the asker's zone and language: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
     try:
         zone = ZoneInfo(person.timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    return f"{when.astimezone(zone):%a %d %b %H:%M} ({zone.key})"
+    return local_time(when, zone.key, get_i18n().current_locale)
 
 
 def _call_text(call: NextCall, person: PersonCard) -> str:
