@@ -93,7 +93,8 @@ db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=NORMAL")
 db.execute("PRAGMA foreign_keys=ON")
 db.execute("BEGIN IMMEDIATE")
-db.executemany("INSERT INTO person VALUES (?,?,?,?,?,?,?,?,?,?)", people)
+db.executemany("INSERT INTO person (id, email, name, phone, telegram_username, organisation, languages, timezone, "
+               "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", people)  # `locale` is the bot's: left NULL
 db.executemany("INSERT INTO post VALUES (?,?,?,?,?,?,?)", list(posts.values()))
 db.executemany("INSERT INTO deployment VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", deployments)
 db.execute("COMMIT")
