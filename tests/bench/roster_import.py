@@ -41,7 +41,7 @@ REFERENCE_BARE_S = 0.85
 SECONDS_RATIO = 5 / REFERENCE_BARE_S
 LOCK_RATIO = 1 / REFERENCE_BARE_S
 
-IMPORT = """
+IMPORT = r"""
 import asyncio, json, re, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +65,7 @@ out["peak_mb"] = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read
 print(json.dumps(out))
 """
 
-BASELINE = """
+BASELINE = r"""
 import csv, json, re, sqlite3, sys, time, uuid
 from pathlib import Path
 
