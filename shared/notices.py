@@ -30,8 +30,9 @@ from shared.themes import THEMES
 
 DOMAIN = "notices"
 # the msgctxt of a button's label, a region's name, a role's name, a handover note's section title, a lessons
-# theme's name and a word of the digest
-BUTTON, REGION, ROLE, SECTION, THEME, DIGEST = "button", "region", "role", "section", "theme", "digest"
+# theme's name, a word of the digest and why someone could not be reached
+BUTTON, REGION, ROLE, SECTION, THEME, DIGEST, REASON = (
+    "button", "region", "role", "section", "theme", "digest", "reason")
 BABEL_LOCALES = {"en": "en_GB"}  # "3 March 2026", as the UN writes it
 # A call's time: the weekday, day and month, the 24-hour time; the reader's zone follows in brackets.
 TIME_PATTERNS = {"en": "EEEE dd MMMM, HH:mm", "fr": "EEEE d MMMM 'à' HH:mm", "ar": "EEEE d MMMM، HH:mm"}
@@ -205,6 +206,11 @@ ROLE_NAMES = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point"
 # Button labels the services send (their English label is the msgid, in msgctxt "button").
 BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
 CALL_TITLE = "{region} regional CMCoord call"
+# Why a person could not be reached, as the desk's summary lists it after their name: "Awa Traoré (blocked;
+# e-mailed)" (msgctxt "reason"; a refusal's own words after a colon stay as the server wrote them).
+REASONS = ("no Telegram link", "blocked", "chat not found", "refused", "e-mailed", "no e-mail address", "e-mail refused")
+REASON_SEPARATORS = {"fr": " ; ", "ar": "؛ "}
+REASON_COLONS = {"fr": " : "}
 # The digest's headings, table columns and fixed lines (msgctxt "digest").
 DIGEST_WORDS = ("In numbers", "New lessons", "Field observations", "After action reviews", "Lessons identified",
                 "Lessons learned", "New lessons by theme", "No new lessons in this period.", "Not yet tagged",
@@ -259,6 +265,22 @@ def local_time(at: datetime, timezone: str, locale: str = DEFAULT) -> str:
 def long_date(day: date, locale: str = DEFAULT) -> str:
     shown = format_date(day, "long", locale=babel_locale(locale))
     return "1er" + shown[1:] if locale == "fr" and day.day == 1 else shown  # French writes the first "1er"
+
+
+def reasons_in(line: str, locale: str) -> str:
+    """A desk summary's line, "Name (blocked; e-mailed)", with the reasons in its brackets written in
+    `locale`; a reason it does not know stays as it is."""
+    name, bracket, rest = line.rpartition(" (")
+    if not bracket or not rest.endswith(")") or locale == DEFAULT:
+        return line
+    shown = []
+    for part in rest[:-1].split("; "):
+        head, colon, detail = part.partition(": ")
+        if head in REASONS:
+            shown.append(word(REASON, head, locale) + (REASON_COLONS.get(locale, colon) + detail if colon else ""))
+        else:
+            shown.append(part)
+    return f"{name} ({REASON_SEPARATORS.get(locale, '; ').join(shown)})"
 
 
 def button_label(label: str, locale: str) -> str:
@@ -340,6 +362,8 @@ def messages() -> Iterable[tuple[str, str | tuple[str, str]]]:
         yield THEME, name
     for text in DIGEST_WORDS:
         yield DIGEST, text
+    for reason in REASONS:
+        yield REASON, reason
 
 
 def write_template(path: str) -> None:

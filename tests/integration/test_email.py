@@ -156,9 +156,11 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     inbox, _ = smtp
     somchai = User(sandbox_url, 9804)
     await somchai.reply_to("/lang fr")
+    await User(sandbox_url, 9803).reply_to("/lang fr")  # the desk reads French too
     async with aiohttp.ClientSession() as http:
         await http.post(f"{sandbox_url}/sandbox/faults", json={"blocked_user_ids": [9804]})
     await eventually(lambda: reads_in(bus, mail_people["somchai@ocha.example"], "fr"), what="French, for the roster")
+    await eventually(lambda: reads_in(bus, mail_people["maria@ocha.example"], "fr"), what="the desk's French")
     aar = Aar(id=uuid.uuid4(), person_id=mail_people["somchai@ocha.example"], country="TH", region="ROAP",
               due_on=date(2026, 3, 9), created_at=clock.now())
     await publish(bus, request_for(aar, Step(name="reminder", offset_days=-7, audience="officer"), officer="",
@@ -175,8 +177,8 @@ async def test_an_officer_who_blocked_the_bot_is_reached_by_e_mail_in_their_lang
     # the desk's daily summary says which channels were tried
     clock.advance(timedelta(minutes=11))
     mailing_notify.parts.due.wake()
-    (desk,) = await eventually(lambda: _texts(sandbox_url, 9803), what="the desk's summary")
-    assert "• Somchai Wong (blocked; e-mailed), 1 message" in desk
+    (desk,) = await eventually(lambda: _texts(sandbox_url, 9803, "Personnes injoignables"), what="the desk's summary")
+    assert "• Somchai Wong (bot bloqué ; envoyé par courriel)" in desk  # the reasons in the desk's language
 
 
 async def test_a_document_reaches_a_blocked_reader_attached_to_the_mail_in_their_language(
@@ -209,8 +211,8 @@ async def test_a_document_reaches_a_blocked_reader_attached_to_the_mail_in_their
     assert plain is not None and "Mopti route closed" in plain.get_content() and not list(second.iter_attachments())
 
 
-async def _texts(sandbox_url: str, chat: int) -> list[str] | None:
-    found = [m["text"] for m in await User(sandbox_url, chat).messages() if "Could not reach" in (m["text"] or "")]
+async def _texts(sandbox_url: str, chat: int, needle: str = "Could not reach") -> list[str] | None:
+    found = [m["text"] for m in await User(sandbox_url, chat).messages() if needle in (m["text"] or "")]
     return found or None
 
 

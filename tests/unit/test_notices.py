@@ -8,7 +8,7 @@ import pytest
 
 from shared.events import Notice
 from shared.i18n import reader_locale
-from shared.notices import TEMPLATES, button_label, english, local_time, long_date, render
+from shared.notices import TEMPLATES, button_label, english, local_time, long_date, reasons_in, render
 
 
 @pytest.mark.parametrize("locale, days, expected", [
@@ -95,3 +95,13 @@ def test_texts_notify_composes_are_written_for_each_reader() -> None:
     assert "envoyé pour la première fois le mardi 3 mars à 07:24 (Africa/Niamey)" in (
         render(escalation, "fr", "Africa/Niamey") or "")
     assert [b.label for b in ask.request.buttons_for(replace(reader, locale="ar"))] == ["أقرّ بالاستلام"]
+
+
+def test_the_desk_reads_why_someone_was_not_reached_in_its_language() -> None:
+    assert reasons_in("Awa Traoré (blocked; e-mailed)", "fr") == "Awa Traoré (bot bloqué ; envoyé par courriel)"
+    assert reasons_in("Awa Traoré (blocked; e-mailed)", "ar") == "Awa Traoré (حظر البوت؛ أُرسلت بالبريد الإلكتروني)"
+    assert reasons_in("Awa Traoré (blocked; e-mailed)", "en") == "Awa Traoré (blocked; e-mailed)"
+    # a refusal's own words stay; a name with brackets of its own keeps them
+    assert reasons_in("Jean (ROWCA) (refused: Bad Request; e-mail refused: 550 5.1.1 <address>)", "fr") == (
+        "Jean (ROWCA) (refusé par Telegram : Bad Request ; courriel refusé : 550 5.1.1 <address>)")
+    assert reasons_in("Nadia (something new)", "fr") == "Nadia (something new)"

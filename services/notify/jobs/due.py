@@ -237,7 +237,8 @@ class DueWork(Periodic):
                              else say("unreached.people", n=len(people)))
             budget = TEXT_MAX - 400
             if people:
-                parts.append(bullets([say("unreached.person", line=r.line, n=r.count) for r in people],
+                parts.append(bullets([say("unreached.person", line=notices.reasons_in(r.line, reader.locale), n=r.count)
+                                      for r in people],
                                      budget=budget // (2 if steps else 1)))
             if steps:
                 parts.append(say("unreached.steps"))
