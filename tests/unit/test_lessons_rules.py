@@ -250,3 +250,21 @@ def test_the_digest_is_written_in_each_language(locale: str) -> None:
         assert text not in text_only, text
     assert f'<html lang="{locale}"' in digest.html and (' dir="rtl"' in digest.html) == (locale == "ar")
     assert f"<title>{digest.title}</title>" in digest.html and "2026" in digest.title
+
+
+@pytest.mark.parametrize("locale", ["fr", "ar"])
+def test_the_digest_s_catalogue_words_carry_no_markdown(locale: str) -> None:
+    """The digest puts its catalogue words into Markdown as they are: none may hold a character that
+    Markdown gives a meaning to inside a line or a table cell."""
+    from babel.messages.pofile import read_po
+
+    from shared.i18n import LOCALES
+
+    with (LOCALES / locale / "LC_MESSAGES" / "notices.po").open("rb") as f:
+        catalogue = read_po(f, locale=locale)
+    words = [m for m in catalogue if m.id and m.context and (m.context in ("digest", "theme")
+                                                              or m.context.startswith("digest."))]
+    assert len(words) > 30
+    for m in words:
+        for text in (m.string if isinstance(m.string, tuple) else (m.string,)):
+            assert not set(text) & set("*_[]|<>`#\\"), (m.context, text)
