@@ -339,6 +339,10 @@ async def test_from_the_bot_an_agenda_item_reaches_the_chair_and_calls_shows_the
         jean = User(sandbox_url, 9802)  # the chair sees who answered what
         chair_view = await jean.reply_to("/calls ROAP")
         assert "  Awa Traoré: no answer yet\n  Somchai Wong: cannot join" in chair_view["text"]
+        await jean.reply_to("/lang fr")  # the region and the time in the reader's language
+        french = await jean.reply_to("/calls ROAP")
+        assert french["text"].startswith("<b>Asie et Pacifique</b>\nmardi 3 mars à 06:00 (Africa/Dakar)")
+        await jean.reply_to("/lang en")
         assert "cannot join" not in shown["text"].split("Answers:")[1]  # the agenda names its authors, not answers
         # notify decides, whoever asks: the same query straight over NATS gives names for the chair's id only
         # (not to an officer, nor to the CMCS desk, nor to an id the roster does not know)

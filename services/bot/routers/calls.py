@@ -34,7 +34,7 @@ from shared import events
 from shared.clock import Clock
 from shared.contracts.notify import NextCall
 from shared.contracts.roster import PersonCard
-from shared.notices import local_time
+from shared.notices import local_time, region_name
 from shared.regions import resolve_region
 from shared.store import Database
 
@@ -55,10 +55,15 @@ def _local(when: datetime, person: PersonCard) -> str:
     return local_time(when, zone.key, get_i18n().current_locale)
 
 
+def _region(code: str) -> str:
+    """A region's name in the reader's language (notify sends its English name; the code is enough)."""
+    return region_name(code, get_i18n().current_locale)
+
+
 def _call_text(call: NextCall, person: PersonCard) -> str:
     answer = {"join": _("you will join"), "decline": _("you cannot join")}.get(call.my_answer or "",
                                                                            _("not answered yet"))
-    lines = [f"<b>{escape(call.name)}</b>", _local(call.start, person)]
+    lines = [f"<b>{escape(_region(call.region))}</b>", _local(call.start, person)]
     if call.link:
         lines.append(_("Link: {link}").format(link=escape(call.link)))
     if call.chair_name or call.chair_email:  # the chair by name; an older notify gives the e-mail only
@@ -106,7 +111,7 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             if words[:1] == ["all"]:
                 found = await notify.next_calls(person.person_id)
                 lines = [_("<b>Next regional calls</b>")]
-                lines += [f"{escape(c.region)} · {escape(c.name)}: {_local(c.start, person)}" for c in found]
+                lines += [f"{escape(c.region)} · {escape(_region(c.region))}: {_local(c.start, person)}" for c in found]
                 await message.answer("\n".join(lines))
                 return
             region = resolve_region(words[0]) if words else own_region(person)
