@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 from services.hns4d.rules import Kind, Point
 
 KML_NAMESPACE = "http://www.opengis.net/kml/2.2"
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 HXL_COLUMNS = (  # (header, HXL hashtag); one row per point, so a route reads as its points in order
     ("Reference", "#meta+ref"), ("Kind", "#meta+kind"), ("Country", "#country+code"), ("Organisation", "#org"),
     ("Name", "#loc+name"), ("Point", "#meta+point"), ("Latitude", "#geo+lat"), ("Longitude", "#geo+lon"),
@@ -39,7 +41,17 @@ def _when(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+def _shape(record: RecordLike) -> None:
+    """A site is one point, a movement a route of two or more: anything else is refused, not exported
+    as an invalid geometry."""
+    wanted = len(record.points) == 1 if record.kind == "site" else len(record.points) >= 2
+    if not wanted:
+        raise ValueError(f"{record.reference}: a site has one point and a movement two or more "
+                         f"({record.kind} with {len(record.points)})")
+
+
 def _geometry(record: RecordLike) -> dict[str, Any]:
+    _shape(record)
     coordinates = [[p.lon, p.lat] for p in record.points]
     if record.kind == "site":
         return {"type": "Point", "coordinates": coordinates[0]}
@@ -62,6 +74,7 @@ def hxl_csv(records: Iterable[RecordLike]) -> str:
     writer.writerow([header for header, _ in HXL_COLUMNS])
     writer.writerow([tag for _, tag in HXL_COLUMNS])
     for r in records:
+        _shape(r)
         for n, point in enumerate(r.points, 1):
             writer.writerow([r.reference, r.kind, r.country, _cell(r.organisation), _cell(r.name), n,
                              f"{point.lat:.6f}", f"{point.lon:.6f}", _when(r.starts_at) or "", _when(r.ends_at) or ""])
@@ -69,20 +82,28 @@ def hxl_csv(records: Iterable[RecordLike]) -> str:
 
 
 def _cell(text: str) -> str:
-    """A cell a spreadsheet shows as text: one starting with = + - @ would be read as a formula."""
+    """A cell a spreadsheet shows as text: one starting with = + - @ would be read as a formula, so it
+    starts with a quote instead (HXL readers see that quote as part of the value)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _xml(text: str) -> str:
+    """Text XML 1.0 allows: the control characters a message may carry (a vertical tab) left out."""
+    return CONTROL.sub("", text)
 
 
 def kml(records: Iterable[RecordLike], *, title: str = "CMCoord humanitarian notifications") -> str:
     """A KML 2.2 document: a Placemark per record, a Point for a site, a LineString for a route."""
     marks = []
     for r in records:
+        _shape(r)
         coordinates = " ".join(f"{p.lon:.6f},{p.lat:.6f}" for p in r.points)
         shape = (f"<Point><coordinates>{coordinates}</coordinates></Point>" if r.kind == "site"
                  else f"<LineString><tessellate>1</tessellate><coordinates>{coordinates}</coordinates></LineString>")
         when = " to ".join(t for t in (_when(r.starts_at), _when(r.ends_at)) if t)
         description = f"{r.kind}, {r.organisation}" + (f", {when}" if when else "")
-        marks.append(f"<Placemark id={quoteattr(r.reference)}><name>{escape(r.reference)}: {escape(r.name)}</name>"
-                     f"<description>{escape(description)}</description>{shape}</Placemark>")
+        marks.append(f"<Placemark id={quoteattr(_xml(r.reference))}><name>{escape(_xml(r.reference))}: "
+                     f"{escape(_xml(r.name))}</name><description>{escape(_xml(description))}</description>{shape}"
+                     "</Placemark>")
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="{KML_NAMESPACE}"><Document>'
             f"<name>{escape(title)}</name>{''.join(marks)}</Document></kml>\n")

@@ -14,15 +14,19 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+import pycountry
 from country_bounding_boxes import country_subunits_by_iso_code
 
 # Natural Earth's 1:110m boxes are coarse at the edges: a site on the border stays inside by this much.
 MARGIN_DEGREES = 0.25
+SWAP_HINT_DEGREES = 5.0  # a point this far outside, inside once swapped, is offered the order as the cause
+UNBOXED = frozenset({"XK"})  # countries people notify in that Natural Earth's boxes have and pycountry lacks
 
 Kind = Literal["site", "movement"]
+UNKNOWN_PARTY = ""  # the party of an incident nobody could attribute
 PartyState = Literal["waiting", "acknowledged", "silent"]
 
 
@@ -60,16 +64,30 @@ def _inside(box: tuple[float, float, float, float], point: Point) -> bool:
             and west - MARGIN_DEGREES <= point.lon <= east + MARGIN_DEGREES)
 
 
+def _distance(box: tuple[float, float, float, float], point: Point) -> float:
+    """How far `point` is outside `box`, in degrees (0 inside)."""
+    west, south, east, north = box
+    return max(south - point.lat, point.lat - north, 0) + max(west - point.lon, point.lon - east, 0)
+
+
 def point_problem(country: str, point: Point) -> str | None:
-    """Why `point` cannot be a place in `country` (ISO alpha-2), or None. A country the boxes do not
-    know is not checked beyond the ranges."""
+    """Why `point` cannot be a place in `country` (ISO alpha-2), or None. A real country the boxes do
+    not know (Kosovo) is checked for the ranges only; a code that is no country is refused."""
+    code = country.upper()
+    boxes = [unit.bbox for unit in country_subunits_by_iso_code(code)]
+    if not boxes and pycountry.countries.get(alpha_2=code) is None and code not in UNBOXED:
+        return f"{country!r} is not a country code (ISO 3166 alpha-2, such as ML)"
+    swapped = Point(point.lon, point.lat)
+    looks_swapped = bool(boxes) and any(_inside(box, swapped) for box in boxes)
     if not (-90 <= point.lat <= 90 and -180 <= point.lon <= 180):
-        return f"{point.lat}, {point.lon} is not a position: latitude goes from -90 to 90, longitude from -180 to 180"
-    boxes = [unit.bbox for unit in country_subunits_by_iso_code(country.upper())]
+        hint = "; check the order: latitude first" if looks_swapped else ""
+        return (f"{point.lat}, {point.lon} is not a position: latitude goes from -90 to 90, longitude from -180 to "
+                f"180{hint}")
     if not boxes or any(_inside(box, point) for box in boxes):
         return None
-    if any(_inside(box, Point(point.lon, point.lat)) for box in boxes):
-        return f"{point.lat}, {point.lon} is outside {country}; latitude and longitude swapped, it would be inside"
+    # the hint only far from the country: near it, the point is more likely a neighbour's place
+    if looks_swapped and min(_distance(box, point) for box in boxes) > SWAP_HINT_DEGREES:
+        return f"{point.lat}, {point.lon} is outside {country}; check the order: latitude first, then longitude"
     return f"{point.lat}, {point.lon} is outside {country}"
 
 
@@ -100,10 +118,12 @@ def _hours(span: timedelta) -> int:
 
 def acknowledgement_due(*, sent_at: datetime, start: datetime | None, policy: CountryPolicy) -> datetime:
     """When each party is asked to have acknowledged receipt: a movement, `acknowledge_before_start`
-    before it starts but at least `shortest_window` after sending; a site, `site_window` after sending."""
+    before it starts but at least `shortest_window` after sending, and never after the start; a site,
+    `site_window` after sending."""
     if start is None:
         return sent_at + policy.site_window
-    return max(start - policy.acknowledge_before_start, sent_at + policy.shortest_window)
+    # an emergency sent late: the shortest window, but never after the movement has started
+    return min(max(start - policy.acknowledge_before_start, sent_at + policy.shortest_window), start)
 
 
 def party_state(*, acknowledged_at: datetime | None, due_at: datetime, now: datetime) -> PartyState:
@@ -116,6 +136,8 @@ def status_line(*, party: str, sent_at: datetime, due_at: datetime, acknowledged
                 now: datetime) -> str:
     """What the submitter and the officer read for one party: receipt, or silence, never more."""
     state = party_state(acknowledged_at=acknowledged_at, due_at=due_at, now=now)
+    sent_at, due_at = sent_at.astimezone(UTC), due_at.astimezone(UTC)
+    acknowledged_at = acknowledged_at.astimezone(UTC) if acknowledged_at is not None else None
     if state == "acknowledged":
         assert acknowledged_at is not None
         return f"{party}: acknowledged receipt at {acknowledged_at:%d %b %Y %H:%M} UTC"
@@ -133,6 +155,7 @@ class DeliveryLike(Protocol):
     sent_at: datetime
     due_at: datetime
     acknowledged_at: datetime | None
+    superseded: bool  # a change or a cancellation replaced it before it was acknowledged: not silence
 
 
 class IncidentLike(Protocol):
@@ -157,7 +180,9 @@ class PartyFigures:
 def party_figures(deliveries: Iterable[DeliveryLike], incidents: Iterable[IncidentLike], *,
                   now: datetime) -> dict[tuple[str, str], PartyFigures]:
     """Per (country, party): notifications sent, acknowledged, acknowledged by the deadline, the median
-    hours to acknowledge, silent ones, incidents attributed to the party."""
+    hours to acknowledge, silent ones (not those a change replaced first), incidents attributed to the
+    party; incidents whose party is not known under (country, UNKNOWN_PARTY). The caller picks the
+    period (a quarter's deliveries and incidents)."""
     out: dict[tuple[str, str], PartyFigures] = defaultdict(PartyFigures)
     for d in deliveries:
         f = out[(d.country, d.party)]
@@ -166,11 +191,10 @@ def party_figures(deliveries: Iterable[DeliveryLike], incidents: Iterable[Incide
             f.acknowledged += 1
             f.acknowledged_on_time += d.acknowledged_at <= d.due_at
             f.hours_to_acknowledge.append((d.acknowledged_at - d.sent_at).total_seconds() / 3600)
-        elif now >= d.due_at:
+        elif now >= d.due_at and not d.superseded:
             f.silent += 1
     for incident in incidents:
-        if incident.party:
-            out[(incident.country, incident.party)].incidents += 1
+        out[(incident.country, incident.party or UNKNOWN_PARTY)].incidents += 1
     return dict(out)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import geojson
 import hxl
+import pytest
 from fastkml import kml as fastkml
 
 from services.hns4d.exports import geojson as to_geojson
@@ -24,6 +25,7 @@ from services.hns4d.rules import (
     party_figures,
     party_state,
     point_problem,
+    UNKNOWN_PARTY,
     route_problems,
     status_line,
 )
@@ -36,11 +38,14 @@ APPROVAL = re.compile(r"approv|clear(ed|ance)|authori[sz]|permi(t|ssion)|guarant
 
 def test_a_position_is_checked_against_the_country() -> None:
     assert point_problem("ML", MOPTI) is None
-    assert point_problem("ml", Point(10.3, -12.2)) is None  # on the border with Guinea: inside, with the margin
+    assert point_problem("ml", Point(10.0, -12.4)) is None  # just outside the box, by the border: the margin
     swapped = point_problem("ML", Point(MOPTI.lon, MOPTI.lat))
-    assert swapped is not None and "swapped" in swapped
+    assert swapped is not None and "check the order" in swapped
     paris = point_problem("ML", Point(48.85, 2.35))
-    assert paris is not None and "outside ML" in paris and "swapped" not in paris
+    assert paris is not None and "outside ML" in paris and "order" not in paris
+    adana = point_problem("SY", Point(37.0, 35.3))  # a real place beside Syria, inside it once swapped: no hint
+    assert adana == "37.0, 35.3 is outside SY"
+    assert "not a country code" in (point_problem("XX", Point(0, 0)) or "")
     assert "not a position" in (point_problem("ML", Point(95, 10)) or "")
     assert point_problem("PS", Point(31.50, 34.45)) is None  # Gaza: one of the country's two boxes
     assert point_problem("XK", Point(42.6, 21.1)) is None  # no box known: the ranges only
@@ -74,6 +79,8 @@ def test_each_party_is_asked_to_acknowledge_by_a_deadline() -> None:
     late = NOW + timedelta(hours=20)  # an emergency: the window is never shorter than four hours
     assert acknowledgement_due(sent_at=NOW, start=late, policy=DEFAULT_POLICY) == NOW + timedelta(hours=4)
     assert acknowledgement_due(sent_at=NOW, start=None, policy=DEFAULT_POLICY) == NOW + timedelta(hours=72)
+    soon = NOW + timedelta(hours=2)  # sent two hours before it leaves: due by the start, never after it
+    assert acknowledgement_due(sent_at=NOW, start=soon, policy=DEFAULT_POLICY) == soon
 
 
 def test_a_party_s_answer_reads_as_receipt_or_silence_never_approval() -> None:
@@ -90,7 +97,10 @@ def test_a_party_s_answer_reads_as_receipt_or_silence_never_approval() -> None:
     assert party_state(acknowledged_at=None, due_at=due, now=due - timedelta(seconds=1)) == "waiting"
     texts = [*lines.values(),
              lead_problem(start=NOW + timedelta(hours=20), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=False),
-             lead_warning(start=NOW + timedelta(hours=2), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=True)]
+             lead_warning(start=NOW + timedelta(hours=2), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=True),
+             lead_problem(start=NOW - timedelta(hours=1), submitted_at=NOW, policy=DEFAULT_POLICY, emergency=True),
+             point_problem("ML", Point(MOPTI.lon, MOPTI.lat)), point_problem("ML", Point(95, 10)),
+             *route_problems("ML", [MOPTI]), kml(RECORDS), hxl_csv(RECORDS)]
     for text in texts:
         assert text is not None and not APPROVAL.search(text), text
 
@@ -102,6 +112,7 @@ class Delivery:
     sent_at: datetime
     due_at: datetime
     acknowledged_at: datetime | None = None
+    superseded: bool = False
 
 
 @dataclass
@@ -118,6 +129,7 @@ def test_the_evidence_per_party_counts_what_happened() -> None:
                   Delivery("ML", "FAMa", NOW, due),  # silent
                   Delivery("ML", "FAMa", NOW, NOW + timedelta(days=5)),  # still waiting: neither
                   Delivery("ML", "CSP", NOW, due),
+                  Delivery("ML", "CSP", NOW, due, superseded=True),  # replaced by a change: sent, not silence
                   Delivery("NE", "FAMa", NOW, due, NOW + timedelta(hours=1))]  # another country's party of that name
     figures = party_figures(deliveries, [Incident("ML", "FAMa"), Incident("ML", None), Incident("ML", "CSP")],
                             now=NOW + timedelta(days=2))
@@ -125,9 +137,10 @@ def test_the_evidence_per_party_counts_what_happened() -> None:
     assert (fama.sent, fama.acknowledged, fama.acknowledged_on_time, fama.silent, fama.incidents) == (5, 3, 2, 1, 1)
     assert fama.median_hours_to_acknowledge == 6
     csp = figures[("ML", "CSP")]
-    assert (csp.sent, csp.acknowledged, csp.silent, csp.incidents) == (1, 0, 1, 1)
+    assert (csp.sent, csp.acknowledged, csp.silent, csp.incidents) == (2, 0, 1, 1)
     assert csp.median_hours_to_acknowledge is None
     assert figures[("NE", "FAMa")].sent == 1
+    assert figures[("ML", UNKNOWN_PARTY)].incidents == 1  # nobody knows whose: counted for the country
 
 
 @dataclass
@@ -137,7 +150,7 @@ class Record:
     points: list[Point]
     country: str = "ML"
     organisation: str = "=WFP"  # a formula, as a spreadsheet would read it
-    name: str = "Convoy <Mopti> & Bandiagara"
+    name: str = "Convoy <Mopti> & Bandiagara\x0b"  # a vertical tab, as a pasted message may hold
     starts_at: datetime | None = NOW + timedelta(hours=50)
     ends_at: datetime | None = NOW + timedelta(hours=60)
     extra: dict[str, str] = field(default_factory=dict)
@@ -164,6 +177,23 @@ def test_hxl_reads_back_by_hashtag(tmp_path: Path) -> None:
     assert [(r.get("#meta+ref"), float(r.get("#geo+lat")), float(r.get("#geo+lon"))) for r in rows][0] == (
         "HN-ML-0001", MOPTI.lat, MOPTI.lon)
     assert rows[0].get("#org") == "'=WFP"  # never a formula
+    odd = Record("HN-ML-0003", "site", [MOPTI], name="@SUM(A1)", organisation="OCHA")
+    (row,) = list(hxl.data(str(_written(tmp_path, [odd])), hxl.InputOptions(allow_local=True)))
+    assert row.get("#loc+name") == "'@SUM(A1)"
+
+
+def _written(tmp_path: Path, records: list[Record]) -> Path:
+    path = tmp_path / "odd.csv"
+    path.write_text(hxl_csv(records))
+    return path
+
+
+def test_a_record_of_the_wrong_shape_is_refused_not_exported() -> None:
+    for bad in (Record("HN-X-1", "movement", [MOPTI]), Record("HN-X-2", "site", [MOPTI, SEVARE]),
+                Record("HN-X-3", "site", [])):
+        for export in (to_geojson, hxl_csv, kml):
+            with pytest.raises(ValueError, match="a site has one point and a movement two or more"):
+                export([bad])
 
 
 def test_kml_parses_with_its_points_and_route() -> None:
