@@ -208,7 +208,8 @@ BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change 
 CALL_TITLE = "{region} regional CMCoord call"
 # Why a person could not be reached, as the desk's summary lists it after their name: "Awa Traoré (blocked;
 # e-mailed)" (msgctxt "reason"; a refusal's own words after a colon stay as the server wrote them).
-REASONS = ("no Telegram link", "blocked", "chat not found", "refused", "e-mailed", "no e-mail address", "e-mail refused")
+REASONS = ("no Telegram link", "blocked", "chat not found", "refused", "failed", "e-mailed", "no e-mail address",
+           "e-mail refused")
 REASON_SEPARATORS = {"fr": " ; ", "ar": "؛ "}
 REASON_COLONS = {"fr": " : "}
 # The digest's headings, table columns and fixed lines (msgctxt "digest").
@@ -269,18 +270,23 @@ def long_date(day: date, locale: str = DEFAULT) -> str:
 
 def reasons_in(line: str, locale: str) -> str:
     """A desk summary's line, "Name (blocked; e-mailed)", with the reasons in its brackets written in
-    `locale`; a reason it does not know stays as it is."""
-    name, bracket, rest = line.rpartition(" (")
-    if not bracket or not rest.endswith(")") or locale == DEFAULT:
+    `locale`: the brackets are the first that open on a known reason (a name may have its own); a
+    reason it does not know, and a refusal's own words after its colon, stay as they are."""
+    if locale == DEFAULT:
         return line
+    for opening in re.finditer(r" \(", line):
+        inner = line[opening.end():]
+        if inner.partition("; ")[0].partition(": ")[0] in REASONS:
+            break
+    else:
+        return line
+    closed = inner.endswith(")")  # a line cut at its length limit has lost its bracket
     shown = []
-    for part in rest[:-1].split("; "):
+    for part in (inner[:-1] if closed else inner).split("; "):
         head, colon, detail = part.partition(": ")
-        if head in REASONS:
-            shown.append(word(REASON, head, locale) + (REASON_COLONS.get(locale, colon) + detail if colon else ""))
-        else:
-            shown.append(part)
-    return f"{name} ({REASON_SEPARATORS.get(locale, '; ').join(shown)})"
+        shown.append(word(REASON, head, locale) + (REASON_COLONS.get(locale, colon) + detail if colon else "")
+                     if head in REASONS else part)
+    return f"{line[:opening.start()]} ({REASON_SEPARATORS.get(locale, '; ').join(shown)}{')' if closed else ''}"
 
 
 def button_label(label: str, locale: str) -> str:

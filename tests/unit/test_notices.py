@@ -105,3 +105,7 @@ def test_the_desk_reads_why_someone_was_not_reached_in_its_language() -> None:
     assert reasons_in("Jean (ROWCA) (refused: Bad Request; e-mail refused: 550 5.1.1 <address>)", "fr") == (
         "Jean (ROWCA) (refusé par Telegram : Bad Request ; courriel refusé : 550 5.1.1 <address>)")
     assert reasons_in("Nadia (something new)", "fr") == "Nadia (something new)"
+    # a refusal's words with brackets of their own; a line cut at its length limit
+    assert reasons_in("Awa (refused: Bad Request: can't parse (entities); e-mailed)", "fr") == (
+        "Awa (refusé par Telegram : Bad Request: can't parse (entities) ; envoyé par courriel)")
+    assert reasons_in("Awa (blocked; e-mai", "fr") == "Awa (bot bloqué ; e-mai"
