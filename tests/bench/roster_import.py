@@ -95,8 +95,11 @@ db.execute("PRAGMA foreign_keys=ON")
 db.execute("BEGIN IMMEDIATE")
 db.executemany("INSERT INTO person (id, email, name, phone, telegram_username, organisation, languages, timezone, "
                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", people)  # `locale` is the bot's: left NULL
-db.executemany("INSERT INTO post VALUES (?,?,?,?,?,?,?)", list(posts.values()))
-db.executemany("INSERT INTO deployment VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", deployments)
+db.executemany("INSERT INTO post (id, country, duty_station, region, title, gapped_since, gap_alerts_sent) "
+               "VALUES (?,?,?,?,?,?,?)", list(posts.values()))
+db.executemany("INSERT INTO deployment (id, person_id, post_id, role, start, planned_end, actual_end, hats, "
+               "created_at, updated_at, started_announced, ending_soon_announced_for, ended_announced) "
+               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", deployments)
 db.execute("COMMIT")
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "peak_mb": int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1024,
