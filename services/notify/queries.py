@@ -48,7 +48,7 @@ log = structlog.get_logger("notify")
 AWAITING = ("sent", "escalated", "folded")  # delivered (one by one or in a summary), not answered
 
 
-CHAIR_CHECK_SECONDS = 1.0
+CHAIR_CHECK_SECONDS = 2.0
 
 
 class NotifyQueries:
@@ -57,22 +57,23 @@ class NotifyQueries:
         self.clock = clock
         self.roster = roster
 
-    async def _chair(self, schedule: Schedule, person_id: uuid.UUID) -> tuple[bool, str]:
+    async def _chair(self, schedule: Schedule, person_id: uuid.UUID) -> tuple[bool, str, bool]:
         """Whether the person chairs the region's call (the roster's person with the schedule's chair
-        e-mail), and the chair's name as the roster has it ("" when it does not say).
+        e-mail), the chair's name as the roster has it ("" when it does not say), and whether the
+        roster left that unknown.
 
-        A roster that does not answer means "no" (the names are left out, the rest of the
-        answer still goes): failing closed costs the chair a retry, failing open would
-        show every invitee's answer to whoever asked."""
+        A roster that does not answer means "no", said as unknown (the names are left out, the rest
+        of the answer still goes, and the bot asks the chair to try again): failing closed costs the
+        chair a retry, failing open would show every invitee's answer to whoever asked."""
         if not schedule.chair_email:
-            return False, ""
+            return False, "", False
         try:
             # well within the asker's own wait (the bot's 5 s): a slow roster costs the names, not the call
             chairs = await asyncio.wait_for(self.roster.by_email([schedule.chair_email]), CHAIR_CHECK_SECONDS)
         except (QueryError, NatsError, TimeoutError) as err:
             log.warning("call_chair_not_resolved", region=schedule.region, error=str(err)[:200] or type(err).__name__)
-            return False, ""
-        return any(c.person_id == person_id for c in chairs), next((c.name for c in chairs), "")
+            return False, "", True
+        return any(c.person_id == person_id for c in chairs), next((c.name for c in chairs), ""), False
 
     async def calls(self, q: CallsRequest) -> Calls:
         """A region's next call with its agenda, the person's answer and the counts; or every region's next call.
@@ -104,8 +105,8 @@ class NotifyQueries:
             agenda_full = await calls.agenda_full(session, o, q.person_id)
         mine = next((reply for person, reply, _ in replies if person == q.person_id), None)
         # roster questions, outside the read above and side by side: who chairs, and the authors' names now
-        (chair, chair_name), names = await asyncio.gather(self._chair(schedule, q.person_id),
-                                                          calls.author_names(self.roster, entries, known))
+        (chair, chair_name, chair_unknown), names = await asyncio.gather(self._chair(schedule, q.person_id),
+                                                                         calls.author_names(self.roster, entries, known))
         agenda = [calls.shown(e, names) for e in entries]
         return Calls(NextCall(
             region=region, name=REGIONS[region].name, start=o.start, end=o.end,
@@ -116,7 +117,7 @@ class NotifyQueries:
             answers=CallAnswers(join=sum(r == "join" for _, r, _ in replies),
                                 decline=sum(r == "decline" for _, r, _ in replies),
                                 none=sum(r is None for _, r, _ in replies)),
-            you_chair=chair,
+            you_chair=chair, chair_unknown=chair_unknown,
             # the chair's only: who answered what
             answers_by_name=sorted(((name, reply) for _, reply, name in replies), key=lambda a: a[0]) if chair else None,
         ))

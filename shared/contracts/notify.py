@@ -80,6 +80,7 @@ class NextCall(Reply):
     agenda_per_person: int
     answers: CallAnswers
     you_chair: bool = False  # an older notify does not say: not the chair
+    chair_unknown: bool = False  # the roster did not say in time who chairs: `you_chair` is a "no" to ask again
     answers_by_name: list[tuple[str, str | None]] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 

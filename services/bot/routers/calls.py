@@ -148,7 +148,9 @@ def build_calls_router(*, notify: NotifyClient, db: Database, clock: Clock) -> R
             await message.answer(_("I cannot reach the call schedules right now. Please try again in a moment."))
             return
         if not _chairs(call, person):
-            await message.answer(_("Only the chair of the {region} call sends its summary.").format(region=region))
+            await message.answer((_("I cannot check who chairs the {region} call right now. Please try again in a "
+                                    "moment.") if call.chair_unknown else
+                                  _("Only the chair of the {region} call sends its summary.")).format(region=region))
             return
         try:  # notify says what the summary would do: the bot claims nothing it did not do
             would = await notify.summary_audience(person.person_id, region)
