@@ -18,7 +18,11 @@ desk's spreadsheet, so every exported cell goes through `neutralise`:
   value cannot name a function, a cell, a sheet or another program (that needs
   letters, `!`, `|` or quotes): the worst a spreadsheet can make of it is
   arithmetic on numbers. Anything else in a phone column is prefixed like any
-  other cell, and phone-shaped text in any other column is prefixed too.
+  other cell, and phone-shaped text in any other column is prefixed too;
+- likewise, in a column of numbers (`number=True`: a latitude, a longitude), a
+  plain decimal such as `-4.182700` is kept as is: a signed number is arithmetic
+  at worst, and a coordinate must read back as one. Anything else there is
+  prefixed.
 
 Some consumers read the quote as data (a script, a re-import): a prefixed cell
 reads back as `'=...`. That is the price of the rule, and only text that looks
@@ -38,6 +42,7 @@ from collections.abc import Collection, Iterable, Sequence
 FORMULA_STARTS = frozenset("=+-@" "\uff1d\uff0b\uff0d\uff20")  # and the full-width ＝＋－＠
 CONTROL_STARTS = frozenset("\t\r\n\0")
 _PHONE = re.compile(r"\+\d[\d ().\-]*\d")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _QUOTE_WHEN = re.compile(r'[,;\t"\r\n]')
 
 
@@ -48,12 +53,12 @@ def plausible_phone(text: str) -> bool:
     return 7 <= sum(ch.isdigit() for ch in text) <= 15
 
 
-def neutralise(value: object, *, phone: bool = False) -> str:
+def neutralise(value: object, *, phone: bool = False, number: bool = False) -> str:
     """The cell's text, with a leading `'` when a spreadsheet would take it for a formula."""
     text = "" if value is None else str(value)
     if not text:
         return text
-    if phone and plausible_phone(text):
+    if (phone and plausible_phone(text)) or (number and _NUMBER.fullmatch(text)):
         return text
     if text[0] in CONTROL_STARTS or text[0] in FORMULA_STARTS or text.lstrip()[:1] in FORMULA_STARTS:
         return "'" + text
@@ -66,12 +71,16 @@ def _field(cell: str) -> str:
     return cell
 
 
-def csv_line(cells: Sequence[object], *, phone_columns: Collection[int] = ()) -> str:
+def csv_line(cells: Sequence[object], *, phone_columns: Collection[int] = (),
+             number_columns: Collection[int] = ()) -> str:
     """One CSV record, each cell neutralised, ending in a line feed."""
-    return ",".join(_field(neutralise(cell, phone=i in phone_columns)) for i, cell in enumerate(cells)) + "\n"
+    return ",".join(_field(neutralise(cell, phone=i in phone_columns, number=i in number_columns))
+                    for i, cell in enumerate(cells)) + "\n"
 
 
-def csv_text(rows: Iterable[Sequence[object]], *, phone_columns: Collection[int] = ()) -> str:
+def csv_text(rows: Iterable[Sequence[object]], *, phone_columns: Collection[int] = (),
+             number_columns: Collection[int] = ()) -> str:
     """CSV (RFC 4180 quoting, `\\n` line ends) of `rows`, header rows included, every cell neutralised;
-    `phone_columns`: the indexes of the columns that hold phone numbers."""
-    return "".join(csv_line(row, phone_columns=phone_columns) for row in rows)
+    `phone_columns` and `number_columns`: the indexes of the columns that hold phone numbers, and
+    numbers (coordinates)."""
+    return "".join(csv_line(row, phone_columns=phone_columns, number_columns=number_columns) for row in rows)

@@ -7,8 +7,6 @@ KML, as both formats say.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -16,6 +14,7 @@ from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from services.hns4d.rules import Kind, Point
+from shared.exports import csv_text
 
 KML_NAMESPACE = "http://www.opengis.net/kml/2.2"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -24,6 +23,7 @@ HXL_COLUMNS = (  # (header, HXL hashtag); one row per point, so a route reads as
     ("Name", "#loc+name"), ("Point", "#meta+point"), ("Latitude", "#geo+lat"), ("Longitude", "#geo+lon"),
     ("From", "#date+start"), ("To", "#date+end"),
 )
+COORDINATE_COLUMNS = (6, 7)  # latitude and longitude: signed numbers, not formulas
 
 
 class RecordLike(Protocol):
@@ -68,23 +68,15 @@ def geojson(records: Iterable[RecordLike]) -> dict[str, Any]:
 
 
 def hxl_csv(records: Iterable[RecordLike]) -> str:
-    """CSV with a header row and an HXL hashtag row; one row per point."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([header for header, _ in HXL_COLUMNS])
-    writer.writerow([tag for _, tag in HXL_COLUMNS])
+    """CSV with a header row and an HXL hashtag row; one row per point. Every cell is neutralised
+    against spreadsheet formulas (shared/exports.py; HXL readers see the quote as part of the value),
+    the coordinates kept as the numbers they are."""
+    rows: list[list[object]] = [[header for header, _ in HXL_COLUMNS], [tag for _, tag in HXL_COLUMNS]]
     for r in records:
         _shape(r)
-        for n, point in enumerate(r.points, 1):
-            writer.writerow([r.reference, r.kind, r.country, _cell(r.organisation), _cell(r.name), n,
-                             f"{point.lat:.6f}", f"{point.lon:.6f}", _when(r.starts_at) or "", _when(r.ends_at) or ""])
-    return out.getvalue()
-
-
-def _cell(text: str) -> str:
-    """A cell a spreadsheet shows as text: one starting with = + - @ would be read as a formula, so it
-    starts with a quote instead (HXL readers see that quote as part of the value)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        rows += [[r.reference, r.kind, r.country, r.organisation, r.name, n, f"{point.lat:.6f}", f"{point.lon:.6f}",
+                  _when(r.starts_at) or "", _when(r.ends_at) or ""] for n, point in enumerate(r.points, 1)]
+    return csv_text(rows, number_columns=COORDINATE_COLUMNS)
 
 
 def _xml(text: str) -> str:

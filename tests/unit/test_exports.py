@@ -46,6 +46,17 @@ def test_in_a_phone_column_anything_but_a_phone_number_is_prefixed(cell: str) ->
     assert neutralise(cell, phone=True) == "'" + cell
 
 
+@pytest.mark.parametrize("number", ["-4.182700", "14.484300", "-12", "0"])
+def test_a_coordinate_stays_a_number_in_a_number_column_only(number: str) -> None:
+    assert neutralise(number, number=True) == number
+    assert neutralise(number) == ("'" + number if number.startswith("-") else number)
+
+
+@pytest.mark.parametrize("cell", ["-4.18=1", "-1+1", "-cmd|' /C calc'!A0", " -4.18", "-4.18 ", "-4,18", "-.5", "=4"])
+def test_in_a_number_column_anything_but_a_plain_decimal_is_prefixed_as_anywhere(cell: str) -> None:
+    assert neutralise(cell, number=True) == neutralise(cell)
+
+
 def test_csv_quotes_other_locales_separators_and_reads_back() -> None:
     rows = [["name", "phone", "hats"], ["=evil()", "+223 20 22 33 44", "Deputy;=cmd|' /C calc'!A0"],
             ['Say "hi", then go', "+1+1", "plain"]]
