@@ -224,7 +224,8 @@ def babel_locale(locale: str) -> str:
     return BABEL_LOCALES.get(locale, locale)
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str | None) -> ZoneInfo:
+    """The time zone of that name; UTC for none, or for a name the tz database does not know."""
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -256,7 +257,7 @@ def theme_name(code: str, locale: str) -> str:
 
 def local_time(at: datetime, timezone: str, locale: str = DEFAULT) -> str:
     """A call's start as its reader reads it: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
-    local = at.astimezone(_zone(timezone))
+    local = at.astimezone(zone(timezone))
     pattern = TIME_PATTERNS.get(locale, TIME_PATTERNS[DEFAULT])
     if locale == "fr" and local.day == 1:
         pattern = pattern.replace("d MMMM", "d'er' MMMM")  # "le 1er mars"

@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from shared.notices import zone  # the recipients' zones, as the texts show them
 
 State = Literal["queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded", "unlinked"]
 STATES: tuple[str, ...] = ("queued", "sent", "acknowledged", "escalated", "expired", "failed", "folded", "unlinked")
@@ -116,13 +118,6 @@ def summary_due(now: datetime, timezone: str | None, at: time) -> datetime:
     local = now.astimezone(zone(timezone))
     due = datetime.combine(local.date(), at, tzinfo=local.tzinfo).astimezone(now.tzinfo)
     return max(due, now)
-
-
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def quiet_release(now: datetime, timezone: str | None, *, start: time = QUIET_START, end: time = QUIET_END) -> datetime | None:

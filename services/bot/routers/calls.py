@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -34,7 +33,7 @@ from shared import events
 from shared.clock import Clock
 from shared.contracts.notify import NextCall
 from shared.contracts.roster import PersonCard
-from shared.notices import local_time, region_name
+from shared.notices import local_time, region_name, zone
 from shared.regions import resolve_region
 from shared.store import Database
 
@@ -48,11 +47,7 @@ def own_region(person: PersonCard) -> str | None:
 
 def _local(when: datetime, person: PersonCard) -> str:
     """A call's time in the asker's zone and language: "Tuesday 03 March, 06:00 (Africa/Dakar)"."""
-    try:
-        zone = ZoneInfo(person.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return local_time(when, zone.key, get_i18n().current_locale)
+    return local_time(when, zone(person.timezone).key, get_i18n().current_locale)
 
 
 def _region(code: str) -> str:
