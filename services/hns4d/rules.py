@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-import pycountry
 from country_bounding_boxes import country_subunits_by_iso_code
+
+from shared.regions import country_alpha3
 
 # Natural Earth's 1:110m boxes are coarse at the edges: a site on the border stays inside by this much.
 MARGIN_DEGREES = 0.25
 SWAP_HINT_DEGREES = 5.0  # a point this far outside, inside once swapped, is offered the order as the cause
-UNBOXED = frozenset({"XK"})  # countries people notify in that Natural Earth's boxes have and pycountry lacks
 
 Kind = Literal["site", "movement"]
 UNKNOWN_PARTY = ""  # the party of an incident nobody could attribute
@@ -75,7 +75,7 @@ def point_problem(country: str, point: Point) -> str | None:
     not know (Kosovo) is checked for the ranges only; a code that is no country is refused."""
     code = country.upper()
     boxes = [unit.bbox for unit in country_subunits_by_iso_code(code)]
-    if not boxes and pycountry.countries.get(alpha_2=code) is None and code not in UNBOXED:
+    if not boxes and country_alpha3(code) == code:  # neither ISO's nor one the humanitarian system assigns
         return f"{country!r} is not a country code (ISO 3166 alpha-2, such as ML)"
     swapped = Point(point.lon, point.lat)
     looks_swapped = bool(boxes) and any(_inside(box, swapped) for box in boxes)
