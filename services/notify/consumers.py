@@ -50,7 +50,7 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES,
             events.TelegramLinkHeld: partial(facts.find_link_held, roster=roster),
         }),
         "notify--on_requests": Consumes(
-            "NOTIFY", {events.NotificationRequested: creates},
+            "NOTIFY", {events.NotificationRequested: creates, events.NotificationsSettled: facts.on_settled},
             lookup={events.NotificationRequested: partial(facts.find_requested, roster=roster)}),
         "notify--on_lessons": Consumes("LESSONS", {events.AarCompleted: facts.on_aar_completed}),
         # the bot's reports settle what they change in their transaction and leave nothing due; a fan-out's,

@@ -82,6 +82,11 @@ POLICIES: dict[str, KindPolicy] = {
     "telegram.unlinked": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
     "telegram.link_confirmed": replace(ONCE, urgent=True, expire_after=timedelta(days=1)),
     "telegram.link_held": ALERT,
+    # HNS4D: a party's liaison is reminded every 6 hours until it acknowledges receipt (never escalated to the
+    # liaison's "adviser": HNS4D tells the officer, the adviser and the desk of a party's silence itself, each once)
+    "hns4d.notification": KindPolicy(renotify_after=timedelta(hours=6), escalate_after=None, desk_after=None,
+                                     urgent=True),
+    "hns4d.silence": replace(ONCE, urgent=True),
     # the desk's or an adviser's own message: re-sent, never escalated (the sender follows it with send-status)
     "adhoc.message": ALERT,
 }

@@ -83,8 +83,8 @@ class NotificationRequested(Event):
     recipient, occurrence), so asking again changes nothing."""
 
     type = "notify.notification.requested"
-    senders = ("lessons", "bot")  # the bot: ad-hoc messages of advisers and the desk (/send)
-    kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
+    senders = ("lessons", "bot", "hns4d")  # the bot: ad-hoc messages of advisers and the desk (/send)
+    kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_.]*$")
     about: str = Field(min_length=1, max_length=80, description="the notification's subject, e.g. a post or AAR id")
     occurrence: str = Field(default="", max_length=80, description="which time: a date, an alert number")
     person_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
@@ -125,3 +125,16 @@ class NotificationTransitioned(Event):
     to_state: str
     reason: str = ""
     at: AwareDatetime
+
+
+@register
+class NotificationsSettled(Event):
+    """A command to notify: what these notifications were about is settled (a party acknowledged, a
+    notification was replaced), so the open ones of these kinds about `about` close. A sender closes
+    only its own kinds (`<sender>.…`)."""
+
+    type = "notify.notification.settled"
+    senders = ("hns4d",)
+    kinds: list[str] = Field(min_length=1, max_length=10)
+    about: str = Field(min_length=1, max_length=80)
+    reason: str = Field(min_length=1, max_length=200)

@@ -205,6 +205,16 @@ async def on_aar_completed(e: events.AarCompleted, *, uow: UnitOfWork, clock: Cl
     await expire_open(uow, kinds=AAR_KINDS, about=str(e.aar_id), reason="AAR submitted", now=clock.now())
 
 
+async def on_settled(e: events.NotificationsSettled, *, uow: UnitOfWork, clock: Clock) -> None:
+    """A sender's matter settled: its open notifications of these kinds about it close. A sender closes
+    only its own kinds."""
+    sender = uow.cause.source
+    foreign = [kind for kind in e.kinds if not kind.startswith(f"{sender}.")]
+    if foreign:
+        raise PermanentError(f"{sender} may not settle {', '.join(foreign)}: not its notifications")
+    await expire_open(uow, kinds=e.kinds, about=e.about, reason=e.reason, now=clock.now())
+
+
 async def on_handover_recorded(e: events.HandoverRecorded, *, uow: UnitOfWork, clock: Clock, found: Found,
                                rules: Rules = DEFAULT_RULES) -> None:
     await create_all(uow, found.asks, now=clock.now(), rules=rules)
