@@ -24,7 +24,7 @@ _home_from_record = False  # CMCOORD_HOME was not set: this process took the hom
 # The commands whose job may be to make their service's store (besides `up`): a first import starts a roster,
 # `migrate` readies a store before the service's first start, a region's call may be set before notify starts.
 MAY_CREATE_STORE = {("roster", "import"), ("calls", "set"),
-                    *((service, "migrate") for service in ("roster", "notify", "lessons", "bot"))}
+                    *((service, "migrate") for service in ("roster", "notify", "lessons", "hns4d", "bot"))}
 
 
 @app.callback()

@@ -56,6 +56,8 @@ class Template:
         return {name for text in texts for _, name, _, _ in Formatter().parse(text) if name}
 
 
+_RECEIPT = ("Please acknowledge receipt by {due}. Acknowledging says you received this notification: it is not an "
+            "approval and guarantees nothing, and OCHA has not verified what is notified.")
 _AAR_BEFORE = ("It takes five short questions: what was planned, what happened, why the difference, what to sustain, "
                "what to improve. Send /aar, or press the button.")
 _AAR_AFTER = "Send /aar to write it: what you learned is what the next officer needs."
@@ -185,6 +187,31 @@ TEMPLATES: dict[str, Template] = {
         "Recurring: {theme}, raised in {n} countries in the past twelve months ({countries}): the same problem is "
         "coming back.", count="n"),
     "digest.rising": Template("{theme}, new lessons: {now} in this period, {before} in the period before."),
+    # humanitarian notifications to the parties (services/hns4d): receipt asked, never approval
+    "hns4d.movement": Template(
+        f"Humanitarian notification {{reference}} from {{organisation}}: a movement in {{country}}, {{name}}, "
+        f"from {{start}} to {{end}}. Route: {{route}}. Vehicles: {{vehicles}}. Markings: {{markings}}. "
+        f"Contact: {{contact}}.\n{_RECEIPT}", times=("start", "end", "due"), countries=("country",)),
+    "hns4d.site": Template(
+        f"Humanitarian notification {{reference}} from {{organisation}}: a humanitarian site in {{country}}, "
+        f"{{name}} ({{function}}), at {{point}}, {{occupancy}} people, from {{start}} to {{end}}.\n{_RECEIPT}",
+        times=("start", "end", "due"), countries=("country",)),
+    "hns4d.changed.movement": Template(
+        f"Changed humanitarian notification {{reference}} from {{organisation}}, replacing what was sent before: "
+        f"a movement in {{country}}, {{name}}, from {{start}} to {{end}}. Route: {{route}}. Vehicles: "
+        f"{{vehicles}}. Markings: {{markings}}. Contact: {{contact}}.\n{_RECEIPT}",
+        times=("start", "end", "due"), countries=("country",)),
+    "hns4d.changed.site": Template(
+        f"Changed humanitarian notification {{reference}} from {{organisation}}, replacing what was sent before: "
+        f"a humanitarian site in {{country}}, {{name}} ({{function}}), at {{point}}, {{occupancy}} people, from "
+        f"{{start}} to {{end}}.\n{_RECEIPT}", times=("start", "end", "due"), countries=("country",)),
+    "hns4d.cancelled": Template(
+        f"Humanitarian notification {{reference}} from {{organisation}} ({{name}}, {{country}}) is cancelled."
+        f"\n{_RECEIPT}", times=("due",), countries=("country",)),
+    "hns4d.silence": Template(
+        "{party} has not acknowledged receipt of humanitarian notification {reference} ({name}, {country}), sent "
+        "{sent}; receipt was asked for by {due}. Please follow up with them.",
+        times=("sent", "due"), countries=("country",)),
     "telegram.unlinked.revoked": Template(
         "Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, so I will "
         "not show roster information here any more. If you think this is a mistake, please write to the CMCS desk."),
@@ -204,7 +231,7 @@ ROLE_NAMES = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point"
               "regional_adviser": "regional adviser", "cmcs_desk": "CMCS desk"}
 
 # Button labels the services send (their English label is the msgid, in msgctxt "button").
-BUTTONS = ("Acknowledge", "Acknowledge all", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
+BUTTONS = ("Acknowledge", "Acknowledge all", "Acknowledge receipt", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
 CALL_TITLE = "{region} regional CMCoord call"
 # Why a person could not be reached, as the desk's summary lists it after their name: "Awa Traoré (blocked;
 # e-mailed)" (msgctxt "reason"; a refusal's own words after a colon stay as the server wrote them).

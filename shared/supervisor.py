@@ -70,11 +70,13 @@ class ServiceSpec:
     port_offset: int = 0  # health port = base + offset: each service keeps its port as others are added
 
 
-# Started in this order; health ports 8101 roster, 8102 notify, 8103 lessons, 8104 bot (each service's default).
+# Started in this order; health ports 8101 roster, 8102 notify, 8103 lessons, 8104 bot, 8105
+# hns4d (each service's default).
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("roster", "services.roster", port_offset=0),
     ServiceSpec("notify", "services.notify", port_offset=1),
     ServiceSpec("lessons", "services.lessons", port_offset=2),
+    ServiceSpec("hns4d", "services.hns4d", port_offset=4),
     ServiceSpec("bot", "services.bot", port_offset=3),
 )
 # The local Telegram stand-in, run when no TELEGRAM_BOT_TOKEN is set.

@@ -66,7 +66,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("notify", "ROSTER", "notify--on_facts", (
         E.PostGapped, E.PostFilled, E.DeploymentEndingSoon, E.DeploymentEnded, E.HandoverRecorded,
         E.DeploymentAssigned, E.TelegramLinked, E.TelegramUnlinked, E.TelegramLinkHeld)),
-    Durable("notify", "NOTIFY", "notify--on_requests", (E.NotificationRequested,)),
+    Durable("notify", "NOTIFY", "notify--on_requests", (E.NotificationRequested, E.NotificationsSettled)),
     Durable("notify", "NOTIFY", "notify--on_deliver_email", (E.DeliverEmail,)),  # with e-mail on only
     Durable("notify", "LESSONS", "notify--on_lessons", (E.AarCompleted,)),
     Durable("notify", "BOT", "notify--on_bot_reports", (
@@ -74,6 +74,7 @@ DURABLES: tuple[Durable, ...] = (
         E.NotificationReplied, E.DepartureChanged)),
     Durable("lessons", "ROSTER", "lessons--on_roster", (E.DeploymentEnded,)),
     Durable("lessons", "BOT", "lessons--on_bot", (E.ReportSubmitted, E.AarSubmitted)),
+    Durable("hns4d", "NOTIFY", "hns4d--on_notify", (E.NotificationTransitioned,)),  # parties' acknowledgements
     Durable("bot", "NOTIFY", "bot--on_deliver", (E.DeliverTelegram, E.NotificationClosed)),
 )
 BY_NAME = {d.name: d for d in DURABLES}

@@ -39,6 +39,10 @@ class CountryPolicy:
     acknowledge_before_start: timedelta = timedelta(hours=24)  # a movement's parties answer this long before
     shortest_window: timedelta = timedelta(hours=4)  # ... and never sooner than this after it was sent
     site_window: timedelta = timedelta(hours=72)  # a static site has no start: this long after it was sent
+    # a party silent past its deadline: the officer who sent it is told then, the regional adviser and the
+    # CMCS desk this long after the deadline if the party is still silent (each once)
+    adviser_after: timedelta = timedelta(hours=6)
+    desk_after: timedelta = timedelta(hours=12)
 
 
 DEFAULT_POLICY = CountryPolicy()
@@ -70,13 +74,25 @@ def _distance(box: tuple[float, float, float, float], point: Point) -> float:
     return max(south - point.lat, point.lat - north, 0) + max(west - point.lon, point.lon - east, 0)
 
 
+def _boxes(code: str) -> list[tuple[float, float, float, float]]:
+    return [unit.bbox for unit in country_subunits_by_iso_code(code)]
+
+
+def country_problem(country: str) -> str | None:
+    """Why `country` is no country code, or None."""
+    code = country.upper()
+    if not _boxes(code) and country_alpha3(code) == code:  # neither ISO's nor one the humanitarian system assigns
+        return f"{country!r} is not a country code (ISO 3166 alpha-2, such as ML)"
+    return None
+
+
 def point_problem(country: str, point: Point) -> str | None:
     """Why `point` cannot be a place in `country` (ISO alpha-2), or None. A real country the boxes do
     not know (Kosovo) is checked for the ranges only; a code that is no country is refused."""
     code = country.upper()
-    boxes = [unit.bbox for unit in country_subunits_by_iso_code(code)]
-    if not boxes and country_alpha3(code) == code:  # neither ISO's nor one the humanitarian system assigns
-        return f"{country!r} is not a country code (ISO 3166 alpha-2, such as ML)"
+    boxes = _boxes(code)
+    if (unknown := country_problem(code)) is not None:
+        return unknown.replace(repr(code), repr(country))
     swapped = Point(point.lon, point.lat)
     looks_swapped = bool(boxes) and any(_inside(box, swapped) for box in boxes)
     if not (-90 <= point.lat <= 90 and -180 <= point.lon <= 180):
@@ -124,6 +140,16 @@ def acknowledgement_due(*, sent_at: datetime, start: datetime | None, policy: Co
         return sent_at + policy.site_window
     # an emergency sent late: the shortest window, but never after the movement has started
     return min(max(start - policy.acknowledge_before_start, sent_at + policy.shortest_window), start)
+
+
+SILENCE_AUDIENCES = ("cmcoord_officer", "regional_adviser", "cmcs_desk")
+
+
+def silence_step_at(*, due_at: datetime, step: int, policy: CountryPolicy) -> datetime | None:
+    """When a still silent party's `step`-th silence step (0: the officer, 1: the adviser, 2: the desk) is
+    taken; None after the last."""
+    offsets = (timedelta(0), policy.adviser_after, policy.desk_after)
+    return due_at + offsets[step] if step < len(offsets) else None
 
 
 def party_state(*, acknowledged_at: datetime | None, due_at: datetime, now: datetime) -> PartyState:

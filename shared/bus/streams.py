@@ -44,7 +44,7 @@ def dead_letter_stream(*, replicas: int = 1) -> StreamSpec:
     )
 
 
-OWNERS = ("roster", "notify", "lessons", "bot")
+OWNERS = ("roster", "notify", "lessons", "hns4d", "bot")
 
 
 def all_streams(*, replicas: int = 1) -> list[StreamSpec]:

@@ -9,7 +9,7 @@ every consumer has moved.
 
 Events (past tense) state facts; commands (imperative) ask the owner to act.
 
-One module per owner (`roster`, `notify`, `bot`, `lessons`), the envelope and the base
+One module per owner (`roster`, `notify`, `bot`, `lessons`, `hns4d`), the envelope and the base
 class in `envelope`, every schema and example in `catalogue`; importing the package
 registers every event, and each name is importable from `shared.events`.
 """
@@ -47,6 +47,7 @@ from shared.events.notify import (
     NotificationClosed,
     NotificationRequested,
     NotificationTransitioned,
+    NotificationsSettled,
     Notice,
     ReplyButton,
 )
@@ -63,6 +64,7 @@ from shared.events.bot import (
     ProfileUpdated,
     ReportSubmitted,
 )
+from shared.events.hns4d import IncidentRecorded, PartyAcknowledged, PartySilent, RecordSent
 from shared.events.lessons import AarCompleted, AarDue, AarOverdue, LessonKind, LessonRecorded, LessonReviewed
 from shared.events.catalogue import EXAMPLES, catalogue, contract_files, example_envelope
 from shared.roles import ROLES, Role
@@ -73,8 +75,9 @@ __all__ = [
     "AarDue", "AarOverdue", "AarSubmitted", "CallAgendaAdded", "CallSubscriptionChanged", "CallSummarySent",
     "DeliverEmail", "DeliverTelegram", "DeliveryFailed", "DeliverySent", "DepartureChanged", "DeploymentAssigned",
     "DeploymentEnded", "DeploymentEndingSoon", "DeploymentStarted", "Envelope", "Event", "HandoverNoteSubmitted",
-    "HandoverRecorded", "LessonKind", "LessonRecorded", "LessonReviewed", "NotificationClosed",
-    "NotificationReplied", "NotificationRequested", "NotificationTransitioned", "PersonChanged", "PostFilled",
+    "HandoverRecorded", "IncidentRecorded", "LessonKind", "LessonRecorded", "LessonReviewed", "NotificationClosed",
+    "NotificationReplied", "NotificationRequested", "NotificationTransitioned", "NotificationsSettled", "PartyAcknowledged",
+    "PartySilent", "PersonChanged", "RecordSent", "PostFilled",
     "Notice", "PostGapped", "ProfileUpdated", "ReplyButton", "ReportSubmitted", "Role", "TelegramLinkHeld", "TelegramLinked",
     "TelegramUnlinked", "catalogue", "contract_files", "deterministic_id", "example_envelope", "register",
 ]

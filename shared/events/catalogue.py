@@ -20,6 +20,7 @@ from shared.events.bot import (
     ReportSubmitted,
 )
 from shared.events.envelope import REGISTRY, Envelope, Event, deterministic_id
+from shared.events.hns4d import IncidentRecorded, PartyAcknowledged, PartySilent, RecordSent
 from shared.events.lessons import AarCompleted, AarDue, AarOverdue, LessonRecorded, LessonReviewed
 from shared.events.notify import (
     DeliverEmail,
@@ -27,6 +28,7 @@ from shared.events.notify import (
     NotificationClosed,
     NotificationRequested,
     NotificationTransitioned,
+    NotificationsSettled,
     Notice,
     ReplyButton,
 )
@@ -135,8 +137,22 @@ EXAMPLES: dict[type[Event], Event] = {
                                    themes=["access"], classification="community"),
     LessonReviewed: LessonReviewed(item_id=_N, reference="R-7KQ2M9", action="identified", status="identified",
                                    by="desk@ocha.example", at=datetime(2026, 7, 5, 8, 0, tzinfo=UTC)),
+    NotificationsSettled: NotificationsSettled(kinds=["hns4d.notification"], about=str(_N),
+                                               reason="acknowledged by the party"),
+    RecordSent: RecordSent(record_id=_N, reference="HN-ML-2026-0007", revision=1, kind="movement", country="ML",
+                           region="ROWCA", parties=3, sent_at=datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+    PartyAcknowledged: PartyAcknowledged(record_id=_N, reference="HN-ML-2026-0007", revision=1, party_id=_POST,
+                                         country="ML", via="telegram",
+                                         acknowledged_at=datetime(2026, 7, 1, 11, 40, tzinfo=UTC), on_time=True),
+    PartySilent: PartySilent(record_id=_N, reference="HN-ML-2026-0007", revision=1, party_id=_POST, country="ML",
+                             region="ROWCA", due_at=datetime(2026, 7, 2, 8, 0, tzinfo=UTC),
+                             escalated_to="cmcoord_officer"),
+    IncidentRecorded: IncidentRecorded(
+        incident_id=_D, record_id=_N, reference="HN-ML-2026-0007", country="ML", region="ROWCA", party_id=None,
+        occurred_at=datetime(2026, 7, 3, 14, 0, tzinfo=UTC), recorded_by=_P,
+        what="The convoy was held four hours at the Konna checkpoint; the notification was not known there.",
+        recorded_at=datetime(2026, 7, 3, 18, 0, tzinfo=UTC)),
 }
-
 
 def example_envelope(cls: type[Event]) -> Envelope:
     return Envelope.wrap(EXAMPLES[cls], source=cls.type.split(".")[0], occurred_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC),

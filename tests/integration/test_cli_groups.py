@@ -26,8 +26,8 @@ def services_loaded(*argv: str) -> list[str]:
     (("roster", "import", "--sample"), ["roster"]),
     (("calls", "list"), ["notify"]),
     (("clock", "show"), []),  # a command of shared/cli.py itself
-    (("--help",), ["bot", "lessons", "notify", "roster"]),  # the overview lists every group
-    (("rosterr",), ["bot", "lessons", "notify", "roster"]),  # a typo: the help that follows lists them all
+    (("--help",), ["bot", "hns4d", "lessons", "notify", "roster"]),  # the overview lists every group
+    (("rosterr",), ["bot", "hns4d", "lessons", "notify", "roster"]),  # a typo: the help that follows lists them all
 ])
 def test_a_command_loads_only_its_own_service(argv: tuple[str, ...], expected: list[str]) -> None:
     assert services_loaded(*argv) == expected

@@ -5,9 +5,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Table, inspect
+from sqlalchemy import Table, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from services.bot.models import BOT_TABLES
+from services.hns4d.models import HNS4D_TABLES
 from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons.config import Settings as LessonsSettings
 from services.lessons.models import LESSONS_TABLES, UNMAPPED_COLUMNS
@@ -21,8 +23,8 @@ from tests.helpers import cli, service_env
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 STORES: dict[str, tuple[tuple[Table, ...], tuple[tuple[str, str], ...]]] = {
     "roster": (ROSTER_TABLES, ()), "notify": (NOTIFY_TABLES, ()), "lessons": (LESSONS_TABLES, UNMAPPED_COLUMNS),
-    "bot": (BOT_TABLES, ())}
-HEADS = {"roster": "0004", "notify": "0004", "lessons": "0002", "bot": "0003"}  # each history's last revision
+    "hns4d": (HNS4D_TABLES, ()), "bot": (BOT_TABLES, ())}
+HEADS = {"roster": "0004", "notify": "0004", "lessons": "0002", "hns4d": "0001", "bot": "0003"}  # each history's last revision
 
 
 async def url(backend: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:
@@ -47,6 +49,14 @@ async def test_a_store_migrates_from_nothing_to_the_models(backend: str, request
         assert version_table(service) in names and "alembic_version" not in names  # each service's own
         if service == "lessons":
             assert ("item_fts" in names) == db.is_sqlite  # the full-text index came with the migration
+        if service == "hns4d":  # the audit log is append-only in the database itself
+            async with db.write() as session:
+                await session.exec(text("INSERT INTO hns4d_audit (at, who, action, detail) "  # type: ignore[call-overload]
+                                        "VALUES ('2026-07-01 08:00:00', 'person:x', 'viewed', '')"))
+            for change in ("UPDATE hns4d_audit SET who = 'someone else'", "DELETE FROM hns4d_audit"):
+                with pytest.raises(DBAPIError, match="append-only"):
+                    async with db.write() as session:
+                        await session.exec(text(change))  # type: ignore[call-overload]
     finally:
         await db.dispose()
 

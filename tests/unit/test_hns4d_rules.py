@@ -17,6 +17,7 @@ from services.hns4d.exports import geojson as to_geojson
 from services.hns4d.exports import hxl_csv, kml
 from services.hns4d.rules import (
     DEFAULT_POLICY,
+    SILENCE_AUDIENCES,
     Kind,
     Point,
     acknowledgement_due,
@@ -27,6 +28,7 @@ from services.hns4d.rules import (
     point_problem,
     UNKNOWN_PARTY,
     route_problems,
+    silence_step_at,
     status_line,
 )
 
@@ -205,3 +207,38 @@ def test_kml_parses_with_its_points_and_route() -> None:
     assert [(round(c[0], 4), round(c[1], 4)) for c in route.geometry.coords] == [
         (MOPTI.lon, MOPTI.lat), (SEVARE.lon, SEVARE.lat), (BANDIAGARA.lon, BANDIAGARA.lat)]
     assert (round(site.geometry.x, 4), round(site.geometry.y, 4)) == (MOPTI.lon, MOPTI.lat)
+
+
+def test_a_silent_party_is_told_to_the_officer_then_the_adviser_then_the_desk_once_each() -> None:
+    due = NOW + timedelta(hours=26)
+    steps = [silence_step_at(due_at=due, step=n, policy=DEFAULT_POLICY) for n in range(4)]
+    assert steps == [due, due + timedelta(hours=6), due + timedelta(hours=12), None]
+    assert SILENCE_AUDIENCES == ("cmcoord_officer", "regional_adviser", "cmcs_desk")
+
+
+# What the parties and the officers read, in each language: receipt asked, never approval granted. A text
+# may say what an acknowledgement is *not* ("not an approval"); none may say something was approved or cleared.
+GRANTED = {"en": re.compile(r"\b(approved|cleared|clearance|authori[sz]ed|permitted)\b", re.IGNORECASE),
+           "fr": re.compile(r"\b(approuvée?s?|autorisée?s?|validée?s?|feu vert)\b", re.IGNORECASE),
+           "ar": re.compile(r"(تمت الموافقة|موافق عليه|مصرح به|تصريح)")}
+RECEIPT = {"en": "acknowledge receipt", "fr": "accuser réception", "ar": "الإقرار بالاستلام"}
+
+
+@pytest.mark.parametrize("locale", ["en", "fr", "ar"])
+def test_no_hns4d_text_says_approved_or_cleared_in_any_language(locale: str) -> None:
+    from shared import notices
+
+    params = {"reference": "HN-ML-2026-0001", "organisation": "WFP", "country": "ML", "name": "Convoy",
+              "start": NOW, "end": NOW + timedelta(hours=8), "due": NOW - timedelta(hours=24), "sent": NOW,
+              "route": "12.6, -8.0 → 14.5, -4.2", "point": "14.5, -4.2", "vehicles": "6 trucks", "markings": "flags",
+              "contact": "+223 2", "function": "warehouse", "occupancy": 40, "party": "FAMa"}
+    keys = [key for key in notices.TEMPLATES if key.startswith("hns4d.")]
+    assert len(keys) == 6
+    for key in keys:
+        notice, english = notices.english(key, **{k: v for k, v in params.items()
+                                                  if k in notices.TEMPLATES[key].placeholders()})
+        shown = notices.render(notice, locale)
+        assert shown is not None and (locale == "en" or shown != english), (key, locale)  # translated
+        assert not GRANTED[locale].search(shown), (key, shown)
+        if key != "hns4d.silence":
+            assert RECEIPT[locale] in shown.lower(), (key, shown)

@@ -3,6 +3,7 @@ declared by `cmcoord nats-init` takes exactly the subjects its service handles."
 
 from typing import Any
 
+from services.hns4d.consumers import consumers as hns4d_consumers
 from services.lessons.consumers import consumers as lessons_consumers
 from services.lessons.duties import DutyPolicy
 from services.notify.consumers import consumers as notify_consumers
@@ -27,7 +28,7 @@ def _runners() -> list[ConsumerRunner]:
     bus: Any = _NoBus()
     mailer = Mailer(db=None, settings=None, links=None)  # type: ignore[arg-type]  # with e-mail on: one durable more
     tables = [ROSTER_CONSUMERS, notify_consumers(db=None, roster=None, mailer=mailer),  # type: ignore[arg-type]
-              lessons_consumers(policy=DutyPolicy(), due_days=30, threshold=0.5)]
+              lessons_consumers(policy=DutyPolicy(), due_days=30, threshold=0.5), hns4d_consumers()]
     return [runner for table in tables
             for runner in consumers_of(table, bus=bus, db=None, max_deliver=5)]  # type: ignore[arg-type]
 

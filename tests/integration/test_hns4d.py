@@ -1,0 +1,292 @@
+"""Humanitarian notifications to parties, end to end: a real nats-server, SQLite, the roster, notify with
+a real SMTP server on loopback, the bot on the sandbox and the HNS4D service; a clock the test sets.
+
+A focal point submits a movement 50 hours ahead; the officer sends it to three parties: one whose liaison
+is on Telegram, one reached by e-mail, one whose answer the officer records after a phone call. Receipt
+acknowledged on Telegram and by phone; the e-mail party's silence told to the officer, then the adviser,
+each once; the submitter reads each party's answer (never "approved" or "cleared"); a change of route asks
+every party again, and the e-mail liaison acknowledges it from the mail; an incident counts in the figures.
+A movement 20 hours ahead is refused unless flagged as an emergency."""
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from services.bot.bootstrap import BotApp
+from services.hns4d import bootstrap as hns4d_bootstrap
+from services.hns4d import records, store
+from services.hns4d.config import Settings as Hns4dSettings
+from services.hns4d.models import Forwarding, Party, Record
+from services.hns4d.records import Refused, Submission
+from services.notify import bootstrap as notify_bootstrap
+from services.roster.bootstrap import RosterApp
+from services.roster.config import Settings
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.natsserver import NatsServer, free_port
+from tests.helpers import eventually, stream_events
+from tests.integration.conftest import PEOPLE, ZONES, import_people
+from tests.integration.telegram_users import User
+from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
+from tests.integration.test_notify import notify_settings, started_notify, texts
+
+AWA, JEAN, MARIA, FAMA, ANA = 9801, 9802, 9803, 9811, 9812
+MINUSMA_MAIL = "liaison@minusma.example"  # the peacekeeping mission's liaison: e-mail only
+ROUTE = [(12.6392, -8.0029), (13.4317, -6.2157), (14.4843, -4.1827)]  # Bamako, Ségou, Mopti
+NEW_ROUTE = [(12.6392, -8.0029), (13.9, -5.0), (14.4843, -4.1827)]
+NEVER = re.compile(r"\b(approved|cleared|clearance)\b", re.IGNORECASE)
+
+
+@pytest.fixture
+async def hns4d_people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
+    """The notify tests' people, a WFP focal point in Mali, and two parties' liaisons."""
+    more = {
+        "ana@wfp.example": (ANA, "Ana Sow,ana@wfp.example,+223 2,WFP,ML,Bamako,Logistics Focal Point,focal_point"),
+        "fama@defense.example": (FAMA, "Cdt Keita,fama@defense.example,+223 3,FAMa,ML,Bamako,Liaison,focal_point"),
+        MINUSMA_MAIL: (None, f"Maj. Berg,{MINUSMA_MAIL},+223 4,MINUSMA,ML,Bamako,Liaison,focal_point"),
+    }
+    return await import_people(roster_settings, clock, sandbox_url, {**PEOPLE, **more}, ZONES)
+
+
+@pytest.fixture
+async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
+                 hns4d_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int]  # noqa: F811
+                 ) -> AsyncIterator[notify_bootstrap.NotifyApp]:
+    settings = notify_settings(tmp_path, nats_server.url).model_copy(update={
+        "smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_starttls": False, "calendar_port": free_port(),
+        "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
+    app = await started_notify(settings, clock)
+    yield app
+    await app.stop()
+
+
+@pytest.fixture
+async def hns4d(tmp_path: Path, nats_server: NatsServer, clock: ManualClock) -> AsyncIterator[hns4d_bootstrap.Hns4dApp]:
+    settings = Hns4dSettings(home=tmp_path / "hns4d-home", nats_url=nats_server.url, health_port=free_port(),
+                             tick_seconds=0.2, max_deliver=3)
+    app = hns4d_bootstrap.build(settings, clock=clock)
+    await app.start()
+    for consumer in app.consumers:
+        await consumer.wait_bound()
+    yield app
+    await app.stop()
+
+
+def movement(clock: ManualClock, *, hours_ahead: float, emergency: bool = False,
+             route: list[tuple[float, float]] = ROUTE) -> Submission:
+    start = clock.now() + timedelta(hours=hours_ahead)
+    return Submission(kind="movement", country="ML", organisation="WFP", name="Bamako–Mopti food convoy",
+                      points=route, starts_at=start, ends_at=start + timedelta(hours=30),
+                      contact="Ana Sow +223 2", vehicles="6 trucks, 1 escort car", markings="WFP flags, blue roofs",
+                      emergency=emergency)
+
+
+async def latest(user: int, sandbox_url: str, needle: str, n: int = 1) -> list[dict[str, Any]] | None:
+    found = [m for m in await User(sandbox_url, user).messages() if needle in (m.get("text") or "")]
+    return found if len(found) >= n else None
+
+
+async def forwardings(app: hns4d_bootstrap.Hns4dApp, record: Record) -> dict[tuple[str, int], Forwarding]:
+    async with app.db.read() as session:
+        rows = await store.forwardings_of(session, record.id)
+        parties = await store.parties_by_id(session, [f.party_id for f in rows])
+    return {(parties[f.party_id].name, f.revision): f for f in rows}
+
+
+async def mails(inbox: Inbox, to: str, needle: str) -> list[EmailMessage] | None:
+    found = [m for m in inbox.mails if m["To"] == to and needle in _plain(m)]
+    return found or None
+
+
+def _plain(mail: EmailMessage) -> str:
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None
+    return str(plain.get_content()).replace("\r\n", "\n")
+
+
+def _link(mail: EmailMessage) -> str:
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None
+    (link,) = re.findall(r"^Acknowledge receipt: (http://\S+/answer/\S+)$",
+                         plain.get_content().replace("\r\n", "\n"), re.MULTILINE)
+    return str(link)
+
+
+async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_escalated_once(
+    hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    inbox, _ = smtp
+    people, db = hns4d_people, hns4d.db
+    async with db.unit_of_work() as uow:
+        for name, kind, channel, liaison in (
+                ("FAMa", "state_forces", "telegram", people["fama@defense.example"]),
+                ("MINUSMA", "peacekeeping", "email", people[MINUSMA_MAIL]),
+                ("Groupe armé du Nord", "armed_group", "recorded", None)):
+            await records.add_party(uow, country="ML", name=name, kind=kind, channel=channel, liaison_id=liaison,
+                                    who="person:desk")
+
+    # 20 hours ahead: refused, unless it is flagged as an emergency (then it says what is short)
+    with pytest.raises(Refused, match="notified at least 48 hours ahead"):
+        async with db.unit_of_work() as uow:
+            await records.submit(uow, movement(clock, hours_ahead=20), by=people["ana@wfp.example"], who="person:ana")
+    async with db.unit_of_work() as uow:
+        urgent = await records.submit(uow, movement(clock, hours_ahead=20, emergency=True).model_copy(
+            update={"name": "Medical evacuation"}), by=people["ana@wfp.example"], who="person:ana")
+    assert "less than the 24 hours an emergency movement is notified ahead" in urgent.warning
+
+    async with db.unit_of_work() as uow:  # the focal point submits, 50 hours ahead; the officer sends it
+        record = await records.submit(uow, movement(clock, hours_ahead=50), by=people["ana@wfp.example"],
+                                      who="person:ana")
+    with pytest.raises(Refused, match="is the same movement"):  # submitted twice: one notification
+        async with db.unit_of_work() as uow:
+            await records.submit(uow, movement(clock, hours_ahead=50), by=people["ana@wfp.example"], who="person:ana")
+    sent_at = clock.now()
+    async with db.unit_of_work() as uow:
+        asked = await records.send(uow, await store.record_by_reference(uow.session, record.reference),  # type: ignore[arg-type]
+                                   by=people["awa@ocha.example"], who="person:awa")
+    assert sorted(p.name for p, _ in asked) == ["FAMa", "Groupe armé du Nord", "MINUSMA"]
+    due = sent_at + timedelta(hours=26)  # 24 hours before the start
+    assert {store.utc(f.due_at) for _, f in asked} == {due}
+
+    # Telegram: the liaison reads it, receipt not approval, and presses "Acknowledge receipt"
+    (message,) = await eventually(lambda: latest(FAMA, sandbox_url, record.reference), what="the FAMa liaison told")
+    assert "Route: 12.6392, -8.0029 → 13.4317, -6.2157 → 14.4843, -4.1827" in message["text"]
+    assert "it is not an approval" in message["text"] and not NEVER.search(message["text"])
+    button = message["reply_markup"]["inline_keyboard"][0][0]
+    assert button["text"] == "Acknowledge receipt"
+    clock.advance(timedelta(hours=2))
+    await User(sandbox_url, FAMA).press(message["message_id"], button["callback_data"])
+
+    async def acknowledged(name: str, revision: int = 1) -> Forwarding | None:
+        f = (await forwardings(hns4d, record)).get((name, revision))
+        return f if f is not None and f.acknowledged_at is not None else None
+
+    fama = await eventually(lambda: acknowledged("FAMa"), what="FAMa's acknowledgement recorded")
+    assert (fama.acknowledged_via, store.utc(fama.acknowledged_at)) == ("telegram", sent_at + timedelta(hours=2))  # type: ignore[arg-type]
+
+    # the armed group is called; the officer records its answer
+    async with db.unit_of_work() as uow:
+        group = (await forwardings(hns4d, record))[("Groupe armé du Nord", 1)]
+        assert await records.acknowledge(uow, await uow.session.get(Forwarding, group.id),  # type: ignore[arg-type]
+                                         via="recorded", by_name="Cdt Ag Moussa", how="by phone", at=clock.now(),
+                                         recorded_by=people["awa@ocha.example"], who="person:awa")
+
+    # MINUSMA's liaison has the mail, and stays silent: at the deadline the officer is told, 6 hours later the
+    # adviser; each once
+    (mail,) = await eventually(lambda: inbox.to(MINUSMA_MAIL), what="the MINUSMA liaison e-mailed")
+    assert record.reference in _plain(mail) and not NEVER.search(_plain(mail))
+    assert await latest(AWA, sandbox_url, "has not acknowledged receipt") is None
+    clock.set(due + timedelta(minutes=1))
+    hns4d.parts.silences.wake()  # type: ignore[union-attr]
+    (officer,) = await eventually(lambda: latest(AWA, sandbox_url, "has not acknowledged receipt"),
+                                  what="the officer told of MINUSMA's silence")
+    assert "MINUSMA has not acknowledged receipt of humanitarian notification " + record.reference in officer["text"]
+    assert await latest(JEAN, sandbox_url, "has not acknowledged receipt") is None
+    clock.set(due + timedelta(hours=6, minutes=1))
+    hns4d.parts.silences.wake()  # type: ignore[union-attr]
+    await eventually(lambda: latest(JEAN, sandbox_url, "has not acknowledged receipt"), what="the adviser told")
+    silent = await eventually(lambda: _events(bus, "hns4d.party.silent", 2), what="two silence steps")
+    assert [e.data["escalated_to"] for e in silent] == ["cmcoord_officer", "regional_adviser"]
+    hns4d.parts.silences.wake()  # type: ignore[union-attr]
+    async with db.read() as session:  # a pass more takes nothing again
+        assert await store.silences_due(session, clock.now()) == []
+    assert len(await latest(AWA, sandbox_url, "has not acknowledged receipt") or []) == 1
+    assert len(await latest(JEAN, sandbox_url, "has not acknowledged receipt") or []) == 1
+
+    # what the submitter reads: receipt per party, or silence; never approval
+    async with db.read() as session:
+        lines = await records.status_lines(session, record, now=clock.now())
+    shown = "\n".join(lines)
+    assert f"FAMa: acknowledged receipt at {sent_at + timedelta(hours=2):%d %b %Y %H:%M} UTC" in shown
+    assert "Groupe armé du Nord: acknowledged receipt at" in shown and "by phone (Cdt Ag Moussa)" in shown
+    assert f"MINUSMA: silent since {sent_at:%d %b %Y %H:%M} UTC" in shown
+    assert not NEVER.search(shown)
+
+    # a change of route asks every party again; what was asked before waits no more
+    async with db.unit_of_work() as uow:
+        changed = await records.change(uow, await uow.session.get(Record, record.id),  # type: ignore[arg-type]
+                                       movement(clock, hours_ahead=0).model_copy(update={
+                                           "points": NEW_ROUTE, "starts_at": record.starts_at,
+                                           "ends_at": record.ends_at}),
+                                       by=people["awa@ocha.example"], who="person:awa")
+    assert (changed.revision, changed.state) == (2, "sent")
+    table = await forwardings(hns4d, record)
+    assert {name for name, revision in table if revision == 2} == {"FAMa", "MINUSMA", "Groupe armé du Nord"}
+    assert table[("MINUSMA", 1)].superseded and table[("MINUSMA", 1)].next_step_at is None
+    await eventually(lambda: latest(FAMA, sandbox_url, "Changed humanitarian notification " + record.reference),
+                     what="FAMa asked again")
+    (again,) = await eventually(lambda: mails(inbox, MINUSMA_MAIL, "Changed humanitarian notification"),
+                                what="MINUSMA asked again")
+    async with aiohttp.ClientSession() as http, http.post(_link(again)) as pressed:
+        assert pressed.status == 200 and "your answer is recorded" in await pressed.text()
+    minusma = await eventually(lambda: acknowledged("MINUSMA", 2), what="MINUSMA's acknowledgement from the mail")
+    assert minusma.acknowledged_via == "email"
+    assert (await forwardings(hns4d, record))[("FAMa", 2)].acknowledged_at is None  # a new revision, a new answer
+
+    # an incident, attributed to a party, counts in the figures
+    async with db.unit_of_work() as uow:
+        party = await store.party_by_name(uow.session, "ML", "Groupe armé du Nord")
+        await records.record_incident(uow, await uow.session.get(Record, record.id),  # type: ignore[arg-type]
+                                      what="The convoy was held four hours at a checkpoint near Konna.",
+                                      occurred_at=clock.now() - timedelta(hours=1), party=party,
+                                      by=people["awa@ocha.example"], who="person:awa")
+    (incident,) = await eventually(lambda: _events(bus, "hns4d.incident.recorded", 1), what="the incident event")
+    assert incident.data["reference"] == record.reference
+    async with db.read() as session:
+        rows = await records.figures(session, start=sent_at - timedelta(days=1), end=clock.now() + timedelta(days=1),
+                                     country="ML", now=clock.now())
+    by_party = {r["party"]: r for r in rows}
+    assert by_party["MINUSMA"]["sent"] == 2 and by_party["MINUSMA"]["acknowledged"] == 1
+    assert by_party["MINUSMA"]["silent"] == 0  # revision 1 was replaced before it was answered: not silence
+    assert by_party["FAMa"]["acknowledged_on_time"] == 1 and by_party["FAMa"]["median_hours_to_acknowledge"] == 2.0
+    assert by_party["Groupe armé du Nord"]["incidents"] == 1
+
+    # the audit log has every change, and refuses to be rewritten
+    async with db.read() as session:
+        actions = [a for (a,) in (await session.exec(text(  # type: ignore[call-overload]
+            "SELECT action FROM hns4d_audit ORDER BY id"))).all()]
+    assert actions.count("sent") == 2 and "changed" in actions and "incident" in actions  # sent, then changed
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with db.write() as session:
+            await session.exec(text("UPDATE hns4d_audit SET who = 'someone else'"))  # type: ignore[call-overload]
+
+
+async def _events(bus: Bus, type_prefix: str, n: int) -> list[Any] | None:
+    found = await stream_events(bus.js, "HNS4D", type_prefix=type_prefix)
+    return found if len(found) >= n else None
+
+
+async def test_parties_are_listed_with_a_liaison_where_notify_reaches_them(tmp_path: Path) -> None:
+    db = store.open_store(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", clock=ManualClock(datetime.now().astimezone()))
+    await store.prepare(db)
+    try:
+        for kwargs, problem in (
+                ({"kind": "army", "channel": "recorded"}, "a party is one of"),
+                ({"kind": "state_forces", "channel": "fax"}, "a party is reached by"),
+                ({"kind": "state_forces", "channel": "telegram"}, "has a liaison on the roster"),
+                ({"kind": "state_forces", "channel": "recorded", "country": "XX"}, "not a country code")):
+            with pytest.raises(Refused, match=problem):
+                async with db.unit_of_work() as uow:
+                    await records.add_party(uow, **{"country": "ML", "name": "FAMa", "liaison_id": None,
+                                                    "who": "t", **kwargs})
+        async with db.unit_of_work() as uow:
+            await records.add_party(uow, country="ml", name="FAMa", kind="state_forces", channel="recorded",
+                                    liaison_id=None, who="t")
+        async with db.unit_of_work() as uow:  # the same party again: how it is reached changes, no second party
+            await records.add_party(uow, country="ML", name="fama", kind="state_forces", channel="telegram",
+                                    liaison_id=uuid.uuid4(), who="t")
+        async with db.read() as session:
+            (party,) = await store.parties_of(session, "ML")
+        assert isinstance(party, Party) and (party.name, party.channel) == ("FAMa", "telegram")
+    finally:
+        await db.dispose()
