@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from shared.permissions import PERMISSIONS, authorization, markdown_table, permissions_of
+from shared.permissions import PERMISSIONS, authorization, commands_of, markdown_table, permissions_of
 from shared.topology import durables_of
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -24,7 +24,10 @@ def test_each_service_publishes_only_its_own_events_and_uses_only_its_own_durabl
         p = permissions_of(service)
         events = [s for s in p["publish"] if s.startswith("cmcoord.") and ".svc." not in s
                   and not s.startswith("cmcoord.deadletter.")]
-        assert all(s.startswith(f"cmcoord.{service}.") for s in events if s != "cmcoord.notify.notification.requested.v1")
+        # the commands it sends to another service, and nothing else of another's
+        assert all(s.startswith(f"cmcoord.{service}.") for s in events if s not in commands_of(service))
+        assert set(commands_of(service)) <= {"cmcoord.notify.notification.requested.v1",
+                                             "cmcoord.notify.notification.settled.v1"}
         assert p["deny_publish"] == [f"cmcoord.{service}.replay.>"]  # only the operator replays dead letters
         jetstream = [s for s in p["publish"] if s.startswith("$JS.")]
         assert not any(s in ("$JS.API.>", "$JS.>", "$JS.ACK.>") or ".STREAM.CREATE." in s or ".STREAM.UPDATE." in s
@@ -34,9 +37,11 @@ def test_each_service_publishes_only_its_own_events_and_uses_only_its_own_durabl
         assert pulls == durables
         assert [s for s in p["subscribe"] if s.startswith("_INBOX")] == [f"_INBOX.{service}.>"]
     assert "cmcoord.notify.notification.requested.v1" in permissions_of("lessons")["publish"]  # a command to notify
+    assert "cmcoord.notify.notification.settled.v1" in permissions_of("hns4d")["publish"]
+    assert "cmcoord.notify.notification.settled.v1" not in permissions_of("lessons")["publish"]
 
 
-SERVICES = ("roster", "notify", "lessons", "bot")
+SERVICES = ("roster", "notify", "lessons", "hns4d", "bot")
 
 
 def test_compose_runs_a_nats_cluster_postgres_and_each_service_with_its_health_and_database() -> None:
