@@ -1,6 +1,7 @@
-"""What lessons consumes: deployment ends (an AAR falls due) and the bot's reports and AARs,
-in one table: durable name -> the stream it reads and, by event type, the handler applied in the
-consumer's transaction (services/lessons/handlers.py), with the settings it needs bound."""
+"""What lessons consumes: deployment ends (an AAR falls due), the bot's reports and AARs, and the
+incidents HNS4D records (restricted observations), in one table: durable name -> the stream it
+reads and, by event type, the handler applied in the consumer's transaction
+(services/lessons/handlers.py), with the settings it needs bound."""
 
 from __future__ import annotations
 
@@ -19,4 +20,6 @@ def consumers(*, policy: DutyPolicy, due_days: int, threshold: float) -> dict[st
         "lessons--on_bot": Consumes("BOT", {
             events.ReportSubmitted: partial(handlers.on_report_submitted, threshold=threshold),
             events.AarSubmitted: partial(handlers.on_aar_submitted, threshold=threshold)}),
+        "lessons--on_hns4d": Consumes("HNS4D", {
+            events.IncidentRecorded: partial(handlers.on_incident_recorded, threshold=threshold)}),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -48,6 +48,11 @@ async def on_report_submitted(event: events.ReportSubmitted, *, uow: UnitOfWork,
 
 async def on_aar_submitted(event: events.AarSubmitted, *, uow: UnitOfWork, clock: Clock, threshold: float) -> None:
     await record_aar(uow, event, threshold=threshold)
+
+
+async def on_incident_recorded(event: events.IncidentRecorded, *, uow: UnitOfWork, clock: Clock,
+                               threshold: float) -> None:
+    await record_incident(uow, event, threshold=threshold)
 
 
 def title_of(text: str) -> str:
@@ -91,6 +96,31 @@ async def record_report(uow: UnitOfWork, e: events.ReportSubmitted, *, threshold
                 classification=e.classification, title=title_of(e.text), body=e.text.strip(),
                 attachment_kind=e.attachment_kind, attachment_file_id=e.attachment_file_id,
                 attachment_name=e.attachment_name, created_at=e.submitted_at)
+    return await _add_item(uow, item, threshold=threshold)
+
+
+# The author of an incident HNS4D recorded without saying which officer did
+HNS4D_AUTHOR = events.deterministic_id("author", "hns4d")
+
+
+def incident_body(e: events.IncidentRecorded) -> str:
+    """The officer's words, then when it happened (UTC) and on which notification, nothing the event
+    does not say. No words of ours: recurrence compares incidents by what happened, not by a
+    sentence every incident would share."""
+    return f"{e.what.strip()}\n\n{e.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {e.reference}"
+
+
+async def record_incident(uow: UnitOfWork, e: events.IncidentRecorded, *, threshold: float) -> Item | None:
+    """An incident on a notified site or movement, as a restricted observation: it names a humanitarian
+    location and maybe a party, so only its author, the desk and the region's adviser read it. Its
+    title and tags carry the notification's reference, which finds it."""
+    country = e.country.upper()
+    item_id = events.deterministic_id("hns4d.incident.item", e.incident_id)
+    item = Item(id=item_id, reference=reference("R", item_id), kind="observation",
+                author_id=e.recorded_by or HNS4D_AUTHOR, country=country,
+                region=e.region or region_for_country(country), themes="hns4d", classification="restricted",
+                title=title_of(f"Incident on humanitarian notification {e.reference}"), body=incident_body(e),
+                tags=e.reference, created_at=e.recorded_at)
     return await _add_item(uow, item, threshold=threshold)
 
 

@@ -12,8 +12,8 @@ from shared.store import SHARED_TABLES
 
 
 class Item(SQLModel, table=True):
-    """An observation (field report) or a submitted AAR; review makes it a lesson identified, then learned.
-    `seq` is the full-text index's row id."""
+    """An observation (a field report, an incident HNS4D recorded) or a submitted AAR; review makes it
+    a lesson identified, then learned. `seq` is the full-text index's row id."""
 
     __tablename__ = "lesson_item"
     seq: int | None = Field(default=None, primary_key=True)
