@@ -40,9 +40,9 @@ QUERIES: dict[str, tuple[str, ...]] = {
     "bot": ("roster.person_by_telegram", "roster.register", "roster.contacts", "roster.counterparts",
             "roster.rights", "roster.recipients",  # /send: who may send to a region, and who is in it
             "notify.calls", "notify.pending", "notify.message_status", "lessons.search", "lessons.aars",
-            "notify.call_summary"),
+            "notify.call_summary", "hns4d.submit", "hns4d.mine"),
 }
-ANSWERS = ("roster", "notify", "lessons")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
+ANSWERS = ("roster", "notify", "lessons", "hns4d")  # services answering queries (`cmcoord.<service>.svc.<verb>`)
 
 
 def commands_of(service: str) -> list[str]:

@@ -26,6 +26,7 @@ from services.bot.gate import SendGate
 from services.bot.i18n import LanguageMiddleware, Languages
 from shared.i18n import DEFAULT
 from services.bot.jobs import Housekeeping
+from services.bot.hns4d_client import Hns4dClient
 from services.bot.lessons_client import LessonsClient
 from services.bot.middlewares import IdentityMiddleware, InputGuard, Throttle
 from services.bot.models import BOT_TABLES
@@ -42,6 +43,7 @@ from services.bot.routers.language import ReaderLanguage, build_language_router
 from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.members import build_members_only_router
+from services.bot.routers.movement import build_movement_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.profile import build_profile_router
 from services.bot.routers.replies import build_replies_router
@@ -70,8 +72,9 @@ def _retries(bot: Bot) -> retry.RetryRequests | None:
     return next((m for m in bot.session.middleware if isinstance(m, retry.RetryRequests)), None)
 
 
-def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: LessonsClient, settings: Settings,
-                    db: Database, clock: Clock, languages: Languages, storage: SqlStorage) -> Dispatcher:
+def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: LessonsClient, hns4d: Hns4dClient,
+                    settings: Settings, db: Database, clock: Clock, languages: Languages,
+                    storage: SqlStorage) -> Dispatcher:
     dp = Dispatcher(storage=storage)
     language, identity = LanguageMiddleware(languages), IdentityMiddleware(roster)
     reader = ReaderLanguage(db=db, clock=clock, languages=languages)
@@ -94,6 +97,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
         build_report_router(db=db, clock=clock),
         build_aar_router(db=db, clock=clock, lessons=lessons),
         build_lessons_router(lessons=lessons),
+        build_movement_router(hns4d=hns4d),
         build_departure_router(db=db, clock=clock),
         build_send_router(roster=roster, notify=notify, db=db, clock=clock),
         build_profile_router(roster=roster, db=db, clock=clock),
@@ -153,7 +157,8 @@ async def compose(host: BotApp) -> None:
     await storage.load()
     notify = NotifyClient(bus, timeout=s.query_timeout_seconds)
     lessons = LessonsClient(bus, timeout=s.query_timeout_seconds)
-    dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, settings=s, db=db, clock=clock,
+    hns4d = Hns4dClient(bus, timeout=s.query_timeout_seconds)
+    dp = make_dispatcher(roster=roster, notify=notify, lessons=lessons, hns4d=hns4d, settings=s, db=db, clock=clock,
                          languages=languages, storage=storage)
     host.enter_relay(linger=0.05)  # a fan-out's reports, 30 a second: a few to a publish, not one each
     (parts.deliveries,) = build_consumers(

@@ -35,3 +35,9 @@ class DraftChoice(CallbackData, prefix="dc"):
 
     k: str
     a: str
+
+
+class MovementStep(CallbackData, prefix="mv"):
+    """The last step of /movement: `a` send, emergency (send flagged as an emergency) or cancel."""
+
+    a: str

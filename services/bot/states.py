@@ -44,3 +44,16 @@ class AarWriting(StatesGroup):
     improve = State()
     themes = State()
     classification = State()
+
+
+class MovementWriting(StatesGroup):
+    """/movement: a humanitarian notification of a movement, step by step (kept across restarts)."""
+
+    name = State()
+    route = State()
+    start = State()
+    end = State()
+    vehicles = State()
+    markings = State()
+    contact = State()
+    confirm = State()

@@ -9,12 +9,12 @@ from services.hns4d.config import Settings
 from services.hns4d.consumers import consumers
 from services.hns4d.jobs import SilenceSteps
 from services.hns4d.models import HNS4D_TABLES
+from services.hns4d.queries import Hns4dQueries
 from shared.clock import Clock, clock_for
 from shared.metrics import ServiceMetrics
 from shared.service import ServiceHost
 
 VERSION = "0.1.0"
-READY_WHEN = ("nats", "store", "consumers")  # it answers no queries (yet)
 
 
 @dataclass
@@ -33,11 +33,12 @@ async def compose(host: Hns4dApp) -> None:
     await host.enter_store(HNS4D_TABLES, package="services.hns4d")
     await store.guard_audit(host.db)
     await host.enter_health()
-    await host.enter_bus()
+    bus = await host.enter_bus()
     host.enter_relay()
     silences = host.parts.silences = SilenceSteps(db=host.db, clock=host.clock, tick_seconds=s.tick_seconds)
     host.scheduler.add(silences)
     host.consume(consumers())
+    host.enter_queries(await Hns4dQueries(db=host.db).serve(bus.nc, version=VERSION))
     host.enter_jobs()
 
 
@@ -56,4 +57,4 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Hns4dApp:
 
     metrics.on_scrape(count)
     return ServiceHost(service="hns4d", settings=settings, clock=clock, db=db, metrics=metrics, parts=Hns4d(),
-                       compose=compose, checks=READY_WHEN)
+                       compose=compose)

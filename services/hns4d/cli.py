@@ -24,7 +24,7 @@ from shared.logging import configure_command_logging
 if TYPE_CHECKING:
     from services.hns4d.config import Settings
     from services.hns4d.models import Record
-    from services.hns4d.records import Submission
+    from shared.contracts.hns4d import Submission
     from shared.store import Database, UnitOfWork
 
 app = typer.Typer(no_args_is_help=True, help="Humanitarian notifications to parties (HNS4D): receipt, never approval.")
@@ -117,7 +117,7 @@ async def _record(uow: UnitOfWork, reference: str) -> Record:
 def _submission(file: Path) -> Submission:
     from pydantic import ValidationError
 
-    from services.hns4d.records import Submission
+    from shared.contracts.hns4d import Submission
 
     try:
         return Submission.model_validate_json(file.read_bytes())

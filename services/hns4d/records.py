@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +27,7 @@ from services.hns4d.models import AuditEntry, Forwarding, Incident, Party, Recor
 from services.hns4d.rules import Kind, Point
 from shared import events, notices
 from shared.clock import Clock
+from shared.contracts.hns4d import Submission
 from shared.events import ReplyButton
 from shared.regions import region_for_country
 from shared.store import UnitOfWork
@@ -50,29 +50,8 @@ class Refused(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-class Submission(BaseModel):
-    """A site or a movement as its organisation describes it (a file for `cmcoord hns4d submit`, or the
-    bot's conversation): points are [latitude, longitude] in decimal degrees, times with their offset."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-    kind: Kind
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    organisation: str = Field(max_length=200)
-    name: str = Field(max_length=200)
-    points: list[tuple[float, float]] = Field(min_length=1, max_length=50)
-    starts_at: AwareDatetime = Field(description="a movement's start; a site's validity from")
-    ends_at: AwareDatetime
-    function: str = Field(default="", max_length=200)
-    occupancy: int | None = None
-    contact: str = Field(default="", max_length=200)
-    vehicles: str = Field(default="", max_length=500)
-    markings: str = Field(default="", max_length=500)
-    emergency: bool = False
-
-    @property
-    def route(self) -> list[Point]:
-        return [Point(lat, lon) for lat, lon in self.points]
+def route(s: Submission) -> list[Point]:
+    return [Point(lat, lon) for lat, lon in s.points]
 
 
 def problems_of(s: Submission, *, now: datetime, check_lead: bool = True) -> tuple[list[str], str | None]:
@@ -84,11 +63,11 @@ def problems_of(s: Submission, *, now: datetime, check_lead: bool = True) -> tup
         problems.append("a name is missing (the site's, or the movement's, e.g. Mopti–Konna convoy)")
     if s.kind == "site":
         problems += [] if len(s.points) == 1 else ["a site is one point (latitude, longitude)"]
-        problems += [f"point: {p}" for point in s.route[:1] if (p := rules.point_problem(s.country, point))]
+        problems += [f"point: {p}" for point in route(s)[:1] if (p := rules.point_problem(s.country, point))]
         if s.occupancy is not None and s.occupancy < 0:
             problems.append("occupancy is a number of people, 0 or more")
     else:
-        problems += rules.route_problems(s.country, s.route)
+        problems += rules.route_problems(s.country, route(s))
         if not s.contact.strip():
             problems.append("a movement names a contact on the road")
     if s.ends_at <= s.starts_at:
@@ -137,8 +116,12 @@ async def _reference(uow: UnitOfWork, country: str, now: datetime) -> str:
     return f"{prefix}{len(taken) + 1:04d}"
 
 
-async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str) -> Record:
-    """A site or movement recorded as submitted, to be reviewed and sent by a CMCoord officer."""
+async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str,
+                 record_id: uuid.UUID | None = None) -> Record:
+    """A site or movement recorded as submitted, to be reviewed and sent by a CMCoord officer. With
+    `record_id` (the bot's, from its submission id), one submitted already is returned as it is."""
+    if record_id is not None and (done := await uow.session.get(Record, record_id)) is not None:
+        return done
     now = uow.clock.now()
     s = s.model_copy(update={"country": s.country.upper()})
     problems, warning = problems_of(s, now=now)
@@ -151,10 +134,10 @@ async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str) -> 
     if same is not None:
         raise Refused(f"{same.reference} is the same {s.kind} (organisation, name and start): change that one")
     record = Record(
-        id=uuid.uuid4(), reference=await _reference(uow, s.country, now), kind=s.kind, country=s.country,
+        id=record_id or uuid.uuid4(), reference=await _reference(uow, s.country, now), kind=s.kind, country=s.country,
         region=region_for_country(s.country), organisation=s.organisation.strip(), submitted_by=by,
         name=s.name.strip(), function=s.function.strip(), occupancy=s.occupancy, contact=s.contact.strip(),
-        points=Record.points_text(s.route), starts_at=s.starts_at, ends_at=s.ends_at, vehicles=s.vehicles.strip(),
+        points=Record.points_text(route(s)), starts_at=s.starts_at, ends_at=s.ends_at, vehicles=s.vehicles.strip(),
         markings=s.markings.strip(), emergency=s.emergency, warning=warning or "", submitted_at=now, changed_at=now)
     uow.session.add(record)
     audit(uow, who=who, action="submitted", record_id=record.id, detail=f"{record.reference} {s.kind} {s.country}")
@@ -266,7 +249,7 @@ async def change(uow: UnitOfWork, record: Record, s: Submission, *, by: uuid.UUI
         await _supersede(uow, record, f"replaced by revision {record.revision + 1}")
         record.revision += 1
     record.organisation, record.name, record.function = s.organisation.strip(), s.name.strip(), s.function.strip()
-    record.occupancy, record.contact, record.points = s.occupancy, s.contact.strip(), Record.points_text(s.route)
+    record.occupancy, record.contact, record.points = s.occupancy, s.contact.strip(), Record.points_text(route(s))
     record.starts_at, record.ends_at, record.vehicles = s.starts_at, s.ends_at, s.vehicles.strip()
     record.markings, record.emergency, record.warning = s.markings.strip(), s.emergency, warning or record.warning
     record.changed_at = now

@@ -233,9 +233,14 @@ def build_app(sandbox: Sandbox, *, mail: MailCatcher | None = None) -> web.Appli
 
     async def send(request: web.Request) -> web.Response:
         body = await request.json()
-        update = await sandbox.user_sends(int(body["user_id"]), str(body.get("text", "")),
-                                          first_name=body.get("first_name"), language_code=body.get("language_code"),
-                                          document=body.get("document"), username=body.get("username"))
+        location = body.get("location")  # {"latitude": …, "longitude": …}, as Telegram's Location
+        try:
+            update = await sandbox.user_sends(
+                int(body["user_id"]), str(body.get("text", "")), first_name=body.get("first_name"),
+                language_code=body.get("language_code"), document=body.get("document"), username=body.get("username"),
+                location=(float(location["latitude"]), float(location["longitude"])) if location else None)
+        except ApiError as err:
+            return web.json_response(err.body(), status=err.code)
         return web.json_response({"update_id": update["update_id"], "message_id": update["message"]["message_id"]})
 
     async def press(request: web.Request) -> web.Response:
@@ -274,7 +279,7 @@ def build_app(sandbox: Sandbox, *, mail: MailCatcher | None = None) -> web.Appli
         return web.json_response([
             {"message_id": m["message_id"], "from_bot": m["outgoing"], "text": m.get("text") or m.get("caption"),
              "parse_mode": m.get("parse_mode"), "reply_markup": m.get("reply_markup"),
-             "document": (m.get("document") or {}).get("file_name")}
+             "document": (m.get("document") or {}).get("file_name"), "location": m.get("location")}
             for m in chat.messages
         ])
 

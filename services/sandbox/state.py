@@ -167,8 +167,12 @@ class Sandbox:
 
     async def user_sends(self, user_id: int, text: str, *, first_name: str | None = None,
                          language_code: str | None = None, document: str | None = None,
-                         username: str | None = None) -> dict[str, Any]:
-        """A message from the user: text, or a document (by file name) with `text` as its caption."""
+                         username: str | None = None, location: tuple[float, float] | None = None) -> dict[str, Any]:
+        """A message from the user: text, a document (by file name) with `text` as its caption, or a
+        location (latitude, longitude: a message without text, as Telegram sends a shared position)."""
+        if location is not None and not (-90 <= location[0] <= 90 and -180 <= location[1] <= 180):
+            raise ApiError(400, "Bad Request: a location is a latitude from -90 to 90 and a longitude from -180 "
+                                "to 180")
         user = self.user(user_id, first_name=first_name, language_code=language_code, username=username)
         self.started.add(user_id)
         chat = self.chat(user_id)
@@ -178,14 +182,16 @@ class Sandbox:
             "chat": {"id": user_id, "type": "private", "first_name": user.first_name},
             "from": user.as_dict(),
         }
-        if document is not None:
+        if location is not None:
+            message["location"] = {"latitude": location[0], "longitude": location[1]}
+        elif document is not None:
             message["document"] = {"file_id": f"user-doc-{document}", "file_unique_id": document,
                                    "file_name": document}
             if text:
                 message["caption"] = text
         else:
             message["text"] = text
-        if text.startswith("/") and document is None:
+        if text.startswith("/") and document is None and location is None:
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         chat.messages.append({**message, "outgoing": False})

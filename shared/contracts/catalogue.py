@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from shared.contracts import lessons, notify, roster
+from shared.contracts import hns4d, lessons, notify, roster
 from shared.contracts.query import Query
 
-QUERIES: tuple[Query[Any, Any], ...] = (*roster.QUERIES, *notify.QUERIES, *lessons.QUERIES)
+QUERIES: tuple[Query[Any, Any], ...] = (*roster.QUERIES, *notify.QUERIES, *lessons.QUERIES, *hns4d.QUERIES)
 
 # --- examples (one request and one reply per query) ---------------------------------------------
 
@@ -105,6 +105,20 @@ EXAMPLES: dict[str, tuple[BaseModel, BaseModel]] = {
         lessons.AarsRequest(person_id=_P),
         lessons.OwedAars([lessons.OwedAar(aar_id=_A, country="ML", country_name="Mali",
                                           operation="Mopti floods response", due_on=date(2026, 8, 3))])),
+    hns4d.SUBMIT.subject: (
+        hns4d.SubmitRequest(submission_id=_A, person_id=_P, submission=hns4d.Submission(
+            kind="movement", country="ML", organisation="WFP", name="Bamako–Mopti food convoy",
+            points=[(12.6392, -8.0029), (13.4317, -6.2157), (14.4843, -4.1827)], starts_at=_AT,
+            ends_at=_AT + timedelta(hours=30), contact="+223 70 00 00 02", vehicles="6 trucks",
+            markings="WFP flags")),
+        hns4d.Submitted(reference="HN-ML-2026-0007", problems=[], warning="")),
+    hns4d.MINE.subject: (
+        hns4d.MineRequest(person_id=_P, limit=5),
+        hns4d.Mine([hns4d.RecordStatus(
+            reference="HN-ML-2026-0007", kind="movement", country="ML", name="Bamako–Mopti food convoy",
+            state="sent", revision=1, lines=["  FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC",
+                                             "  MINUSMA: silent since 01 Jul 2026 08:00 UTC (receipt was due by "
+                                             "02 Jul 2026 08:00 UTC)"])])),
 }
 
 

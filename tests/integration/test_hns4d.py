@@ -8,6 +8,7 @@ each once; the submitter reads each party's answer (never "approved" or "cleared
 every party again, and the e-mail liaison acknowledges it from the mail; an incident counts in the figures.
 A movement 20 hours ahead is refused unless flagged as an emergency."""
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -20,13 +21,17 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
 
 from services.bot.bootstrap import BotApp
 from services.hns4d import bootstrap as hns4d_bootstrap
 from services.hns4d import records, store
 from services.hns4d.config import Settings as Hns4dSettings
 from services.hns4d.models import Forwarding, Party, Record
-from services.hns4d.records import Refused, Submission
+from services.lessons import bootstrap as lessons_bootstrap
+from services.lessons.models import Item
+from services.hns4d.records import Refused
+from shared.contracts.hns4d import Submission
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
@@ -37,6 +42,7 @@ from tests.helpers import eventually, stream_events
 from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
 from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
+from tests.integration.test_lessons import lessons  # noqa: F401  (the lessons service, with this module's notify)
 from tests.integration.test_notify import notify_settings, started_notify, texts
 
 AWA, JEAN, MARIA, FAMA, ANA = 9801, 9802, 9803, 9811, 9812
@@ -90,6 +96,32 @@ def movement(clock: ManualClock, *, hours_ahead: float, emergency: bool = False,
                       emergency=emergency)
 
 
+async def press(user: User, message: dict[str, Any], label: str) -> dict[str, Any]:
+    """Press the button labelled `label` of `message`; the bot's next message."""
+    before = len(await user.messages())
+    (button,) = [b for row in message["reply_markup"]["inline_keyboard"] for b in row if b["text"] == label]
+    await user.press(message["message_id"], button["callback_data"])
+    return await eventually(lambda: user._after(before), what=f"the answer to {label}")
+
+
+async def by_bot(user: User, clock: ManualClock, name: str, *, hours_ahead: float) -> dict[str, Any]:
+    """/movement through the conversation, the route as location messages; the answer to Submit."""
+    start = clock.now() + timedelta(hours=hours_ahead)
+    assert "1/7" in (await user.reply_to("/movement"))["text"]
+    assert "2/7" in (await user.reply_to(name))["text"]
+    for n, (lat, lon) in enumerate(ROUTE, 1):
+        point = await user.reply_to("", location={"latitude": lat, "longitude": lon})
+        assert point["text"].startswith(f"Point {n}: {lat:.5f}, {lon:.5f}"), point["text"]
+    assert "3/7" in (await user.reply_to("/done"))["text"]
+    assert "4/7" in (await user.reply_to(f"{start:%Y-%m-%d %H:%M}"))["text"]
+    assert "5/7" in (await user.reply_to(f"{start + timedelta(hours=30):%Y-%m-%d %H:%M}"))["text"]
+    assert "6/7" in (await user.reply_to("6 trucks, 1 escort car"))["text"]
+    assert "7/7" in (await user.reply_to("WFP flags, blue roofs"))["text"]
+    summary = await user.reply_to("Ana Sow +223 2")
+    assert "it is not an approval" in summary["text"] and not NEVER.search(summary["text"])
+    return await press(user, summary, "Submit")
+
+
 async def latest(user: int, sandbox_url: str, needle: str, n: int = 1) -> list[dict[str, Any]] | None:
     found = [m for m in await User(sandbox_url, user).messages() if needle in (m.get("text") or "")]
     return found if len(found) >= n else None
@@ -124,6 +156,7 @@ def _link(mail: EmailMessage) -> str:
 async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_escalated_once(
     hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
     clock: ManualClock, hns4d_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int],  # noqa: F811
+    lessons: lessons_bootstrap.LessonsApp,  # noqa: F811
 ) -> None:
     inbox, _ = smtp
     people, db = hns4d_people, hns4d.db
@@ -135,21 +168,26 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
             await records.add_party(uow, country="ML", name=name, kind=kind, channel=channel, liaison_id=liaison,
                                     who="person:desk")
 
-    # 20 hours ahead: refused, unless it is flagged as an emergency (then it says what is short)
-    with pytest.raises(Refused, match="notified at least 48 hours ahead"):
-        async with db.unit_of_work() as uow:
-            await records.submit(uow, movement(clock, hours_ahead=20), by=people["ana@wfp.example"], who="person:ana")
-    async with db.unit_of_work() as uow:
-        urgent = await records.submit(uow, movement(clock, hours_ahead=20, emergency=True).model_copy(
-            update={"name": "Medical evacuation"}), by=people["ana@wfp.example"], who="person:ana")
-    assert "less than the 24 hours an emergency movement is notified ahead" in urgent.warning
+    # the focal point notifies a movement from the bot, its route shared as three Telegram locations, 50 hours
+    # ahead; a second time: the same one, refused
+    ana = User(sandbox_url, ANA)
+    done = await by_bot(ana, clock, "Bamako–Mopti food convoy", hours_ahead=50)
+    reference = re.search(r"<b>(HN-ML-\d{4}-\d{4})</b> submitted", done["text"])
+    assert reference is not None, done["text"]
+    async with db.read() as session:
+        record = await store.record_by_reference(session, reference.group(1))  # type: ignore[assignment]
+    assert record is not None and (record.organisation, record.country, record.submitted_by) == (
+        "WFP", "ML", people["ana@wfp.example"])
+    assert json.loads(record.points) == [list(p) for p in ROUTE] and record.vehicles == "6 trucks, 1 escort car"
+    again = await by_bot(ana, clock, "Bamako–Mopti food convoy", hours_ahead=50)
+    assert "Not submitted:" in again["text"] and f"{record.reference} is the same movement" in again["text"]
 
-    async with db.unit_of_work() as uow:  # the focal point submits, 50 hours ahead; the officer sends it
-        record = await records.submit(uow, movement(clock, hours_ahead=50), by=people["ana@wfp.example"],
-                                      who="person:ana")
-    with pytest.raises(Refused, match="is the same movement"):  # submitted twice: one notification
-        async with db.unit_of_work() as uow:
-            await records.submit(uow, movement(clock, hours_ahead=50), by=people["ana@wfp.example"], who="person:ana")
+    # 20 hours ahead: refused, unless flagged as an emergency (then it says what is short)
+    late = await by_bot(ana, clock, "Medical evacuation", hours_ahead=20)
+    assert "movements are notified at least 48 hours ahead" in late["text"]
+    urgent = await press(ana, late, "Submit as an emergency")
+    assert "submitted" in urgent["text"] and "less than the 24 hours an emergency movement" in urgent["text"]
+
     sent_at = clock.now()
     async with db.unit_of_work() as uow:
         asked = await records.send(uow, await store.record_by_reference(uow.session, record.reference),  # type: ignore[arg-type]
@@ -211,6 +249,9 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     assert "Groupe armé du Nord: acknowledged receipt at" in shown and "by phone (Cdt Ag Moussa)" in shown
     assert f"MINUSMA: silent since {sent_at:%d %b %Y %H:%M} UTC" in shown
     assert not NEVER.search(shown)
+    mine = (await ana.reply_to("/hns4d"))["text"]  # the focal point reads the same in the bot
+    assert f"<b>{record.reference}</b> Bamako–Mopti food convoy" in mine and "MINUSMA: silent since" in mine
+    assert "FAMa: acknowledged receipt at" in mine and not NEVER.search(mine)
 
     # a change of route asks every party again; what was asked before waits no more
     async with db.unit_of_work() as uow:
@@ -242,6 +283,15 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
                                       by=people["awa@ocha.example"], who="person:awa")
     (incident,) = await eventually(lambda: _events(bus, "hns4d.incident.recorded", 1), what="the incident event")
     assert incident.data["reference"] == record.reference
+
+    async def observation() -> Item | None:  # and a restricted observation in lessons, found by the reference
+        async with lessons.db.read() as session:
+            return (await session.exec(select(Item).where(Item.tags == record.reference))).first()
+
+    item = await eventually(observation, what="the incident as an observation in lessons")
+    assert (item.kind, item.classification, item.country, item.author_id) == (
+        "observation", "restricted", "ML", people["awa@ocha.example"])
+    assert record.reference in item.title and "Konna" in item.body
     async with db.read() as session:
         rows = await records.figures(session, start=sent_at - timedelta(days=1), end=clock.now() + timedelta(days=1),
                                      country="ML", now=clock.now())
@@ -290,3 +340,27 @@ async def test_parties_are_listed_with_a_liaison_where_notify_reaches_them(tmp_p
         assert isinstance(party, Party) and (party.name, party.channel) == ("FAMa", "telegram")
     finally:
         await db.dispose()
+
+
+async def test_the_movement_conversation_answers_mistakes_and_keeps_nothing_cancelled(
+    hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, sandbox_url: str,
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    ana = User(sandbox_url, ANA)
+    await ana.reply_to("/movement")
+    await ana.reply_to("Mopti–Konna staff movement")
+    assert "I did not understand that point" in (await ana.reply_to("north of Mopti"))["text"]
+    assert "latitude goes from -90 to 90" in (await ana.reply_to("95.1, -4.2"))["text"]
+    assert (await ana.reply_to("14.4843, -4.1827"))["text"].startswith("Point 1: 14.48430, -4.18270")
+    assert "at least two points" in (await ana.reply_to("/done"))["text"]
+    await ana.reply_to("14.7, -3.9")
+    await ana.reply_to("/done")
+    assert "I did not understand that time" in (await ana.reply_to("tomorrow morning"))["text"]
+    start = clock.now() + timedelta(hours=60)
+    await ana.reply_to(f"{start:%Y-%m-%d %H:%M}")
+    assert "It ends before it starts" in (await ana.reply_to(f"{start - timedelta(hours=1):%Y-%m-%d %H:%M}"))["text"]
+    assert (await ana.reply_to("/cancel"))["text"] == "Nothing was submitted."
+    assert "Point" not in (await ana.reply_to("14.4, -4.1"))["text"]  # the conversation is over
+    async with hns4d.db.read() as session:
+        assert (await session.exec(select(Record))).first() is None
+    assert "You have not notified any site or movement" in (await ana.reply_to("/hns4d"))["text"]

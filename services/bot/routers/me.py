@@ -27,6 +27,8 @@ COMMANDS = {
     "lessons": __("Search the lessons: /lessons checkpoint #access"),
     "profile": __("Update my phone, languages and hats"),
     "send": __("Advisers and the desk: a message to a region"),
+    "movement": __("Notify the parties of a movement (receipt, never approval)"),
+    "hns4d": __("What I notified, and each party's acknowledgement"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -55,6 +57,9 @@ def help_text() -> str:
     ) + "\n" + _(
         "/profile: update your phone, languages and hats\n"
         "/send: advisers and the CMCS desk, a message to a region to acknowledge (/send status M-…: who did)"
+    ) + "\n" + _(
+        "/movement: notify the parties to the conflict of a movement; they acknowledge receipt, which is never an "
+        "approval\n/hns4d: what you notified, and each party's acknowledgement of receipt or its silence"
     )
 
 

@@ -22,11 +22,11 @@ from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember
 from services.bot.routers.texts import members_only
-from services.bot.states import ContactsSearch, ReportWriting
+from services.bot.states import ContactsSearch, MovementWriting, ReportWriting
 from shared.contracts.roster import PersonCard
 
-MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons")
-MEMBER_STATES = (ContactsSearch, ReportWriting)
+MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons", "movement", "hns4d")
+MEMBER_STATES = (ContactsSearch, ReportWriting, MovementWriting)
 
 
 def build_members_only_router() -> Router:

@@ -1,0 +1,245 @@
+"""/movement: a humanitarian notification of a movement (a convoy, staff on the road), step by step;
+/hns4d: what the person notified, with each party's acknowledgement of receipt or its silence.
+
+The route is shared as Telegram locations (📎 → Location), one per point, in order; a point may be
+typed as "latitude, longitude" too. The organisation and the country are the person's, from the
+roster. Each answer is kept in the conversation state (the bot's store): a restart resumes the step.
+HNS4D checks the whole (positions inside the country, lead time, duplicates) and answers with the
+reference, or each problem. Receipt by the parties is never approval, and the texts say so.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import ValidationError
+
+from services.bot.callbacks import MovementStep
+from services.bot.edits import pressed
+from services.bot.filters import IsMember
+from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
+from services.bot.routers.widgets import post_country
+from services.bot.states import MovementWriting
+from shared.contracts.hns4d import Submission
+from shared.contracts.roster import PersonCard
+
+MAX_POINTS = 50
+MAX_TEXT = 200
+TYPED_POINT = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*[,; ]\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
+WHEN = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+TEXT_STEPS: dict[State, tuple[str, State | None]] = {  # the answer kept as `field`, then the next step
+    MovementWriting.name: ("name", MovementWriting.route),
+    MovementWriting.vehicles: ("vehicles", MovementWriting.markings),
+    MovementWriting.markings: ("markings", MovementWriting.contact),
+    MovementWriting.contact: ("contact", MovementWriting.confirm),
+}
+
+
+def _point(lat: float, lon: float) -> str:
+    return f"{lat:.5f}, {lon:.5f}"
+
+
+def _when(text: str) -> datetime | None:
+    for form in WHEN:
+        try:
+            return datetime.strptime(text.strip(), form).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def question(step: State) -> str:
+    questions = {
+        MovementWriting.name: _("1/7 What is the movement? A short name, for example: Bamako–Mopti food convoy."),
+        MovementWriting.route: _("2/7 The route: share each point as a location (📎, then Location), in order, "
+                                 "from where it starts to where it ends. You may also type \"latitude, "
+                                 "longitude\". Send /done after the last point."),
+        MovementWriting.start: _("3/7 When does it start? The day and time in UTC, for example: 2026-12-02 06:00"),
+        MovementWriting.end: _("4/7 When does it end? The day and time in UTC, for example: 2026-12-03 18:00"),
+        MovementWriting.vehicles: _("5/7 Which vehicles? For example: 6 trucks, 1 escort car"),
+        MovementWriting.markings: _("6/7 Their markings? For example: WFP flags, blue roofs"),
+        MovementWriting.contact: _("7/7 Who is the contact on the road, and how to reach them?"),
+    }
+    return questions[step]
+
+
+def summary(data: dict[str, Any], person: PersonCard) -> str:
+    points = " → ".join(_point(lat, lon) for lat, lon in data["points"])
+    return _("<b>Movement to notify</b>\n{name}\nOrganisation: {organisation}\nRoute: {route}\nFrom {start} to "
+             "{end} UTC\nVehicles: {vehicles}\nMarkings: {markings}\nContact: {contact}\n\nThe CMCoord officer "
+             "sends it to every party to the conflict in the country and asks each to acknowledge receipt. An "
+             "acknowledgement is receipt only: it is not an approval and guarantees nothing.").format(
+        name=escape(data["name"]), organisation=escape(person.organisation), route=points,
+        start=data["start"][:16].replace("T", " "), end=data["end"][:16].replace("T", " "),
+        vehicles=escape(data["vehicles"]), markings=escape(data["markings"]), contact=escape(data["contact"]))
+
+
+def confirm_keyboard() -> Any:
+    keyboard = InlineKeyboardBuilder()
+    keyboard.button(text=_("Submit"), callback_data=MovementStep(a="send"))
+    keyboard.button(text=_("Submit as an emergency"), callback_data=MovementStep(a="emergency"))
+    keyboard.button(text=_("Cancel"), callback_data=MovementStep(a="cancel"))
+    keyboard.adjust(1)
+    return keyboard.as_markup()
+
+
+def build_movement_router(*, hns4d: Hns4dClient) -> Router:
+    router = Router(name="movement")
+    router.message.filter(IsMember())
+    router.callback_query.filter(IsMember())
+
+    @router.message(Command("movement"))
+    async def begin(message: Message, state: FSMContext, person: PersonCard) -> None:
+        if post_country(person) is None:
+            await message.answer(_("A movement is notified in the country of your deployment, and the roster "
+                                   "has none for you. Please ask the CMCS desk."))
+            return
+        await state.set_state(MovementWriting.name)
+        await state.set_data({"submission_id": uuid.uuid4().hex, "points": []})
+        await message.answer(question(MovementWriting.name))
+
+    @router.message(Command("cancel"), StateFilter(MovementWriting))
+    async def cancel(message: Message, state: FSMContext) -> None:
+        await state.clear()
+        await message.answer(_("Nothing was submitted."))
+
+    @router.message(StateFilter(*TEXT_STEPS), F.text, ~F.text.startswith("/"))
+    async def text_step(message: Message, state: FSMContext, person: PersonCard) -> None:
+        assert message.text is not None
+        current = await state.get_state()
+        step = next(s for s in TEXT_STEPS if s.state == current)
+        field, following = TEXT_STEPS[step]
+        answer = message.text.strip()
+        if len(answer) > MAX_TEXT:
+            await message.answer(_("That is too long: at most {n} characters.").format(n=MAX_TEXT))
+            return
+        await state.update_data({field: answer})
+        await state.set_state(following)
+        if following == MovementWriting.confirm:
+            await message.answer(summary(await state.get_data(), person), reply_markup=confirm_keyboard())
+        else:
+            await message.answer(question(following))  # type: ignore[arg-type]
+
+    @router.message(MovementWriting.route, F.location)
+    async def shared_point(message: Message, state: FSMContext) -> None:
+        assert message.location is not None
+        await _add_point(message, state, message.location.latitude, message.location.longitude)
+
+    @router.message(MovementWriting.route, Command("done"))
+    async def route_done(message: Message, state: FSMContext) -> None:
+        points = (await state.get_data())["points"]
+        if len(points) < 2:
+            await message.answer(_("A route has at least two points: where it starts and where it ends. Share "
+                                   "the next one as a location."))
+            return
+        await state.set_state(MovementWriting.start)
+        await message.answer(question(MovementWriting.start))
+
+    @router.message(MovementWriting.route, F.text, ~F.text.startswith("/"))
+    async def typed_point(message: Message, state: FSMContext) -> None:
+        assert message.text is not None
+        found = TYPED_POINT.match(message.text)
+        if found is None:
+            await message.answer(_("I did not understand that point. Share it as a location (📎, then Location), "
+                                   "or type \"latitude, longitude\", for example: 14.4843, -4.1827"))
+            return
+        await _add_point(message, state, float(found.group(1)), float(found.group(2)))
+
+    async def _add_point(message: Message, state: FSMContext, lat: float, lon: float) -> None:
+        points = (await state.get_data())["points"]
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            await message.answer(_("That is not a position: latitude goes from -90 to 90, longitude from -180 to "
+                                   "180, latitude first."))
+            return
+        if len(points) >= MAX_POINTS:
+            await message.answer(_("That is {n} points already: send /done.").format(n=MAX_POINTS))
+            return
+        points.append([lat, lon])
+        await state.update_data({"points": points})
+        await message.answer(_("Point {n}: {point}. The next one, or /done after the last.").format(
+            n=len(points), point=_point(lat, lon)))
+
+    @router.message(StateFilter(MovementWriting.start, MovementWriting.end), F.text, ~F.text.startswith("/"))
+    async def time_step(message: Message, state: FSMContext) -> None:
+        assert message.text is not None
+        at = _when(message.text)
+        if at is None:
+            await message.answer(_("I did not understand that time. Write the day and time in UTC, for example: "
+                                   "2026-12-02 06:00"))
+            return
+        starting = await state.get_state() == MovementWriting.start.state
+        if not starting and at <= datetime.fromisoformat((await state.get_data())["start"]):
+            await message.answer(_("It ends before it starts. When does it end?"))
+            return
+        await state.update_data({"start" if starting else "end": at.isoformat()})
+        following = MovementWriting.end if starting else MovementWriting.vehicles
+        await state.set_state(following)
+        await message.answer(question(following))
+
+    @router.callback_query(MovementWriting.confirm, MovementStep.filter())
+    async def confirm(callback: CallbackQuery, callback_data: MovementStep, state: FSMContext,
+                      person: PersonCard) -> None:
+        await callback.answer()
+        where = pressed(callback)
+        if callback_data.a == "cancel":
+            await state.clear()
+            await where.answer(_("Nothing was submitted."))
+            return
+        data = await state.get_data()
+        country = post_country(person)
+        try:
+            submission = Submission(
+                kind="movement", country=country or "", organisation=person.organisation, name=data["name"],
+                points=[(lat, lon) for lat, lon in data["points"]], starts_at=datetime.fromisoformat(data["start"]),
+                ends_at=datetime.fromisoformat(data["end"]), vehicles=data["vehicles"], markings=data["markings"],
+                contact=data["contact"], emergency=callback_data.a == "emergency")
+            answer = await hns4d.submit(uuid.UUID(data["submission_id"]), person.person_id, submission)
+        except ValidationError:
+            await state.clear()
+            await where.answer(_("Something in it cannot be sent. Please start again with /movement."))
+            return
+        except Hns4dUnavailable:
+            await where.answer(_("I could not reach the humanitarian notification service. Your answers are "
+                                 "kept: press Submit again in a moment."), reply_markup=confirm_keyboard())
+            return
+        if answer.reference is None:
+            problems = "\n".join(f"• {escape(p)}" for p in answer.problems)
+            await where.answer(_("Not submitted:\n{problems}\nIf it is an emergency, press Submit as an emergency; "
+                                 "otherwise send /movement to start again.").format(problems=problems),
+                               reply_markup=confirm_keyboard())
+            return
+        await state.clear()
+        text = _("<b>{reference}</b> submitted. A CMCoord officer reviews it and sends it to the parties; /hns4d "
+                 "shows each party's acknowledgement of receipt.").format(reference=escape(answer.reference))
+        if answer.warning:
+            text += "\n" + _("Warning: {warning}").format(warning=escape(answer.warning))
+        await where.answer(text)
+
+    @router.message(Command("hns4d"))
+    async def mine(message: Message, person: PersonCard) -> None:
+        try:
+            found = await hns4d.mine(person.person_id)
+        except Hns4dUnavailable:
+            await message.answer(_("I could not reach the humanitarian notification service. Please try again in "
+                                   "a moment."))
+            return
+        if not found:
+            await message.answer(_("You have not notified any site or movement. /movement notifies one."))
+            return
+        blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}\n" + "\n".join(escape(line.strip())
+                                                                               for line in r.lines)
+                  for r in found]
+        await message.answer("\n\n".join(blocks))
+
+    return router

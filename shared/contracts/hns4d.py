@@ -1,0 +1,75 @@
+"""The queries HNS4D answers (`cmcoord.hns4d.svc.<verb>`): a site or movement submitted from the bot,
+and what a person submitted with each party's answer. The asker says who they are (`person_id`, as the
+roster linked their Telegram account); HNS4D checks what they send, never their word for a party's answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field, RootModel
+
+from shared.contracts.query import Query, Reply, Request
+
+
+class Submission(Request):
+    """A site or a movement as its organisation describes it: points are [latitude, longitude] in decimal
+    degrees (a site's one point, a movement's route in order), times with their offset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["site", "movement"]
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    organisation: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    points: list[tuple[float, float]] = Field(min_length=1, max_length=50)
+    starts_at: AwareDatetime = Field(description="a movement's start; a site's validity from")
+    ends_at: AwareDatetime
+    function: str = Field(default="", max_length=200)
+    occupancy: int | None = None
+    contact: str = Field(default="", max_length=200)
+    vehicles: str = Field(default="", max_length=500)
+    markings: str = Field(default="", max_length=500)
+    emergency: bool = False
+
+
+class SubmitRequest(Request):
+    submission_id: uuid.UUID = Field(description="the asker's id for it: asked again, the same answer")
+    person_id: uuid.UUID
+    submission: Submission
+
+
+class Submitted(Reply):
+    """The reference given (a CMCoord officer reviews and sends it), or why not, each problem a line."""
+
+    reference: str | None = None
+    problems: list[str] = []
+    warning: str = ""
+
+
+class MineRequest(Request):
+    person_id: uuid.UUID
+    limit: int = Field(default=5, ge=1, le=20)
+
+
+class RecordStatus(Reply):
+    """A notification as its submitter follows it: per party, receipt acknowledged or silence (`lines`)."""
+
+    reference: str
+    kind: str
+    country: str
+    name: str
+    state: str  # submitted | sent | cancelled
+    revision: int
+    lines: list[str]
+
+
+class Mine(RootModel[list[RecordStatus]]):
+    model_config = ConfigDict(frozen=True)
+
+
+SUBMIT = Query("hns4d", "submit", SubmitRequest, Submitted,
+               "Submit a site or movement: its reference, or each problem (positions, lead time, duplicates).")
+MINE = Query("hns4d", "mine", MineRequest, Mine,
+             "What a person submitted, newest first, with each party's acknowledgement of receipt or silence.")
+QUERIES = (SUBMIT, MINE)
