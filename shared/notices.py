@@ -208,6 +208,11 @@ TEMPLATES: dict[str, Template] = {
     "hns4d.cancelled": Template(
         f"Humanitarian notification {{reference}} from {{organisation}} ({{name}}, {{country}}) is cancelled."
         f"\n{_RECEIPT}", times=("due",), countries=("country",)),
+    "hns4d.review": Template(
+        "Humanitarian notification {reference} from {organisation} to review: {name} ({country}), from {start} to "
+        "{end}. Check it with the submitter if needed, then press Send to the parties: each party of the country is "
+        "asked to acknowledge receipt.", times=("start", "end"), countries=("country",)),
+    "hns4d.refused": Template("Humanitarian notification {reference} was not sent: {problems}"),
     "hns4d.silence": Template(
         "{party} has not acknowledged receipt of humanitarian notification {reference} ({name}, {country}), sent "
         "{sent}; receipt was asked for by {due}. Please follow up with them.",
@@ -231,7 +236,7 @@ ROLE_NAMES = {"cmcoord_officer": "CMCoord officer", "focal_point": "focal point"
               "regional_adviser": "regional adviser", "cmcs_desk": "CMCS desk"}
 
 # Button labels the services send (their English label is the msgid, in msgctxt "button").
-BUTTONS = ("Acknowledge", "Acknowledge all", "Acknowledge receipt", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
+BUTTONS = ("Acknowledge", "Acknowledge all", "Acknowledge receipt", "Send to the parties", "Write it now", "Confirm", "Change the date", "I'll join", "Can't join")
 CALL_TITLE = "{region} regional CMCoord call"
 # Why a person could not be reached, as the desk's summary lists it after their name: "Awa Traoré (blocked;
 # e-mailed)" (msgctxt "reason"; a refusal's own words after a colon stay as the server wrote them).

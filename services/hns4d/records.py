@@ -36,7 +36,10 @@ log = structlog.get_logger("hns4d")
 
 PARTY_KIND = "hns4d.notification"  # to a party's liaison: a site or movement, a change, a cancellation
 SILENCE_KIND = "hns4d.silence"  # to the officer, the adviser, the desk: a party has not acknowledged receipt
+REVIEW_KIND = "hns4d.review"  # to the region's CMCoord officers: a submission to review and send
+REFUSED_KIND = "hns4d.refused"  # to the officer who pressed Send: why it could not go
 ACKNOWLEDGE = ReplyButton(label="Acknowledge receipt", reply="ack")
+SEND = ReplyButton(label="Send to the parties", reply="send")
 PARTY_KINDS = ("state_forces", "coalition", "armed_group", "peacekeeping")
 CHANNELS = ("telegram", "email", "recorded")
 NOTIFIED_CHANNELS = ("telegram", "email")  # through notify, to the liaison
@@ -140,9 +143,24 @@ async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str,
         points=Record.points_text(route(s)), starts_at=s.starts_at, ends_at=s.ends_at, vehicles=s.vehicles.strip(),
         markings=s.markings.strip(), emergency=s.emergency, warning=warning or "", submitted_at=now, changed_at=now)
     uow.session.add(record)
+    uow.emit(review_request(record), id=events.deterministic_id("hns4d.review", record.id))
     audit(uow, who=who, action="submitted", record_id=record.id, detail=f"{record.reference} {s.kind} {s.country}")
     log.info("record_submitted", reference=record.reference, kind=s.kind, country=s.country)
     return record
+
+
+def review_request(record: Record) -> events.NotificationRequested:
+    """The region's CMCoord officers are asked to review it and send it; the first to press Send does
+    (notify closes the others' copies)."""
+    assert record.starts_at is not None and record.ends_at is not None
+    notice, text = notices.english("hns4d.review", reference=record.reference, organisation=record.organisation,
+                                   name=record.name, country=record.country, start=store.utc(record.starts_at),
+                                   end=store.utc(record.ends_at))
+    audience: dict[str, Any] = ({"role": "cmcoord_officer", "region": record.region} if record.region is not None
+                                else {"role": "cmcs_desk"})
+    return events.NotificationRequested(kind=REVIEW_KIND, about=str(record.id), occurrence=record.reference,
+                                        text=text, notice=notice, buttons=[SEND], urgent=record.emergency,
+                                        **audience)
 
 
 def _route(points: list[Point]) -> str:
@@ -173,7 +191,7 @@ def party_notice(record: Record, *, due_at: datetime, changed: bool) -> tuple[ev
 async def send(uow: UnitOfWork, record: Record, *, by: uuid.UUID | None, who: str, changed: bool = False) -> list[
         tuple[Party, Forwarding]]:
     """This revision of `record` asked of every party of its country: each gets its deadline, and the
-    parties with a liaison are told through notify. Lead time is checked again at the first send: what was
+    parties with a liaison are told through notify. Refused (`Refused`) before anything changes. Lead time is checked again at the first send: what was
     early enough when submitted may not be when it is sent."""
     now = uow.clock.now()
     if record.state == "sent" and not changed:
@@ -194,6 +212,9 @@ async def send(uow: UnitOfWork, record: Record, *, by: uuid.UUID | None, who: st
     due_at = rules.acknowledgement_due(sent_at=now, start=start, policy=policy)
     if record.state == "cancelled" and start is None:
         due_at = now + policy.shortest_window
+    if record.state == "submitted":  # its review is done: the other officers' copies close
+        uow.emit(events.NotificationsSettled(kinds=[REVIEW_KIND], about=str(record.id), reason="sent to the parties"),
+                 id=events.deterministic_id("hns4d.settled", record.id, "reviewed"))
     if record.state != "cancelled":
         record.state = "sent"
     record.changed_at = now
@@ -268,6 +289,9 @@ async def cancel(uow: UnitOfWork, record: Record, *, by: uuid.UUID | None, who: 
     if was_sent:
         await _supersede(uow, record, "cancelled")
         record.revision += 1
+    else:  # never sent: nobody reviews it any more
+        uow.emit(events.NotificationsSettled(kinds=[REVIEW_KIND], about=str(record.id), reason="cancelled"),
+                 id=events.deterministic_id("hns4d.settled", record.id, "cancelled"))
     record.state = "cancelled"
     uow.session.add(record)
     audit(uow, who=who, action="cancelled", record_id=record.id, detail=f"{record.reference} r{record.revision}")
@@ -304,8 +328,14 @@ async def acknowledge(uow: UnitOfWork, forwarding: Forwarding, *, via: str, by_n
 
 
 async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork, clock: Clock) -> None:
-    """notify's transitions: a party's liaison acknowledged receipt (the button, or the e-mail's link)."""
-    if e.kind != PARTY_KIND or e.to_state != "acknowledged":
+    """notify's transitions: an officer pressed Send on a submission to review, or a party's liaison
+    acknowledged receipt (the button, or the e-mail's link)."""
+    if e.to_state != "acknowledged":
+        return
+    if e.kind == REVIEW_KIND:
+        await on_send_pressed(e, uow=uow)
+        return
+    if e.kind != PARTY_KIND:
         return
     try:
         forwarding = await uow.session.get(Forwarding, uuid.UUID(e.about))
@@ -318,6 +348,23 @@ async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork
     via = party.channel if party is not None and party.channel in NOTIFIED_CHANNELS else "telegram"
     if not await acknowledge(uow, forwarding, via=via, at=e.at, who=f"person:{e.person_id}"):
         log.info("acknowledgement_not_needed", about=e.about, superseded=forwarding.superseded)
+
+
+async def on_send_pressed(e: events.NotificationTransitioned, *, uow: UnitOfWork) -> None:
+    """The officer's Send: the record goes to every party; what stops it is told to that officer."""
+    record = await uow.session.get(Record, uuid.UUID(e.about))
+    if record is None or record.state != "submitted":
+        log.info("send_not_needed", about=e.about, state=record.state if record else None)
+        return
+    try:
+        await send(uow, record, by=e.person_id, who=f"person:{e.person_id}")
+    except Refused as refused:  # refused before anything changed: the record waits, the officer knows why
+        notice, text = notices.english("hns4d.refused", reference=record.reference, problems="; ".join(refused.problems))
+        uow.emit(events.NotificationRequested(kind=REFUSED_KIND, about=str(record.id), occurrence=e.notification_id.hex,
+                                              person_ids=[e.person_id], region=record.region, text=text,
+                                              notice=notice, urgent=True),
+                 id=events.deterministic_id("hns4d.refused", e.notification_id))
+        log.info("send_refused", reference=record.reference, problems=len(refused.problems))
 
 
 def silence_request(record: Record, forwarding: Forwarding, party: Party, audience: str) -> events.NotificationRequested:

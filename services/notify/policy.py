@@ -87,6 +87,10 @@ POLICIES: dict[str, KindPolicy] = {
     "hns4d.notification": KindPolicy(renotify_after=timedelta(hours=6), escalate_after=None, desk_after=None,
                                      urgent=True),
     "hns4d.silence": replace(ONCE, urgent=True),
+    # a submission waits for an officer's review: reminded every 4 hours, the adviser told after 8, the desk after 16
+    "hns4d.review": KindPolicy(renotify_after=timedelta(hours=4), escalate_after=timedelta(hours=8),
+                               desk_after=timedelta(hours=16)),
+    "hns4d.refused": replace(ONCE, urgent=True),
     # the desk's or an adviser's own message: re-sent, never escalated (the sender follows it with send-status)
     "adhoc.message": ALERT,
 }

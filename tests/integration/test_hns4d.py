@@ -43,7 +43,7 @@ from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
 from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
 from tests.integration.test_lessons import lessons  # noqa: F401  (the lessons service, with this module's notify)
-from tests.integration.test_notify import notify_settings, started_notify, texts
+from tests.integration.test_notify import notify_settings, started_notify
 
 AWA, JEAN, MARIA, FAMA, ANA = 9801, 9802, 9803, 9811, 9812
 MINUSMA_MAIL = "liaison@minusma.example"  # the peacekeeping mission's liaison: e-mail only
@@ -96,11 +96,16 @@ def movement(clock: ManualClock, *, hours_ahead: float, emergency: bool = False,
                       emergency=emergency)
 
 
+async def tap(user: User, message: dict[str, Any], label: str) -> None:
+    """Press the button labelled `label` of `message`."""
+    (button,) = [b for row in message["reply_markup"]["inline_keyboard"] for b in row if b["text"] == label]
+    await user.press(message["message_id"], button["callback_data"])
+
+
 async def press(user: User, message: dict[str, Any], label: str) -> dict[str, Any]:
     """Press the button labelled `label` of `message`; the bot's next message."""
     before = len(await user.messages())
-    (button,) = [b for row in message["reply_markup"]["inline_keyboard"] for b in row if b["text"] == label]
-    await user.press(message["message_id"], button["callback_data"])
+    await tap(user, message, label)
     return await eventually(lambda: user._after(before), what=f"the answer to {label}")
 
 
@@ -188,13 +193,23 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     urgent = await press(ana, late, "Submit as an emergency")
     assert "submitted" in urgent["text"] and "less than the 24 hours an emergency movement" in urgent["text"]
 
+    # the region's officer is asked to review it, and presses Send: it goes to every party of Mali
+    (review,) = await eventually(lambda: latest(AWA, sandbox_url, f"{record.reference} from WFP to review"),
+                                 what="the officer asked to review it")
+    assert "Bamako–Mopti food convoy (Mali)" in review["text"] and not NEVER.search(review["text"])
     sent_at = clock.now()
-    async with db.unit_of_work() as uow:
-        asked = await records.send(uow, await store.record_by_reference(uow.session, record.reference),  # type: ignore[arg-type]
-                                   by=people["awa@ocha.example"], who="person:awa")
-    assert sorted(p.name for p, _ in asked) == ["FAMa", "Groupe armé du Nord", "MINUSMA"]
+    await tap(User(sandbox_url, AWA), review, "Send to the parties")
+
+    async def sent() -> dict[tuple[str, int], Forwarding] | None:
+        table = await forwardings(hns4d, record)
+        return table if len(table) == 3 else None
+
+    asked = await eventually(sent, what="sent to the three parties")
+    assert sorted(name for name, _ in asked) == ["FAMa", "Groupe armé du Nord", "MINUSMA"]
     due = sent_at + timedelta(hours=26)  # 24 hours before the start
-    assert {store.utc(f.due_at) for _, f in asked} == {due}
+    assert {store.utc(f.due_at) for f in asked.values()} == {due}
+    async with db.read() as session:
+        assert (await session.get(Record, record.id)).sent_by == people["awa@ocha.example"]  # type: ignore[union-attr]
 
     # Telegram: the liaison reads it, receipt not approval, and presses "Acknowledge receipt"
     (message,) = await eventually(lambda: latest(FAMA, sandbox_url, record.reference), what="the FAMa liaison told")
@@ -300,6 +315,12 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     assert by_party["MINUSMA"]["silent"] == 0  # revision 1 was replaced before it was answered: not silence
     assert by_party["FAMa"]["acknowledged_on_time"] == 1 and by_party["FAMa"]["median_hours_to_acknowledge"] == 2.0
     assert by_party["Groupe armé du Nord"]["incidents"] == 1
+
+    # the emergency, sent too late: its start has passed, so it is not sent, and the officer is told why
+    reviews = await eventually(lambda: latest(AWA, sandbox_url, "Medical evacuation"), what="the emergency to review")
+    await tap(User(sandbox_url, AWA), reviews[-1], "Send to the parties")  # reminded meanwhile: the newest copy
+    (refused,) = await eventually(lambda: latest(AWA, sandbox_url, "was not sent"), what="the officer told why")
+    assert "the movement has already started" in refused["text"]
 
     # the audit log has every change, and refuses to be rewritten
     async with db.read() as session:

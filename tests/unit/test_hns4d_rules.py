@@ -231,14 +231,15 @@ def test_no_hns4d_text_says_approved_or_cleared_in_any_language(locale: str) -> 
     params = {"reference": "HN-ML-2026-0001", "organisation": "WFP", "country": "ML", "name": "Convoy",
               "start": NOW, "end": NOW + timedelta(hours=8), "due": NOW - timedelta(hours=24), "sent": NOW,
               "route": "12.6, -8.0 → 14.5, -4.2", "point": "14.5, -4.2", "vehicles": "6 trucks", "markings": "flags",
-              "contact": "+223 2", "function": "warehouse", "occupancy": 40, "party": "FAMa"}
+              "contact": "+223 2", "function": "warehouse", "occupancy": 40, "party": "FAMa",
+              "problems": "no parties are listed for ML"}
     keys = [key for key in notices.TEMPLATES if key.startswith("hns4d.")]
-    assert len(keys) == 6
+    assert len(keys) == 8
     for key in keys:
         notice, english = notices.english(key, **{k: v for k, v in params.items()
                                                   if k in notices.TEMPLATES[key].placeholders()})
         shown = notices.render(notice, locale)
         assert shown is not None and (locale == "en" or shown != english), (key, locale)  # translated
         assert not GRANTED[locale].search(shown), (key, shown)
-        if key != "hns4d.silence":
+        if key not in ("hns4d.silence", "hns4d.refused"):
             assert RECEIPT[locale] in shown.lower(), (key, shown)
