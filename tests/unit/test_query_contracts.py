@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from services.bot.lessons_client import LessonsClient
 from services.bot.notify_client import NotifyClient
 from services.bot.roster_client import RosterClient
+from services.hns4d.queries import Hns4dQueries
 from services.lessons.queries import LessonsQueries
 from services.notify.calls import CallQueries
 from services.notify.messages import MessageQueries
@@ -26,7 +27,7 @@ from services.notify.recipients import Roster
 from services.roster import directory as roster_directory
 from services.roster.queries import RosterQueries
 from shared.bus import QueryError
-from shared.contracts import lessons, notify, roster
+from shared.contracts import hns4d, lessons, notify, roster
 from shared.contracts.catalogue import EXAMPLES, QUERIES, query_contract_files
 from shared.contracts.query import Query, ReplyInvalid
 
@@ -50,6 +51,8 @@ HANDLERS: dict[str, Any] = {
     notify.MESSAGE_STATUS.subject: MessageQueries.status,
     lessons.SEARCH.subject: LessonsQueries.search,
     lessons.AARS.subject: LessonsQueries.aars,
+    hns4d.SUBMIT.subject: Hns4dQueries.submit,
+    hns4d.MINE.subject: Hns4dQueries.mine,
 }
 
 
@@ -59,7 +62,7 @@ def _file(name: str) -> str:
 
 def test_every_query_subject_is_owned_and_listed_once() -> None:
     subjects = [q.subject for q in QUERIES]
-    assert len(subjects) == len(set(subjects)) == len(HANDLERS) == len(EXAMPLES) == 15
+    assert len(subjects) == len(set(subjects)) == len(HANDLERS) == len(EXAMPLES) == 17
     for q in QUERIES:
         assert re.fullmatch(rf"cmcoord\.{q.owner}\.svc\.[a-z_]+", q.subject), q.subject
 
