@@ -6,6 +6,7 @@ from __future__ import annotations
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.hns4d import records
@@ -18,19 +19,29 @@ from shared.contracts.query import answer
 from shared.store import Database
 
 
+ATTEMPTS = 3
+
+
 class Hns4dQueries:
     def __init__(self, *, db: Database) -> None:
         self.db = db
 
     async def submit(self, q: SubmitRequest) -> Submitted:
-        """Stored with the id the submission fixes: asked again (a retry, a double press), the same reference."""
-        try:
-            async with self.db.unit_of_work(correlation_id=str(q.submission_id)) as uow:
-                record = await records.submit(uow, q.submission, by=q.person_id, who=f"person:{q.person_id}",
-                                              record_id=events.deterministic_id("hns4d.submission", q.submission_id))
-                return Submitted(reference=record.reference, warning=record.warning)
-        except Refused as refused:
-            return Submitted(problems=refused.problems)
+        """Stored with the id the submission fixes: asked again (a retry, a double press), the same reference.
+        Two submissions numbered at once in one country (another replica, PostgreSQL): the second tries again."""
+        record_id = events.deterministic_id("hns4d.submission", q.submission_id)
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.db.unit_of_work(correlation_id=str(q.submission_id)) as uow:
+                    record = await records.submit(uow, q.submission, by=q.person_id, who=f"person:{q.person_id}",
+                                                  record_id=record_id)
+                    return Submitted(reference=record.reference, warning=record.warning)
+            except Refused as refused:
+                return Submitted(problems=refused.problems)
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def mine(self, q: MineRequest) -> Mine:
         async with self.db.unit_of_work() as uow:

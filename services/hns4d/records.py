@@ -151,7 +151,8 @@ async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str,
 
 def review_request(record: Record) -> events.NotificationRequested:
     """The region's CMCoord officers are asked to review it and send it; the first to press Send does
-    (notify closes the others' copies)."""
+    (notify closes the others' copies). Urgent: a review is never held overnight nor folded into a daily
+    summary, whose "acknowledge all" is not a review. Nobody holding the post: the region's adviser."""
     assert record.starts_at is not None and record.ends_at is not None
     notice, text = notices.english("hns4d.review", reference=record.reference, organisation=record.organisation,
                                    name=record.name, country=record.country, start=store.utc(record.starts_at),
@@ -159,8 +160,7 @@ def review_request(record: Record) -> events.NotificationRequested:
     audience: dict[str, Any] = ({"role": "cmcoord_officer", "region": record.region} if record.region is not None
                                 else {"role": "cmcs_desk"})
     return events.NotificationRequested(kind=REVIEW_KIND, about=str(record.id), occurrence=record.reference,
-                                        text=text, notice=notice, buttons=[SEND], urgent=record.emergency,
-                                        **audience)
+                                        text=text, notice=notice, buttons=[SEND], urgent=True, **audience)
 
 
 def _route(points: list[Point]) -> str:
@@ -191,27 +191,26 @@ def party_notice(record: Record, *, due_at: datetime, changed: bool) -> tuple[ev
 async def send(uow: UnitOfWork, record: Record, *, by: uuid.UUID | None, who: str, changed: bool = False) -> list[
         tuple[Party, Forwarding]]:
     """This revision of `record` asked of every party of its country: each gets its deadline, and the
-    parties with a liaison are told through notify. Refused (`Refused`) before anything changes. Lead time is checked again at the first send: what was
-    early enough when submitted may not be when it is sent."""
+    parties with a liaison are told through notify. Refused (`Refused`) before anything changes."""
     now = uow.clock.now()
     if record.state == "sent" and not changed:
         raise Refused(f"{record.reference} was sent already; a change is sent again by itself")
-    # (a change was checked by `change`: a new start against the lead time, a new route at once)
-    if not changed and record.kind == "movement" and record.starts_at is not None:
-        late = rules.lead_problem(start=store.utc(record.starts_at), submitted_at=now,
-                                  policy=rules.policy_for(record.country), emergency=record.emergency)
-        if late is not None:
-            raise Refused(late)
+    # the lead time was the submitter's to meet, checked when submitted (a change's new start, by `change`);
+    # at the first send only a start already passed stops it
+    if not changed and record.kind == "movement" and record.starts_at is not None and store.utc(
+            record.starts_at) <= now:
+        raise Refused("the movement has already started: a notification is sent before it")
     parties = await store.parties_of(uow.session, record.country)
     if not parties:
         raise Refused(f"no parties are listed for {record.country}: add them first (cmcoord hns4d party add)")
     policy = rules.policy_for(record.country)
     start = store.utc(record.starts_at) if record.kind == "movement" and record.starts_at is not None else None
-    if start is not None and start <= now:  # a cancellation of a movement under way: the shortest window
-        start = None
-    due_at = rules.acknowledgement_due(sent_at=now, start=start, policy=policy)
-    if record.state == "cancelled" and start is None:
+    if start is not None and start <= now:  # a change or cancellation of a movement under way: the shortest window
         due_at = now + policy.shortest_window
+    elif record.kind == "site" and record.state == "cancelled":
+        due_at = now + policy.shortest_window
+    else:
+        due_at = rules.acknowledgement_due(sent_at=now, start=start, policy=policy)
     if record.state == "submitted":  # its review is done: the other officers' copies close
         uow.emit(events.NotificationsSettled(kinds=[REVIEW_KIND], about=str(record.id), reason="sent to the parties"),
                  id=events.deterministic_id("hns4d.settled", record.id, "reviewed"))
@@ -332,10 +331,12 @@ async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork
     acknowledged receipt (the button, or the e-mail's link)."""
     if e.to_state != "acknowledged":
         return
-    if e.kind == REVIEW_KIND:
+    if e.kind == REVIEW_KIND and e.reply == SEND.reply:
         await on_send_pressed(e, uow=uow)
         return
-    if e.kind != PARTY_KIND:
+    if e.kind != PARTY_KIND or e.reply != ACKNOWLEDGE.reply:
+        if e.kind.startswith("hns4d."):
+            log.info("transition_not_acted_on", kind=e.kind, reply=e.reply)
         return
     try:
         forwarding = await uow.session.get(Forwarding, uuid.UUID(e.about))
@@ -351,7 +352,8 @@ async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork
 
 
 async def on_send_pressed(e: events.NotificationTransitioned, *, uow: UnitOfWork) -> None:
-    """The officer's Send: the record goes to every party; what stops it is told to that officer."""
+    """The officer's Send: the record goes to every party; what stops it is told to that officer and to
+    the submitter, and the record stays submitted (`cmcoord hns4d send` once it is put right)."""
     record = await uow.session.get(Record, uuid.UUID(e.about))
     if record is None or record.state != "submitted":
         log.info("send_not_needed", about=e.about, state=record.state if record else None)
@@ -360,9 +362,10 @@ async def on_send_pressed(e: events.NotificationTransitioned, *, uow: UnitOfWork
         await send(uow, record, by=e.person_id, who=f"person:{e.person_id}")
     except Refused as refused:  # refused before anything changed: the record waits, the officer knows why
         notice, text = notices.english("hns4d.refused", reference=record.reference, problems="; ".join(refused.problems))
+        told = [e.person_id] + ([record.submitted_by] if record.submitted_by != e.person_id else [])
         uow.emit(events.NotificationRequested(kind=REFUSED_KIND, about=str(record.id), occurrence=e.notification_id.hex,
-                                              person_ids=[e.person_id], region=record.region, text=text,
-                                              notice=notice, urgent=True),
+                                              person_ids=told, region=record.region, text=text, notice=notice,
+                                              urgent=True),
                  id=events.deterministic_id("hns4d.refused", e.notification_id))
         log.info("send_refused", reference=record.reference, problems=len(refused.problems))
 
@@ -376,7 +379,7 @@ def silence_request(record: Record, forwarding: Forwarding, party: Party, audien
                                   buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=True)
     if audience == "cmcoord_officer" and record.sent_by is not None:
         return events.NotificationRequested(person_ids=[record.sent_by], region=record.region, **common)
-    if audience == "regional_adviser" and record.region is not None:
+    if audience == "regional_adviser":
         return events.NotificationRequested(role="regional_adviser", region=record.region, **common)
     return events.NotificationRequested(role="cmcs_desk", **common)
 
@@ -403,6 +406,8 @@ async def take_silence_steps(uow: UnitOfWork, forwarding: Forwarding) -> list[st
     if claimed.rowcount != 1:
         return []  # another pass took it, or the party answered meanwhile
     for n, audience in enumerate(told, start=forwarding.silence_step):
+        if audience == "regional_adviser" and record.region is None:
+            continue  # a country of no region: the desk's step is next
         uow.emit(silence_request(record, forwarding, party, audience),
                  id=events.deterministic_id("hns4d.silence", forwarding.id, n))
         uow.emit(events.PartySilent(record_id=record.id, reference=record.reference, revision=forwarding.revision,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, text
 from sqlmodel import col, select
@@ -39,7 +39,12 @@ def open_store(url: str, *, clock: Clock) -> Database:
 
 
 async def guard_audit(db: Database) -> None:
+    """The audit log's triggers, where they are missing (the migration makes them; a store made without
+    migrations gets them here). Checked first: replicas starting together do not replace them at once."""
     async with db.write() as session:
+        if db.engine.dialect.name == "postgresql" and (await session.exec(text(  # type: ignore[call-overload]
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'hns4d_audit_append_only'"))).first() is not None:
+            return
         for statement in AUDIT_GUARD.get(db.engine.dialect.name, ()):
             await session.exec(text(statement))  # type: ignore[call-overload]
 
@@ -103,9 +108,12 @@ async def in_period(session: AsyncSession, start: datetime, end: datetime,
     return list((await session.exec(sent)).all()), list((await session.exec(happened)).all())
 
 
-async def silent_by_country(session: AsyncSession, now: datetime) -> dict[str, int]:
-    """Parties past their deadline with no acknowledgement, of what still waits for them, by country."""
+async def silent_by_country(session: AsyncSession, now: datetime, *,
+                            within: timedelta = timedelta(days=30)) -> dict[str, int]:
+    """Parties past their deadline with no acknowledgement, by country: those whose deadline fell in the
+    last `within` (a silence of last year is evidence in the figures, not a matter for today)."""
     rows = await session.exec(select(Forwarding.country, func.count()).where(
-        col(Forwarding.due_at) <= now, col(Forwarding.acknowledged_at).is_(None),
+        col(Forwarding.due_at) <= now, col(Forwarding.due_at) > now - within,
+        col(Forwarding.acknowledged_at).is_(None),
         col(Forwarding.superseded).is_(False)).group_by(col(Forwarding.country)))
     return {country: n for country, n in rows.all()}

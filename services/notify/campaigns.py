@@ -31,7 +31,7 @@ class Audience:
     person_ids: tuple[uuid.UUID, ...] = ()
     role: str | None = None
     region: str | None = None
-    or_role: str | None = None  # when nobody holds `role` there: these instead (the CMCS desk)
+    or_role: str | None = None  # when nobody holds `role` there: these instead (the region's adviser, else the desk)
     everyone: bool = False
     chat_id: int | None = None  # with one person: this Telegram chat, whatever the roster links (one unlinked)
 

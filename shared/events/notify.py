@@ -124,6 +124,7 @@ class NotificationTransitioned(Event):
     from_state: str | None = None
     to_state: str
     reason: str = ""
+    reply: str | None = Field(default=None, max_length=16, description="acknowledged: the button pressed (ack, send …)")
     at: AwareDatetime
 
 

@@ -171,3 +171,27 @@ async def test_notify_dead_letters_what_the_bot_may_not_request(
     assert any("not post.gapped" in m.headers["Cmcoord-Reason"] for m in dead)
     async with notify.db.read() as session:
         assert not (await session.exec(select(Notification))).all()
+
+
+async def test_notify_dead_letters_a_request_of_another_service_s_kind(
+    notify: notify_bootstrap.NotifyApp, bus: Bus, nats_server: NatsServer, people: dict[str, uuid.UUID],
+) -> None:
+    """lessons may ask notify to tell people, but not in HNS4D's name: pressed, such a review would send a
+    humanitarian notification nobody reviewed."""
+    as_lessons = await Bus.open(nats_server.url, source="lessons", patience=10,
+                                auth={"user": "lessons", "password": NATS_PASSWORDS["lessons"]})
+    forged = NotificationRequested(kind="hns4d.review", about=str(uuid.uuid4()), text="t",
+                                   person_ids=[people["awa@ocha.example"]],
+                                   buttons=[ReplyButton(label="Send to the parties", reply="send")])
+    try:
+        await as_lessons.publish(Envelope.wrap(forged, source="lessons", occurred_at=datetime.now(UTC)))
+    finally:
+        await as_lessons.close()
+
+    async def refused() -> list[Any] | None:
+        return [m for m in await stream_messages(bus.js, "DEADLETTER")
+                if "lessons may not ask for hns4d.review" in m.headers["Cmcoord-Reason"]] or None
+
+    await eventually(refused, what="the request dead-lettered")
+    async with notify.db.read() as session:
+        assert not (await session.exec(select(Notification))).all()

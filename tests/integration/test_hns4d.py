@@ -38,6 +38,7 @@ from services.roster.config import Settings
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.natsserver import NatsServer, free_port
+from shared.store import OutboxRelay
 from tests.helpers import eventually, stream_events
 from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
@@ -250,8 +251,9 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     await eventually(lambda: latest(JEAN, sandbox_url, "has not acknowledged receipt"), what="the adviser told")
     silent = await eventually(lambda: _events(bus, "hns4d.party.silent", 2), what="two silence steps")
     assert [e.data["escalated_to"] for e in silent] == ["cmcoord_officer", "regional_adviser"]
-    hns4d.parts.silences.wake()  # type: ignore[union-attr]
-    async with db.read() as session:  # a pass more takes nothing again
+    await passes_after(hns4d, 2)  # two passes more, and all they wrote published: nothing taken again
+    assert len(await stream_events(bus.js, "HNS4D", type_prefix="hns4d.party.silent")) == 2
+    async with db.read() as session:
         assert await store.silences_due(session, clock.now()) == []
     assert len(await latest(AWA, sandbox_url, "has not acknowledged receipt") or []) == 1
     assert len(await latest(JEAN, sandbox_url, "has not acknowledged receipt") or []) == 1
@@ -330,6 +332,21 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     with pytest.raises(DBAPIError, match="append-only"):
         async with db.write() as session:
             await session.exec(text("UPDATE hns4d_audit SET who = 'someone else'"))  # type: ignore[call-overload]
+
+
+async def passes_after(app: hns4d_bootstrap.Hns4dApp, n: int) -> None:
+    """`n` passes of the silence steps begun after this call have ended, and the outbox is published."""
+    silences = app.parts.silences
+    assert silences is not None and silences.job is not None
+    job = silences.job
+    target = job.passes + n + 1  # the pass under way may have read before the call; the job ticks on its own
+    silences.wake()
+    await eventually(lambda: job.passes >= target, what="the silence passes")
+    await eventually(lambda: _published(app.db), what="the outbox published")
+
+
+async def _published(db: Any) -> bool:
+    return (await OutboxRelay.backlog(db))["pending"] == 0
 
 
 async def _events(bus: Bus, type_prefix: str, n: int) -> list[Any] | None:

@@ -35,6 +35,8 @@ from shared.contracts.hns4d import Submission
 from shared.contracts.roster import PersonCard
 
 MAX_POINTS = 50
+MESSAGE_BUDGET = 3800  # of Telegram's 4,096 characters a message, what the notifications listed may take
+PROBLEMS_SHOWN = 10  # problems listed at most (a route of 50 points each outside the country)
 MAX_TEXT = 200
 TYPED_POINT = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*[,; ]\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
 WHEN = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
@@ -44,6 +46,16 @@ TEXT_STEPS: dict[State, tuple[str, State | None]] = {  # the answer kept as `fie
     MovementWriting.markings: ("markings", MovementWriting.contact),
     MovementWriting.contact: ("contact", MovementWriting.confirm),
 }
+
+
+def _lines_within(text: str, budget: int) -> str:
+    """Whole lines of `text` (never a tag or an entity cut) within `budget` characters, and "…" if cut."""
+    kept: list[str] = []
+    for line in text.split("\n"):
+        if sum(len(k) + 1 for k in kept) + len(line) > budget - 2:
+            return "\n".join(kept + ["…"])
+        kept.append(line)
+    return text
 
 
 def _point(lat: float, lon: float) -> str:
@@ -214,7 +226,7 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
                                  "kept: press Submit again in a moment."), reply_markup=confirm_keyboard())
             return
         if answer.reference is None:
-            problems = "\n".join(f"• {escape(p)}" for p in answer.problems)
+            problems = "\n".join(f"• {escape(p)}" for p in answer.problems[:PROBLEMS_SHOWN])
             await where.answer(_("Not submitted:\n{problems}\nIf it is an emergency, press Submit as an emergency; "
                                  "otherwise send /movement to start again.").format(problems=problems),
                                reply_markup=confirm_keyboard())
@@ -240,6 +252,11 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}\n" + "\n".join(escape(line.strip())
                                                                                for line in r.lines)
                   for r in found]
-        await message.answer("\n\n".join(blocks))
+        shown = [_lines_within(blocks[0], MESSAGE_BUDGET)]  # the newest always; the rest while they fit
+        for block in blocks[1:]:
+            if sum(len(b) + 2 for b in shown) + len(block) > MESSAGE_BUDGET:
+                break
+            shown.append(block)
+        await message.answer("\n\n".join(shown))
 
     return router

@@ -25,7 +25,7 @@ from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import DEFAULT_RULES, Request
 from shared import adhoc, events
-from shared.bus import PermanentError, QueryError, TransientError
+from shared.bus import OWNERS, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
 from shared.store import Database, UnitOfWork
@@ -63,8 +63,11 @@ async def who(roster: Roster, audience: Audience) -> list[Recipient]:
         return await _asked(roster.everyone())
     assert audience.role is not None
     holders = await _asked(roster.holders(audience.role, audience.region))
-    if not holders and audience.or_role is not None:
-        holders = await _asked(roster.holders(audience.or_role))
+    if not holders and audience.or_role is not None:  # the desk is everyone's; an adviser is the region's
+        holders = await _asked(roster.holders(audience.or_role,
+                                              audience.region if audience.or_role == "regional_adviser" else None))
+    if not holders and audience.or_role == "regional_adviser":
+        holders = await _asked(roster.holders("cmcs_desk"))
     return list(holders)
 
 
@@ -97,11 +100,15 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     refused = bot_refusal(e) if cause.source == "bot" else None
     if refused:
         raise PermanentError(refused)
+    owner = e.kind.partition(".")[0]
+    if owner in OWNERS and owner != cause.source:  # hns4d.review is hns4d's to ask: nobody else's
+        raise PermanentError(f"{cause.source} may not ask for {e.kind}: not its notifications")
     request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
                       urgent=e.urgent, region=e.region, document=e.document, documents=tuple(e.documents.items()),
                       notice=e.notice)
-    # a region without an adviser: the CMCS desk instead, as for notify's own escalations
-    fallback = "cmcs_desk" if e.role == "regional_adviser" else None
+    # a region without an adviser: the CMCS desk instead, as for notify's own escalations; without an
+    # officer (the post gapped): the region's adviser
+    fallback = {"regional_adviser": "cmcs_desk", "cmcoord_officer": "regional_adviser"}.get(e.role or "")
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
                                                                region=e.region, everyone=e.everyone,
                                                                or_role=fallback))])

@@ -59,7 +59,8 @@ def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now
                                reason=reason[:200]))
     uow.emit(events.NotificationTransitioned(
         notification_id=n.id, kind=n.kind, about=n.subject, occurrence=n.occurrence, person_id=n.person_id,
-        region=n.region, from_state=from_state, to_state=to_state, reason=reason[:200], at=now))
+        region=n.region, from_state=from_state, to_state=to_state, reason=reason[:200],
+        reply=n.reply if to_state == "acknowledged" else None, at=now))
     n.state = to_state
     n.version += 1  # a scheduled step read before this change will not claim the row
     uow.session.add(n)
@@ -247,18 +248,31 @@ async def notice(uow: UnitOfWork, *, key: str, region: str | None, line: str, de
 
 async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reason: str, now: datetime,
                       keep_occurrence: str | None = None) -> int:
-    """Close the open notifications of these kinds about this subject (the matter is settled),
-    and those kept for a person without Telegram (nothing is owed them any more);
+    """Close the open notifications of these kinds about this subject (the matter is settled), the
+    escalations about them, and those kept for a person without Telegram (nothing is owed them any more);
     those whose occurrence starts with `keep_occurrence` stay (a campaign re-timed to that date)."""
     rows = (await uow.session.exec(select(Notification).where(
         col(Notification.kind).in_(kinds), Notification.subject == about,
         col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
+    closed = []
     for n in rows:
         if keep_occurrence is not None and n.occurrence.startswith(keep_occurrence):
             continue
         n.due_at, n.due_action = None, None
         transition(uow, n, "expired", reason, now)
-    return len(rows)
+        closed.append(n)
+    about = [n.id for n in closed]
+    for _ in range(4):  # and the escalations about them, and about those: depth is bounded, so is this
+        found = list((await uow.session.exec(select(Notification).where(
+            Notification.kind == "escalation", col(Notification.subject).in_([str(i) for i in about]),
+            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all())
+        for f in found:
+            f.due_at, f.due_action = None, None
+            transition(uow, f, "expired", reason, now)
+        about = [f.id for f in found]
+        if not about:
+            break
+    return len(closed)
 
 
 def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
