@@ -32,3 +32,10 @@ class IsFormerMember(BaseFilter):
 
     async def __call__(self, event: TelegramObject, person: PersonCard | None = None) -> bool:
         return person is not None and not is_member(person)
+
+
+class IsLiaison(BaseFilter):
+    """Passes for a party's liaison: told humanitarian notifications and answering them, nothing else."""
+
+    async def __call__(self, event: TelegramObject, person: PersonCard | None = None) -> bool:
+        return person is not None and person.liaison

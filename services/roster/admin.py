@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from services.roster import store
 from services.roster.config import Settings
 from services.roster.importer import Change, Progress, RosterRow, RowError, parse_roster
-from services.roster.models import ROSTER_TABLES, CounterpartContact
+from services.roster.models import ROSTER_TABLES, CounterpartContact, Person
+from shared import events
 from shared.clock import Clock
 from shared.exports import csv_line
 from shared.regions import country_alpha3, country_name
@@ -201,6 +203,36 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock, force: 
     finally:
         await db.dispose()
     return name, token, clock.now() + timedelta(days=settings.invite_ttl_days)
+
+
+class NotALiaison(Exception):
+    """The person is on the roster with a deployment: a member of the community is not a party's liaison."""
+
+
+async def add_liaison(*, email: str, name: str, organisation: str, phone: str, timezone: str, settings: Settings,
+                      clock: Clock) -> tuple[uuid.UUID, bool]:
+    """A party's liaison on the roster (created, or updated if one already): never deployed, so never a member;
+    invited like anyone (`invite`). (person id, created)."""
+    from sqlmodel import select
+
+    db = await _open(settings, clock)
+    try:
+        async with db.unit_of_work() as uow:
+            person = (await uow.session.exec(select(Person).where(Person.email == email.strip().lower()))).first()
+            created = person is None
+            if person is None:
+                person = Person(email=email.strip().lower(), name=name, created_at=clock.now(), updated_at=clock.now())
+            elif not person.liaison:
+                raise NotALiaison(f"{email} is on the roster as a member of the community, not a party's liaison")
+            person.name, person.organisation, person.phone, person.timezone = name, organisation, phone, timezone
+            person.liaison, person.updated_at = True, clock.now()
+            uow.session.add(person)
+            await uow.session.flush()
+            uow.emit(events.PersonChanged(person_id=person.id, created=created))
+            await store.bump_revision(uow.session)
+            return person.id, created
+    finally:
+        await db.dispose()
 
 
 @dataclass(frozen=True)

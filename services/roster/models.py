@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Table, UniqueConstraint
+from sqlalchemy import Table, UniqueConstraint, false
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, col
 
@@ -38,6 +38,9 @@ class Person(SQLModel, table=True):
     updated_at: datetime
     # The bot's, not an import's: the language the person reads the bot in (en, fr, ar); None: not told yet.
     locale: str | None = Field(default=None, max_length=8)
+    # A party's liaison (humanitarian notifications): on the roster to be told and to answer, never a
+    # member of the community (no deployment), so the bot shows them nothing of the roster.
+    liaison: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Post(SQLModel, table=True):

@@ -272,7 +272,10 @@ class RosterQueries:
 
     async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:
         card = await self._card(person_id)
-        return PersonCard(**card.model_dump(), member=member)
+        async with self.db.read() as session:
+            person = await session.get(Person, person_id)
+        liaison = person is not None and person.liaison
+        return PersonCard(**card.model_dump(), member=member and not liaison, liaison=liaison)
 
     async def _card(self, person_id: uuid.UUID) -> ContactCard:
         card = (await self.snapshot()).card(person_id)

@@ -412,7 +412,7 @@ async def _stage(conn: AsyncConnection, plan: ImportPlan, *, now: datetime, sour
     async with conn.begin():  # a deferred transaction on the temp tables only: the store is not locked
         await put(_STAGED_PERSON, (
             (p.id, p.email, p.name, p.phone, p.telegram_username, p.organisation, p.languages, p.timezone, now, now,
-             None, p.new) for p in plan.people))
+             None, False, p.new) for p in plan.people))  # locale: the bot's to set; liaison: not an import's
         await put(_STAGED_POST, (
             (t.id, t.country, t.duty_station, t.region, t.title, t.gapped_since, t.gap_alerts_sent, t.new)
             for t in plan.posts))

@@ -53,6 +53,7 @@ class PersonCard(ContactCard):
     community today (a deployment not ended, or ended within the grace period) comes with it."""
 
     member: bool = True  # an older roster does not say: a member, as before
+    liaison: bool = False  # a party's liaison: told humanitarian notifications, shown nothing of the roster
 
 
 class SearchMatch(Reply):

@@ -37,9 +37,12 @@ from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from shared.bus import Bus
 from shared.clock import ManualClock
+from services.roster.admin import NotALiaison, add_liaison
+from services.roster.models import Person, TelegramLink
 from shared.natsserver import NatsServer, free_port
+from shared.store import Database
 from shared.store import OutboxRelay
-from tests.helpers import eventually, stream_events
+from tests.helpers import eventually, mark_started, stream_events
 from tests.integration.conftest import PEOPLE, ZONES, import_people
 from tests.integration.telegram_users import User
 from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
@@ -55,13 +58,21 @@ NEVER = re.compile(r"\b(approved|cleared|clearance)\b", re.IGNORECASE)
 
 @pytest.fixture
 async def hns4d_people(roster_settings: Settings, clock: ManualClock, sandbox_url: str) -> dict[str, uuid.UUID]:
-    """The notify tests' people, a WFP focal point in Mali, and two parties' liaisons."""
-    more = {
-        "ana@wfp.example": (ANA, "Ana Sow,ana@wfp.example,+223 2,WFP,ML,Bamako,Logistics Focal Point,focal_point"),
-        "fama@defense.example": (FAMA, "Cdt Keita,fama@defense.example,+223 3,FAMa,ML,Bamako,Liaison,focal_point"),
-        MINUSMA_MAIL: (None, f"Maj. Berg,{MINUSMA_MAIL},+223 4,MINUSMA,ML,Bamako,Liaison,focal_point"),
-    }
-    return await import_people(roster_settings, clock, sandbox_url, {**PEOPLE, **more}, ZONES)
+    """The notify tests' people, a WFP focal point in Mali, and two parties' liaisons: on the roster to be
+    told, never members (`cmcoord roster liaison`); FAMa's linked to Telegram."""
+    more = {"ana@wfp.example": (ANA, "Ana Sow,ana@wfp.example,+223 2,WFP,ML,Bamako,Logistics Focal Point,focal_point")}
+    ids = await import_people(roster_settings, clock, sandbox_url, {**PEOPLE, **more}, ZONES)
+    for email, name, party, telegram in (("fama@defense.example", "Cdt Keita", "FAMa", FAMA),
+                                         (MINUSMA_MAIL, "Maj. Berg", "MINUSMA", None)):
+        ids[email], _ = await add_liaison(email=email, name=name, organisation=party, phone="", timezone="UTC",
+                                          settings=roster_settings, clock=clock)
+        if telegram is not None:
+            db = Database(roster_settings.db_url)
+            async with db.write() as session:
+                session.add(TelegramLink(person_id=ids[email], telegram_user_id=telegram, linked_at=clock.now()))
+            await db.dispose()
+            await mark_started(sandbox_url, [telegram])
+    return ids
 
 
 @pytest.fixture
@@ -226,6 +237,11 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
         return f if f is not None and f.acknowledged_at is not None else None
 
     fama = await eventually(lambda: acknowledged("FAMa"), what="FAMa's acknowledgement recorded")
+    liaison = User(sandbox_url, FAMA)  # the party's liaison sees nothing of the roster, nor of HNS4D's records
+    for command in ("/contacts Mali", "/hns4d", "/movement", "/lessons convoy", "/calls", "/me", "/help"):
+        answer = (await liaison.reply_to(command))["text"]
+        assert "Humanitarian notifications addressed to your organisation come here" in answer, (command, answer)
+        assert "Awa" not in answer and "HN-ML" not in answer
     assert (fama.acknowledged_via, store.utc(fama.acknowledged_at)) == ("telegram", sent_at + timedelta(hours=2))  # type: ignore[arg-type]
 
     # the armed group is called; the officer records its answer
@@ -402,3 +418,24 @@ async def test_the_movement_conversation_answers_mistakes_and_keeps_nothing_canc
     async with hns4d.db.read() as session:
         assert (await session.exec(select(Record))).first() is None
     assert "You have not notified any site or movement" in (await ana.reply_to("/hns4d"))["text"]
+
+
+async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
+    roster_settings: Settings, clock: ManualClock, sandbox_url: str, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    again, created = await add_liaison(email="FAMA@defense.example", name="Cdt Keita", organisation="FAMa (G3)",
+                                       phone="+223 5", timezone="Africa/Bamako", settings=roster_settings, clock=clock)
+    assert (again, created) == (hns4d_people["fama@defense.example"], False)  # the same person, updated
+    with pytest.raises(NotALiaison, match="a member of the community"):
+        await add_liaison(email="awa@ocha.example", name="Awa", organisation="FAMa", phone="", timezone="UTC",
+                          settings=roster_settings, clock=clock)
+    db = Database(roster_settings.db_url)
+    try:
+        async with db.read() as session:
+            fama = await session.get(Person, again)
+            awa = await session.get(Person, hns4d_people["awa@ocha.example"])
+        assert fama is not None and awa is not None
+        assert (fama.liaison, fama.organisation, fama.timezone) == (True, "FAMa (G3)", "Africa/Bamako")
+        assert awa.liaison is False
+    finally:
+        await db.dispose()

@@ -11,7 +11,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from services.bot.filters import IsRegistered, is_member
 from services.bot.notify_client import NotifyClient, NotifyUnavailable
 from services.bot.render import contact_card
-from services.bot.routers.texts import NOT_REGISTERED, former_member_help, owed_lines
+from services.bot.routers.texts import NOT_REGISTERED, former_member_help, liaison_help, owed_lines
 from shared.contracts.roster import PersonCard
 
 COMMANDS = {
@@ -71,7 +71,8 @@ def build_me_router(*, notify: NotifyClient) -> Router:
         if person is None:
             await message.answer(str(NOT_REGISTERED))
         else:
-            await message.answer(help_text() if is_member(person) else former_member_help())
+            await message.answer(help_text() if is_member(person) else liaison_help() if person.liaison
+                                 else former_member_help())
 
     @router.message(Command("me"), IsRegistered())
     async def me(message: Message, person: PersonCard) -> None:

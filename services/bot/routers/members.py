@@ -5,7 +5,8 @@ deployment not ended, or ended within its grace period (CMCOORD_ROSTER_MEMBER_GR
 After that they keep /me and their own open duties (/aar, /handover, /pending and the
 buttons of their messages, the departure date); the community's commands (contacts, calls,
 agendas, summaries, reports, lessons) get this router's answer instead, and a conversation
-with one of them under way ends (a report draft they can no longer send goes too). It is
+with one of them under way ends (a report draft they can no longer send goes too). A party's
+liaison (humanitarian notifications) was never a member: they get what they can do instead. It is
 included before the routers it guards, which check
 membership themselves too (services/bot/filters.py).
 """
@@ -20,13 +21,14 @@ from aiogram.utils.i18n import gettext as _
 
 from services.bot import drafts
 from services.bot.callbacks import ContactsPage
-from services.bot.filters import IsFormerMember
-from services.bot.routers.texts import members_only
+from services.bot.filters import IsFormerMember, IsLiaison
+from services.bot.routers.texts import liaison_help, members_only
 from services.bot.states import ContactsSearch, MovementWriting, ReportWriting
 from shared.contracts.roster import PersonCard
 
 MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons", "movement", "hns4d")
 MEMBER_STATES = (ContactsSearch, ReportWriting, MovementWriting)
+LIAISON_CLOSED = ("aar", "handover", "profile", "send", "me")  # a party's liaison owes none of these
 
 
 def build_members_only_router() -> Router:
@@ -39,6 +41,11 @@ def build_members_only_router() -> Router:
         if current is not None and any(current in group.__all_states_names__ for group in MEMBER_STATES):
             await state.clear()
         await drafts.drop(state, person, "report")
+
+    @router.message(IsLiaison(), Command(*MEMBER_COMMANDS, *LIAISON_CLOSED))
+    async def liaison_command(message: Message, state: FSMContext, person: PersonCard) -> None:
+        await end_member_conversation(state, person)
+        await message.answer(liaison_help())
 
     @router.message(Command(*MEMBER_COMMANDS))
     async def command(message: Message, state: FSMContext, person: PersonCard) -> None:

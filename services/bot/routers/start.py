@@ -16,7 +16,7 @@ from services.bot.filters import is_member
 from services.bot.i18n import Languages
 from services.bot.roster_client import RosterClient
 from services.bot.routers.language import ReaderLanguage
-from services.bot.routers.texts import NOT_REGISTERED
+from services.bot.routers.texts import NOT_REGISTERED, liaison_help
 from shared.bus import QueryError
 from shared.contracts.roster import PersonCard
 
@@ -79,6 +79,11 @@ def build_start_router(*, roster: RosterClient, attempts: Attempts, reader: Read
             await message.answer(str(REFUSED[err.code]))
             return
         await reader.tell(card, await languages.known_for(message.from_user))
+        if card.liaison:
+            await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked: humanitarian "
+                                   "notifications addressed to your organisation will come here.").format(
+                name=escape(card.name)) + "\n\n" + liaison_help())
+            return
         if not is_member(card):
             await message.answer(_("Welcome, <b>{name}</b>. Your Telegram account is now linked to the CMCoord "
                                    "roster. Your deployment has ended, so you can use /me, /aar, /handover and "

@@ -23,6 +23,14 @@ def members_only() -> str:
              "If you think this is a mistake, please write to the CMCS desk.")
 
 
+def liaison_help() -> str:
+    """What a party's liaison can do: answer the humanitarian notifications addressed to their party."""
+    return _("<b>CMCoord Hub</b>\nHumanitarian notifications addressed to your organisation come here. Press "
+             "Acknowledge receipt on each: it records that you received it, nothing more.\n"
+             "/pending: what still waits for your answer\n"
+             "/lang: English, français or العربية")
+
+
 def former_member_help() -> str:
     return _(
         "<b>CMCoord Hub</b>\n"
