@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from services.hns4d.config import Settings
     from services.hns4d.models import Record
     from shared.contracts.hns4d import Submission
+    from shared.contracts.roster import Recipient
     from shared.store import Database, UnitOfWork
 
 app = typer.Typer(no_args_is_help=True, help="Humanitarian notifications to parties (HNS4D): receipt, never approval.")
@@ -73,6 +74,10 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
 
 async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]:
     """Roster people by e-mail (the roster's answer: nobody's word for it)."""
+    return {email: r.person_id for email, r in (await _recipients(emails, settings)).items()}
+
+
+async def _recipients(emails: list[str], settings: Settings) -> dict[str, Recipient]:
     from shared.bus import Bus, QueryError
     from shared.contracts.query import ask
     from shared.contracts.roster import RECIPIENTS, RecipientsRequest
@@ -88,7 +93,7 @@ async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]
         raise CliError(f"the roster did not answer: {err}") from err
     finally:
         await bus.close()
-    found = {r.email.lower(): r.person_id for r in rows.root}
+    found = {r.email.lower(): r for r in rows.root}
     missing = [e for e in emails if e.lower() not in found]
     if missing:
         raise CliError(f"not on the roster: {', '.join(missing)}")
@@ -151,7 +156,14 @@ def party_add(
     from services.hns4d import records
 
     async def work(db: Database) -> str:
-        liaison_id = (await _who(liaison))[0] if liaison else None
+        liaison_id = None
+        if liaison:
+            from services.hns4d.config import Settings
+
+            found = (await _recipients([liaison], Settings()))[liaison.lower()]
+            if not found.liaison:  # a member of the community would read what only the party should
+                raise CliError(f"{liaison} is not a party's liaison on the roster (cmcoord roster liaison)")
+            liaison_id = found.person_id
         _, who = await _who(by)
         async with db.unit_of_work() as uow:
             party = await records.add_party(uow, country=country, name=name, kind=kind, channel=channel,

@@ -334,7 +334,7 @@ async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork
     if e.kind == REVIEW_KIND and e.reply == SEND.reply:
         await on_send_pressed(e, uow=uow)
         return
-    if e.kind != PARTY_KIND or e.reply != ACKNOWLEDGE.reply:
+    if e.kind != PARTY_KIND or e.reply not in (ACKNOWLEDGE.reply, None):  # None: a notify from before `reply`
         if e.kind.startswith("hns4d."):
             log.info("transition_not_acted_on", kind=e.kind, reply=e.reply)
         return
@@ -405,15 +405,17 @@ async def take_silence_steps(uow: UnitOfWork, forwarding: Forwarding) -> list[st
     ).values(silence_step=step, next_step_at=rules.silence_step_at(due_at=due_at, step=step, policy=policy)))
     if claimed.rowcount != 1:
         return []  # another pass took it, or the party answered meanwhile
+    skipped = {"regional_adviser"} if record.region is None else set()  # no region: the desk's step is next
     for n, audience in enumerate(told, start=forwarding.silence_step):
-        if audience == "regional_adviser" and record.region is None:
-            continue  # a country of no region: the desk's step is next
+        if audience in skipped:
+            continue
         uow.emit(silence_request(record, forwarding, party, audience),
                  id=events.deterministic_id("hns4d.silence", forwarding.id, n))
         uow.emit(events.PartySilent(record_id=record.id, reference=record.reference, revision=forwarding.revision,
                                     party_id=party.id, country=record.country, region=record.region, due_at=due_at,
                                     escalated_to=audience),  # type: ignore[arg-type]
                  id=events.deterministic_id("hns4d.silent", forwarding.id, n))
+    told = [audience for audience in told if audience not in skipped]
     audit(uow, who="hns4d", action="silence", record_id=record.id,
           detail=f"{record.reference} r{forwarding.revision} party {party.id}: told {', '.join(told)}")
     return told

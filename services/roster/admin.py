@@ -205,26 +205,47 @@ async def invite_person(*, email: str, settings: Settings, clock: Clock, force: 
     return name, token, clock.now() + timedelta(days=settings.invite_ttl_days)
 
 
-class NotALiaison(Exception):
-    """The person is on the roster with a deployment: a member of the community is not a party's liaison."""
+class NotALiaison(ValueError):
+    """Why the person cannot be a party's liaison as asked: a member of the community already, or a field
+    that does not fit."""
 
 
-async def add_liaison(*, email: str, name: str, organisation: str, phone: str, timezone: str, settings: Settings,
-                      clock: Clock) -> tuple[uuid.UUID, bool]:
-    """A party's liaison on the roster (created, or updated if one already): never deployed, so never a member;
-    invited like anyone (`invite`). (person id, created)."""
+async def add_liaison(*, email: str, settings: Settings, clock: Clock, name: str | None = None,
+                      organisation: str | None = None, phone: str | None = None, timezone: str | None = None,
+                      telegram: str | None = None) -> tuple[uuid.UUID, bool]:
+    """A party's liaison on the roster, created (`name` and `organisation` needed) or changed (only what is
+    given): never deployed, so never a member; invited like anyone (`invite`). With `telegram` (their
+    username), a link opened from another account waits for the desk, as a member's does.
+    (person id, created)."""
     from sqlmodel import select
 
+    from shared.notices import zone
+
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise NotALiaison(f"{email!r} is not an e-mail address")
+    if timezone is not None and zone(timezone).key != timezone:
+        raise NotALiaison(f"{timezone!r} is not a time zone (an IANA name, such as Africa/Bamako)")
+    for what, value, longest in (("name", name, 200), ("organisation", organisation, 120), ("phone", phone, 64),
+                                 ("telegram", telegram, 64)):
+        if value is not None and len(value) > longest:
+            raise NotALiaison(f"the {what} is longer than {longest} characters")
     db = await _open(settings, clock)
     try:
         async with db.unit_of_work() as uow:
-            person = (await uow.session.exec(select(Person).where(Person.email == email.strip().lower()))).first()
+            person = (await uow.session.exec(select(Person).where(Person.email == email))).first()
             created = person is None
             if person is None:
-                person = Person(email=email.strip().lower(), name=name, created_at=clock.now(), updated_at=clock.now())
+                if not name or not organisation:
+                    raise NotALiaison("a new liaison needs a name and an organisation (their party)")
+                person = Person(email=email, name=name, created_at=clock.now(), updated_at=clock.now())
             elif not person.liaison:
                 raise NotALiaison(f"{email} is on the roster as a member of the community, not a party's liaison")
-            person.name, person.organisation, person.phone, person.timezone = name, organisation, phone, timezone
+            for field_name, value in (("name", name), ("organisation", organisation), ("phone", phone),
+                                      ("timezone", timezone), ("telegram_username", telegram)):
+                if value is not None:
+                    setattr(person, field_name, value.strip().lstrip("@") if field_name == "telegram_username"
+                            else value.strip())
             person.liaison, person.updated_at = True, clock.now()
             uow.session.add(person)
             await uow.session.flush()

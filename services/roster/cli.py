@@ -148,14 +148,16 @@ def directory(
 @app.command()
 def liaison(
     email: str = typer.Argument(..., help="the liaison's e-mail"),
-    name: str = typer.Option(..., help="as the liaison signs, e.g. 'Cdt Keita'"),
-    organisation: str = typer.Option(..., help="the party, e.g. 'FAMa'"),
-    phone: str = typer.Option("", help="for the officer who calls them"),
-    timezone: str = typer.Option("UTC", help="an IANA zone, e.g. Africa/Bamako"),
+    name: str | None = typer.Option(None, help="as the liaison signs, e.g. 'Cdt Keita' (needed for a new one)"),
+    organisation: str | None = typer.Option(None, help="the party, e.g. 'FAMa' (needed for a new one)"),
+    phone: str | None = typer.Option(None, help="for the officer who calls them"),
+    timezone: str | None = typer.Option(None, help="an IANA zone, e.g. Africa/Bamako (default UTC)"),
+    telegram: str | None = typer.Option(None, help="their Telegram username: a link opened from another account "
+                                                   "waits for the desk (confirm-link)"),
 ) -> None:
-    """Put a party's liaison on the roster: told humanitarian notifications (cmcoord hns4d party add
-    --liaison EMAIL) and answering them, never a member of the community: the bot shows a liaison
-    nothing of the roster. Then `cmcoord roster invite EMAIL` for their Telegram link."""
+    """Put a party's liaison on the roster, or change what is given: told humanitarian notifications
+    (cmcoord hns4d party add --liaison EMAIL) and answering them, never a member of the community: the
+    bot shows a liaison nothing of the roster. Then `cmcoord roster invite EMAIL` for their Telegram link."""
     import asyncio
 
     from services.roster.admin import NotALiaison, add_liaison
@@ -165,12 +167,12 @@ def liaison(
     settings = Settings()
     try:
         _, created = asyncio.run(add_liaison(email=email, name=name, organisation=organisation, phone=phone,
-                                             timezone=timezone, settings=settings,
+                                             timezone=timezone, telegram=telegram, settings=settings,
                                              clock=clock_for(settings.clock_file)))
     except NotALiaison as err:
         typer.echo(f"cannot: {err}", err=True)
         raise typer.Exit(1) from err
-    typer.echo(f"{'added' if created else 'updated'}: {name} ({organisation}), a party's liaison; invite them with "
+    typer.echo(f"{'added' if created else 'updated'}: {email}, a party's liaison; invite them with "
                f"`cmcoord roster invite {email}`")
 
 

@@ -351,9 +351,10 @@ async def load_snapshot(
             region=intern(region), title=intern(title), role=intern(role), start=start, planned_end=planned_end,
             hats=tuple(intern(h) for h in split_list(hats))))
     entries = []
+    # a party's liaison is on the roster to be told, not to be found: never in the directory nor in /contacts
     people = await conn.execute(select(person.c.id, person.c.name, person.c.organisation, person.c.email,
                                        person.c.phone, person.c.telegram_username, person.c.languages,
-                                       person.c.timezone, person.c.locale))
+                                       person.c.timezone, person.c.locale).where(person.c.liaison.is_(False)))
     for person_id, name, organisation, email, phone, telegram_username, languages, timezone, chosen in people:
         deps = tuple(sorted(by_person.get(person_id, ()), key=lambda d: d.start))
         hats = sorted({h for d in deps for h in d.hats})

@@ -888,6 +888,7 @@ class Snapshot:
     trainings: dict[tuple[uuid.UUID, str], tuple[int, date | None]] = field(default_factory=dict)
     epoch: int = 0
     jump_from: date | None = None
+    liaisons: set[str] = field(default_factory=set)  # the file's e-mails that are parties' liaisons
 
 
 @dataclass(slots=True, eq=False)
@@ -1024,6 +1025,10 @@ def plan_import(rows: list[RosterRow], snapshot: Snapshot, *, today: date,
 
     new_deployments: list[PlannedDeployment] = []
     for row in _rows(rows, consume):
+        if row.person.email in snapshot.liaisons:  # told humanitarian notifications, never a member
+            plan.conflicts.append(RowError(row.line, f"{row.person.email} is a party's liaison on the roster, not a "
+                                                     "member of the community: a liaison is never deployed"))
+            continue
         person = people.get(row.person.email)
         if person is None:
             person = people[row.person.email] = _plan_person(plan, row, snapshot.people.get(row.person.email))

@@ -80,7 +80,7 @@ def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | No
     return Recipient(person_id=person_id, name=person.name, telegram_user_id=telegram_user_id,
                      timezone=person.timezone, regions=list(regions), organisation=person.organisation,
                      phone=person.phone, email=person.email, telegram_username=person.telegram_username,
-                     member=member, locale=locale)
+                     member=member, locale=locale, liaison=bool(getattr(person, "liaison", False)))
 
 
 class RosterQueries:
@@ -271,11 +271,15 @@ class RosterQueries:
         return Counterparts([CounterpartCard.model_validate(r, from_attributes=True) for r in rows])
 
     async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:
-        card = await self._card(person_id)
         async with self.db.read() as session:
             person = await session.get(Person, person_id)
-        liaison = person is not None and person.liaison
-        return PersonCard(**card.model_dump(), member=member and not liaison, liaison=liaison)
+        if person is not None and person.liaison:  # not in the directory: their own card, from their row
+            return PersonCard(person_id=person.id, name=person.name, organisation=person.organisation,
+                              email=person.email, phone=person.phone, telegram_username=person.telegram_username,
+                              languages=split_list(person.languages), timezone=person.timezone, deployments=[],
+                              other_hats=[], flags=[], member=False, liaison=True)
+        card = await self._card(person_id)
+        return PersonCard(**card.model_dump(), member=member)
 
     async def _card(self, person_id: uuid.UUID) -> ContactCard:
         card = (await self.snapshot()).card(person_id)

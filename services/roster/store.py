@@ -317,9 +317,11 @@ async def _read_snapshot(conn: AsyncConnection, *, rows: list[RosterRow]) -> tup
 
         p = _PERSON.c
         async for found in read(core_select(raw.column(p.id), p.email, p.name, p.phone, p.telegram_username,
-                                            p.organisation, p.languages, p.timezone), p.email, emails):
+                                            p.organisation, p.languages, p.timezone, p.liaison), p.email, emails):
             if found.email in emails:
-                snapshot.people[found.email] = StoredPerson(raw.id(found[0]), *found[1:])
+                snapshot.people[found.email] = StoredPerson(raw.id(found[0]), *found[1:-1])
+                if found.liaison:
+                    snapshot.liaisons.add(found.email)
         post_ids: dict[tuple[str, str, str], uuid.UUID] = {}
         for found in await conn.execute(_stored_posts(raw)):
             post = _stored_post(raw, found)
@@ -768,18 +770,20 @@ async def linked_members(session: AsyncSession, *, day: date, grace: timedelta) 
     """Everyone with a linked Telegram account who is a member on `day` (messages to everyone)."""
     rows = await session.exec(
         select(TelegramLink.person_id).join(Deployment, col(Deployment.person_id) == col(TelegramLink.person_id))
-        .where(Deployment.keeps_member(day, grace)).distinct())
+        .join(Person, col(Person.id) == col(TelegramLink.person_id))
+        .where(Deployment.keeps_member(day, grace), col(Person.liaison).is_(False)).distinct())
     return list(rows.all())
 
 
 async def members_among(session: AsyncSession, person_ids: list[uuid.UUID], *, day: date,
                         grace: timedelta) -> set[uuid.UUID]:
     """Those of the people who are members of the community on `day`: a deployment not ended,
-    or ended at most `grace` before (models.Deployment.keeps_member)."""
+    or ended at most `grace` before (models.Deployment.keeps_member); a party's liaison never is."""
     if not person_ids:
         return set()
-    rows = await session.exec(select(Deployment.person_id).where(
-        col(Deployment.person_id).in_(person_ids), Deployment.keeps_member(day, grace)).distinct())
+    rows = await session.exec(select(Deployment.person_id).join(Person, col(Person.id) == col(Deployment.person_id))
+                              .where(col(Deployment.person_id).in_(person_ids), Deployment.keeps_member(day, grace),
+                                     col(Person.liaison).is_(False)).distinct())
     return set(rows.all())
 
 

@@ -112,6 +112,7 @@ class Recipient(Reply):
     phone: str = ""
     email: str = ""
     telegram_username: str = ""
+    liaison: bool = False  # a party's liaison (humanitarian notifications): never a member
     member: bool = True  # an older roster does not say: a member, as before
     locale: str = Field(default="en", max_length=8,
                         description="the language to write to them in (en, fr, ar): their choice in the bot, else "

@@ -43,7 +43,8 @@ from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from shared.store import OutboxRelay
 from tests.helpers import eventually, mark_started, stream_events
-from tests.integration.conftest import PEOPLE, ZONES, import_people
+from services.roster.admin import import_text
+from tests.integration.conftest import PEOPLE, PEOPLE_HEADER, ZONES, import_people
 from tests.integration.telegram_users import User
 from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
 from tests.integration.test_lessons import lessons  # noqa: F401  (the lessons service, with this module's notify)
@@ -237,6 +238,8 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
         return f if f is not None and f.acknowledged_at is not None else None
 
     fama = await eventually(lambda: acknowledged("FAMa"), what="FAMa's acknowledgement recorded")
+    found = (await User(sandbox_url, AWA).reply_to("/contacts FAMa"))["text"]  # nor do members find liaisons
+    assert "Keita" not in found and "defense.example" not in found
     liaison = User(sandbox_url, FAMA)  # the party's liaison sees nothing of the roster, nor of HNS4D's records
     for command in ("/contacts Mali", "/hns4d", "/movement", "/lessons convoy", "/calls", "/me", "/help"):
         answer = (await liaison.reply_to(command))["text"]
@@ -437,5 +440,25 @@ async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
         assert fama is not None and awa is not None
         assert (fama.liaison, fama.organisation, fama.timezone) == (True, "FAMa (G3)", "Africa/Bamako")
         assert awa.liaison is False
+    finally:
+        await db.dispose()
+    # changing one thing keeps the rest; what does not fit is refused
+    await add_liaison(email="fama@defense.example", telegram="@keita_g3", settings=roster_settings, clock=clock)
+    for wrong, problem in (({"timezone": "Mali/Bamako"}, "not a time zone"), ({"name": "x" * 201}, "longer than"),
+                           ({"email": "nobody"}, "not an e-mail address")):
+        with pytest.raises(NotALiaison, match=problem):
+            await add_liaison(**{"email": "fama@defense.example", **wrong}, settings=roster_settings, clock=clock)
+    # a roster file naming a liaison is refused for that row: a liaison is never deployed
+    today = clock.now().date()
+    _, errors, _ = await import_text(
+        PEOPLE_HEADER + f"Cdt Keita,fama@defense.example,+223 3,FAMa,ML,Bamako,Liaison,focal_point,{today},"
+                        f"{today + timedelta(days=90)},\n", settings=roster_settings, clock=clock, publish=False)
+    assert any("is a party's liaison on the roster" in str(e) for e in errors), errors
+    db = Database(roster_settings.db_url)
+    try:
+        async with db.read() as session:
+            fama = await session.get(Person, again)
+        assert fama is not None and (fama.organisation, fama.timezone, fama.telegram_username, fama.phone) == (
+            "FAMa (G3)", "Africa/Bamako", "keita_g3", "+223 5")
     finally:
         await db.dispose()
