@@ -78,21 +78,14 @@ async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]
 
 
 async def _recipients(emails: list[str], settings: Settings) -> dict[str, Recipient]:
-    from shared.bus import Bus, QueryError
-    from shared.contracts.query import ask
+    from shared.bus import QueryError
+    from shared.contracts.query import ask_once
     from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 
     try:
-        bus = await Bus.open(settings.nats_url, source="hns4d-cli", patience=settings.query_timeout_seconds,
-                             auth=settings.nats_auth())
-    except ConnectionError as err:
-        raise CliError(f"the roster did not answer: {err}") from err
-    try:
-        rows = await ask(bus, RECIPIENTS, RecipientsRequest(emails=emails), timeout=settings.query_timeout_seconds)
-    except (QueryError, TimeoutError) as err:
-        raise CliError(f"the roster did not answer: {err}") from err
-    finally:
-        await bus.close()
+        rows = await ask_once(settings, RECIPIENTS, RecipientsRequest(emails=emails), source="hns4d-cli")
+    except QueryError as err:
+        raise CliError(f"the roster did not answer: {err.description}") from err
     found = {r.email.lower(): r for r in rows.root}
     missing = [e for e in emails if e.lower() not in found]
     if missing:

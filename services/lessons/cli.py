@@ -96,18 +96,14 @@ VIEWER = typer.Option("community", "--as", help="whose eyes: public, community, 
 
 
 async def _people(emails: list[str], settings: Settings) -> dict[str, uuid.UUID]:
-    from shared.bus import Bus, QueryError
-    from shared.contracts.query import ask
+    from shared.bus import QueryError
+    from shared.contracts.query import ask_once
     from shared.contracts.roster import RECIPIENTS, RecipientsRequest
 
-    bus = await Bus.open(settings.nats_url, source="lessons-cli", patience=settings.query_timeout_seconds,
-                         auth=settings.nats_auth())
     try:
-        rows = await ask(bus, RECIPIENTS, RecipientsRequest(emails=emails), timeout=settings.query_timeout_seconds)
-    except (QueryError, TimeoutError) as err:
-        raise CliError(f"the roster did not answer: {err}") from err
-    finally:
-        await bus.close()
+        rows = await ask_once(settings, RECIPIENTS, RecipientsRequest(emails=emails), source="lessons-cli")
+    except QueryError as err:
+        raise CliError(f"the roster did not answer: {err.description}") from err
     return {r.email.lower(): r.person_id for r in rows.root}
 
 

@@ -119,6 +119,23 @@ def endpoint(query: Query[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], *
     return json_endpoint(untyped, name=query.verb, at_once=at_once)
 
 
+async def ask_once(settings: Any, query: Query[Req, Rep], request: Req, *, source: str) -> Rep:
+    """A command's one question: a connection of its own around it, with the settings' NATS identity
+    (`nats_url`, `nats_auth()`) and `query_timeout_seconds`. NATS away (503), no answer in time (504) or
+    an error answer: QueryError."""
+    try:
+        bus = await Bus.open(settings.nats_url, source=source, patience=settings.query_timeout_seconds,
+                             auth=settings.nats_auth())
+    except ConnectionError as err:
+        raise QueryError("503", str(err)) from err
+    try:
+        return await ask(bus, query, request, timeout=settings.query_timeout_seconds)
+    except TimeoutError as err:
+        raise QueryError("504", str(err) or f"{query.subject}: no answer in time") from err
+    finally:
+        await bus.close()
+
+
 async def answer(service: Any, query: Query[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], *,
                  at_once: int = 16) -> None:
     """Register `handler` on a nats.micro Service for the query's subject (its endpoint is named by the verb)."""

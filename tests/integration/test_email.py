@@ -20,6 +20,7 @@ from services.lessons.handlers import digest_request
 from services.lessons.jobs import request_for
 from services.lessons.models import Aar
 from services.notify import bootstrap as notify_bootstrap
+from services.notify.config import Settings as NotifySettings
 from services.notify.models import DeskNotice, Notification
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
@@ -85,14 +86,18 @@ async def mail_people(roster_settings: Settings, clock: ManualClock, sandbox_url
                                {**ZONES, DESK_BY_MAIL: "Europe/Zurich"})
 
 
+def mailing_settings(tmp_path: Path, nats_url: str, smtp_port: int) -> NotifySettings:
+    """The notify tests' settings, e-mailing through the test's SMTP server; answer links on a port of its own."""
+    return notify_settings(tmp_path, nats_url).model_copy(update={
+        "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_starttls": False, "calendar_port": free_port(),
+        "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
+
+
 @pytest.fixture
 async def mailing_notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
                          mail_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int]
                          ) -> AsyncIterator[notify_bootstrap.NotifyApp]:
-    settings = notify_settings(tmp_path, nats_server.url).model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_starttls": False, "calendar_port": free_port(),
-        "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
-    app = await started_notify(settings, clock)
+    app = await started_notify(mailing_settings(tmp_path, nats_server.url, smtp[1]), clock)
     yield app
     await app.stop()
 

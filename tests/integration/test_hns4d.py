@@ -46,9 +46,9 @@ from tests.helpers import eventually, mark_started, stream_events
 from services.roster.admin import import_text
 from tests.integration.conftest import PEOPLE, PEOPLE_HEADER, ZONES, import_people
 from tests.integration.telegram_users import User
-from tests.integration.test_email import Inbox, smtp  # noqa: F401  (the SMTP server fixture)
+from tests.integration.test_email import Inbox, mailing_settings, smtp  # noqa: F401  (the SMTP server fixture)
 from tests.integration.test_lessons import lessons  # noqa: F401  (the lessons service, with this module's notify)
-from tests.integration.test_notify import notify_settings, started_notify
+from tests.integration.test_notify import started_notify
 
 AWA, JEAN, MARIA, FAMA, ANA = 9801, 9802, 9803, 9811, 9812
 MINUSMA_MAIL = "liaison@minusma.example"  # the peacekeeping mission's liaison: e-mail only
@@ -80,10 +80,7 @@ async def hns4d_people(roster_settings: Settings, clock: ManualClock, sandbox_ur
 async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, roster: RosterApp,
                  hns4d_people: dict[str, uuid.UUID], smtp: tuple[Inbox, int]  # noqa: F811
                  ) -> AsyncIterator[notify_bootstrap.NotifyApp]:
-    settings = notify_settings(tmp_path, nats_server.url).model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": smtp[1], "smtp_starttls": False, "calendar_port": free_port(),
-        "mail_from": "CMCoord Hub <hub@cmcoord.example>"})
-    app = await started_notify(settings, clock)
+    app = await started_notify(mailing_settings(tmp_path, nats_server.url, smtp[1]), clock)
     yield app
     await app.stop()
 

@@ -58,15 +58,21 @@ async def notify(tmp_path: Path, nats_server: NatsServer, clock: ManualClock, ro
     await app.stop()
 
 
-@pytest.fixture
-async def lessons(tmp_path: Path, nats_server: NatsServer, clock: ManualClock,
-                  notify: notify_bootstrap.NotifyApp) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
-    settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
+async def started_lessons(tmp_path: Path, nats_url: str, clock: ManualClock) -> lessons_bootstrap.LessonsApp:
+    """Lessons built and started on the test's clock, its consumers bound."""
+    settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_url, health_port=free_port(),
                                tick_seconds=0.2, max_deliver=3)
     app = lessons_bootstrap.build(settings, clock=clock)
     await app.start()
     for consumer in app.consumers:
         await consumer.wait_bound()
+    return app
+
+
+@pytest.fixture
+async def lessons(tmp_path: Path, nats_server: NatsServer, clock: ManualClock,
+                  notify: notify_bootstrap.NotifyApp) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
+    app = await started_lessons(tmp_path, nats_server.url, clock)
     yield app
     await app.stop()
 

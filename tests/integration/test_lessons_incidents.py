@@ -14,15 +14,15 @@ from sqlmodel import select
 from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons import search
 from services.lessons.classification import Viewer
-from services.lessons.config import Settings as LessonsSettings
 from services.lessons.handlers import HNS4D_AUTHOR
 from services.lessons.models import Item, ItemLink
 from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import Envelope
-from shared.natsserver import NatsServer, free_port
+from shared.natsserver import NatsServer
 from tests.helpers import eventually, published
+from tests.integration.test_lessons import started_lessons
 
 OFFICER, OTHER_OFFICER = uuid.uuid4(), uuid.uuid4()
 STOPPED = "A convoy of three trucks was stopped at the checkpoint and turned back after two hours."
@@ -31,12 +31,7 @@ STOPPED = "A convoy of three trucks was stopped at the checkpoint and turned bac
 @pytest.fixture
 async def lessons(tmp_path: Path, nats_server: NatsServer,
                   clock: ManualClock) -> AsyncIterator[lessons_bootstrap.LessonsApp]:
-    settings = LessonsSettings(home=tmp_path / "lessons-home", nats_url=nats_server.url, health_port=free_port(),
-                               tick_seconds=0.2, max_deliver=3)
-    app = lessons_bootstrap.build(settings, clock=clock)
-    await app.start()
-    for consumer in app.consumers:
-        await consumer.wait_bound()
+    app = await started_lessons(tmp_path, nats_server.url, clock)  # without notify: nothing here tells anyone
     yield app
     await app.stop()
 

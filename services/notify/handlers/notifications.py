@@ -261,18 +261,26 @@ async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reas
         n.due_at, n.due_action = None, None
         transition(uow, n, "expired", reason, now)
         closed.append(n)
-    about = [n.id for n in closed]
-    for _ in range(4):  # and the escalations about them, and about those: depth is bounded, so is this
-        found = list((await uow.session.exec(select(Notification).where(
-            Notification.kind == "escalation", col(Notification.subject).in_([str(i) for i in about]),
-            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all())
-        for f in found:
-            f.due_at, f.due_action = None, None
-            transition(uow, f, "expired", reason, now)
-        about = [f.id for f in found]
+    for f in await escalations_about(uow, [n.id for n in closed]):
+        f.due_at, f.due_action = None, None
+        transition(uow, f, "expired", reason, now)
+    return len(closed)
+
+
+async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:
+    """The open escalations about these notifications, and the escalations about those (locked):
+    what stops with them. Depth is bounded, so is this."""
+    found: list[Notification] = []
+    about = list(ids)
+    for _ in range(4):
         if not about:
             break
-    return len(closed)
+        step = list((await uow.session.exec(select(Notification).where(
+            Notification.kind == "escalation", col(Notification.subject).in_([str(i) for i in about]),
+            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all())
+        found += step
+        about = [f.id for f in step]
+    return found
 
 
 def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
@@ -307,15 +315,7 @@ async def close_after(uow: UnitOfWork, n: Notification, now: datetime) -> list[N
         closed += (await uow.session.exec(select(Notification).where(
             Notification.group_id == n.group_id, col(Notification.id) != n.id,
             col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
-    about = [n.id, *(c.id for c in closed)]
-    for _ in range(4):  # escalations about escalations: depth is bounded, so is this
-        found = list((await uow.session.exec(select(Notification).where(
-            Notification.kind == "escalation", col(Notification.subject).in_([str(i) for i in about]),
-            col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all())
-        if not found:
-            break
-        closed += found
-        about = [f.id for f in found]
+    closed += await escalations_about(uow, [n.id, *(c.id for c in closed)])
     for c in closed:
         c.due_at, c.due_action = None, None
         delivered = c.first_sent_at is not None and c.chat_id is not None and c.state != "unlinked"
