@@ -7,6 +7,10 @@
 - PostgreSQL is used when the URL says so (postgresql+asyncpg://...).
 - A `UnitOfWork` commits the state change, the consumer's idempotency record
   (`processed_event`) and the events to publish (`outbox`) in one transaction.
+- `Database.transact` runs a function of SQLAlchemy Core statements in one transaction in a
+  single hop: on SQLite in the store's own thread with the standard library's driver (not one
+  thread hop per statement, as aiosqlite makes them), on PostgreSQL on the async engine. For
+  the paths taken for every message of a fan-out (the bot's sends, the outbox relay).
   The `OutboxRelay` publishes outbox rows to JetStream with the event id as
   `Nats-Msg-Id` and marks them published; rows left by a crash between commit
   and publish are found by its periodic sweep.
@@ -18,14 +22,16 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Table, delete, event, insert, inspect, update
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, delete, event, insert, inspect, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -39,6 +45,7 @@ from shared.home import StoreMissing, creates_missing_stores
 log = structlog.get_logger("store")
 
 SQLITE_BUSY_TIMEOUT_S = 30
+T = TypeVar("T")
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -74,6 +81,11 @@ class Database:
         self.source, self.clock = source, clock
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._outbox_listeners: list[Callable[[], None]] = []
+        self._connect_hooks: list[Callable[[Any], None]] = []
+        # `transact` on a SQLite file: a synchronous engine used from one thread of its own (made at first use)
+        self._in_thread = self.is_sqlite and bool(parsed.database) and parsed.database != ":memory:"
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 path = Path(parsed.database)
@@ -82,13 +94,13 @@ class Database:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
                                                            hide_parameters=True)
-            _sqlite_pragmas_and_immediate_writes(self.engine)
+            _sqlite_pragmas_and_immediate_writes(self.engine.sync_engine, self._connect_hooks)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                                               hide_parameters=True)
-        writer = self.engine.execution_options(cmcoord_write=True)
+        self._writer = self.engine.execution_options(cmcoord_write=True)
         self._read = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
-        self._write = async_sessionmaker(writer, class_=AsyncSession, expire_on_commit=False)
+        self._write = async_sessionmaker(self._writer, class_=AsyncSession, expire_on_commit=False)
 
     async def create_tables(self, tables: Sequence[Table]) -> None:
         """Create those of the tables the store lacks (one query for the names it has, not one per table:
@@ -161,6 +173,60 @@ class Database:
     def on_outbox_written(self, listener: Callable[[], None]) -> None:
         self._outbox_listeners.append(listener)
 
+    def on_connect(self, hook: Callable[[Any], None]) -> None:
+        """Run `hook(dbapi_connection)` on every SQLite connection the store opens, after its own
+        pragmas (a service's busy timeout); for connections opened from now on."""
+        self._connect_hooks.append(hook)
+
+    async def transact(self, work: Callable[[Work], T], *, write: bool = True, correlation_id: str | None = None,
+                       source: str | None = None, clock: Clock | None = None) -> T:
+        """`work(w)` in one transaction (a write one, BEGIN IMMEDIATE on SQLite, unless `write` is
+        False), committed when it returns, rolled back when it raises; the events it emits
+        (`w.emit`) are written to the outbox in the same transaction. `work` is synchronous and
+        uses SQLAlchemy Core on `w.conn`: it runs in the store's thread on SQLite, so it must not
+        touch the event loop or anything it owns."""
+        source = self.source if source is None else source
+        clock = self.clock if clock is None else clock
+
+        def run(conn: Connection) -> tuple[T, list[Envelope]]:
+            w = Work(conn, source=source, clock=clock, correlation_id=correlation_id)
+            result = work(w)
+            if w.emitted:
+                if not write:
+                    raise ValueError("events are emitted in a write transaction")
+                conn.execute(insert(OutboxMessage.__table__), [  # type: ignore[attr-defined]
+                    {"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
+                    for e in w.emitted])
+            return result, w.emitted
+
+        if self._in_thread:
+            engine = self._sync_engine()
+            engine = engine.execution_options(cmcoord_write=True) if write else engine
+
+            def in_thread() -> tuple[T, list[Envelope]]:
+                with engine.begin() as conn:
+                    return run(conn)
+
+            assert self._thread is not None
+            result, emitted = await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+        else:
+            bind = self._writer if write else self.engine
+            async with bind.begin() as conn:
+                result, emitted = await conn.run_sync(run)
+        if emitted:
+            for listener in self._outbox_listeners:
+                listener()
+        return result
+
+    def _sync_engine(self) -> Engine:
+        if self._sync is None:
+            url = make_url(self.url).set(drivername="sqlite")
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                                   hide_parameters=True, pool_size=1, max_overflow=0)
+            _sqlite_pragmas_and_immediate_writes(engine, self._connect_hooks)
+            self._sync, self._thread = engine, ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        return self._sync
+
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:
@@ -172,11 +238,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync is not None and self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
+            self._thread.shutdown(wait=False)
+            self._sync, self._thread = None, None
 
 
-def _sqlite_pragmas_and_immediate_writes(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _sqlite_pragmas_and_immediate_writes(sync_engine: Engine, hooks: Sequence[Callable[[Any], None]]) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would
@@ -190,11 +258,34 @@ def _sqlite_pragmas_and_immediate_writes(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        for hook in hooks:
+            hook(dbapi_connection)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("cmcoord_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Work:
+    """What a function given to `Database.transact` works with: the connection of its transaction,
+    and `emit` for the events it commits with it."""
+
+    def __init__(self, conn: Connection, *, source: str | None, clock: Clock | None,
+                 correlation_id: str | None) -> None:
+        self.conn = conn
+        self.source = source
+        self.clock = clock
+        self.correlation_id = correlation_id
+        self.emitted: list[Envelope] = []
+
+    def emit(self, event: Event, *, id: uuid.UUID | None = None) -> Envelope:
+        if self.source is None or self.clock is None:
+            raise ValueError("an event needs its source and a clock (the store was opened without)")
+        envelope = Envelope.wrap(event, source=self.source, occurred_at=self.clock.now(), id=id,
+                                 correlation_id=self.correlation_id)
+        self.emitted.append(envelope)
+        return envelope
 
 
 class UnitOfWork:
@@ -287,7 +378,12 @@ Prefetch = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[Any]]]
 def upsert(db_or_session: Any, table: Any) -> Any:
     """INSERT ... ON CONFLICT for the session's dialect (SQLite or PostgreSQL)."""
     bind = db_or_session.get_bind() if hasattr(db_or_session, "get_bind") else db_or_session.engine
-    if bind.dialect.name == "postgresql":
+    return upsert_for(bind.dialect.name, table)
+
+
+def upsert_for(dialect: str, table: Any) -> Any:
+    """INSERT ... ON CONFLICT for a dialect by name ("postgresql", else SQLite)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)
@@ -494,6 +590,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._oldest_unpublished = (
+            sa_select(_OUTBOX.c.seq, _OUTBOX.c.event_id, _OUTBOX.c.subject, _OUTBOX.c.payload)
+            .where(_OUTBOX.c.published_at.is_(None)).order_by(_OUTBOX.c.seq).limit(batch))
         db.on_outbox_written(self.wake)
 
     def wake(self) -> None:
@@ -594,19 +693,12 @@ class OutboxRelay:
         """Publish every unpublished row, oldest first; returns how many."""
         total = 0
         while True:
-            async with self.db.read() as session:
-                result = await session.exec(
-                    select(OutboxMessage)
-                    .where(col(OutboxMessage.published_at).is_(None))
-                    .order_by(col(OutboxMessage.seq))
-                    .limit(self.batch)
-                )
-                rows = result.all()
+            rows = await self.db.transact(self._unpublished, write=False)
             if not rows:
                 return total
             # Pipelined: every publish of the batch is in flight at once, in order.
             acked = await self.publisher.publish_many([(r.subject, r.payload, str(r.event_id)) for r in rows])
-            done = [r.seq for r, ok in zip(rows, acked, strict=True) if ok and r.seq is not None]
+            done = [r.seq for r, ok in zip(rows, acked, strict=True) if ok]
             if done:
                 await self._mark_published(done)
                 total += len(done)
@@ -616,8 +708,14 @@ class OutboxRelay:
             if len(rows) < self.batch:  # all there was: a row written since has woken the relay for another flush
                 return total
 
+    def _unpublished(self, w: Work) -> Sequence[Any]:
+        return w.conn.execute(self._oldest_unpublished).all()
+
     async def _mark_published(self, seqs: list[int]) -> None:
-        async with self.db.write() as session:
-            await session.exec(
-                update(OutboxMessage).where(col(OutboxMessage.seq).in_(seqs)).values(published_at=self.clock.now())
-            )
+        at = self.clock.now()
+        await self.db.transact(lambda w: w.conn.execute(_MARK_PUBLISHED, {"seqs": seqs, "at": at}))
+
+
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_MARK_PUBLISHED = update(_OUTBOX).where(_OUTBOX.c.seq.in_(bindparam("seqs", expanding=True))).values(
+    published_at=bindparam("at"))

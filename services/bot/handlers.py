@@ -26,8 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import UTC
+from datetime import UTC, datetime
+from functools import cache
 from html import escape
+from typing import Any
 
 import structlog
 from aiogram import Bot
@@ -37,7 +39,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from nats.js.errors import ObjectNotFoundError
 from prometheus_client import Histogram
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
 from services.bot import gate
@@ -52,7 +54,7 @@ from shared.bus import TransientError, delivery_count
 from shared.clock import Clock
 from shared.documents import Documents
 from shared.events import Envelope
-from shared.store import Database, upsert
+from shared.store import Database, Work, upsert_for
 
 log = structlog.get_logger("bot")
 CAPTION_MAX = 1024  # Telegram's limit for a document's caption
@@ -66,23 +68,48 @@ async def _done(db: Database, event: events.DeliverTelegram) -> bool:
     return row is not None and (row.message_id is not None or row.failed is not None)
 
 
+_DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+_RECORD = update(_DELIVERY).where(
+    _DELIVERY.c.notification_id == bindparam("n"), _DELIVERY.c.attempt == bindparam("a"),
+).values(message_id=bindparam("message_id"), failed=bindparam("failed"), at=bindparam("at"))
+
+
+@cache
+def _marker(dialect: str) -> Any:
+    """The in-flight marker's statement (made once per dialect: a fan-out writes one per send)."""
+    marked = upsert_for(dialect, _DELIVERY).values(
+        notification_id=bindparam("n"), attempt=bindparam("a"), person_id=bindparam("p"), chat_id=bindparam("c"),
+        at=bindparam("at"), replies=bindparam("r"), sends=1)
+    return marked.on_conflict_do_update(
+        index_elements=[_DELIVERY.c.notification_id, _DELIVERY.c.attempt], set_={"sends": _DELIVERY.c.sends + 1},
+        where=_DELIVERY.c.message_id.is_(None) & _DELIVERY.c.failed.is_(None)).returning(_DELIVERY.c.sends)
+
+
 async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> bool:
     """Mark the send in flight (committed before the Telegram call); False if it
     was done already. A marker left by a crash means Telegram may have taken the
     message: the send is repeated, and counted. One statement: the marker written,
     or the one a crash left counted, unless the send was done."""
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    async with db.write() as session:
-        marked = upsert(session, table).values(
-            notification_id=event.notification_id, attempt=event.attempt, person_id=event.person_id,
-            chat_id=event.chat_id, at=clock.now(), replies=" ".join(b.reply for b in event.buttons), sends=1)
-        marked = marked.on_conflict_do_update(
-            index_elements=[table.c.notification_id, table.c.attempt], set_={"sends": table.c.sends + 1},
-            where=table.c.message_id.is_(None) & table.c.failed.is_(None)).returning(table.c.sends)
-        sends = (await session.exec(marked)).scalar_one_or_none()
+    values = {"n": event.notification_id, "a": event.attempt, "p": event.person_id, "c": event.chat_id,
+              "at": clock.now(), "r": " ".join(b.reply for b in event.buttons)}
+    sends: int | None = await db.transact(
+        lambda w: w.conn.execute(_marker(w.conn.dialect.name), values).scalar_one_or_none())
     if sends is not None and sends > 1:
         log.warning("delivery_repeated_after_crash", sends=sends)
     return sends is not None
+
+
+def _record(w: Work, event: events.DeliverTelegram, message_id: int | None, failed: str | None, at: datetime) -> None:
+    """The send's outcome and its event (`bot.delivery.sent` or `.failed`), in one transaction."""
+    w.conn.execute(_RECORD, {"n": event.notification_id, "a": event.attempt, "message_id": message_id,
+                             "failed": failed, "at": at})
+    if failed is None:
+        assert message_id is not None
+        w.emit(events.DeliverySent(notification_id=event.notification_id, attempt=event.attempt,
+                                   person_id=event.person_id, message_id=message_id))
+    else:
+        w.emit(events.DeliveryFailed(notification_id=event.notification_id, attempt=event.attempt,
+                                     person_id=event.person_id, reason=failed))
 
 
 async def _document(event: events.DeliverTelegram, documents: Documents | None) -> bytes | None:
@@ -133,17 +160,8 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
             failed = "chat not found" if "chat not found" in err.message.lower() else f"refused: {err.message}"[:200]
         except (TelegramServerError, ClientDecodeError) as err:  # Telegram unwell past the retries: later, again
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
-    async with db.unit_of_work(correlation_id=envelope.correlation_id) as uow:
-        await uow.session.exec(update(Delivery).where(
-            col(Delivery.notification_id) == event.notification_id, col(Delivery.attempt) == event.attempt,
-        ).values(message_id=message_id, failed=failed, at=clock.now()))
-        if failed is None:
-            assert message_id is not None
-            uow.emit(events.DeliverySent(notification_id=event.notification_id, attempt=event.attempt,
-                                         person_id=event.person_id, message_id=message_id))
-        else:
-            uow.emit(events.DeliveryFailed(notification_id=event.notification_id, attempt=event.attempt,
-                                           person_id=event.person_id, reason=failed))
+    at = clock.now()
+    await db.transact(lambda w: _record(w, event, message_id, failed, at), correlation_id=envelope.correlation_id)
     if latency is not None and failed is None:
         latency.observe(max(0.0, (clock.now() - envelope.occurred_at).total_seconds()))
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import ColumnElement, and_, delete, event, or_
+from sqlalchemy import ColumnElement, and_, delete, or_
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
@@ -185,11 +185,12 @@ def set_busy_timeout(db: Database, seconds: float) -> None:
     if not db.is_sqlite:
         return
 
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    def busy_timeout(dbapi_connection: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
         cursor.close()
+
+    db.on_connect(busy_timeout)
 
 
 async def writable(db: Database, *, wait: float = 0.25) -> bool:

@@ -1,0 +1,124 @@
+"""`Database.transact`: a function of Core statements in one transaction, with the events it emits,
+on a SQLite file (the store's own thread) and on PostgreSQL (the async engine). Real databases and a
+real nats-server; a set clock."""
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, text
+from sqlmodel import col, select
+
+from shared import events
+from shared.bus import Bus
+from shared.clock import ManualClock
+from shared.store import SHARED_TABLES, Database, OutboxMessage, OutboxRelay, ProcessedEvent, Work
+
+both_backends = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+PROCESSED = ProcessedEvent.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def db(database_url: str, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Database]:
+    database = Database(database_url or f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", source="roster", clock=clock)
+    await database.create_tables(SHARED_TABLES)
+    yield database
+    await database.dispose()
+
+
+def _filled() -> events.PostFilled:
+    return events.PostFilled(post_id=uuid.uuid4(), country="ML", region="ROWCA", deployment_id=uuid.uuid4(),
+                             person_id=uuid.uuid4(), filled_on=date(2026, 3, 2), gapped_since=date(2026, 2, 20))
+
+
+async def _counts(db: Database) -> tuple[int, int]:
+    """(idempotency records, outbox rows), read through the store's async engine."""
+    async with db.read() as session:
+        claims = (await session.exec(select(func.count()).select_from(ProcessedEvent))).one()
+        rows = (await session.exec(select(func.count()).select_from(OutboxMessage))).one()
+    return int(claims), int(rows)
+
+
+@both_backends
+async def test_the_state_change_and_its_events_commit_together_and_are_published(
+        db: Database, bus: Bus, clock: ManualClock) -> None:
+    event_id = uuid.uuid4()
+    woken: list[bool] = []
+    db.on_outbox_written(lambda: woken.append(True))
+
+    def work(w: Work) -> str:
+        w.conn.execute(insert(PROCESSED), {"consumer": "c", "event_id": event_id, "processed_at": clock.now()})
+        w.emit(_filled(), id=event_id)
+        return "done"
+
+    assert await db.transact(work, correlation_id="corr-1") == "done"
+    assert await _counts(db) == (1, 1)
+    assert woken == [True]
+    async with db.read() as session:
+        row = (await session.exec(select(OutboxMessage))).one()
+    assert row.event_id == event_id and row.subject == events.PostFilled.subject()
+    envelope = events.Envelope.from_bytes(row.payload)
+    assert (envelope.source, envelope.correlation_id, envelope.occurred_at) == ("roster", "corr-1", clock.now())
+    assert await OutboxRelay(db, bus, clock=clock).flush() == 1
+    async with db.read() as session:
+        published = (await session.exec(select(OutboxMessage.published_at))).one()
+    assert published is not None and published.replace(tzinfo=None) == clock.now().replace(tzinfo=None)
+
+
+@both_backends
+async def test_a_work_that_fails_leaves_nothing(db: Database, clock: ManualClock) -> None:
+    def work(w: Work) -> None:
+        w.conn.execute(insert(PROCESSED), {"consumer": "c", "event_id": uuid.uuid4(), "processed_at": clock.now()})
+        w.emit(_filled())
+        raise RuntimeError("refused half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        await db.transact(work)
+    assert await _counts(db) == (0, 0)
+    # the same event id twice: the second transaction fails whole, the first stays
+    same = uuid.uuid4()
+    await db.transact(lambda w: w.emit(_filled(), id=same))
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        await db.transact(lambda w: (w.conn.execute(insert(PROCESSED), {
+            "consumer": "c", "event_id": uuid.uuid4(), "processed_at": clock.now()}), w.emit(_filled(), id=same)))
+    assert await _counts(db) == (0, 1)
+
+
+@both_backends
+async def test_a_read_transaction_takes_no_events(db: Database) -> None:
+    with pytest.raises(ValueError, match="write transaction"):
+        await db.transact(lambda w: w.emit(_filled()), write=False)
+    assert await _counts(db) == (0, 0)
+    assert await db.transact(lambda w: w.conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one(),
+                             write=False) == 0
+
+
+async def test_sqlite_writes_keep_the_services_pragmas_and_wait_its_busy_timeout(tmp_path: Path,
+                                                                                clock: ManualClock) -> None:
+    path = tmp_path / "bot.db"
+    db = Database(f"sqlite+aiosqlite:///{path}", source="bot", clock=clock)
+    db.on_connect(lambda connection: connection.execute("PRAGMA busy_timeout=250"))
+    try:
+        await db.create_tables(SHARED_TABLES)
+        assert await db.transact(lambda w: w.conn.execute(text("PRAGMA busy_timeout")).scalar_one()) == 250
+        assert await db.transact(lambda w: w.conn.execute(text("PRAGMA journal_mode")).scalar_one()) == "wal"
+        # another process holds the write lock: a write waits the service's 250 ms, then says the store is busy
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(Exception, match="database is locked"):
+                await db.transact(lambda w: w.emit(_filled()))
+            # a read is not a writer: it goes on
+            assert await db.transact(lambda w: w.conn.execute(
+                select(func.count()).select_from(OutboxMessage)).scalar_one(), write=False) == 0
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await db.transact(lambda w: w.emit(_filled()))
+        async with db.read() as session:
+            assert len((await session.exec(select(col(OutboxMessage.seq)))).all()) == 1
+    finally:
+        await db.dispose()
