@@ -42,7 +42,7 @@ from services.roster.models import Person, TelegramLink
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from shared.store import OutboxRelay
-from tests.helpers import eventually, mark_started, stream_events
+from tests.helpers import cli, eventually, mark_started, service_env, stream_events
 from services.roster.admin import import_text
 from tests.integration.conftest import PEOPLE, PEOPLE_HEADER, ZONES, import_people
 from tests.integration.telegram_users import User
@@ -422,6 +422,7 @@ async def test_the_movement_conversation_answers_mistakes_and_keeps_nothing_canc
 
 async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
     roster_settings: Settings, clock: ManualClock, sandbox_url: str, hns4d_people: dict[str, uuid.UUID],
+    roster: RosterApp, tmp_path: Path,
 ) -> None:
     again, created = await add_liaison(email="FAMA@defense.example", name="Cdt Keita", organisation="FAMa (G3)",
                                        phone="+223 5", timezone="Africa/Bamako", settings=roster_settings, clock=clock)
@@ -459,3 +460,15 @@ async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
             "FAMa (G3)", "Africa/Bamako", "keita_g3", "+223 5")
     finally:
         await db.dispose()
+    # a party's Telegram or e-mail liaison is a liaison on the roster: a member would read what only the party should
+    env = service_env(tmp_path / "hns4d-cli", roster_settings.nats_url)
+    assert (await cli("hns4d", "migrate", env=env))[0] == 0
+    add = ("hns4d", "party", "add", "ML", "FAMa", "--kind", "state_forces", "--channel", "telegram", "--liaison")
+    code, _, err = await cli(*add, "awa@ocha.example", env=env)
+    assert code == 1 and "awa@ocha.example is not a party's liaison on the roster" in err, err
+    code, _, err = await cli(*add, "nobody@ocha.example", env=env)
+    assert code == 1 and "not on the roster: nobody@ocha.example" in err, err
+    code, out, err = await cli(*add, "FAMA@defense.example", env=env)
+    assert code == 0 and "ML FAMa: state_forces, reached by telegram" in out, err
+    code, out, _ = await cli("hns4d", "party", "list", "ML", env=env)
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["FAMa"]
