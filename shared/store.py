@@ -85,6 +85,7 @@ class Database:
         # `transact` on a SQLite file: a synchronous engine used from one thread of its own (made at first use)
         self._in_thread = self.is_sqlite and bool(parsed.database) and parsed.database != ":memory:"
         self._sync: Engine | None = None
+        self._sync_writer: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
@@ -200,8 +201,7 @@ class Database:
             return result, w.emitted
 
         if self._in_thread:
-            engine = self._sync_engine()
-            engine = engine.execution_options(cmcoord_write=True) if write else engine
+            engine = self._sync_engine(write=write)
 
             def in_thread() -> tuple[T, list[Envelope]]:
                 with engine.begin() as conn:
@@ -218,14 +218,15 @@ class Database:
                 listener()
         return result
 
-    def _sync_engine(self) -> Engine:
+    def _sync_engine(self, *, write: bool) -> Engine:
         if self._sync is None:
             url = make_url(self.url).set(drivername="sqlite")
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
                                    hide_parameters=True, pool_size=1, max_overflow=0)
             _sqlite_pragmas_and_immediate_writes(engine, self._connect_hooks)
-            self._sync, self._thread = engine, ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        return self._sync
+            self._sync, self._sync_writer = engine, engine.execution_options(cmcoord_write=True)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        return self._sync_writer if write else self._sync
 
     async def ping(self) -> bool:
         try:
