@@ -45,9 +45,9 @@ def nats_credentials_env() -> dict[str, str]:
     return env
 
 
-async def declare_topology(url: str, *, replicas: int = 1) -> None:
-    """What `cmcoord nats-init` does, as the operator (with the tests' ack wait)."""
-    await topology.declare_topology(url, auth=ADMIN_AUTH, replicas=replicas, ack_wait=TEST_ACK_WAIT)
+async def declare_topology(url: str, *, replicas: int = 1, ack_wait: float = TEST_ACK_WAIT) -> None:
+    """What `cmcoord nats-init` does, as the operator (with the tests' ack wait unless told otherwise)."""
+    await topology.declare_topology(url, auth=ADMIN_AUTH, replicas=replicas, ack_wait=ack_wait)
 
 
 async def eventually(

@@ -28,6 +28,7 @@ from services.roster.handlers import create_invite
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
+from shared.topology import DEFAULT_ACK_WAIT
 from tests.bench.common import percentile, result, wait_ready
 from tests.bench.contacts import QUERIES
 from tests.helpers import declare_topology, service_env, start_service, stop_process
@@ -35,7 +36,7 @@ from tests.helpers import declare_topology, service_env, start_service, stop_pro
 
 async def measure(work: Path, *, people: int, users: int, per_user: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-bot").start()
-    await declare_topology(server.url)  # as `cmcoord nats-init`
+    await declare_topology(server.url, ack_wait=DEFAULT_ACK_WAIT)  # as `cmcoord nats-init`, its ack wait too
     roster_port, bot_port, sandbox_port = free_port(), free_port(), free_port()
     settings = Settings(home=work / "home", nats_url=server.url, health_port=roster_port, scan_interval_seconds=3600)
     clock = SystemClock()

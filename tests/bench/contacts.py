@@ -14,6 +14,7 @@ from services.roster.samples import FIRST, LAST, STATIONS, generate
 from shared.bus import Bus
 from shared.clock import SystemClock
 from shared.natsserver import NatsServer, free_port
+from shared.topology import DEFAULT_ACK_WAIT
 from tests.bench.common import percentile, result, wait_ready
 from tests.helpers import declare_topology, service_env, start_service, stop_process
 
@@ -26,7 +27,7 @@ WARM_UP_SECONDS = 3.0
 
 async def measure(work: Path, *, people: int, requests: int, concurrency: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-contacts").start()
-    await declare_topology(server.url)  # as `cmcoord nats-init`
+    await declare_topology(server.url, ack_wait=DEFAULT_ACK_WAIT)  # as `cmcoord nats-init`, its ack wait too
     health = free_port()
     settings = Settings(home=work / "home", nats_url=server.url, health_port=health, scan_interval_seconds=3600)
     clock = SystemClock()

@@ -39,6 +39,7 @@ from shared.bus import Bus
 from shared.clock import SystemClock
 from shared.events import Envelope
 from shared.natsserver import NatsServer, free_port
+from shared.topology import DEFAULT_ACK_WAIT
 from tests.bench.common import cpu_by_process, percentile, result, wait_ready
 from tests.helpers import (
     declare_topology,
@@ -71,8 +72,8 @@ async def _get(http: aiohttp.ClientSession, url: str, **params: Any) -> Any:
 
 
 async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, object]]:
-    server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-fanout").start()
-    await declare_topology(server.url)  # as `cmcoord nats-init`
+    server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-fanout", http_port=free_port()).start()
+    await declare_topology(server.url, ack_wait=DEFAULT_ACK_WAIT)  # as `cmcoord nats-init`, its ack wait too
     ports = {name: free_port() for name in ("roster", "notify", "bot", "sandbox")}
     settings = Settings(home=work / "home", nats_url=server.url, health_port=ports["roster"])
     clock = SystemClock()
@@ -112,6 +113,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
             pids = {"roster": procs[1].pid, "notify": procs[2].pid, "bot": procs[3].pid,
                     "nats-server": server.process.pid}
             cpu_before = cpu_by_process(pids)
+            varz_before = await _get(http, f"{server.monitor_url}/varz")
             await bus.publish(Envelope.wrap(request, source="lessons", occurred_at=datetime.now(UTC)))
             deadline = time.monotonic() + officers / CEILING * 3 + 60
             while True:
@@ -121,6 +123,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
                 await asyncio.sleep(0.5)  # polling the sandbox with a deadline
             await _drained(bus)  # notify has recorded what the bot reported: the end of the message's path
             cpu_after = cpu_by_process(pids)
+            varz_after = await _get(http, f"{server.monitor_url}/varz")
             await asyncio.sleep(3)  # a late duplicate would show now
             got = await _get(http, f"{url}/sandbox/counts", contains=TEXT)
             stats = await _get(http, f"{url}/sandbox/stats")
@@ -149,6 +152,9 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
               "rate_limited_in_chat": stats["rate_limited_in_chat"],
               "telegram_limits": "on: 30/s per bot, 1/s per chat"}
     cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(sent, 1), 2) for name in cpu_before}
+    # what nats-server handled per delivered message (publishes, pulls, acks, in-progress notices; and what it sent)
+    nats_per_message = {key: round((varz_after[key] - varz_before[key]) / max(sent, 1), 2)
+                        for key in ("in_msgs", "out_msgs", "in_bytes", "out_bytes")}
     per_message = sum(cpu_ms.values())
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     latency_detail = {"samples": len(latencies), "telegram_limits": "off",
@@ -156,7 +162,7 @@ async def measure(work: Path, *, people: int, prompts: int) -> list[dict[str, ob
     return [
         result("fanout_rate_fraction_of_ceiling", rate / CEILING, "ratio", ">= 0.9", rate / CEILING >= 0.9, **detail),
         result("fanout_cpu_ms_per_message", per_message, "ms", "<= 10", per_message <= 10, by_process=cpu_ms,
-               sent=sent, measured="/proc utime+stime from the request's publication until every consumer has caught up"),
+               sent=sent, nats_per_message=nats_per_message, measured="/proc utime+stime from the request's publication until every consumer has caught up"),
         result("fanout_peer_fraction_of_ceiling", peer_rate / CEILING, "ratio", "informational", True,
                sent=peer_sent, cpu_ms_per_message=peer_cpu_ms,
                peer="a bare aiogram loop, at most 30 sends in any second, waiting out any 429, to the same chats"),

@@ -23,6 +23,7 @@ from shared.natsserver import NatsServer, free_port
 from shared.regions import REGIONS
 from shared.store import Database
 from shared.themes import THEMES
+from shared.topology import DEFAULT_ACK_WAIT
 from tests.bench.common import percentile, result, wait_ready
 from tests.helpers import declare_topology, service_env, start_service, stop_process
 
@@ -62,7 +63,7 @@ def queries(rng: random.Random, n: int, authors: list[uuid.UUID]) -> list[dict[s
 
 async def measure(work: Path, *, lessons: int, requests: int, concurrency: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench-lessons").start()
-    await declare_topology(server.url)  # as `cmcoord nats-init`
+    await declare_topology(server.url, ack_wait=DEFAULT_ACK_WAIT)  # as `cmcoord nats-init`, its ack wait too
     health = free_port()
     home = work / "home"
     db = Database(f"sqlite+aiosqlite:///{home / 'lessons.db'}")

@@ -30,6 +30,7 @@ from shared.bus import Bus, StreamSpec, ensure_streams
 from shared.clock import SystemClock
 from shared.events import Envelope, HandoverNoteSubmitted
 from shared.natsserver import NatsServer, free_port
+from shared.topology import DEFAULT_ACK_WAIT
 from tests.bench.common import result
 from tests.helpers import declare_topology
 
@@ -109,7 +110,7 @@ async def _roster(settings: Settings, bus: Bus, envelopes: list[Envelope], *, ba
 
 async def measure(work: Path, *, events: int) -> list[dict[str, object]]:
     server = NatsServer(store_dir=work / "nats" / "jetstream", name="bench").start()
-    await declare_topology(server.url)  # as `cmcoord nats-init`
+    await declare_topology(server.url, ack_wait=DEFAULT_ACK_WAIT)  # as `cmcoord nats-init`, its ack wait too
     try:
         settings = Settings(home=work / "home", nats_url=server.url, health_port=free_port(), scan_interval_seconds=3600)
         clock = SystemClock()
