@@ -64,5 +64,5 @@ def consumers(*, db: Database, roster: Roster, rules: Rules = DEFAULT_RULES,
             events.DeliveryFailed: partial(reports.on_delivery_failed, rules=rules),
             events.NotificationReplied: reports.on_replied,
             events.DepartureChanged: reports.on_departure_changed,
-        }, batched=True, wakes=False, linger=0.5),
+        }, prefetch=reports.prefetch_notifications, batched=True, wakes=False, linger=0.5),
     }

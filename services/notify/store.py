@@ -5,7 +5,7 @@ notification, with its transition and event, is services/notify/handlers/notific
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -110,9 +110,28 @@ async def folded_into(uow: UnitOfWork, summary: Notification) -> list[Notificati
         col(Notification.state).in_(OPEN_STATES)).order_by(col(Notification.created_at)).with_for_update())).all())
 
 
+_LOCKED = "notify.locked_notifications"  # the session's rows a batch's prefetch locked, by id
+
+
 async def locked(uow: UnitOfWork, notification_id: uuid.UUID) -> Notification | None:
-    """The row, locked until commit on PostgreSQL (SQLite's write transaction already is)."""
+    """The row, locked until commit on PostgreSQL (SQLite's write transaction already is); from
+    the batch's prefetch when it locked it (`lock_all`), else read now."""
+    held: dict[uuid.UUID, Notification] = uow.session.info.get(_LOCKED, {})
+    if notification_id in held:
+        return held[notification_id]
     return (await uow.session.exec(
         select(Notification).where(col(Notification.id) == notification_id).with_for_update())).first()
+
+
+async def lock_all(uow: UnitOfWork, ids: Collection[uuid.UUID]) -> list[Notification]:
+    """These notifications in one query, locked as `locked` locks one (in the order of their ids, as
+    every batch takes them); `locked` then finds them without reading again. Returns them, to be held
+    while the batch is applied (the session keeps rows weakly)."""
+    if not ids:
+        return []
+    rows = list((await uow.session.exec(select(Notification).where(col(Notification.id).in_(list(ids)))
+                                        .order_by(col(Notification.id)).with_for_update())).all())
+    uow.session.info.setdefault(_LOCKED, {}).update({n.id: n for n in rows})
+    return rows
 
 

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from shared.clock import Clock
 from shared.events import Envelope, Event
-from shared.store import Database, OutboxMessage, Transactional
+from shared.store import Database, OutboxMessage, Prefetch, Transactional
 
 
 async def store(tmp_path: Path, tables: tuple[Table, ...], name: str = "service") -> Database:
@@ -51,8 +51,9 @@ async def apply(handler: Callable[..., Awaitable[None]], event: Event | Envelope
 
 
 async def apply_batch(handlers: dict[type[Event], Callable[..., Awaitable[None]]], envelopes: list[Envelope], *,
-                      db: Database, clock: Clock, source: str) -> None:
+                      db: Database, clock: Clock, source: str, prefetch: Prefetch | None = None) -> None:
     """Apply a fetched batch in one transaction, as `Transactional.many` does for a consumer."""
-    applied = Transactional(db=db, clock=clock, source=source, consumer=f"{source}--test", apply=handlers)
+    applied = Transactional(db=db, clock=clock, source=source, consumer=f"{source}--test", apply=handlers,
+                            prefetch=prefetch)
     await applied.many([(envelope, envelope.decode()) for envelope in envelopes])
 

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlmodel import select
 
 from services.lessons import handlers as lessons
@@ -228,6 +229,42 @@ async def test_in_a_batch_each_delivery_is_timed_by_its_own_event(tmp_path: Path
         sent = [(await session.get(Notification, n.id)).sent_at.replace(tzinfo=UTC)  # type: ignore[union-attr]
                 for n in (first, second)]
     assert sent == [NOW - timedelta(seconds=60), NOW - timedelta(seconds=40)]
+
+
+async def test_a_batch_of_reports_reads_its_notifications_once_and_applies_each_as_alone(
+        tmp_path: Path, clock: ManualClock) -> None:
+    """The fan-out's reports: the prefetch locks the batch's notifications in one query; sent then
+    acknowledged in the same batch, a failure, and a report of a notification notify never made."""
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    first, second = [await _sent(db, person_id=uuid.uuid4(), state="queued") for _ in range(2)]
+    batch = [
+        envelope_of(events.DeliverySent(notification_id=first.id, attempt=1, person_id=first.person_id, message_id=1),
+                    at=NOW),
+        envelope_of(events.NotificationReplied(notification_id=first.id, person_id=first.person_id, reply="ack",
+                                               replied_at=NOW), at=NOW),
+        envelope_of(events.DeliveryFailed(notification_id=second.id, attempt=1, person_id=second.person_id,
+                                          reason="blocked"), at=NOW),
+        envelope_of(events.DeliverySent(notification_id=uuid.uuid4(), attempt=1, person_id=uuid.uuid4(), message_id=3),
+                    at=NOW),
+    ]
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "WHERE notification.id " in statement:
+            reads.append(statement)
+
+    sqlalchemy_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await apply_batch({events.DeliverySent: notify.on_delivery_sent, events.NotificationReplied: notify.on_replied,
+                           events.DeliveryFailed: notify.on_delivery_failed}, batch, db=db, clock=clock,
+                          source="notify", prefetch=notify.prefetch_notifications)
+    finally:
+        sqlalchemy_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    # one read for the batch; the unknown one is read again (it may have been made since), the others are not
+    assert [r.split("WHERE", 1)[1].split()[:2] for r in reads] == [["notification.id", "IN"], ["notification.id", "="]]
+    async with db.read() as session:
+        states = [(await session.get(Notification, n.id)).state for n in (first, second)]  # type: ignore[union-attr]
+    assert states == ["acknowledged", "failed"]
 
 
 # --- notify: roster facts, looked up before the transaction ----------------------------------

@@ -7,21 +7,30 @@ is `uow.cause`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
 from services.notify.handlers.notifications import answer, create_all, expire_open, fail, transition
-from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary
+from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary, Notification
 from services.notify.policy import OPEN_STATES, Rules
 from services.notify.recipients import Recipient
 from services.notify.schedule import last_held, next_occurrence
-from services.notify.store import DEFAULT_RULES, Request, locked
+from services.notify.store import DEFAULT_RULES, Request, lock_all, locked
 from shared import events, notices
 from shared.clock import Clock
 from shared.regions import resolve_region
 from shared.store import UnitOfWork
 
 log = structlog.get_logger("notify")
+
+
+async def prefetch_notifications(uow: UnitOfWork, batch: Sequence[events.Event]) -> list[Notification]:
+    """The notifications a batch's reports of sends, failures and replies change, locked in one query
+    (a fan-out's reports come 30 a second: not one query each)."""
+    return await lock_all(uow, {e.notification_id for e in batch
+                                if isinstance(e, events.DeliverySent | events.DeliveryFailed | events.NotificationReplied)})
 
 
 async def on_delivery_sent(event: events.DeliverySent, *, uow: UnitOfWork, clock: Clock) -> None:
