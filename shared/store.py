@@ -11,7 +11,7 @@
   single hop: on SQLite in the store's own thread with the standard library's driver (not one
   thread hop per statement, as aiosqlite makes them), on PostgreSQL on the async engine. For
   the paths taken for every message of a fan-out (the bot's sends, the outbox relay).
-  The `OutboxRelay` publishes outbox rows to JetStream with the event id as
+- The `OutboxRelay` publishes outbox rows to JetStream with the event id as
   `Nats-Msg-Id` and marks them published; rows left by a crash between commit
   and publish are found by its periodic sweep.
 """
@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -84,9 +85,8 @@ class Database:
         self._connect_hooks: list[Callable[[Any], None]] = []
         # `transact` on a SQLite file: a synchronous engine used from one thread of its own (made at first use)
         self._in_thread = self.is_sqlite and bool(parsed.database) and parsed.database != ":memory:"
-        self._sync: Engine | None = None
-        self._sync_writer: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._sync: tuple[Engine, Engine, ThreadPoolExecutor] | None = None  # reader, writer, its thread
+        self._closed = False
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 path = Path(parsed.database)
@@ -183,32 +183,37 @@ class Database:
                        source: str | None = None, clock: Clock | None = None) -> T:
         """`work(w)` in one transaction (a write one, BEGIN IMMEDIATE on SQLite, unless `write` is
         False), committed when it returns, rolled back when it raises; the events it emits
-        (`w.emit`) are written to the outbox in the same transaction. `work` is synchronous and
-        uses SQLAlchemy Core on `w.conn`: it runs in the store's thread on SQLite, so it must not
-        touch the event loop or anything it owns."""
+        (`w.emit`, stamped with the clock's time when the call began) are written to the outbox in
+        the same transaction. `work` is synchronous and uses SQLAlchemy Core on `w.conn`: it runs
+        in the store's thread on SQLite, so it must not touch the event loop or anything it owns.
+
+        On SQLite a call whose caller is cancelled (a service stopping) still runs to its end,
+        commit included: what it wrote is there, as after a crash just past the commit."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
         source = self.source if source is None else source
         clock = self.clock if clock is None else clock
+        at = clock.now() if clock is not None else None  # read here, not in the store's thread
 
         def run(conn: Connection) -> tuple[T, list[Envelope]]:
-            w = Work(conn, source=source, clock=clock, correlation_id=correlation_id)
+            w = Work(conn, source=source, at=at, correlation_id=correlation_id)
             result = work(w)
             if w.emitted:
                 if not write:
                     raise ValueError("events are emitted in a write transaction")
-                conn.execute(insert(OutboxMessage.__table__), [  # type: ignore[attr-defined]
-                    {"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
-                    for e in w.emitted])
+                conn.execute(insert(OutboxMessage.__table__), _outbox_rows(w.emitted))  # type: ignore[attr-defined]
             return result, w.emitted
 
         if self._in_thread:
-            engine = self._sync_engine(write=write)
+            engine, thread = self._sync_engine(write=write)
 
             def in_thread() -> tuple[T, list[Envelope]]:
                 with engine.begin() as conn:
                     return run(conn)
 
-            assert self._thread is not None
-            result, emitted = await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+            # the caller's context goes with it: a log line written in `work` names its event
+            context = contextvars.copy_context()
+            result, emitted = await asyncio.get_running_loop().run_in_executor(thread, context.run, in_thread)
         else:
             bind = self._writer if write else self.engine
             async with bind.begin() as conn:
@@ -218,15 +223,17 @@ class Database:
                 listener()
         return result
 
-    def _sync_engine(self, *, write: bool) -> Engine:
+    def _sync_engine(self, *, write: bool) -> tuple[Engine, ThreadPoolExecutor]:
+        """The SQLite file's synchronous engine (the writer's options when `write`) and its thread."""
         if self._sync is None:
             url = make_url(self.url).set(drivername="sqlite")
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
                                    hide_parameters=True, pool_size=1, max_overflow=0)
             _sqlite_pragmas_and_immediate_writes(engine, self._connect_hooks)
-            self._sync, self._sync_writer = engine, engine.execution_options(cmcoord_write=True)
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        return self._sync_writer if write else self._sync
+            self._sync = (engine, engine.execution_options(cmcoord_write=True),
+                          ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
+        reader, writer, thread = self._sync
+        return writer if write else reader, thread
 
     async def ping(self) -> bool:
         try:
@@ -238,11 +245,15 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        """Close the store's connections; a `transact` after this is refused (one already queued
+        in the store's thread finishes first)."""
+        self._closed = True
         await self.engine.dispose()
-        if self._sync is not None and self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
-            self._thread.shutdown(wait=False)
-            self._sync, self._thread = None, None
+        if self._sync is not None:
+            engine, _, thread = self._sync
+            self._sync = None
+            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
+            thread.shutdown(wait=False)
 
 
 def _sqlite_pragmas_and_immediate_writes(sync_engine: Engine, hooks: Sequence[Callable[[Any], None]]) -> None:
@@ -272,21 +283,26 @@ class Work:
     """What a function given to `Database.transact` works with: the connection of its transaction,
     and `emit` for the events it commits with it."""
 
-    def __init__(self, conn: Connection, *, source: str | None, clock: Clock | None,
+    def __init__(self, conn: Connection, *, source: str | None, at: datetime | None,
                  correlation_id: str | None) -> None:
         self.conn = conn
         self.source = source
-        self.clock = clock
+        self.at = at
         self.correlation_id = correlation_id
         self.emitted: list[Envelope] = []
 
     def emit(self, event: Event, *, id: uuid.UUID | None = None) -> Envelope:
-        if self.source is None or self.clock is None:
+        if self.source is None or self.at is None:
             raise ValueError("an event needs its source and a clock (the store was opened without)")
-        envelope = Envelope.wrap(event, source=self.source, occurred_at=self.clock.now(), id=id,
+        envelope = Envelope.wrap(event, source=self.source, occurred_at=self.at, id=id,
                                  correlation_id=self.correlation_id)
         self.emitted.append(envelope)
         return envelope
+
+
+def _outbox_rows(envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:
+    return [{"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
+            for e in envelopes]
 
 
 class UnitOfWork:
@@ -347,11 +363,7 @@ class UnitOfWork:
             await self.session.exec(insert(ProcessedEvent.__table__), params=self._claims)  # type: ignore[attr-defined]
             self._claims = []
         if self.emitted:
-            rows = [
-                {"event_id": e.id, "subject": e.subject, "payload": e.to_bytes(), "created_at": e.occurred_at}
-                for e in self.emitted
-            ]
-            await self.session.exec(insert(OutboxMessage.__table__), params=rows)  # type: ignore[attr-defined]
+            await self.session.exec(insert(OutboxMessage.__table__), params=_outbox_rows(self.emitted))  # type: ignore[attr-defined]
 
 
 class Apply(Protocol):

@@ -69,17 +69,17 @@ async def _done(db: Database, event: events.DeliverTelegram) -> bool:
 
 
 _DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+# built once (a fan-out writes two per send); a parameter of the WHERE clause is named apart from the columns set
 _RECORD = update(_DELIVERY).where(
-    _DELIVERY.c.notification_id == bindparam("n"), _DELIVERY.c.attempt == bindparam("a"),
+    _DELIVERY.c.notification_id == bindparam("of_notification"), _DELIVERY.c.attempt == bindparam("of_attempt"),
 ).values(message_id=bindparam("message_id"), failed=bindparam("failed"), at=bindparam("at"))
 
 
 @cache
 def _marker(dialect: str) -> Any:
-    """The in-flight marker's statement (made once per dialect: a fan-out writes one per send)."""
-    marked = upsert_for(dialect, _DELIVERY).values(
-        notification_id=bindparam("n"), attempt=bindparam("a"), person_id=bindparam("p"), chat_id=bindparam("c"),
-        at=bindparam("at"), replies=bindparam("r"), sends=1)
+    """The in-flight marker's statement, for the store's dialect."""
+    columns = ("notification_id", "attempt", "person_id", "chat_id", "at", "replies")
+    marked = upsert_for(dialect, _DELIVERY).values(**{name: bindparam(name) for name in columns}, sends=1)
     return marked.on_conflict_do_update(
         index_elements=[_DELIVERY.c.notification_id, _DELIVERY.c.attempt], set_={"sends": _DELIVERY.c.sends + 1},
         where=_DELIVERY.c.message_id.is_(None) & _DELIVERY.c.failed.is_(None)).returning(_DELIVERY.c.sends)
@@ -90,8 +90,8 @@ async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> b
     was done already. A marker left by a crash means Telegram may have taken the
     message: the send is repeated, and counted. One statement: the marker written,
     or the one a crash left counted, unless the send was done."""
-    values = {"n": event.notification_id, "a": event.attempt, "p": event.person_id, "c": event.chat_id,
-              "at": clock.now(), "r": " ".join(b.reply for b in event.buttons)}
+    values = {"notification_id": event.notification_id, "attempt": event.attempt, "person_id": event.person_id,
+              "chat_id": event.chat_id, "at": clock.now(), "replies": " ".join(b.reply for b in event.buttons)}
     sends: int | None = await db.transact(
         lambda w: w.conn.execute(_marker(w.conn.dialect.name), values).scalar_one_or_none())
     if sends is not None and sends > 1:
@@ -99,10 +99,11 @@ async def _begin(db: Database, event: events.DeliverTelegram, clock: Clock) -> b
     return sends is not None
 
 
-def _record(w: Work, event: events.DeliverTelegram, message_id: int | None, failed: str | None, at: datetime) -> None:
+def _record(w: Work, event: events.DeliverTelegram, *, message_id: int | None, failed: str | None,
+            at: datetime) -> None:
     """The send's outcome and its event (`bot.delivery.sent` or `.failed`), in one transaction."""
-    w.conn.execute(_RECORD, {"n": event.notification_id, "a": event.attempt, "message_id": message_id,
-                             "failed": failed, "at": at})
+    w.conn.execute(_RECORD, {"of_notification": event.notification_id, "of_attempt": event.attempt,
+                             "message_id": message_id, "failed": failed, "at": at})
     if failed is None:
         assert message_id is not None
         w.emit(events.DeliverySent(notification_id=event.notification_id, attempt=event.attempt,
@@ -161,7 +162,8 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
         except (TelegramServerError, ClientDecodeError) as err:  # Telegram unwell past the retries: later, again
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
     at = clock.now()
-    await db.transact(lambda w: _record(w, event, message_id, failed, at), correlation_id=envelope.correlation_id)
+    await db.transact(lambda w: _record(w, event, message_id=message_id, failed=failed, at=at),
+                      correlation_id=envelope.correlation_id)
     if latency is not None and failed is None:
         latency.observe(max(0.0, (clock.now() - envelope.occurred_at).total_seconds()))
     log.info("delivery_done", notification_id=str(event.notification_id), failed=failed)
