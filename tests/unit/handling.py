@@ -7,7 +7,7 @@ the outbox the relay would publish from."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -21,10 +21,22 @@ from shared.events import Envelope, Event
 from shared.store import Database, OutboxMessage, Prefetch, Transactional
 
 
+OPENED: list[Database] = []  # closed after each test (`closing_stores`), in the test's own event loop
+
+
 async def store(tmp_path: Path, tables: tuple[Table, ...], name: str = "service") -> Database:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}")
+    OPENED.append(db)
     await db.create_tables(tables)
     return db
+
+
+async def closing_stores() -> AsyncIterator[None]:
+    """A fixture's body: the stores a test opened are closed before its event loop is (a connection
+    collected later would answer a loop that is gone)."""
+    yield
+    while OPENED:
+        await OPENED.pop().dispose()
 
 
 def envelope_of(event: Event, *, at: datetime) -> Envelope:

@@ -29,7 +29,9 @@ from shared.bus import PermanentError, QueryError, TransientError
 from shared.clock import ManualClock
 from shared.events import Envelope, deterministic_id
 from shared.store import Consumes, Database
-from tests.unit.handling import apply, apply_batch, envelope_of, store
+from tests.unit.handling import apply, apply_batch, closing_stores, envelope_of, store
+
+close_stores = pytest.fixture(autouse=True)(closing_stores)
 
 NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
 
