@@ -271,14 +271,16 @@ class RosterQueries:
         return Counterparts([CounterpartCard.model_validate(r, from_attributes=True) for r in rows])
 
     async def _person_card(self, person_id: uuid.UUID, *, member: bool) -> PersonCard:
-        async with self.db.read() as session:
-            person = await session.get(Person, person_id)
-        if person is not None and person.liaison:  # not in the directory: their own card, from their row
-            return PersonCard(person_id=person.id, name=person.name, organisation=person.organisation,
-                              email=person.email, phone=person.phone, telegram_username=person.telegram_username,
-                              languages=split_list(person.languages), timezone=person.timezone, deployments=[],
-                              other_hats=[], flags=[], member=False, liaison=True)
-        card = await self._card(person_id)
+        card = (await self.snapshot()).card(person_id)
+        if card is None:  # a liaison (never in the directory), or someone added since the snapshot in hand
+            async with self.db.read() as session:
+                person = await session.get(Person, person_id)
+            if person is not None and person.liaison:  # their own card, from their row
+                return PersonCard(person_id=person.id, name=person.name, organisation=person.organisation,
+                                  email=person.email, phone=person.phone, telegram_username=person.telegram_username,
+                                  languages=split_list(person.languages), timezone=person.timezone, deployments=[],
+                                  other_hats=[], flags=[], member=False, liaison=True)
+            card = await self._card(person_id)
         return PersonCard(**card.model_dump(), member=member)
 
     async def _card(self, person_id: uuid.UUID) -> ContactCard:
