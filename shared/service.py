@@ -28,7 +28,7 @@ from nats.js.errors import ServiceUnavailableError
 from nats.micro.service import Service
 from sqlalchemy import Table
 
-from shared.bus import Bus, ConsumerRunner, explain_missing
+from shared.bus import Bus, ConsumerRunner, answers_finished, explain_missing
 from shared.clock import Clock
 from shared.health import HealthServer, Route
 from shared.metrics import ServiceMetrics
@@ -268,6 +268,7 @@ class ServiceHost(Generic[P]):
         async def stop() -> None:
             if self.query_service is not None:  # (the one serving then)
                 await self.query_service.stop()
+                await answers_finished(self.query_service)  # before the store they read closes
 
         self.on_stop(stop)
 

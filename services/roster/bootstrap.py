@@ -34,12 +34,13 @@ async def compose(host: RosterApp) -> None:
     s = host.settings
     assert isinstance(s, Settings)
     await host.enter_store(ROSTER_TABLES, package="services.roster")
+    queries = host.parts.queries = RosterQueries(db=host.db, clock=host.clock, required_course=s.required_course,
+                            revision_check_seconds=s.query_cache_seconds, member_grace=s.member_grace)
+    host.on_stop(queries.refreshed)  # just before the store closes: answers and handlers may start a rebuild
     await host.enter_health()
     bus = await host.enter_bus()
     host.enter_relay()
     host.consume(CONSUMERS)
-    queries = host.parts.queries = RosterQueries(db=host.db, clock=host.clock, required_course=s.required_course,
-                            revision_check_seconds=s.query_cache_seconds, member_grace=s.member_grace)
     await queries.snapshot()  # built before the first query, not by it
     host.enter_queries(await queries.serve(bus.nc, version=VERSION))
     scan = host.parts.scan

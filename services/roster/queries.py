@@ -120,6 +120,11 @@ class RosterQueries:
             return current
         return await self._build(day, revision)
 
+    async def refreshed(self) -> None:
+        """Once a rebuild in hand is done (at stop: it reads the store, which closes after)."""
+        if self._refreshing is not None:
+            await asyncio.wait({self._refreshing})
+
     async def fresh_snapshot(self) -> DirectorySnapshot:
         """The directory as of now, waiting for a rebuild if the roster changed."""
         self._revision_checked = -1e9

@@ -20,7 +20,7 @@
 
 One module per concern; what the services use is importable from `shared.bus`:
 - `connection`: `connect`, `Bus` (publish, publish many, ask a query, close);
-- `rpc`: answering a query as JSON (`json_endpoint`), `QueryError`, `QueryFailure`;
+- `rpc`: answering a query as JSON (`json_endpoint`, `answers_finished` at stop), `QueryError`, `QueryFailure`;
 - `streams`: the streams and durables JetStream is configured with, `TopologyMissing`;
 - `pull`: `PullRequests`, a durable's fetches each with its own reply inbox;
 - `consumer`: `ConsumerRunner`, and `delivery_count` (how many times the message being handled was delivered);
@@ -31,7 +31,7 @@ from shared.bus.connection import Bus, connect, inbox_prefix
 from shared.bus.consumer import BatchHandler, ConsumerRunner, ConsumerStats, Handler, delivery_count
 from shared.bus.failures import PermanentError, TransientError, is_transient
 from shared.bus.pull import PullRequests
-from shared.bus.rpc import QueryError, QueryFailure, QueryHandler, decode_reply, json_endpoint
+from shared.bus.rpc import QueryError, QueryFailure, QueryHandler, answers_finished, decode_reply, json_endpoint
 from shared.bus.streams import (
     DEAD_LETTER_PREFIX,
     OWNERS,
@@ -51,7 +51,7 @@ from shared.bus.streams import (
 __all__ = [
     "DEAD_LETTER_PREFIX", "OWNERS", "BatchHandler", "Bus", "ConsumerRunner", "ConsumerStats", "Handler",
     "PermanentError", "PullRequests", "QueryError", "QueryFailure", "QueryHandler", "StreamSpec", "TopologyMissing",
-    "TransientError", "all_streams", "connect", "dead_letter_stream", "decode_reply", "delivery_count",
+    "TransientError", "all_streams", "answers_finished", "connect", "dead_letter_stream", "decode_reply", "delivery_count",
     "durable_config", "ensure_streams", "explain_missing", "filters_of", "inbox_prefix", "is_transient",
     "json_endpoint", "owner_stream", "raise_if_placement_pending", "replay_subject",
 ]

@@ -15,6 +15,10 @@ from shared.bus.failures import short_error
 
 log = structlog.get_logger("bus")
 
+_answering: dict[asyncio.Task[None], object] = {}  # the answers in hand, each with the service answering
+
+ANSWERS_STOP_TIMEOUT_S = 2.0  # a question's answer is a read or two: long enough for any in hand
+
 
 class QueryFailure(Exception):
     """Raised by a query handler to answer with a specific error code."""
@@ -42,7 +46,8 @@ def decode_reply(reply: Msg) -> Any:
 QueryHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-def json_endpoint(handler: QueryHandler, *, name: str, at_once: int = 16) -> Callable[[Any], Awaitable[None]]:
+def json_endpoint(handler: QueryHandler, *, name: str, at_once: int = 16,
+                  owner: object = None) -> Callable[[Any], Awaitable[None]]:
     """Wrap `handler(payload) -> result` as a nats.micro endpoint speaking JSON.
 
     QueryFailure -> its code, LookupError -> 404, PermissionError -> 403,
@@ -54,15 +59,14 @@ def json_endpoint(handler: QueryHandler, *, name: str, at_once: int = 16) -> Cal
     database work overlaps.
     """
     slots = asyncio.Semaphore(at_once)
-    answering: set[asyncio.Task[None]] = set()
 
     async def endpoint(request: Any) -> None:
         await slots.acquire()
         task = asyncio.create_task(answer(request), name=f"query:{name}")
-        answering.add(task)
+        _answering[task] = owner
 
         def done(t: asyncio.Task[None]) -> None:
-            answering.discard(t)
+            _answering.pop(t, None)
             slots.release()
             if not t.cancelled() and t.exception() is not None:  # the reply could not be sent
                 log.warning("query_not_answered", query=name, error=short_error(t.exception()))  # type: ignore[arg-type]
@@ -100,6 +104,21 @@ def json_endpoint(handler: QueryHandler, *, name: str, at_once: int = 16) -> Cal
         await request.respond(body)
 
     return endpoint
+
+
+async def answers_finished(owner: object, timeout: float = ANSWERS_STOP_TIMEOUT_S) -> None:
+    """Once the answers in hand of `owner`'s endpoints (its query service, stopped: it takes no new
+    question) are sent. What overruns `timeout` is cancelled, and waited for, while the store it
+    reads is still open."""
+    tasks = {task for task, of in _answering.items() if of is owner}
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        log.warning("queries_cut_short_at_stop", queries=len(late))
+        await asyncio.wait(late)
 
 
 def _json_default(value: Any) -> Any:

@@ -106,7 +106,7 @@ async def ask(bus: Bus, query: Query[Req, Rep], request: Req, *, timeout: float 
 
 
 def endpoint(query: Query[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], *,
-             at_once: int = 16) -> Callable[[Any], Awaitable[None]]:
+             at_once: int = 16, owner: object = None) -> Callable[[Any], Awaitable[None]]:
     """`handler(request model) -> reply model` as a nats.micro endpoint (shared.bus.json_endpoint's
     error mapping: a request that does not validate is answered 400)."""
 
@@ -116,7 +116,7 @@ def endpoint(query: Query[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], *
             raise TypeError(f"{query.subject} answers a {query.reply.__name__}, not a {type(reply).__name__}")
         return reply
 
-    return json_endpoint(untyped, name=query.verb, at_once=at_once)
+    return json_endpoint(untyped, name=query.verb, at_once=at_once, owner=owner)
 
 
 async def ask_once(settings: Any, query: Query[Req, Rep], request: Req, *, source: str) -> Rep:
@@ -138,6 +138,7 @@ async def ask_once(settings: Any, query: Query[Req, Rep], request: Req, *, sourc
 
 async def answer(service: Any, query: Query[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], *,
                  at_once: int = 16) -> None:
-    """Register `handler` on a nats.micro Service for the query's subject (its endpoint is named by the verb)."""
-    await service.add_endpoint(name=query.verb, subject=query.subject, handler=endpoint(query, handler,
-                                                                                         at_once=at_once))
+    """Register `handler` on a nats.micro Service for the query's subject (its endpoint is named by the verb;
+    `shared.bus.answers_finished(service)` waits for its answers in hand)."""
+    await service.add_endpoint(name=query.verb, subject=query.subject,
+                               handler=endpoint(query, handler, at_once=at_once, owner=service))

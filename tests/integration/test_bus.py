@@ -5,7 +5,12 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from shared.bus import Bus, ConsumerRunner, TransientError
+import pytest
+from nats.micro import add_service
+
+from shared.bus import Bus, ConsumerRunner, TransientError, answers_finished
+from shared.contracts.query import answer, ask
+from shared.contracts.roster import CONTACTS, ContactsPage, ContactsRequest
 from shared.events import Envelope, PersonChanged
 from tests.helpers import eventually, stream_events, stream_messages
 
@@ -182,3 +187,44 @@ async def test_a_batched_consumer_lingers_for_the_rest_of_a_wave_to_join_its_bat
     await eventually(lambda: runner.stats.handled == 5, what="all five applied")
     await runner.stop()
     assert batches == [[first.id, *(e.id for e in rest)]]
+
+
+async def test_a_stopped_query_service_sends_the_answers_in_hand_and_cuts_short_only_the_late(bus: Bus) -> None:
+    """A service stops its queries before closing the store they read: what it was answering is
+    answered; an answer still running after the timeout is cancelled and waited for, not left to
+    the event loop's end."""
+    started, release = asyncio.Event(), asyncio.Event()
+    cut: list[str] = []
+
+    async def contacts(request: ContactsRequest) -> ContactsPage:
+        started.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            cut.append(request.query)
+            raise
+        return ContactsPage(query=request.query, total=0, offset=0, items=[])
+
+    service = await add_service(bus.nc, name="roster", version="0.0.1")
+    await answer(service, CONTACTS, contacts)
+    asking = asyncio.ensure_future(ask(bus, CONTACTS, ContactsRequest(query="in hand"), timeout=10))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await service.stop()  # no new question, the one in hand still running
+    finishing = asyncio.ensure_future(answers_finished(service, timeout=10))
+    await asyncio.wait({finishing}, timeout=0.2)
+    assert not finishing.done()  # waits for the answer
+    release.set()
+    await asyncio.wait_for(finishing, timeout=10)
+    assert (await asking).query == "in hand"
+
+    started.clear()
+    release.clear()
+    service = await add_service(bus.nc, name="roster", version="0.0.1")
+    await answer(service, CONTACTS, contacts)
+    asking = asyncio.ensure_future(ask(bus, CONTACTS, ContactsRequest(query="late"), timeout=1))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await service.stop()
+    await answers_finished(service, timeout=0.2)
+    assert cut == ["late"]  # cancelled and finished by the time the stop goes on
+    with pytest.raises(TimeoutError):
+        await asking
