@@ -12,6 +12,9 @@ import sys
 
 
 def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -> None:
+    """structlog's lines, and the libraries' own (stdlib logging: SQLAlchemy's pool, asyncio, aiohttp,
+    at WARNING and above) rendered alike, one JSON object a line: a library's traceback is a line's
+    `exception`, not loose text between the lines."""
     import structlog
 
     if fmt == "auto":
@@ -21,11 +24,14 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    stamped: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *stamped,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -34,8 +40,23 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_LIBRARY_HANDLER)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*stamped, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    ))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _LIBRARY_HANDLER]:  # configured again (a test)
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+_LIBRARY_HANDLER = "cmcoord"
 
 
 def configure_command_logging(service: str) -> None:

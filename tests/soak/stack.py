@@ -186,11 +186,21 @@ async def idle_cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, fl
 
 
 def log_exceptions(home: Path, services: Sequence[str] = SERVICES) -> list[str]:
-    """Log lines of the services that carry an exception (a traceback): none is expected."""
+    """Log lines of the services that carry an exception (a traceback): none is expected. Each is
+    told by its event and the traceback's end, where the error is named."""
     found = []
     for name in services:
         path = home / "logs" / f"{name}.log"
-        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
-            if '"exception"' in line or line.startswith("Traceback"):
-                found.append(f"{name}: {line[:300]}")
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        for number, line in enumerate(lines):
+            if line.startswith("Traceback"):  # loose text: what follows, up to the next JSON line
+                tail = [text for text in lines[number + 1:number + 60] if not text.startswith("{")]
+                found.append(f"{name}: {' | '.join([*lines[max(0, number - 1):number + 1], *tail[-4:]])[:600]}")
+            elif '"exception"' in line:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    found.append(f"{name}: {line[:600]}")
+                    continue
+                found.append(f"{name}: {record.get('event')}: ...{str(record.get('exception'))[-400:]}")
     return found
