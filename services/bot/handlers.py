@@ -170,8 +170,11 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
 
 
 def acknowledged_note(event: events.NotificationClosed) -> str:
-    who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by),
-                                                         time=f"{event.acknowledged_at.astimezone(UTC):%H:%M}")
+    """Who acknowledged, and when; or, for a matter settled without an answer, that none is needed."""
+    time = f"{event.acknowledged_at.astimezone(UTC):%H:%M}"
+    if event.settled:
+        return f"✓ <i>{_('No answer needed any more: settled at {time} UTC').format(time=time)}</i>"
+    who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by), time=time)
     return f"✓ <i>{who}</i>"
 
 
@@ -189,7 +192,8 @@ def closed_text(event: events.NotificationClosed) -> str:
 
 async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot: Bot, db: Database,
                     languages: Languages) -> None:
-    """Another recipient acknowledged: each message of this copy shows who did, without buttons."""
+    """Another recipient acknowledged, or the matter is settled: each message of this copy says so,
+    without buttons."""
     async with db.read() as session:
         rows = list((await session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, col(Delivery.message_id).is_not(None)))).all())

@@ -564,6 +564,38 @@ async def test_one_desk_member_acknowledges_a_role_alert_and_the_others_copy_say
     assert len([m for m in await lena_chat.messages() if "Convoy 7" in (m["text"] or "")]) == 1
 
 
+async def test_a_matter_settled_without_an_answer_takes_the_buttons_off_the_copies_on_screen(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    """A party answered, a post was filled: the open copies expire, and one on a phone must not keep
+    a button whose press answers nothing (notify ignores it; the presser would be thanked)."""
+    clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    await publish(bus, request([people["maria@ocha.example"], people["somchai@ocha.example"]], kind="hns4d.notice",
+                               about="movement-12", text="Movement 12: no answer from the party yet."),
+                  source="hns4d")
+    maria, somchai = User(sandbox_url, 9803), User(sandbox_url, 9804)
+    shown = await eventually(lambda: _last_with(maria, "Movement 12"), what="Maria's copy")
+    assert shown["reply_markup"]["inline_keyboard"]
+    await eventually(lambda: _last_with(somchai, "Movement 12"), what="Somchai's copy")
+    clock.set(datetime(2026, 3, 2, 10, 15, tzinfo=UTC))
+    await publish(bus, events.NotificationsSettled(kinds=["hns4d.notice"], about="movement-12",
+                                                   reason="the party acknowledged"), source="hns4d")
+    note = "✓ <i>No answer needed any more: settled at 10:15 UTC</i>"
+
+    async def rewritten(user: User) -> dict[str, Any] | None:
+        found = await _last_with(user, "Movement 12")
+        return found if found and found["text"].endswith(note) else None
+
+    for user in (maria, somchai):
+        message = await eventually(lambda: rewritten(user), what="the copy rewritten, settled")
+        assert message["text"] == f"Movement 12: no answer from the party yet.\n\n{note}"
+        assert not (message.get("reply_markup") or {}).get("inline_keyboard")  # nothing left to press
+        assert len([m for m in await user.messages() if "Movement 12" in (m["text"] or "")]) == 1  # edited, not sent
+    copies = await notifications(notify, kind="hns4d.notice")
+    assert sorted(c.state for c in copies) == ["expired", "expired"]
+
+
 async def test_relinking_after_a_revoke_catches_up_and_open_messages_follow_the_new_account(
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     roster_settings: Settings, people: dict[str, uuid.UUID],

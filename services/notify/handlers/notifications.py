@@ -250,7 +250,8 @@ async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reas
                       keep_occurrence: str | None = None) -> int:
     """Close the open notifications of these kinds about this subject (the matter is settled), the
     escalations about them, and those kept for a person without Telegram (nothing is owed them any more);
-    those whose occurrence starts with `keep_occurrence` stay (a campaign re-timed to that date)."""
+    those whose occurrence starts with `keep_occurrence` stay (a campaign re-timed to that date). A copy
+    already delivered loses its buttons: a press would answer nothing."""
     rows = (await uow.session.exec(select(Notification).where(
         col(Notification.kind).in_(kinds), Notification.subject == about,
         col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
@@ -258,13 +259,27 @@ async def expire_open(uow: UnitOfWork, *, kinds: Sequence[str], about: str, reas
     for n in rows:
         if keep_occurrence is not None and n.occurrence.startswith(keep_occurrence):
             continue
-        n.due_at, n.due_action = None, None
-        transition(uow, n, "expired", reason, now)
         closed.append(n)
-    for f in await escalations_about(uow, [n.id for n in closed]):
-        f.due_at, f.due_action = None, None
-        transition(uow, f, "expired", reason, now)
+    for c in [*closed, *await escalations_about(uow, [n.id for n in closed])]:
+        close_copy(uow, c, reason, now)
     return len(closed)
+
+
+def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
+               acknowledged: tuple[str, datetime] | None = None) -> None:
+    """`c` expires; a copy on someone's screen loses its buttons (the bot rewrites it to say who
+    acknowledged, or, with no `acknowledged` (who, when), that no answer is needed any more)."""
+    c.due_at, c.due_action = None, None
+    delivered = c.first_sent_at is not None and c.chat_id is not None and c.state != "unlinked"
+    transition(uow, c, "expired", reason, now)
+    if not delivered:
+        return
+    assert c.chat_id is not None
+    by, at = acknowledged or ("", now)
+    uow.emit(events.NotificationClosed(
+        notification_id=c.id, person_id=c.person_id, chat_id=c.chat_id, text=fit(c.text),
+        document=c.document is not None, acknowledged_by=by[:200], acknowledged_at=at, settled=acknowledged is None),
+        id=deterministic_id("closed", c.id))
 
 
 async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:
@@ -317,15 +332,7 @@ async def close_after(uow: UnitOfWork, n: Notification, now: datetime) -> list[N
             col(Notification.state).in_(CLOSABLE_STATES)).with_for_update())).all()
     closed += await escalations_about(uow, [n.id, *(c.id for c in closed)])
     for c in closed:
-        c.due_at, c.due_action = None, None
-        delivered = c.first_sent_at is not None and c.chat_id is not None and c.state != "unlinked"
-        transition(uow, c, "expired", reason, now)
-        if delivered:
-            assert c.chat_id is not None
-            uow.emit(events.NotificationClosed(
-                notification_id=c.id, person_id=c.person_id, chat_id=c.chat_id, text=fit(c.text),
-                document=c.document is not None, acknowledged_by=by[:200], acknowledged_at=at),
-                id=deterministic_id("closed", c.id))
+        close_copy(uow, c, reason, now, acknowledged=(by, at))
     if closed:
         log.info("closed_by_acknowledgement", notification_id=str(n.id), closed=len(closed))
     return closed
