@@ -36,7 +36,7 @@ log = structlog.get_logger("hns4d")
 
 PARTY_KIND = "hns4d.notification"  # to a party's liaison: a site or movement, a change, a cancellation
 SILENCE_KIND = "hns4d.silence"  # to the officer, the adviser, the desk: a party has not acknowledged receipt
-REVIEW_KIND = "hns4d.review"  # to the region's CMCoord officers: a submission to review and send
+REVIEW_KIND = "hns4d.review"  # to the country's CMCoord officers: a submission to review and send
 REFUSED_KIND = "hns4d.refused"  # to the officer who pressed Send: why it could not go
 ACKNOWLEDGE = ReplyButton(label="Acknowledge receipt", reply="ack")
 SEND = ReplyButton(label="Send to the parties", reply="send")
@@ -150,15 +150,16 @@ async def submit(uow: UnitOfWork, s: Submission, *, by: uuid.UUID, who: str,
 
 
 def review_request(record: Record) -> events.NotificationRequested:
-    """The region's CMCoord officers are asked to review it and send it; the first to press Send does
-    (notify closes the others' copies). Urgent: a review is never held overnight nor folded into a daily
-    summary, whose "acknowledge all" is not a review. Nobody holding the post: the region's adviser."""
+    """The country's CMCoord officers are asked to review it and send it (none there: the region's); the
+    first to press Send does (notify closes the others' copies). Urgent: a review is never held overnight
+    nor folded into a daily summary, whose "acknowledge all" is not a review. Nobody holding the post:
+    the region's adviser."""
     assert record.starts_at is not None and record.ends_at is not None
     notice, text = notices.english("hns4d.review", reference=record.reference, organisation=record.organisation,
                                    name=record.name, country=record.country, start=store.utc(record.starts_at),
                                    end=store.utc(record.ends_at))
-    audience: dict[str, Any] = ({"role": "cmcoord_officer", "region": record.region} if record.region is not None
-                                else {"role": "cmcs_desk"})
+    audience: dict[str, Any] = ({"role": "cmcoord_officer", "region": record.region, "country": record.country}
+                                if record.region is not None else {"role": "cmcs_desk"})
     return events.NotificationRequested(kind=REVIEW_KIND, about=str(record.id), occurrence=record.reference,
                                         text=text, notice=notice, buttons=[SEND], urgent=True, **audience)
 

@@ -26,11 +26,12 @@ DEPARTURE_DAYS = 2  # "confirm your departure date"
 
 @dataclass(frozen=True)
 class Audience:
-    """People by id, or the holders of a role (in a region), or every member with Telegram."""
+    """People by id, or the holders of a role (in a region, a country), or every member with Telegram."""
 
     person_ids: tuple[uuid.UUID, ...] = ()
     role: str | None = None
     region: str | None = None
+    country: str | None = None  # the role's holders in this country; none there: the region's
     or_role: str | None = None  # when nobody holds `role` there: these instead (the region's adviser, else the desk)
     everyone: bool = False
     chat_id: int | None = None  # with one person: this Telegram chat, whatever the roster links (one unlinked)

@@ -56,7 +56,7 @@ class Roster:
         self.bus = bus
         self.timeout = timeout
         self.cache_seconds = cache_seconds
-        self._roles: dict[tuple[str, str | None], tuple[float, list[Recipient]]] = {}
+        self._roles: dict[tuple[str, str | None, str | None], tuple[float, list[Recipient]]] = {}
 
     async def _ask(self, request: RecipientsRequest) -> list[Recipient]:
         rows = await ask(self.bus, contract.RECIPIENTS, request, timeout=self.timeout)
@@ -93,12 +93,13 @@ class Roster:
                 return None
             raise
 
-    async def holders(self, role: str, region: str | None = None) -> list[Recipient]:
-        key = (role, region)
+    async def holders(self, role: str, region: str | None = None, country: str | None = None) -> list[Recipient]:
+        key = (role, region, country)
         now = time.monotonic()
         cached = self._roles.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        found = await self._ask(RecipientsRequest(role=role, region=region))  # type: ignore[arg-type]  # validated there
+        found = await self._ask(RecipientsRequest(role=role, region=region,  # type: ignore[arg-type]  # validated there
+                                                  country=country))
         self._roles[key] = (now, found)
         return found

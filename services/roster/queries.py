@@ -219,7 +219,8 @@ class RosterQueries:
         snapshot = await self.fresh_snapshot()
         region = resolve_region(q.region) if q.region else None
         chosen = [e for e in snapshot.deployed
-                  if any(d.role == q.role and (region is None or d.region == region) for d in e.deployments)]
+                  if any(d.role == q.role and (region is None or d.region == region)
+                         and (q.country is None or d.country == q.country) for d in e.deployments)]
         async with self.db.read() as session:
             links = await store.telegram_links(session, [e.person_id for e in chosen])
         # deployed today: members

@@ -188,7 +188,7 @@ class HandoverNoteRequest(Request):
 
 
 class RecipientsRequest(Request):
-    """People by id or by email, the holders of a role (in a region), everyone deployed
+    """People by id or by email, the holders of a role (in a region; in a country), everyone deployed
     in a region on a day (`region` and `on`, no role: a regional call's participants),
     or every member with a linked Telegram account (`linked`: members only, see `member`).
     Each answer says whether the person is a member today (`member`)."""
@@ -197,6 +197,8 @@ class RecipientsRequest(Request):
     emails: list[str] = Field(default_factory=list, max_length=100)
     role: Role | None = None
     region: str | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="with `role`: deployed in this "
+                                "country (an older roster ignores it and answers for the region)")
     on: date | None = None
     linked: bool = False  # every member with a linked Telegram account ("everyone")
 

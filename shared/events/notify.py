@@ -94,6 +94,9 @@ class NotificationRequested(Event):
     role: Role | None = Field(default=None, description="or everyone holding this role (in `region`)")
     everyone: bool = Field(default=False, description="or every member with a linked Telegram account")
     region: str | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$",
+                                description="with `role`: its holders deployed in this country (ISO 3166-1 alpha-2); "
+                                            "none there: the region's")
     text: str = Field(min_length=1, max_length=TEXT_MAX, description="in English: what a reader gets when their "
                       "language cannot be written (no `notice`, or one the receiving notify does not know)")
     notice: Notice | None = Field(default=None, description="the text by key and parameters, in each reader's language")

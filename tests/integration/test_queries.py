@@ -98,6 +98,18 @@ async def test_directory_and_post_holder(people: None, roster: RosterApp, bus: B
     assert [h["person"]["name"] for h in holder["holders"]] == [rows[0]["person"]["name"]]
 
 
+async def test_a_role_s_holders_in_a_region_or_in_one_country(people: None, roster: RosterApp, bus: Bus) -> None:
+    async def holders(**where: str) -> list[str]:
+        return sorted(r["name"] for r in await bus.request("cmcoord.roster.svc.recipients",
+                                                            {"role": "cmcoord_officer", **where}))
+
+    assert await holders() == ["Aminata Diallo", "Tenzin Wangchuk"]  # Moussa's deployment ended
+    assert await holders(region="ROWCA") == ["Aminata Diallo"]
+    assert await holders(region="ROWCA", country="ML") == ["Aminata Diallo"]
+    assert await holders(region="ROWCA", country="NE") == []  # Niger's focal point holds no officer's post
+    assert await holders(country="MM") == ["Tenzin Wangchuk"]
+
+
 async def test_person_by_telegram(people: None, roster: RosterApp, roster_settings: Settings, bus: Bus) -> None:
     with pytest.raises(QueryError) as err:
         await bus.request("cmcoord.roster.svc.person_by_telegram", {"telegram_user_id": 4242})

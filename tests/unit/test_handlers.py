@@ -287,11 +287,12 @@ class FakeRoster:
             raise QueryError("503", "no responders")
         return [self.by_id[i] for i in person_ids if i in self.by_id]
 
-    async def holders(self, role: str, region: str | None = None) -> list[Recipient]:
-        self.asked.append(f"holders {role}")
+    async def holders(self, role: str, region: str | None = None, country: str | None = None) -> list[Recipient]:
+        """`holders` keyed by role, or by "role in CC" for a country's."""
+        self.asked.append(f"holders {role}" + (f" in {country}" if country else ""))
         if not self.answering:
             raise QueryError("503", "no responders")
-        return self.by_role.get(role, [])
+        return self.by_role.get(f"{role} in {country}" if country else role, [])
 
 
 def _recipient(name: str, chat_id: int | None) -> Recipient:
@@ -351,6 +352,27 @@ async def test_the_bot_may_request_only_an_adhoc_message_and_is_dead_lettered_ot
     emitted = await apply(notify_facts.on_found, from_lessons, lookup=partial(notify_facts.find_requested, roster=fake), db=db,
                           clock=clock, source="notify")
     assert [e.type for e in emitted].count(events.DeliverTelegram.type) == 1
+
+
+async def test_a_review_goes_to_the_country_s_officers_and_to_the_region_s_when_the_country_has_none(
+        tmp_path: Path, clock: ManualClock) -> None:
+    db = await store(tmp_path, NOTIFY_TABLES, "notify")
+    in_mali, in_niger = _recipient("Awa", 101), _recipient("Issa", 102)
+    fake = FakeRoster([], {"cmcoord_officer in ML": [in_mali], "cmcoord_officer": [in_mali, in_niger]})
+
+    async def told(country: str) -> list[int]:
+        request = events.NotificationRequested(kind="hns4d.review", about=f"record-{country}", occurrence="1",
+                                               text="A movement to review", role="cmcoord_officer", region="ROWCA",
+                                               country=country)
+        emitted = await apply(notify_facts.on_found, Envelope.wrap(request, source="hns4d", occurred_at=NOW),
+                              lookup=partial(notify_facts.find_requested, roster=fake), db=db, clock=clock,
+                              source="notify")
+        return sorted(e.decode().chat_id for e in emitted if e.type == events.DeliverTelegram.type)  # type: ignore[attr-defined]
+
+    assert await told("ML") == [101]  # Mali's officer, not Niger's
+    assert fake.asked == ["holders cmcoord_officer in ML"]
+    assert await told("BF") == [101, 102]  # nobody in Burkina Faso: the region's officers
+    assert fake.asked[1:] == ["holders cmcoord_officer in BF", "holders cmcoord_officer"]
 
 
 async def test_a_handover_campaign_does_not_start_for_a_note_already_written(

@@ -243,3 +243,21 @@ def test_no_hns4d_text_says_approved_or_cleared_in_any_language(locale: str) -> 
         assert not GRANTED[locale].search(shown), (key, shown)
         if key not in ("hns4d.silence", "hns4d.refused"):
             assert RECEIPT[locale] in shown.lower(), (key, shown)
+
+
+def test_a_submission_is_reviewed_by_the_country_s_officers_or_the_desk_without_a_region() -> None:
+    import uuid
+
+    from services.hns4d.models import Record as Stored
+    from services.hns4d.records import review_request
+
+    at = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    record = Stored(id=uuid.uuid4(), reference="HN-ML-0001", kind="movement", country="ML", region="ROWCA",
+                    organisation="WFP", submitted_by=uuid.uuid4(), name="Bamako–Mopti food convoy",
+                    points="[[12.6392, -8.0029], [14.4843, -4.1827]]", starts_at=at + timedelta(hours=50),
+                    ends_at=at + timedelta(hours=60), submitted_at=at, changed_at=at)
+    asked = review_request(record)
+    assert (asked.role, asked.region, asked.country, asked.urgent) == ("cmcoord_officer", "ROWCA", "ML", True)
+    record.region = None  # a country in no region the roster knows
+    asked = review_request(record)
+    assert (asked.role, asked.region, asked.country) == ("cmcs_desk", None, None)

@@ -62,7 +62,9 @@ async def who(roster: Roster, audience: Audience) -> list[Recipient]:
     if audience.everyone:
         return await _asked(roster.everyone())
     assert audience.role is not None
-    holders = await _asked(roster.holders(audience.role, audience.region))
+    holders = await _asked(roster.holders(audience.role, audience.region, audience.country))
+    if not holders and audience.country is not None:  # nobody of the role in the country: the region's
+        holders = await _asked(roster.holders(audience.role, audience.region))
     if not holders and audience.or_role is not None:  # the desk is everyone's; an adviser is the region's
         holders = await _asked(roster.holders(audience.or_role,
                                               audience.region if audience.or_role == "regional_adviser" else None))
@@ -111,6 +113,7 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     fallback = {"regional_adviser": "cmcs_desk", "cmcoord_officer": "regional_adviser"}.get(e.role or "")
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
                                                                region=e.region, everyone=e.everyone,
+                                                               country=e.country if e.role else None,
                                                                or_role=fallback))])
 
 
