@@ -44,6 +44,7 @@ from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.members import build_members_only_router
 from services.bot.routers.movement import build_movement_router
+from services.bot.routers.site import build_site_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.profile import build_profile_router
 from services.bot.routers.replies import build_replies_router
@@ -98,6 +99,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
         build_aar_router(db=db, clock=clock, lessons=lessons),
         build_lessons_router(lessons=lessons),
         build_movement_router(hns4d=hns4d),
+        build_site_router(hns4d=hns4d),
         build_departure_router(db=db, clock=clock),
         build_send_router(roster=roster, notify=notify, db=db, clock=clock),
         build_profile_router(roster=roster, db=db, clock=clock),

@@ -38,6 +38,7 @@ class DraftChoice(CallbackData, prefix="dc"):
 
 
 class MovementStep(CallbackData, prefix="mv"):
-    """The last step of /movement: `a` send, emergency (send flagged as an emergency) or cancel."""
+    """The last step of /movement (and /site): `a` send, emergency (a movement flagged as an emergency)
+    or cancel."""
 
     a: str

@@ -173,7 +173,8 @@ def acknowledged_note(event: events.NotificationClosed) -> str:
     """Who acknowledged, and when; or, for a matter settled without an answer, that none is needed."""
     time = f"{event.acknowledged_at.astimezone(UTC):%H:%M}"
     if event.settled:
-        return f"✓ <i>{_('No answer needed any more: settled at {time} UTC').format(time=time)}</i>"
+        settled = _("No answer needed any more: settled at {time} UTC").format(time=time)
+        return f"✓ <i>{settled}</i>"
     who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by), time=time)
     return f"✓ <i>{who}</i>"
 

@@ -46,6 +46,18 @@ class AarWriting(StatesGroup):
     classification = State()
 
 
+class SiteWriting(StatesGroup):
+    """/site: a humanitarian notification of a static site, step by step (kept across restarts)."""
+
+    name = State()
+    function = State()
+    point = State()
+    occupancy = State()
+    start = State()
+    end = State()
+    confirm = State()
+
+
 class MovementWriting(StatesGroup):
     """/movement: a humanitarian notification of a movement, step by step (kept across restarts)."""
 

@@ -53,7 +53,7 @@ async def test_the_command_menu_exists_in_each_language(bot_app: Any) -> None:
     assert "بمن تتصل" in (await bot.get_my_commands(language_code="ar"))[0].description
     assert [c.command for c in await bot.get_my_commands()] == ["contacts", "me", "handover", "pending", "calls", "agenda",
                                                                "summary", "report", "aar", "lessons", "profile", "send",
-                                                               "movement", "hns4d", "lang", "help"]
+                                                               "movement", "site", "hns4d", "lang", "help"]
 
 
 async def test_odd_input_gets_a_clear_answer(

@@ -420,6 +420,54 @@ async def test_the_movement_conversation_answers_mistakes_and_keeps_nothing_canc
     assert "You have not notified any site or movement" in (await ana.reply_to("/hns4d"))["text"]
 
 
+async def test_a_site_is_notified_from_the_bot_its_position_a_location_its_mistakes_answered(
+    hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, sandbox_url: str,
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    ana = User(sandbox_url, ANA)
+    start = clock.now() + timedelta(hours=2)  # a site has no lead time: it is there already
+    assert "1/6" in (await ana.reply_to("/site"))["text"]
+    assert "2/6" in (await ana.reply_to("WFP warehouse, Sévaré"))["text"]
+    assert "3/6" in (await ana.reply_to("Food warehouse"))["text"]
+    assert "I did not understand that point" in (await ana.reply_to("next to the airport"))["text"]
+    assert "latitude goes from -90 to 90" in (await ana.reply_to("95.1, -4.2"))["text"]
+    assert "4/6" in (await ana.reply_to("", location={"latitude": 14.4843, "longitude": -4.1827}))["text"]
+    assert "not a number of people" in (await ana.reply_to("forty"))["text"]
+    assert "5/6" in (await ana.reply_to("40"))["text"]
+    assert "6/6" in (await ana.reply_to(f"{start:%Y-%m-%d %H:%M}"))["text"]
+    assert "It ends before it starts" in (await ana.reply_to(f"{start - timedelta(days=1):%Y-%m-%d %H:%M}"))["text"]
+    summary = await ana.reply_to(f"{start + timedelta(days=180):%Y-%m-%d %H:%M}")
+    assert "<b>Site to notify</b>\nWFP warehouse, Sévaré\nOrganisation: WFP\nFunction: Food warehouse\n" \
+           "Position: 14.48430, -4.18270\nPeople usually there: 40\n" in summary["text"]
+    assert "it is not an approval" in summary["text"] and not NEVER.search(summary["text"])
+    assert [b["text"] for row in summary["reply_markup"]["inline_keyboard"] for b in row] == ["Submit", "Cancel"]
+    done = await press(ana, summary, "Submit")
+    reference = re.search(r"<b>(HN-ML-\d{4}-\d{4})</b> submitted", done["text"])
+    assert reference is not None, done["text"]
+    async with hns4d.db.read() as session:
+        record = await store.record_by_reference(session, reference.group(1))
+    assert record is not None
+    assert (record.kind, record.name, record.function, record.occupancy, record.organisation, record.submitted_by) == (
+        "site", "WFP warehouse, Sévaré", "Food warehouse", 40, "WFP", hns4d_people["ana@wfp.example"])
+    assert json.loads(record.points) == [[14.4843, -4.1827]]
+    assert "WFP warehouse, Sévaré" in (await ana.reply_to("/hns4d"))["text"]
+
+    # a position outside the country: each problem named, and nothing kept
+    await ana.reply_to("/site")
+    await ana.reply_to("Office in Dakar")
+    await ana.reply_to("Staff office")
+    await ana.reply_to("14.6928, -17.4467")  # Dakar, in Senegal
+    await ana.reply_to("-")
+    await ana.reply_to(f"{start:%Y-%m-%d %H:%M}")
+    summary = await ana.reply_to(f"{start + timedelta(days=30):%Y-%m-%d %H:%M}")
+    assert "People usually there: -" in summary["text"]
+    refused = await press(ana, summary, "Submit")
+    assert refused["text"].startswith("Not submitted:\n• point:") and "Send /site to start again." in refused["text"]
+    assert "Point" not in ((await ana.reply_to("14.4, -4.1")).get("text") or "")  # the conversation is over
+    async with hns4d.db.read() as session:
+        assert len((await session.exec(select(Record))).all()) == 1
+
+
 async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
     roster_settings: Settings, clock: ManualClock, sandbox_url: str, hns4d_people: dict[str, uuid.UUID],
     roster: RosterApp, tmp_path: Path,

@@ -28,6 +28,7 @@ COMMANDS = {
     "profile": __("Update my phone, languages and hats"),
     "send": __("Advisers and the desk: a message to a region"),
     "movement": __("Notify the parties of a movement (receipt, never approval)"),
+    "site": __("Notify the parties of a site: a warehouse, an office, a camp"),
     "hns4d": __("What I notified, and each party's acknowledgement"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
@@ -60,7 +61,7 @@ def help_text() -> str:
     ) + "\n" + _(
         "/movement: notify the parties to the conflict of a movement; they acknowledge receipt, which is never an "
         "approval\n/hns4d: what you notified, and each party's acknowledgement of receipt or its silence"
-    )
+    ) + "\n" + _("/site: notify the parties of a static site (a warehouse, an office, a camp), the same way")
 
 
 def build_me_router(*, notify: NotifyClient) -> Router:

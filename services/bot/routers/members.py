@@ -23,11 +23,11 @@ from services.bot import drafts
 from services.bot.callbacks import ContactsPage
 from services.bot.filters import IsFormerMember, IsLiaison
 from services.bot.routers.texts import liaison_help, members_only
-from services.bot.states import ContactsSearch, MovementWriting, ReportWriting
+from services.bot.states import ContactsSearch, MovementWriting, ReportWriting, SiteWriting
 from shared.contracts.roster import PersonCard
 
-MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons", "movement", "hns4d")
-MEMBER_STATES = (ContactsSearch, ReportWriting, MovementWriting)
+MEMBER_COMMANDS = ("contacts", "calls", "agenda", "summary", "report", "lessons", "movement", "site", "hns4d")
+MEMBER_STATES = (ContactsSearch, ReportWriting, MovementWriting, SiteWriting)
 LIAISON_CLOSED = ("aar", "handover", "profile", "send", "me")  # a party's liaison owes none of these
 
 

@@ -1,5 +1,6 @@
 """/movement: a humanitarian notification of a movement (a convoy, staff on the road), step by step;
-/hns4d: what the person notified, with each party's acknowledgement of receipt or its silence.
+/hns4d: what the person notified, with each party's acknowledgement of receipt or its silence (/site,
+a static site, is in `site`).
 
 The route is shared as Telegram locations (📎 → Location), one per point, in order; a point may be
 typed as "latitude, longitude" too. The organisation and the country are the person's, from the
@@ -31,7 +32,7 @@ from services.bot.filters import IsMember
 from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
 from services.bot.routers.widgets import post_country
 from services.bot.states import MovementWriting
-from shared.contracts.hns4d import Submission
+from shared.contracts.hns4d import Submission, Submitted
 from shared.contracts.roster import PersonCard
 
 MAX_POINTS = 50
@@ -58,11 +59,33 @@ def _lines_within(text: str, budget: int) -> str:
     return text
 
 
-def _point(lat: float, lon: float) -> str:
+def shown_point(lat: float, lon: float) -> str:
     return f"{lat:.5f}, {lon:.5f}"
 
 
-def _when(text: str) -> datetime | None:
+def not_a_position(lat: float, lon: float) -> str | None:
+    """Why (`lat`, `lon`) is no position on Earth, in the reader's language; None when it is one."""
+    if -90 <= lat <= 90 and -180 <= lon <= 180:
+        return None
+    return _("That is not a position: latitude goes from -90 to 90, longitude from -180 to 180, latitude first.")
+
+
+def typed_point_help() -> str:
+    return _("I did not understand that point. Share it as a location (📎, then Location), or type \"latitude, "
+             "longitude\", for example: 14.4843, -4.1827")
+
+
+def time_help() -> str:
+    return _("I did not understand that time. Write the day and time in UTC, for example: 2026-12-02 06:00")
+
+
+def unreachable() -> str:
+    return _("I could not reach the humanitarian notification service. Your answers are kept: press Submit again "
+             "in a moment.")
+
+
+def when(text: str) -> datetime | None:
+    """A day and time typed in UTC ("2026-12-02 06:00"), or None."""
     for form in WHEN:
         try:
             return datetime.strptime(text.strip(), form).replace(tzinfo=UTC)
@@ -87,7 +110,7 @@ def question(step: State) -> str:
 
 
 def summary(data: dict[str, Any], person: PersonCard) -> str:
-    points = " → ".join(_point(lat, lon) for lat, lon in data["points"])
+    points = " → ".join(shown_point(lat, lon) for lat, lon in data["points"])
     return _("<b>Movement to notify</b>\n{name}\nOrganisation: {organisation}\nRoute: {route}\nFrom {start} to "
              "{end} UTC\nVehicles: {vehicles}\nMarkings: {markings}\nContact: {contact}\n\nThe CMCoord officer "
              "sends it to every party to the conflict in the country and asks each to acknowledge receipt. An "
@@ -95,6 +118,16 @@ def summary(data: dict[str, Any], person: PersonCard) -> str:
         name=escape(data["name"]), organisation=escape(person.organisation), route=points,
         start=data["start"][:16].replace("T", " "), end=data["end"][:16].replace("T", " "),
         vehicles=escape(data["vehicles"]), markings=escape(data["markings"]), contact=escape(data["contact"]))
+
+
+def submitted(answer: Submitted) -> str:
+    """The reference given, and the warning that came with it (an emergency notified late)."""
+    assert answer.reference is not None
+    text = _("<b>{reference}</b> submitted. A CMCoord officer reviews it and sends it to the parties; /hns4d "
+             "shows each party's acknowledgement of receipt.").format(reference=escape(answer.reference))
+    if answer.warning:
+        text += "\n" + _("Warning: {warning}").format(warning=escape(answer.warning))
+    return text
 
 
 def confirm_keyboard() -> Any:
@@ -163,16 +196,14 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         assert message.text is not None
         found = TYPED_POINT.match(message.text)
         if found is None:
-            await message.answer(_("I did not understand that point. Share it as a location (📎, then Location), "
-                                   "or type \"latitude, longitude\", for example: 14.4843, -4.1827"))
+            await message.answer(typed_point_help())
             return
         await _add_point(message, state, float(found.group(1)), float(found.group(2)))
 
     async def _add_point(message: Message, state: FSMContext, lat: float, lon: float) -> None:
         points = (await state.get_data())["points"]
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            await message.answer(_("That is not a position: latitude goes from -90 to 90, longitude from -180 to "
-                                   "180, latitude first."))
+        if (problem := not_a_position(lat, lon)) is not None:
+            await message.answer(problem)
             return
         if len(points) >= MAX_POINTS:
             await message.answer(_("That is {n} points already: send /done.").format(n=MAX_POINTS))
@@ -180,15 +211,14 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         points.append([lat, lon])
         await state.update_data({"points": points})
         await message.answer(_("Point {n}: {point}. The next one, or /done after the last.").format(
-            n=len(points), point=_point(lat, lon)))
+            n=len(points), point=shown_point(lat, lon)))
 
     @router.message(StateFilter(MovementWriting.start, MovementWriting.end), F.text, ~F.text.startswith("/"))
     async def time_step(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        at = _when(message.text)
+        at = when(message.text)
         if at is None:
-            await message.answer(_("I did not understand that time. Write the day and time in UTC, for example: "
-                                   "2026-12-02 06:00"))
+            await message.answer(time_help())
             return
         starting = await state.get_state() == MovementWriting.start.state
         if not starting and at <= datetime.fromisoformat((await state.get_data())["start"]):
@@ -222,8 +252,7 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
             await where.answer(_("Something in it cannot be sent. Please start again with /movement."))
             return
         except Hns4dUnavailable:
-            await where.answer(_("I could not reach the humanitarian notification service. Your answers are "
-                                 "kept: press Submit again in a moment."), reply_markup=confirm_keyboard())
+            await where.answer(unreachable(), reply_markup=confirm_keyboard())
             return
         if answer.reference is None:
             problems = "\n".join(f"• {escape(p)}" for p in answer.problems[:PROBLEMS_SHOWN])
@@ -232,11 +261,7 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
                                reply_markup=confirm_keyboard())
             return
         await state.clear()
-        text = _("<b>{reference}</b> submitted. A CMCoord officer reviews it and sends it to the parties; /hns4d "
-                 "shows each party's acknowledgement of receipt.").format(reference=escape(answer.reference))
-        if answer.warning:
-            text += "\n" + _("Warning: {warning}").format(warning=escape(answer.warning))
-        await where.answer(text)
+        await where.answer(submitted(answer))
 
     @router.message(Command("hns4d"))
     async def mine(message: Message, person: PersonCard) -> None:
