@@ -289,7 +289,8 @@ def show(reference: str, by: str | None = BY) -> None:
         async with db.unit_of_work() as uow:
             record = await _record(uow, reference)
             records.audit(uow, who=who, action="viewed", record_id=record.id, detail=record.reference)
-            return await records.status_lines(uow.session, record, now=uow.clock.now())
+            now = uow.clock.now()
+            return records.status_lines(record, await records.party_statuses(uow.session, record, now=now), now=now)
 
     typer.echo("\n".join(_run(work)))
 

@@ -48,13 +48,15 @@ class Hns4dQueries:
             rows = (await uow.session.exec(select(Record).where(Record.submitted_by == q.person_id).order_by(
                 col(Record.submitted_at).desc()).limit(q.limit))).all()
             shown = []
+            now = uow.clock.now()
             for record in rows:
-                lines = await records.status_lines(uow.session, record, now=uow.clock.now())
+                statuses = await records.party_statuses(uow.session, record, now=now)
                 records.audit(uow, who=f"person:{q.person_id}", action="viewed", record_id=record.id,
                               detail=record.reference)
                 shown.append(RecordStatus(reference=record.reference, kind=record.kind, country=record.country,
                                           name=record.name, state=record.state, revision=record.revision,
-                                          lines=lines[1:]))
+                                          lines=records.status_lines(record, statuses, now=now)[1:],
+                                          warning=record.warning, parties=statuses))
         return Mine(shown)
 
     async def serve(self, nc: NATS, *, version: str) -> Service:

@@ -27,7 +27,7 @@ from services.hns4d.models import AuditEntry, Forwarding, Incident, Party, Recor
 from services.hns4d.rules import Kind, Point
 from shared import events, notices
 from shared.clock import Clock
-from shared.contracts.hns4d import Submission
+from shared.contracts.hns4d import PartyStatus, Submission
 from shared.events import ReplyButton
 from shared.regions import region_for_country
 from shared.store import UnitOfWork
@@ -446,21 +446,34 @@ async def record_incident(uow: UnitOfWork, record: Record, *, what: str, occurre
 # --- what the officer, the submitter and the desk read --------------------------------------------------------
 
 
-async def status_lines(session: AsyncSession, record: Record, *, now: datetime) -> list[str]:
-    """The notification, then per party what it answered of the current revision: receipt, or silence."""
+async def party_statuses(session: AsyncSession, record: Record, *, now: datetime) -> list[PartyStatus]:
+    """Per party, by name, what it answered of the current revision: receipt, or silence."""
     current = await store.forwardings_of(session, record.id, revision=record.revision)
     parties = await store.parties_by_id(session, [f.party_id for f in current])
+    shown = []
+    for f in sorted(current, key=lambda f: parties[f.party_id].name):
+        acknowledged_at = store.utc(f.acknowledged_at) if f.acknowledged_at else None
+        recorded = f.acknowledged_via == "recorded"
+        shown.append(PartyStatus(
+            party=parties[f.party_id].name, sent_at=store.utc(f.sent_at), due_at=store.utc(f.due_at),
+            state=rules.party_state(acknowledged_at=acknowledged_at, due_at=store.utc(f.due_at), now=now),
+            acknowledged_at=acknowledged_at, recorded_how=f.how if recorded else "",
+            recorded_by=f.acknowledged_by if recorded else ""))
+    return shown
+
+
+def status_lines(record: Record, statuses: list[PartyStatus], *, now: datetime) -> list[str]:
+    """The notification, then `statuses` as English lines (the desk's command, and an older bot)."""
     head = (f"{record.reference}: {record.kind} in {record.country}, {record.name} ({record.organisation}); "
             f"{record.state}, revision {record.revision}")
     lines = [head] + ([f"warning: {record.warning}"] if record.warning else [])
-    if not current:
+    if not statuses:
         return lines + ["not sent to the parties yet"]
-    for f in sorted(current, key=lambda f: parties[f.party_id].name):
-        line = rules.status_line(party=parties[f.party_id].name, sent_at=store.utc(f.sent_at),
-                                 due_at=store.utc(f.due_at),
-                                 acknowledged_at=store.utc(f.acknowledged_at) if f.acknowledged_at else None, now=now)
-        if f.acknowledged_via == "recorded":
-            line += f", {f.how} ({f.acknowledged_by}), as recorded by the officer"
+    for s in statuses:
+        line = rules.status_line(party=s.party, sent_at=s.sent_at, due_at=s.due_at, acknowledged_at=s.acknowledged_at,
+                                 now=now)
+        if s.recorded_how or s.recorded_by:
+            line += f", {s.recorded_how} ({s.recorded_by}), as recorded by the officer"
         lines.append("  " + line)
     return lines
 

@@ -22,6 +22,7 @@ QUERIES: tuple[Query[Any, Any], ...] = (*roster.QUERIES, *notify.QUERIES, *lesso
 
 _P, _D, _POST, _N, _I, _A, _P2 = (uuid.UUID(f"00000000-0000-4000-8000-00000000000{i}") for i in range(1, 8))
 _AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+_JULY_1_8H = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)  # a movement sent to the parties
 
 _DEPLOYMENT = roster.DeploymentCard(
     post_id=_POST, country="ML", country_name="Mali", duty_station="Mopti", region="ROWCA",
@@ -118,7 +119,11 @@ EXAMPLES: dict[str, tuple[BaseModel, BaseModel]] = {
             reference="HN-ML-2026-0007", kind="movement", country="ML", name="Bamako–Mopti food convoy",
             state="sent", revision=1, lines=["  FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC",
                                              "  MINUSMA: silent since 01 Jul 2026 08:00 UTC (receipt was due by "
-                                             "02 Jul 2026 08:00 UTC)"])])),
+                                             "02 Jul 2026 08:00 UTC)"],
+            parties=[hns4d.PartyStatus(party="FAMa", state="acknowledged", sent_at=_JULY_1_8H, due_at=_JULY_1_8H
+                                       + timedelta(days=1), acknowledged_at=_JULY_1_8H + timedelta(minutes=160)),
+                     hns4d.PartyStatus(party="MINUSMA", state="silent", sent_at=_JULY_1_8H,
+                                       due_at=_JULY_1_8H + timedelta(days=1))])])),
 }
 
 

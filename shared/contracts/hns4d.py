@@ -52,8 +52,21 @@ class MineRequest(Request):
     limit: int = Field(default=5, ge=1, le=20)
 
 
+class PartyStatus(Reply):
+    """One party's answer to the current revision: receipt acknowledged (and how, when the CMCoord officer
+    recorded it), silence past the deadline, or still within it. Never more than receipt."""
+
+    party: str
+    state: Literal["waiting", "acknowledged", "silent"]
+    sent_at: AwareDatetime
+    due_at: AwareDatetime
+    acknowledged_at: AwareDatetime | None = None
+    recorded_how: str = Field(default="", description="an answer the officer recorded: how (by phone …)")
+    recorded_by: str = Field(default="", description="an answer the officer recorded: who answered")
+
+
 class RecordStatus(Reply):
-    """A notification as its submitter follows it: per party, receipt acknowledged or silence (`lines`)."""
+    """A notification as its submitter follows it: per party, receipt acknowledged or silence."""
 
     reference: str
     kind: str
@@ -61,7 +74,9 @@ class RecordStatus(Reply):
     name: str
     state: str  # submitted | sent | cancelled
     revision: int
-    lines: list[str]
+    lines: list[str] = Field(description="the same in English lines (what an older bot shows)")
+    warning: str = ""
+    parties: list[PartyStatus] | None = Field(default=None, description="none from an older HNS4D: read `lines`")
 
 
 class Mine(RootModel[list[RecordStatus]]):

@@ -276,15 +276,23 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
 
     # what the submitter reads: receipt per party, or silence; never approval
     async with db.read() as session:
-        lines = await records.status_lines(session, record, now=clock.now())
+        lines = records.status_lines(record, await records.party_statuses(session, record, now=clock.now()),
+                                     now=clock.now())
     shown = "\n".join(lines)
     assert f"FAMa: acknowledged receipt at {sent_at + timedelta(hours=2):%d %b %Y %H:%M} UTC" in shown
     assert "Groupe armé du Nord: acknowledged receipt at" in shown and "by phone (Cdt Ag Moussa)" in shown
     assert f"MINUSMA: silent since {sent_at:%d %b %Y %H:%M} UTC" in shown
     assert not NEVER.search(shown)
     mine = (await ana.reply_to("/hns4d"))["text"]  # the focal point reads the same in the bot
-    assert f"<b>{record.reference}</b> Bamako–Mopti food convoy" in mine and "MINUSMA: silent since" in mine
-    assert "FAMa: acknowledged receipt at" in mine and not NEVER.search(mine)
+    assert f"<b>{record.reference}</b> Bamako–Mopti food convoy" in mine and not NEVER.search(mine)
+    assert f"FAMa: acknowledged receipt at {sent_at + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in mine
+    assert f"MINUSMA: silent since {sent_at:%Y-%m-%d %H:%M} UTC" in mine
+    assert "(by phone, Cdt Ag Moussa; recorded by the CMCoord officer)" in mine
+    await ana.reply_to("/lang fr")  # and in her language
+    mine = (await ana.reply_to("/hns4d"))["text"]
+    assert f"FAMa : réception accusée le {sent_at + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in mine, mine
+    assert f"MINUSMA : silence depuis le {sent_at:%Y-%m-%d %H:%M} UTC" in mine
+    await ana.reply_to("/lang en")
 
     # a change of route asks every party again; what was asked before waits no more
     async with db.unit_of_work() as uow:

@@ -261,3 +261,14 @@ def test_a_submission_is_reviewed_by_the_country_s_officers_or_the_desk_without_
     record.region = None  # a country in no region the roster knows
     asked = review_request(record)
     assert (asked.role, asked.region, asked.country) == ("cmcs_desk", None, None)
+
+
+def test_the_bot_shows_an_older_hns4d_s_english_lines_as_they_came() -> None:
+    from services.bot.routers.movement import status_lines
+    from shared.contracts.hns4d import RecordStatus
+
+    older = RecordStatus.model_validate({  # a reply without `parties`, as HNS4D answered before it had them
+        "reference": "HN-ML-2026-0007", "kind": "movement", "country": "ML", "name": "Convoy", "state": "sent",
+        "revision": 1, "lines": ["  FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC", "  A & B: silent since …"]})
+    assert older.parties is None
+    assert status_lines(older) == ["FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC", "A &amp; B: silent since …"]

@@ -32,7 +32,7 @@ from services.bot.filters import IsMember
 from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
 from services.bot.routers.widgets import post_country
 from services.bot.states import MovementWriting
-from shared.contracts.hns4d import Submission, Submitted
+from shared.contracts.hns4d import PartyStatus, RecordStatus, Submission, Submitted
 from shared.contracts.roster import PersonCard
 
 MAX_POINTS = 50
@@ -118,6 +118,37 @@ def summary(data: dict[str, Any], person: PersonCard) -> str:
         name=escape(data["name"]), organisation=escape(person.organisation), route=points,
         start=data["start"][:16].replace("T", " "), end=data["end"][:16].replace("T", " "),
         vehicles=escape(data["vehicles"]), markings=escape(data["markings"]), contact=escape(data["contact"]))
+
+
+def _utc(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def party_line(p: PartyStatus) -> str:
+    """One party's answer in the reader's language: receipt, or silence; never more."""
+    party = escape(p.party)
+    if p.state == "acknowledged" and p.acknowledged_at is not None:
+        line = _("{party}: acknowledged receipt at {time} UTC").format(party=party, time=_utc(p.acknowledged_at))
+        if p.recorded_how or p.recorded_by:
+            line += " " + _("({how}, {who}; recorded by the CMCoord officer)").format(
+                how=escape(p.recorded_how), who=escape(p.recorded_by))
+        return line
+    if p.state == "silent":
+        return _("{party}: silent since {sent} UTC (receipt was due by {due} UTC)").format(
+            party=party, sent=_utc(p.sent_at), due=_utc(p.due_at))
+    return _("{party}: sent {sent} UTC, receipt asked for by {due} UTC").format(
+        party=party, sent=_utc(p.sent_at), due=_utc(p.due_at))
+
+
+def status_lines(record: RecordStatus) -> list[str]:
+    """What the submitter reads of a record: its warning, then each party's answer (an older HNS4D's
+    English lines as they came)."""
+    if record.parties is None:
+        return [escape(line.strip()) for line in record.lines]
+    lines = [_("Warning: {warning}").format(warning=escape(record.warning))] if record.warning else []
+    if not record.parties:
+        return lines + [_("Not sent to the parties yet.")]
+    return lines + [party_line(p) for p in record.parties]
 
 
 def submitted(answer: Submitted) -> str:
@@ -274,9 +305,7 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         if not found:
             await message.answer(_("You have not notified any site or movement. /movement notifies one."))
             return
-        blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}\n" + "\n".join(escape(line.strip())
-                                                                               for line in r.lines)
-                  for r in found]
+        blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}\n" + "\n".join(status_lines(r)) for r in found]
         shown = [_lines_within(blocks[0], MESSAGE_BUDGET)]  # the newest always; the rest while they fit
         for block in blocks[1:]:
             if sum(len(b) + 2 for b in shown) + len(block) > MESSAGE_BUDGET:
