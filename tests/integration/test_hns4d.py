@@ -44,7 +44,7 @@ from shared.store import Database
 from shared.store import OutboxRelay
 from tests.helpers import cli, eventually, mark_started, service_env, stream_events
 from services.roster.admin import import_text
-from tests.integration.conftest import PEOPLE, PEOPLE_HEADER, ZONES, import_people
+from tests.integration.conftest import PEOPLE, PEOPLE_HEADER, ZONES, import_people, started_bot
 from tests.integration.telegram_users import User
 from tests.integration.test_email import Inbox, mailing_settings, smtp  # noqa: F401  (the SMTP server fixture)
 from tests.integration.test_lessons import lessons  # noqa: F401  (the lessons service, with this module's notify)
@@ -474,6 +474,41 @@ async def test_a_site_is_notified_from_the_bot_its_position_a_location_its_mista
     assert "Point" not in ((await ana.reply_to("14.4, -4.1")).get("text") or "")  # the conversation is over
     async with hns4d.db.read() as session:
         assert len((await session.exec(select(Record))).all()) == 1
+
+
+async def test_a_movement_half_told_survives_a_bot_restart(
+    tmp_path: Path, hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp,
+    sandbox_url: str, nats_server: NatsServer, clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    """A phone in the field: the focal point is at the route's second point when the bot restarts (a
+    deployment, a crash). The points already shared are kept; the conversation goes on where it was."""
+    ana = User(sandbox_url, ANA)
+    start = clock.now() + timedelta(hours=50)
+    await ana.reply_to("/movement")
+    await ana.reply_to("Ségou–Mopti staff movement")
+    for lat, lon in ROUTE[:2]:
+        await ana.reply_to("", location={"latitude": lat, "longitude": lon})
+
+    await bot.stop()
+    restarted = await started_bot(tmp_path / "bot", nats_server.url, sandbox_url, clock=clock)
+    try:
+        lat, lon = ROUTE[2]
+        third = await ana.reply_to("", location={"latitude": lat, "longitude": lon})
+        assert third["text"].startswith(f"Point 3: {lat:.5f}, {lon:.5f}"), third["text"]
+        assert "3/7" in (await ana.reply_to("/done"))["text"]
+        await ana.reply_to(f"{start:%Y-%m-%d %H:%M}")
+        await ana.reply_to(f"{start + timedelta(hours=8):%Y-%m-%d %H:%M}")
+        await ana.reply_to("2 cars")
+        await ana.reply_to("WFP flags")
+        summary = await ana.reply_to("Ana Sow +223 2")
+        assert "Ségou–Mopti staff movement" in summary["text"]
+        done = await press(ana, summary, "Submit")
+        assert " submitted." in done["text"], done["text"]
+    finally:
+        await restarted.stop()
+    async with hns4d.db.read() as session:
+        (record,) = (await session.exec(select(Record))).all()
+    assert json.loads(record.points) == [list(p) for p in ROUTE] and record.vehicles == "2 cars"
 
 
 async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
