@@ -13,7 +13,7 @@ import sys
 
 def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -> None:
     """structlog's lines, and the libraries' own (stdlib logging: SQLAlchemy's pool, asyncio, aiohttp,
-    at WARNING and above) rendered alike, one JSON object a line: a library's traceback is a line's
+    and Python's warnings, at WARNING and above) rendered alike, one JSON object a line: a library's traceback is a line's
     `exception`, not loose text between the lines."""
     import structlog
 
@@ -47,11 +47,14 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "info") -
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer],
     ))
+    threshold = max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()])
+    handler.setLevel(threshold)  # a library that lowers its own logger's level (SQLAlchemy's echo) stays quiet
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _LIBRARY_HANDLER]:  # configured again (a test)
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+    root.setLevel(threshold)
+    logging.captureWarnings(True)  # Python's warnings (a ResourceWarning, a SAWarning) as lines of the log too
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
 

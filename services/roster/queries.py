@@ -120,10 +120,16 @@ class RosterQueries:
             return current
         return await self._build(day, revision)
 
-    async def refreshed(self) -> None:
-        """Once a rebuild in hand is done (at stop: it reads the store, which closes after)."""
-        if self._refreshing is not None:
-            await asyncio.wait({self._refreshing})
+    async def refreshed(self, timeout: float = 5.0) -> None:
+        """Once a rebuild in hand is done (at stop: it reads the store, which closes after); one that
+        overruns `timeout` (the store locked) is cancelled."""
+        task = self._refreshing
+        if task is None or task.done():
+            return
+        _, late = await asyncio.wait({task}, timeout=timeout)
+        for overrun in late:
+            overrun.cancel()
+            await asyncio.wait({overrun}, timeout=timeout)
 
     async def fresh_snapshot(self) -> DirectorySnapshot:
         """The directory as of now, waiting for a rebuild if the roster changed."""

@@ -118,7 +118,7 @@ async def answers_finished(owner: object, timeout: float = ANSWERS_STOP_TIMEOUT_
         task.cancel()
     if late:
         log.warning("queries_cut_short_at_stop", queries=len(late))
-        await asyncio.wait(late)
+        await asyncio.wait(late, timeout=timeout)  # one that ignores its cancellation is left to the loop's end
 
 
 def _json_default(value: Any) -> Any:
