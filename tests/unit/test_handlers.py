@@ -289,7 +289,7 @@ class FakeRoster:
 
     async def holders(self, role: str, region: str | None = None, country: str | None = None) -> list[Recipient]:
         """`holders` keyed by role, or by "role in CC" for a country's."""
-        self.asked.append(f"holders {role}" + (f" in {country}" if country else ""))
+        self.asked.append(f"holders {role}" + (f" in {country}" if country else "") + (f" of {region}" if region else ""))
         if not self.answering:
             raise QueryError("503", "no responders")
         return self.by_role.get(f"{role} in {country}" if country else role, [])
@@ -360,9 +360,9 @@ async def test_a_review_goes_to_the_country_s_officers_and_to_the_region_s_when_
     in_mali, in_niger = _recipient("Awa", 101), _recipient("Issa", 102)
     fake = FakeRoster([], {"cmcoord_officer in ML": [in_mali], "cmcoord_officer": [in_mali, in_niger]})
 
-    async def told(country: str) -> list[int]:
+    async def told(country: str, region: str | None = "ROWCA") -> list[int]:
         request = events.NotificationRequested(kind="hns4d.review", about=f"record-{country}", occurrence="1",
-                                               text="A movement to review", role="cmcoord_officer", region="ROWCA",
+                                               text="A movement to review", role="cmcoord_officer", region=region,
                                                country=country)
         emitted = await apply(notify_facts.on_found, Envelope.wrap(request, source="hns4d", occurred_at=NOW),
                               lookup=partial(notify_facts.find_requested, roster=fake), db=db, clock=clock,
@@ -370,9 +370,11 @@ async def test_a_review_goes_to_the_country_s_officers_and_to_the_region_s_when_
         return sorted(e.decode().chat_id for e in emitted if e.type == events.DeliverTelegram.type)  # type: ignore[attr-defined]
 
     assert await told("ML") == [101]  # Mali's officer, not Niger's
-    assert fake.asked == ["holders cmcoord_officer in ML"]
+    assert fake.asked == ["holders cmcoord_officer in ML of ROWCA"]
     assert await told("BF") == [101, 102]  # nobody in Burkina Faso: the region's officers
-    assert fake.asked[1:] == ["holders cmcoord_officer in BF", "holders cmcoord_officer"]
+    assert fake.asked[1:] == ["holders cmcoord_officer in BF of ROWCA", "holders cmcoord_officer of ROWCA"]
+    assert await told("NE", region=None) == [101, 102]  # no region said: the country's, never the world's
+    assert fake.asked[3:] == ["holders cmcoord_officer in NE of ROWCA", "holders cmcoord_officer of ROWCA"]
 
 
 async def test_a_handover_campaign_does_not_start_for_a_note_already_written(

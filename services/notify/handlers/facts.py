@@ -28,6 +28,7 @@ from shared import adhoc, events
 from shared.bus import OWNERS, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
+from shared.regions import region_for_country
 from shared.store import Database, UnitOfWork
 
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
@@ -105,14 +106,16 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     owner = e.kind.partition(".")[0]
     if owner in OWNERS and owner != cause.source:  # hns4d.review is hns4d's to ask: nobody else's
         raise PermanentError(f"{cause.source} may not ask for {e.kind}: not its notifications")
+    # a country's holders, and the region's when it has none: never the whole world's
+    region = e.region or (region_for_country(e.country) if e.role and e.country else None)
     request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
-                      urgent=e.urgent, region=e.region, document=e.document, documents=tuple(e.documents.items()),
+                      urgent=e.urgent, region=region, document=e.document, documents=tuple(e.documents.items()),
                       notice=e.notice)
     # a region without an adviser: the CMCS desk instead, as for notify's own escalations; without an
     # officer (the post gapped): the region's adviser
     fallback = {"regional_adviser": "cmcs_desk", "cmcoord_officer": "regional_adviser"}.get(e.role or "")
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
-                                                               region=e.region, everyone=e.everyone,
+                                                               region=region, everyone=e.everyone,
                                                                country=e.country if e.role else None,
                                                                or_role=fallback))])
 
