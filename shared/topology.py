@@ -76,7 +76,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("lessons", "BOT", "lessons--on_bot", (E.ReportSubmitted, E.AarSubmitted)),
     Durable("lessons", "HNS4D", "lessons--on_hns4d", (E.IncidentRecorded,)),
     Durable("hns4d", "NOTIFY", "hns4d--on_notify", (E.NotificationTransitioned,)),  # parties' acknowledgements
-    Durable("bot", "NOTIFY", "bot--on_deliver", (E.DeliverTelegram, E.NotificationClosed)),
+    Durable("bot", "NOTIFY", "bot--on_deliver", (E.DeliverTelegram, E.NotificationClosed, E.NotificationExpired)),
 )
 BY_NAME = {d.name: d for d in DURABLES}
 

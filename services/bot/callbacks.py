@@ -38,7 +38,12 @@ class DraftChoice(CallbackData, prefix="dc"):
 
 
 class MovementStep(CallbackData, prefix="mv"):
-    """The last step of /movement (and /site): `a` send, emergency (a movement flagged as an emergency)
-    or cancel."""
+    """The last step of /movement: `a` send, emergency (send flagged as an emergency) or cancel."""
+
+    a: str
+
+
+class SiteStep(CallbackData, prefix="st"):
+    """The last step of /site: `a` send or cancel (a /movement summary's buttons never answer a site's)."""
 
     a: str

@@ -11,7 +11,7 @@ from prometheus_client import Histogram
 
 from services.bot.config import Settings
 from services.bot.gate import SendGate
-from services.bot.handlers import on_closed, on_deliver
+from services.bot.handlers import on_closed, on_deliver, on_expired
 from services.bot.i18n import Languages
 from shared import events
 from shared.bus import Bus, ConsumerRunner, Handler
@@ -29,6 +29,7 @@ def build_consumers(*, bus: Bus, bot: Bot, db: Database, clock: Clock, settings:
         events.DeliverTelegram: partial(on_deliver, bot=bot, db=db, clock=clock, send_gate=gate,
                                         documents=Documents(bus.js), forget=forget, latency=latency),
         events.NotificationClosed: partial(on_closed, bot=bot, db=db, languages=languages),
+        events.NotificationExpired: partial(on_expired, bot=bot, db=db, languages=languages),
     }
     return [ConsumerRunner(bus=bus, stream=STREAM, durable=DELIVERIES, handlers=handlers,
                            key=lambda event: event.chat_id,  # type: ignore[attr-defined]

@@ -17,8 +17,9 @@ command is delivered again later, never dead-lettered.
 
 An alert to a role reaches each holder as a copy; when one acknowledges, notify
 closes the others (`notify.notification.closed`) and each delivered copy is
-rewritten to say who acknowledged and when, its buttons gone. Telegram's "message
-is not modified" means it was done already; a message deleted, too old or in a
+rewritten to say who acknowledged and when, its buttons gone. A copy whose matter is
+over with nobody's answer (`notify.notification.expired`) is rewritten the same way, to
+say no answer is needed any more. Telegram's "message is not modified" means it was done already; a message deleted, too old or in a
 chat that is gone is left as it is: neither is retried.
 """
 
@@ -170,19 +171,20 @@ async def on_deliver(envelope: Envelope, event: events.DeliverTelegram, *, bot: 
 
 
 def acknowledged_note(event: events.NotificationClosed) -> str:
-    """Who acknowledged, and when; or, for a matter settled without an answer, that none is needed."""
-    time = f"{event.acknowledged_at.astimezone(UTC):%H:%M}"
-    if event.settled:
-        settled = _("No answer needed any more: settled at {time} UTC").format(time=time)
-        return f"✓ <i>{settled}</i>"
-    who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by), time=time)
+    who = _("Acknowledged by {name}, {time} UTC").format(name=escape(event.acknowledged_by),
+                                                         time=f"{event.acknowledged_at.astimezone(UTC):%H:%M}")
     return f"✓ <i>{who}</i>"
 
 
-def closed_text(event: events.NotificationClosed) -> str:
-    """The copy as delivered, then who acknowledged it (in the reader's language when the caller set it)."""
-    note = acknowledged_note(event)
-    body = escape(event.text)
+def expired_note(event: events.NotificationExpired) -> str:
+    closed = _("No answer is needed any more (closed at {time} UTC)").format(
+        time=f"{event.closed_at.astimezone(UTC):%H:%M}")
+    return f"<i>{closed}</i>"
+
+
+def closed_text(text: str, note: str) -> str:
+    """The copy as delivered (`text`), then `note`: who acknowledged it, or that no answer is needed."""
+    body = escape(text)
     if len(body) + len(note) + 20 > MESSAGE_MAX:
         body = body[: max(0, MESSAGE_MAX - len(note) - 20)]
         if body.rfind("&") > body.rfind(";"):  # never cut inside an entity (&amp;)
@@ -193,21 +195,36 @@ def closed_text(event: events.NotificationClosed) -> str:
 
 async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot: Bot, db: Database,
                     languages: Languages) -> None:
-    """Another recipient acknowledged, or the matter is settled: each message of this copy says so,
-    without buttons."""
+    """Another recipient acknowledged: each message of this copy shows who did, without buttons (a file's
+    caption stays, and who acknowledged follows it, once)."""
+    with languages.using(await languages.chosen(event.chat_id) or DEFAULT):
+        note = acknowledged_note(event)
+    await _close_copy(bot, db, event, note=note, note_after_file=True)
+
+
+async def on_expired(envelope: Envelope, event: events.NotificationExpired, *, bot: Bot, db: Database,
+                     languages: Languages) -> None:
+    """Nobody answered and the matter is over: each message of this copy says no answer is needed, without
+    buttons (a file only loses its buttons: a new message to say so would be noise)."""
+    with languages.using(await languages.chosen(event.chat_id) or DEFAULT):
+        note = expired_note(event)
+    await _close_copy(bot, db, event, note=note, note_after_file=False)
+
+
+async def _close_copy(bot: Bot, db: Database, event: events.NotificationClosed | events.NotificationExpired, *,
+                      note: str, note_after_file: bool) -> None:
     async with db.read() as session:
         rows = list((await session.exec(select(Delivery).where(
             Delivery.notification_id == event.notification_id, col(Delivery.message_id).is_not(None)))).all())
     if not rows:  # held, folded or never accepted: nothing on the screen to change
         log.info("closed_nothing_delivered", notification_id=str(event.notification_id))
         return
-    with languages.using(await languages.chosen(event.chat_id) or DEFAULT):
-        text, note = closed_text(event), acknowledged_note(event)
+    text = closed_text(event.text, note)
     rewritten = 0
     for row in rows:
         assert row.message_id is not None
         try:
-            if event.document:  # a file's caption stays; who acknowledged follows it, once
+            if event.document:
                 rewritten += await unbutton(bot, row.chat_id, row.message_id)
             else:
                 rewritten += await rewrite(bot, row.chat_id, row.message_id, text)
@@ -215,7 +232,7 @@ async def on_closed(envelope: Envelope, event: events.NotificationClosed, *, bot
             log.warning("closed_rewrite_refused", notification_id=str(event.notification_id), error=err.message[:200])
         except (TelegramServerError, ClientDecodeError) as err:
             raise TransientError(f"Telegram server error: {type(err).__name__}", delay=5.0) from err
-    if event.document and rewritten:
+    if event.document and rewritten and note_after_file:
         try:
             await bot.send_message(event.chat_id, note)
         except (TelegramBadRequest, TelegramForbiddenError) as err:

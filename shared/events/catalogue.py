@@ -26,6 +26,7 @@ from shared.events.notify import (
     DeliverEmail,
     DeliverTelegram,
     NotificationClosed,
+    NotificationExpired,
     NotificationRequested,
     NotificationTransitioned,
     NotificationsSettled,
@@ -94,6 +95,9 @@ EXAMPLES: dict[type[Event], Event] = {
     NotificationClosed: NotificationClosed(
         notification_id=_N, person_id=_P, chat_id=424242, text="CMCoord Officer post in Mopti (Mali) has been gapped "
         "since 5 July.", acknowledged_by="Jean Ndiaye", acknowledged_at=datetime(2026, 7, 5, 6, 24, tzinfo=UTC)),
+    NotificationExpired: NotificationExpired(
+        notification_id=_N, person_id=_P, chat_id=424242, text="CMCoord Officer post in Mopti (Mali) has been gapped "
+        "since 5 July.", closed_at=datetime(2026, 7, 9, 11, 0, tzinfo=UTC)),
     NotificationTransitioned: NotificationTransitioned(
         notification_id=_N, kind="post.gapped", about=str(_POST), occurrence="2026-07-05#1", person_id=_P,
         region="ROWCA", from_state="queued", to_state="sent", reason="Telegram accepted it",

@@ -63,9 +63,8 @@ class DeliverEmail(Event):
 @register
 class NotificationClosed(Event):
     """Command to the bot: this delivered copy no longer waits for an answer (someone else
-    acknowledged the alert it belongs to, or the notification it escalated; or, `settled`, the
-    matter it asked about is over): its message shows who acknowledged and when (or that no
-    answer is needed any more), without its buttons."""
+    acknowledged the alert it belongs to, or the notification it escalated): its message
+    shows who acknowledged, and when, without its buttons."""
 
     type = "notify.notification.closed"
     notification_id: uuid.UUID
@@ -73,10 +72,25 @@ class NotificationClosed(Event):
     chat_id: int
     text: str = Field(min_length=1, max_length=TEXT_MAX, description="the copy's text as sent (plain; the bot escapes it)")
     document: bool = Field(default=False, description="sent as a file: the text is its caption")
-    acknowledged_by: str = Field(max_length=200, description="the name of whoever acknowledged (empty when settled)")
-    acknowledged_at: AwareDatetime = Field(description="when it was acknowledged (when settled: when it closed)")
-    settled: bool = Field(default=False, description="nobody acknowledged: the matter is over (a post filled, a "
-                                                     "handover written, a call begun, its sender settled it)")
+    acknowledged_by: str = Field(max_length=200, description="the name of whoever acknowledged")
+    acknowledged_at: AwareDatetime
+
+
+@register
+class NotificationExpired(Event):
+    """Command to the bot: this delivered copy no longer waits for an answer, nobody having answered:
+    what it asked about is over (a post filled, a handover written, a call begun or moved, its sender
+    withdrew it). Its message says no answer is needed any more, without its buttons. (Not a
+    `NotificationClosed`, which names who acknowledged: a bot that does not know this command leaves
+    the buttons, as before.)"""
+
+    type = "notify.notification.expired"
+    notification_id: uuid.UUID
+    person_id: uuid.UUID
+    chat_id: int
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="the copy's text as sent (plain; the bot escapes it)")
+    document: bool = Field(default=False, description="sent as a file: the text is its caption")
+    closed_at: AwareDatetime
 
 
 @register

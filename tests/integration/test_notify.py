@@ -581,7 +581,7 @@ async def test_a_matter_settled_without_an_answer_takes_the_buttons_off_the_copi
     clock.set(datetime(2026, 3, 2, 10, 15, tzinfo=UTC))
     await publish(bus, events.NotificationsSettled(kinds=["hns4d.notice"], about="movement-12",
                                                    reason="the party acknowledged"), source="hns4d")
-    note = "✓ <i>No answer needed any more: settled at 10:15 UTC</i>"
+    note = "<i>No answer is needed any more (closed at 10:15 UTC)</i>"
 
     async def rewritten(user: User) -> dict[str, Any] | None:
         found = await _last_with(user, "Movement 12")

@@ -40,7 +40,9 @@ def test_every_service_durable_is_declared_with_the_subjects_its_code_handles() 
         assert declared.stream == runner.stream and runner.durable.startswith(f"{declared.service}--")
         assert sorted(declared.filter_subjects) == sorted(runner.config().filter_subjects or []), runner.durable
     # the bot's one durable (services/bot/consumers.py) takes the deliver commands, and the closing of a copy
-    assert BY_NAME["bot--on_deliver"].takes == (events.DeliverTelegram, events.NotificationClosed)
+    # (acknowledged by another, or expired with nobody's answer)
+    assert BY_NAME["bot--on_deliver"].takes == (events.DeliverTelegram, events.NotificationClosed,
+                                                events.NotificationExpired)
     assert {r.durable for r in runners} | {"bot--on_deliver"} == set(BY_NAME) and len(BY_NAME) == len(DURABLES)
 
 

@@ -61,7 +61,7 @@ def help_text() -> str:
     ) + "\n" + _(
         "/movement: notify the parties to the conflict of a movement; they acknowledge receipt, which is never an "
         "approval\n/hns4d: what you notified, and each party's acknowledgement of receipt or its silence"
-    ) + "\n" + _("/site: notify the parties of a static site (a warehouse, an office, a camp), the same way")
+    ) + "\n" + _("/site: notify the parties of a static site (a warehouse, an office, a camp), like /movement")
 
 
 def build_me_router(*, notify: NotifyClient) -> Router:

@@ -11,7 +11,6 @@ reference, or each problem. Receipt by the parties is never approval, and the te
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from html import escape
@@ -30,17 +29,27 @@ from services.bot.callbacks import MovementStep
 from services.bot.edits import pressed
 from services.bot.filters import IsMember
 from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
+from services.bot.routers.notifying import (
+    MAX_TEXT,
+    point_help,
+    position_problem,
+    problems_list,
+    receipt_only,
+    shown_point,
+    shown_time,
+    submitted,
+    time_help,
+    typed_point,
+    typed_time,
+    unreachable,
+)
 from services.bot.routers.widgets import post_country
 from services.bot.states import MovementWriting
-from shared.contracts.hns4d import PartyStatus, RecordStatus, Submission, Submitted
+from shared.contracts.hns4d import PartyStatus, RecordStatus, Submission
 from shared.contracts.roster import PersonCard
 
 MAX_POINTS = 50
 MESSAGE_BUDGET = 3800  # of Telegram's 4,096 characters a message, what the notifications listed may take
-PROBLEMS_SHOWN = 10  # problems listed at most (a route of 50 points each outside the country)
-MAX_TEXT = 200
-TYPED_POINT = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*[,; ]\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
-WHEN = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
 TEXT_STEPS: dict[State, tuple[str, State | None]] = {  # the answer kept as `field`, then the next step
     MovementWriting.name: ("name", MovementWriting.route),
     MovementWriting.vehicles: ("vehicles", MovementWriting.markings),
@@ -57,41 +66,6 @@ def _lines_within(text: str, budget: int) -> str:
             return "\n".join(kept + ["…"])
         kept.append(line)
     return text
-
-
-def shown_point(lat: float, lon: float) -> str:
-    return f"{lat:.5f}, {lon:.5f}"
-
-
-def not_a_position(lat: float, lon: float) -> str | None:
-    """Why (`lat`, `lon`) is no position on Earth, in the reader's language; None when it is one."""
-    if -90 <= lat <= 90 and -180 <= lon <= 180:
-        return None
-    return _("That is not a position: latitude goes from -90 to 90, longitude from -180 to 180, latitude first.")
-
-
-def typed_point_help() -> str:
-    return _("I did not understand that point. Share it as a location (📎, then Location), or type \"latitude, "
-             "longitude\", for example: 14.4843, -4.1827")
-
-
-def time_help() -> str:
-    return _("I did not understand that time. Write the day and time in UTC, for example: 2026-12-02 06:00")
-
-
-def unreachable() -> str:
-    return _("I could not reach the humanitarian notification service. Your answers are kept: press Submit again "
-             "in a moment.")
-
-
-def when(text: str) -> datetime | None:
-    """A day and time typed in UTC ("2026-12-02 06:00"), or None."""
-    for form in WHEN:
-        try:
-            return datetime.strptime(text.strip(), form).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
 
 
 def question(step: State) -> str:
@@ -112,12 +86,10 @@ def question(step: State) -> str:
 def summary(data: dict[str, Any], person: PersonCard) -> str:
     points = " → ".join(shown_point(lat, lon) for lat, lon in data["points"])
     return _("<b>Movement to notify</b>\n{name}\nOrganisation: {organisation}\nRoute: {route}\nFrom {start} to "
-             "{end} UTC\nVehicles: {vehicles}\nMarkings: {markings}\nContact: {contact}\n\nThe CMCoord officer "
-             "sends it to every party to the conflict in the country and asks each to acknowledge receipt. An "
-             "acknowledgement is receipt only: it is not an approval and guarantees nothing.").format(
+             "{end} UTC\nVehicles: {vehicles}\nMarkings: {markings}\nContact: {contact}").format(
         name=escape(data["name"]), organisation=escape(person.organisation), route=points,
-        start=data["start"][:16].replace("T", " "), end=data["end"][:16].replace("T", " "),
-        vehicles=escape(data["vehicles"]), markings=escape(data["markings"]), contact=escape(data["contact"]))
+        start=shown_time(data["start"]), end=shown_time(data["end"]), vehicles=escape(data["vehicles"]),
+        markings=escape(data["markings"]), contact=escape(data["contact"])) + "\n\n" + receipt_only()
 
 
 def _utc(at: datetime) -> str:
@@ -149,16 +121,6 @@ def status_lines(record: RecordStatus) -> list[str]:
     if not record.parties:
         return lines + [_("Not sent to the parties yet.")]
     return lines + [party_line(p) for p in record.parties]
-
-
-def submitted(answer: Submitted) -> str:
-    """The reference given, and the warning that came with it (an emergency notified late)."""
-    assert answer.reference is not None
-    text = _("<b>{reference}</b> submitted. A CMCoord officer reviews it and sends it to the parties; /hns4d "
-             "shows each party's acknowledgement of receipt.").format(reference=escape(answer.reference))
-    if answer.warning:
-        text += "\n" + _("Warning: {warning}").format(warning=escape(answer.warning))
-    return text
 
 
 def confirm_keyboard() -> Any:
@@ -223,17 +185,17 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         await message.answer(question(MovementWriting.start))
 
     @router.message(MovementWriting.route, F.text, ~F.text.startswith("/"))
-    async def typed_point(message: Message, state: FSMContext) -> None:
+    async def point_typed(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        found = TYPED_POINT.match(message.text)
-        if found is None:
-            await message.answer(typed_point_help())
+        point = typed_point(message.text)
+        if point is None:
+            await message.answer(point_help())
             return
-        await _add_point(message, state, float(found.group(1)), float(found.group(2)))
+        await _add_point(message, state, *point)
 
     async def _add_point(message: Message, state: FSMContext, lat: float, lon: float) -> None:
         points = (await state.get_data())["points"]
-        if (problem := not_a_position(lat, lon)) is not None:
+        if (problem := position_problem(lat, lon)) is not None:
             await message.answer(problem)
             return
         if len(points) >= MAX_POINTS:
@@ -247,7 +209,7 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
     @router.message(StateFilter(MovementWriting.start, MovementWriting.end), F.text, ~F.text.startswith("/"))
     async def time_step(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        at = when(message.text)
+        at = typed_time(message.text)
         if at is None:
             await message.answer(time_help())
             return
@@ -286,9 +248,8 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
             await where.answer(unreachable(), reply_markup=confirm_keyboard())
             return
         if answer.reference is None:
-            problems = "\n".join(f"• {escape(p)}" for p in answer.problems[:PROBLEMS_SHOWN])
             await where.answer(_("Not submitted:\n{problems}\nIf it is an emergency, press Submit as an emergency; "
-                                 "otherwise send /movement to start again.").format(problems=problems),
+                                 "otherwise send /movement to start again.").format(problems=problems_list(answer)),
                                reply_markup=confirm_keyboard())
             return
         await state.clear()

@@ -22,21 +22,23 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import ValidationError
 
-from services.bot.callbacks import MovementStep
+from services.bot.callbacks import SiteStep
 from services.bot.edits import pressed
 from services.bot.filters import IsMember
 from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
-from services.bot.routers.movement import (
+from services.bot.routers.notifying import (
     MAX_TEXT,
-    PROBLEMS_SHOWN,
-    TYPED_POINT,
-    not_a_position,
+    point_help,
+    position_problem,
+    problems_list,
+    receipt_only,
     shown_point,
+    shown_time,
     submitted,
     time_help,
-    typed_point_help,
+    typed_point,
+    typed_time,
     unreachable,
-    when,
 )
 from services.bot.routers.widgets import post_country
 from services.bot.states import SiteWriting
@@ -69,18 +71,16 @@ def summary(data: dict[str, Any], person: PersonCard) -> str:
     lat, lon = data["point"]
     occupancy = data["occupancy"]
     return _("<b>Site to notify</b>\n{name}\nOrganisation: {organisation}\nFunction: {function}\nPosition: "
-             "{point}\nPeople usually there: {occupancy}\nFrom {start} to {end} UTC\n\nThe CMCoord officer sends "
-             "it to every party to the conflict in the country and asks each to acknowledge receipt. An "
-             "acknowledgement is receipt only: it is not an approval and guarantees nothing.").format(
+             "{point}\nPeople usually there: {occupancy}\nFrom {start} to {end} UTC").format(
         name=escape(data["name"]), organisation=escape(person.organisation), function=escape(data["function"]),
         point=shown_point(lat, lon), occupancy="-" if occupancy is None else occupancy,
-        start=data["start"][:16].replace("T", " "), end=data["end"][:16].replace("T", " "))
+        start=shown_time(data["start"]), end=shown_time(data["end"])) + "\n\n" + receipt_only()
 
 
 def confirm_keyboard() -> Any:
     keyboard = InlineKeyboardBuilder()
-    keyboard.button(text=_("Submit"), callback_data=MovementStep(a="send"))
-    keyboard.button(text=_("Cancel"), callback_data=MovementStep(a="cancel"))
+    keyboard.button(text=_("Submit"), callback_data=SiteStep(a="send"))
+    keyboard.button(text=_("Cancel"), callback_data=SiteStep(a="cancel"))
     keyboard.adjust(1)
     return keyboard.as_markup()
 
@@ -120,7 +120,7 @@ def build_site_router(*, hns4d: Hns4dClient) -> Router:
         await message.answer(question(following))
 
     async def located(message: Message, state: FSMContext, lat: float, lon: float) -> None:
-        if (problem := not_a_position(lat, lon)) is not None:
+        if (problem := position_problem(lat, lon)) is not None:
             await message.answer(problem)
             return
         await state.update_data({"point": [lat, lon]})
@@ -133,30 +133,31 @@ def build_site_router(*, hns4d: Hns4dClient) -> Router:
         await located(message, state, message.location.latitude, message.location.longitude)
 
     @router.message(SiteWriting.point, F.text, ~F.text.startswith("/"))
-    async def typed_point(message: Message, state: FSMContext) -> None:
+    async def point_typed(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        found = TYPED_POINT.match(message.text)
-        if found is None:
-            await message.answer(typed_point_help())
+        point = typed_point(message.text)
+        if point is None:
+            await message.answer(point_help())
             return
-        await located(message, state, float(found.group(1)), float(found.group(2)))
+        await located(message, state, *point)
 
     @router.message(SiteWriting.occupancy, F.text, ~F.text.startswith("/"))
     async def occupancy(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        typed = message.text.strip().replace(" ", "").replace(",", "")
-        if typed != "-" and not (typed.isdigit() and int(typed) <= MAX_OCCUPANCY):
+        typed = "".join(message.text.split()).replace(",", "")  # 1 200, 1,200
+        unknown = typed in ("-", "–", "—")
+        if not unknown and not (typed.isascii() and typed.isdecimal() and int(typed) <= MAX_OCCUPANCY):
             await message.answer(_("That is not a number of people. Write a number, for example 40, or - when you "
                                    "do not know."))
             return
-        await state.update_data({"occupancy": None if typed == "-" else int(typed)})
+        await state.update_data({"occupancy": None if unknown else int(typed)})
         await state.set_state(SiteWriting.start)
         await message.answer(question(SiteWriting.start))
 
     @router.message(StateFilter(SiteWriting.start, SiteWriting.end), F.text, ~F.text.startswith("/"))
     async def time_step(message: Message, state: FSMContext, person: PersonCard) -> None:
         assert message.text is not None
-        at = when(message.text)
+        at = typed_time(message.text)
         if at is None:
             await message.answer(time_help())
             return
@@ -172,12 +173,12 @@ def build_site_router(*, hns4d: Hns4dClient) -> Router:
         await state.set_state(SiteWriting.confirm)
         await message.answer(summary(await state.get_data(), person), reply_markup=confirm_keyboard())
 
-    @router.callback_query(SiteWriting.confirm, MovementStep.filter())
-    async def confirm(callback: CallbackQuery, callback_data: MovementStep, state: FSMContext,
+    @router.callback_query(SiteWriting.confirm, SiteStep.filter(F.a.in_({"send", "cancel"})))
+    async def confirm(callback: CallbackQuery, callback_data: SiteStep, state: FSMContext,
                       person: PersonCard) -> None:
         await callback.answer()
         where = pressed(callback)
-        if callback_data.a != "send":
+        if callback_data.a == "cancel":
             await state.clear()
             await where.answer(_("Nothing was submitted."))
             return
@@ -196,9 +197,9 @@ def build_site_router(*, hns4d: Hns4dClient) -> Router:
             await where.answer(unreachable(), reply_markup=confirm_keyboard())
             return
         if answer.reference is None:
-            problems = "\n".join(f"• {escape(p)}" for p in answer.problems[:PROBLEMS_SHOWN])
             await state.clear()
-            await where.answer(_("Not submitted:\n{problems}\nSend /site to start again.").format(problems=problems))
+            await where.answer(_("Not submitted:\n{problems}\nSend /site to start again.").format(
+                problems=problems_list(answer)))
             return
         await state.clear()
         await where.answer(submitted(answer))

@@ -1,6 +1,7 @@
 """A notification's life, each change stored with its transition row and its event
-(`notify.notification.transitioned`; `bot.deliver.telegram` for a send, `notify.notification.closed`
-for a copy closed by an acknowledgement) in the caller's unit of work: created for whom the roster
+(`notify.notification.transitioned`; `bot.deliver.telegram` for a send; for a delivered copy that
+closes, `notify.notification.closed` (someone acknowledged) or `notify.notification.expired` (its
+matter is over)) in the caller's unit of work: created for whom the roster
 named, sent or held for quiet hours or folded past the daily cap, failed or kept for a person
 without Telegram, expired when its matter is settled, acknowledged, caught up on linking.
 The handlers (reports, facts) and the jobs (due steps, call reminders) change notifications
@@ -275,11 +276,14 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
     if not delivered:
         return
     assert c.chat_id is not None
-    by, at = acknowledged or ("", now)
-    uow.emit(events.NotificationClosed(
-        notification_id=c.id, person_id=c.person_id, chat_id=c.chat_id, text=fit(c.text),
-        document=c.document is not None, acknowledged_by=by[:200], acknowledged_at=at, settled=acknowledged is None),
-        id=deterministic_id("closed", c.id))
+    copy = {"notification_id": c.id, "person_id": c.person_id, "chat_id": c.chat_id, "text": fit(c.text),
+            "document": c.document is not None}
+    if acknowledged is None:
+        uow.emit(events.NotificationExpired(**copy, closed_at=now), id=deterministic_id("expired", c.id))
+    else:
+        by, at = acknowledged
+        uow.emit(events.NotificationClosed(**copy, acknowledged_by=by[:200], acknowledged_at=at),
+                 id=deterministic_id("closed", c.id))
 
 
 async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:
