@@ -81,8 +81,8 @@ class NotificationExpired(Event):
     """Command to the bot: this delivered copy no longer waits for an answer, nobody having answered:
     what it asked about is over (a post filled, a handover written, a call begun or moved, its sender
     withdrew it). Its message says no answer is needed any more, without its buttons. (Not a
-    `NotificationClosed`, which names who acknowledged: a bot that does not know this command leaves
-    the buttons, as before.)"""
+    `NotificationClosed`, which names who acknowledged. A bot older than this command dead-letters
+    it: run `cmcoord nats-init` and upgrade the bot before notify.)"""
 
     type = "notify.notification.expired"
     notification_id: uuid.UUID

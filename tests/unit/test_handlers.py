@@ -374,7 +374,9 @@ async def test_a_review_goes_to_the_country_s_officers_and_to_the_region_s_when_
     assert await told("BF") == [101, 102]  # nobody in Burkina Faso: the region's officers
     assert fake.asked[1:] == ["holders cmcoord_officer in BF of ROWCA", "holders cmcoord_officer of ROWCA"]
     assert await told("NE", region=None) == [101, 102]  # no region said: the country's, never the world's
-    assert fake.asked[3:] == ["holders cmcoord_officer in NE of ROWCA", "holders cmcoord_officer of ROWCA"]
+    assert fake.asked[3:] == ["holders cmcoord_officer in NE", "holders cmcoord_officer of ROWCA"]
+    assert await told("XK", region=None) == []  # a country in no known region: the adviser step is skipped
+    assert fake.asked[5:] == ["holders cmcoord_officer in XK", "holders cmcs_desk"]
 
 
 async def test_a_handover_campaign_does_not_start_for_a_note_already_written(

@@ -144,9 +144,9 @@ def build_site_router(*, hns4d: Hns4dClient) -> Router:
     @router.message(SiteWriting.occupancy, F.text, ~F.text.startswith("/"))
     async def occupancy(message: Message, state: FSMContext) -> None:
         assert message.text is not None
-        typed = "".join(message.text.split()).replace(",", "")  # 1 200, 1,200
+        typed = "".join(message.text.split()).replace(",", "").replace("٬", "")  # 1 200, 1,200, ١٬٢٠٠
         unknown = typed in ("-", "–", "—")
-        if not unknown and not (typed.isascii() and typed.isdecimal() and int(typed) <= MAX_OCCUPANCY):
+        if not unknown and not (typed.isdecimal() and int(typed) <= MAX_OCCUPANCY):  # any script's digits: ٤٠
             await message.answer(_("That is not a number of people. Write a number, for example 40, or - when you "
                                    "do not know."))
             return

@@ -63,12 +63,18 @@ async def who(roster: Roster, audience: Audience) -> list[Recipient]:
     if audience.everyone:
         return await _asked(roster.everyone())
     assert audience.role is not None
-    holders = await _asked(roster.holders(audience.role, audience.region, audience.country))
-    if not holders and audience.country is not None:  # nobody of the role in the country: the region's
-        holders = await _asked(roster.holders(audience.role, audience.region))
-    if not holders and audience.or_role is not None:  # the desk is everyone's; an adviser is the region's
+    region = audience.region
+    holders = await _asked(roster.holders(audience.role, region, audience.country))
+    if not holders and audience.country is not None:
+        # nobody of the role in the country: the region's (the country's, when the request named none);
+        # a country in no region the project knows: on to the desk, never every holder in the world
+        region = region or region_for_country(audience.country)
+        holders = await _asked(roster.holders(audience.role, region)) if region is not None else []
+    regional = region is not None or audience.country is None
+    if not holders and audience.or_role is not None and (regional or audience.or_role != "regional_adviser"):
+        # the desk is everyone's; an adviser is the region's
         holders = await _asked(roster.holders(audience.or_role,
-                                              audience.region if audience.or_role == "regional_adviser" else None))
+                                              region if audience.or_role == "regional_adviser" else None))
     if not holders and audience.or_role == "regional_adviser":
         holders = await _asked(roster.holders("cmcs_desk"))
     return list(holders)
@@ -106,7 +112,7 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     owner = e.kind.partition(".")[0]
     if owner in OWNERS and owner != cause.source:  # hns4d.review is hns4d's to ask: nobody else's
         raise PermanentError(f"{cause.source} may not ask for {e.kind}: not its notifications")
-    # a country's holders, and the region's when it has none: never the whole world's
+    # the notification's region: the country's, when the request named a country and no region
     region = e.region or (region_for_country(e.country) if e.role and e.country else None)
     request = Request(kind=e.kind, about=e.about, occurrence=e.occurrence, text=e.text, buttons=tuple(e.buttons),
                       urgent=e.urgent, region=region, document=e.document, documents=tuple(e.documents.items()),
@@ -115,7 +121,7 @@ async def find_requested(e: events.NotificationRequested, *, cause: Envelope, cl
     # officer (the post gapped): the region's adviser
     fallback = {"regional_adviser": "cmcs_desk", "cmcoord_officer": "regional_adviser"}.get(e.role or "")
     return await find(roster, [campaigns.Ask(request, Audience(person_ids=tuple(e.person_ids), role=e.role,
-                                                               region=region, everyone=e.everyone,
+                                                               region=e.region, everyone=e.everyone,
                                                                country=e.country if e.role else None,
                                                                or_role=fallback))])
 
