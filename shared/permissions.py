@@ -36,7 +36,8 @@ QUERIES: dict[str, tuple[str, ...]] = {
     "roster": (),
     "notify": ("roster.recipients", "roster.post_holder", "roster.handover_note"),
     "lessons": ("roster.recipients", "roster.rights"),
-    "hns4d": ("roster.recipients",),  # names of parties' liaisons and of submitters, for the texts
+    "hns4d": ("roster.recipients",  # names of parties' liaisons and of submitters, for the texts
+              "roster.rights"),  # who may see a record: the submitter's organisation, the country's officers…
     "bot": ("roster.person_by_telegram", "roster.register", "roster.contacts", "roster.counterparts",
             "roster.rights", "roster.recipients",  # /send: who may send to a region, and who is in it
             "notify.calls", "notify.pending", "notify.message_status", "lessons.search", "lessons.aars",

@@ -1,12 +1,20 @@
 """HNS4D's answers over NATS request/reply (shared/contracts/hns4d.py): a submission from the bot,
-checked and stored in one transaction, and what a person submitted with each party's answer."""
+checked and stored in one transaction, and the records a person may see with each party's answer:
+their own; as a member, their organisation's; as a CMCoord officer, their country's; as a regional
+adviser, their region's; the desk, every one. Who they are is the roster's answer (`rights`), never
+their word; the roster away, their own only."""
 
 from __future__ import annotations
 
+import uuid
+
+import nats.errors
+import structlog
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, func, or_, true
 from sqlmodel import col, select
 
 from services.hns4d import records
@@ -15,16 +23,46 @@ from services.hns4d.records import Refused
 from shared import events
 from shared.contracts import hns4d as contract
 from shared.contracts.hns4d import Mine, MineRequest, RecordStatus, Submitted, SubmitRequest
-from shared.contracts.query import answer
+from shared.bus import Bus, QueryError
+from shared.contracts.query import answer, ask
+from shared.contracts.roster import RIGHTS, Rights, RightsRequest
 from shared.store import Database
+
+log = structlog.get_logger("hns4d")
 
 
 ATTEMPTS = 3
 
 
 class Hns4dQueries:
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, bus: Bus | None = None, timeout: float = 5.0) -> None:
         self.db = db
+        self.bus = bus
+        self.timeout = timeout
+
+    async def _rights(self, person_id: uuid.UUID) -> Rights | None:
+        if self.bus is None:
+            return None
+        try:
+            return await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
+        except (QueryError, TimeoutError, nats.errors.Error) as err:
+            log.warning("asker_rights_unknown", error=str(err) or type(err).__name__)
+            return None
+
+    async def visible_to(self, person_id: uuid.UUID) -> ColumnElement[bool]:
+        """The records `person_id` may see (their own, whatever the roster says)."""
+        rights = await self._rights(person_id)
+        if rights is not None and rights.desk:
+            return true()
+        seen: list[ColumnElement[bool]] = [col(Record.submitted_by) == person_id]
+        if rights is not None and rights.member:
+            if rights.organisation.strip():
+                seen.append(func.lower(col(Record.organisation)) == rights.organisation.strip().lower())
+            if rights.officer_countries:
+                seen.append(col(Record.country).in_(rights.officer_countries))
+            if rights.adviser_regions:
+                seen.append(col(Record.region).in_(rights.adviser_regions))
+        return or_(*seen)
 
     async def submit(self, q: SubmitRequest) -> Submitted:
         """Stored with the id the submission fixes: asked again (a retry, a double press), the same reference.
@@ -44,8 +82,9 @@ class Hns4dQueries:
         raise AssertionError("unreachable")
 
     async def mine(self, q: MineRequest) -> Mine:
+        visible = await self.visible_to(q.person_id)
         async with self.db.unit_of_work() as uow:
-            rows = (await uow.session.exec(select(Record).where(Record.submitted_by == q.person_id).order_by(
+            rows = (await uow.session.exec(select(Record).where(visible).order_by(
                 col(Record.submitted_at).desc()).limit(q.limit))).all()
             shown = []
             now = uow.clock.now()
@@ -55,6 +94,8 @@ class Hns4dQueries:
                               detail=record.reference)
                 shown.append(RecordStatus(reference=record.reference, kind=record.kind, country=record.country,
                                           name=record.name, state=record.state, revision=record.revision,
+                                          organisation=record.organisation,
+                                          asker_submitted=record.submitted_by == q.person_id,
                                           lines=records.status_lines(record, statuses, now=now)[1:],
                                           warning=record.warning, parties=statuses))
         return Mine(shown)

@@ -69,8 +69,9 @@ REGISTRATION_REFUSALS = {
 REGISTRATION_HELD = (202, "the link waits for the CMCS desk to confirm it")
 
 # The roles that let a person read others' restricted material (lessons' classification):
-# the CMCS desk all of it, a regional adviser what concerns their region.
-RIGHTS_ROLES = ("cmcs_desk", "regional_adviser")
+# the CMCS desk all of it, a regional adviser what concerns their region; and a CMCoord officer
+# what concerns their country (HNS4D's records).
+RIGHTS_ROLES = ("cmcs_desk", "regional_adviser", "cmcoord_officer")
 
 
 def _recipient(person: Any, regions: tuple[str, ...], telegram_user_id: int | None, member: bool) -> Recipient:
@@ -244,19 +245,22 @@ class RosterQueries:
         """What a person may read of what others wrote, as the roster knows them today:
         `member` (a verified member of the community: linked to the bot, with a deployment not
         ended or ended within the grace period), `desk` (deployed as CMCS desk),
-        `adviser_regions` (deployed as regional adviser there). Someone not on the roster has
-        none. Read straight from the tables, never from an older snapshot: other services
+        `adviser_regions` (deployed as regional adviser there), `officer_countries` (deployed as
+        CMCoord officer there) and their `organisation`. Someone not on the roster has none. Read straight from the tables, never from an older snapshot: other services
         decide on it (lessons, for every search)."""
         day = self.clock.now().date()
         async with self.db.read() as session:
             linked = await session.get(TelegramLink, q.person_id) is not None
             member = linked and await store.is_member(session, q.person_id, day=day, grace=self.member_grace)
             held = (await session.exec(
-                select(Deployment.role, Post.region).join(Post)
+                select(Deployment.role, Post.region, Post.country).join(Post)
                 .where(Deployment.person_id == q.person_id, Deployment.on(day), col(Deployment.role).in_(RIGHTS_ROLES))
             )).all()
-        return Rights(person_id=q.person_id, member=member, desk=any(role == "cmcs_desk" for role, _ in held),
-                      adviser_regions=sorted({region for role, region in held if role == "regional_adviser"}))
+            person = await session.get(Person, q.person_id)
+        return Rights(person_id=q.person_id, member=member, desk=any(role == "cmcs_desk" for role, _, _ in held),
+                      adviser_regions=sorted({region for role, region, _ in held if role == "regional_adviser"}),
+                      officer_countries=sorted({country for role, _, country in held if role == "cmcoord_officer"}),
+                      organisation=person.organisation if person is not None else "")
 
     async def counterparts(self, q: CounterpartsRequest) -> Counterparts:
         country = resolve_country(q.country)

@@ -71,7 +71,8 @@ EXAMPLES: dict[str, tuple[BaseModel, BaseModel]] = {
                                 where_files_live="Team drive / Mopti", advice_to_successor="Meet the governor early",
                                 revision=1, submitted_at=_AT)),
     roster.RIGHTS.subject: (roster.RightsRequest(person_id=_P2),
-                            roster.Rights(person_id=_P2, member=True, desk=False, adviser_regions=["ROWCA"])),
+                            roster.Rights(person_id=_P2, member=True, desk=False, adviser_regions=["ROWCA"],
+                                         organisation="OCHA")),
     notify.PENDING.subject: (
         notify.PendingRequest(person_id=_P),
         notify.Pending([notify.PendingNotification(
@@ -117,6 +118,7 @@ EXAMPLES: dict[str, tuple[BaseModel, BaseModel]] = {
         hns4d.MineRequest(person_id=_P, limit=5),
         hns4d.Mine([hns4d.RecordStatus(
             reference="HN-ML-2026-0007", kind="movement", country="ML", name="Bamako–Mopti food convoy",
+            organisation="WFP", asker_submitted=False,  # the country's officer asks
             state="sent", revision=1, lines=["  FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC",
                                              "  MINUSMA: silent since 01 Jul 2026 08:00 UTC (receipt was due by "
                                              "02 Jul 2026 08:00 UTC)"],

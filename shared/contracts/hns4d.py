@@ -48,6 +48,9 @@ class Submitted(Reply):
 
 
 class MineRequest(Request):
+    """The newest records the person may see (their own, their organisation's, their country's or
+    region's by their post; the desk, all), newest first."""
+
     person_id: uuid.UUID
     limit: int = Field(default=5, ge=1, le=20)
 
@@ -75,6 +78,10 @@ class RecordStatus(Reply):
     state: str  # submitted | sent | cancelled
     revision: int
     lines: list[str] = Field(description="the same in English lines (what an older bot shows)")
+    organisation: str = ""
+    asker_submitted: bool = Field(default=True, description="false: a record the asker sees as a member of its "
+                                                            "organisation, its country's officer, its region's "
+                                                            "adviser or the desk")
     warning: str = ""
     parties: list[PartyStatus] | None = Field(default=None, description="none from an older HNS4D: read `lines`")
 

@@ -142,6 +142,8 @@ class Rights(Reply):
     member: bool
     desk: bool
     adviser_regions: list[str]
+    officer_countries: list[str] = Field(default_factory=list, description="deployed as CMCoord officer there")
+    organisation: str = Field(default="", description="as the roster has it (an older roster: empty)")
 
 
 class PostHolders(Reply):

@@ -27,7 +27,7 @@ from services.bot.bootstrap import BotApp
 from services.hns4d import bootstrap as hns4d_bootstrap
 from services.hns4d import records, store
 from services.hns4d.config import Settings as Hns4dSettings
-from services.hns4d.models import Forwarding, Party, Record
+from services.hns4d.models import AuditEntry, Forwarding, Party, Record
 from services.lessons import bootstrap as lessons_bootstrap
 from services.lessons.models import Item
 from services.hns4d.records import Refused
@@ -510,6 +510,28 @@ async def test_a_movement_half_told_survives_a_bot_restart(
     async with hns4d.db.read() as session:
         (record,) = (await session.exec(select(Record))).all()
     assert json.loads(record.points) == [list(p) for p in ROUTE] and record.vehicles == "2 cars"
+
+
+async def test_a_record_is_seen_by_its_organisation_its_country_s_officers_its_region_s_adviser_and_the_desk(
+    hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    done = await by_bot(User(sandbox_url, ANA), clock, "Bamako–Mopti food convoy", hours_ahead=50)
+    reference = re.search(r"<b>(HN-ML-\d{4}-\d{4})</b> submitted", done["text"])
+    assert reference is not None, done["text"]
+    rights = await bus.request("cmcoord.roster.svc.rights", {"person_id": str(hns4d_people["awa@ocha.example"])})
+    assert (rights["officer_countries"], rights["organisation"]) == (["ML"], "OCHA")  # who she is: the roster's word
+    somchai = 9804  # a CMCoord officer in Thailand
+    for user, sees in ((AWA, True), (JEAN, True), (MARIA, True), (somchai, False)):
+        shown = (await User(sandbox_url, user).reply_to("/hns4d"))["text"]
+        if sees:
+            assert f"<b>{reference.group(1)}</b> Bamako–Mopti food convoy (WFP)" in shown, (user, shown)
+        else:
+            assert reference.group(1) not in shown and "You have not notified any site or movement" in shown
+    async with hns4d.db.read() as session:  # each view is in the audit log, with who saw it
+        viewers = set((await session.exec(select(AuditEntry.who).where(AuditEntry.action == "viewed"))).all())
+    assert {f"person:{hns4d_people[e]}" for e in ("awa@ocha.example", "jean@ocha.example", "maria@ocha.example")} \
+        <= viewers
 
 
 async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(

@@ -266,7 +266,9 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         if not found:
             await message.answer(_("You have not notified any site or movement. /movement notifies one."))
             return
-        blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}\n" + "\n".join(status_lines(r)) for r in found]
+        blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}"
+                  + ("" if r.asker_submitted else f" ({escape(r.organisation)})") + "\n" + "\n".join(status_lines(r))
+                  for r in found]
         shown = [_lines_within(blocks[0], MESSAGE_BUDGET)]  # the newest always; the rest while they fit
         for block in blocks[1:]:
             if sum(len(b) + 2 for b in shown) + len(block) > MESSAGE_BUDGET:
