@@ -29,16 +29,20 @@ async def test_the_roster_tells_what_a_person_may_read(roster: RosterApp, bus: B
     async def rights(person_id: uuid.UUID) -> Any:
         return await bus.request(RIGHTS.subject, {"person_id": str(person_id)})
 
-    def no_rights(person_id: uuid.UUID) -> dict[str, Any]:
-        return {"person_id": str(person_id), "member": False, "desk": False, "adviser_regions": []}
+    def no_rights(person_id: uuid.UUID, organisation: str = "") -> dict[str, Any]:
+        return {"person_id": str(person_id), "member": False, "desk": False, "adviser_regions": [],
+                "officer_countries": [], "organisation": organisation}
 
     assert await rights(people["maria@ocha.example"]) == {
-        "person_id": str(people["maria@ocha.example"]), "member": True, "desk": True, "adviser_regions": []}
+        "person_id": str(people["maria@ocha.example"]), "member": True, "desk": True, "adviser_regions": [],
+        "officer_countries": [], "organisation": "OCHA"}
     assert await rights(people["jean@ocha.example"]) == {
-        "person_id": str(people["jean@ocha.example"]), "member": True, "desk": False, "adviser_regions": ["ROWCA"]}
-    assert (await rights(people["awa@ocha.example"]))["member"] is True  # an officer linked to the bot
-    nadia = people["noone@ocha.example"]  # on the roster, never registered with the bot
-    assert await rights(nadia) == no_rights(nadia)
+        "person_id": str(people["jean@ocha.example"]), "member": True, "desk": False, "adviser_regions": ["ROWCA"],
+        "officer_countries": [], "organisation": "OCHA"}
+    awa = await rights(people["awa@ocha.example"])
+    assert (awa["member"], awa["officer_countries"]) == (True, ["ML"])  # an officer in Mali, linked to the bot
+    nadia = people["noone@ocha.example"]  # on the roster, never registered with the bot: her organisation only
+    assert await rights(nadia) == no_rights(nadia, organisation="OCHA")
     stranger = uuid.uuid4()
     assert await rights(stranger) == no_rights(stranger)
 
