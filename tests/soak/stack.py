@@ -160,10 +160,15 @@ class Stack:
         async with http.post(f"{self.sandbox_url}/sandbox/send", json=body) as resp:
             assert resp.status == 200, await resp.text()
 
-    async def press(self, http: aiohttp.ClientSession, chat: int, message_id: int, data: str) -> None:
+    async def press(self, http: aiohttp.ClientSession, chat: int, message_id: int, data: str) -> bool:
+        """The button pressed; False when the message no longer has it (the bot took it off just
+        before: a phone shows the message without it)."""
         async with http.post(f"{self.sandbox_url}/sandbox/press",
                              json={"user_id": chat, "message_id": message_id, "data": data}) as resp:
+            if resp.status == 400 and "no such button" in await resp.text():
+                return False
             assert resp.status == 200, await resp.text()
+            return True
 
     async def faults(self, http: aiohttp.ClientSession, **faults: Any) -> None:
         async with http.post(f"{self.sandbox_url}/sandbox/faults", json=faults) as resp:

@@ -124,15 +124,19 @@ class Month:
         for chat in sorted(self.chats.values())[::4]:
             if chat == self.blocked:
                 continue
-            for day, message in self.received[chat]:
+            # the messages as the phone shows them now: a copy whose matter is over has lost its buttons
+            shown = {m["message_id"]: m for m in await self.stack.messages(self.http, chat)}
+            for day, received in self.received[chat]:
+                message = shown.get(received["message_id"], received)
                 keyboard = (message.get("reply_markup") or {}).get("inline_keyboard")
                 if not keyboard or day > today - timedelta(days=2) or (chat, message["message_id"]) in self.pressed:
                     continue
                 data = keyboard[0][0].get("callback_data")
                 if not data or not data.startswith("nr:"):
                     continue
-                await self.stack.press(self.http, chat, message["message_id"], data)
                 self.pressed.add((chat, message["message_id"]))
+                if not await self.stack.press(self.http, chat, message["message_id"], data):
+                    continue
                 self.presses.append((uuid.UUID(hex=data.split(":")[1]), self.stack.clock.now()))
                 done += 1
                 break
