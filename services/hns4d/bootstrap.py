@@ -38,7 +38,7 @@ async def compose(host: Hns4dApp) -> None:
     silences = host.parts.silences = SilenceSteps(db=host.db, clock=host.clock, tick_seconds=s.tick_seconds)
     host.scheduler.add(silences)
     host.consume(consumers())
-    host.enter_queries(await Hns4dQueries(db=host.db, bus=bus, timeout=s.query_timeout_seconds).serve(
+    host.enter_queries(await Hns4dQueries(db=host.db, bus=bus, timeout=s.rights_timeout_seconds).serve(
         bus.nc, version=VERSION))
     host.enter_jobs()
 

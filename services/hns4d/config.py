@@ -12,7 +12,10 @@ class Settings(ServiceSettings):
 
     health_port: int = 8105
     tick_seconds: float = 60.0  # how often parties' silences past their deadline are looked for
-    query_timeout_seconds: float = 5.0  # the roster's answer: people named by e-mail, what an asker may see
+    query_timeout_seconds: float = 5.0  # the roster's answer to a command naming people by e-mail
+    # what an asker of /hns4d may see: waited for this long only (the bot waits 5 s for the whole answer);
+    # then their own records only
+    rights_timeout_seconds: float = 1.0
 
     @property
     def db_url(self) -> str:

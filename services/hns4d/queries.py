@@ -14,7 +14,7 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.service import Service
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import ColumnElement, func, or_, true
+from sqlalchemy import ColumnElement, case, func, literal, or_, true
 from sqlmodel import col, select
 
 from services.hns4d import records
@@ -44,10 +44,14 @@ class Hns4dQueries:
         if self.bus is None:
             return None
         try:
-            return await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
-        except (QueryError, TimeoutError, nats.errors.Error) as err:
+            rights = await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
+        except (QueryError, TimeoutError, ValueError, nats.errors.Error) as err:  # ValueError: not JSON
             log.warning("asker_rights_unknown", error=str(err) or type(err).__name__)
             return None
+        if rights.person_id != person_id:
+            log.warning("asker_rights_unknown", error="the roster answered for another")
+            return None
+        return rights
 
     async def visible_to(self, person_id: uuid.UUID) -> ColumnElement[bool]:
         """The records `person_id` may see (their own, whatever the roster says)."""
@@ -57,7 +61,8 @@ class Hns4dQueries:
         seen: list[ColumnElement[bool]] = [col(Record.submitted_by) == person_id]
         if rights is not None and rights.member:
             if rights.organisation.strip():
-                seen.append(func.lower(col(Record.organisation)) == rights.organisation.strip().lower())
+                # folded alike on both sides (SQLite's lower() knows ASCII only)
+                seen.append(func.lower(col(Record.organisation)) == func.lower(literal(rights.organisation.strip())))
             if rights.officer_countries:
                 seen.append(col(Record.country).in_(rights.officer_countries))
             if rights.adviser_regions:
@@ -84,8 +89,9 @@ class Hns4dQueries:
     async def mine(self, q: MineRequest) -> Mine:
         visible = await self.visible_to(q.person_id)
         async with self.db.unit_of_work() as uow:
+            own_first = case((col(Record.submitted_by) == q.person_id, 0), else_=1)  # others never push theirs out
             rows = (await uow.session.exec(select(Record).where(visible).order_by(
-                col(Record.submitted_at).desc()).limit(q.limit))).all()
+                own_first, col(Record.submitted_at).desc()).limit(q.limit))).all()
             shown = []
             now = uow.clock.now()
             for record in rows:

@@ -246,8 +246,9 @@ class RosterQueries:
         `member` (a verified member of the community: linked to the bot, with a deployment not
         ended or ended within the grace period), `desk` (deployed as CMCS desk),
         `adviser_regions` (deployed as regional adviser there), `officer_countries` (deployed as
-        CMCoord officer there) and their `organisation`. Someone not on the roster has none. Read straight from the tables, never from an older snapshot: other services
-        decide on it (lessons, for every search)."""
+        CMCoord officer there) and their `organisation`. Someone not on the roster has none.
+        Read straight from the tables, never from an older snapshot: other services decide on it
+        (lessons, for every search; HNS4D, for what /hns4d shows)."""
         day = self.clock.now().date()
         async with self.db.read() as session:
             linked = await session.get(TelegramLink, q.person_id) is not None

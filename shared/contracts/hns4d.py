@@ -48,8 +48,8 @@ class Submitted(Reply):
 
 
 class MineRequest(Request):
-    """The newest records the person may see (their own, their organisation's, their country's or
-    region's by their post; the desk, all), newest first."""
+    """The records the person may see (their own, their organisation's, their country's or region's
+    by their post; the desk, all): their own first, then the others, each newest first."""
 
     person_id: uuid.UUID
     limit: int = Field(default=5, ge=1, le=20)
@@ -93,5 +93,6 @@ class Mine(RootModel[list[RecordStatus]]):
 SUBMIT = Query("hns4d", "submit", SubmitRequest, Submitted,
                "Submit a site or movement: its reference, or each problem (positions, lead time, duplicates).")
 MINE = Query("hns4d", "mine", MineRequest, Mine,
-             "What a person submitted, newest first, with each party's acknowledgement of receipt or silence.")
+             "The records a person may see, their own first, newest first, with each party's acknowledgement "
+             "of receipt or silence.")
 QUERIES = (SUBMIT, MINE)

@@ -243,7 +243,8 @@ RECIPIENTS = Query("roster", "recipients", RecipientsRequest, Recipients,
 HANDOVER_NOTE = Query("roster", "handover_note", HandoverNoteRequest, HandoverNoteCard,
                       "The handover note written for a deployment (404: none).")
 RIGHTS = Query("roster", "rights", RightsRequest, Rights,
-               "What a person may read of what others wrote: member, CMCS desk, regional adviser's regions.")
+               "What a person may read of what others wrote: member, CMCS desk, regional adviser's regions, "
+               "CMCoord officer's countries, organisation.")
 
 QUERIES = (CONTACTS, DIRECTORY, PERSON_BY_TELEGRAM, POST_HOLDER, REGISTER, COUNTERPARTS, RECIPIENTS, HANDOVER_NOTE,
            RIGHTS)

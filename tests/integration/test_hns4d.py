@@ -514,15 +514,27 @@ async def test_a_movement_half_told_survives_a_bot_restart(
 
 async def test_a_record_is_seen_by_its_organisation_its_country_s_officers_its_region_s_adviser_and_the_desk(
     hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str,
-    clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID], roster_settings: Settings,
 ) -> None:
+    omar = 9813  # a colleague of the submitter's at WFP, in Niger: he sees it as his organisation's
+    t = clock.now().date()
+    _, errors, _ = await import_text(
+        PEOPLE_HEADER + f"Omar Ba,omar@wfp.example,+227 3,WFP,NE,Niamey,Logistics Focal Point,focal_point,"
+        f"{t - timedelta(days=10)},{t + timedelta(days=300)},\n", settings=roster_settings, clock=clock, publish=False)
+    assert errors == []
+    db = Database(roster_settings.db_url)
+    async with db.write() as session:
+        person = (await session.exec(select(Person).where(Person.email == "omar@wfp.example"))).one()
+        session.add(TelegramLink(person_id=person.id, telegram_user_id=omar, linked_at=clock.now()))
+    await db.dispose()
+    await mark_started(sandbox_url, [omar])
     done = await by_bot(User(sandbox_url, ANA), clock, "Bamako–Mopti food convoy", hours_ahead=50)
     reference = re.search(r"<b>(HN-ML-\d{4}-\d{4})</b> submitted", done["text"])
     assert reference is not None, done["text"]
     rights = await bus.request("cmcoord.roster.svc.rights", {"person_id": str(hns4d_people["awa@ocha.example"])})
     assert (rights["officer_countries"], rights["organisation"]) == (["ML"], "OCHA")  # who she is: the roster's word
     somchai = 9804  # a CMCoord officer in Thailand
-    for user, sees in ((AWA, True), (JEAN, True), (MARIA, True), (somchai, False)):
+    for user, sees in ((AWA, True), (JEAN, True), (MARIA, True), (omar, True), (somchai, False)):
         shown = (await User(sandbox_url, user).reply_to("/hns4d"))["text"]
         if sees:
             assert f"<b>{reference.group(1)}</b> Bamako–Mopti food convoy (WFP)" in shown, (user, shown)
