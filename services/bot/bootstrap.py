@@ -43,7 +43,7 @@ from services.bot.routers.language import ReaderLanguage, build_language_router
 from services.bot.routers.lessons import build_lessons_router
 from services.bot.routers.me import build_me_router, commands
 from services.bot.routers.members import build_members_only_router
-from services.bot.routers.movement import build_movement_router
+from services.bot.routers.movement import build_hns4d_router, build_movement_router
 from services.bot.routers.site import build_site_router
 from services.bot.routers.pending import build_pending_router
 from services.bot.routers.profile import build_profile_router
@@ -89,6 +89,7 @@ def make_dispatcher(*, roster: RosterClient, notify: NotifyClient, lessons: Less
     dp.include_routers(
         build_start_router(roster=roster, attempts=Attempts(), reader=reader),
         build_language_router(reader=reader),
+        build_hns4d_router(hns4d=hns4d),  # members and parties' liaisons, each what HNS4D shows them
         build_members_only_router(),  # before the routers it guards
         build_me_router(notify=notify),
         build_pending_router(notify=notify),

@@ -2,11 +2,13 @@
 checked and stored in one transaction, and the records a person may see with each party's answer:
 their own; as a member, their organisation's; as a CMCoord officer, their country's; as a regional
 adviser, their region's; the desk, every one. Who they are is the roster's answer (`rights`), never
-their word; the roster away, their own only."""
+their word; the roster away, their own only. A party's liaison sees the records addressed to their party,
+each with their party's answer only (never whether another party answered): that is HNS4D's own data."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import nats.errors
 import structlog
@@ -18,7 +20,7 @@ from sqlalchemy import ColumnElement, case, func, literal, or_, true
 from sqlmodel import col, select
 
 from services.hns4d import records
-from services.hns4d.models import Record
+from services.hns4d.models import Forwarding, Party, Record
 from services.hns4d.records import Refused
 from shared import events
 from shared.contracts import hns4d as contract
@@ -32,6 +34,14 @@ log = structlog.get_logger("hns4d")
 
 
 ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Visible:
+    """The records an asker may see, and the parties whose answers they read (None: every party's)."""
+
+    records: ColumnElement[bool]
+    parties: frozenset[uuid.UUID] | None = None
 
 
 class Hns4dQueries:
@@ -53,11 +63,11 @@ class Hns4dQueries:
             return None
         return rights
 
-    async def visible_to(self, person_id: uuid.UUID) -> ColumnElement[bool]:
-        """The records `person_id` may see (their own, whatever the roster says)."""
+    async def visible_to(self, person_id: uuid.UUID) -> Visible:
+        """The records `person_id` may see (their own, whatever the roster says), and whose answers."""
         rights = await self._rights(person_id)
         if rights is not None and rights.desk:
-            return true()
+            return Visible(true())
         seen: list[ColumnElement[bool]] = [col(Record.submitted_by) == person_id]
         if rights is not None and rights.member:
             if rights.organisation.strip():
@@ -67,7 +77,12 @@ class Hns4dQueries:
                 seen.append(col(Record.country).in_(rights.officer_countries))
             if rights.adviser_regions:
                 seen.append(col(Record.region).in_(rights.adviser_regions))
-        return or_(*seen)
+            return Visible(or_(*seen))
+        async with self.db.read() as session:  # a party's liaison (never a member): what was sent to the party
+            parties = set((await session.exec(select(Party.id).where(Party.liaison_id == person_id))).all())
+        if parties:
+            seen.append(col(Record.id).in_(select(Forwarding.record_id).where(col(Forwarding.party_id).in_(parties))))
+        return Visible(or_(*seen), parties=frozenset(parties) or None)
 
     async def submit(self, q: SubmitRequest) -> Submitted:
         """Stored with the id the submission fixes: asked again (a retry, a double press), the same reference.
@@ -90,20 +105,22 @@ class Hns4dQueries:
         visible = await self.visible_to(q.person_id)
         async with self.db.unit_of_work() as uow:
             own_first = case((col(Record.submitted_by) == q.person_id, 0), else_=1)  # others never push theirs out
-            rows = (await uow.session.exec(select(Record).where(visible).order_by(
+            rows = (await uow.session.exec(select(Record).where(visible.records).order_by(
                 own_first, col(Record.submitted_at).desc()).limit(q.limit))).all()
             shown = []
             now = uow.clock.now()
             for record in rows:
-                statuses = await records.party_statuses(uow.session, record, now=now)
+                statuses = await records.party_statuses(uow.session, record, now=now, parties=visible.parties)
                 records.audit(uow, who=f"person:{q.person_id}", action="viewed", record_id=record.id,
                               detail=record.reference)
                 shown.append(RecordStatus(reference=record.reference, kind=record.kind, country=record.country,
                                           name=record.name, state=record.state, revision=record.revision,
                                           organisation=record.organisation,
                                           asker_submitted=record.submitted_by == q.person_id,
-                                          lines=records.status_lines(record, statuses, now=now)[1:],
-                                          warning=record.warning, parties=statuses))
+                                          lines=records.status_lines(record, statuses, now=now,
+                                                                     warning=visible.parties is None)[1:],
+                                          warning=record.warning if visible.parties is None else "",
+                                          parties=statuses))
         return Mine(shown)
 
     async def serve(self, nc: NATS, *, version: str) -> Service:

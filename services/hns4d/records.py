@@ -13,6 +13,7 @@ call, a meeting) is told by the officer, outside the system.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -446,9 +447,12 @@ async def record_incident(uow: UnitOfWork, record: Record, *, what: str, occurre
 # --- what the officer, the submitter and the desk read --------------------------------------------------------
 
 
-async def party_statuses(session: AsyncSession, record: Record, *, now: datetime) -> list[PartyStatus]:
-    """Per party, by name, what it answered of the current revision: receipt, or silence."""
-    current = await store.forwardings_of(session, record.id, revision=record.revision)
+async def party_statuses(session: AsyncSession, record: Record, *, now: datetime,
+                         parties: Set[uuid.UUID] | None = None) -> list[PartyStatus]:
+    """Per party, by name, what it answered of the current revision: receipt, or silence (of `parties`
+    only, when named: a liaison reads their own party's answer, never another's)."""
+    current = [f for f in await store.forwardings_of(session, record.id, revision=record.revision)
+               if parties is None or f.party_id in parties]
     parties = await store.parties_by_id(session, [f.party_id for f in current])
     shown = []
     for f in sorted(current, key=lambda f: parties[f.party_id].name):
@@ -462,11 +466,12 @@ async def party_statuses(session: AsyncSession, record: Record, *, now: datetime
     return shown
 
 
-def status_lines(record: Record, statuses: list[PartyStatus], *, now: datetime) -> list[str]:
-    """The notification, then `statuses` as English lines (the desk's command, and an older bot)."""
+def status_lines(record: Record, statuses: list[PartyStatus], *, now: datetime, warning: bool = True) -> list[str]:
+    """The notification, then `statuses` as English lines (the desk's command, and an older bot); its
+    warning unless `warning` is false (a party's liaison reads what was sent, not the submitter's note)."""
     head = (f"{record.reference}: {record.kind} in {record.country}, {record.name} ({record.organisation}); "
             f"{record.state}, revision {record.revision}")
-    lines = [head] + ([f"warning: {record.warning}"] if record.warning else [])
+    lines = [head] + ([f"warning: {record.warning}"] if record.warning and warning else [])
     if not statuses:
         return lines + ["not sent to the parties yet"]
     for s in statuses:

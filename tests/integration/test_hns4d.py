@@ -237,11 +237,15 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     fama = await eventually(lambda: acknowledged("FAMa"), what="FAMa's acknowledgement recorded")
     found = (await User(sandbox_url, AWA).reply_to("/contacts FAMa"))["text"]  # nor do members find liaisons
     assert "Keita" not in found and "defense.example" not in found
-    liaison = User(sandbox_url, FAMA)  # the party's liaison sees nothing of the roster, nor of HNS4D's records
-    for command in ("/contacts Mali", "/hns4d", "/movement", "/lessons convoy", "/calls", "/me", "/help"):
+    liaison = User(sandbox_url, FAMA)  # the party's liaison sees nothing of the roster, nor of others' records
+    for command in ("/contacts Mali", "/movement", "/lessons convoy", "/calls", "/me", "/help"):
         answer = (await liaison.reply_to(command))["text"]
         assert "Humanitarian notifications addressed to your organisation come here" in answer, (command, answer)
         assert "Awa" not in answer and "HN-ML" not in answer
+    seen = (await liaison.reply_to("/hns4d"))["text"]  # what was sent to FAMa, with FAMa's answer only
+    assert f"<b>{record.reference}</b> Bamako–Mopti food convoy (WFP)" in seen, seen
+    assert f"FAMa: acknowledged receipt at {sent_at + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in seen
+    assert "MINUSMA" not in seen and "Groupe" not in seen and "Medical evacuation" not in seen  # nor unsent ones
     assert (fama.acknowledged_via, store.utc(fama.acknowledged_at)) == ("telegram", sent_at + timedelta(hours=2))  # type: ignore[arg-type]
 
     # the armed group is called; the officer records its answer
@@ -598,3 +602,56 @@ async def test_a_party_s_liaison_is_on_the_roster_to_be_told_never_as_a_member(
     assert code == 0 and "ML FAMa: state_forces, reached by telegram" in out, err
     code, out, _ = await cli("hns4d", "party", "list", "ML", env=env)
     assert [line.split("\t")[0] for line in out.splitlines()] == ["FAMa"]
+
+
+async def test_a_party_s_liaison_sees_only_what_was_sent_to_its_party_and_only_its_own_answer(
+    hns4d: hns4d_bootstrap.Hns4dApp, notify: notify_bootstrap.NotifyApp, bot: BotApp, sandbox_url: str,
+    clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    """FAMa becomes a party after a first movement was sent: its liaison reads the second, never the first
+    (addressed to MINUSMA only), nor a third not sent yet; and of the second, FAMa's answer, not MINUSMA's."""
+    people, liaison = hns4d_people, User(sandbox_url, FAMA)
+    assert "No humanitarian notification has been addressed to your organisation yet" in (
+        await liaison.reply_to("/hns4d"))["text"]
+    sent: dict[str, Record] = {}
+
+    async def notified(name: str, *, send: bool) -> Record:
+        async with hns4d.db.unit_of_work() as uow:
+            record = await records.submit(uow, movement(clock, hours_ahead=50).model_copy(update={"name": name}),
+                                          by=people["ana@wfp.example"], who="person:ana")
+            if send:
+                await records.send(uow, record, by=people["awa@ocha.example"], who="person:awa")
+            return record
+
+    async with hns4d.db.unit_of_work() as uow:
+        await records.add_party(uow, country="ML", name="MINUSMA", kind="peacekeeping", channel="email",
+                                liaison_id=people[MINUSMA_MAIL], who="person:desk")
+    sent["before"] = await notified("Kayes–Bamako staff movement", send=True)
+    async with hns4d.db.unit_of_work() as uow:
+        await records.add_party(uow, country="ML", name="FAMa", kind="state_forces", channel="telegram",
+                                liaison_id=people["fama@defense.example"], who="person:desk")
+    sent["after"] = await notified("Bamako–Mopti food convoy", send=True)
+    sent["unsent"] = await notified("Sévaré–Gao fuel convoy", send=False)
+
+    (told,) = await eventually(lambda: latest(FAMA, sandbox_url, sent["after"].reference), what="FAMa told")
+    shown = (await liaison.reply_to("/hns4d"))["text"]
+    assert f"<b>{sent['after'].reference}</b> Bamako–Mopti food convoy (WFP)" in shown, shown
+    assert "FAMa: sent " in shown and "receipt asked for by" in shown
+    assert sent["before"].reference not in shown and "Kayes" not in shown, shown
+    assert sent["unsent"].reference not in shown and "Sévaré" not in shown
+    assert "MINUSMA" not in shown and not NEVER.search(shown)
+    await tap(liaison, told, "Acknowledge receipt")  # answered: it reads so, still FAMa's answer alone
+    await eventually(lambda: _acknowledged_by(hns4d, sent["after"]), what="FAMa's answer recorded")
+    shown = (await liaison.reply_to("/hns4d"))["text"]
+    assert f"FAMa: acknowledged receipt at {clock.now():%Y-%m-%d %H:%M} UTC" in shown and "MINUSMA" not in shown
+    await liaison.reply_to("/lang ar")
+    shown = (await liaison.reply_to("/hns4d"))["text"]
+    assert sent["after"].reference in shown and "MINUSMA" not in shown and "FAMa" in shown
+    async with hns4d.db.read() as session:  # the liaison's view is in the audit log: the one record it saw
+        seen = (await session.exec(select(AuditEntry.detail).where(
+            AuditEntry.action == "viewed", AuditEntry.who == f"person:{people['fama@defense.example']}"))).all()
+    assert set(seen) == {sent["after"].reference}
+
+
+async def _acknowledged_by(app: hns4d_bootstrap.Hns4dApp, record: Record) -> bool:
+    return any(f.acknowledged_at is not None for f in (await forwardings(app, record)).values())

@@ -29,7 +29,7 @@ COMMANDS = {
     "send": __("Advisers and the desk: a message to a region"),
     "movement": __("Notify the parties of a movement (receipt, never approval)"),
     "site": __("Notify the parties of a site: a warehouse, an office, a camp"),
-    "hns4d": __("What I notified, and each party's acknowledgement"),
+    "hns4d": __("What I notified or may see, and each party's acknowledgement"),
     "lang": __("Language: English, français, العربية"),
     "help": __("What this bot does"),
 }
@@ -60,7 +60,8 @@ def help_text() -> str:
         "/send: advisers and the CMCS desk, a message to a region to acknowledge (/send status M-…: who did)"
     ) + "\n" + _(
         "/movement: notify the parties to the conflict of a movement; they acknowledge receipt, which is never an "
-        "approval\n/hns4d: what you notified, and each party's acknowledgement of receipt or its silence"
+        "approval\n/hns4d: what you notified or may see by your post, and each party's acknowledgement of receipt or its "
+        "silence"
     ) + "\n" + _("/site: notify the parties of a static site (a warehouse, an office, a camp), like /movement")
 
 

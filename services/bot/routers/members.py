@@ -42,7 +42,7 @@ def build_members_only_router() -> Router:
             await state.clear()
         await drafts.drop(state, person, "report")
 
-    @router.message(IsLiaison(), Command(*MEMBER_COMMANDS, *LIAISON_CLOSED))
+    @router.message(IsLiaison(), Command(*MEMBER_COMMANDS, *LIAISON_CLOSED))  # /hns4d answered before
     async def liaison_command(message: Message, state: FSMContext, person: PersonCard) -> None:
         await end_member_conversation(state, person)
         await message.answer(liaison_help())

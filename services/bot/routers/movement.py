@@ -1,6 +1,6 @@
 """/movement: a humanitarian notification of a movement (a convoy, staff on the road), step by step;
-/hns4d: what the person notified, with each party's acknowledgement of receipt or its silence (/site,
-a static site, is in `site`).
+/hns4d: what the person notified or may see, with each party's acknowledgement of receipt or its
+silence; a party's liaison, what was addressed to their party (/site, a static site, is in `site`).
 
 The route is shared as Telegram locations (📎 → Location), one per point, in order; a point may be
 typed as "latitude, longitude" too. The organisation and the country are the person's, from the
@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, StateFilter, or_f
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from services.bot.callbacks import MovementStep
 from services.bot.edits import pressed
-from services.bot.filters import IsMember
+from services.bot.filters import IsLiaison, IsMember
 from services.bot.hns4d_client import Hns4dClient, Hns4dUnavailable
 from services.bot.routers.notifying import (
     MAX_TEXT,
@@ -255,6 +255,15 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
         await state.clear()
         await where.answer(submitted(answer))
 
+    return router
+
+
+def build_hns4d_router(*, hns4d: Hns4dClient) -> Router:
+    """/hns4d: for a member, the records they may see with each party's answer; for a party's liaison,
+    the records addressed to their party with their own answer only (HNS4D decides both)."""
+    router = Router(name="hns4d")
+    router.message.filter(or_f(IsMember(), IsLiaison()))
+
     @router.message(Command("hns4d"))
     async def mine(message: Message, person: PersonCard) -> None:
         try:
@@ -264,7 +273,9 @@ def build_movement_router(*, hns4d: Hns4dClient) -> Router:
                                    "a moment."))
             return
         if not found:
-            await message.answer(_("You have not notified any site or movement. /movement notifies one."))
+            await message.answer(_("No humanitarian notification has been addressed to your organisation yet.")
+                                 if person.liaison else
+                                 _("You have not notified any site or movement. /movement notifies one."))
             return
         blocks = [f"<b>{escape(r.reference)}</b> {escape(r.name)}"
                   + ("" if r.asker_submitted else f" ({escape(r.organisation)})") + "\n" + "\n".join(status_lines(r))

@@ -27,6 +27,7 @@ def liaison_help() -> str:
     """What a party's liaison can do: answer the humanitarian notifications addressed to their party."""
     return _("<b>CMCoord Hub</b>\nHumanitarian notifications addressed to your organisation come here. Press "
              "Acknowledge receipt on each: it records that you received it, nothing more.\n"
+             "/hns4d: the notifications addressed to your organisation, and your answer to each\n"
              "/pending: what still waits for your answer\n"
              "/lang: English, français or العربية")
 
