@@ -217,6 +217,11 @@ TEMPLATES: dict[str, Template] = {
         "{party} has not acknowledged receipt of humanitarian notification {reference} ({name}, {country}), sent "
         "{sent}; receipt was asked for by {due}. Please follow up with them.",
         times=("sent", "due"), countries=("country",)),
+    "hns4d.figures": Template(
+        "Humanitarian notifications in {country}, {period}, for the CMCS desk only. Sent to the parties: {notified}. "
+        "Receipt acknowledged: {acknowledged}, {on_time} of them by the deadline. Silent past the deadline: "
+        "{silent}. Incidents: {incidents}.\nPer party: sent / acknowledged / by the deadline / median hours to "
+        "acknowledge / silent / incidents\n{parties}", countries=("country",), periods=("period",)),
     "telegram.unlinked.revoked": Template(
         "Your Telegram account is no longer linked to the CMCoord roster: the CMCS desk removed the link, so I will "
         "not show roster information here any more. If you think this is a mistake, please write to the CMCS desk."),

@@ -355,6 +355,31 @@ def figures(quarter: str = typer.Option(..., help="e.g. 2026Q3"), country: str |
                    f"{r['acknowledged_on_time']:>7} {median:>8} {r['silent']:>6} {r['incidents']:>9}")
 
 
+@app.command("digest")
+def digest(quarter: str = typer.Option(..., help="e.g. 2026Q3"), by: str | None = BY) -> None:
+    """Tell the CMCS desk, and only the desk, the quarter's figures per party: a message per country, through
+    notify. The same figures told again are not repeated."""
+    from services.hns4d import records
+
+    start, end = _quarter(quarter)
+    period = f"{start.year} Q{(start.month + 2) // 3}"
+
+    async def work(db: Database) -> list[str]:
+        _, who = await _who(by)
+        async with db.unit_of_work() as uow:
+            rows = await records.figures(uow.session, start=start, end=end, country=None, now=uow.clock.now())
+            told = records.figures_requests(rows, period=period)
+            for request in told:
+                uow.emit(request)
+            records.audit(uow, who=who, action="exported", record_id=None,
+                          detail=f"figures {period} to the CMCS desk: {len(told)} countries")
+            return sorted({r["country"] for r in rows})
+
+    countries = _run(work)
+    typer.echo(f"the figures of {period} for {', '.join(countries)} go to the CMCS desk" if countries else
+               f"nothing was sent to the parties in {period}: nothing to tell")
+
+
 @app.command("export")
 def export(fmt: str = typer.Option(..., "--format", help="geojson, hxl or kml"),
            out: Path = typer.Option(..., help="the file to write"), country: str | None = typer.Option(None),

@@ -39,6 +39,7 @@ PARTY_KIND = "hns4d.notification"  # to a party's liaison: a site or movement, a
 SILENCE_KIND = "hns4d.silence"  # to the officer, the adviser, the desk: a party has not acknowledged receipt
 REVIEW_KIND = "hns4d.review"  # to the country's CMCoord officers: a submission to review and send
 REFUSED_KIND = "hns4d.refused"  # to the officer who pressed Send: why it could not go
+FIGURES_KIND = "hns4d.figures"  # to the CMCS desk only: a quarter's figures per party, a message per country
 ACKNOWLEDGE = ReplyButton(label="Acknowledge receipt", reply="ack")
 SEND = ReplyButton(label="Send to the parties", reply="send")
 PARTY_KINDS = ("state_forces", "coalition", "armed_group", "peacekeeping")
@@ -519,6 +520,29 @@ async def figures(session: AsyncSession, *, start: datetime, end: datetime, coun
                      "median_hours_to_acknowledge": f.median_hours_to_acknowledge, "silent": f.silent,
                      "incidents": f.incidents})
     return rows
+
+
+def figures_requests(rows: list[dict[str, Any]], *, period: str) -> list[events.NotificationRequested]:
+    """`figures` rows told to the CMCS desk, and the desk only (they name the parties and their silences):
+    a message per country, its totals and a line per party. The same figures told again are one message
+    (notify's occurrence is the text's); changed figures, a new one."""
+    told = []
+    for country in sorted({r["country"] for r in rows}):
+        mine = [r for r in rows if r["country"] == country]
+        per_party = "\n".join(
+            f"{r['party']}: {r['sent']} / {r['acknowledged']} / {r['acknowledged_on_time']} / "
+            f"{'–' if r['median_hours_to_acknowledge'] is None else format(r['median_hours_to_acknowledge'], '.1f')}"
+            f" / {r['silent']} / {r['incidents']}" for r in mine)
+        totals = {k: sum(r[k] for r in mine) for k in ("sent", "acknowledged", "acknowledged_on_time", "silent",
+                                                      "incidents")}
+        notice, text = notices.english(FIGURES_KIND, country=country, period=period, parties=per_party,
+                                       notified=totals["sent"], acknowledged=totals["acknowledged"],
+                                       on_time=totals["acknowledged_on_time"], silent=totals["silent"],
+                                       incidents=totals["incidents"])
+        told.append(events.NotificationRequested(
+            kind=FIGURES_KIND, about=f"figures-{period.replace(' ', '')}-{country}",
+            occurrence=events.deterministic_id(FIGURES_KIND, text).hex, role="cmcs_desk", text=text, notice=notice))
+    return told
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ POLICIES: dict[str, KindPolicy] = {
     "hns4d.review": KindPolicy(renotify_after=timedelta(hours=4), escalate_after=timedelta(hours=8),
                                desk_after=timedelta(hours=16)),
     "hns4d.refused": replace(ONCE, urgent=True),
+    "hns4d.figures": ONCE,  # the quarter's figures, to the desk: read, nothing to answer
     # the desk's or an adviser's own message: re-sent, never escalated (the sender follows it with send-status)
     "adhoc.message": ALERT,
 }

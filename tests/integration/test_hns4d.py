@@ -345,6 +345,14 @@ async def test_a_movement_is_sent_to_three_parties_each_answer_tracked_silence_e
     assert by_party["MINUSMA"]["silent"] == 0  # revision 1 was replaced before it was answered: not silence
     assert by_party["FAMa"]["acknowledged_on_time"] == 1 and by_party["FAMa"]["median_hours_to_acknowledge"] == 2.0
     assert by_party["Groupe armé du Nord"]["incidents"] == 1
+    async with db.unit_of_work() as uow:  # the quarter's figures go to the CMCS desk, and to nobody else
+        for request in records.figures_requests(rows, period="2026 Q3"):
+            uow.emit(request)
+    (digest,) = await eventually(lambda: latest(MARIA, sandbox_url, "for the CMCS desk only"), what="the desk told")
+    assert "Humanitarian notifications in Mali, 2026 Q3" in digest["text"] and "\nMINUSMA: 2 / 1 / 1 / " in (
+        digest["text"]) and not NEVER.search(digest["text"])
+    assert await latest(AWA, sandbox_url, "for the CMCS desk only") is None
+    assert await latest(JEAN, sandbox_url, "for the CMCS desk only") is None
 
     # the emergency, sent too late: its start has passed, so it is not sent, and the officer is told why
     reviews = await eventually(lambda: latest(AWA, sandbox_url, "Medical evacuation"), what="the emergency to review")

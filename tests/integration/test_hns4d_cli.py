@@ -50,6 +50,8 @@ async def test_the_hns4d_commands_name_each_mistake_and_keep_the_store_as_it_was
     assert code == 1 and "a quarter is written 2026Q3" in err
     code, out, err = await hns4d(home, "figures", "--quarter", "2026Q3", "--json")
     assert code == 0 and json.loads(out) == [], err
+    code, out, err = await hns4d(home, "digest", "--quarter", "2026Q3")
+    assert code == 0 and "nothing was sent to the parties in 2026 Q3: nothing to tell" in out, err
     code, out, err = await hns4d(home, "export", "--format", "kml", "--out", str(tmp_path / "n.kml"))
     assert code == 0 and "0 notifications written" in out, err
     assert (tmp_path / "n.kml").read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')

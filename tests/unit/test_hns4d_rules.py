@@ -232,16 +232,17 @@ def test_no_hns4d_text_says_approved_or_cleared_in_any_language(locale: str) -> 
               "start": NOW, "end": NOW + timedelta(hours=8), "due": NOW - timedelta(hours=24), "sent": NOW,
               "route": "12.6, -8.0 → 14.5, -4.2", "point": "14.5, -4.2", "vehicles": "6 trucks", "markings": "flags",
               "contact": "+223 2", "function": "warehouse", "occupancy": 40, "party": "FAMa",
-              "problems": "no parties are listed for ML"}
+              "problems": "no parties are listed for ML", "period": "2026 Q3", "notified": 3, "acknowledged": 2,
+              "on_time": 1, "silent": 1, "incidents": 0, "parties": "FAMa: 3 / 2 / 1 / 2.0 / 1 / 0"}
     keys = [key for key in notices.TEMPLATES if key.startswith("hns4d.")]
-    assert len(keys) == 8
+    assert len(keys) == 9
     for key in keys:
         notice, english = notices.english(key, **{k: v for k, v in params.items()
                                                   if k in notices.TEMPLATES[key].placeholders()})
         shown = notices.render(notice, locale)
         assert shown is not None and (locale == "en" or shown != english), (key, locale)  # translated
         assert not GRANTED[locale].search(shown), (key, shown)
-        if key not in ("hns4d.silence", "hns4d.refused"):
+        if key not in ("hns4d.silence", "hns4d.refused", "hns4d.figures"):
             assert RECEIPT[locale] in shown.lower(), (key, shown)
 
 
@@ -272,3 +273,26 @@ def test_the_bot_shows_an_older_hns4d_s_english_lines_as_they_came() -> None:
         "revision": 1, "lines": ["  FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC", "  A & B: silent since …"]})
     assert older.parties is None
     assert status_lines(older) == ["FAMa: acknowledged receipt at 01 Jul 2026 10:40 UTC", "A &amp; B: silent since …"]
+
+
+def test_the_quarter_s_figures_go_to_the_desk_alone_a_message_per_country() -> None:
+    from shared import notices
+    from services.hns4d.records import figures_requests
+
+    def row(country: str, party: str, sent: int, median: float | None) -> dict[str, object]:
+        return {"country": country, "party": party, "sent": sent, "acknowledged": 1, "acknowledged_on_time": 1,
+                "median_hours_to_acknowledge": median, "silent": sent - 1, "incidents": 1}
+
+    rows = [row("ML", "FAMa", 3, 2.0), row("ML", "MINUSMA", 2, None), row("YE", "Coalition", 1, 30.25)]
+    told = figures_requests(rows, period="2026 Q3")
+    assert [(r.role, r.region, r.person_ids, r.everyone) for r in told] == [("cmcs_desk", None, [], False)] * 2
+    mali = told[0].text
+    assert "Humanitarian notifications in Mali, 2026 Q3, for the CMCS desk only. Sent to the parties: 5." in mali
+    assert "Receipt acknowledged: 2, 2 of them by the deadline. Silent past the deadline: 3. Incidents: 2." in mali
+    assert mali.endswith("FAMa: 3 / 1 / 1 / 2.0 / 2 / 1\nMINUSMA: 2 / 1 / 1 / – / 1 / 1")  # no answer: no median
+    assert "Coalition: 1 / 1 / 1 / 30.2 / 0 / 1" in told[1].text and "Yemen" in told[1].text
+    assert [r.occurrence for r in figures_requests(rows, period="2026 Q3")] == [r.occurrence for r in told]
+    changed = figures_requests([row("ML", "FAMa", 4, 2.0)] + rows[1:], period="2026 Q3")
+    assert changed[0].occurrence != told[0].occurrence and changed[1].occurrence == told[1].occurrence
+    french = notices.render(told[0].notice, "fr")  # type: ignore[arg-type]
+    assert french is not None and "pour le bureau de la CMCS uniquement" in french and "3e trimestre 2026" in french
