@@ -348,8 +348,10 @@ async def on_transitioned(e: events.NotificationTransitioned, *, uow: UnitOfWork
     if forwarding is None:
         log.warning("acknowledged_unknown_forwarding", about=e.about)
         return
-    party = await uow.session.get(Party, forwarding.party_id)
-    via = party.channel if party is not None and party.channel in NOTIFIED_CHANNELS else "telegram"
+    via = e.via
+    if via not in NOTIFIED_CHANNELS:  # an older notify (none): the channel the party is told by
+        party = await uow.session.get(Party, forwarding.party_id)
+        via = party.channel if party is not None and party.channel in NOTIFIED_CHANNELS else "telegram"
     if not await acknowledge(uow, forwarding, via=via, at=e.at, who=f"person:{e.person_id}"):
         log.info("acknowledgement_not_needed", about=e.about, superseded=forwarding.superseded)
 

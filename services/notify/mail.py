@@ -263,7 +263,7 @@ class AnswerPages:
                 return _page(row.locale, _already(row), row.text)
             if row.state not in ANSWERABLE:
                 return _page(row.locale, notices.say("email.closed", row.locale), row.text)
-            await answer(uow, row, reply, now, now)
+            await answer(uow, row, reply, now, now, via="email")
             uow.session.add(row)
             locale, text = row.locale, row.text
         log.info("answered_by_email", notification_id=str(n.id), reply=reply)

@@ -145,6 +145,9 @@ class NotificationTransitioned(Event):
     to_state: str
     reason: str = ""
     reply: str | None = Field(default=None, max_length=16, description="acknowledged: the button pressed (ack, send …)")
+    via: str | None = Field(default=None, max_length=16,
+                            description="acknowledged: how the answer came (telegram, email); none from an older "
+                                        "notify")
     at: AwareDatetime
 
 

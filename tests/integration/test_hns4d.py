@@ -35,6 +35,7 @@ from shared.contracts.hns4d import Submission
 from services.notify import bootstrap as notify_bootstrap
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
+from shared import events
 from shared.bus import Bus
 from shared.clock import ManualClock
 from services.roster.admin import NotALiaison, add_liaison
@@ -663,3 +664,30 @@ async def test_a_party_s_liaison_sees_only_what_was_sent_to_its_party_and_only_i
 
 async def _acknowledged_by(app: hns4d_bootstrap.Hns4dApp, record: Record) -> bool:
     return any(f.acknowledged_at is not None for f in (await forwardings(app, record)).values())
+
+
+async def test_an_answer_is_recorded_by_the_channel_it_came_by_and_an_older_notify_s_by_the_party_s(
+    hns4d: hns4d_bootstrap.Hns4dApp, clock: ManualClock, hns4d_people: dict[str, uuid.UUID],
+) -> None:
+    """MINUSMA is told by e-mail; its liaison answers in Telegram (linked since): recorded as telegram. An
+    answer from a notify that does not say how it came: the party's channel."""
+    people = hns4d_people
+    async with hns4d.db.unit_of_work() as uow:
+        await records.add_party(uow, country="ML", name="MINUSMA", kind="peacekeeping", channel="email",
+                                liaison_id=people[MINUSMA_MAIL], who="person:desk")
+        asked = []
+        for name in ("Kayes–Bamako staff movement", "Bamako–Mopti food convoy"):
+            record = await records.submit(uow, movement(clock, hours_ahead=50).model_copy(update={"name": name}),
+                                          by=people["ana@wfp.example"], who="person:ana")
+            ((_, forwarding),) = await records.send(uow, record, by=people["awa@ocha.example"], who="person:awa")
+            asked.append(forwarding.id)
+    for forwarding_id, via in zip(asked, ("telegram", None), strict=True):
+        answer = events.NotificationTransitioned(
+            notification_id=uuid.uuid4(), kind=records.PARTY_KIND, about=str(forwarding_id), occurrence="r1",
+            person_id=people[MINUSMA_MAIL], from_state="sent", to_state="acknowledged", reply="ack", via=via,
+            at=clock.now())
+        async with hns4d.db.unit_of_work() as uow:
+            await records.on_transitioned(answer, uow=uow, clock=clock)
+    async with hns4d.db.read() as session:
+        recorded = [(await session.get(Forwarding, f)).acknowledged_via for f in asked]  # type: ignore[union-attr]
+    assert recorded == ["telegram", "email"]

@@ -147,8 +147,9 @@ async def test_renotify_then_escalate_to_the_adviser_then_the_desk_then_acknowle
     assert "total = sent + waiting + unlinked + failed + withdrawn; sent = acknowledged + unanswered." in out
     assert figures["ack_median_minutes"] >= 96 * 60
     published = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
-    assert [e.data["to_state"] for e in published if e.data["notification_id"] == str(original.id)] == [
-        "queued", "sent", "escalated", "escalated", "acknowledged"]
+    assert [(e.data["to_state"], e.data["via"]) for e in published if e.data["notification_id"] == str(original.id)
+            ] == [("queued", None), ("sent", None), ("escalated", None), ("escalated", None),
+                  ("acknowledged", "telegram")]  # the answer came by its button in Telegram
 
 
 async def test_quiet_hours_hold_non_urgent_until_seven_local_and_urgent_goes_at_once(

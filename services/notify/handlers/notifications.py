@@ -54,14 +54,14 @@ EMAIL = "email"  # the due step of a message e-mailed on its day to someone with
 
 
 def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now: datetime, *,
-               new: bool = False) -> None:
+               new: bool = False, via: str | None = None) -> None:
     from_state = None if new else n.state
     uow.session.add(Transition(notification_id=n.id, from_state=from_state, to_state=to_state, at=now,
                                reason=reason[:200]))
     uow.emit(events.NotificationTransitioned(
         notification_id=n.id, kind=n.kind, about=n.subject, occurrence=n.occurrence, person_id=n.person_id,
         region=n.region, from_state=from_state, to_state=to_state, reason=reason[:200],
-        reply=n.reply if to_state == "acknowledged" else None, at=now))
+        reply=n.reply if to_state == "acknowledged" else None, via=via, at=now))
     n.state = to_state
     n.version += 1  # a scheduled step read before this change will not claim the row
     uow.session.add(n)
@@ -302,20 +302,22 @@ async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[N
     return found
 
 
-def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
+def acknowledge(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime, *,
+                via: str) -> None:
     n.reply, n.acknowledged_at = reply, replied_at
     n.due_at, n.due_action = None, None
-    transition(uow, n, "acknowledged", f"pressed {reply}", now)
+    transition(uow, n, "acknowledged", f"pressed {reply}", now, via=via)
 
 
-async def answer(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime) -> None:
-    """A person's answer to a notification (its button in Telegram, or its link in a mail): acknowledged,
-    with every message a daily summary listed ("acknowledge all"), and what each closes."""
-    acknowledge(uow, n, reply, replied_at, now)
+async def answer(uow: UnitOfWork, n: Notification, reply: str, replied_at: datetime, now: datetime, *,
+                 via: str) -> None:
+    """A person's answer to a notification (`via` its button in Telegram, or its link in a mail):
+    acknowledged, with every message a daily summary listed ("acknowledge all"), and what each closes."""
+    acknowledge(uow, n, reply, replied_at, now, via=via)
     answered = [n]
     if n.kind == DAILY_SUMMARY:
         for folded in await folded_into(uow, n):
-            acknowledge(uow, folded, reply, replied_at, now)
+            acknowledge(uow, folded, reply, replied_at, now, via=via)
             answered.append(folded)
     for done in answered:
         await close_after(uow, done, now)

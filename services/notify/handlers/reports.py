@@ -59,7 +59,7 @@ async def on_replied(event: events.NotificationReplied, *, uow: UnitOfWork, cloc
     n = await locked(uow, event.notification_id)
     if n is None or n.person_id != event.person_id or n.state not in OPEN_STATES:
         return
-    await answer(uow, n, event.reply, event.replied_at, now)
+    await answer(uow, n, event.reply, event.replied_at, now, via="telegram")
 
 
 async def on_departure_changed(event: events.DepartureChanged, *, uow: UnitOfWork, clock: Clock) -> None:
