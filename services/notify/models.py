@@ -97,6 +97,17 @@ class HandoverSeen(SQLModel, table=True):
     recorded_at: datetime
 
 
+class Settled(SQLModel, table=True):
+    """A sender's matters settled (notify.notification.settled), by kind: a request about one arriving
+    after it (retried while the roster was away) creates nothing."""
+
+    __tablename__ = "notify_settled"
+    kind: str = Field(primary_key=True, max_length=60)
+    about: str = Field(primary_key=True, max_length=80)
+    reason: str = Field(max_length=200)
+    settled_at: datetime
+
+
 class Succession(SQLModel, table=True):
     """A successor assigned to a post still held: the outgoing officer's note goes to them."""
 
@@ -185,6 +196,7 @@ NOTIFY_TABLES: tuple[Table, ...] = (
     DailySent.__table__,  # type: ignore[attr-defined]
     DeskNotice.__table__,  # type: ignore[attr-defined]
     HandoverSeen.__table__,  # type: ignore[attr-defined]
+    Settled.__table__,  # type: ignore[attr-defined]
     Succession.__table__,  # type: ignore[attr-defined]
     CallSchedule.__table__,  # type: ignore[attr-defined]
     CallChange.__table__,  # type: ignore[attr-defined]

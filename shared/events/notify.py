@@ -154,8 +154,8 @@ class NotificationTransitioned(Event):
 @register
 class NotificationsSettled(Event):
     """A command to notify: what these notifications were about is settled (a party acknowledged, a
-    notification was replaced), so the open ones of these kinds about `about` close. A sender closes
-    only its own kinds (`<sender>.…`)."""
+    notification was replaced), so the open ones of these kinds about `about` close, and a request about
+    it that arrives later (retried) creates nothing. A sender closes only its own kinds (`<sender>.…`)."""
 
     type = "notify.notification.settled"
     senders = ("hns4d",)

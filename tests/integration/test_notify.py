@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from services.bot.bootstrap import BotApp
 from services.notify import bootstrap as notify_bootstrap
 from services.notify.config import Settings as NotifySettings
-from services.notify.models import Notification, Transition
+from services.notify.models import Notification, Settled, Transition
 from services.roster.bootstrap import RosterApp
 from services.roster.config import Settings
 from shared import events
@@ -595,6 +595,27 @@ async def test_a_matter_settled_without_an_answer_takes_the_buttons_off_the_copi
         assert len([m for m in await user.messages() if "Movement 12" in (m["text"] or "")]) == 1  # edited, not sent
     copies = await notifications(notify, kind="hns4d.notice")
     assert sorted(c.state for c in copies) == ["expired", "expired"]
+
+    # a request that comes after its matter was settled (nak'ed while the roster was away, then retried)
+    # asks nobody: the party answered meanwhile
+    await publish(bus, events.NotificationsSettled(kinds=["hns4d.notice"], about="movement-13",
+                                                   reason="the party acknowledged"), source="hns4d")
+    await eventually(lambda: _settled(notify, "hns4d.notice", "movement-13"), what="the settle kept")
+    await publish(bus, request([people["maria@ocha.example"]], kind="hns4d.notice", about="movement-13",
+                               text="Movement 13: no answer from the party yet."), source="hns4d")
+    await eventually(lambda: _consumed(bus, "notify--on_requests"), what="the late request handled")
+    assert await notifications(notify, subject="movement-13") == []
+    assert await _last_with(maria, "Movement 13") is None
+
+
+async def _settled(app: notify_bootstrap.NotifyApp, kind: str, about: str) -> bool:
+    async with app.db.read() as session:
+        return await session.get(Settled, (kind, about)) is not None
+
+
+async def _consumed(bus: Bus, durable: str) -> bool:
+    info = await bus.js.consumer_info("NOTIFY", durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def test_relinking_after_a_revoke_catches_up_and_open_messages_follow_the_new_account(

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+import structlog
 from nats.errors import Error as NatsError
 from sqlmodel import select
 
 from services.notify import campaigns
 from services.notify.campaigns import Audience
 from services.notify.handlers.notifications import catch_up, create_all, expire_open, handover_seen
-from services.notify.models import HandoverSeen, Succession
+from services.notify.models import HandoverSeen, Settled, Succession
 from services.notify.policy import PER_PERSON_KINDS, Rules
 from services.notify.recipients import Recipient, Roster
 from services.notify.store import DEFAULT_RULES, Request
@@ -30,6 +31,8 @@ from shared.clock import Clock
 from shared.events import Envelope
 from shared.regions import region_for_country
 from shared.store import Database, UnitOfWork
+
+log = structlog.get_logger("notify")
 
 AAR_KINDS = ("aar.reminder", "aar.overdue")  # lessons' requests about an AAR
 T = TypeVar("T")
@@ -231,7 +234,22 @@ async def on_settled(e: events.NotificationsSettled, *, uow: UnitOfWork, clock: 
     foreign = [kind for kind in e.kinds if not kind.startswith(f"{sender}.")]
     if foreign:
         raise PermanentError(f"{sender} may not settle {', '.join(foreign)}: not its notifications")
-    await expire_open(uow, kinds=e.kinds, about=e.about, reason=e.reason, now=clock.now())
+    now = clock.now()
+    for kind in e.kinds:  # kept: a request about it retried after this (the roster away) creates nothing
+        if await uow.session.get(Settled, (kind, e.about)) is None:
+            uow.session.add(Settled(kind=kind, about=e.about, reason=e.reason[:200], settled_at=now))
+    await expire_open(uow, kinds=e.kinds, about=e.about, reason=e.reason, now=now)
+
+
+async def on_requested(e: events.NotificationRequested, *, uow: UnitOfWork, clock: Clock, found: Found,
+                       rules: Rules = DEFAULT_RULES) -> None:
+    """A sender's request, unless its matter was settled already: a request nak'ed while the roster was
+    away comes back after the sender's later `settled`, and would otherwise ask what no longer waits."""
+    settled = await uow.session.get(Settled, (e.kind, e.about))
+    if settled is not None:
+        log.info("request_settled_already", kind=e.kind, reason=settled.reason)
+        return
+    await create_all(uow, found.asks, now=clock.now(), rules=rules)
 
 
 async def on_handover_recorded(e: events.HandoverRecorded, *, uow: UnitOfWork, clock: Clock, found: Found,
