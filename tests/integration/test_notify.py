@@ -608,6 +608,29 @@ async def test_a_matter_settled_without_an_answer_takes_the_buttons_off_the_copi
     assert await _last_with(maria, "Movement 13") is None
 
 
+async def test_a_message_nobody_answered_in_time_loses_its_buttons_on_screen(
+    notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
+    people: dict[str, uuid.UUID],
+) -> None:
+    clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    await publish(bus, request([people["maria@ocha.example"]], kind="telegram.link_confirmed", about="link-1",
+                               text="Your Telegram account is now linked."))  # closed a day later, unanswered
+    maria = User(sandbox_url, 9803)
+    shown = await eventually(lambda: _last_with(maria, "now linked"), what="Maria's copy")
+    assert shown["reply_markup"]["inline_keyboard"]
+    clock.set(datetime(2026, 3, 3, 9, 1, tzinfo=UTC))
+    notify.parts.due.wake()  # type: ignore[union-attr]
+
+    async def unbuttoned() -> dict[str, Any] | None:
+        found = await _last_with(maria, "now linked")
+        return found if found and not (found.get("reply_markup") or {}).get("inline_keyboard") else None
+
+    message = await eventually(unbuttoned, what="the copy without its button")
+    assert message["text"].endswith("<i>No answer is needed any more (closed at 09:01 UTC)</i>"), message["text"]
+    (copy,) = await notifications(notify, kind="telegram.link_confirmed")
+    assert copy.state == "expired"
+
+
 async def _settled(app: notify_bootstrap.NotifyApp, kind: str, about: str) -> bool:
     async with app.db.read() as session:
         return await session.get(Settled, (kind, about)) is not None

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from services.notify.handlers.notifications import (
     EMAIL,
+    close_copy,
     create,
     daily_summary_text,
     email,
@@ -166,8 +167,8 @@ class DueWork(Periodic):
         if action in ("send", "renotify"):
             if n.kind == DAILY_SUMMARY:
                 text = await daily_summary_text(uow, n)
-                if text is None:  # all answered from /pending meanwhile
-                    transition(uow, n, "expired", "nothing left to list", now)
+                if text is None:  # all answered from /pending meanwhile: a summary on screen loses its buttons
+                    close_copy(uow, n, "nothing left to list", now)
                     return
                 n.text = text
             await send(uow, n, action, now, self.rules)
@@ -184,8 +185,8 @@ class DueWork(Periodic):
             n.escalation_level = level
             transition(uow, n, "escalated", ROLE_TOLD[level][1], now)
             schedule_next(n, self.rules)
-        elif action == "expire":
-            transition(uow, n, "expired", "no answer in time", now)
+        elif action == "expire":  # a copy on screen loses its buttons: pressed later, they would answer nothing
+            close_copy(uow, n, "no answer in time", now)
 
     # --- the desk's "could not reach" summary ---------------------------------------------------------
 
