@@ -24,7 +24,7 @@ from shared.clock import ManualClock
 from shared.events import Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
-from tests.helpers import cli, eventually, service_env, stream_events
+from tests.helpers import cli, eventually, published, service_env, stream_events
 from tests.integration.conftest import started_bot
 from tests.integration.telegram_users import User
 
@@ -631,13 +631,41 @@ async def test_a_message_nobody_answered_in_time_loses_its_buttons_on_screen(
     assert copy.state == "expired"
 
 
+async def test_a_copy_telegram_accepted_after_its_close_is_unbuttoned_then(
+    notify: notify_bootstrap.NotifyApp, bus: Bus, clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    """The send waited for its turn (a fan-out, a retry) and the matter was settled meanwhile: at the close
+    nothing was on screen to change; when the bot reports the send, notify asks it to take the buttons off."""
+    clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    somchai = people["somchai@ocha.example"]
+    await publish(bus, request([somchai], kind="hns4d.notice", about="movement-20", text="Movement 20."),
+                  source="hns4d")  # no bot here: the command to deliver it waits
+    (deliver,) = await published(bus.js, "NOTIFY", "notify.deliver.telegram", 1)  # the bot is to send it
+    clock.set(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    await publish(bus, events.NotificationsSettled(kinds=["hns4d.notice"], about="movement-20",
+                                                   reason="the party acknowledged"), source="hns4d")
+    (at_close,) = await published(bus.js, "NOTIFY", "notify.notification.expired", 1)  # nothing on screen yet
+    clock.set(datetime(2026, 3, 2, 9, 45, tzinfo=UTC))
+    await publish(bus, events.DeliverySent(notification_id=uuid.UUID(deliver.data["notification_id"]), attempt=1,
+                                           person_id=somchai, message_id=77), source="bot")
+    first, late = await published(bus.js, "NOTIFY", "notify.notification.expired", 2)
+    assert first.id == at_close.id and late.id != at_close.id
+    assert (late.data["notification_id"], late.data["chat_id"], late.data["text"]) == (
+        deliver.data["notification_id"], 9804, "Movement 20.")
+    assert late.data["closed_at"] == "2026-03-02T09:30:00Z"  # when it was closed, not when it was sent
+    await publish(bus, events.DeliverySent(notification_id=uuid.UUID(deliver.data["notification_id"]), attempt=1,
+                                           person_id=somchai, message_id=77), source="bot")  # reported again
+    await eventually(lambda: _consumed(bus, "notify--on_bot_reports", stream="BOT"), what="handled, not stuck")
+    assert len(await published(bus.js, "NOTIFY", "notify.notification.expired", 3)) == 3
+
+
 async def _settled(app: notify_bootstrap.NotifyApp, kind: str, about: str) -> bool:
     async with app.db.read() as session:
         return await session.get(Settled, (kind, about)) is not None
 
 
-async def _consumed(bus: Bus, durable: str) -> bool:
-    info = await bus.js.consumer_info("NOTIFY", durable)
+async def _consumed(bus: Bus, durable: str, *, stream: str = "NOTIFY") -> bool:
+    info = await bus.js.consumer_info(stream, durable)
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 

@@ -276,14 +276,26 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
     if not delivered:
         return
     assert c.chat_id is not None
-    copy = {"notification_id": c.id, "person_id": c.person_id, "chat_id": c.chat_id, "text": fit(c.text),
-            "document": c.document is not None}
     if acknowledged is None:
-        uow.emit(events.NotificationExpired(**copy, closed_at=now), id=deterministic_id("expired", c.id))
+        unbutton(uow, c, closed_at=now)
     else:
         by, at = acknowledged
-        uow.emit(events.NotificationClosed(**copy, acknowledged_by=by[:200], acknowledged_at=at),
+        uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=by[:200], acknowledged_at=at),
                  id=deterministic_id("closed", c.id))
+
+
+def _copy(c: Notification) -> dict[str, Any]:
+    assert c.chat_id is not None
+    return {"notification_id": c.id, "person_id": c.person_id, "chat_id": c.chat_id, "text": fit(c.text),
+            "document": c.document is not None}
+
+
+def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime, late: bool = False) -> None:
+    """The bot rewrites `c`'s messages on screen: no answer is needed any more (closed at `closed_at`).
+    `late`: for a send that Telegram accepted after the close (it waited for its turn, or was retried),
+    whose message came with its buttons: each report of it asks again (editing twice changes nothing)."""
+    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at),
+             id=None if late else deterministic_id("expired", c.id))
 
 
 async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:
