@@ -143,6 +143,7 @@ def party_add(
     kind: str = typer.Option(..., help="state_forces, coalition, armed_group or peacekeeping"),
     channel: str = typer.Option(..., help="telegram or email (its liaison, told by notify), or recorded (by you)"),
     liaison: str | None = typer.Option(None, help="the liaison's roster e-mail (telegram, email)"),
+    exports: bool = typer.Option(False, help="the desk may give it exports of what was sent to it"),
     by: str | None = BY,
 ) -> None:
     """List a party of a country (or change how an existing one is reached)."""
@@ -160,8 +161,9 @@ def party_add(
         _, who = await _who(by)
         async with db.unit_of_work() as uow:
             party = await records.add_party(uow, country=country, name=name, kind=kind, channel=channel,
-                                            liaison_id=liaison_id, who=who)
-            return f"{party.country} {party.name}: {party.kind}, reached by {party.channel}"
+                                            liaison_id=liaison_id, who=who, exports=exports)
+            return (f"{party.country} {party.name}: {party.kind}, reached by {party.channel}"
+                    + ("; may be given exports of what was sent to it" if party.exports else ""))
 
     typer.echo(_run(work))
 
@@ -173,7 +175,8 @@ def party_list(country: str = typer.Argument(..., help="ISO 3166-1 alpha-2")) ->
 
     async def work(db: Database) -> list[str]:
         async with db.read() as session:
-            return [f"{p.name}\t{p.kind}\t{p.channel}{'' if p.active else ' (no longer notified)'}"
+            return ["\t".join([p.name, p.kind, p.channel + ("" if p.active else " (no longer notified)")]
+                              + (["exports"] if p.exports else []))
                     for p in await store.parties_of(session, country, active_only=False)]
 
     lines = _run(work)
@@ -384,9 +387,12 @@ def digest(quarter: str = typer.Option(..., help="e.g. 2026Q3"), by: str | None 
 def export(fmt: str = typer.Option(..., "--format", help="geojson, hxl or kml"),
            out: Path = typer.Option(..., help="the file to write"), country: str | None = typer.Option(None),
            since_days: int = typer.Option(90, help="notifications changed in the last this many days"),
+           party: str | None = typer.Option(None, help="to give this party (of --country): what was sent to it, "
+                                                       "if the desk allowed it exports"),
            by: str | None = BY) -> None:
-    """Export sites and movements (restricted: humanitarian positions are sensitive)."""
-    from services.hns4d import exports, records
+    """Export sites and movements (restricted: humanitarian positions are sensitive), for the desk or, where
+    allowed, a party."""
+    from services.hns4d import exports, records, store
 
     writers = {"geojson": lambda rs: json.dumps(exports.geojson(rs), ensure_ascii=False, indent=1),
                "hxl": exports.hxl_csv, "kml": exports.kml}
@@ -396,11 +402,19 @@ def export(fmt: str = typer.Option(..., "--format", help="geojson, hxl or kml"),
     async def work(db: Database) -> int:
         _, who = await _who(by)
         async with db.unit_of_work() as uow:
+            given = None
+            if party is not None:
+                if country is None:
+                    raise CliError("a party is named with its --country")
+                given = await store.party_by_name(uow.session, country, party)
+                if given is None:
+                    raise CliError(f"no party {party} listed for {country.upper()}")
             rows = await records.exportable(uow.session, country=country,
-                                            since=uow.clock.now() - timedelta(days=since_days))
+                                            since=uow.clock.now() - timedelta(days=since_days), party=given)
             out.write_text(writers[fmt](rows), encoding="utf-8")
             records.audit(uow, who=who, action="exported", record_id=None,
-                          detail=f"{fmt} {country or 'all'}: {len(rows)} notifications")
+                          detail=f"{fmt} {country or 'all'}{f' to {given.name}' if given else ''}: "
+                                 f"{len(rows)} notifications")
             return len(rows)
 
     typer.echo(f"{_run(work)} notifications written to {out}")

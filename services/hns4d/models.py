@@ -31,6 +31,7 @@ class Party(SQLModel, table=True):
     channel: str = Field(max_length=10)  # telegram | email | recorded
     liaison_id: uuid.UUID | None = None  # the roster person told (telegram, email)
     active: bool = True
+    exports: bool = False  # the desk may give it exports of what was sent to it (its positions, sensitive)
 
 
 class Record(SQLModel, table=True):

@@ -95,7 +95,7 @@ def audit(uow: UnitOfWork, *, who: str, action: str, record_id: uuid.UUID | None
 
 
 async def add_party(uow: UnitOfWork, *, country: str, name: str, kind: str, channel: str,
-                    liaison_id: uuid.UUID | None, who: str) -> Party:
+                    liaison_id: uuid.UUID | None, who: str, exports: bool = False) -> Party:
     country = country.upper()
     if kind not in PARTY_KINDS:
         raise Refused(f"a party is one of {', '.join(PARTY_KINDS)}")
@@ -109,8 +109,10 @@ async def add_party(uow: UnitOfWork, *, country: str, name: str, kind: str, chan
     if party is None:
         party = Party(id=uuid.uuid4(), country=country, name=name.strip(), kind=kind, channel=channel)
     party.kind, party.channel, party.liaison_id, party.active = kind, channel, liaison_id, True
+    party.exports = exports
     uow.session.add(party)
-    audit(uow, who=who, action="party", record_id=None, detail=f"{country} {party.name}: {kind}, {channel}")
+    audit(uow, who=who, action="party", record_id=None,
+          detail=f"{country} {party.name}: {kind}, {channel}{', exports allowed' if exports else ''}")
     return party
 
 
@@ -561,9 +563,17 @@ class Exported:
     ends_at: datetime | None
 
 
-async def exportable(session: AsyncSession, *, country: str | None, since: datetime) -> list[Exported]:
-    """Sites and movements sent to the parties and not cancelled, changed since `since`."""
+async def exportable(session: AsyncSession, *, country: str | None, since: datetime,
+                     party: Party | None = None) -> list[Exported]:
+    """Sites and movements sent to the parties and not cancelled, changed since `since`; to give `party`,
+    only those sent to it (refused unless the desk allowed it exports)."""
     query = select(Record).where(Record.state == "sent", col(Record.changed_at) >= since)
+    if party is not None:
+        if not party.exports:
+            raise Refused(f"{party.name} ({party.country}) is not given exports: the desk allows it with "
+                          f"cmcoord hns4d party add … --exports")
+        country = party.country
+        query = query.where(col(Record.id).in_(select(Forwarding.record_id).where(Forwarding.party_id == party.id)))
     if country is not None:
         query = query.where(Record.country == country.upper())
     rows = (await session.exec(query.order_by(col(Record.reference)))).all()

@@ -638,7 +638,7 @@ async def test_a_party_s_liaison_sees_only_what_was_sent_to_its_party_and_only_i
     sent["before"] = await notified("Kayes–Bamako staff movement", send=True)
     async with hns4d.db.unit_of_work() as uow:
         await records.add_party(uow, country="ML", name="FAMa", kind="state_forces", channel="telegram",
-                                liaison_id=people["fama@defense.example"], who="person:desk")
+                                liaison_id=people["fama@defense.example"], who="person:desk", exports=True)
     sent["after"] = await notified("Bamako–Mopti food convoy", send=True)
     sent["unsent"] = await notified("Sévaré–Gao fuel convoy", send=False)
 
@@ -660,6 +660,12 @@ async def test_a_party_s_liaison_sees_only_what_was_sent_to_its_party_and_only_i
         seen = (await session.exec(select(AuditEntry.detail).where(
             AuditEntry.action == "viewed", AuditEntry.who == f"person:{people['fama@defense.example']}"))).all()
     assert set(seen) == {sent["after"].reference}
+    async with hns4d.db.read() as session:  # an export given to FAMa (the desk allowed it) holds the same
+        fama, minusma = [await store.party_by_name(session, "ML", name) for name in ("FAMa", "MINUSMA")]
+        given = await records.exportable(session, country=None, since=clock.now() - timedelta(days=1), party=fama)
+        assert [r.reference for r in given] == [sent["after"].reference]
+        with pytest.raises(Refused, match="MINUSMA .ML. is not given exports"):
+            await records.exportable(session, country=None, since=clock.now() - timedelta(days=1), party=minusma)
 
 
 async def _acknowledged_by(app: hns4d_bootstrap.Hns4dApp, record: Record) -> bool:

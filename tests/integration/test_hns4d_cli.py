@@ -19,7 +19,7 @@ async def hns4d(home: Path, *args: str) -> tuple[int, str, str]:
 async def test_the_hns4d_commands_name_each_mistake_and_keep_the_store_as_it_was(tmp_path: Path) -> None:
     home = tmp_path / "home"
     code, out, err = await hns4d(home, "migrate")
-    assert code == 0 and "hns4d store at revision 0001" in out, err
+    assert code == 0 and "hns4d store at revision 0002" in out, err
     code, out, err = await hns4d(home, "party", "add", "ML", "Groupe armé du Nord", "--kind", "armed_group",
                                  "--channel", "recorded")
     assert code == 0 and "ML Groupe armé du Nord: armed_group, reached by recorded" in out, err
@@ -52,6 +52,20 @@ async def test_the_hns4d_commands_name_each_mistake_and_keep_the_store_as_it_was
     assert code == 0 and json.loads(out) == [], err
     code, out, err = await hns4d(home, "digest", "--quarter", "2026Q3")
     assert code == 0 and "nothing was sent to the parties in 2026 Q3: nothing to tell" in out, err
+    party_export = ("export", "--format", "geojson", "--out", str(tmp_path / "party.geojson"), "--party",
+                    "groupe armé du nord")
+    code, _, err = await hns4d(home, *party_export)
+    assert code == 1 and "cannot: a party is named with its --country" in err, err
+    code, _, err = await hns4d(home, *party_export, "--country", "ml")
+    assert code == 1 and "Groupe armé du Nord (ML) is not given exports" in err, err
+    assert not (tmp_path / "party.geojson").exists()
+    code, out, err = await hns4d(home, "party", "add", "ML", "Groupe armé du Nord", "--kind", "armed_group",
+                                 "--channel", "recorded", "--exports")
+    assert code == 0 and "may be given exports of what was sent to it" in out, err
+    code, out, _ = await hns4d(home, "party", "list", "ML")
+    assert out.strip().split("\t") == ["Groupe armé du Nord", "armed_group", "recorded", "exports"]
+    code, out, err = await hns4d(home, *party_export, "--country", "ML")
+    assert code == 0 and "0 notifications written" in out, err
     code, out, err = await hns4d(home, "export", "--format", "kml", "--out", str(tmp_path / "n.kml"))
     assert code == 0 and "0 notifications written" in out, err
     assert (tmp_path / "n.kml").read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')

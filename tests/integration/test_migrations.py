@@ -24,7 +24,7 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indire
 STORES: dict[str, tuple[tuple[Table, ...], tuple[tuple[str, str], ...]]] = {
     "roster": (ROSTER_TABLES, ()), "notify": (NOTIFY_TABLES, ()), "lessons": (LESSONS_TABLES, UNMAPPED_COLUMNS),
     "hns4d": (HNS4D_TABLES, ()), "bot": (BOT_TABLES, ())}
-HEADS = {"roster": "0005", "notify": "0005", "lessons": "0002", "hns4d": "0001", "bot": "0003"}  # each history's last revision
+HEADS = {"roster": "0005", "notify": "0005", "lessons": "0002", "hns4d": "0002", "bot": "0003"}  # each history's last revision
 
 
 async def url(backend: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:
