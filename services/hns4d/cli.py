@@ -143,7 +143,9 @@ def party_add(
     kind: str = typer.Option(..., help="state_forces, coalition, armed_group or peacekeeping"),
     channel: str = typer.Option(..., help="telegram or email (its liaison, told by notify), or recorded (by you)"),
     liaison: str | None = typer.Option(None, help="the liaison's roster e-mail (telegram, email)"),
-    exports: bool = typer.Option(False, help="the desk may give it exports of what was sent to it"),
+    exports: bool | None = typer.Option(None, "--exports/--no-exports",
+                                        help="whether the desk may give it exports of what was sent to it "
+                                             "(unsaid: as it was; a new party: not)"),
     by: str | None = BY,
 ) -> None:
     """List a party of a country (or change how an existing one is reached)."""

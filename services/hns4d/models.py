@@ -10,7 +10,7 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Table, UniqueConstraint
+from sqlalchemy import Table, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from services.hns4d.rules import Point
@@ -31,7 +31,8 @@ class Party(SQLModel, table=True):
     channel: str = Field(max_length=10)  # telegram | email | recorded
     liaison_id: uuid.UUID | None = None  # the roster person told (telegram, email)
     active: bool = True
-    exports: bool = False  # the desk may give it exports of what was sent to it (its positions, sensitive)
+    # the desk may give it exports of what was sent to it (positions are sensitive): not unless allowed
+    exports: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Record(SQLModel, table=True):

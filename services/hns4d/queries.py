@@ -80,8 +80,9 @@ class Hns4dQueries:
             return Visible(or_(*seen))
         async with self.db.read() as session:  # a party's liaison (never a member): what was sent to the party
             parties = set((await session.exec(select(Party.id).where(Party.liaison_id == person_id))).all())
-        if parties:
-            seen.append(col(Record.id).in_(select(Forwarding.record_id).where(col(Forwarding.party_id).in_(parties))))
+        if parties:  # what its current revision was sent to the party (a later one not sent to it: not seen)
+            seen.append(col(Record.id).in_(select(Forwarding.record_id).where(
+                col(Forwarding.party_id).in_(parties), col(Forwarding.revision) == col(Record.revision))))
         return Visible(or_(*seen), parties=frozenset(parties) or None)
 
     async def submit(self, q: SubmitRequest) -> Submitted:

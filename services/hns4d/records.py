@@ -40,6 +40,7 @@ SILENCE_KIND = "hns4d.silence"  # to the officer, the adviser, the desk: a party
 REVIEW_KIND = "hns4d.review"  # to the country's CMCoord officers: a submission to review and send
 REFUSED_KIND = "hns4d.refused"  # to the officer who pressed Send: why it could not go
 FIGURES_KIND = "hns4d.figures"  # to the CMCS desk only: a quarter's figures per party, a message per country
+PARTY_LINES_BUDGET = 2500  # of a message's 3,500 characters, what its lines per party may take in English
 ACKNOWLEDGE = ReplyButton(label="Acknowledge receipt", reply="ack")
 SEND = ReplyButton(label="Send to the parties", reply="send")
 PARTY_KINDS = ("state_forces", "coalition", "armed_group", "peacekeeping")
@@ -95,7 +96,9 @@ def audit(uow: UnitOfWork, *, who: str, action: str, record_id: uuid.UUID | None
 
 
 async def add_party(uow: UnitOfWork, *, country: str, name: str, kind: str, channel: str,
-                    liaison_id: uuid.UUID | None, who: str, exports: bool = False) -> Party:
+                    liaison_id: uuid.UUID | None, who: str, exports: bool | None = None) -> Party:
+    """A party listed, or changed; `exports` None keeps whether the desk may give it exports (a new
+    party: not)."""
     country = country.upper()
     if kind not in PARTY_KINDS:
         raise Refused(f"a party is one of {', '.join(PARTY_KINDS)}")
@@ -109,10 +112,11 @@ async def add_party(uow: UnitOfWork, *, country: str, name: str, kind: str, chan
     if party is None:
         party = Party(id=uuid.uuid4(), country=country, name=name.strip(), kind=kind, channel=channel)
     party.kind, party.channel, party.liaison_id, party.active = kind, channel, liaison_id, True
-    party.exports = exports
+    if exports is not None:
+        party.exports = exports
     uow.session.add(party)
     audit(uow, who=who, action="party", record_id=None,
-          detail=f"{country} {party.name}: {kind}, {channel}{', exports allowed' if exports else ''}")
+          detail=f"{country} {party.name}: {kind}, {channel}, exports {'allowed' if party.exports else 'not given'}")
     return party
 
 
@@ -533,10 +537,14 @@ def figures_requests(rows: list[dict[str, Any]], *, period: str) -> list[events.
     told = []
     for country in sorted({r["country"] for r in rows}):
         mine = [r for r in rows if r["country"] == country]
-        per_party = "\n".join(
-            f"{r['party']}: {r['sent']} / {r['acknowledged']} / {r['acknowledged_on_time']} / "
-            f"{'–' if r['median_hours_to_acknowledge'] is None else format(r['median_hours_to_acknowledge'], '.1f')}"
-            f" / {r['silent']} / {r['incidents']}" for r in mine)
+        lines = [f"{r['party']}: {r['sent']} / {r['acknowledged']} / {r['acknowledged_on_time']} / "
+                 f"{'–' if r['median_hours_to_acknowledge'] is None else format(r['median_hours_to_acknowledge'], '.1f')}"
+                 f" / {r['silent']} / {r['incidents']}" for r in mine]
+        kept = 0
+        while kept < len(lines) and sum(len(line) + 1 for line in lines[:kept + 1]) <= PARTY_LINES_BUDGET:
+            kept += 1
+        per_party = "\n".join(lines[:kept] + ([f"… +{len(lines) - kept} (cmcoord hns4d figures)"]
+                                              if kept < len(lines) else []))
         totals = {k: sum(r[k] for r in mine) for k in ("sent", "acknowledged", "acknowledged_on_time", "silent",
                                                       "incidents")}
         notice, text = notices.english(FIGURES_KIND, country=country, period=period, parties=per_party,

@@ -150,9 +150,13 @@ async def test_a_desk_member_without_telegram_acknowledges_an_escalation_from_th
 
     (copy,) = await notifications(notify, kind="escalation", person_name="Ines Courriel")
     assert copy.state == "acknowledged" and copy.reply == "ack"
-    published = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
-    assert [e.data["via"] for e in published if e.data["notification_id"] == str(copy.id)
-            and e.data["to_state"] == "acknowledged"] == ["email"]  # the answer came by the mail's link
+    async def answered() -> list[str] | None:  # published by the relay a moment after the commit
+        moves = await stream_events(bus.js, "NOTIFY", type_prefix="notify.notification.transitioned")
+        found = [e.data["via"] for e in moves
+                 if e.data["notification_id"] == str(copy.id) and e.data["to_state"] == "acknowledged"]
+        return found or None
+
+    assert await eventually(answered, what="the answer published") == ["email"]  # it came by the mail's link
     (maria,) = await notifications(notify, kind="escalation", person_name="Maria Keller")
     assert maria.state == "expired"  # one alert to the desk: answered from the mail, closed for the other
 

@@ -66,6 +66,14 @@ async def test_the_hns4d_commands_name_each_mistake_and_keep_the_store_as_it_was
     assert out.strip().split("\t") == ["Groupe armé du Nord", "armed_group", "recorded", "exports"]
     code, out, err = await hns4d(home, *party_export, "--country", "ML")
     assert code == 0 and "0 notifications written" in out, err
+    code, out, err = await hns4d(home, "party", "add", "ML", "Groupe armé du Nord", "--kind", "armed_group",
+                                 "--channel", "recorded")  # a change that does not say keeps the permission
+    assert code == 0 and "may be given exports" in out, err
+    code, out, err = await hns4d(home, "party", "add", "ML", "Groupe armé du Nord", "--kind", "armed_group",
+                                 "--channel", "recorded", "--no-exports")
+    assert code == 0 and "may be given exports" not in out, err
+    code, _, err = await hns4d(home, *party_export, "--country", "ML")
+    assert code == 1 and "is not given exports" in err, err
     code, out, err = await hns4d(home, "export", "--format", "kml", "--out", str(tmp_path / "n.kml"))
     assert code == 0 and "0 notifications written" in out, err
     assert (tmp_path / "n.kml").read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')

@@ -109,7 +109,8 @@ async def test_a_departed_officer_keeps_the_community_for_the_grace_period_then_
 
     clock.advance(timedelta(days=roster_settings.member_grace_days + 1))  # the grace period is over
     seen = len(await awa.messages())
-    for command in ("/contacts ROWCA", "/calls", "/agenda Access to Mopti since the bridge closed", "/lessons convoy"):
+    for command in ("/contacts ROWCA", "/calls", "/agenda Access to Mopti since the bridge closed", "/lessons convoy",
+                    "/hns4d"):
         answer = await said(awa, command, MEMBERS_ONLY)
         assert "/aar" in answer and "/handover" in answer and "/pending" in answer
     assert not any(JEAN_PHONE in (m["text"] or "") for m in (await awa.messages())[seen:])
@@ -199,6 +200,7 @@ async def test_a_link_from_another_username_is_held_until_the_desk_confirms_it(
     held = await stranger.reply_to(f"/start {token}", username="not_nadia")
     assert "the CMCS desk will confirm the link first" in held["text"]
     assert NOT_REGISTERED in await said(stranger, "/contacts Niger", NOT_REGISTERED, username="not_nadia")
+    assert NOT_REGISTERED in await said(stranger, "/hns4d", NOT_REGISTERED, username="not_nadia")
     desk = await eventually(lambda: texts_with(User(sandbox_url, MARIA), "Telegram link held for confirmation"),
                             what="the desk told")
     assert "Nadia Unlinked (noone@ocha.example)" in desk[0] and "@not_nadia" in desk[0]

@@ -23,8 +23,8 @@ from shared.bus import Bus
 from shared.clock import ManualClock
 from shared.events import Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
-from shared.store import Database
-from tests.helpers import cli, eventually, published, service_env, stream_events
+from shared.store import Database, OutboxMessage
+from tests.helpers import cli, eventually, published, service_env, stream_events, stream_messages
 from tests.integration.conftest import started_bot
 from tests.integration.telegram_users import User
 
@@ -604,6 +604,7 @@ async def test_a_matter_settled_without_an_answer_takes_the_buttons_off_the_copi
     await publish(bus, request([people["maria@ocha.example"]], kind="hns4d.notice", about="movement-13",
                                text="Movement 13: no answer from the party yet."), source="hns4d")
     await eventually(lambda: _consumed(bus, "notify--on_requests"), what="the late request handled")
+    assert await stream_messages(bus.js, "DEADLETTER") == []  # handled: not set aside as an error
     assert await notifications(notify, subject="movement-13") == []
     assert await _last_with(maria, "Movement 13") is None
 
@@ -615,7 +616,10 @@ async def test_a_message_nobody_answered_in_time_loses_its_buttons_on_screen(
     clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     await publish(bus, request([people["maria@ocha.example"]], kind="telegram.link_confirmed", about="link-1",
                                text="Your Telegram account is now linked."))  # closed a day later, unanswered
-    maria = User(sandbox_url, 9803)
+    await publish(bus, request([people["somchai@ocha.example"]], kind="telegram.link_confirmed", about="link-2",
+                               text="Read me.", buttons=[], urgent=True))  # nothing to press
+    maria, somchai = User(sandbox_url, 9803), User(sandbox_url, 9804)
+    await eventually(lambda: _last_with(somchai, "Read me."), what="Somchai's copy")
     shown = await eventually(lambda: _last_with(maria, "now linked"), what="Maria's copy")
     assert shown["reply_markup"]["inline_keyboard"]
     clock.set(datetime(2026, 3, 3, 9, 1, tzinfo=UTC))
@@ -627,8 +631,14 @@ async def test_a_message_nobody_answered_in_time_loses_its_buttons_on_screen(
 
     message = await eventually(unbuttoned, what="the copy without its button")
     assert message["text"].endswith("<i>No answer is needed any more (closed at 09:01 UTC)</i>"), message["text"]
-    (copy,) = await notifications(notify, kind="telegram.link_confirmed")
-    assert copy.state == "expired"
+    copies = await notifications(notify, kind="telegram.link_confirmed")
+    assert [c.state for c in copies] == ["expired", "expired"]
+    plain = next(c for c in copies if c.subject == "link-2")  # nothing to press: it stays as it was read
+    async with notify.db.read() as session:
+        asked = (await session.exec(select(OutboxMessage).where(
+            OutboxMessage.subject == "cmcoord.notify.notification.expired.v1"))).all()
+    assert str(plain.id) not in b"".join(m.payload for m in asked).decode() and len(asked) == 1
+    assert (await _last_with(somchai, "Read me."))["text"] == "Read me."  # type: ignore[index]
 
 
 async def test_a_copy_telegram_accepted_after_its_close_is_unbuttoned_then(
@@ -657,6 +667,36 @@ async def test_a_copy_telegram_accepted_after_its_close_is_unbuttoned_then(
                                            person_id=somchai, message_id=77), source="bot")  # reported again
     await eventually(lambda: _consumed(bus, "notify--on_bot_reports", stream="BOT"), what="handled, not stuck")
     assert len(await published(bus.js, "NOTIFY", "notify.notification.expired", 3)) == 3
+
+
+async def test_a_late_copy_of_an_alert_another_holder_answered_says_who_did(
+    notify: notify_bootstrap.NotifyApp, bus: Bus, clock: ManualClock, people: dict[str, uuid.UUID],
+) -> None:
+    """An alert to a role's holders: Awa answers while Somchai's send still waits. When Telegram takes it,
+    his message is rewritten as the copies on screen were at her answer: acknowledged by Awa."""
+    clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    await publish(bus, events.NotificationRequested(
+        kind="test.alert", about="alert-1", occurrence="1", role="cmcoord_officer", text="Checkpoint closed.",
+        buttons=[ReplyButton(label="Acknowledge", reply="ack")], urgent=True))  # no bot here: the sends wait
+    copies = await eventually(lambda: _n_of(notify, "alert-1", 2), what="a copy for each officer")
+    awa = next(c for c in copies if c.person_id == people["awa@ocha.example"])
+    somchai = next(c for c in copies if c.person_id == people["somchai@ocha.example"])
+    await published(bus.js, "NOTIFY", "notify.deliver.telegram", 2)
+    clock.set(datetime(2026, 3, 2, 9, 20, tzinfo=UTC))
+    await publish(bus, events.NotificationReplied(notification_id=awa.id, person_id=awa.person_id, reply="ack",
+                                                  replied_at=clock.now()), source="bot")
+    (at_close,) = await published(bus.js, "NOTIFY", "notify.notification.closed", 1)
+    assert at_close.data["notification_id"] == str(somchai.id)
+    await publish(bus, events.DeliverySent(notification_id=somchai.id, attempt=1, person_id=somchai.person_id,
+                                           message_id=78), source="bot")
+    first, late = await published(bus.js, "NOTIFY", "notify.notification.closed", 2)
+    assert first.id == at_close.id and late.data["notification_id"] == str(somchai.id)
+    assert (late.data["acknowledged_by"], late.data["acknowledged_at"]) == ("Awa Traoré", "2026-03-02T09:20:00Z")
+
+
+async def _n_of(app: notify_bootstrap.NotifyApp, about: str, n: int) -> list[Notification] | None:
+    found = await notifications(app, subject=about)
+    return found if len(found) >= n else None
 
 
 async def _settled(app: notify_bootstrap.NotifyApp, kind: str, about: str) -> bool:

@@ -294,5 +294,8 @@ def test_the_quarter_s_figures_go_to_the_desk_alone_a_message_per_country() -> N
     assert [r.occurrence for r in figures_requests(rows, period="2026 Q3")] == [r.occurrence for r in told]
     changed = figures_requests([row("ML", "FAMa", 4, 2.0)] + rows[1:], period="2026 Q3")
     assert changed[0].occurrence != told[0].occurrence and changed[1].occurrence == told[1].occurrence
+    many = figures_requests([row("ML", f"Party {n:03} " + "x" * 100, 1, 1.0) for n in range(60)], period="2026 Q3")
+    assert len(many[0].text) <= 3500 and many[0].text.endswith("(cmcoord hns4d figures)")  # the rest: named
+    assert "Party 000" in many[0].text and "Party 059" not in many[0].text
     french = notices.render(told[0].notice, "fr")  # type: ignore[arg-type]
     assert french is not None and "pour le bureau de la CMCS uniquement" in french and "3e trimestre 2026" in french

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import structlog
 from nats.errors import Error as NatsError
+from sqlalchemy import text
 from sqlmodel import select
 
 from services.notify import campaigns
@@ -30,7 +31,7 @@ from shared.bus import OWNERS, PermanentError, QueryError, TransientError
 from shared.clock import Clock
 from shared.events import Envelope
 from shared.regions import region_for_country
-from shared.store import Database, UnitOfWork
+from shared.store import Database, UnitOfWork, upsert
 
 log = structlog.get_logger("notify")
 
@@ -235,16 +236,27 @@ async def on_settled(e: events.NotificationsSettled, *, uow: UnitOfWork, clock: 
     if foreign:
         raise PermanentError(f"{sender} may not settle {', '.join(foreign)}: not its notifications")
     now = clock.now()
-    for kind in e.kinds:  # kept: a request about it retried after this (the roster away) creates nothing
-        if await uow.session.get(Settled, (kind, e.about)) is None:
-            uow.session.add(Settled(kind=kind, about=e.about, reason=e.reason[:200], settled_at=now))
+    for kind in sorted(set(e.kinds)):  # kept: a request about it retried after this (the roster away) creates nothing
+        await _one_at_a_time(uow, kind, e.about)
+        await uow.session.exec(upsert(uow.session, Settled.__table__).values(  # type: ignore[call-overload, attr-defined]
+            kind=kind, about=e.about, reason=e.reason[:200], settled_at=now).on_conflict_do_nothing())
     await expire_open(uow, kinds=e.kinds, about=e.about, reason=e.reason, now=now)
+
+
+async def _one_at_a_time(uow: UnitOfWork, kind: str, about: str) -> None:
+    """A request and the settle of the same matter, handled at once by two replicas on PostgreSQL, take
+    turns: else the request, not seeing the settle, would create what the settle, not seeing it, left
+    open. (SQLite has one writer at a time already.)"""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        await uow.session.exec(text("SELECT pg_advisory_xact_lock(hashtext(:matter))"),  # type: ignore[call-overload]
+                               params={"matter": f"notify.settled|{kind}|{about}"})
 
 
 async def on_requested(e: events.NotificationRequested, *, uow: UnitOfWork, clock: Clock, found: Found,
                        rules: Rules = DEFAULT_RULES) -> None:
     """A sender's request, unless its matter was settled already: a request nak'ed while the roster was
     away comes back after the sender's later `settled`, and would otherwise ask what no longer waits."""
+    await _one_at_a_time(uow, e.kind, e.about)
     settled = await uow.session.get(Settled, (e.kind, e.about))
     if settled is not None:
         log.info("request_settled_already", kind=e.kind, reason=settled.reason)

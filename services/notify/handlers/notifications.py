@@ -14,9 +14,10 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from services.notify.models import DailySent, DeskNotice, HandoverSeen, Notification, Transition
@@ -277,11 +278,16 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
         return
     assert c.chat_id is not None
     if acknowledged is None:
-        unbutton(uow, c, closed_at=now)
+        if has_buttons(c):  # a message with nothing to press stays as it was read
+            unbutton(uow, c, closed_at=now)
     else:
         by, at = acknowledged
         uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=by[:200], acknowledged_at=at),
                  id=deterministic_id("closed", c.id))
+
+
+def has_buttons(c: Notification) -> bool:
+    return c.buttons not in ("", "[]")
 
 
 def _copy(c: Notification) -> dict[str, Any]:
@@ -290,12 +296,28 @@ def _copy(c: Notification) -> dict[str, Any]:
             "document": c.document is not None}
 
 
-def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime, late: bool = False) -> None:
-    """The bot rewrites `c`'s messages on screen: no answer is needed any more (closed at `closed_at`).
-    `late`: for a send that Telegram accepted after the close (it waited for its turn, or was retried),
-    whose message came with its buttons: each report of it asks again (editing twice changes nothing)."""
-    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at),
-             id=None if late else deterministic_id("expired", c.id))
+def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime) -> None:
+    """The bot rewrites `c`'s messages on screen: no answer is needed any more (closed at `closed_at`)."""
+    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at), id=deterministic_id("expired", c.id))
+
+
+async def unbutton_late(uow: UnitOfWork, c: Notification) -> None:
+    """`c` was closed while its send waited for its turn (the send gate, a retry), so its message came with
+    buttons that answer nothing now: the bot rewrites it as the copies on screen at the close were, saying
+    who acknowledged (another holder of the same alert) or that no answer is needed. Each report of such a
+    send asks once (the event that caused it fixes the id); editing twice changes nothing."""
+    report = uow.cause.id
+    by = None if c.group_id is None else (await uow.session.exec(select(Notification).where(
+        Notification.group_id == c.group_id, Notification.state == "acknowledged",
+        col(Notification.acknowledged_at).is_not(None)).order_by(col(Notification.acknowledged_at)).limit(1))).first()
+    if by is not None and by.acknowledged_at is not None:
+        uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=(by.person_name or "a recipient")[:200],
+                                           acknowledged_at=by.acknowledged_at), id=deterministic_id("closed", c.id, report))
+        return
+    closed_at = (await uow.session.exec(select(func.max(Transition.at)).where(
+        Transition.notification_id == c.id, Transition.to_state == "expired"))).first()
+    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at or uow.cause.occurred_at),
+             id=deterministic_id("expired", c.id, report))
 
 
 async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:

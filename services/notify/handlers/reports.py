@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
-from sqlalchemy import func
-from sqlmodel import select
 
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
-from services.notify.handlers.notifications import answer, create_all, expire_open, fail, transition, unbutton
-from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary, Notification, Transition
+from services.notify.handlers.notifications import answer, create_all, expire_open, fail, has_buttons, transition, unbutton_late
+from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary, Notification
 from services.notify.policy import OPEN_STATES, Rules
 from services.notify.recipients import Recipient
 from services.notify.schedule import last_held, next_occurrence
@@ -44,12 +42,8 @@ async def on_delivery_sent(event: events.DeliverySent, *, uow: UnitOfWork, clock
         n.sent_at = now
     if n.state in ("queued", "folded"):
         transition(uow, n, "sent", f"Telegram accepted attempt {event.attempt}", now)
-    elif n.state == "expired" and n.chat_id is not None and n.buttons not in ("", "[]"):
-        # closed while this send waited for its turn (or was retried): its message came with buttons that
-        # answer nothing now; the bot takes them off as it did for the copies on screen at the close
-        closed_at = (await uow.session.exec(select(func.max(Transition.at)).where(
-            Transition.notification_id == n.id, Transition.to_state == "expired"))).first()
-        unbutton(uow, n, closed_at=closed_at or now, late=True)
+    elif n.state == "expired" and n.chat_id is not None and has_buttons(n):
+        await unbutton_late(uow, n)  # closed while this send waited: its buttons answer nothing now
     uow.session.add(n)
 
 
