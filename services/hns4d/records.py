@@ -581,7 +581,8 @@ async def exportable(session: AsyncSession, *, country: str | None, since: datet
             raise Refused(f"{party.name} ({party.country}) is not given exports: the desk allows it with "
                           f"cmcoord hns4d party add … --exports")
         country = party.country
-        query = query.where(col(Record.id).in_(select(Forwarding.record_id).where(Forwarding.party_id == party.id)))
+        query = query.where(col(Record.id).in_(select(Forwarding.record_id).where(  # as its current revision went
+            Forwarding.party_id == party.id, col(Forwarding.revision) == col(Record.revision))))
     if country is not None:
         query = query.where(Record.country == country.upper())
     rows = (await session.exec(query.order_by(col(Record.reference)))).all()
