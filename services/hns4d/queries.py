@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import nats.errors
 import structlog
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
@@ -25,9 +24,9 @@ from services.hns4d.records import Refused
 from shared import events
 from shared.contracts import hns4d as contract
 from shared.contracts.hns4d import Mine, MineRequest, RecordStatus, Submitted, SubmitRequest
-from shared.bus import Bus, QueryError
-from shared.contracts.query import answer, ask
-from shared.contracts.roster import RIGHTS, Rights, RightsRequest
+from shared.bus import Bus
+from shared.contracts.query import answer
+from shared.contracts.roster import Rights, ask_rights
 from shared.store import Database
 
 log = structlog.get_logger("hns4d")
@@ -53,15 +52,7 @@ class Hns4dQueries:
     async def _rights(self, person_id: uuid.UUID) -> Rights | None:
         if self.bus is None:
             return None
-        try:
-            rights = await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
-        except (QueryError, TimeoutError, ValueError, nats.errors.Error) as err:  # ValueError: not JSON
-            log.warning("asker_rights_unknown", error=str(err) or type(err).__name__)
-            return None
-        if rights.person_id != person_id:
-            log.warning("asker_rights_unknown", error="the roster answered for another")
-            return None
-        return rights
+        return await ask_rights(self.bus, person_id, timeout=self.timeout, log=log, event="asker_rights_unknown")
 
     async def visible_to(self, person_id: uuid.UUID) -> Visible:
         """The records `person_id` may see (their own, whatever the roster says), and whose answers."""

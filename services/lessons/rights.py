@@ -22,12 +22,10 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 
 import structlog
-from nats.errors import Error as NatsError
 from services.lessons.classification import Viewer
-from shared.bus import Bus, QueryError
+from shared.bus import Bus
 from shared.clock import Clock
-from shared.contracts.query import ask
-from shared.contracts.roster import RIGHTS, RightsRequest
+from shared.contracts.roster import ask_rights
 
 log = structlog.get_logger("lessons")
 
@@ -63,13 +61,8 @@ class RosterRights:
         return await asyncio.shield(asking)
 
     async def _ask(self, person_id: uuid.UUID) -> Viewer | None:
-        try:
-            answer = await ask(self.bus, RIGHTS, RightsRequest(person_id=person_id), timeout=self.timeout)
-        except (QueryError, NatsError, TimeoutError) as err:  # QueryError: a reply not fitting the contract too
-            log.warning("viewer_rights_unknown", person_id=str(person_id), error=str(err) or type(err).__name__)
-            return None
-        if answer.person_id != person_id:
-            log.warning("viewer_rights_unknown", person_id=str(person_id), error="the roster answered for another")
+        answer = await ask_rights(self.bus, person_id, timeout=self.timeout, log=log, event="viewer_rights_unknown")
+        if answer is None:
             return None
         viewer = Viewer(person_id=person_id, member=answer.member, desk=answer.desk,
                         adviser_regions=frozenset(answer.adviser_regions))

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
+from nats.errors import Error as NatsError
 from pydantic import ConfigDict, Field, RootModel
 
-from shared.contracts.query import Query, Reply, Request
+from shared.bus import Bus, QueryError
+from shared.contracts.query import Query, Reply, Request, ask
 from shared.events import Role
 
 # --- cards -------------------------------------------------------------------
@@ -248,3 +251,18 @@ RIGHTS = Query("roster", "rights", RightsRequest, Rights,
 
 QUERIES = (CONTACTS, DIRECTORY, PERSON_BY_TELEGRAM, POST_HOLDER, REGISTER, COUNTERPARTS, RECIPIENTS, HANDOVER_NOTE,
            RIGHTS)
+
+
+async def ask_rights(bus: Bus, person_id: uuid.UUID, *, timeout: float, log: Any, event: str) -> Rights | None:
+    """The roster's `rights` answer for `person_id`, never the asker's word; None (logged as `event`) when
+    it did not come in time, was an error, was not JSON or did not fit the contract, or was for someone
+    else: the asker is then given the least."""
+    try:
+        rights = await ask(bus, RIGHTS, RightsRequest(person_id=person_id), timeout=timeout)
+    except (QueryError, TimeoutError, ValueError, NatsError) as err:  # ValueError: not JSON
+        log.warning(event, person_id=str(person_id), error=str(err) or type(err).__name__)
+        return None
+    if rights.person_id != person_id:
+        log.warning(event, person_id=str(person_id), error="the roster answered for another")
+        return None
+    return rights
