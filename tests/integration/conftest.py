@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.bot import bootstrap as bot_bootstrap
 from services.bot.bootstrap import BotApp
@@ -79,7 +79,7 @@ async def import_people(roster_settings: Settings, clock: ManualClock, sandbox_u
     db = Database(roster_settings.db_url)
     ids: dict[str, uuid.UUID] = {}
     async with db.write() as session:
-        for person in (await session.exec(select(Person))).all():
+        for person in (await session.exec(select(Person).where(col(Person.email).in_(list(people))))).all():
             ids[person.email] = person.id
             telegram = people[person.email][0]
             if telegram is not None:

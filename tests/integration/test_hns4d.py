@@ -533,17 +533,9 @@ async def test_a_record_is_seen_by_its_organisation_its_country_s_officers_its_r
     clock: ManualClock, hns4d_people: dict[str, uuid.UUID], roster_settings: Settings,
 ) -> None:
     omar = 9813  # a colleague of the submitter's at WFP, in Niger: he sees it as his organisation's
-    t = clock.now().date()
-    _, errors, _ = await import_text(
-        PEOPLE_HEADER + f"Omar Ba,omar@wfp.example,+227 3,WFP,NE,Niamey,Logistics Focal Point,focal_point,"
-        f"{t - timedelta(days=10)},{t + timedelta(days=300)},\n", settings=roster_settings, clock=clock, publish=False)
-    assert errors == []
-    db = Database(roster_settings.db_url)
-    async with db.write() as session:
-        person = (await session.exec(select(Person).where(Person.email == "omar@wfp.example"))).one()
-        session.add(TelegramLink(person_id=person.id, telegram_user_id=omar, linked_at=clock.now()))
-    await db.dispose()
-    await mark_started(sandbox_url, [omar])
+    await import_people(roster_settings, clock, sandbox_url, {
+        "omar@wfp.example": (omar, "Omar Ba,omar@wfp.example,+227 3,WFP,NE,Niamey,Logistics Focal Point,focal_point")},
+        {})
     done = await by_bot(User(sandbox_url, ANA), clock, "Bamako–Mopti food convoy", hours_ahead=50)
     reference = re.search(r"<b>(HN-ML-\d{4}-\d{4})</b> submitted", done["text"])
     assert reference is not None, done["text"]

@@ -25,7 +25,7 @@ from shared.events import Envelope, ReplyButton
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database, OutboxMessage
 from tests.helpers import cli, eventually, published, service_env, stream_events, stream_messages
-from tests.integration.conftest import started_bot
+from tests.integration.conftest import import_people, started_bot
 from tests.integration.telegram_users import User
 
 
@@ -523,22 +523,9 @@ async def test_one_desk_member_acknowledges_a_role_alert_and_the_others_copy_say
     notify: notify_bootstrap.NotifyApp, bot: BotApp, bus: Bus, sandbox_url: str, clock: ManualClock,
     roster_settings: Settings, people: dict[str, uuid.UUID],
 ) -> None:
-    from services.roster.admin import import_text
-    from services.roster.models import Person, TelegramLink
-    from tests.helpers import mark_started
-    from tests.integration.conftest import PEOPLE_HEADER
-
-    t = clock.now().date()
-    _, errors, _ = await import_text(
-        PEOPLE_HEADER + f"Lena Vogt,lena@ocha.example,+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk,"
-        f"{t - timedelta(days=10)},{t + timedelta(days=300)},\n", settings=roster_settings, clock=clock, publish=False)
-    assert errors == []
-    db = Database(roster_settings.db_url)
-    async with db.write() as session:
-        lena = (await session.exec(select(Person).where(Person.email == "lena@ocha.example"))).one()
-        session.add(TelegramLink(person_id=lena.id, telegram_user_id=9805, linked_at=clock.now()))
-    await db.dispose()
-    await mark_started(sandbox_url, [9805])
+    await import_people(roster_settings, clock, sandbox_url, {  # a second desk officer, linked
+        "lena@ocha.example": (9805, "Lena Vogt,lena@ocha.example,+41 2,OCHA,CH,Geneva,CMCS Desk Officer,cmcs_desk")},
+        {})
     await publish(bus, events.NotificationRequested(kind="test.alert", about="convoy-7", occurrence="1",
                                                     role="cmcs_desk", text="Convoy 7 stopped at the Mopti checkpoint.",
                                                     buttons=[ReplyButton(label="Acknowledge", reply="ack")]),
