@@ -272,9 +272,11 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
     """`c` expires; a copy on someone's screen loses its buttons (the bot rewrites it to say who
     acknowledged, or, with no `acknowledged` (who, when), that no answer is needed any more)."""
     c.due_at, c.due_action = None, None
-    delivered = c.first_sent_at is not None and c.chat_id is not None and c.state != "unlinked"
+    # on screen as far as notify knows: Telegram's acceptance was reported. A send still on its way when the
+    # matter closed is rewritten when its report comes (unbutton_late): one rewrite, never one before the message
+    on_screen = c.sent_at is not None and c.chat_id is not None and c.state != "unlinked"
     transition(uow, c, "expired", reason, now)
-    if not delivered:
+    if not on_screen:
         return
     assert c.chat_id is not None
     if acknowledged is None:
