@@ -46,6 +46,10 @@ from shared.home import StoreMissing, creates_missing_stores
 log = structlog.get_logger("store")
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# `transact(write=False)` on a SQLite file: a thread and connection of their own, so reads do not queue
+# behind the writer's thread (WAL). One: with a core taken by something else, a second reader thread
+# cost more in turns at the GIL than it gained (lessons search p99 47 ms with one, 53-62 ms with two)
+SQLITE_READ_THREADS = 1
 T = TypeVar("T")
 
 
@@ -85,7 +89,7 @@ class Database:
         self._connect_hooks: list[Callable[[Any], None]] = []
         # `transact` on a SQLite file: a synchronous engine used from one thread of its own (made at first use)
         self._in_thread = self.is_sqlite and bool(parsed.database) and parsed.database != ":memory:"
-        self._sync: tuple[Engine, Engine, ThreadPoolExecutor] | None = None  # reader, writer, its thread
+        self._sync: _InThread | None = None
         self._closed = False
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
@@ -184,8 +188,9 @@ class Database:
         """`work(w)` in one transaction (a write one, BEGIN IMMEDIATE on SQLite, unless `write` is
         False), committed when it returns, rolled back when it raises; the events it emits
         (`w.emit`, stamped with the clock's time when the call began) are written to the outbox in
-        the same transaction. `work` is synchronous and uses SQLAlchemy Core on `w.conn`: it runs
-        in the store's thread on SQLite, so it must not touch the event loop or anything it owns.
+        the same transaction. `work` is synchronous and uses SQLAlchemy on `w.conn`: on SQLite it runs
+        in a thread of the store's (the writer's one, or one of the readers'), so it must not touch
+        the event loop or anything it owns.
 
         On SQLite a call whose caller is cancelled (a service stopping) still runs to its end,
         commit included: what it wrote is there, as after a crash just past the commit."""
@@ -224,16 +229,24 @@ class Database:
         return result
 
     def _sync_engine(self, *, write: bool) -> tuple[Engine, ThreadPoolExecutor]:
-        """The SQLite file's synchronous engine (the writer's options when `write`) and its thread."""
+        """The SQLite file's synchronous engine and the thread(s) it is used from: the writer's
+        one thread, or the readers' (made at first use)."""
         if self._sync is None:
             url = make_url(self.url).set(drivername="sqlite")
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-                                   hide_parameters=True, pool_size=1, max_overflow=0)
-            _sqlite_pragmas_and_immediate_writes(engine, self._connect_hooks)
-            self._sync = (engine, engine.execution_options(cmcoord_write=True),
-                          ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
-        reader, writer, thread = self._sync
-        return writer if write else reader, thread
+
+            def engine(size: int) -> Engine:
+                made = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                                     hide_parameters=True, pool_size=size, max_overflow=0)
+                _sqlite_pragmas_and_immediate_writes(made, self._connect_hooks)
+                return made
+
+            writer = engine(1)
+            self._sync = _InThread(writer, writer.execution_options(cmcoord_write=True),
+                                   ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"),
+                                   engine(SQLITE_READ_THREADS),
+                                   ThreadPoolExecutor(max_workers=SQLITE_READ_THREADS, thread_name_prefix="store-read"))
+        found = self._sync
+        return (found.writes, found.thread) if write else (found.reader, found.readers)
 
     async def ping(self) -> bool:
         try:
@@ -250,10 +263,22 @@ class Database:
         self._closed = True
         await self.engine.dispose()
         if self._sync is not None:
-            engine, _, thread = self._sync
-            self._sync = None
-            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
-            thread.shutdown(wait=False)
+            found, self._sync = self._sync, None
+            loop = asyncio.get_running_loop()
+            for engine, thread in ((found.writer, found.thread), (found.reader, found.readers)):
+                await loop.run_in_executor(thread, engine.dispose)
+                thread.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
+class _InThread:
+    """A SQLite file's synchronous engines: the writer with its one thread, the readers with theirs."""
+
+    writer: Engine
+    writes: Engine  # the writer's, with BEGIN IMMEDIATE
+    thread: ThreadPoolExecutor
+    reader: Engine
+    readers: ThreadPoolExecutor
 
 
 def _sqlite_pragmas_and_immediate_writes(sync_engine: Engine, hooks: Sequence[Callable[[Any], None]]) -> None:
