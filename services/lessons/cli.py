@@ -358,8 +358,7 @@ def search(
                                              status=status, kind=kind)
 
     async def work(db: Database) -> full_text.Found:
-        async with db.read() as session:
-            return await full_text.search(session, viewer=viewer, filters=filters, limit=limit)
+        return await full_text.find(db, viewer=viewer, filters=filters, limit=limit)
 
     found = _run(work)
     order = "newest first" if found.newest_first else "most relevant first"
@@ -389,8 +388,7 @@ def export(
     filters = _filters(theme=theme, country=country, region=region, period=period, status=status)
 
     async def work(db: Database) -> list[dict[str, Any]]:
-        async with db.read() as session:
-            found = await full_text.search(session, viewer=viewer, filters=filters, limit=None)
+        found = await full_text.find(db, viewer=viewer, filters=filters, limit=None)
         return [{**card(i).model_dump(mode="json"), "body": i.body} for i in found.items]
 
     rows = _run(work)

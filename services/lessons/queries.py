@@ -71,9 +71,7 @@ class LessonsQueries:
         filters = filters_from(query=q.query, theme=q.theme, country=q.country, region=q.region, period=q.period,
                                status=q.status, kind=q.kind)
         viewer = await self.rights.viewer(q.person_id)
-        async with self.db.read() as session:
-            found = await search.search(session, viewer=viewer or Viewer(), filters=filters, limit=q.limit,
-                                       offset=q.offset)
+        found = await search.find(self.db, viewer=viewer or Viewer(), filters=filters, limit=q.limit, offset=q.offset)
         return SearchPage(total=found.total, more_than=COUNT_CAP if found.more_than_counted else None,
                           newest_first=found.newest_first, offset=q.offset, items=[card(i) for i in found.items],
                           rights_unknown=viewer is None)

@@ -21,15 +21,16 @@ from typing import Any
 
 from sqlalchemy import and_, column, func, literal_column, or_, table
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.lessons import recurrence, stemming
 from services.lessons.classification import Viewer
 from services.lessons.models import Item, ItemTheme
-from shared.store import Database
+from shared.store import Database, Work
 
 
 # The terms are stemmed and folded already: the tokenizers only split them at the spaces
@@ -133,7 +134,7 @@ async def similar_to(session: AsyncSession, item: Item, *, threshold: float, lim
                               candidates=candidates, threshold=threshold)
 
 
-def _is_sqlite(session: AsyncSession) -> bool:
+def _is_sqlite(session: AsyncSession | Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
@@ -149,24 +150,24 @@ def _pg_match(stmt: Any, query: Any) -> Any:
     return stmt.where(search.op("@@")(query)).order_by(func.ts_rank(search, query).desc())
 
 
-def _visible_facets(viewer: Viewer) -> str:
-    """`Viewer.can_see` as an FTS5 expression over the facets."""
-    allowed = ["clpublic"]
-    if viewer.member or viewer.desk or viewer.adviser_regions:
-        allowed.append("clcommunity")
+def _hidden_facets(viewer: Viewer) -> tuple[str | None, list[str]]:
+    """`Viewer.can_see` over the facets: a facet an item must have (or None) and what it must not have.
+    Written with as few and as rare facets as the viewer allows: bm25 counts, at every ranked search,
+    how many items hold each word of the query, facets too, so naming 'public or community' costs a
+    walk over most of the store where 'not restricted' walks a seventh of it."""
     if viewer.desk:
-        allowed.append("clrestricted")
-    else:
-        whose = ([_token("au", viewer.person_id.hex)] if viewer.person_id is not None else []) + [
-            _token("rg", r) for r in sorted(viewer.adviser_regions)]
-        if whose:
-            allowed.append(f"(clrestricted AND ({' OR '.join(whose)}))")
-    return f"({' OR '.join(allowed)})"
+        return None, []
+    if not (viewer.member or viewer.adviser_regions):
+        return "clpublic", []
+    whose = ([_token("au", viewer.person_id.hex)] if viewer.person_id is not None else []) + [
+        _token("rg", r) for r in sorted(viewer.adviser_regions)]
+    return None, [f"(clrestricted NOT ({' OR '.join(whose)}))" if whose else "clrestricted"]
 
 
 def fts_query(words: str, viewer: Viewer, filters: Filters) -> str:
     """The words (in titles and bodies) and every filter but the period, as one FTS5 query."""
-    parts = [f"{{title_terms body_terms}} : ({words})", f"facets : {_visible_facets(viewer)}"]
+    required, hidden = _hidden_facets(viewer)
+    parts = [f"{{title_terms body_terms}} : ({words})"] + ([f"facets : {required}"] if required else [])
     for prefix, value in (("st", filters.status), ("th", filters.theme), ("ct", filters.country),
                           ("rg", filters.region), ("kd", filters.kind)):
         if value:
@@ -174,7 +175,8 @@ def fts_query(words: str, viewer: Viewer, filters: Filters) -> str:
     period = period_facet(filters.since, filters.until)
     if period is not None:
         parts.append(f"facets : {period}")
-    return " AND ".join(parts) + ("" if filters.status else " NOT facets : stmerged")
+    hidden += [] if filters.status else ["stmerged"]
+    return " AND ".join(parts) + (f" NOT facets : ({' OR '.join(hidden)})" if hidden else "")
 
 
 class Unindexed(ColumnElement[Any]):
@@ -237,7 +239,7 @@ class Filters:
 
 @dataclass
 class Found:
-    total: int  # at most `COUNT_CAP` + 1 for a page: "more than 1,000" is enough to know
+    total: int  # at most `COUNT_CAP` + 1 for a page: "more than 300" is enough to know
     items: list[Item] = field(default_factory=list)
     newest_first: bool = False  # else the most relevant first
 
@@ -246,7 +248,7 @@ class Found:
         return self.total > COUNT_CAP
 
 
-COUNT_CAP = 1000
+COUNT_CAP = 300
 
 
 def start_of(day: date) -> datetime:
@@ -288,8 +290,7 @@ def within(filters: Filters, c: Callable[[Any], Any] = _same) -> list[ColumnElem
     return where
 
 
-async def search(session: AsyncSession, *, viewer: Viewer, filters: Filters, limit: int | None = 10,
-                 offset: int = 0) -> Found:
+def search(session: Session, *, viewer: Viewer, filters: Filters, limit: int | None = 10, offset: int = 0) -> Found:
     """A page of what `viewer` may read and how many match (counted up to COUNT_CAP + 1 for a
     page; exactly when `limit` is None). With words, the most relevant first, unless more than
     COUNT_CAP match: ranking them all costs more than it tells (people add a word), so the latest
@@ -297,30 +298,46 @@ async def search(session: AsyncSession, *, viewer: Viewer, filters: Filters, lim
     stemmed = stemming.query_terms(filters.query)
     words = fts_words(stemmed)
     if not words:  # down the created_at index until the page is full; the count may use any index
-        stmt = select(Item).where(*conditions(viewer, filters, Unindexed)).order_by(col(Item.created_at).desc())
+        stmt = _shown().where(*conditions(viewer, filters, Unindexed)).order_by(col(Item.created_at).desc())
         counted = select(Item.seq).where(*conditions(viewer, filters))
         latest = stmt
     elif _is_sqlite(session):  # the full-text index drives, and resolves the filters too
         query = fts_query(words, viewer, filters)
         in_index = period_facet(filters.since, filters.until) is not None or not (filters.since or filters.until)
-        stmt = _fts(select(Item).where(*([] if in_index else within(filters, Unindexed))), query)
+        stmt = _fts(_shown().where(*([] if in_index else within(filters, Unindexed))), query)
         counted = stmt.order_by(None).with_only_columns(col(Item.seq))
         if in_index and limit is not None:  # no row is read to count
             counted = select(_FTS.c.rowid).where(literal_column("item_fts").op("MATCH")(query))
         latest = stmt.order_by(None).order_by(_FTS.c.rowid.desc())
     else:
-        stmt = _pg_match(select(Item).where(*conditions(viewer, filters)),
+        stmt = _pg_match(_shown().where(*conditions(viewer, filters)),
                          func.to_tsquery("simple", tsquery_words(stemmed)))
         counted = stmt.order_by(None).with_only_columns(col(Item.seq))
         latest = stmt.order_by(None).order_by(col(Item.seq).desc())
     if limit is None:
-        return Found(total=await _count(session, counted), items=list((await session.exec(stmt)).all()),
+        return Found(total=_count(session, counted), items=list(session.exec(stmt).all()),
                      newest_first=not words)
-    total = await _count(session, counted.limit(COUNT_CAP + 1))
+    total = _count(session, counted.limit(COUNT_CAP + 1))
     newest = not words or total > COUNT_CAP
-    page = (await session.exec((latest if newest else stmt).limit(limit).offset(offset))).all()
+    page = session.exec((latest if newest else stmt).limit(limit).offset(offset)).all()
     return Found(total=total, items=list(page), newest_first=newest)
 
 
-async def _count(session: AsyncSession, rows: Any) -> int:
-    return int((await session.exec(select(func.count()).select_from(rows.subquery()))).one())
+def _shown() -> Any:
+    """Items as a search shows them: without what only the index reads (their terms and facets)."""
+    return select(Item).options(defer(Item.title_terms), defer(Item.body_terms), defer(Item.facets))  # type: ignore[arg-type]
+
+
+def _count(session: Session, rows: Any) -> int:
+    return int(session.exec(select(func.count()).select_from(rows.subquery())).one())
+
+
+async def find(db: Database, *, viewer: Viewer, filters: Filters, limit: int | None = 10, offset: int = 0) -> Found:
+    """`search` in one read transaction, in one call to a reader thread of the store's on SQLite: a
+    search is a few statements, and each through the asynchronous driver is several hops between
+    threads, which together cost more than the statements themselves."""
+    def work(w: Work) -> Found:
+        with Session(w.conn) as session:
+            return search(session, viewer=viewer, filters=filters, limit=limit, offset=offset)
+
+    return await db.transact(work, write=False)

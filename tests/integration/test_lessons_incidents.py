@@ -60,8 +60,7 @@ async def items(app: lessons_bootstrap.LessonsApp) -> list[Item]:
 
 
 async def found_by(app: lessons_bootstrap.LessonsApp, viewer: Viewer, query: str) -> set[str]:
-    async with app.db.read() as session:
-        page = await search.search(session, viewer=viewer, filters=search.Filters(query=query))
+    page = await search.find(app.db, viewer=viewer, filters=search.Filters(query=query))
     return {i.reference for i in page.items}
 
 

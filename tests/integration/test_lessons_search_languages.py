@@ -48,8 +48,7 @@ async def record(db: Database, reports: dict[str, str]) -> None:
 
 
 async def found(db: Database, query: str, **filters: str) -> set[str]:
-    async with db.read() as session:
-        page = await search.search(session, viewer=DESK, filters=search.Filters(query=query, **filters), limit=None)
+    page = await search.find(db, viewer=DESK, filters=search.Filters(query=query, **filters), limit=None)
     assert page.total == len(page.items)
     return {i.reference for i in page.items}
 

@@ -86,8 +86,7 @@ async def test_search_with_filters_matches_the_data_for_every_role(db: Database,
                                     status=case.get("status"), since=case.get("since"),  # type: ignore[arg-type]
                                     until=case.get("until"))  # type: ignore[arg-type]
             want = expected(loaded, viewer, **case)
-            async with db.read() as session:
-                found = await search.search(session, viewer=viewer, filters=filters, limit=None)
+            found = await search.find(db, viewer=viewer, filters=filters, limit=None)
             assert found.total == len(want), (name, case)
             assert {i.reference for i in found.items} == want, (name, case)
             assert all(viewer.can_see(classification=i.classification, author_id=i.author_id, region=i.region)
@@ -97,8 +96,7 @@ async def test_search_with_filters_matches_the_data_for_every_role(db: Database,
 async def test_the_restricted_share_is_seen_only_by_author_adviser_and_desk(db: Database, loaded: list[Item]) -> None:
     counts = {}
     for name, viewer in roles(loaded).items():
-        async with db.read() as session:
-            found = await search.search(session, viewer=viewer, filters=search.Filters(), limit=None)
+        found = await search.find(db, viewer=viewer, filters=search.Filters(), limit=None)
         counts[name] = sum(i.classification == "restricted" for i in found.items)
     restricted = [i for i in loaded if i.classification == "restricted" and i.status != "merged"]
     assert counts["public"] == counts["community"] == 0
@@ -108,9 +106,8 @@ async def test_the_restricted_share_is_seen_only_by_author_adviser_and_desk(db: 
 
 
 async def test_stemmed_words_and_ranked_results(db: Database, loaded: list[Item]) -> None:
-    async with db.read() as session:
-        found = await search.search(session, viewer=Viewer(member=True, desk=True),
-                                   filters=search.Filters(query="evacuations helicopter"), limit=5)
+    found = await search.find(db, viewer=Viewer(member=True, desk=True),
+                               filters=search.Filters(query="evacuations helicopter"), limit=5)
     assert found.total > 0 and len(found.items) == 5
     assert all("helicopters for an evacuation" in i.body for i in found.items)
 
@@ -145,8 +142,8 @@ async def test_review_steps_are_recorded_with_who_and_when(db: Database) -> None
         item = await store.item_by_reference(session, first.reference)
         history = await store.history(session, first.id)
         merged = await store.item_by_reference(session, dup.reference)
-        themed = await search.search(session, viewer=Viewer(member=True), filters=search.Filters(theme="hns4d"))
-        hidden = await search.search(session, viewer=Viewer(member=True), filters=search.Filters(query="Mopti"))
+        themed = await search.find(db, viewer=Viewer(member=True), filters=search.Filters(theme="hns4d"))
+        hidden = await search.find(db, viewer=Viewer(member=True), filters=search.Filters(query="Mopti"))
     assert item is not None and merged is not None
     assert (item.status, item.action, item.themes) == ("learned", "Notification guidance updated (section 4)",
                                                        "access hns4d")
@@ -178,14 +175,13 @@ async def test_a_problem_back_in_another_country_is_linked_to_the_earlier_one(db
     assert links == [(made[2].id, made[0].id)]  # type: ignore[union-attr]
 
 
-async def test_a_page_counts_up_to_a_thousand_and_lists_the_latest_when_more_match(
+async def test_a_page_counts_up_to_its_cap_and_lists_the_latest_when_more_match(
         db: Database, loaded: list[Item]) -> None:
     viewer = roles(loaded)["community"]
-    async with db.read() as session:
-        broad = await search.search(session, viewer=viewer, filters=search.Filters(query="airstrip"), limit=5)
-        narrow = await search.search(session, viewer=viewer, filters=search.Filters(
-            query="airstrip", country="ML", status="identified", since=date(2026, 1, 1), until=date(2026, 12, 31)),
-            limit=5)
+    broad = await search.find(db, viewer=viewer, filters=search.Filters(query="airstrip"), limit=5)
+    narrow = await search.find(db, viewer=viewer, filters=search.Filters(
+        query="airstrip", country="ML", status="identified", since=date(2026, 1, 1), until=date(2026, 12, 31)),
+        limit=5)
     want = expected(loaded, viewer, word="airstrip")
     latest = sorted((i for i in loaded if i.reference in want), key=lambda i: i.seq or 0)[-5:]
     assert len(want) > search.COUNT_CAP and broad.total == search.COUNT_CAP + 1 and broad.more_than_counted
