@@ -7,10 +7,11 @@
 - PostgreSQL is used when the URL says so (postgresql+asyncpg://...).
 - A `UnitOfWork` commits the state change, the consumer's idempotency record
   (`processed_event`) and the events to publish (`outbox`) in one transaction.
-- `Database.transact` runs a function of SQLAlchemy Core statements in one transaction in a
-  single hop: on SQLite in the store's own thread with the standard library's driver (not one
-  thread hop per statement, as aiosqlite makes them), on PostgreSQL on the async engine. For
-  the paths taken for every message of a fan-out (the bot's sends, the outbox relay).
+- `Database.transact` runs a function of SQLAlchemy statements in one transaction in a
+  single hop: on SQLite in a thread of the store's with the standard library's driver (the
+  writer's thread, or the reader's for a read; not one thread hop per statement, as aiosqlite
+  makes them), on PostgreSQL on the async engine. For the paths taken for every message of a
+  fan-out (the bot's sends, the outbox relay) and for lessons search.
 - The `OutboxRelay` publishes outbox rows to JetStream with the event id as
   `Nats-Msg-Id` and marks them published; rows left by a crash between commit
   and publish are found by its periodic sweep.
@@ -87,7 +88,7 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._outbox_listeners: list[Callable[[], None]] = []
         self._connect_hooks: list[Callable[[Any], None]] = []
-        # `transact` on a SQLite file: a synchronous engine used from one thread of its own (made at first use)
+        # `transact` on a SQLite file: synchronous engines, each used from threads of its own (made at first use)
         self._in_thread = self.is_sqlite and bool(parsed.database) and parsed.database != ":memory:"
         self._sync: _InThread | None = None
         self._closed = False
@@ -198,7 +199,7 @@ class Database:
             raise RuntimeError("the store is closed")
         source = self.source if source is None else source
         clock = self.clock if clock is None else clock
-        at = clock.now() if clock is not None else None  # read here, not in the store's thread
+        at = clock.now() if clock is not None else None  # read here, not in the store's threads
 
         def run(conn: Connection) -> tuple[T, list[Envelope]]:
             w = Work(conn, source=source, at=at, correlation_id=correlation_id)
@@ -259,7 +260,7 @@ class Database:
 
     async def dispose(self) -> None:
         """Close the store's connections; a `transact` after this is refused (one already queued
-        in the store's thread finishes first)."""
+        in the store's threads finishes first)."""
         self._closed = True
         await self.engine.dispose()
         if self._sync is not None:

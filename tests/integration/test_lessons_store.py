@@ -41,6 +41,7 @@ def roles(items: list[Item]) -> dict[str, Viewer]:
     author = items[AUTHOR_VIEW].author_id
     return {"public": Viewer(), "community": Viewer(person_id=uuid.uuid4(), member=True),
             "author": Viewer(person_id=author, member=True),
+            "former_author": Viewer(person_id=author),  # left the community: public, and what they wrote
             "adviser": Viewer(person_id=uuid.uuid4(), member=True, adviser_regions=frozenset({"ROWCA"})),
             "desk": Viewer(member=True, desk=True)}
 
@@ -100,7 +101,8 @@ async def test_the_restricted_share_is_seen_only_by_author_adviser_and_desk(db: 
         counts[name] = sum(i.classification == "restricted" for i in found.items)
     restricted = [i for i in loaded if i.classification == "restricted" and i.status != "merged"]
     assert counts["public"] == counts["community"] == 0
-    assert counts["author"] == sum(i.author_id == loaded[AUTHOR_VIEW].author_id for i in restricted) > 0
+    assert counts["author"] == counts["former_author"] == sum(
+        i.author_id == loaded[AUTHOR_VIEW].author_id for i in restricted) > 0
     assert counts["adviser"] == sum(i.region == "ROWCA" for i in restricted) > 0
     assert counts["desk"] == len(restricted)
 

@@ -1,8 +1,10 @@
 """`Database.transact`: a function of Core statements in one transaction, with the events it emits,
-on a SQLite file (the store's own thread) and on PostgreSQL (the async engine). Real databases and a
+on a SQLite file (the store's threads) and on PostgreSQL (the async engine). Real databases and a
 real nats-server; a set clock."""
 
+import asyncio
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -112,8 +114,9 @@ async def test_sqlite_writes_keep_the_services_pragmas_and_wait_its_busy_timeout
     db.on_outbox_written(count_outbox)
     try:
         await db.create_tables(SHARED_TABLES)
-        # the service's hook reaches the store's thread and its async engine alike
+        # the service's hook reaches the store's writer and reader threads and its async engine alike
         assert await db.transact(lambda w: w.conn.execute(text("PRAGMA busy_timeout")).scalar_one()) == 250
+        assert await db.transact(lambda w: w.conn.execute(text("PRAGMA busy_timeout")).scalar_one(), write=False) == 250
         async with db.read() as session:
             assert (await session.exec(text("PRAGMA busy_timeout"))).scalar_one() == 250  # type: ignore[call-overload]
         assert await db.transact(lambda w: w.conn.execute(text("PRAGMA journal_mode")).scalar_one()) == "wal"
@@ -141,3 +144,31 @@ async def test_sqlite_writes_keep_the_services_pragmas_and_wait_its_busy_timeout
         await db.dispose()
     with pytest.raises(RuntimeError, match="closed"):
         await db.transact(lambda w: w.emit(_filled()))
+
+
+async def test_a_read_does_not_wait_for_a_write_in_progress(tmp_path: Path, clock: ManualClock) -> None:
+    """On a SQLite file a read has a thread and connection of its own: while a write transaction is open
+    in the writer's thread, a read goes ahead and sees what was committed before it."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", source="roster", clock=clock)
+    await db.create_tables(SHARED_TABLES)
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(w: Work) -> None:
+        w.conn.execute(insert(PROCESSED), [{"consumer": "c", "event_id": uuid.uuid4(), "processed_at": clock.now()}])
+        writing.set()
+        if not release.wait(timeout=30):  # the test's deadline: the read below must finish first
+            raise TimeoutError("the read did not finish while the write was open")
+
+    try:
+        write = asyncio.ensure_future(db.transact(slow_write))
+        assert await asyncio.get_running_loop().run_in_executor(None, writing.wait, 30)
+        seen = await asyncio.wait_for(db.transact(
+            lambda w: w.conn.execute(select(func.count()).select_from(PROCESSED)).scalar_one(), write=False), 10)
+        release.set()
+        await write
+        assert seen == 0  # not the open transaction's row
+        assert await db.transact(
+            lambda w: w.conn.execute(select(func.count()).select_from(PROCESSED)).scalar_one(), write=False) == 1
+    finally:
+        release.set()
+        await db.dispose()

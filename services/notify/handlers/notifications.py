@@ -272,8 +272,9 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
     """`c` expires; a copy on someone's screen loses its buttons (the bot rewrites it to say who
     acknowledged, or, with no `acknowledged` (who, when), that no answer is needed any more)."""
     c.due_at, c.due_action = None, None
-    # on screen as far as notify knows: Telegram's acceptance was reported. A send still on its way when the
-    # matter closed is rewritten when its report comes (unbutton_late): one rewrite, never one before the message
+    # on screen as far as notify knows: Telegram's acceptance was reported. A copy whose report had not come
+    # when the matter closed is rewritten when it comes (unbutton_late): one rewrite, never one before the
+    # message exists
     on_screen = c.sent_at is not None and c.chat_id is not None and c.state != "unlinked"
     transition(uow, c, "expired", reason, now)
     if not on_screen:
@@ -304,8 +305,8 @@ def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime) -> None:
 
 
 async def unbutton_late(uow: UnitOfWork, c: Notification) -> None:
-    """`c` was closed while its send waited for its turn (the send gate, a retry), so its message came with
-    buttons that answer nothing now: the bot rewrites it as the copies on screen at the close were, saying
+    """`c` was closed before notify heard that Telegram accepted it (the report was on its way, or the send
+    waited for its turn: the send gate, a retry), so its message is there with buttons that answer nothing now: the bot rewrites it as the copies on screen at the close were, saying
     who acknowledged (another holder of the same alert) or that no answer is needed. Each report of such a
     send asks once (the event that caused it fixes the id); editing twice changes nothing."""
     report = uow.cause.id

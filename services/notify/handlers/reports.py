@@ -43,7 +43,7 @@ async def on_delivery_sent(event: events.DeliverySent, *, uow: UnitOfWork, clock
     if n.state in ("queued", "folded"):
         transition(uow, n, "sent", f"Telegram accepted attempt {event.attempt}", now)
     elif n.state == "expired" and n.chat_id is not None and has_buttons(n):
-        await unbutton_late(uow, n)  # closed while this send waited: its buttons answer nothing now
+        await unbutton_late(uow, n)  # closed before this report came: its buttons answer nothing now
     uow.session.add(n)
 
 
