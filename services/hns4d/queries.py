@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import ColumnElement, case, func, literal, or_, true
 from sqlmodel import col, select
 
-from services.hns4d import records
-from services.hns4d.models import Forwarding, Party, Record
+from services.hns4d import records, store
+from services.hns4d.models import Party, Record
 from services.hns4d.records import Refused
 from shared import events
 from shared.contracts import hns4d as contract
@@ -71,9 +71,8 @@ class Hns4dQueries:
             return Visible(or_(*seen))
         async with self.db.read() as session:  # a party's liaison (never a member): what was sent to the party
             parties = set((await session.exec(select(Party.id).where(Party.liaison_id == person_id))).all())
-        if parties:  # what its current revision was sent to the party (a later one not sent to it: not seen)
-            seen.append(col(Record.id).in_(select(Forwarding.record_id).where(
-                col(Forwarding.party_id).in_(parties), col(Forwarding.revision) == col(Record.revision))))
+        if parties:
+            seen.append(store.sent_to(parties))
         return Visible(or_(*seen), parties=frozenset(parties) or None)
 
     async def submit(self, q: SubmitRequest) -> Submitted:

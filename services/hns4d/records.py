@@ -12,6 +12,8 @@ call, a meeting) is told by the officer, outside the system.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import uuid
 from collections.abc import Set
 from dataclasses import dataclass
@@ -540,9 +542,7 @@ def figures_requests(rows: list[dict[str, Any]], *, period: str) -> list[events.
         lines = [f"{r['party']}: {r['sent']} / {r['acknowledged']} / {r['acknowledged_on_time']} / "
                  f"{'–' if r['median_hours_to_acknowledge'] is None else format(r['median_hours_to_acknowledge'], '.1f')}"
                  f" / {r['silent']} / {r['incidents']}" for r in mine]
-        kept = 0
-        while kept < len(lines) and sum(len(line) + 1 for line in lines[:kept + 1]) <= PARTY_LINES_BUDGET:
-            kept += 1
+        kept = bisect.bisect_right(list(itertools.accumulate(len(line) + 1 for line in lines)), PARTY_LINES_BUDGET)
         per_party = "\n".join(lines[:kept] + ([f"… +{len(lines) - kept} (cmcoord hns4d figures)"]
                                               if kept < len(lines) else []))
         totals = {k: sum(r[k] for r in mine) for k in ("sent", "acknowledged", "acknowledged_on_time", "silent",
@@ -581,8 +581,7 @@ async def exportable(session: AsyncSession, *, country: str | None, since: datet
             raise Refused(f"{party.name} ({party.country}) is not given exports: the desk allows it with "
                           f"cmcoord hns4d party add … --exports")
         country = party.country
-        query = query.where(col(Record.id).in_(select(Forwarding.record_id).where(  # as its current revision went
-            Forwarding.party_id == party.id, col(Forwarding.revision) == col(Record.revision))))
+        query = query.where(store.sent_to([party.id]))
     if country is not None:
         query = query.where(Record.country == country.upper())
     rows = (await session.exec(query.order_by(col(Record.reference)))).all()

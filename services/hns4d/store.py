@@ -5,10 +5,10 @@ What changes the store is in services/hns4d/records.py."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, text
+from sqlalchemy import ColumnElement, func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -117,3 +117,10 @@ async def silent_by_country(session: AsyncSession, now: datetime, *,
         col(Forwarding.acknowledged_at).is_(None),
         col(Forwarding.superseded).is_(False)).group_by(col(Forwarding.country)))
     return {country: n for country, n in rows.all()}
+
+
+def sent_to(party_ids: Collection[uuid.UUID]) -> ColumnElement[bool]:
+    """The records whose current revision was sent to one of these parties (a later revision not sent to
+    them: not theirs to see or be given)."""
+    return col(Record.id).in_(select(Forwarding.record_id).where(
+        col(Forwarding.party_id).in_(party_ids), col(Forwarding.revision) == col(Record.revision)))

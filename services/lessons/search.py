@@ -157,11 +157,10 @@ def _hidden_facets(viewer: Viewer) -> tuple[str | None, list[str]]:
     walk over most of the store where 'not restricted' walks a seventh of it."""
     if viewer.desk:
         return None, []
+    mine = [_token("au", viewer.person_id.hex)] if viewer.person_id is not None else []
     if not (viewer.member or viewer.adviser_regions):  # the public, or someone who left: and their own
-        own = f" OR (clrestricted AND {_token('au', viewer.person_id.hex)})" if viewer.person_id is not None else ""
-        return f"(clpublic{own})", []
-    whose = ([_token("au", viewer.person_id.hex)] if viewer.person_id is not None else []) + [
-        _token("rg", r) for r in sorted(viewer.adviser_regions)]
+        return f"({' OR '.join(['clpublic', *(f'(clrestricted AND {m})' for m in mine)])})", []
+    whose = mine + [_token("rg", r) for r in sorted(viewer.adviser_regions)]
     return None, [f"(clrestricted NOT ({' OR '.join(whose)}))" if whose else "clrestricted"]
 
 

@@ -279,14 +279,8 @@ def close_copy(uow: UnitOfWork, c: Notification, reason: str, now: datetime, *,
     transition(uow, c, "expired", reason, now)
     if not on_screen:
         return
-    assert c.chat_id is not None
-    if acknowledged is None:
-        if has_buttons(c):  # a message with nothing to press stays as it was read
-            unbutton(uow, c, closed_at=now)
-    else:
-        by, at = acknowledged
-        uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=by[:200], acknowledged_at=at),
-                 id=deterministic_id("closed", c.id))
+    if acknowledged is not None or has_buttons(c):  # a message with nothing to press stays as it was read
+        unbutton(uow, c, closed_at=now, acknowledged=acknowledged)
 
 
 def has_buttons(c: Notification) -> bool:
@@ -299,28 +293,38 @@ def _copy(c: Notification) -> dict[str, Any]:
             "document": c.document is not None}
 
 
-def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime) -> None:
-    """The bot rewrites `c`'s messages on screen: no answer is needed any more (closed at `closed_at`)."""
-    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at), id=deterministic_id("expired", c.id))
+def unbutton(uow: UnitOfWork, c: Notification, *, closed_at: datetime,
+             acknowledged: tuple[str, datetime] | None = None, report: uuid.UUID | None = None) -> None:
+    """The bot rewrites `c`'s messages on screen without their buttons, saying who acknowledged
+    (`acknowledged`: who, when) or that no answer is needed any more (closed at `closed_at`). Once per
+    copy; a `report` of a send heard after the close asks once more, for the message it sent."""
+    assert c.chat_id is not None
+    again = () if report is None else (report,)
+    if acknowledged is None:
+        uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at),
+                 id=deterministic_id("expired", c.id, *again))
+    else:
+        by, at = acknowledged
+        uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=by[:200], acknowledged_at=at),
+                 id=deterministic_id("closed", c.id, *again))
 
 
 async def unbutton_late(uow: UnitOfWork, c: Notification) -> None:
-    """`c` was closed before notify heard that Telegram accepted it (the report was on its way, or the send
-    waited for its turn: the send gate, a retry), so its message is there with buttons that answer nothing now: the bot rewrites it as the copies on screen at the close were, saying
-    who acknowledged (another holder of the same alert) or that no answer is needed. Each report of such a
-    send asks once (the event that caused it fixes the id); editing twice changes nothing."""
-    report = uow.cause.id
+    """`c` was closed before notify heard that Telegram accepted it (the report was on its way, or the
+    send waited for its turn: the send gate, a retry), so its message is there with buttons that answer
+    nothing now: the bot rewrites it as the copies on screen at the close were, saying who acknowledged
+    (another holder of the same alert) or that no answer is needed. Each report of such a send asks once
+    (the event that caused it fixes the id); editing twice changes nothing."""
     by = None if c.group_id is None else (await uow.session.exec(select(Notification).where(
         Notification.group_id == c.group_id, Notification.state == "acknowledged",
         col(Notification.acknowledged_at).is_not(None)).order_by(col(Notification.acknowledged_at)).limit(1))).first()
-    if by is not None and by.acknowledged_at is not None:
-        uow.emit(events.NotificationClosed(**_copy(c), acknowledged_by=(by.person_name or "a recipient")[:200],
-                                           acknowledged_at=by.acknowledged_at), id=deterministic_id("closed", c.id, report))
+    if by is not None and by.acknowledged_at is not None:  # closed by that answer
+        who = (by.person_name or "a recipient", by.acknowledged_at)
+        unbutton(uow, c, closed_at=by.acknowledged_at, acknowledged=who, report=uow.cause.id)
         return
     closed_at = (await uow.session.exec(select(func.max(Transition.at)).where(
         Transition.notification_id == c.id, Transition.to_state == "expired"))).first()
-    uow.emit(events.NotificationExpired(**_copy(c), closed_at=closed_at or uow.cause.occurred_at),
-             id=deterministic_id("expired", c.id, report))
+    unbutton(uow, c, closed_at=closed_at or uow.cause.occurred_at, report=uow.cause.id)
 
 
 async def escalations_about(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[Notification]:

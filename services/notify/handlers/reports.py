@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import structlog
 
 from services.notify.calls import agenda_full, call_about, changes_of, invited, schedule_of
-from services.notify.handlers.notifications import answer, create_all, expire_open, fail, has_buttons, transition, unbutton_late
+from services.notify.handlers.notifications import (answer, create_all, expire_open, fail, has_buttons, transition,
+                                                     unbutton_late)
 from services.notify.models import CallAgendaItem, CallSubscriber, CallSummary, Notification
 from services.notify.policy import OPEN_STATES, Rules
 from services.notify.recipients import Recipient
