@@ -878,9 +878,9 @@ class StoredDeployment(NamedTuple):
 
 @dataclass
 class Snapshot:
-    """What the store holds that an import may touch: the file's people (by e-mail), every
-    post, the deployments of those people and of the posts the file names, their trainings,
-    and the rotation scan's epoch and pending jump."""
+    """What the store holds that an import may touch: the file's people (by e-mail), the
+    posts it names, the deployments of those people and on those posts, the posts those
+    deployments are on, their trainings, and the rotation scan's epoch and pending jump."""
 
     people: dict[str, StoredPerson] = field(default_factory=dict)
     posts: dict[uuid.UUID, StoredPost] = field(default_factory=dict)

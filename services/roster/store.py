@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    tuple_,
     type_coerce,
     update,
 )
@@ -115,16 +116,22 @@ async def revision_now(db: Database) -> int:
 # 4. `_stage`: the planned rows and outbox rows go, a few thousand per statement, into
 #    TEMPORARY tables of this one connection. SQLite keeps those in a database of their
 #    own, so staging takes no lock on the store; no other connection can see them on
-#    either backend, and they vanish with the connection if the process dies;
+#    either backend, and they vanish with the connection if the process dies. A small
+#    plan (`DIRECT_WRITE_ROWS`) is not staged;
 # 5. `_swap_in`: one short write transaction checks the fingerprint — if anything was
 #    committed since step 2, nothing is written and the import starts again from 2
 #    (three times at most) — then copies the staged rows into the tables and the
 #    events into the outbox with INSERT … SELECT and UPDATE … FROM, inside the database
-#    engine, and bumps the revision. Readers see the roster before it or after it,
-#    never between; the relay publishes the events once that transaction commits, as
-#    for any unit of work (the outbox contract of shared/store.py, in batches).
+#    engine (a small plan's rows are inserted and updated as they are), and bumps the
+#    revision. Readers see the roster before it or after it, never between; the relay
+#    publishes the events once that transaction commits, as for any unit of work (the
+#    outbox contract of shared/store.py, in batches).
 
 STAGE_BATCH = 5000  # rows per executemany while staging (and per IN (...) while reading)
+# A plan of at most this many rows and events (a file of a few people) is written straight into the
+# tables in the swap's transaction, without staging tables: creating and dropping those took longer
+# than writing it (a one-row change to a 1,000-person roster: ~150 ms, most of it spent on them).
+DIRECT_WRITE_ROWS = 500
 _IMPORT_ATTEMPTS = 3
 _STAGE = MetaData()
 
@@ -189,7 +196,8 @@ async def import_rows(
     held together); a list is read as it is, and kept."""
     now = clock.now()
     async with db.engine.connect() as conn:
-        cache = await _larger_page_cache(conn)
+        cache: Any = None
+        staged = False
         try:
             for attempt in range(1, _IMPORT_ATTEMPTS + 1):
                 batch = rows() if callable(rows) else rows
@@ -204,10 +212,18 @@ async def import_rows(
                 outcome = ImportOutcome(plan.changes, plan.conflicts, attempts=attempt, counts=plan.counts)
                 if plan.conflicts or dry_run:
                     return outcome
-                outcome.events = await _stage(conn, plan, now=now, source=source, progress=progress)
-                plan.release()  # all of it is in the staging tables now
+                outcome.events = len(plan.events)
+                if _plan_size(plan) <= DIRECT_WRITE_ROWS:
+                    statements = list(_direct_statements(plan, now=now, source=source))
+                    statements += [(statement, None) for statement in _epoch_taken_back(plan)]
+                else:
+                    if not staged:
+                        cache, staged = await _larger_page_cache(conn), True
+                    await _stage(conn, plan, now=now, source=source, progress=progress)
+                    statements = [(statement, None) for statement in _swap_statements(plan)]
+                    plan.release()  # all of it is in the staging tables now
                 try:
-                    swapped = await _swap_in(conn, plan, fingerprint, progress=progress)
+                    swapped = await _swap_in(conn, statements, fingerprint, progress=progress)
                 except IntegrityError:
                     # a scanner announced the same fact (the same event id) meanwhile: plan again
                     swapped = None
@@ -222,7 +238,10 @@ async def import_rows(
                 f"the roster changed {_IMPORT_ATTEMPTS} times while the import was being prepared; nothing was "
                 "written: run it again")
         finally:
-            await _drop_staging(conn)
+            if staged:
+                await _drop_staging(conn)
+            elif conn.in_transaction():
+                await conn.rollback()
             if cache is not None:
                 async with conn.begin():
                     await conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
@@ -283,7 +302,7 @@ class _Raw:
 
 
 def _stored_posts(raw: _Raw) -> Any:
-    """Every post as a StoredPost's fields (`_stored_post` makes one of a row): what an import plans
+    """Posts as a StoredPost's fields (`_stored_post` makes one of a row): what an import plans
     against and what a rotation scan assesses."""
     t = _POST.c
     return core_select(raw.column(t.id), t.country, t.duty_station, t.region, t.title, raw.column(t.gapped_since),
@@ -323,12 +342,15 @@ async def _read_snapshot(conn: AsyncConnection, *, rows: list[RosterRow]) -> tup
                 if found.liaison:
                     snapshot.liaisons.add(found.email)
         post_ids: dict[tuple[str, str, str], uuid.UUID] = {}
-        for found in await conn.execute(_stored_posts(raw)):
+        t = _POST.c
+        post_keys = {(r.deployment.country, r.deployment.duty_station, r.deployment.title) for r in rows
+                     if r.deployment is not None}
+        # the posts the file names (a small file does not read a large roster's every post)
+        async for found in read(_stored_posts(raw), tuple_(t.country, t.duty_station, t.title), post_keys):
             post = _stored_post(raw, found)
             snapshot.posts[post.id] = post
             post_ids[(post.country, post.duty_station, post.title)] = post.id
-        named = {post_ids[k] for r in rows if r.deployment is not None
-                 and (k := (r.deployment.country, r.deployment.duty_station, r.deployment.title)) in post_ids}
+        named = {post_ids[k] for k in post_keys if k in post_ids}
         person_ids = {p.id for p in snapshot.people.values()}
         d = _DEPLOYMENT.c
         query = core_select(raw.column(d.id), raw.column(d.person_id), raw.column(d.post_id), d.role,
@@ -343,6 +365,12 @@ async def _read_snapshot(conn: AsyncConnection, *, rows: list[RosterRow]) -> tup
                     snapshot.deployments[dep.id] = dep
             if whole:
                 break  # one pass over the whole table found both kinds
+        # ... and those the deployments read are on (the plan weighs each deployment's post)
+        elsewhere = {dep.post_id for dep in snapshot.deployments.values()} - snapshot.posts.keys()
+        if elsewhere:
+            async for found in read(_stored_posts(raw), t.id, elsewhere):
+                post = _stored_post(raw, found)
+                snapshot.posts[post.id] = post
         tr = _TRAINING.c
         async for found in read(core_select(tr.id, raw.column(tr.person_id), tr.course, raw.column(tr.completed_on)),
                                 tr.person_id, person_ids):
@@ -374,10 +402,9 @@ async def _drop_staging(conn: AsyncConnection) -> None:
 
 
 async def _stage(conn: AsyncConnection, plan: ImportPlan, *, now: datetime, source: str,
-                 progress: Progress | None) -> int:
-    """Write the plan into this connection's temporary tables; how many events it holds."""
-    total = (len(plan.people) + len(plan.posts) + len(plan.deployments) + len(plan.new_trainings)
-             + len(plan.changed_trainings) + len(plan.events))
+                 progress: Progress | None) -> None:
+    """Write the plan into this connection's temporary tables."""
+    total = _plan_size(plan)
     done = 0
     dialect = conn.dialect
 
@@ -412,23 +439,33 @@ async def _stage(conn: AsyncConnection, plan: ImportPlan, *, now: datetime, sour
     async with conn.begin():
         await conn.run_sync(lambda sync: _STAGE.create_all(sync, checkfirst=False))  # just dropped
     async with conn.begin():  # a deferred transaction on the temp tables only: the store is not locked
-        await put(_STAGED_PERSON, (
-            (p.id, p.email, p.name, p.phone, p.telegram_username, p.organisation, p.languages, p.timezone, now, now,
-             None, False, p.new) for p in plan.people))  # locale: the bot's to set; liaison: not an import's
-        await put(_STAGED_POST, (
-            (t.id, t.country, t.duty_station, t.region, t.title, t.gapped_since, t.gap_alerts_sent, t.new)
-            for t in plan.posts))
-        await put(_STAGED_DEPLOYMENT, (
-            (d.id, d.person_id, d.post.id, d.role, d.start, d.planned_end, d.actual_end, d.hats, now,
-             now if d.changed else None, d.started_announced, d.ending_soon_announced_for,
-             d.ended_announced, d.new) for d in plan.deployments))
-        await put(_STAGED_TRAINING, (
-            (None, person_id, course, completed) for (person_id, course), completed in plan.new_trainings.items()))
-        await put(_STAGED_TRAINING, (
-            (training_id, None, None, completed) for training_id, completed in plan.changed_trainings.items()))
-        envelopes = _Envelopes(source=source, occurred_at=now, epoch=plan.epoch)
-        await put(_STAGED_OUTBOX, ((n, *envelopes.row(event)) for n, event in enumerate(plan.events)))
-    return len(plan.events)
+        for table, values in _planned_rows(plan, now=now, source=source):
+            await put(table, values)
+
+
+def _planned_rows(plan: ImportPlan, *, now: datetime,
+                  source: str) -> Iterator[tuple[Table, Iterable[tuple[Any, ...]]]]:
+    """The plan's rows, each a tuple in its staging table's column order (made as they are read)."""
+    yield _STAGED_PERSON, (
+        (p.id, p.email, p.name, p.phone, p.telegram_username, p.organisation, p.languages, p.timezone, now, now,
+         None, False, p.new) for p in plan.people)  # locale: the bot's to set; liaison: not an import's
+    yield _STAGED_POST, ((t.id, t.country, t.duty_station, t.region, t.title, t.gapped_since, t.gap_alerts_sent, t.new)
+                         for t in plan.posts)
+    yield _STAGED_DEPLOYMENT, (
+        (d.id, d.person_id, d.post.id, d.role, d.start, d.planned_end, d.actual_end, d.hats, now,
+         now if d.changed else None, d.started_announced, d.ending_soon_announced_for,
+         d.ended_announced, d.new) for d in plan.deployments)
+    yield _STAGED_TRAINING, (
+        (None, person_id, course, completed) for (person_id, course), completed in plan.new_trainings.items())
+    yield _STAGED_TRAINING, (
+        (training_id, None, None, completed) for training_id, completed in plan.changed_trainings.items())
+    envelopes = _Envelopes(source=source, occurred_at=now, epoch=plan.epoch)
+    yield _STAGED_OUTBOX, ((n, *envelopes.row(event)) for n, event in enumerate(plan.events))
+
+
+def _plan_size(plan: ImportPlan) -> int:
+    return (len(plan.people) + len(plan.posts) + len(plan.deployments) + len(plan.new_trainings)
+            + len(plan.changed_trainings) + len(plan.events))
 
 
 def _processor(column: Column[Any], dialect: Any) -> Callable[[Any], Any] | None:
@@ -440,10 +477,11 @@ def _processor(column: Column[Any], dialect: Any) -> Callable[[Any], Any] | None
     return functools.lru_cache(maxsize=8192)(process)
 
 
-async def _swap_in(conn: AsyncConnection, plan: ImportPlan, fingerprint: tuple[Any, ...],
-                   progress: Progress | None) -> float | None:
-    """Copy the staged rows into the tables in one write transaction; how long it held the
-    write lock, or None (nothing written) if the store changed since `fingerprint` was read."""
+async def _swap_in(conn: AsyncConnection, statements: list[tuple[Executable, list[dict[str, Any]] | None]],
+                   fingerprint: tuple[Any, ...], progress: Progress | None) -> float | None:
+    """Run the statements that write the plan (copies of the staged rows, or a small plan's own
+    rows) in one write transaction; how long it held the write lock, or None (nothing written) if
+    the store changed since `fingerprint` was read."""
     if progress is not None:
         progress("committing", 0, 1)
     await conn.execution_options(cmcoord_write=True)  # BEGIN IMMEDIATE on SQLite (shared/store.py)
@@ -452,8 +490,8 @@ async def _swap_in(conn: AsyncConnection, plan: ImportPlan, fingerprint: tuple[A
         async with conn.begin():
             if await _fingerprint(conn, lock=True) != fingerprint:
                 return None
-            for statement in _swap_statements(plan):
-                await conn.execute(statement)
+            for statement, parameters in statements:
+                await conn.execute(statement, parameters)
             await _bump_revision(conn)
     finally:
         await conn.execution_options(cmcoord_write=False)
@@ -463,37 +501,77 @@ async def _swap_in(conn: AsyncConnection, plan: ImportPlan, fingerprint: tuple[A
     return held
 
 
+# What an import changes of a stored row (the rest is the row's own: its e-mail, when it was made, its
+# locale); a deployment whose rotation marks alone changed keeps its updated_at (staged as NULL).
+_UPDATED: dict[str, tuple[str, ...]] = {
+    "person": ("name", "phone", "telegram_username", "organisation", "languages", "timezone", "updated_at"),
+    "post": ("region", "gapped_since", "gap_alerts_sent"),
+    "deployment": ("role", "planned_end", "actual_end", "hats", "started_announced", "ending_soon_announced_for",
+                   "ended_announced", "updated_at"),
+    "training": ("completed_on",),
+}
+_TARGETS: dict[Table, Table] = {_STAGED_PERSON: _PERSON, _STAGED_POST: _POST, _STAGED_DEPLOYMENT: _DEPLOYMENT,
+                                _STAGED_TRAINING: _TRAINING, _STAGED_OUTBOX: _OUTBOX}
+
+
+def _updated(target: Table, value: Callable[[str], Any]) -> dict[str, Any]:
+    """The SET clause of an import's update of `target`, each column from `value(name)`."""
+    return {name: func.coalesce(value(name), target.c.updated_at) if target is _DEPLOYMENT and name == "updated_at"
+            else value(name) for name in _UPDATED[target.name]}
+
+
 def _swap_statements(plan: ImportPlan) -> Iterator[Executable]:
     """INSERT … SELECT and UPDATE … FROM from the staged rows: parents before children."""
-    sp, sd, st, so = _STAGED_PERSON.c, _STAGED_DEPLOYMENT.c, _STAGED_TRAINING.c, _STAGED_OUTBOX.c
-    person_columns = [c.name for c in _PERSON.columns]
-    yield insert(_PERSON).from_select(person_columns, core_select(*(sp[n] for n in person_columns)).where(sp.is_new)
-                                      .order_by(sp.id))
-    yield (update(_PERSON).where(_PERSON.c.id == sp.id, sp.is_new.is_(False))
-           .values({n: sp[n] for n in ("name", "phone", "telegram_username", "organisation", "languages", "timezone",
-                                       "updated_at")}))
-    post_columns = [c.name for c in _POST.columns]
-    spo = _STAGED_POST.c
-    yield insert(_POST).from_select(post_columns, core_select(*(spo[n] for n in post_columns)).where(spo.is_new)
-                                    .order_by(spo.id))
-    yield (update(_POST).where(_POST.c.id == spo.id, spo.is_new.is_(False))
-           .values({n: spo[n] for n in ("region", "gapped_since", "gap_alerts_sent")}))
-    deployment_columns = [c.name for c in _DEPLOYMENT.columns]
-    yield insert(_DEPLOYMENT).from_select(deployment_columns,
-                                          core_select(*(sd[n] for n in deployment_columns)).where(sd.is_new)
-                                          .order_by(sd.id))
-    yield (update(_DEPLOYMENT).where(_DEPLOYMENT.c.id == sd.id, sd.is_new.is_(False))
-           .values({**{n: sd[n] for n in ("role", "planned_end", "actual_end", "hats", "started_announced",
-                                          "ending_soon_announced_for", "ended_announced")},
-                    "updated_at": func.coalesce(sd.updated_at, _DEPLOYMENT.c.updated_at)}))
+    for staged in (_STAGED_PERSON, _STAGED_POST, _STAGED_DEPLOYMENT):
+        target, s = _TARGETS[staged], staged.c
+        columns = [c.name for c in target.columns]
+        yield insert(target).from_select(columns, core_select(*(s[n] for n in columns)).where(s.is_new).order_by(s.id))
+        yield (update(target).where(target.c.id == s.id, s.is_new.is_(False))
+               .values(_updated(target, lambda name, s=s: s[name])))
+    st, so = _STAGED_TRAINING.c, _STAGED_OUTBOX.c
     yield insert(_TRAINING).from_select(["person_id", "course", "completed_on"],
                                         core_select(st.person_id, st.course, st.completed_on).where(st.id.is_(None)))
-    yield (update(_TRAINING).where(_TRAINING.c.id == st.id, st.id.is_not(None))
-           .values(completed_on=st.completed_on))
+    yield update(_TRAINING).where(_TRAINING.c.id == st.id, st.id.is_not(None)).values(_updated(_TRAINING, st.get))
     yield insert(_OUTBOX).from_select(["event_id", "subject", "payload", "created_at"],
                                       core_select(so.event_id, so.subject, so.payload, so.created_at).order_by(so.n))
+    yield from _epoch_taken_back(plan)
+
+
+def _epoch_taken_back(plan: ImportPlan) -> Iterator[Executable]:
     if plan.taken_back:  # a confirmed clock jump proved wrong: a new epoch, as the scan does
         yield update(_SCAN_CLOCK).where(_SCAN_CLOCK.c.id == 1).values(epoch=plan.epoch, jump_from=None)
+
+
+@functools.cache
+def _direct_update(target: Table) -> Executable:
+    """UPDATE of one stored row of `target` by its id, from parameters named after the columns with `u_`."""
+    return update(target).where(target.c.id == bindparam("u_id", type_=target.c.id.type)).values(
+        _updated(target, lambda name: bindparam(f"u_{name}", type_=target.c[name].type)))
+
+
+def _direct_statements(plan: ImportPlan, *, now: datetime,
+                       source: str) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
+    """The plan's rows as INSERTs and UPDATEs with their parameters, parents before children: a
+    small plan is written so inside the swap's transaction, without staging tables."""
+    for staged, values in _planned_rows(plan, now=now, source=source):
+        target = _TARGETS[staged]
+        names = [c.name for c in staged.columns]
+        rows = [dict(zip(names, value, strict=True)) for value in values]
+        if staged is _STAGED_OUTBOX:
+            if rows:
+                yield insert(target), [{k: v for k, v in row.items() if k != "n"} for row in rows]
+            continue
+        # a training staged without an id is a new one; the others say whether they are
+        is_new: Callable[[dict[str, Any]], bool] = ((lambda row: row["id"] is None) if staged is _STAGED_TRAINING
+                                                     else (lambda row: bool(row["is_new"])))
+        dropped = {"id", "is_new"} if staged is _STAGED_TRAINING else {"is_new"}
+        new = [{k: v for k, v in row.items() if k not in dropped} for row in rows if is_new(row)]
+        if new:
+            yield insert(target), new
+        stored = [{"u_id": row["id"], **{f"u_{n}": row[n] for n in _UPDATED[target.name]}}
+                  for row in rows if not is_new(row)]
+        if stored:
+            yield _direct_update(target), stored
 
 
 async def _bump_revision(conn: AsyncConnection) -> None:

@@ -3,16 +3,21 @@
 Against a real SQLite file, with a second connection (the sqlite3 module, as another
 process would) looking in while the import is being prepared."""
 
+import csv
+import io
 import sqlite3
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from services.roster import store as roster_store
 from services.roster.admin import import_file
 from services.roster.config import Settings
 from services.roster.samples import generate
 from shared.clock import ManualClock
+from shared.store import Database
 from tests.helpers import cli, roster_env
 from tests.integration.roster_db import counts, outbox
 
@@ -51,27 +56,104 @@ async def test_others_read_and_write_while_the_import_is_prepared(roster_setting
     assert 0 < report.lock_seconds < 5
 
 
+@pytest.mark.parametrize("people,staged", [(200, True), (3, False)], ids=["staged", "written-directly"])
 async def test_a_change_committed_meanwhile_makes_the_import_plan_again(roster_settings: Settings,
-                                                                        clock: ManualClock) -> None:
+                                                                        clock: ManualClock, people: int,
+                                                                        staged: bool) -> None:
     """A write committed between reading the roster and swapping the import in (here the
-    revision another writer bumps) is never overwritten: the import plans again."""
+    revision another writer bumps) is never overwritten: the import plans again, whether its
+    rows were staged or are written in the swap itself (a small file)."""
     other = await _other_connection(roster_settings)
-    interfered: list[str] = []
+    phases: list[str] = []
 
     def interfere(phase: str, done: int, total: int) -> None:
-        if phase == "writing" and not interfered:
-            interfered.append(phase)
+        phases.append(phase)
+        if phase == "committing" and done == 0 and phases.count("committing") == 1:
             other.execute("INSERT INTO roster_revision (id, revision) VALUES (1, 41)")
 
-    text = generate(people=30, today=clock.now().date())
+    text = generate(people=people, today=clock.now().date())
     report = await import_file(text, settings=roster_settings, clock=clock, publish=False, progress=interfere)
     revision = other.execute("SELECT revision FROM roster_revision").fetchone()[0]
     other.close()
-    assert report.errors == [] and report.attempts == 2 and interfered
+    assert report.errors == [] and report.attempts == 2
+    assert ("writing" in phases) is staged
     assert revision == 42  # the other writer's row kept, and bumped once by the import
-    assert await counts(roster_settings) == (30, 30)
+    written = report.counts["new_person"]
+    assert written >= people and await counts(roster_settings) == (written, written)
     types = [e.type for e in await outbox(roster_settings)]
-    assert types.count("roster.person.changed") == 30  # the first plan's staged events were dropped
+    assert types.count("roster.person.changed") == written  # the first plan's events were not written
+
+
+def _changed(text: str, *, today: date) -> str:
+    """The file with a few of everything an import changes: ends moved, a name, a training's date, a
+    deployment ended early, a course added, a new person on a new post."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for row in rows[::4]:
+        row["planned_end"] = str(date.fromisoformat(row["planned_end"]) + timedelta(days=30))
+    rows[1]["name"] = "Renamed Person"
+    rows[2]["trainings"] = "UN-CMCoord Course@2024-01-01"
+    rows[3]["trainings"] += ";Field Course@2025-05-05"
+    ended = next(row for row in rows[5:] if date.fromisoformat(row["start"]) < today - timedelta(days=2))
+    ended["actual_end"] = str(today - timedelta(days=1))
+    rows.append({**rows[6], "name": "New Person", "email": "new.person@ocha.example", "post_title": "New Post"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+async def _state(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    """The roster as rows keyed by what they mean (e-mails, posts' names), not by generated ids."""
+    db = Database(settings.db_url)
+    queries = {
+        "person": "SELECT email, name, phone, telegram_username, organisation, languages, timezone, created_at, "
+                  "updated_at, locale, liaison FROM person",
+        "post": "SELECT country, duty_station, title, region, gapped_since, gap_alerts_sent FROM post",
+        "deployment": "SELECT p.email, t.country, t.duty_station, t.title, d.role, d.start, d.planned_end, "
+                      "d.actual_end, d.hats, d.created_at, d.updated_at, d.started_announced, "
+                      "d.ending_soon_announced_for, d.ended_announced FROM deployment d "
+                      "JOIN person p ON p.id = d.person_id JOIN post t ON t.id = d.post_id",
+        "training": "SELECT p.email, r.course, r.completed_on FROM training r JOIN person p ON p.id = r.person_id",
+        "revision": "SELECT revision FROM roster_revision",
+    }
+    try:
+        async with db.engine.connect() as conn:
+            state = {name: sorted(tuple(row) for row in await conn.exec_driver_sql(sql))
+                     for name, sql in queries.items()}
+            state["events"] = [tuple(row) for row in await conn.exec_driver_sql(
+                "SELECT subject, created_at FROM outbox ORDER BY seq")]
+    finally:
+        await db.dispose()
+    return state
+
+
+async def test_a_small_file_written_directly_leaves_what_staging_leaves(tmp_path: Path, clock: ManualClock,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same two imports (a roster, then a file changing some of everything) into two stores:
+    one writes them straight in the swap, the other stages them first; the stores end alike."""
+    today = clock.now().date()
+    first = generate(people=25, today=today)
+    files = (first, _changed(first, today=today))
+    ends: dict[bool, dict[str, list[tuple[object, ...]]]] = {}
+    for staged in (False, True):
+        settings = Settings(home=tmp_path / f"staged-{staged}", nats_url="nats://127.0.0.1:1")
+        monkeypatch.setattr(roster_store, "DIRECT_WRITE_ROWS", -1 if staged else 10_000)
+        phases: set[str] = set()
+        for text in files:
+            report = await import_file(text, settings=settings, clock=clock, publish=False,
+                                       progress=lambda phase, done, total: phases.add(phase))
+            assert report.errors == [] and report.written
+            if text is first:
+                imported = await _state(settings)
+            clock.advance(timedelta(hours=1))
+        assert ("writing" in phases) is staged
+        ends[staged] = await _state(settings)
+        assert ends[staged] != imported
+        clock.advance(timedelta(hours=-2))
+    changed = {name for name in ends[False] if ends[False][name] != imported[name]}
+    assert changed == {"person", "post", "deployment", "training", "revision", "events"}
+    assert ends[False] == ends[True]
 
 
 async def test_the_command_prints_a_summary_and_lists_changes_only_when_verbose(
