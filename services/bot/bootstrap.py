@@ -15,7 +15,8 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.types import ErrorEvent
+from aiogram.methods.base import Response
+from aiogram.types import ErrorEvent, Message, Update
 from aiogram.utils.i18n import gettext as _
 from aiohttp import web
 
@@ -60,6 +61,12 @@ from shared.store import Database
 
 log = structlog.get_logger("bot")
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)  # seconds; quiet hours are not counted here
+
+
+# aiogram reads each answer as Response[<the method's result>]; pydantic keeps those classes only while
+# something else holds them, and a fan-out profile showed them rebuilt after collections (a schema
+# built again for a send). The answers the bot's own calls get are held here for the process's life.
+_ANSWERS = (Response[Message], Response[Message | bool], Response[bool], Response[list[Update]])
 
 
 def make_bot(settings: Settings, gate: SendGate | None = None) -> Bot:
