@@ -950,7 +950,7 @@ class PlannedDeployment:
 
 # What the outbox gets, in order: a PlannedPerson (roster.person.changed), a new
 # PlannedDeployment (roster.deployment.assigned), or (decision, post) from the rotation
-# rules. Payloads are built when staged, a batch at a time.
+# rules. Payloads are built when written (staged, a batch at a time, for a large plan).
 PlannedEvent = PlannedPerson | PlannedDeployment | tuple[rotation.Decision, PlannedPost]
 
 
@@ -1170,7 +1170,7 @@ def _plan_deployment(
 def _plan_rotation(plan: ImportPlan, posts: list[PlannedPost], snapshot: Snapshot, *, today: date,
                    policy: rotation.RotationPolicy) -> None:
     """The rotation scan's rules (handlers.rotation_scan) on the posts the file names, each
-    outcome applied as it comes (event ids depend on the epoch, settled when staged)."""
+    outcome applied as it comes (event ids depend on the epoch, settled when written)."""
     for post in posts:
         view = rotation.PostView(id=post.id, gapped_since=post.gapped_since, gap_alerts_sent=post.gap_alerts_sent,
                                  deployments=tuple(dep.view() for dep in post.deployments))

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from services.roster import store as roster_store
 from services.roster.admin import import_text
 from services.roster.config import Settings
 from services.roster.importer import RosterFileError
@@ -22,7 +23,17 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indire
 HEADER = "name,email,organisation,country,duty_station,post_title,role,start,planned_end,actual_end\n"
 
 
-async def test_sample_roster_imports_and_announces(roster_settings: Settings, clock: ManualClock) -> None:
+@pytest.fixture(params=["written-directly", "staged"])
+def written(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the import writes a plan: the sample's (a few hundred rows) straight into the tables, or
+    through the staging tables as a large file's is (store.DIRECT_WRITE_ROWS)."""
+    if request.param == "staged":
+        monkeypatch.setattr(roster_store, "DIRECT_WRITE_ROWS", -1)
+    return str(request.param)
+
+
+async def test_sample_roster_imports_and_announces(roster_settings: Settings, clock: ManualClock,
+                                                   written: str) -> None:
     text = generate(people=60, today=clock.now().date())
     changes, errors, _ = await import_text(text, settings=roster_settings, clock=clock, publish=False)
     assert errors == []
@@ -36,7 +47,8 @@ async def test_sample_roster_imports_and_announces(roster_settings: Settings, cl
     assert types.count("roster.post.gapped") >= 5
 
 
-async def test_reimport_changes_nothing_and_announces_nothing(roster_settings: Settings, clock: ManualClock) -> None:
+async def test_reimport_changes_nothing_and_announces_nothing(roster_settings: Settings, clock: ManualClock,
+                                                              written: str) -> None:
     text = generate(people=60, today=clock.now().date())
     await import_text(text, settings=roster_settings, clock=clock, publish=False)
     before = await outbox(roster_settings)
