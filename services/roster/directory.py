@@ -163,6 +163,7 @@ class DirectorySnapshot:
         self._by_role: dict[str, list[int]] = {}
         self._by_language: dict[str, list[int]] = {}
         self._advisers: dict[str, list[int]] = {}  # region -> its regional advisers
+        self._by_post: dict[uuid.UUID, list[int]] = {}  # who holds each post (notify asks at every handover)
         self._desk: list[int] = []
         for i, e in enumerate(self.entries):
             for region in e.regions:
@@ -184,6 +185,9 @@ class DirectorySnapshot:
             for language in e.language_keys:
                 self._by_language.setdefault(language, []).append(i)
             for dep in e.deployments:
+                holders = self._by_post.setdefault(dep.post_id, [])
+                if not holders or holders[-1] != i:
+                    holders.append(i)
                 if dep.role == "regional_adviser":
                     self._advisers.setdefault(dep.region, []).append(i)
                 elif dep.role == "cmcs_desk" and (not self._desk or self._desk[-1] != i):
@@ -196,6 +200,11 @@ class DirectorySnapshot:
     @property
     def deployed(self) -> list[Entry]:
         return [e for e in self.entries if e.deployments]
+
+    def holders(self, post_id: uuid.UUID) -> list[tuple[Entry, Held]]:
+        """Who holds the post on the snapshot's day, with their deployment on it, in the entries' order."""
+        return [(e, d) for e in (self.entries[i] for i in self._by_post.get(post_id, ())) for d in e.deployments
+                if d.post_id == post_id]
 
     def card(self, person_id: uuid.UUID) -> ContactCard | None:
         i = self._by_person.get(person_id)

@@ -3,6 +3,7 @@ them, keeping only the last CARDS_KEPT made."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date
 
@@ -44,3 +45,22 @@ def test_search_pages_show_the_same_cards_as_lookups() -> None:
     page = snapshot.search("Mali", limit=5)
     assert page.total == 12 and [c.name for c in page.items] == [f"Person {n:03d}" for n in range(5)]
     assert page.items[0] is snapshot.card(entries[0].person_id)
+
+
+def test_a_post_s_holders_are_found_by_the_post() -> None:
+    """Two people on one post (a handover's overlap), one of them also on a second post (two hats),
+    in the entries' order; a post nobody holds has none."""
+    entries = [_entry(n) for n in range(4)]
+    shared = entries[1].deployments[0]
+    second = shared._replace(deployment_id=uuid.uuid4(), post_id=uuid.uuid4(), title="Liaison Officer")
+    entries[2] = dataclasses.replace(entries[2], deployments=(entries[2].deployments[0]._replace(
+        deployment_id=uuid.uuid4(), post_id=shared.post_id), second))
+    entries[3] = dataclasses.replace(entries[3], deployments=(
+        second._replace(deployment_id=uuid.uuid4(), start=date(2026, 2, 1)),))
+    snapshot = DirectorySnapshot(day=date(2026, 3, 2), revision=1, entries=entries)
+    assert [(e.name, d.deployment_id) for e, d in snapshot.holders(shared.post_id)] == [
+        ("Person 001", shared.deployment_id), ("Person 002", entries[2].deployments[0].deployment_id)]
+    assert [(e.name, d.title) for e, d in snapshot.holders(second.post_id)] == [
+        ("Person 002", "Liaison Officer"), ("Person 003", "Liaison Officer")]
+    assert [e.name for e, _ in snapshot.holders(entries[0].deployments[0].post_id)] == ["Person 000"]
+    assert snapshot.holders(uuid.uuid4()) == []
