@@ -45,6 +45,7 @@ from shared.contracts.roster import (
     RightsRequest,
 )
 from shared.countries import resolve_country
+from shared.heap import freeze_long_lived
 from shared.i18n import reader_locale
 from shared.regions import region_for_country, resolve_region
 from shared.store import Database
@@ -146,6 +147,7 @@ class RosterQueries:
                         session, day=day, revision=revision, required_course=self.required_course
                     )
                 self._snapshot = current
+                freeze_long_lived()  # the directory is walked by no full collection while it serves
         return current
 
     async def contacts(self, q: ContactsRequest) -> ContactsPage:

@@ -26,6 +26,7 @@ from services.roster.config import Settings
 from services.roster.samples import LAST, STATIONS, generate
 from services.roster.handlers import create_invite
 from shared.clock import SystemClock
+from shared.heap import freeze_long_lived
 from shared.natsserver import NatsServer, free_port
 from shared.store import Database
 from shared.topology import DEFAULT_ACK_WAIT
@@ -88,6 +89,7 @@ async def measure(work: Path, *, people: int, users: int, per_user: int) -> list
                     latencies.append(ms)
                     await asyncio.sleep(max(0.0, 1.1 - (time.perf_counter() - started)))  # a person's pace
 
+            freeze_long_lived()  # this client's own heap (the roster it made): its collector's pauses are not the bot's
             await asyncio.gather(*(user(i) for i in range(users)))
             async with http.get(f"{url}/sandbox/stats") as r:
                 stats = await r.json()
