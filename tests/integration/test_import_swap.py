@@ -132,13 +132,13 @@ async def _state(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
 
 async def test_a_small_file_written_directly_leaves_what_staging_leaves(tmp_path: Path, clock: ManualClock,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same imports (a roster; a file changing some of everything; that file again ten days
+    """The same imports (a roster; a file changing some of everything; that file again a month
     later, when only the rotation's marks move) into two stores: one writes them straight in the
     swap, the other stages them first; the stores end alike after each."""
     start, today = clock.now(), clock.now().date()
     first = generate(people=25, today=today)
     second = _changed(first, today=today)
-    imports = ((first, timedelta(hours=1)), (second, timedelta(days=10)), (second, timedelta(0)))
+    imports = ((first, timedelta(hours=1)), (second, timedelta(days=30)), (second, timedelta(0)))
     states: dict[bool, list[dict[str, list[tuple[object, ...]]]]] = {}
     for staged in (False, True):
         clock.set(start)
@@ -156,7 +156,7 @@ async def test_a_small_file_written_directly_leaves_what_staging_leaves(tmp_path
     imported, changed, later = states[False]
     assert {name for name in changed if changed[name] != imported[name]} == {
         "person", "post", "deployment", "training", "revision", "events"}
-    # ten days on, the same file moves no fact: some deployments' rotation marks move, their updated_at stays
+    # a month on, the same file moves no fact: some deployments' rotation marks move, their updated_at stays
     before = {row[:6]: row for row in changed["deployment"]}
     marked = [row for row in later["deployment"] if row != before[row[:6]]]
     assert marked and all(row[:11] == before[row[:6]][:11] for row in marked)
