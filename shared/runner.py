@@ -34,7 +34,7 @@ async def run_until_signalled(app: App, *, stop_deadline: float = STOP_DEADLINE_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
-    freeze_long_lived()  # what the service built to start (its modules, models, caches) is here to stay
+    freeze_long_lived(full=True)  # what the service built to start (its modules, models, caches) is here to stay
     signalled = asyncio.ensure_future(stop.wait())
     failing = asyncio.ensure_future(app.failure())
     await asyncio.wait({signalled, failing}, return_when=asyncio.FIRST_COMPLETED)

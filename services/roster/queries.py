@@ -142,12 +142,15 @@ class RosterQueries:
         async with self._lock:
             current = self._snapshot
             if current is None or current.revision != revision or current.day != day:
+                new_day = current is None or current.day != day
                 async with self.db.read() as session:
                     current = await load_snapshot(
                         session, day=day, revision=revision, required_course=self.required_course
                     )
                 self._snapshot = current
-                freeze_long_lived()  # the directory is walked by no full collection while it serves
+                # the directory is walked by no full collection while it serves; a day's first takes back and
+                # collects what the day's earlier freezes kept (the others cost milliseconds, not a full pass)
+                freeze_long_lived(full=new_day)
         return current
 
     async def contacts(self, q: ContactsRequest) -> ContactsPage:
@@ -193,13 +196,8 @@ class RosterQueries:
 
     async def post_holder(self, q: PostHolderRequest) -> PostHolders:
         snapshot = await self.fresh_snapshot()  # services decide on it: never from an older snapshot
-        holders = [
-            Placement(person=e.card, deployment=d.card())
-            for e in snapshot.deployed
-            for d in e.deployments
-            if d.post_id == q.post_id
-        ]
-        return PostHolders(post_id=q.post_id, holders=holders)
+        return PostHolders(post_id=q.post_id, holders=[Placement(person=e.card, deployment=d.card())
+                                                       for e, d in snapshot.holders(q.post_id)])
 
     async def recipients(self, q: RecipientsRequest) -> Recipients:
         """Who to tell, and how: Telegram user id (None: not linked), time zone, regions, contact details."""

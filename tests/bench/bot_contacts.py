@@ -89,7 +89,7 @@ async def measure(work: Path, *, people: int, users: int, per_user: int) -> list
                     latencies.append(ms)
                     await asyncio.sleep(max(0.0, 1.1 - (time.perf_counter() - started)))  # a person's pace
 
-            freeze_long_lived()  # this client's own heap (the roster it made): its collector's pauses are not the bot's
+            freeze_long_lived(full=True)  # this client's own heap (the roster it made): its collector's pauses are not the bot's
             await asyncio.gather(*(user(i) for i in range(users)))
             async with http.get(f"{url}/sandbox/stats") as r:
                 stats = await r.json()

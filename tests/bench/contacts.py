@@ -66,7 +66,7 @@ async def measure(work: Path, *, people: int, requests: int, concurrency: int) -
         # ~0.8 s, holds the answers up to 0.2 s once) is not the steady state measured here
         warm_until = time.monotonic() + WARM_UP_SECONDS
         await asyncio.gather(*(client(w, timed=False) for w in range(concurrency)))
-        freeze_long_lived()  # this client's own heap (the import it ran): its collector's pauses are not the roster's
+        freeze_long_lived(full=True)  # this client's own heap (the import it ran): its collector's pauses are not the roster's
         await asyncio.gather(*(client(w, timed=True) for w in range(concurrency)))
         await bus.close()
     finally:

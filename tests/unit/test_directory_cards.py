@@ -49,18 +49,20 @@ def test_search_pages_show_the_same_cards_as_lookups() -> None:
 
 def test_a_post_s_holders_are_found_by_the_post() -> None:
     """Two people on one post (a handover's overlap), one of them also on a second post (two hats),
-    in the entries' order; a post nobody holds has none."""
+    where a third holds two deployments; in the entries' order, each deployment once; a post nobody
+    holds has none."""
     entries = [_entry(n) for n in range(4)]
     shared = entries[1].deployments[0]
     second = shared._replace(deployment_id=uuid.uuid4(), post_id=uuid.uuid4(), title="Liaison Officer")
     entries[2] = dataclasses.replace(entries[2], deployments=(entries[2].deployments[0]._replace(
         deployment_id=uuid.uuid4(), post_id=shared.post_id), second))
-    entries[3] = dataclasses.replace(entries[3], deployments=(
-        second._replace(deployment_id=uuid.uuid4(), start=date(2026, 2, 1)),))
+    entries[3] = dataclasses.replace(entries[3], deployments=(  # on the second post twice (a break between)
+        second._replace(deployment_id=uuid.uuid4(), start=date(2026, 1, 2)),
+        second._replace(deployment_id=uuid.uuid4(), start=date(2026, 2, 1))))
     snapshot = DirectorySnapshot(day=date(2026, 3, 2), revision=1, entries=entries)
     assert [(e.name, d.deployment_id) for e, d in snapshot.holders(shared.post_id)] == [
         ("Person 001", shared.deployment_id), ("Person 002", entries[2].deployments[0].deployment_id)]
-    assert [(e.name, d.title) for e, d in snapshot.holders(second.post_id)] == [
-        ("Person 002", "Liaison Officer"), ("Person 003", "Liaison Officer")]
+    assert [(e.name, d.start) for e, d in snapshot.holders(second.post_id)] == [
+        ("Person 002", second.start), ("Person 003", date(2026, 1, 2)), ("Person 003", date(2026, 2, 1))]
     assert [e.name for e, _ in snapshot.holders(entries[0].deployments[0].post_id)] == ["Person 000"]
     assert snapshot.holders(uuid.uuid4()) == []
