@@ -65,8 +65,7 @@ def transition(uow: UnitOfWork, n: Notification, to_state: str, reason: str, now
         reply=n.reply if to_state == "acknowledged" else None, via=via, at=now))
     n.state = to_state
     n.version += 1  # a scheduled step read before this change will not claim the row
-    if n not in uow.session:  # one loaded in the session is tracked already (add() would walk its cascades again)
-        uow.session.add(n)
+    uow.session.add(n)
 
 
 async def create(uow: UnitOfWork, request: Request, recipients: Iterable[Recipient], *, now: datetime,
